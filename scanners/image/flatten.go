@@ -163,4 +163,3 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 	}
 	return nil
 }
-

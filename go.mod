@@ -7,9 +7,11 @@ require (
 	github.com/aquasecurity/go-version v0.0.1
 	github.com/aquasecurity/trivy-db v0.0.0-20260813095258-0e0340a01b57
 	github.com/google/go-containerregistry v0.22.1
+	github.com/jstemmer/go-junit-report/v2 v2.1.0
 	github.com/knqyf263/go-apk-version v0.0.0-20200609155635-041fdbb8563f
 	github.com/knqyf263/go-deb-version v0.0.0-20241115132648-6f4aee6ccd23
 	github.com/knqyf263/go-rpm-version v0.0.0-20260811110310-1815e1f1b790
+	github.com/owenrumney/go-sarif/v2 v2.3.3
 	github.com/sethvargo/go-githubactions v1.3.2
 	github.com/spf13/cobra v1.10.2
 	go.etcd.io/bbolt v1.4.3

@@ -33,7 +33,7 @@ func New(cfg Config) http.Handler {
 	}
 	// Everything else: 404, or 405 naming the allowed methods, through the
 	// same chain so it is logged like any request.
-	mux.Handle("/", s.chain(route{name: "not-found", maxBody: 0, handler: func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.chain(route{name: "not-found", maxBody: smallBody, handler: func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := known[r.URL.Path]; ok {
 			allow := methods[0]
 			for _, m := range methods[1:] {

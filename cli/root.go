@@ -23,6 +23,9 @@ Exit codes: 0 passed, 1 blocked by the gate, 2 could not run.`,
 	}
 	root.AddCommand(
 		newVersionCommand(),
+		newTaskCommand(),
+		newImageCommand(),
+		newDBCommand(),
 	)
 	return root
 }

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Installs what taskguard's tests need on a fresh Debian machine. Idempotent:
-# packages and tools already present are not fetched again.
+# Installs what taskguard's tests need on a fresh Debian machine (as root).
+# Idempotent: what is already present is not fetched again.
 set -euo pipefail
 
-# Debian packages the tests use. Keep this list in step with README "Testing".
-DEBIAN_PACKAGES=(ca-certificates jq curl)
+# Debian packages the tests use, one per line with the reason.
+DEBIAN_PACKAGES=(
+	ca-certificates
+	curl            # the seeds' curl flow against the console
+	jq              # the seeds' Jenkins step pipes through jq
+	libxml2-utils   # xmllint: JUnit reports validated against the JUnit schema
+	nodejs npm      # npm installs the SARIF validator below
+)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
+	command -v dpkg-query >/dev/null || break
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# A machine image may ship node and npm outside Debian's packages; keep those.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+	missing=("${missing[@]/nodejs}"); missing=("${missing[@]/npm}")
+	read -r -a missing <<<"${missing[*]}"
+fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "apt-get install ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -19,10 +31,24 @@ fi
 
 # Go tools, pinned.
 GOBIN="$(go env GOPATH)/bin"
-install_tool() { # name module@version
-	if ! "$GOBIN/$1" -version 2>/dev/null | grep -q "${2##*@}"; then
+install_go_tool() { # name module@version
+	if ! "$GOBIN/$1" -version 2>/dev/null | grep -q "(${2##*@v})"; then
 		echo "go install $2"
 		go install "$2"
 	fi
 }
-install_tool staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
+install_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# npm tools, pinned, under the tools cache.
+TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"
+install_npm_tool() { # dir package@version
+	if [ ! -f "$TOOLS/$1/.installed-${2//\//_}" ]; then
+		echo "npm install $2"
+		mkdir -p "$TOOLS/$1"
+		npm install --silent --no-audit --no-fund --prefix "$TOOLS/$1" "$2"
+		touch "$TOOLS/$1/.installed-${2//\//_}"
+	fi
+}
+# Microsoft's SARIF validator, with GitHub code scanning's rules.
+install_npm_tool sarif @microsoft/sarif-multitool@5.7.0
+chmod u+x "$TOOLS/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"

@@ -14,6 +14,8 @@ scripts/install-deps.sh
 
 export PATH="$(go env GOPATH)/bin:$PATH"
 export TASKGUARD_SHARED="${TASKGUARD_SHARED:-$(cd .. && pwd)/shared}"
+TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"
+export TASKGUARD_SARIF_MULTITOOL="$TOOLS/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

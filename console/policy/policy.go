@@ -79,6 +79,8 @@ type Policy struct {
 	Runtime []RuntimeRule `json:"runtime,omitempty"`
 	// WAF holds the CNAF rules, ordered: the first matching rule per external port wins.
 	WAF []WAFRule `json:"waf,omitempty"`
+	// CI holds the CI gate rules for images, ordered: the first matching rule wins.
+	CI []CIRule `json:"ci,omitempty"`
 }
 
 // RuntimeRule is one App Embedded rule.

@@ -77,6 +77,7 @@ func (p *Policy) Validate() error {
 			}
 		}
 	}
+	validateCI(add, p.CI)
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taskguard/taskguard/scanners/vulndb"
+)
+
+// dbFlags are the flags shared by the commands that use the vulnerability DB.
+type dbFlags struct {
+	cacheDir   string
+	repository string
+	offline    bool
+	insecure   bool
+}
+
+func (f *dbFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", "", "directory of the vulnerability DB (default $XDG_CACHE_HOME/taskguard/db)")
+	cmd.Flags().StringVar(&f.repository, "db-repository", vulndb.DefaultRepository, "OCI artifact to download the DB from (a mirror of ghcr.io/aquasecurity/trivy-db:2)")
+	cmd.Flags().BoolVar(&f.offline, "offline", false, "never touch the network: use the cached DB as it is")
+	cmd.Flags().BoolVar(&f.insecure, "insecure-registry", false, "allow plain HTTP to registries that are not on loopback")
+}
+
+func (f *dbFlags) dir() (string, error) {
+	if f.cacheDir != "" {
+		return f.cacheDir, nil
+	}
+	return vulndb.DefaultDir()
+}
+
+func (f *dbFlags) update(cmd *cobra.Command, force bool) (vulndb.UpdateResult, error) {
+	dir, err := f.dir()
+	if err != nil {
+		return vulndb.UpdateResult{}, err
+	}
+	opts := vulndb.UpdateOptions{Repository: f.repository, Offline: f.offline, Force: force, Insecure: f.insecure}
+	if isTerminal(cmd.ErrOrStderr()) {
+		opts.Progress = cmd.ErrOrStderr()
+	}
+	return vulndb.Update(cmd.Context(), dir, opts)
+}
+
+func newDBCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "db",
+		Short: "Manage the vulnerability database",
+	}
+	cmd.AddCommand(newDBUpdateCommand(), newDBBuildCommand())
+	return cmd
+}
+
+func newDBUpdateCommand() *cobra.Command {
+	var f dbFlags
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "update",
+		Short: "Download the vulnerability DB unless the cached one is current",
+		Long: `Download the vulnerability DB (the OCI artifact ghcr.io/aquasecurity/trivy-db:2,
+or --db-repository) into the cache directory. Nothing is downloaded while the
+cached DB's NextUpdate lies in the future, unless --force is given.
+Registry credentials come from the docker config and credential helpers.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := f.update(cmd, force)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if res.Downloaded {
+				_, err = fmt.Fprintf(out, "vulnerability DB updated (built %s, next update %s)\n",
+					res.Metadata.UpdatedAt.UTC().Format(time.RFC3339), res.Metadata.NextUpdate.UTC().Format(time.RFC3339))
+				return err
+			}
+			_, err = fmt.Fprintf(out, "vulnerability DB not downloaded: %s\n", res.Reason)
+			return err
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "download even if the cached DB is current")
+	return cmd
+}
+
+func newDBBuildCommand() *cobra.Command {
+	var cacheDir, src string
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the vulnerability DB from advisory files",
+		Long: `Build a vulnerability DB (trivy-db format) from advisory files: a directory with
+go-osv/*.json (Go OSV reports), ghsa-npm/*.json (GitHub npm advisories) and
+debian-bookworm/*.json (Debian bookworm security-update facts). For tests and
+air-gapped use; the cached DB is replaced.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if src == "" {
+				return fmt.Errorf("db build: --advisories is required (a directory such as ../shared/corpora/advisories)")
+			}
+			if _, err := os.Stat(src); err != nil {
+				return fmt.Errorf("db build: %w", err)
+			}
+			dir := cacheDir
+			if dir == "" {
+				var err error
+				if dir, err = vulndb.DefaultDir(); err != nil {
+					return err
+				}
+			}
+			st, err := vulndb.Build(cmd.Context(), dir, src, time.Now())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "vulnerability DB built in %s: %d advisories, %d vulnerabilities\n", dir, st.Advisories, st.Vulnerabilities)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "directory of the vulnerability DB (default $XDG_CACHE_HOME/taskguard/db)")
+	cmd.Flags().StringVar(&src, "advisories", "", "directory of advisory files")
+	return cmd
+}

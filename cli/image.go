@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/scan"
+	"github.com/taskguard/taskguard/scanners/vulndb"
+)
+
+func newImageCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Work with container images",
+	}
+	cmd.AddCommand(newImageScanCommand())
+	return cmd
+}
+
+type imageScanFlags struct {
+	db           dbFlags
+	input        string
+	layout       string
+	rootfs       string
+	format       string
+	output       string
+	failOn       string
+	skipDBUpdate bool
+	maxFileSize  int64
+}
+
+func newImageScanCommand() *cobra.Command {
+	var f imageScanFlags
+	cmd := &cobra.Command{
+		Use:   "scan [REF]",
+		Short: "Scan an image for vulnerabilities",
+		Long: `Scan an image for known vulnerabilities in its OS and language packages.
+
+The image is a registry reference (credentials from the docker config and
+credential helpers), a docker-archive tarball (--input), an OCI layout
+directory (--layout) or an unpacked root filesystem (--rootfs). A path given
+as REF is recognised as one of the last three.
+
+Output: a table on a terminal, JSON otherwise (--format). Exit codes: 0 the
+scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
+2 the scan could not run.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImageScan(cmd, args, &f)
+		},
+	}
+	f.db.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan")
+	fl.StringVar(&f.layout, "layout", "", "OCI layout directory to scan")
+	fl.StringVar(&f.rootfs, "rootfs", "", "root filesystem directory to scan")
+	fl.StringVarP(&f.format, "format", "f", "", "output format: table or json (default table on a terminal, else json)")
+	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
+	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
+	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
+	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
+	return cmd
+}
+
+func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
+	ref, kind, err := f.source(args)
+	if err != nil {
+		return err
+	}
+	failOn := ""
+	if f.failOn != "" {
+		if failOn, err = scan.ParseSeverity(f.failOn); err != nil {
+			return fmt.Errorf("--fail-on: %w", err)
+		}
+	}
+	var out io.Writer = cmd.OutOrStdout()
+	format := f.format
+	if format == "" {
+		format = "json"
+		if f.output == "" && isTerminal(out) {
+			format = "table"
+		}
+	}
+	if format != "json" && format != "table" {
+		return fmt.Errorf("--format %q: want table or json", format)
+	}
+	dir, err := f.db.dir()
+	if err != nil {
+		return err
+	}
+	if !f.skipDBUpdate {
+		if _, err := f.db.update(cmd, false); err != nil {
+			return err
+		}
+	}
+	db, err := vulndb.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
+		Image:       image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize},
+		ToolVersion: Version(),
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	if f.output != "" {
+		file, err := os.Create(f.output)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		defer file.Close()
+		out = file
+	}
+	switch format {
+	case "json":
+		err = scan.WriteJSON(cmd.Context(), out, rep)
+	default:
+		err = scan.WriteTable(cmd.Context(), out, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if c, ok := out.(io.Closer); ok && f.output != "" {
+		if err := c.Close(); err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+	}
+	if failOn != "" {
+		if bad := rep.AtOrAbove(failOn); len(bad) > 0 {
+			return program.Blocked(fmt.Errorf("%d vulnerabilities at or above %s in %s", len(bad), failOn, ref))
+		}
+	}
+	return nil
+}
+
+// source picks the image reference and its kind from the argument and flags.
+func (f *imageScanFlags) source(args []string) (string, image.Kind, error) {
+	var given []string
+	ref, kind := "", image.Kind("")
+	if len(args) == 1 {
+		given = append(given, "REF")
+		ref = args[0]
+	}
+	for _, s := range []struct {
+		flag, value string
+		kind        image.Kind
+	}{{"--input", f.input, image.KindTarball}, {"--layout", f.layout, image.KindLayout}, {"--rootfs", f.rootfs, image.KindRootFS}} {
+		if s.value != "" {
+			given = append(given, s.flag)
+			ref, kind = s.value, s.kind
+		}
+	}
+	switch len(given) {
+	case 0:
+		return "", "", fmt.Errorf("image scan: name an image: REF, --input, --layout or --rootfs")
+	case 1:
+		return ref, kind, nil
+	}
+	return "", "", fmt.Errorf("image scan: give only one of %s", strings.Join(given, ", "))
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

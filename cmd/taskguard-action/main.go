@@ -1,0 +1,23 @@
+// Command taskguard-action is the GitHub Action's program (see action.yml).
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sethvargo/go-githubactions"
+	"github.com/taskguard/taskguard/action"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	gha := githubactions.New()
+	err := action.Run(ctx, gha)
+	stop()
+	if err != nil {
+		gha.Errorf("taskguard: %v", err)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,14 @@
+package analyzer
+
+// analyzers is the table of every analyzer, in the order they run on a file.
+var analyzers = []Analyzer{
+	osRelease{},
+	dpkgStatus{},
+	goBinary{},
+	npmPackage{},
+}
+
+// All returns every registered analyzer.
+func All() []Analyzer {
+	return append([]Analyzer(nil), analyzers...)
+}

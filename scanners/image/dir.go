@@ -1,0 +1,53 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// walkDir walks a root filesystem directory. Symbolic links are not followed.
+func walkDir(ctx context.Context, root string, max int64, logger *slog.Logger, fn WalkFunc) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				logger.Warn("skipping unreadable path", "path", p, "err", err)
+				return nil
+			}
+			return fmt.Errorf("walk rootfs %s: %w", root, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return fmt.Errorf("walk rootfs %s: %w", root, err)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("walk rootfs %s: %w", root, err)
+		}
+		file := File{
+			Path: filepath.ToSlash(rel),
+			Info: info,
+			open: func() (io.Reader, error) { return os.Open(p) },
+			max:  max,
+		}
+		if err := fn(file); err != nil {
+			if errors.Is(err, ErrTooLarge) {
+				logger.Warn("skipping file above the size limit", "path", rel, "size", info.Size())
+				return nil
+			}
+			return err
+		}
+		return nil
+	})
+}

@@ -1,0 +1,283 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Kind names where an image comes from.
+type Kind string
+
+// The sources an image can be read from.
+const (
+	KindRegistry Kind = "registry"
+	KindTarball  Kind = "tarball"
+	KindLayout   Kind = "oci-layout"
+	KindRootFS   Kind = "rootfs"
+)
+
+// DefaultMaxFileSize is the largest file whose content a walk hands out when
+// Options.MaxFileSize is zero. Larger files are skipped with a warning.
+const DefaultMaxFileSize = 512 << 20
+
+// Options choose how an image is opened.
+type Options struct {
+	// Kind forces the source; empty means: guess from the reference (an
+	// existing file is a tarball, a directory with an oci-layout file is an
+	// OCI layout, another directory is a root filesystem, else a registry).
+	Kind Kind
+	// Keychain resolves registry credentials; nil means authn.DefaultKeychain
+	// (docker config and credential helpers).
+	Keychain authn.Keychain
+	// Transport is the HTTP transport for registry calls; nil means the default.
+	Transport http.RoundTripper
+	// Insecure allows plain HTTP to a registry that is not on loopback.
+	Insecure bool
+	// MaxFileSize bounds the content of one file a walk reads into memory.
+	MaxFileSize int64
+	// Logger receives warnings about skipped entries; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Image is an opened image: either an OCI image (registry, tarball, layout)
+// or a root filesystem directory.
+type Image struct {
+	// Name is what the user asked for (a reference or a path).
+	Name string
+	// Kind is where the image was read from.
+	Kind Kind
+	// Digest is the image's manifest digest, empty for a root filesystem.
+	Digest string
+
+	img    v1.Image
+	dir    string
+	max    int64
+	logger *slog.Logger
+}
+
+// ErrNotFound is returned when the reference names nothing that can be read.
+var ErrNotFound = errors.New("image not found")
+
+// Open opens the image named by ref.
+func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
+	kind := opts.Kind
+	if kind == "" {
+		kind = guessKind(ref)
+	}
+	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger}
+	if im.max <= 0 {
+		im.max = DefaultMaxFileSize
+	}
+	if im.logger == nil {
+		im.logger = slog.Default()
+	}
+	im.logger = im.logger.With("component", "image", "image", ref)
+	var err error
+	switch kind {
+	case KindRootFS:
+		st, serr := os.Stat(ref)
+		if serr != nil {
+			return nil, fmt.Errorf("open rootfs %s: %w", ref, serr)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("open rootfs %s: not a directory", ref)
+		}
+		im.dir = ref
+		return im, nil
+	case KindTarball:
+		im.img, err = openTarball(ref)
+	case KindLayout:
+		im.img, err = openLayout(ref)
+	case KindRegistry:
+		im.img, err = openRemote(ctx, ref, opts)
+	default:
+		return nil, fmt.Errorf("open image %s: unknown source kind %q (want registry, tarball, oci-layout or rootfs)", ref, kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d, err := im.img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("open image %s: digest: %w", ref, err)
+	}
+	im.Digest = d.String()
+	return im, nil
+}
+
+func guessKind(ref string) Kind {
+	st, err := os.Stat(ref)
+	switch {
+	case err != nil:
+		return KindRegistry
+	case !st.IsDir():
+		return KindTarball
+	}
+	if _, err := os.Stat(filepath.Join(ref, "oci-layout")); err == nil {
+		return KindLayout
+	}
+	return KindRootFS
+}
+
+func openTarball(path string) (v1.Image, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open tarball %s: %w", path, err)
+	}
+	img, err := tarball.ImageFromPath(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull): %w", path, err)
+	}
+	return img, nil
+}
+
+func openLayout(dir string) (v1.Image, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: index: %w", dir, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: index manifest: %w", dir, err)
+	}
+	for _, desc := range m.Manifests {
+		if desc.MediaType.IsImage() {
+			img, err := idx.Image(desc.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("open OCI layout %s: image %s: %w", dir, desc.Digest, err)
+			}
+			return img, nil
+		}
+	}
+	return nil, fmt.Errorf("open OCI layout %s: %w: the index lists no image manifest", dir, ErrNotFound)
+}
+
+func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error) {
+	var nopts []name.Option
+	if opts.Insecure {
+		nopts = append(nopts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, nopts...)
+	if err != nil {
+		return nil, fmt.Errorf("parse image reference %q (want e.g. registry.example.com/app:1.0, a tarball or a directory): %w", ref, err)
+	}
+	kc := opts.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if opts.Transport != nil {
+		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	img, err := remote.Image(r, ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("fetch image %s: %w", r, err)
+	}
+	return img, nil
+}
+
+// Config returns the image's config file, or nil for a root filesystem.
+func (im *Image) Config() (*v1.ConfigFile, error) {
+	if im.img == nil {
+		return nil, nil
+	}
+	cf, err := im.img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("image %s: config: %w", im.Name, err)
+	}
+	return cf, nil
+}
+
+// File is one regular file of the flattened filesystem, as a walk sees it.
+type File struct {
+	// Path is slash-separated and relative to the root ("etc/os-release").
+	Path string
+	// Info describes the file (size, mode).
+	Info fs.FileInfo
+	// Layer is the digest of the layer the file comes from (diff ID), empty
+	// for a root filesystem.
+	Layer string
+
+	open func() (io.Reader, error)
+	max  int64
+}
+
+// ErrTooLarge is returned by File.ReadAll for files above the size limit.
+var ErrTooLarge = errors.New("file too large")
+
+// ReadAll reads the file's content. It may be called once, inside the walk
+// callback that received the file.
+func (f File) ReadAll() ([]byte, error) {
+	if f.Info.Size() > f.max {
+		return nil, fmt.Errorf("read %s: %w: %d bytes, limit %d", f.Path, ErrTooLarge, f.Info.Size(), f.max)
+	}
+	r, err := f.open()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f.Path, err)
+	}
+	if c, ok := r.(io.Closer); ok {
+		defer c.Close()
+	}
+	b, err := io.ReadAll(io.LimitReader(r, f.max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f.Path, err)
+	}
+	if int64(len(b)) > f.max {
+		return nil, fmt.Errorf("read %s: %w: more than %d bytes", f.Path, ErrTooLarge, f.max)
+	}
+	return b, nil
+}
+
+// WalkFunc is called for each regular file of the flattened filesystem. An
+// error it returns stops the walk and is returned by Walk.
+type WalkFunc func(f File) error
+
+// Walk calls fn for every regular file visible in the flattened image, in no
+// particular order. Symbolic links, hard links, directories and devices are
+// not passed to fn.
+func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
+	if im.img == nil {
+		return walkDir(ctx, im.dir, im.max, im.logger, fn)
+	}
+	layers, err := im.img.Layers()
+	if err != nil {
+		return fmt.Errorf("image %s: layers: %w", im.Name, err)
+	}
+	fl := newFlattener(im.max, im.logger)
+	for i := len(layers) - 1; i >= 0; i-- {
+		l := layers[i]
+		id, err := l.DiffID()
+		if err != nil {
+			return fmt.Errorf("image %s: layer %d: diff id: %w", im.Name, i, err)
+		}
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return fmt.Errorf("image %s: layer %s: %w", im.Name, id, err)
+		}
+		err = fl.layer(ctx, id.String(), rc, fn)
+		cerr := rc.Close()
+		if err != nil {
+			return fmt.Errorf("image %s: %w", im.Name, err)
+		}
+		if cerr != nil {
+			return fmt.Errorf("image %s: layer %s: %w", im.Name, id, cerr)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package report
+
+import (
+	"sort"
+	"time"
+
+	"github.com/taskguard/taskguard/scanners/compliance"
+	"github.com/taskguard/taskguard/scanners/scan"
+	"github.com/taskguard/taskguard/scanners/vuln"
+)
+
+// SchemaVersion of the JSON CI report. It changes only when a field is
+// removed or changes meaning; new fields keep it.
+const SchemaVersion = 1
+
+// Results of the gate.
+const (
+	ResultPassed  = "passed"
+	ResultBlocked = "blocked"
+)
+
+// Actions of a verdict (the gate's ignore, alert, block).
+const (
+	ActionIgnore = "ignore"
+	ActionAlert  = "alert"
+	ActionBlock  = "block"
+)
+
+// Report is one CI run: what was scanned, what was found, what the gate decided.
+type Report struct {
+	SchemaVersion int            `json:"schemaVersion"`
+	Tool          scan.Tool      `json:"tool"`
+	CreatedAt     time.Time      `json:"createdAt"`
+	Result        string         `json:"result"`
+	BlockReasons  []string       `json:"blockReasons,omitempty"`
+	Policy        PolicySource   `json:"policy"`
+	Image         *scan.Artifact `json:"image,omitempty"`
+	DB            *scan.DBInfo   `json:"db,omitempty"`
+	Task          *Task          `json:"task,omitempty"`
+	Summary       Summary        `json:"summary"`
+
+	Vulnerabilities []Vulnerability    `json:"vulnerabilities"`
+	Compliance      []ComplianceResult `json:"compliance"`
+	// ExpiredExceptions no longer apply; the findings they covered are judged again.
+	ExpiredExceptions []Exception `json:"expiredExceptions,omitempty"`
+	Warnings          []string    `json:"warnings,omitempty"`
+	// ProtectedTask is the path the protected task definition was written to.
+	ProtectedTask string `json:"protectedTask,omitempty"`
+}
+
+// PolicySource says where the gate's rules came from.
+type PolicySource struct {
+	// Source is "console", "file" or "default" (the embedded default policy).
+	Source   string `json:"source"`
+	Location string `json:"location,omitempty"`
+	// Rule is the name of the CI rule that applied to the image.
+	Rule string `json:"rule,omitempty"`
+}
+
+// Task names the task definition that was checked.
+type Task struct {
+	Path   string `json:"path"`
+	Family string `json:"family"`
+}
+
+// Verdict is the gate's decision on one finding.
+type Verdict struct {
+	Action string `json:"action"`
+	Reason string `json:"reason"`
+}
+
+// Vulnerability is a vulnerability finding with its verdict.
+type Vulnerability struct {
+	vuln.Finding
+	Verdict Verdict `json:"verdict"`
+}
+
+// ComplianceResult is a compliance finding with its verdict.
+type ComplianceResult struct {
+	compliance.Finding
+	Verdict Verdict `json:"verdict"`
+}
+
+// Exception is an accepted finding from the policy or the ignore file.
+type Exception struct {
+	ID      string `json:"id"`
+	Package string `json:"package,omitempty"`
+	Reason  string `json:"reason"`
+	Expires string `json:"expires,omitempty"`
+}
+
+// Counts counts findings by severity.
+type Counts struct {
+	Total    int `json:"total"`
+	Critical int `json:"critical"`
+	High     int `json:"high"`
+	Medium   int `json:"medium"`
+	Low      int `json:"low"`
+	Unknown  int `json:"unknown"`
+}
+
+func (c *Counts) add(severity string) {
+	c.Total++
+	switch severity {
+	case "CRITICAL":
+		c.Critical++
+	case "HIGH":
+		c.High++
+	case "MEDIUM":
+		c.Medium++
+	case "LOW":
+		c.Low++
+	default:
+		c.Unknown++
+	}
+}
+
+// Summary counts the findings and the verdicts.
+type Summary struct {
+	Vulnerabilities Counts `json:"vulnerabilities"`
+	Compliance      Counts `json:"compliance"`
+	Blocked         int    `json:"blocked"`
+	Alerted         int    `json:"alerted"`
+	Ignored         int    `json:"ignored"`
+}
+
+// severityRank orders severities for sorting.
+var severityRank = map[string]int{"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1}
+
+var actionRank = map[string]int{ActionBlock: 2, ActionAlert: 1}
+
+// Finish sorts the findings (blocking first, then by severity), fills the
+// summary and sets the result from the verdicts.
+func (r *Report) Finish() {
+	if r.Vulnerabilities == nil {
+		r.Vulnerabilities = []Vulnerability{}
+	}
+	if r.Compliance == nil {
+		r.Compliance = []ComplianceResult{}
+	}
+	sort.SliceStable(r.Vulnerabilities, func(i, j int) bool {
+		a, b := r.Vulnerabilities[i], r.Vulnerabilities[j]
+		if actionRank[a.Verdict.Action] != actionRank[b.Verdict.Action] {
+			return actionRank[a.Verdict.Action] > actionRank[b.Verdict.Action]
+		}
+		if severityRank[a.Severity] != severityRank[b.Severity] {
+			return severityRank[a.Severity] > severityRank[b.Severity]
+		}
+		if a.PkgName != b.PkgName {
+			return a.PkgName < b.PkgName
+		}
+		return a.VulnerabilityID < b.VulnerabilityID
+	})
+	sort.SliceStable(r.Compliance, func(i, j int) bool {
+		a, b := r.Compliance[i], r.Compliance[j]
+		if actionRank[a.Verdict.Action] != actionRank[b.Verdict.Action] {
+			return actionRank[a.Verdict.Action] > actionRank[b.Verdict.Action]
+		}
+		return severityRank[a.Severity] > severityRank[b.Severity]
+	})
+	s := Summary{}
+	count := func(action string) {
+		switch action {
+		case ActionBlock:
+			s.Blocked++
+		case ActionAlert:
+			s.Alerted++
+		default:
+			s.Ignored++
+		}
+	}
+	for _, v := range r.Vulnerabilities {
+		s.Vulnerabilities.add(v.Severity)
+		count(v.Verdict.Action)
+	}
+	for _, c := range r.Compliance {
+		s.Compliance.add(c.Severity)
+		count(c.Verdict.Action)
+	}
+	r.Summary = s
+	r.Result = ResultPassed
+	if s.Blocked > 0 {
+		r.Result = ResultBlocked
+	}
+}

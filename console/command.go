@@ -1,0 +1,198 @@
+package console
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/store/sqlite"
+)
+
+// Environment variables the command reads.
+const (
+	EnvDataDir       = "TASKGUARD_DATA_DIR"
+	EnvAdminUser     = "TASKGUARD_ADMIN_USER"
+	EnvAdminPassword = "TASKGUARD_ADMIN_PASSWORD"
+)
+
+// NewCommand returns the taskguard-console command: it serves the console,
+// and its "user" subcommands manage users in the data directory.
+func NewCommand() *cobra.Command { return newCommand(os.Getenv) }
+
+func newCommand(getenv func(string) string) *cobra.Command {
+	dataDir := getenv(EnvDataDir)
+	if dataDir == "" {
+		dataDir = DefaultDataDir
+	}
+	var (
+		cfg       = Config{Listen: DefaultListen}
+		logFormat string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
+		Use:   "taskguard-console",
+		Short: "Serve the taskguard console: protect Fargate task definitions, manage users",
+		Long: `taskguard-console serves the console API over HTTPS. It needs no set-up: the
+database (SQLite) and a self-signed TLS certificate are made in the data
+directory at the first start, and so is the first admin user, from
+TASKGUARD_ADMIN_USER and TASKGUARD_ADMIN_PASSWORD or with a generated password
+printed once to stderr.
+
+Environment: TASKGUARD_DATA_DIR (as --data-dir), TASKGUARD_ADMIN_USER,
+TASKGUARD_ADMIN_PASSWORD.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.DataDir = dataDir
+			cfg.AdminUser, cfg.AdminPassword = getenv(EnvAdminUser), getenv(EnvAdminPassword)
+			cfg.Logger, cfg.Stderr = logger, cmd.ErrOrStderr()
+			return Run(cmd.Context(), cfg)
+		},
+	}
+	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", dataDir, "directory of the database and the self-signed certificate (env "+EnvDataDir+")")
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate to serve instead of the self-signed one (with --tls-key)")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
+	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
+	f.DurationVar(&cfg.Auth.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of the tokens POST /api/v1/authenticate returns")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.AddCommand(newUserCommand(&dataDir))
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+func newUserCommand(dataDir *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Manage console users in the data directory (works while the console runs)",
+	}
+	cmd.AddCommand(newUserAddCommand(dataDir), newUserListCommand(dataDir))
+	return cmd
+}
+
+func newUserAddCommand(dataDir *string) *cobra.Command {
+	var (
+		role          string
+		passwordStdin bool
+	)
+	cmd := &cobra.Command{
+		Use:   "add --role ROLE NAME",
+		Short: "Add a user; prints a generated password unless --password-stdin",
+		Long: `Add a user to the console in the data directory. Roles: admin,
+defender-manager (may protect task definitions), ci (may publish scan results),
+auditor (read-only), agent (policy fetch and audit post only).
+
+Without --password-stdin a password is generated and printed alone on stdout:
+  PASS=$(taskguard-console user add --role defender-manager jenkins)`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := auth.ParseRole(role)
+			if err != nil {
+				return err
+			}
+			password, generated := "", false
+			if passwordStdin {
+				if password, err = readPassword(cmd.InOrStdin()); err != nil {
+					return err
+				}
+			} else {
+				password, generated = auth.GeneratePassword(), true
+			}
+			return withStore(cmd.Context(), *dataDir, func(st store.Store) error {
+				err := auth.New(auth.Config{Store: st}).CreateUser(cmd.Context(), args[0], password, r)
+				if errors.Is(err, store.ErrExists) {
+					return fmt.Errorf("user %q already exists", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "added user %q with role %s\n", args[0], r)
+				if generated {
+					fmt.Fprintln(cmd.OutOrStdout(), password)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "the user's role (required)")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	cmd.MarkFlagRequired("role")
+	return cmd
+}
+
+func newUserListCommand(dataDir *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List users and their roles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd.Context(), *dataDir, func(st store.Store) error {
+				users, err := st.Users(cmd.Context())
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USERNAME\tROLE\tCREATED")
+				for _, u := range users {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Username, u.Role, u.CreatedAt.Format(time.RFC3339))
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("--password-stdin: stdin has no password")
+	}
+	return line, nil
+}
+
+func withStore(ctx context.Context, dataDir string, fn func(store.Store) error) error {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}

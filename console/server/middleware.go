@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/taskguard/taskguard/console/auth"
+)
+
+// middleware wraps a route's handler; it sees the route so limits and
+// permissions come from the route table.
+type middleware func(rt route, next http.Handler) http.Handler
+
+// chain wraps rt's handler in the middleware, outermost first: a request
+// meets them in this order, top to bottom.
+func (s *Server) chain(rt route) http.Handler {
+	stack := []middleware{
+		s.requestID,    // X-Request-ID in, out and in the context
+		s.logRequest,   // one log line per request: no bodies, no credentials
+		s.recoverPanic, // a panicking handler answers 500, the server lives on
+		s.secureHeaders,
+		s.limitBody,   // route.maxBody, 413 beyond it
+		s.requireRole, // route.perm: 401 / 429 / 403, principal into the context
+	}
+	var h http.Handler = rt.handler
+	for i := len(stack) - 1; i >= 0; i-- {
+		h = stack[i](rt, h)
+	}
+	return h
+}
+
+type requestInfo struct {
+	id      string
+	subject string
+}
+
+type infoKey struct{}
+
+func info(ctx context.Context) *requestInfo {
+	if ri, ok := ctx.Value(infoKey{}).(*requestInfo); ok {
+		return ri
+	}
+	return &requestInfo{}
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestID keeps a caller's sane X-Request-ID or makes one, and echoes it.
+func (s *Server) requestID(_ route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !requestIDPattern.MatchString(id) {
+			b := make([]byte, 8)
+			rand.Read(b)
+			id = hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, &requestInfo{id: id})))
+	})
+}
+
+func (s *Server) logRequest(rt route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		ri := info(r.Context())
+		level := slog.LevelInfo
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		// The path only: query strings and bodies stay out of the log.
+		s.log.LogAttrs(r.Context(), level, "request",
+			slog.String("id", ri.id),
+			slog.String("route", rt.name),
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", auth.Source(r)),
+			slog.String("user", ri.subject),
+		)
+	})
+}
+
+func (s *Server) recoverPanic(_ route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handler panicked", "id", info(r.Context()).id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			writeError(w, http.StatusInternalServerError, "internal error")
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) secureHeaders(_ route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody refuses bodies over the route's limit: at once when
+// Content-Length says so, else when the handler reads past it.
+func (s *Server) limitBody(rt route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > rt.maxBody {
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge(rt.maxBody))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(limit int64) string {
+	if limit == 0 {
+		return "this endpoint takes no request body"
+	}
+	return "request body is larger than this endpoint's limit of " + byteSize(limit)
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+// unauthorized is the one body of every 401, whatever went wrong.
+const unauthorized = "unauthorized"
+
+func (s *Server) requireRole(rt route, next http.Handler) http.Handler {
+	if rt.perm == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.auth.Request(r)
+		if err != nil {
+			s.authError(w, r, err)
+			return
+		}
+		info(r.Context()).subject = p.Subject
+		if !p.Role.Can(rt.perm) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("role %q may not %s", p.Role, rt.perm))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
+}
+
+// authError answers a failed authentication: 401 with nothing more, 429 with
+// Retry-After, or 500 when the store failed.
+func (s *Server) authError(w http.ResponseWriter, r *http.Request, err error) {
+	var throttled *auth.ThrottledError
+	switch {
+	case errors.Is(err, auth.ErrUnauthorized):
+		w.Header().Add("WWW-Authenticate", `Basic realm="taskguard-console", charset="UTF-8"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="taskguard-console"`)
+		writeError(w, http.StatusUnauthorized, unauthorized)
+	case errors.As(err, &throttled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(throttled.RetryAfter.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, "too many failed logins for this user from this address: "+
+			"retry in "+throttled.RetryAfter.Round(time.Second).String())
+	case errors.Is(err, context.Canceled):
+		// The caller went away (e.g. during a slow-down): nothing to answer.
+	default:
+		s.log.Error("authentication failed", "id", info(r.Context()).id, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// statusRecorder remembers the status and size of a response.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,85 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migrations are applied in order, each once, each in its own transaction.
+// Never edit one that has shipped: append a new one.
+var migrations = []string{
+	1: `
+CREATE TABLE users (
+	username      TEXT PRIMARY KEY,
+	role          TEXT NOT NULL,
+	password_hash BLOB NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+	digest      BLOB PRIMARY KEY,
+	subject     TEXT NOT NULL,
+	role        TEXT NOT NULL,
+	task_family TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tokens_expires_at ON tokens (expires_at) WHERE expires_at <> 0;
+CREATE TABLE secrets (
+	name       TEXT PRIMARY KEY,
+	value      BLOB NOT NULL,
+	created_at INTEGER NOT NULL
+);`,
+}
+
+// SchemaVersion is the version Open migrates to.
+func SchemaVersion() int { return len(migrations) - 1 }
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var newest sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return err
+	}
+	if newest.Valid && int(newest.Int64) > SchemaVersion() {
+		return fmt.Errorf("the database has schema version %d, newer than this console knows (%d): run a newer taskguard-console", newest.Int64, SchemaVersion())
+	}
+	for v := 1; v < len(migrations); v++ {
+		if err := apply(ctx, db, v); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// apply runs migration v unless it is recorded. The transaction takes the
+// write lock first (_txlock=immediate), so two processes opening the same file
+// cannot both apply it.
+func apply(ctx context.Context, db *sql.DB, v int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+		v, time.Now().UnixMilli()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -38,6 +38,9 @@ type ciFlags struct {
 	protectOut   string
 	protect      protectFlags
 	dockerfile   string
+	console      consoleFlags
+	cutoff       string
+	onlyFixed    bool
 }
 
 func newCICommand() *cobra.Command {
@@ -52,7 +55,9 @@ func newCICommand() *cobra.Command {
   3. apply the gate: the first CI rule of the policy that matches the image,
      with the repository's ignore file (.taskguardignore),
   4. write every requested report (JUnit, SARIF, JSON, Markdown; a table on stdout),
-  5. when the gate passes, protect the task definition (--protected-task-output).
+  5. when the gate passes, protect the task definition (--protected-task-output):
+     through the console's API with --console (it mints the defender's
+     credential), else offline.
 
 Rules come from --policy FILE, or the embedded default policy (block fixed
 critical vulnerabilities, privileged containers and plain-text secrets; alert
@@ -68,7 +73,10 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 		},
 	}
 	f.db.register(cmd)
+	f.console.register(cmd)
 	fl := cmd.Flags()
+	fl.StringVar(&f.cutoff, "severity-cutoff", "", "block vulnerabilities at or above this severity, whatever the policy's block threshold (LOW, MEDIUM, HIGH, CRITICAL)")
+	fl.BoolVar(&f.onlyFixed, "only-fixed", false, "count only vulnerabilities that have a fixed version")
 	fl.StringVar(&f.image, "image", "", "image to scan: a registry reference, or a tarball, OCI layout or rootfs path")
 	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan (instead of --image)")
 	fl.StringVar(&f.task, "task", "", "ECS task definition JSON to check and protect")
@@ -98,7 +106,7 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	if f.format != "table" && f.format != "json" && f.format != "none" {
 		return fmt.Errorf("--format %q: want table, json or none", f.format)
 	}
-	opts := pipeline.Options{TaskPath: f.task, ToolVersion: Version(), Logger: logger}
+	opts := pipeline.Options{TaskPath: f.task, ToolVersion: Version(), Logger: logger, SeverityCutoff: f.cutoff, OnlyFixed: f.onlyFixed}
 	if f.input != "" {
 		opts.Image, opts.ImageOptions = f.input, image.Options{Kind: image.KindTarball}
 	} else if f.image != "" {
@@ -131,7 +139,19 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 			AgentTokenSecretARN: f.protect.agentTokenSecret,
 			ExtractEntrypoint:   f.protect.extractEntrypoint,
 		}
-		if f.protect.agentTokenSecret == "" {
+		client, err := f.console.client()
+		if err != nil {
+			return err
+		}
+		if client != nil {
+			// The console mints the defender's agent credential.
+			opts.Console = client
+			if opts.Protect.ConsoleAddr == "" {
+				if opts.Protect.ConsoleAddr, err = f.console.host(); err != nil {
+					return err
+				}
+			}
+		} else if f.protect.agentTokenSecret == "" {
 			opts.Protect.AgentToken = os.Getenv(fargate.EnvAgentToken)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/scanners/compliance"
@@ -47,11 +48,19 @@ type Options struct {
 	PolicySource report.PolicySource
 	// Ignore are accepted findings from the repository's ignore file.
 	Ignore []policy.Exception
+	// SeverityCutoff, when set, replaces the rule's vulnerability block
+	// threshold (the Action's severity-cutoff input).
+	SeverityCutoff string
+	// OnlyFixed, when true, counts only vulnerabilities that have a fix.
+	OnlyFixed bool
 
 	// ProtectOutput, when set with TaskPath, is where the protected task
 	// definition is written — only when the gate passes.
 	ProtectOutput string
 	Protect       fargate.Options
+	// Console, when set, protects through the console's API instead of
+	// offline, so that the console mints the defender's agent credential.
+	Console *api.Client
 
 	ToolVersion string
 	Logger      *slog.Logger
@@ -90,6 +99,17 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 	} else {
 		src.Rule = rule.Name
 	}
+	if opts.SeverityCutoff != "" || opts.OnlyFixed {
+		r := *rule
+		if opts.SeverityCutoff != "" {
+			if !policy.ValidSeverity(opts.SeverityCutoff) {
+				return nil, fmt.Errorf("severity cutoff %q: use LOW, MEDIUM, HIGH or CRITICAL", opts.SeverityCutoff)
+			}
+			r.Vulnerabilities.BlockThreshold = strings.ToUpper(opts.SeverityCutoff)
+		}
+		r.Vulnerabilities.OnlyFixed = r.Vulnerabilities.OnlyFixed || opts.OnlyFixed
+		rule = &r
+	}
 	at := now().UTC()
 	r := &report.Report{
 		SchemaVersion: report.SchemaVersion,
@@ -120,7 +140,7 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 		if r.Result == report.ResultBlocked {
 			r.Warnings = append(r.Warnings, "the task definition was not protected because the gate blocked")
 		} else {
-			out, err := fargate.ProtectJSON(ctx, taskJSON, opts.Protect)
+			out, err := protect(ctx, taskJSON, opts)
 			if err != nil {
 				return nil, fmt.Errorf("protect %s: %w", opts.TaskPath, err)
 			}
@@ -131,6 +151,18 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 		}
 	}
 	return r, nil
+}
+
+func protect(ctx context.Context, task []byte, opts Options) ([]byte, error) {
+	if opts.Console == nil {
+		return fargate.ProtectJSON(ctx, task, opts.Protect)
+	}
+	return opts.Console.ProtectFargate(ctx, task, api.ProtectOptions{
+		ConsoleAddr:       opts.Protect.ConsoleAddr,
+		DefenderImage:     opts.Protect.DefenderImage,
+		ExtractEntrypoint: opts.Protect.ExtractEntrypoint,
+		AgentTokenSecret:  opts.Protect.AgentTokenSecretARN,
+	})
 }
 
 func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *policy.CIRule, at time.Time, r *report.Report) error {

@@ -32,8 +32,8 @@ func SeverityAtLeast(s, t string) bool {
 	return severityRank[strings.ToUpper(s)] >= severityRank[strings.ToUpper(t)]
 }
 
-// validSeverity reports a known severity name (or empty).
-func validSeverity(s string) bool {
+// ValidSeverity reports a known severity name (case-insensitive), or empty.
+func ValidSeverity(s string) bool {
 	_, ok := severityRank[strings.ToUpper(s)]
 	return s == "" || ok
 }
@@ -238,10 +238,10 @@ func validateCI(add addFunc, rules []CIRule) {
 		checkName(add, f, r.Name, names)
 		checkScope(add, f+".scope", r.Scope)
 		v := r.Vulnerabilities
-		if !validSeverity(v.AlertThreshold) {
+		if !ValidSeverity(v.AlertThreshold) {
 			add(f+".vulnerabilities.alertThreshold", "unknown severity %q (use LOW, MEDIUM, HIGH or CRITICAL)", v.AlertThreshold)
 		}
-		if !validSeverity(v.BlockThreshold) {
+		if !ValidSeverity(v.BlockThreshold) {
 			add(f+".vulnerabilities.blockThreshold", "unknown severity %q (use LOW, MEDIUM, HIGH or CRITICAL)", v.BlockThreshold)
 		}
 		if v.GraceDays < 0 {

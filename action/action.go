@@ -1,56 +1,263 @@
 package action
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/sethvargo/go-githubactions"
-	"github.com/taskguard/taskguard/console/fargate"
+
+	"github.com/taskguard/taskguard/cli"
+	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/report"
 )
 
-// Run reads the step's inputs from gha and runs the requested parts of the
-// pipeline. Today that is task protection; scanning and the gate follow.
-// It never calls gha.Fatalf: errors are returned for the main to report.
-func Run(ctx context.Context, gha *githubactions.Action) error {
-	task := gha.GetInput("task-definition")
-	if task == "" {
-		return errors.New(`input "task-definition" is required: the path of the ECS task definition JSON to protect`)
+// maxAnnotations is how many error and warning annotations one step may
+// create before GitHub drops the rest (10 of each).
+const maxAnnotations = 10
+
+// Options are the Action's seams for tests.
+type Options struct {
+	// Stdout and Stderr receive the CLI's output (default os.Stdout/os.Stderr).
+	Stdout, Stderr io.Writer
+	// Setenv passes console credentials to the CLI without putting them on a
+	// command line (default os.Setenv).
+	Setenv func(key, value string) error
+}
+
+// Run reads the step's inputs, runs the same pipeline job as `taskguard ci`,
+// and writes the step's outputs, job summary and annotations. It returns the
+// exit code (0 passed, 1 blocked with fail-build, 2 could not run) and the
+// error to report. It never calls gha.Fatalf.
+func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, error) {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
 	}
-	out := gha.GetInput("protected-task-output")
-	if out == "" {
-		out = "protected-task-definition.json"
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
 	}
-	extract, err := boolInput(gha, "extract-entrypoint", false)
+	if opts.Setenv == nil {
+		opts.Setenv = os.Setenv
+	}
+	in, err := readInputs(gha)
 	if err != nil {
-		return err
+		return program.ExitError, err
 	}
-	token := gha.GetInput("agent-token")
-	if token != "" {
-		gha.AddMask(token)
+	for _, secret := range []string{in.consolePassword, in.consoleToken, in.agentToken} {
+		if secret != "" {
+			gha.AddMask(secret)
+		}
 	}
-	in, err := os.ReadFile(task)
+	for k, v := range map[string]string{
+		cli.EnvConsoleUser: in.consoleUser, cli.EnvConsolePassword: in.consolePassword, cli.EnvConsoleToken: in.consoleToken,
+		"TASKGUARD_AGENT_TOKEN": in.agentToken,
+	} {
+		if v == "" {
+			continue
+		}
+		if err := opts.Setenv(k, v); err != nil {
+			return program.ExitError, fmt.Errorf("set %s: %w", k, err)
+		}
+	}
+
+	tmp, err := os.MkdirTemp(gha.Getenv("RUNNER_TEMP"), "taskguard-")
 	if err != nil {
-		return fmt.Errorf("read task definition: %w", err)
+		return program.ExitError, fmt.Errorf("temporary directory: %w", err)
 	}
-	protected, err := fargate.ProtectJSON(ctx, in, fargate.Options{
-		ConsoleAddr:         gha.GetInput("console-addr"),
-		DefenderImage:       gha.GetInput("defender-image"),
-		AgentToken:          token,
-		AgentTokenSecretARN: gha.GetInput("agent-token-secret"),
-		ExtractEntrypoint:   extract,
-	})
+	defer os.RemoveAll(tmp)
+	jsonPath := in.json
+	if jsonPath == "" {
+		jsonPath = filepath.Join(tmp, "report.json")
+	}
+	mdPath := filepath.Join(tmp, "summary.md")
+
+	args := in.cliArgs(jsonPath, mdPath)
+	root := cli.NewRootCommand()
+	root.SetArgs(args)
+	root.SetOut(opts.Stdout)
+	var stderr bytes.Buffer
+	root.SetErr(io.MultiWriter(opts.Stderr, &stderr))
+	root.SilenceErrors, root.SilenceUsage = true, true
+	runErr := root.ExecuteContext(ctx)
+	code := program.Code(runErr)
+	if code == program.ExitError {
+		return code, runErr
+	}
+
+	raw, err := os.ReadFile(jsonPath)
 	if err != nil {
-		return fmt.Errorf("protect %s: %w", task, err)
+		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
 	}
-	if err := os.WriteFile(out, protected, 0o644); err != nil {
-		return fmt.Errorf("write protected task definition: %w", err)
+	var rep report.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
 	}
-	gha.SetOutput("protected-task-definition", out)
-	gha.Infof("protected task definition written to %s", out)
-	return nil
+	if md, err := os.ReadFile(mdPath); err == nil {
+		gha.AddStepSummary(string(md))
+	}
+	annotate(gha, &rep, in)
+	setOutputs(gha, &rep, in)
+
+	if rep.Result == report.ResultBlocked {
+		if !in.failBuild {
+			gha.Warningf("taskguard: the gate blocked, but fail-build is false: %s", strings.Join(rep.BlockReasons, "; "))
+			return program.ExitOK, nil
+		}
+		return program.ExitBlocked, fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; "))
+	}
+	return program.ExitOK, nil
+}
+
+type inputs struct {
+	image, input, task, policy, ignoreFile, cutoff   string
+	junit, sarif, json, dbRepository, cacheDir       string
+	protectedTask, consoleURL, consoleUser           string
+	consolePassword, consoleToken, consoleCA         string
+	consoleAddr, defenderImage, agentTokenSecret     string
+	agentToken, dockerfile                           string
+	onlyFixed, failBuild, extract, offline, insecure bool
+}
+
+func readInputs(gha *githubactions.Action) (*inputs, error) {
+	in := &inputs{
+		image: gha.GetInput("image"), input: gha.GetInput("input"), task: gha.GetInput("task-definition"),
+		policy: gha.GetInput("policy"), ignoreFile: gha.GetInput("ignore-file"), cutoff: gha.GetInput("severity-cutoff"),
+		junit: gha.GetInput("junit"), sarif: gha.GetInput("sarif"), json: gha.GetInput("json"),
+		dbRepository: gha.GetInput("db-repository"), cacheDir: gha.GetInput("cache-dir"),
+		protectedTask: gha.GetInput("protected-task-output"), consoleURL: gha.GetInput("console-url"),
+		consoleUser: gha.GetInput("console-user"), consolePassword: gha.GetInput("console-password"),
+		consoleToken: gha.GetInput("console-token"), consoleCA: gha.GetInput("console-ca"),
+		consoleAddr: gha.GetInput("console-addr"), defenderImage: gha.GetInput("defender-image"),
+		agentTokenSecret: gha.GetInput("agent-token-secret"), agentToken: gha.GetInput("agent-token"),
+		dockerfile: gha.GetInput("dockerfile"),
+	}
+	var errs []error
+	boolIn := func(name string, def bool) bool {
+		v, err := boolInput(gha, name, def)
+		errs = append(errs, err)
+		return v
+	}
+	in.onlyFixed = boolIn("only-fixed", false)
+	in.failBuild = boolIn("fail-build", true)
+	in.extract = boolIn("extract-entrypoint", false)
+	in.offline = boolIn("offline", false)
+	in.insecure = boolIn("console-insecure", false)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if in.image == "" && in.input == "" && in.task == "" {
+		return nil, errors.New(`nothing to check: set the input "image" (a registry reference), "input" (a docker-archive tarball) or "task-definition"`)
+	}
+	if in.consoleURL != "" && in.consoleToken == "" && (in.consoleUser == "" || in.consolePassword == "") {
+		return nil, errors.New(`input "console-url" needs "console-token", or "console-user" and "console-password"`)
+	}
+	return in, nil
+}
+
+// cliArgs turns the inputs into `taskguard ci` arguments. Credentials are
+// passed through the environment, never here.
+func (in *inputs) cliArgs(jsonPath, mdPath string) []string {
+	args := []string{"ci", "--format", "table", "--json", jsonPath, "--markdown", mdPath}
+	add := func(flag, v string) {
+		if v != "" {
+			args = append(args, flag, v)
+		}
+	}
+	add("--image", in.image)
+	add("--input", in.input)
+	add("--task", in.task)
+	add("--policy", in.policy)
+	add("--ignore-file", in.ignoreFile)
+	add("--severity-cutoff", in.cutoff)
+	add("--junit", in.junit)
+	add("--sarif", in.sarif)
+	add("--db-repository", in.dbRepository)
+	add("--cache-dir", in.cacheDir)
+	add("--console", in.consoleURL)
+	add("--console-ca", in.consoleCA)
+	add("--console-addr", in.consoleAddr)
+	add("--defender-image", in.defenderImage)
+	add("--agent-token-secret", in.agentTokenSecret)
+	add("--dockerfile", in.dockerfile)
+	if in.task != "" {
+		out := in.protectedTask
+		if out == "" {
+			out = "protected-task-definition.json"
+		}
+		add("--protected-task-output", out)
+	}
+	for flag, on := range map[string]bool{"--only-fixed": in.onlyFixed, "--extract-entrypoint": in.extract, "--offline": in.offline, "--console-insecure": in.insecure} {
+		if on {
+			args = append(args, flag)
+		}
+	}
+	return args
+}
+
+// annotate adds error annotations for blocking findings and warnings for
+// alerts, pointing at the task definition or the Dockerfile when known.
+func annotate(gha *githubactions.Action, rep *report.Report, in *inputs) {
+	var errs, warns int
+	emit := func(action, file, title, msg string) {
+		fields := map[string]string{"title": title}
+		if file != "" {
+			fields["file"] = file
+		}
+		switch action {
+		case report.ActionBlock:
+			if errs < maxAnnotations {
+				gha.WithFieldsMap(fields).Errorf("%s", msg)
+			}
+			errs++
+		case report.ActionAlert:
+			if warns < maxAnnotations {
+				gha.WithFieldsMap(fields).Warningf("%s", msg)
+			}
+			warns++
+		}
+	}
+	for _, v := range rep.Vulnerabilities {
+		emit(v.Verdict.Action, in.dockerfile, fmt.Sprintf("%s %s in %s", v.Severity, v.VulnerabilityID, v.PkgName),
+			fmt.Sprintf("%s %s %s: fixed in %s (%s)", v.VulnerabilityID, v.PkgName, v.InstalledVersion, orDash(v.FixedVersion), v.Verdict.Reason))
+	}
+	for _, c := range rep.Compliance {
+		file := in.dockerfile
+		if c.Family == "task" {
+			file = in.task
+		}
+		emit(c.Verdict.Action, file, fmt.Sprintf("%s %s", c.CheckID, c.Title), fmt.Sprintf("%s: %s. %s", c.Target, c.Message, c.Remediation))
+	}
+	if errs > maxAnnotations || warns > maxAnnotations {
+		gha.Noticef("taskguard: %d blocking and %d alerting findings; the first %d of each are annotated, all are in the job summary and reports", errs, warns, maxAnnotations)
+	}
+}
+
+func setOutputs(gha *githubactions.Action, rep *report.Report, in *inputs) {
+	v := rep.Summary.Vulnerabilities
+	for name, value := range map[string]string{
+		"result":   rep.Result,
+		"critical": strconv.Itoa(v.Critical), "high": strconv.Itoa(v.High), "medium": strconv.Itoa(v.Medium),
+		"low": strconv.Itoa(v.Low), "unknown": strconv.Itoa(v.Unknown),
+		"compliance": strconv.Itoa(rep.Summary.Compliance.Total),
+		"junit":      in.junit, "sarif": in.sarif, "json": in.json,
+		"protected-task-definition": rep.ProtectedTask,
+	} {
+		gha.SetOutput(name, value)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func boolInput(gha *githubactions.Action, name string, def bool) (bool, error) {

@@ -1,72 +1,238 @@
 package action
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/taskguard/taskguard/cli"
+	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
-func newAction(t *testing.T, inputs map[string]string) (*githubactions.Action, string, *bytes.Buffer) {
-	t.Helper()
-	outFile := filepath.Join(t.TempDir(), "github_output")
-	if err := os.WriteFile(outFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"GITHUB_OUTPUT": outFile}
-	for k, v := range inputs {
-		env["INPUT_"+strings.ToUpper(strings.ReplaceAll(k, " ", "_"))] = v
-	}
-	var log bytes.Buffer
-	gha := githubactions.New(githubactions.WithGetenv(func(k string) string { return env[k] }), githubactions.WithWriter(&log))
-	return gha, outFile, &log
+type step struct {
+	gha                 *githubactions.Action
+	log                 *bytes.Buffer
+	outputFile, summary string
+	env                 map[string]string
+	stdout              bytes.Buffer
 }
 
-func TestRunProtectsTask(t *testing.T) {
+// newStep is a GitHub Actions step environment: inputs as INPUT_* variables,
+// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files, the workflow command log.
+func newStep(t *testing.T, inputs map[string]string) *step {
+	t.Helper()
+	dir := t.TempDir()
+	s := &step{log: &bytes.Buffer{}, outputFile: filepath.Join(dir, "output"), summary: filepath.Join(dir, "summary.md")}
+	for _, f := range []string{s.outputFile, s.summary} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.env = map[string]string{"GITHUB_OUTPUT": s.outputFile, "GITHUB_STEP_SUMMARY": s.summary, "RUNNER_TEMP": dir}
+	for k, v := range inputs {
+		s.env["INPUT_"+strings.ToUpper(k)] = v
+	}
+	s.gha = githubactions.New(githubactions.WithGetenv(func(k string) string { return s.env[k] }), githubactions.WithWriter(s.log))
+	return s
+}
+
+func (s *step) run(t *testing.T) (int, error) {
+	t.Helper()
+	env := map[string]string{}
+	return Run(context.Background(), s.gha, Options{Stdout: &s.stdout, Stderr: io.Discard, Setenv: func(k, v string) error { env[k] = v; t.Setenv(k, v); return nil }})
+}
+
+// outputs parses the GITHUB_OUTPUT file (name<<delimiter ... delimiter).
+func (s *step) outputs(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(s.outputFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		name, delim, ok := strings.Cut(lines[i], "<<")
+		if !ok {
+			continue
+		}
+		var val []string
+		for i++; i < len(lines) && lines[i] != delim; i++ {
+			val = append(val, lines[i])
+		}
+		out[name] = strings.Join(val, "\n")
+	}
+	return out
+}
+
+var (
+	dbOnce sync.Once
+	dbDir  string
+	dbErr  string
+)
+
+// vulnDB builds one vulnerability DB from the real advisories in ../shared.
+func vulnDB(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(testenv.SharedDir(t), "corpora", "advisories")
+	dbOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "taskguard-action-db")
+		if err != nil {
+			dbErr = err.Error()
+			return
+		}
+		root := cli.NewRootCommand()
+		var out bytes.Buffer
+		root.SetArgs([]string{"db", "build", "--advisories", src, "--cache-dir", dir})
+		root.SetOut(&out)
+		root.SetErr(&out)
+		if err := root.Execute(); err != nil {
+			dbErr = err.Error() + "\n" + out.String()
+		}
+		dbDir = dir
+	})
+	if dbErr != "" {
+		t.Fatal(dbErr)
+	}
+	return dbDir
+}
+
+// lodashImage writes a docker-archive tarball of a Debian 12 image with
+// lodash 4.17.20 (CVE-2021-23337, HIGH, fixed in 4.17.21).
+func lodashImage(t *testing.T) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range map[string]string{
+		"etc/os-release":                       "ID=debian\nVERSION_ID=\"12\"\n",
+		"var/lib/dpkg/status":                  "",
+		"app/node_modules/lodash/package.json": `{"name":"lodash","version":"4.17.20"}`,
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, body)
+	}
+	tw.Close()
+	b := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "web.tar")
+	ref, _ := name.ParseReference("registry.example.com/shop/web:1.4")
+	if err := tarball.WriteToFile(path, ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestTaskDefinitionOnly(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tg_fargate.json")
-	gha, outFile, log := newAction(t, map[string]string{
+	s := newStep(t, map[string]string{
 		"task-definition":       "../testdata/taskdef/seeds-sample.json",
 		"protected-task-output": out,
 		"console-addr":          "console.example.com:8083",
 		"agent-token":           "s3cret-agent-token",
 	})
-	if err := Run(context.Background(), gha); err != nil {
-		t.Fatal(err)
+	code, err := s.run(t)
+	if code != program.ExitOK || err != nil {
+		t.Fatalf("code %d, err %v\n%s", code, err, s.log)
 	}
 	b, err := os.ReadFile(out)
-	if err != nil || !strings.Contains(string(b), `"/var/lib/taskguard/defender"`) {
+	if err != nil || !strings.Contains(string(b), `"/var/lib/taskguard/defender"`) || !strings.Contains(string(b), "s3cret-agent-token") {
 		t.Fatalf("protected task: %v\n%s", err, b)
 	}
-	outputs, _ := os.ReadFile(outFile)
-	if !strings.Contains(string(outputs), "protected-task-definition<<") || !strings.Contains(string(outputs), out) {
-		t.Errorf("GITHUB_OUTPUT = %q", outputs)
+	o := s.outputs(t)
+	if o["result"] != "passed" || o["protected-task-definition"] != out || o["compliance"] == "0" {
+		t.Errorf("outputs = %v", o)
 	}
-	if !strings.Contains(log.String(), "::add-mask::s3cret-agent-token") {
-		t.Errorf("agent token not masked; log:\n%s", log)
+	log := s.log.String()
+	for _, want := range []string{"::add-mask::s3cret-agent-token", "::warning file=../testdata/taskdef/seeds-sample.json,title=TG-TASK-003 Container runs as root::"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if sum, _ := os.ReadFile(s.summary); !strings.Contains(string(sum), "## ✅ taskguard") {
+		t.Errorf("job summary:\n%s", sum)
 	}
 }
 
-func TestRunErrors(t *testing.T) {
+func TestBlockedImage(t *testing.T) {
+	db, img := vulnDB(t), lodashImage(t)
+	junit := filepath.Join(t.TempDir(), "taskguard.junit.xml")
+	inputs := map[string]string{"input": img, "cache-dir": db, "offline": "true", "severity-cutoff": "high", "junit": junit, "dockerfile": "Dockerfile"}
+
+	s := newStep(t, inputs)
+	code, err := s.run(t)
+	if code != program.ExitBlocked || err == nil || !strings.Contains(err.Error(), "CVE-2021-23337 (HIGH, lodash 4.17.20)") {
+		t.Fatalf("code %d, err %v\n%s", code, err, s.log)
+	}
+	o := s.outputs(t)
+	if o["result"] != "blocked" || o["high"] != "1" || o["junit"] != junit {
+		t.Errorf("outputs = %v", o)
+	}
+	if !strings.Contains(s.log.String(), "::error file=Dockerfile,title=HIGH CVE-2021-23337 in lodash::CVE-2021-23337 lodash 4.17.20: fixed in 4.17.21") {
+		t.Errorf("no error annotation:\n%s", s.log)
+	}
+	if _, err := os.Stat(junit); err != nil {
+		t.Errorf("junit report: %v", err)
+	}
+	if !strings.Contains(s.stdout.String(), "BLOCKED") {
+		t.Errorf("stdout:\n%s", s.stdout.String())
+	}
+
+	inputs["fail-build"] = "false"
+	s = newStep(t, inputs)
+	if code, err := s.run(t); code != program.ExitOK || err != nil || !strings.Contains(s.log.String(), "fail-build is false") {
+		t.Fatalf("fail-build false: code %d err %v\n%s", code, err, s.log)
+	}
+
+	// The default policy blocks only fixed criticals: the same image passes.
+	delete(inputs, "severity-cutoff")
+	s = newStep(t, inputs)
+	if code, err := s.run(t); code != program.ExitOK || err != nil || s.outputs(t)["result"] != "passed" {
+		t.Fatalf("default policy: code %d err %v\n%s", code, err, s.log)
+	}
+}
+
+func TestInputErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		inputs  map[string]string
 		wantErr string
 	}{
-		{"no task", map[string]string{}, `input "task-definition" is required`},
-		{"missing file", map[string]string{"task-definition": "nope.json"}, "read task definition: open nope.json"},
-		{"bad bool", map[string]string{"task-definition": "x", "extract-entrypoint": "yes please"}, `input "extract-entrypoint": "yes please" is not true or false`},
+		{"nothing", map[string]string{}, "nothing to check"},
+		{"bad bool", map[string]string{"task-definition": "x", "fail-build": "yes please"}, `input "fail-build": "yes please" is not true or false`},
+		{"console without credentials", map[string]string{"task-definition": "x", "console-url": "https://c:8083"}, `needs "console-token"`},
+		{"missing task", map[string]string{"task-definition": "nope.json"}, "read task definition: open nope.json"},
+		{"missing tarball", map[string]string{"input": "nope.tar", "offline": "true", "cache-dir": vulnDB(t)}, "nope.tar"},
+		{"no DB offline", map[string]string{"input": "nope.tar", "offline": "true", "cache-dir": t.TempDir()}, "--offline forbids downloading"},
 		{"no entrypoint", map[string]string{"task-definition": "../testdata/taskdef/no-entrypoint.json", "protected-task-output": filepath.Join(t.TempDir(), "o.json")}, `container "reports" has no entryPoint`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			gha, _, _ := newAction(t, tt.inputs)
-			err := Run(context.Background(), gha)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			s := newStep(t, tt.inputs)
+			code, err := s.run(t)
+			if code != program.ExitError || err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("code %d, err %v, want 2 and %q", code, err, tt.wantErr)
 			}
 		})
 	}

@@ -8,16 +8,17 @@ import (
 	"syscall"
 
 	"github.com/sethvargo/go-githubactions"
+
 	"github.com/taskguard/taskguard/action"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	gha := githubactions.New()
-	err := action.Run(ctx, gha)
+	code, err := action.Run(ctx, gha, action.Options{})
 	stop()
 	if err != nil {
 		gha.Errorf("taskguard: %v", err)
-		os.Exit(2)
 	}
+	os.Exit(code)
 }

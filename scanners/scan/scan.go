@@ -82,10 +82,6 @@ func Image(ctx context.Context, ref string, db *vulndb.DB, opts Options) (*Repor
 	if logger == nil {
 		logger = slog.Default()
 	}
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
 	iopts := opts.Image
 	if iopts.Logger == nil {
 		iopts.Logger = logger
@@ -94,6 +90,21 @@ func Image(ctx context.Context, ref string, db *vulndb.DB, opts Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
+	return Opened(ctx, img, db, opts)
+}
+
+// Opened scans an image that is already open (so that other checks can walk
+// the same image without opening it again).
+func Opened(ctx context.Context, img *image.Image, db *vulndb.DB, opts Options) (*Report, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	ref := img.Name
 	inv, err := analyzer.Run(ctx, img, opts.Analyzers, logger)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)

@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/taskguard/taskguard/cli/pipeline"
+	"github.com/taskguard/taskguard/console/fargate"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/vulndb"
+)
+
+type ciFlags struct {
+	db           dbFlags
+	image        string
+	input        string
+	task         string
+	policyFile   string
+	ignoreFile   string
+	skipDBUpdate bool
+	junit        string
+	sarif        string
+	json         string
+	markdown     string
+	format       string
+	protectOut   string
+	protect      protectFlags
+	dockerfile   string
+}
+
+func newCICommand() *cobra.Command {
+	var f ciFlags
+	cmd := &cobra.Command{
+		Use:   "ci",
+		Short: "Scan, gate, report and protect: the CI pipeline job",
+		Long: `ci is the pipeline job that the GitHub Action and the Jenkins stage run:
+
+  1. scan the image for vulnerabilities and image compliance issues,
+  2. check the task definition (Fargate compliance checks),
+  3. apply the gate: the first CI rule of the policy that matches the image,
+     with the repository's ignore file (.taskguardignore),
+  4. write every requested report (JUnit, SARIF, JSON, Markdown; a table on stdout),
+  5. when the gate passes, protect the task definition (--protected-task-output).
+
+Rules come from --policy FILE, or the embedded default policy (block fixed
+critical vulnerabilities, privileged containers and plain-text secrets; alert
+on the rest). The command says which it used.
+
+Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could not run.`,
+		Example: `  taskguard ci --image registry.example.com/shop/web:1.4 --task task.json \
+      --junit taskguard.junit.xml --sarif taskguard.sarif --protected-task-output tg_fargate.json
+  taskguard ci --input image.tar --policy taskguard-policy.yaml --markdown "$GITHUB_STEP_SUMMARY"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCI(cmd, &f)
+		},
+	}
+	f.db.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.image, "image", "", "image to scan: a registry reference, or a tarball, OCI layout or rootfs path")
+	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan (instead of --image)")
+	fl.StringVar(&f.task, "task", "", "ECS task definition JSON to check and protect")
+	fl.StringVar(&f.policyFile, "policy", "", "local policy file (YAML or JSON); default: the embedded default policy")
+	fl.StringVar(&f.ignoreFile, "ignore-file", "", "ignore file (default "+policy.IgnoreFileName+" when it exists)")
+	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
+	fl.StringVar(&f.junit, "junit", "", "write a JUnit XML report to this file")
+	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF 2.1.0 report to this file")
+	fl.StringVar(&f.json, "json", "", "write the JSON report to this file")
+	fl.StringVar(&f.markdown, "markdown", "", "write a Markdown summary to this file (appends: works with $GITHUB_STEP_SUMMARY)")
+	fl.StringVar(&f.dockerfile, "dockerfile", "", "the repository's Dockerfile, which SARIF image findings point at (default Dockerfile)")
+	fl.StringVarP(&f.format, "format", "f", "table", "what to print on stdout: table, json or none")
+	fl.StringVar(&f.protectOut, "protected-task-output", "", "write the protected task definition here when the gate passes")
+	fl.StringVar(&f.protect.consoleAddr, "console-addr", "", "console host[:port] the defender reports to")
+	fl.StringVar(&f.protect.defenderImage, "defender-image", "", "defender image (default "+fargate.DefaultDefenderImage+")")
+	fl.BoolVar(&f.protect.extractEntrypoint, "extract-entrypoint", false, "read ENTRYPOINT/CMD from the image when a container has no entryPoint")
+	fl.StringVar(&f.protect.agentTokenSecret, "agent-token-secret", "", "ARN of the secret holding the agent credential")
+	return cmd
+}
+
+func runCI(cmd *cobra.Command, f *ciFlags) error {
+	ctx := cmd.Context()
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if f.image != "" && f.input != "" {
+		return errors.New("give either --image or --input, not both")
+	}
+	if f.format != "table" && f.format != "json" && f.format != "none" {
+		return fmt.Errorf("--format %q: want table, json or none", f.format)
+	}
+	opts := pipeline.Options{TaskPath: f.task, ToolVersion: Version(), Logger: logger}
+	if f.input != "" {
+		opts.Image, opts.ImageOptions = f.input, image.Options{Kind: image.KindTarball}
+	} else if f.image != "" {
+		opts.Image = f.image
+	}
+	opts.ImageOptions.Insecure = f.db.insecure
+
+	if f.policyFile != "" {
+		p, err := policy.LoadPolicy(f.policyFile)
+		if err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+		opts.Policy, opts.PolicySource = p, report.PolicySource{Source: "file", Location: f.policyFile}
+	}
+	ignorePath, optional := f.ignoreFile, false
+	if ignorePath == "" {
+		ignorePath, optional = policy.IgnoreFileName, true
+	}
+	ign, err := policy.LoadIgnoreFile(ignorePath, optional)
+	if err != nil {
+		return fmt.Errorf("--ignore-file: %w", err)
+	}
+	opts.Ignore = ign.Ignore
+
+	if f.task != "" && f.protectOut != "" {
+		opts.ProtectOutput = f.protectOut
+		opts.Protect = fargate.Options{
+			ConsoleAddr:         f.protect.consoleAddr,
+			DefenderImage:       f.protect.defenderImage,
+			AgentTokenSecretARN: f.protect.agentTokenSecret,
+			ExtractEntrypoint:   f.protect.extractEntrypoint,
+		}
+		if f.protect.agentTokenSecret == "" {
+			opts.Protect.AgentToken = os.Getenv(fargate.EnvAgentToken)
+		}
+	}
+
+	if opts.Image != "" {
+		db, err := openDB(cmd, &f.db, f.skipDBUpdate)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		opts.DB = db
+	}
+	rep, err := pipeline.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "policy: %s %s (rule %s)\n", rep.Policy.Source, rep.Policy.Location, rep.Policy.Rule)
+	if err := writeReports(ctx, cmd, f, rep); err != nil {
+		return err
+	}
+	if rep.ProtectedTask != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "protected task definition written to %s\n", rep.ProtectedTask)
+	}
+	if rep.Result == report.ResultBlocked {
+		return program.Blocked(fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; ")))
+	}
+	return nil
+}
+
+func openDB(cmd *cobra.Command, f *dbFlags, skipUpdate bool) (*vulndb.DB, error) {
+	dir, err := f.dir()
+	if err != nil {
+		return nil, err
+	}
+	if !skipUpdate {
+		if _, err := f.update(cmd, false); err != nil {
+			return nil, err
+		}
+	}
+	return vulndb.Open(dir)
+}
+
+func writeReports(ctx context.Context, cmd *cobra.Command, f *ciFlags, rep *report.Report) error {
+	files := []struct {
+		flag, path string
+		write      func(io.Writer) error
+		appendTo   bool
+	}{
+		{"--junit", f.junit, func(w io.Writer) error { return report.WriteJUnit(ctx, w, rep) }, false},
+		{"--sarif", f.sarif, func(w io.Writer) error {
+			return report.WriteSARIF(ctx, w, rep, report.SARIFOptions{ImageFile: f.dockerfile})
+		}, false},
+		{"--json", f.json, func(w io.Writer) error { return report.WriteJSON(ctx, w, rep) }, false},
+		{"--markdown", f.markdown, func(w io.Writer) error { return report.WriteMarkdown(ctx, w, rep, report.MarkdownOptions{}) }, true},
+	}
+	for _, file := range files {
+		if file.path == "" {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := file.write(&buf); err != nil {
+			return err
+		}
+		if err := writeReportFile(file.path, buf.Bytes(), file.appendTo); err != nil {
+			return fmt.Errorf("%s: %w", file.flag, err)
+		}
+	}
+	out := cmd.OutOrStdout()
+	switch f.format {
+	case "json":
+		return report.WriteJSON(ctx, out, rep)
+	case "table":
+		return report.WriteTable(ctx, out, rep, report.TableOptions{Color: isTerminal(out)})
+	}
+	return nil
+}
+
+// writeReportFile writes a report whole (through a rename), or appends it
+// (the GitHub step summary is one file shared by every step).
+func writeReportFile(path string, data []byte, appendTo bool) error {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if !appendTo {
+		return writeFileAtomic(path, data)
+	}
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := file.Write(data); err != nil {
+		file.Close()
+		return err
+	}
+	return file.Close()
+}

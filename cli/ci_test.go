@@ -1,0 +1,203 @@
+package cli
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/report"
+)
+
+// ciFixture is one DB built from the real advisories and one image in a
+// loopback registry: Debian 12 with lodash 4.17.20 (CVE-2021-23337, HIGH,
+// fixed in 4.17.21), no USER, no HEALTHCHECK.
+type ciFixture struct {
+	db, ref, dir string
+}
+
+func newCIFixture(t *testing.T) ciFixture {
+	t.Helper()
+	layer := layerFromFiles(t, map[string][]byte{
+		"etc/os-release":                       []byte("ID=debian\nVERSION_ID=\"12\"\n"),
+		"etc/debian_version":                   []byte("12.12\n"),
+		"var/lib/dpkg/status":                  []byte(""),
+		"app/node_modules/lodash/package.json": []byte(`{"name":"lodash","version":"4.17.20"}`),
+	})
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := startRegistry(t) + "/shop/web:1.4"
+	push(t, ref, img)
+	return ciFixture{db: buildDB(t), ref: ref, dir: t.TempDir()}
+}
+
+func (f ciFixture) file(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(f.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (f ciFixture) args(extra ...string) []string {
+	return append([]string{"ci", "--image", f.ref, "--cache-dir", f.db, "--skip-db-update", "--format", "none"}, extra...)
+}
+
+const blockHigh = `ci:
+  - name: strict
+    scope: {images: ["*/shop/*"]}
+    vulnerabilities: {alertThreshold: LOW, blockThreshold: HIGH}
+    compliance: {default: alert}
+`
+
+func TestCIGate(t *testing.T) {
+	f := newCIFixture(t)
+	task := "../testdata/taskdef/seeds-sample.json"
+
+	t.Run("blocked by a HIGH vulnerability", func(t *testing.T) {
+		pol := f.file(t, "strict.yaml", blockHigh)
+		junitPath, sarifPath, jsonPath, mdPath := filepath.Join(f.dir, "r/junit.xml"), filepath.Join(f.dir, "r.sarif"), filepath.Join(f.dir, "r.json"), filepath.Join(f.dir, "summary.md")
+		protected := filepath.Join(f.dir, "tg_fargate.json")
+		_, errOut, code := run(t, f.args("--policy", pol, "--task", task, "--junit", junitPath, "--sarif", sarifPath, "--json", jsonPath, "--markdown", mdPath, "--protected-task-output", protected)...)
+		if code != program.ExitBlocked {
+			t.Fatalf("code %d, want 1: %s", code, errOut)
+		}
+		for _, want := range []string{"policy: file " + pol + " (rule strict)", "blocked by the gate: 1 blocking vulnerabilities: CVE-2021-23337 (HIGH, lodash 4.17.20)"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errOut)
+			}
+		}
+		var rep report.Report
+		readJSON(t, jsonPath, &rep)
+		if rep.Result != report.ResultBlocked || rep.Summary.Blocked != 1 || rep.Task == nil || rep.Task.Family != "twistlock-fargate-task" {
+			t.Errorf("report: result %s summary %+v task %+v", rep.Result, rep.Summary, rep.Task)
+		}
+		var junit struct {
+			Failures int `xml:"failures,attr"`
+			Suites   []struct {
+				Name string `xml:"name,attr"`
+			} `xml:"testsuite"`
+		}
+		b, err := os.ReadFile(junitPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := xml.Unmarshal(b, &junit); err != nil || junit.Failures != 1 || len(junit.Suites) != 3 {
+			t.Errorf("junit: %v failures=%d suites=%d", err, junit.Failures, len(junit.Suites))
+		}
+		var sarif map[string]any
+		readJSON(t, sarifPath, &sarif)
+		if sarif["version"] != "2.1.0" {
+			t.Errorf("sarif version %v", sarif["version"])
+		}
+		md, _ := os.ReadFile(mdPath)
+		if !strings.Contains(string(md), "❌ taskguard") || !strings.Contains(string(md), "CVE-2021-23337") {
+			t.Errorf("markdown:\n%s", md)
+		}
+		if _, err := os.Stat(protected); !os.IsNotExist(err) {
+			t.Errorf("a blocked run protected the task definition (stat: %v)", err)
+		}
+	})
+
+	t.Run("passes under the default policy and protects the task", func(t *testing.T) {
+		protected := filepath.Join(f.dir, "protected.json")
+		out, errOut, code := run(t, "ci", "--image", f.ref, "--cache-dir", f.db, "--skip-db-update", "--task", task, "--protected-task-output", protected)
+		if code != program.ExitOK {
+			t.Fatalf("code %d: %s", code, errOut)
+		}
+		if !strings.Contains(errOut, "policy: default") || !strings.Contains(out, "PASSED") || !strings.Contains(out, "CVE-2021-23337") {
+			t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
+		}
+		b, err := os.ReadFile(protected)
+		if err != nil || !strings.Contains(string(b), `"/var/lib/taskguard/defender"`) {
+			t.Errorf("protected task: %v\n%s", err, b)
+		}
+	})
+
+	t.Run("ignore file accepts the finding until it expires", func(t *testing.T) {
+		pol := f.file(t, "strict.yaml", blockHigh)
+		valid := f.file(t, "valid.ignore", "ignore:\n  - id: CVE-2021-23337\n    package: lodash\n    reason: template() is never called with user input\n    expires: 2999-12-31\n")
+		expired := f.file(t, "expired.ignore", "ignore:\n  - id: CVE-2021-23337\n    reason: accepted for the launch\n    expires: 2024-01-31\n")
+		jsonPath := filepath.Join(f.dir, "ignored.json")
+		if _, errOut, code := run(t, f.args("--policy", pol, "--ignore-file", valid, "--json", jsonPath)...); code != program.ExitOK {
+			t.Fatalf("valid exception: code %d: %s", code, errOut)
+		}
+		var rep report.Report
+		readJSON(t, jsonPath, &rep)
+		if len(rep.Vulnerabilities) != 1 || rep.Vulnerabilities[0].Verdict.Action != report.ActionIgnore || !strings.Contains(rep.Vulnerabilities[0].Verdict.Reason, "never called") {
+			t.Errorf("verdicts: %+v", rep.Vulnerabilities)
+		}
+		_, errOut, code := run(t, f.args("--policy", pol, "--ignore-file", expired, "--json", jsonPath)...)
+		if code != program.ExitBlocked {
+			t.Fatalf("expired exception: code %d: %s", code, errOut)
+		}
+		rep = report.Report{}
+		readJSON(t, jsonPath, &rep)
+		if len(rep.ExpiredExceptions) != 1 || rep.ExpiredExceptions[0].Expires != "2024-01-31" {
+			t.Errorf("expired exceptions: %+v", rep.ExpiredExceptions)
+		}
+	})
+
+	t.Run("compliance rule blocks", func(t *testing.T) {
+		pol := f.file(t, "norooot.yaml", "ci:\n  - name: no-root\n    vulnerabilities: {blockThreshold: CRITICAL}\n    compliance: {checks: {TG-IMG-001: block}}\n")
+		_, errOut, code := run(t, f.args("--policy", pol)...)
+		if code != program.ExitBlocked || !strings.Contains(errOut, "TG-IMG-001 Image runs as root (image)") {
+			t.Errorf("code %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("task definition only", func(t *testing.T) {
+		pol := f.file(t, "task.yaml", "ci:\n  - name: tasks\n    compliance: {checks: {TG-TASK-004: block}}\n")
+		_, errOut, code := run(t, "ci", "--task", task, "--policy", pol, "--format", "none")
+		if code != program.ExitBlocked || !strings.Contains(errOut, "TG-TASK-004 Root filesystem is writable (container twistlock-fargate-task)") {
+			t.Errorf("code %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("errors exit 2", func(t *testing.T) {
+		badPolicy := f.file(t, "bad.yaml", "ci:\n  - name: x\n    vulnerabilities: {blockThreshold: SEVERE}\n")
+		badIgnore := f.file(t, "bad.ignore", "ignore:\n  - id: CVE-1\n")
+		tests := []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"nothing to check", []string{"ci", "--format", "none"}, "nothing to check"},
+			{"missing policy", f.args("--policy", filepath.Join(f.dir, "nope.yaml")), "--policy: open"},
+			{"bad policy", f.args("--policy", badPolicy), `ci[0].vulnerabilities.blockThreshold: unknown severity "SEVERE"`},
+			{"bad ignore file", f.args("--ignore-file", badIgnore), "ignore[0].reason: is required"},
+			{"missing image", []string{"ci", "--image", f.ref + "-gone", "--cache-dir", f.db, "--skip-db-update"}, "fetch image"},
+			{"bad task", f.args("--task", "../testdata/taskdef/no-entrypoint.json", "--protected-task-output", filepath.Join(f.dir, "x.json")), `container "reports" has no entryPoint`},
+			{"bad format", f.args("--format", "xml"), "want table, json or none"},
+			{"both sources", []string{"ci", "--image", f.ref, "--input", "x.tar"}, "either --image or --input"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, errOut, code := run(t, tt.args...)
+				if code != program.ExitError || !strings.Contains(errOut, tt.want) {
+					t.Errorf("code %d, stderr %q; want 2 and %q", code, errOut, tt.want)
+				}
+			})
+		}
+	})
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}

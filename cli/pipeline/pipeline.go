@@ -1,0 +1,229 @@
+package pipeline
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/taskguard/taskguard/console/fargate"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/scanners/compliance"
+	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/scan"
+	"github.com/taskguard/taskguard/scanners/vulndb"
+)
+
+//go:embed default-policy.yaml
+var defaultPolicyYAML []byte
+
+// DefaultPolicy returns the embedded default CI policy.
+func DefaultPolicy() (*policy.Policy, error) {
+	p, err := policy.ParsePolicy(defaultPolicyYAML)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default policy: %w", err)
+	}
+	return p, nil
+}
+
+// Options describe one CI run.
+type Options struct {
+	// Image is what to scan: a registry reference or a path (see ImageOptions.Kind).
+	// Empty: no image is scanned (only the task definition is checked).
+	Image        string
+	ImageOptions image.Options
+	// DB is the vulnerability DB; required when Image is set.
+	DB *vulndb.DB
+	// TaskPath is a task definition to check and protect; empty: none.
+	TaskPath string
+
+	// Policy holds the gate's rules; nil means DefaultPolicy().
+	Policy *policy.Policy
+	// PolicySource says where Policy came from (for the report).
+	PolicySource report.PolicySource
+	// Ignore are accepted findings from the repository's ignore file.
+	Ignore []policy.Exception
+
+	// ProtectOutput, when set with TaskPath, is where the protected task
+	// definition is written — only when the gate passes.
+	ProtectOutput string
+	Protect       fargate.Options
+
+	ToolVersion string
+	Logger      *slog.Logger
+	// Now is the time the gate judges at; nil means time.Now.
+	Now func() time.Time
+}
+
+// Run runs the CI job and returns its report. An error means the job could
+// not run (exit code 2); a blocked gate is a report with Result "blocked".
+func Run(ctx context.Context, opts Options) (*report.Report, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if opts.Image == "" && opts.TaskPath == "" {
+		return nil, fmt.Errorf("nothing to check: give an image (--image, --input, --layout, --rootfs) and/or a task definition (--task)")
+	}
+	def, err := DefaultPolicy()
+	if err != nil {
+		return nil, err
+	}
+	pol := opts.Policy
+	src := opts.PolicySource
+	if pol == nil {
+		pol = def
+		src = report.PolicySource{Source: "default"}
+	}
+	rule := pol.CIFor(opts.Image)
+	if rule == nil {
+		rule = def.CIFor("")
+		src.Rule = "default (no rule of the policy matches the image)"
+	} else {
+		src.Rule = rule.Name
+	}
+	at := now().UTC()
+	r := &report.Report{
+		SchemaVersion: report.SchemaVersion,
+		Tool:          scan.Tool{Name: "taskguard", Version: opts.ToolVersion},
+		CreatedAt:     at,
+		Policy:        src,
+	}
+
+	if opts.Image != "" {
+		if err := scanImage(ctx, opts, logger, rule, at, r); err != nil {
+			return nil, err
+		}
+	}
+	var taskJSON []byte
+	if opts.TaskPath != "" {
+		var err error
+		if taskJSON, err = checkTask(opts, rule, at, r); err != nil {
+			return nil, err
+		}
+	}
+	for _, ex := range policy.ExpiredExceptions(append(append([]policy.Exception{}, rule.Vulnerabilities.Exceptions...), append(rule.Compliance.Exceptions, opts.Ignore...)...), at) {
+		r.ExpiredExceptions = append(r.ExpiredExceptions, report.Exception{ID: ex.ID, Package: ex.Package, Reason: ex.Reason, Expires: ex.Expires.Format(time.DateOnly)})
+	}
+	r.Finish()
+	r.BlockReasons = blockReasons(r)
+
+	if opts.TaskPath != "" && opts.ProtectOutput != "" {
+		if r.Result == report.ResultBlocked {
+			r.Warnings = append(r.Warnings, "the task definition was not protected because the gate blocked")
+		} else {
+			out, err := fargate.ProtectJSON(ctx, taskJSON, opts.Protect)
+			if err != nil {
+				return nil, fmt.Errorf("protect %s: %w", opts.TaskPath, err)
+			}
+			if err := os.WriteFile(opts.ProtectOutput, out, 0o644); err != nil {
+				return nil, fmt.Errorf("write protected task definition: %w", err)
+			}
+			r.ProtectedTask = opts.ProtectOutput
+		}
+	}
+	return r, nil
+}
+
+func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *policy.CIRule, at time.Time, r *report.Report) error {
+	if opts.DB == nil {
+		return fmt.Errorf("scan %s: no vulnerability DB", opts.Image)
+	}
+	iopts := opts.ImageOptions
+	if iopts.Logger == nil {
+		iopts.Logger = logger
+	}
+	img, err := image.Open(ctx, opts.Image, iopts)
+	if err != nil {
+		return err
+	}
+	sr, err := scan.Opened(ctx, img, opts.DB, scan.Options{ToolVersion: opts.ToolVersion, Logger: logger, Now: func() time.Time { return at }})
+	if err != nil {
+		return err
+	}
+	r.Image, r.DB = &sr.Artifact, &sr.DB
+	r.Warnings = append(r.Warnings, sr.Warnings...)
+	for _, f := range sr.Findings {
+		v := rule.DecideVulnerability(policy.VulnFinding{ID: f.VulnerabilityID, Package: f.PkgName, Severity: f.Severity, FixedVersion: f.FixedVersion}, at, opts.Ignore)
+		r.Vulnerabilities = append(r.Vulnerabilities, report.Vulnerability{Finding: f, Verdict: report.Verdict{Action: string(v.Action), Reason: v.Reason}})
+	}
+	cfg, err := img.Config()
+	if err != nil {
+		return err
+	}
+	ref := ""
+	if img.Kind == image.KindRegistry {
+		ref = opts.Image
+	}
+	findings, err := compliance.CheckImage(ctx, img, compliance.ImageInput{Reference: ref, Config: cfg})
+	if err != nil {
+		return err
+	}
+	addCompliance(r, rule, findings, at, opts.Ignore)
+	return nil
+}
+
+func checkTask(opts Options, rule *policy.CIRule, at time.Time, r *report.Report) ([]byte, error) {
+	data, err := os.ReadFile(opts.TaskPath)
+	if err != nil {
+		return nil, fmt.Errorf("read task definition: %w", err)
+	}
+	// Parse with the transform's strict parser first, so that a task that
+	// could not be protected fails here with the same message.
+	td, err := fargate.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.TaskPath, err)
+	}
+	task, err := compliance.ParseTask(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.TaskPath, err)
+	}
+	r.Task = &report.Task{Path: opts.TaskPath, Family: td.Family()}
+	addCompliance(r, rule, compliance.CheckTask(task), at, opts.Ignore)
+	return data, nil
+}
+
+func addCompliance(r *report.Report, rule *policy.CIRule, findings []compliance.Finding, at time.Time, ignore []policy.Exception) {
+	for _, f := range findings {
+		v := rule.DecideCompliance(policy.ComplianceFinding{CheckID: f.CheckID, Severity: f.Severity}, at, ignore)
+		r.Compliance = append(r.Compliance, report.ComplianceResult{Finding: f, Verdict: report.Verdict{Action: string(v.Action), Reason: v.Reason}})
+	}
+}
+
+// blockReasons says in words why the gate blocked.
+func blockReasons(r *report.Report) []string {
+	var vulns, checks []string
+	for _, v := range r.Vulnerabilities {
+		if v.Verdict.Action == report.ActionBlock {
+			vulns = append(vulns, fmt.Sprintf("%s (%s, %s %s)", v.VulnerabilityID, v.Severity, v.PkgName, v.InstalledVersion))
+		}
+	}
+	for _, c := range r.Compliance {
+		if c.Verdict.Action == report.ActionBlock {
+			checks = append(checks, fmt.Sprintf("%s %s (%s)", c.CheckID, c.Title, c.Target))
+		}
+	}
+	var out []string
+	if len(vulns) > 0 {
+		out = append(out, fmt.Sprintf("%d blocking vulnerabilities: %s", len(vulns), capList(vulns, 10)))
+	}
+	if len(checks) > 0 {
+		out = append(out, fmt.Sprintf("%d blocking compliance findings: %s", len(checks), capList(checks, 10)))
+	}
+	return out
+}
+
+func capList(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
+}

@@ -124,9 +124,12 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, ctype string, i
 		s.internalError(w, r, "encode the protected task", err)
 		return
 	}
-	p, _ := auth.PrincipalFrom(r.Context())
-	s.log.Info("task protected", "id", info(r.Context()).id, "by", p.Subject, "family", td.Family(),
-		"containers", len(td.Containers()), "credential", map[bool]string{true: "secret ARN", false: "agent token"}[opts.AgentTokenSecretARN != ""])
+	credential := "agent token"
+	if opts.AgentTokenSecretARN != "" {
+		credential = "secret ARN"
+	}
+	s.log.Info("task protected", "id", info(r.Context()).id, "by", info(r.Context()).subject, "family", td.Family(),
+		"containers", len(td.Containers()), "credential", credential)
 	w.Header().Set("Content-Type", ctype)
 	w.WriteHeader(http.StatusOK)
 	w.Write(result)

@@ -57,6 +57,9 @@ TASKGUARD_ADMIN_PASSWORD.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Auth.TokenTTL <= 0 {
+				return fmt.Errorf("--token-ttl %s: give a positive duration such as 1h", cfg.Auth.TokenTTL)
+			}
 			cfg.DataDir = dataDir
 			cfg.AdminUser, cfg.AdminPassword = getenv(EnvAdminUser), getenv(EnvAdminPassword)
 			cfg.Logger, cfg.Stderr = logger, cmd.ErrOrStderr()

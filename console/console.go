@@ -260,12 +260,14 @@ func ensureFirstAdmin(ctx context.Context, st store.Store, authn *auth.Authentic
 	if err != nil {
 		return fmt.Errorf("create the first admin from TASKGUARD_ADMIN_USER/TASKGUARD_ADMIN_PASSWORD: %w", err)
 	}
+	from := EnvAdminPassword
 	if generated {
+		from = "generated"
 		fmt.Fprintf(cfg.Stderr, "taskguard-console: created the first admin user %q with the password:\n\n    %s\n\n"+
 			"taskguard-console: it is shown only this once: keep it now (or set TASKGUARD_ADMIN_PASSWORD before the first start)\n",
 			name, password)
 	}
-	log.Info("created the first admin user", "username", name, "passwordFrom", map[bool]string{true: "generated", false: "TASKGUARD_ADMIN_PASSWORD"}[generated])
+	log.Info("created the first admin user", "username", name, "passwordFrom", from)
 	return nil
 }
 

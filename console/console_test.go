@@ -432,4 +432,7 @@ func TestFlagsAndEnv(t *testing.T) {
 	if _, _, err := runCommand(t, "", "--log-format", "xml", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "--log-format") {
 		t.Errorf("bad --log-format: %v", err)
 	}
+	if _, _, err := runCommand(t, "", "--token-ttl", "-1h", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "--token-ttl") {
+		t.Errorf("negative --token-ttl: %v", err)
+	}
 }

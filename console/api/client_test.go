@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -80,22 +79,5 @@ func TestClientRequestsAndErrors(t *testing.T) {
 	err = c.Ping(ctx)
 	if !IsStatus(err, http.StatusBadGateway) || strings.Contains(err.Error(), "<html>") {
 		t.Errorf("Ping through a broken proxy: %v", err)
-	}
-}
-
-// TestNoServerDependencies keeps the wire package light: the defender, the CLI
-// and the CI integrations import it, and must not pull in the console server.
-func TestNoServerDependencies(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"github.com/taskguard/taskguard/console/server", "github.com/taskguard/taskguard/console/store",
-			"github.com/taskguard/taskguard/console/auth", "modernc.org/", "golang.org/x/crypto/"} {
-			if strings.HasPrefix(dep, banned) {
-				t.Errorf("console/api depends on %s", dep)
-			}
-		}
 	}
 }

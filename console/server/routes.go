@@ -28,6 +28,8 @@ func (s *Server) routes() []route {
 	return []route{
 		{method: "GET", path: api.PathPing, name: "ping", handler: s.ping},
 		{method: "POST", path: api.PathAuthenticate, name: "authenticate", maxBody: smallBody, handler: s.login},
+		{method: "POST", path: api.PathFargateJSON, name: "protect.fargate.json", perm: auth.PermProtect, maxBody: taskBody, handler: s.protectJSON},
+		{method: "POST", path: api.PathFargateYAML, name: "protect.fargate.yaml", perm: auth.PermProtect, maxBody: taskBody, handler: s.protectYAML},
 		{method: "GET", path: api.PathUsers, name: "users.list", perm: auth.PermManageUsers, handler: s.listUsers},
 		{method: "POST", path: api.PathUsers, name: "users.create", perm: auth.PermManageUsers, maxBody: smallBody, handler: s.createUser},
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
@@ -35,10 +36,7 @@ func New(cfg Config) http.Handler {
 	// same chain so it is logged like any request.
 	mux.Handle("/", s.chain(route{name: "not-found", maxBody: smallBody, handler: func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := known[r.URL.Path]; ok {
-			allow := methods[0]
-			for _, m := range methods[1:] {
-				allow += ", " + m
-			}
+			allow := strings.Join(methods, ", ")
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow)
 			return

@@ -29,11 +29,11 @@ var _ store.Store = (*DB)(nil)
 func Open(ctx context.Context, path string) (*DB, error) {
 	// The file holds password hashes: only the console's user may read it.
 	// SQLite gives its -wal and -shm files the same mode.
-	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
-	} else {
-		f.Close()
 	}
+	f.Close()
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")

@@ -4,7 +4,12 @@
 set -euo pipefail
 
 # Debian packages the tests use. Keep this list in step with README "Testing".
-DEBIAN_PACKAGES=(ca-certificates jq curl)
+DEBIAN_PACKAGES=(
+	ca-certificates
+	jq
+	curl
+	debootstrap # scanners/scan: bookworm minbase rootfs for the Debian findings test
+)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

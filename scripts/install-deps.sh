@@ -4,12 +4,8 @@
 set -euo pipefail
 
 # Debian packages the tests use. Keep this list in step with README "Testing".
-DEBIAN_PACKAGES=(
-	ca-certificates
-	jq
-	curl
-	debootstrap # scanners/scan: bookworm minbase rootfs for the Debian findings test
-)
+DEBIAN_PACKAGES=(ca-certificates jq curl)
+DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

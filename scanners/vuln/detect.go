@@ -325,9 +325,6 @@ func severity(source types.SourceID, adv types.Advisory, v types.Vulnerability) 
 	if s, ok := v.VendorSeverity["nvd"]; ok {
 		return s.String(), "nvd"
 	}
-	if v.Severity != "" {
-		return v.Severity, ""
-	}
 	return types.SeverityUnknown.String(), ""
 }
 

@@ -359,7 +359,7 @@ func FuzzLayer(f *testing.F) {
 	f.Add(tarBytes(f, []entry{{name: "../x", body: "x"}, {name: "a/.wh..wh..opq"}}))
 	f.Add([]byte("not a tar"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fl := newFlattener(1<<16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		fl := newFlattener(1<<16, slog.New(slog.DiscardHandler))
 		_ = fl.layer(context.Background(), "fuzz", bytes.NewReader(data), func(f File) error {
 			if strings.HasPrefix(f.Path, "/") || strings.Contains("/"+f.Path+"/", "/../") {
 				t.Fatalf("unsafe path %q passed on", f.Path)

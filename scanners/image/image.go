@@ -63,14 +63,14 @@ type Image struct {
 	// Digest is the image's manifest digest, empty for a root filesystem.
 	Digest string
 
-	img    v1.Image
-	dir    string
+	img v1.Image
+	dir string
 	// tarPath and tarLayers locate the layers of a docker archive, read
 	// straight from the archive (ggcr would recompress uncompressed ones).
 	tarPath   string
 	tarLayers []string
-	max    int64
-	logger *slog.Logger
+	max       int64
+	logger    *slog.Logger
 }
 
 // ErrNotFound is returned when the reference names nothing that can be read.

@@ -70,25 +70,28 @@ GOMAIN
 fi
 echo "image: $IMAGE ($(du -h "$IMAGE" | cut -f1))"
 
-# measure NAME OUT CMD...: best wall time (s) and its peak RSS (KiB) over RUNS runs.
+# measure NAME OUT CMD...: best wall time (s), its peak RSS (KiB) and CPU
+# seconds (user+sys) over RUNS runs.
 measure() {
 	local name=$1 out=$2
 	shift 2
-	local best_t="" best_m=""
+	local best_t="" best_m="" best_c=""
 	for _ in $(seq "$RUNS"); do
-		/usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$out" 2>"$WORK/$name.err" || {
+		/usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" >"$out" 2>"$WORK/$name.err" || {
 			echo "$name failed:"; cat "$WORK/$name.err"; exit 2; }
-		read -r t m <"$WORK/time"
-		if [ -z "$best_t" ] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t best_m=$m; fi
+		read -r t m u s <"$WORK/time"
+		if [ -z "$best_t" ] || awk "BEGIN{exit !($t < $best_t)}"; then
+			best_t=$t best_m=$m best_c=$(awk "BEGIN{print $u + $s}")
+		fi
 	done
-	echo "$best_t $best_m"
+	echo "$best_t $best_m $best_c"
 }
 
 echo "== taskguard ($RUNS runs)"
-read -r tg_t tg_m < <(measure taskguard "$WORK/tg.json" "$WORK/taskguard" image scan --input "$IMAGE" \
+read -r tg_t tg_m tg_c < <(measure taskguard "$WORK/tg.json" "$WORK/taskguard" image scan --input "$IMAGE" \
 	--cache-dir "$WORK/db" --skip-db-update --format json)
 jq -r '.findings[] | [.vulnerabilityID, .pkgName, .installedVersion, (.fixedVersion // "")] | @tsv' "$WORK/tg.json" | sort -u >"$WORK/tg.tsv"
-printf 'taskguard: %d findings, %.2fs, %d MiB peak RSS\n' "$(wc -l <"$WORK/tg.tsv")" "$tg_t" "$((tg_m / 1024))"
+printf 'taskguard: %d findings, %.2fs wall, %.2fs CPU, %d MiB peak RSS\n' "$(wc -l <"$WORK/tg.tsv")" "$tg_t" "$tg_c" "$((tg_m / 1024))"
 
 if [ -z "${TRIVY:-}" ]; then
 	echo "TRIVY not set: no comparison (TRIVY=/path/to/trivy $0)"
@@ -96,13 +99,14 @@ if [ -z "${TRIVY:-}" ]; then
 fi
 
 echo "== trivy ($RUNS runs)"
-read -r tv_t tv_m < <(measure trivy "$WORK/trivy.json" "$TRIVY" image --input "$IMAGE" --skip-db-update \
+read -r tv_t tv_m tv_c < <(measure trivy "$WORK/trivy.json" "$TRIVY" image --input "$IMAGE" --skip-db-update \
 	--offline-scan --cache-dir "$WORK/trivy-cache" --scanners vuln --format json --quiet)
 jq -r '.Results[]?.Vulnerabilities[]? | [.VulnerabilityID, .PkgName, .InstalledVersion, (.FixedVersion // "")] | @tsv' "$WORK/trivy.json" | sort -u >"$WORK/trivy.tsv"
-printf 'trivy:     %d findings, %.2fs, %d MiB peak RSS\n' "$(wc -l <"$WORK/trivy.tsv")" "$tv_t" "$((tv_m / 1024))"
+printf 'trivy:     %d findings, %.2fs wall, %.2fs CPU, %d MiB peak RSS\n' "$(wc -l <"$WORK/trivy.tsv")" "$tv_t" "$tv_c" "$((tv_m / 1024))"
 
 echo "== findings diff (< taskguard only, > trivy only)"
 if diff "$WORK/tg.tsv" "$WORK/trivy.tsv"; then echo "identical"; fi
-awk -v a="$tv_t" -v b="$tg_t" -v c="$tg_m" -v d="$tv_m" 'BEGIN{
+awk -v a="$tv_t" -v b="$tg_t" -v c="$tg_m" -v d="$tv_m" -v e="$tv_c" -v f="$tg_c" 'BEGIN{
 	printf "speed: taskguard is %.2fx faster (trivy/taskguard wall time; goal >= 2)\n", a/b
+	printf "cpu: taskguard uses %.2fx less CPU (trivy/taskguard user+sys)\n", (f > 0 ? e/f : 0)
 	printf "memory: taskguard uses %.2f of trivy peak RSS (goal <= 0.5)\n", c/d }'

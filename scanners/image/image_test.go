@@ -369,3 +369,31 @@ func FuzzLayer(f *testing.F) {
 		})
 	})
 }
+
+// TestDockerSaveArchive reads an archive laid out as `docker save` writes
+// it: uncompressed layer.tar entries named in manifest.json.
+func TestDockerSaveArchive(t *testing.T) {
+	img := imageOf(t, lowerLayer, upperLayer)
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []entry{
+		{name: "config.json", body: string(rawCfg)},
+		{name: "manifest.json", body: `[{"Config":"config.json","RepoTags":["example.test/saved:1"],"Layers":["aaa/layer.tar","bbb/layer.tar"]}]`},
+		{name: "aaa/layer.tar", body: string(tarBytes(t, lowerLayer))},
+		{name: "bbb/layer.tar", body: string(tarBytes(t, upperLayer))},
+	}
+	path := filepath.Join(t.TempDir(), "saved.tar")
+	if err := os.WriteFile(path, tarBytes(t, entries), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.tarLayers) != 2 {
+		t.Fatalf("archive layers = %v", im.tarLayers)
+	}
+	assertFiles(t, collect(t, im), wantFlat)
+}

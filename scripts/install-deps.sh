@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
 	libxml2-utils   # xmllint: JUnit reports validated against the JUnit schema
 	nodejs npm      # npm installs the SARIF validator below
 )
+DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -193,6 +193,9 @@ func TestGoBinaryReadsThisTestBinary(t *testing.T) {
 	if !a.Required("usr/bin/x", info) {
 		t.Fatal("executable not required")
 	}
+	if a.Required("usr/share/doc/x", fileInfo{name: "x", size: info.Size(), mode: 0o644}) {
+		t.Error("non-executable file required")
+	}
 	res, err := a.Analyze(context.Background(), Input{Path: "usr/bin/x", Content: content, Info: info})
 	if err != nil {
 		t.Fatal(err)

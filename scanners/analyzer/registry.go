@@ -4,8 +4,10 @@ package analyzer
 var analyzers = []Analyzer{
 	osRelease{},
 	dpkgStatus{},
+	apkInstalled{},
 	goBinary{},
 	npmPackage{},
+	pythonPackage{},
 }
 
 // All returns every registered analyzer.

@@ -131,7 +131,7 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 		}
 		isDir := hdr.Typeflag == tar.TypeDir
 		f.seen[p] = isDir
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA { //nolint:staticcheck // TypeRegA appears in old layers
+		if hdr.Typeflag != tar.TypeReg { // archive/tar reports old TypeRegA entries as TypeReg
 			continue
 		}
 		if hdr.Size < 0 {

@@ -63,10 +63,14 @@ type Image struct {
 	// Digest is the image's manifest digest, empty for a root filesystem.
 	Digest string
 
-	img    v1.Image
-	dir    string
-	max    int64
-	logger *slog.Logger
+	img v1.Image
+	dir string
+	// tarPath and tarLayers locate the layers of a docker archive, read
+	// straight from the archive (ggcr would recompress uncompressed ones).
+	tarPath   string
+	tarLayers []string
+	max       int64
+	logger    *slog.Logger
 }
 
 // ErrNotFound is returned when the reference names nothing that can be read.
@@ -100,6 +104,10 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		return im, nil
 	case KindTarball:
 		im.img, err = openTarball(ref)
+		if err == nil {
+			im.tarPath = ref
+			im.tarLayers = archiveLayers(ref)
+		}
 	case KindLayout:
 		im.img, err = openLayout(ref)
 	case KindRegistry:
@@ -259,25 +267,53 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 	if err != nil {
 		return fmt.Errorf("image %s: layers: %w", im.Name, err)
 	}
+	// Diff IDs come from the config: asking a layer for its diff ID can
+	// mean decompressing it once more just to hash it.
+	var diffIDs []v1.Hash
+	if cf, err := im.img.ConfigFile(); err == nil && cf != nil && len(cf.RootFS.DiffIDs) == len(layers) {
+		diffIDs = cf.RootFS.DiffIDs
+	}
 	fl := newFlattener(im.max, im.logger)
 	for i := len(layers) - 1; i >= 0; i-- {
 		l := layers[i]
-		id, err := l.DiffID()
-		if err != nil {
+		var id v1.Hash
+		if diffIDs != nil {
+			id = diffIDs[i]
+		} else if id, err = l.DiffID(); err != nil {
 			return fmt.Errorf("image %s: layer %d: diff id: %w", im.Name, i, err)
 		}
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return fmt.Errorf("image %s: layer %s: %w", im.Name, id, err)
+		open := l.Compressed
+		if len(im.tarLayers) == len(layers) {
+			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
 		}
-		err = fl.layer(ctx, id.String(), rc, fn)
-		cerr := rc.Close()
-		if err != nil {
+		if err := walkLayer(ctx, fl, id.String(), open, fn); err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)
 		}
-		if cerr != nil {
-			return fmt.Errorf("image %s: layer %s: %w", im.Name, id, cerr)
-		}
+	}
+	return nil
+}
+
+// walkLayer streams one layer through the flattener. The compressed blob is
+// read to its end so that sources which verify digests while reading can.
+func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.ReadCloser, error), fn WalkFunc) error {
+	rc, err := open()
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	defer rc.Close()
+	r, err := decompress(rc)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	defer r.Close()
+	if err := fl.layer(ctx, id, r, fn); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+	}
+	if err := rc.Close(); err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
 	}
 	return nil
 }

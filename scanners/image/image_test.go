@@ -359,7 +359,7 @@ func FuzzLayer(f *testing.F) {
 	f.Add(tarBytes(f, []entry{{name: "../x", body: "x"}, {name: "a/.wh..wh..opq"}}))
 	f.Add([]byte("not a tar"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fl := newFlattener(1<<16, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		fl := newFlattener(1<<16, slog.New(slog.DiscardHandler))
 		_ = fl.layer(context.Background(), "fuzz", bytes.NewReader(data), func(f File) error {
 			if strings.HasPrefix(f.Path, "/") || strings.Contains("/"+f.Path+"/", "/../") {
 				t.Fatalf("unsafe path %q passed on", f.Path)
@@ -368,4 +368,32 @@ func FuzzLayer(f *testing.F) {
 			return err
 		})
 	})
+}
+
+// TestDockerSaveArchive reads an archive laid out as `docker save` writes
+// it: uncompressed layer.tar entries named in manifest.json.
+func TestDockerSaveArchive(t *testing.T) {
+	img := imageOf(t, lowerLayer, upperLayer)
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []entry{
+		{name: "config.json", body: string(rawCfg)},
+		{name: "manifest.json", body: `[{"Config":"config.json","RepoTags":["example.test/saved:1"],"Layers":["aaa/layer.tar","bbb/layer.tar"]}]`},
+		{name: "aaa/layer.tar", body: string(tarBytes(t, lowerLayer))},
+		{name: "bbb/layer.tar", body: string(tarBytes(t, upperLayer))},
+	}
+	path := filepath.Join(t.TempDir(), "saved.tar")
+	if err := os.WriteFile(path, tarBytes(t, entries), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.tarLayers) != 2 {
+		t.Fatalf("archive layers = %v", im.tarLayers)
+	}
+	assertFiles(t, collect(t, im), wantFlat)
 }

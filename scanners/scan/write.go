@@ -41,12 +41,12 @@ func WriteTable(_ context.Context, w io.Writer, r *Report) error {
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "PACKAGE\tTYPE\tINSTALLED\tFIXED\tVULNERABILITY\tSEVERITY\tSTATUS\tTITLE")
 		for _, f := range r.Findings {
-			title := f.Title
+			title := []rune(oneLine(f.Title))
 			if len(title) > maxTitle {
-				title = title[:maxTitle-3] + "..."
+				title = append(title[:maxTitle-3], []rune("...")...)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				f.PkgName, f.PkgType, f.InstalledVersion, dash(f.FixedVersion), f.VulnerabilityID, f.Severity, f.Status, dash(oneLine(title)))
+				f.PkgName, f.PkgType, f.InstalledVersion, dash(f.FixedVersion), f.VulnerabilityID, f.Severity, f.Status, dash(string(title)))
 		}
 		if err := tw.Flush(); err != nil {
 			return fmt.Errorf("write table report: %w", err)

@@ -101,11 +101,31 @@ type langEcosystem struct {
 	// prefix selects the DB buckets ("go::" matches "go::The Go Vulnerability Database").
 	prefix string
 	match  matchFunc
+	// normalize turns a package name into the DB's key; nil keeps it.
+	normalize func(string) string
+}
+
+// normalizePython applies PEP 503: lower case, runs of "-", "_", "." become "-".
+func normalizePython(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if r == '-' || r == '_' || r == '.' {
+			if !dash {
+				b.WriteByte('-')
+			}
+			dash = true
+			continue
+		}
+		dash = false
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // langComparers maps an analyzer package type to its ecosystem.
 var langComparers = map[string]langEcosystem{
 	"gobinary": {prefix: "go::", match: matchSemver},
 	"npm":      {prefix: "npm::", match: matchSemver},
-	"python":   {prefix: "pip::", match: matchPEP440},
+	"python":   {prefix: "pip::", match: matchPEP440, normalize: normalizePython},
 }

@@ -195,11 +195,15 @@ func statusName(s types.Status) string {
 }
 
 func (d *detector) langPackage(eco langEcosystem, p analyzer.Package) error {
+	key := p.Name
+	if eco.normalize != nil {
+		key = eco.normalize(key)
+	}
 	for _, bucket := range d.buckets {
 		if !strings.HasPrefix(bucket, eco.prefix) {
 			continue
 		}
-		advs, err := d.db.Advisories(bucket, p.Name)
+		advs, err := d.db.Advisories(bucket, key)
 		if err != nil {
 			return err
 		}
@@ -324,9 +328,6 @@ func severity(source types.SourceID, adv types.Advisory, v types.Vulnerability) 
 	}
 	if s, ok := v.VendorSeverity["nvd"]; ok {
 		return s.String(), "nvd"
-	}
-	if v.Severity != "" {
-		return v.Severity, ""
 	}
 	return types.SeverityUnknown.String(), ""
 }

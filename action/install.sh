@@ -45,8 +45,9 @@ else
 	bin="$cache/taskguard-action-$digest"
 	if [ ! -x "$bin" ]; then
 		echo "taskguard: building taskguard-action from source ($digest)"
-		(cd "$here" && CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" ./cmd/taskguard-action)
-		mv "$bin.tmp" "$bin"
+		tmp="$(mktemp "$cache/build.XXXXXX")"
+		(cd "$here" && CGO_ENABLED=0 go build -trimpath -o "$tmp" ./cmd/taskguard-action)
+		mv "$tmp" "$bin"
 	fi
 fi
 echo "bin=$bin" >>"${GITHUB_OUTPUT:-/dev/stdout}"

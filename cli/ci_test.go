@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"encoding/pem"
 	"encoding/xml"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/taskguard/taskguard/console"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/report"
 )
@@ -199,5 +202,45 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// With --console, the task is protected by a real console over HTTPS, which
+// mints the defender's agent credential.
+func TestCIProtectThroughConsole(t *testing.T) {
+	c, err := console.Start(context.Background(), console.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminUser: "admin", AdminPassword: "correct-horse-battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	caFile := filepath.Join(t.TempDir(), "console.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "tg_fargate.json")
+	args := []string{"ci", "--task", "../testdata/taskdef/seeds-sample.json", "--format", "none", "--console", c.URL(), "--console-ca", caFile, "--protected-task-output", out}
+
+	t.Setenv(EnvConsoleUser, "admin")
+	t.Setenv(EnvConsolePassword, "wrong-password")
+	if _, errOut, code := run(t, args...); code != program.ExitError || !strings.Contains(errOut, "401") {
+		t.Fatalf("wrong password: code %d: %s", code, errOut)
+	}
+	t.Setenv(EnvConsolePassword, "correct-horse-battery")
+	if _, errOut, code := run(t, args...); code != program.ExitOK {
+		t.Fatalf("code %d: %s", code, errOut)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(c.URL(), "https://")
+	for _, want := range []string{`"/var/lib/taskguard/defender"`, `"name": "taskguard-defender"`, `"value": "https://` + host + `"`, `"name": "TASKGUARD_AGENT_TOKEN"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("protected task lacks %s:\n%s", want, b)
+		}
+	}
+	t.Setenv(EnvConsolePassword, "")
+	if _, errOut, code := run(t, args...); code != program.ExitError || !strings.Contains(errOut, "no credentials") {
+		t.Fatalf("no credentials: code %d: %s", code, errOut)
 	}
 }

@@ -33,12 +33,13 @@ fi
 # Go tools, pinned.
 GOBIN="$(go env GOPATH)/bin"
 install_go_tool() { # name module@version
-	if ! "$GOBIN/$1" -version 2>/dev/null | grep -q "(${2##*@v})"; then
+	if ! go version -m "$GOBIN/$1" 2>/dev/null | grep -q "[[:space:]]${2##*@}[[:space:]]"; then
 		echo "go install $2"
 		go install "$2"
 	fi
 }
 install_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
+install_go_tool act github.com/nektos/act@v0.2.89   # runs the GitHub Action's workflow test on this host
 
 # npm tools, pinned, under the tools cache.
 TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"

@@ -1,0 +1,148 @@
+package action
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/taskguard/taskguard/internal/testenv"
+)
+
+// workflow runs the action twice from the repository itself (uses: ./): a
+// passing image with its task definition protected, and the same image
+// blocked by severity-cutoff. The last step writes what GitHub would show.
+const workflow = `name: taskguard-e2e
+on: push
+jobs:
+  scan:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - id: pass
+        uses: ./
+        with:
+          input: ${{ env.IMAGE_TAR }}
+          cache-dir: ${{ env.DB_DIR }}
+          offline: true
+          task-definition: testdata/taskdef/seeds-sample.json
+          protected-task-output: ${{ env.OUT_DIR }}/tg_fargate.json
+          junit: ${{ env.OUT_DIR }}/pass.junit.xml
+          sarif: ${{ env.OUT_DIR }}/pass.sarif
+      - id: block
+        continue-on-error: true
+        uses: ./
+        with:
+          input: ${{ env.IMAGE_TAR }}
+          cache-dir: ${{ env.DB_DIR }}
+          offline: true
+          severity-cutoff: HIGH
+          junit: ${{ env.OUT_DIR }}/block.junit.xml
+      - name: record
+        if: always()
+        shell: bash
+        run: |
+          cat > "$OUT_DIR/steps.json" <<'JSON'
+          {"pass": {"outcome": "${{ steps.pass.outcome }}", "outputs": ${{ toJSON(steps.pass.outputs) }}},
+           "block": {"outcome": "${{ steps.block.outcome }}", "outputs": ${{ toJSON(steps.block.outputs) }}}}
+          JSON
+`
+
+type stepRecord struct {
+	Outcome string            `json:"outcome"`
+	Outputs map[string]string `json:"outputs"`
+}
+
+// TestWorkflowWithAct runs a real workflow through nektos/act on this host
+// (-P ubuntu-latest=-self-hosted: no Docker), so action.yml, install.sh (the
+// Go-build path) and taskguard-action run as a GitHub runner would run them.
+func TestWorkflowWithAct(t *testing.T) {
+	act, err := exec.LookPath("act")
+	if err != nil {
+		if gobin := filepath.Join(os.Getenv("HOME"), "go", "bin", "act"); fileExists(gobin) {
+			act = gobin
+		} else if os.Getenv("CI") != "" {
+			t.Fatal("act is not installed (scripts/install-deps.sh: go install github.com/nektos/act@v0.2.89)")
+		} else {
+			t.Skip("act is not installed: go install github.com/nektos/act@v0.2.89")
+		}
+	}
+	if testing.Short() {
+		t.Skip("-short: the act workflow builds taskguard-action")
+	}
+	root := testenv.RepoRoot(t)
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "e2e.yml")
+	if err := os.WriteFile(wf, []byte(workflow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	home := filepath.Join(dir, "home")
+	for _, d := range []string{out, home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goEnv := func(name string) string {
+		b, err := exec.Command("go", "env", name).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	cmd := exec.Command(act, "push", "-W", wf, "-P", "ubuntu-latest=-self-hosted",
+		"--env", "IMAGE_TAR="+lodashImage(t), "--env", "DB_DIR="+vulnDB(t), "--env", "OUT_DIR="+out,
+		"--env", "GOCACHE="+goEnv("GOCACHE"), "--env", "GOMODCACHE="+goEnv("GOMODCACHE"), "--env", "GOFLAGS=-buildvcs=false",
+		"--env", "PATH="+os.Getenv("PATH"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	log, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("act: %v\n%s", err, log)
+	}
+	var steps map[string]stepRecord
+	b, err := os.ReadFile(filepath.Join(out, "steps.json"))
+	if err != nil {
+		t.Fatalf("the record step wrote nothing: %v\n%s", err, log)
+	}
+	if err := json.Unmarshal(b, &steps); err != nil {
+		t.Fatalf("steps.json: %v\n%s", err, b)
+	}
+	pass, block := steps["pass"], steps["block"]
+	if pass.Outcome != "success" || pass.Outputs["result"] != "passed" || pass.Outputs["high"] != "1" ||
+		pass.Outputs["protected-task-definition"] != filepath.Join(out, "tg_fargate.json") {
+		t.Errorf("passing step: %+v", pass)
+	}
+	if block.Outcome != "failure" || block.Outputs["result"] != "blocked" || block.Outputs["high"] != "1" {
+		t.Errorf("blocked step: %+v", block)
+	}
+	protected, err := os.ReadFile(filepath.Join(out, "tg_fargate.json"))
+	if err != nil || !strings.Contains(string(protected), `"entry.sh"`) || !strings.Contains(string(protected), "taskguard-defender") {
+		t.Errorf("protected task: %v\n%s", err, protected)
+	}
+	for _, f := range []string{"pass.junit.xml", "pass.sarif", "block.junit.xml"} {
+		if !fileExists(filepath.Join(out, f)) {
+			t.Errorf("report %s was not written", f)
+		}
+	}
+	s := string(log)
+	for _, want := range []string{
+		"Summary - ## ✅ taskguard", "Summary - ## ❌ taskguard",
+		"::error file=Dockerfile,title=HIGH CVE-2021-23337 in lodash::",
+		"taskguard: building taskguard-action from source",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("act log lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("act log:\n%s", log)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

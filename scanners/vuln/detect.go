@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aquasecurity/trivy-db/pkg/types"
 
@@ -21,23 +22,25 @@ const (
 
 // Finding is one vulnerability in one installed package.
 type Finding struct {
-	VulnerabilityID  string            `json:"vulnerabilityID"`
-	VendorIDs        []string          `json:"vendorIDs,omitempty"`
-	PkgType          string            `json:"pkgType"`
-	PkgName          string            `json:"pkgName"`
-	SrcName          string            `json:"srcName,omitempty"`
-	InstalledVersion string            `json:"installedVersion"`
-	FixedVersion     string            `json:"fixedVersion,omitempty"`
-	Status           string            `json:"status"`
-	Severity         string            `json:"severity"`
-	SeveritySource   string            `json:"severitySource,omitempty"`
-	CVSS             types.VendorCVSS  `json:"cvss,omitempty"`
-	Title            string            `json:"title,omitempty"`
-	Description      string            `json:"description,omitempty"`
-	PrimaryURL       string            `json:"primaryURL,omitempty"`
-	References       []string          `json:"references,omitempty"`
-	DataSource       string            `json:"dataSource,omitempty"`
-	Location         analyzer.Location `json:"location"`
+	VulnerabilityID  string           `json:"vulnerabilityID"`
+	VendorIDs        []string         `json:"vendorIDs,omitempty"`
+	PkgType          string           `json:"pkgType"`
+	PkgName          string           `json:"pkgName"`
+	SrcName          string           `json:"srcName,omitempty"`
+	InstalledVersion string           `json:"installedVersion"`
+	FixedVersion     string           `json:"fixedVersion,omitempty"`
+	Status           string           `json:"status"`
+	Severity         string           `json:"severity"`
+	SeveritySource   string           `json:"severitySource,omitempty"`
+	CVSS             types.VendorCVSS `json:"cvss,omitempty"`
+	Title            string           `json:"title,omitempty"`
+	Description      string           `json:"description,omitempty"`
+	PrimaryURL       string           `json:"primaryURL,omitempty"`
+	References       []string         `json:"references,omitempty"`
+	// PublishedDate is when the advisory was published, when the DB knows.
+	PublishedDate *time.Time        `json:"publishedDate,omitempty"`
+	DataSource    string            `json:"dataSource,omitempty"`
+	Location      analyzer.Location `json:"location"`
 }
 
 // Result is the outcome of matching an inventory.
@@ -310,6 +313,7 @@ func (d *detector) add(p analyzer.Package, adv types.Advisory, fixed, status str
 	}
 	if ok {
 		f.Title, f.Description, f.References, f.CVSS = v.Title, v.Description, v.References, v.CVSS
+		f.PublishedDate = v.PublishedDate
 	}
 	f.Severity, f.SeveritySource = severity(source, adv, v)
 	f.PrimaryURL = primaryURL(adv.VulnerabilityID, f.References)

@@ -585,7 +585,7 @@ func runHarness(t *testing.T, groovy string, f *fixture, scenarios []scenario) m
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, groovy, filepath.Join(f.root, "jenkins", "test", "harness.groovy"), mpath, rpath)
+	cmd := killGroup(exec.CommandContext(ctx, groovy, filepath.Join(f.root, "jenkins", "test", "harness.groovy"), mpath, rpath))
 	cmd.Env = append(os.Environ(), "JAVA_HOME="+javaHome)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("groovy harness: %v\n%s", err, out)
@@ -602,6 +602,14 @@ func runHarness(t *testing.T, groovy string, f *fixture, scenarios []scenario) m
 		b.workspace, b.buildDir = workspaces[name][0], workspaces[name][1]
 	}
 	return results
+}
+
+// killGroup makes cmd's cancellation kill its whole process group: the
+// JVMs a node or shell wrapper starts must not outlive a timed-out test.
+func killGroup(cmd *exec.Cmd) *exec.Cmd {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	return cmd
 }
 
 func writeWorkspaceFile(t *testing.T, path, content string) {

@@ -10,6 +10,10 @@
 // RESULTS holds, per scenario: result, error, calls, log (masked like
 // Jenkins masks credentials), rawLog (unmasked), archived files and stages.
 
+// The harness runs on a build machine, not in a Java EE container, and takes
+// the pipeline's untyped step arguments apart: these rules do not apply.
+/* groovylint-disable JavaIoPackageAccess, Instanceof, FileCreateTempFile */
+
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 import java.nio.file.FileSystems
@@ -145,7 +149,8 @@ class Harness {
         String script = m.script as String
         boolean returnStatus = m.returnStatus as boolean
         boolean returnStdout = m.returnStdout as boolean
-        Map call = record('sh', [script: script, returnStatus: returnStatus, returnStdout: returnStdout, label: m.label])
+        Map call = record('sh', [script: script, returnStatus: returnStatus, returnStdout: returnStdout,
+                                 label: m.label])
         File tmp = new File(buildDir, 'tmp')
         tmp.mkdirs()
         File scriptFile = File.createTempFile('script', '.sh', tmp)
@@ -248,7 +253,7 @@ class Harness {
             h.record('withEnv', [overrides: overrides])
             Map<String, String> extra = [:]
             for (Object o : overrides) {
-                String s = o.toString()
+                String s = "${o}"
                 int eq = s.indexOf('=')
                 extra[s.substring(0, eq)] = s.substring(eq + 1)
             }
@@ -355,10 +360,10 @@ class Harness {
         }
         record('stage', [name: name])
         print("[Pipeline] { (${name})\n")
+        Object r = null
         try {
-            def r = body.call()
+            r = body.call()
             stages << name + ': ' + (currentBuild.result ?: 'SUCCESS')
-            return r
         } catch (AbortException e) {
             stages << name + ': FAILURE'
             currentBuild.setResult('FAILURE')
@@ -368,8 +373,8 @@ class Harness {
             }
             stageFailed = true
             record('stageError', [name: name, message: e.message])
-            return null
         }
+        return r
     }
 
     def pipeline(Closure body) {

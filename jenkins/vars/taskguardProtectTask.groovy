@@ -16,16 +16,21 @@ import groovy.transform.Field
 // through the environment, so nothing is interpolated into the script.
 @Field static final String PROTECT_SCRIPT = '''set +x
 mkdir -p "$(dirname "$TG_OUT")"
-set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_TASK" -o "$TG_OUT.response" -w '%{http_code}'
+resp="$TG_OUT.response"
+set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_TASK" -o "$resp" -w '%{http_code}'
 if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
 if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
-code=$(printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/' | curl -K - "$@" "$TG_URL") || {
-  echo "taskguardProtectTask: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" > "$TG_ERR"; rm -f "$TG_OUT.response"; exit 2; }
+curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
+code=$(curlrc | curl -K - "$@" "$TG_URL") || {
+  echo "taskguardProtectTask: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" >"$TG_ERR"
+  rm -f "$resp"; exit 2
+}
 if [ "$code" != 200 ]; then
-  echo "taskguardProtectTask: the console answered HTTP $code: $(head -c 500 "$TG_OUT.response" | tr '\\n' ' ' | tr -s ' ')" > "$TG_ERR"
-  rm -f "$TG_OUT.response"; exit 1
+  body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
+  echo "taskguardProtectTask: the console answered HTTP $code: $body" >"$TG_ERR"
+  rm -f "$resp"; exit 1
 fi
-if command -v jq >/dev/null; then jq . "$TG_OUT.response" > "$TG_OUT"; rm -f "$TG_OUT.response"; else mv "$TG_OUT.response" "$TG_OUT"; fi
+if command -v jq >/dev/null; then jq . "$resp" >"$TG_OUT" && rm -f "$resp"; else mv "$resp" "$TG_OUT"; fi
 echo "protected task definition written to $TG_OUT"
 '''
 
@@ -43,7 +48,9 @@ Map call(Map args = [:]) {
             error("taskguardProtectTask: unknown parameter '${key}' (see taskguardProtectTask.txt for the list)")
         }
     }
-    Map o = [protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard'] + args
+    Map o = [
+        protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard',
+    ] + args
     if (!o.taskDefinition) {
         error('taskguardProtectTask: taskDefinition is required (the ECS task definition JSON to protect)')
     }

@@ -11,15 +11,20 @@ import groovy.transform.Field
 // Credentials reach curl on its standard input (a config file), never on a
 // command line or in the trace; the other values come in through the environment.
 @Field static final String PUBLISH_SCRIPT = '''set +x
-set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_REPORT" -o "$TG_ERR.response" -w '%{http_code}'
+resp="$TG_ERR.response"
+set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_REPORT" -o "$resp" -w '%{http_code}'
 if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
 if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
-code=$(printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/' | curl -K - "$@" "$TG_URL") || {
-  echo "taskguardPublish: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" > "$TG_ERR"; rm -f "$TG_ERR.response"; exit 2; }
+curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
+code=$(curlrc | curl -K - "$@" "$TG_URL") || {
+  echo "taskguardPublish: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" >"$TG_ERR"
+  rm -f "$resp"; exit 2
+}
 case "$code" in
-2??) rm -f "$TG_ERR.response"; echo "scan report $TG_REPORT published to $TG_CONSOLE_URL" ;;
-*) echo "taskguardPublish: the console answered HTTP $code: $(head -c 500 "$TG_ERR.response" | tr '\\n' ' ' | tr -s ' ')" > "$TG_ERR"
-   rm -f "$TG_ERR.response"; exit 1 ;;
+2??) rm -f "$resp"; echo "scan report $TG_REPORT published to $TG_CONSOLE_URL" ;;
+*) body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
+   echo "taskguardPublish: the console answered HTTP $code: $body" >"$TG_ERR"
+   rm -f "$resp"; exit 1 ;;
 esac
 '''
 

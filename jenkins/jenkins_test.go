@@ -83,7 +83,6 @@ type scenario struct {
 
 type fixture struct {
 	root, bin, db, imageTar, consoleURL, consoleCA string
-	managerPass, ciPass                            string
 }
 
 // Passwords with the characters a careless shell line or curl config breaks on.

@@ -104,6 +104,7 @@ const strictPolicy = `ci:
 func TestSharedLibrary(t *testing.T) {
 	groovy := requireTool(t, "groovy", "apt-get install groovy")
 	requireTool(t, "curl", "apt-get install curl")
+	readSources(t)
 	f := newFixture(t)
 
 	declarativeFiles := map[string]string{
@@ -225,6 +226,15 @@ func TestSharedLibrary(t *testing.T) {
 				if len(ri) != 1 || fmt.Sprint(ri[0]["files"]) != "[taskguard.sarif]" {
 					t.Errorf("recordIssues: %v", ri)
 				}
+				creds := b.calls("withCredentials")
+				if len(creds) != 1 || !strings.Contains(fmt.Sprint(creds[0]["bindings"]), "credentialsId:taskguardDefenderManager") || !strings.Contains(fmt.Sprint(creds[0]["bindings"]), "passwordVariable:TASKGUARD_CONSOLE_PASSWORD") {
+					t.Errorf("withCredentials: %v", creds)
+				}
+				// The console protected it: the defender dials the console's host:port.
+				if !strings.Contains(string(b.archived(t, "tg_fargate.json")), strings.TrimPrefix(f.consoleURL, "https://")) {
+					t.Errorf("the protected task does not name the console %s", f.consoleURL)
+				}
+				wantNoSecret(t, b, managerPassword)
 			},
 		},
 		{

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,7 @@ func groovyLint(t *testing.T) string {
 // TestGroovyLint lints every Groovy file, plus a canary with a known
 // violation that proves the linter really ran with our rules.
 func TestGroovyLint(t *testing.T) {
+	readSources(t)
 	lint := groovyLint(t)
 	requireTool(t, "java", "apt-get install default-jre-headless")
 	dir := filepath.Join(testenv.RepoRoot(t), "jenkins")
@@ -107,5 +109,61 @@ func TestGroovyLint(t *testing.T) {
 		if path == canary && strings.Join(bad, ",") != "LineLength" {
 			t.Errorf("canary: violations %v, want [LineLength]: the linter did not apply the rules", bad)
 		}
+	}
+}
+
+// readSources reads the library's Groovy sources and help files. The test
+// cache only notices files the test process itself opens, and groovy reads
+// them in a child process: reading them here makes an edit rerun the tests.
+func readSources(t *testing.T) map[string]string {
+	t.Helper()
+	dir := filepath.Join(testenv.RepoRoot(t), "jenkins")
+	files := append([]string{}, groovyFiles...)
+	files = append(files, ".groovylintrc.json", "test/testdata/canary.groovy")
+	for _, f := range groovyFiles {
+		if strings.HasPrefix(f, "vars/") {
+			files = append(files, strings.TrimSuffix(f, ".groovy")+".txt")
+		}
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = string(data)
+	}
+	return out
+}
+
+var (
+	parameterList = regexp.MustCompile(`(?s)@Field static final List<String> [A-Z]+_PARAMETERS = \[(.*?)\]`)
+	quoted        = regexp.MustCompile(`'([A-Za-z]+)'`)
+)
+
+// TestHelpFiles checks that every step has its .txt help and that the help
+// documents every parameter the step accepts.
+func TestHelpFiles(t *testing.T) {
+	src := readSources(t)
+	for _, f := range groovyFiles {
+		if !strings.HasPrefix(f, "vars/") {
+			continue
+		}
+		t.Run(f, func(t *testing.T) {
+			m := parameterList.FindStringSubmatch(src[f])
+			if m == nil {
+				t.Fatalf("%s declares no _PARAMETERS list", f)
+			}
+			params := quoted.FindAllStringSubmatch(m[1], -1)
+			if len(params) < 5 {
+				t.Fatalf("%s: only %d parameters found", f, len(params))
+			}
+			help := src[strings.TrimSuffix(f, ".groovy")+".txt"]
+			for _, p := range params {
+				if !strings.Contains(help, "<code>"+p[1]+"</code>") {
+					t.Errorf("%s.txt does not document parameter %s", strings.TrimSuffix(filepath.Base(f), ".groovy"), p[1])
+				}
+			}
+		})
 	}
 }

@@ -300,6 +300,35 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
+			// POST /api/v1/scans is not served yet: the publish call is
+			// checked by its recorded command and the console's 404.
+			name:        "scan with publish: true hands the JSON report to taskguardPublish",
+			jenkinsfile: scanScript(", json: 'out/report.json', publish: true, consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true"),
+			files:       scanFiles,
+			env:         merge(scanEnv, map[string]string{"CONSOLE_URL": f.consoleURL}),
+			check: func(t *testing.T, b *buildResult) {
+				sh := findSh(t, b, "curl -K -")
+				if sh["exitCode"] != float64(1) {
+					t.Errorf("publish script exit %v, want 1 (the console's 404)", sh["exitCode"])
+				}
+				env := fmt.Sprint(b.calls("withEnv"))
+				for _, want := range []string{"TG_REPORT=out/report.json", "TG_URL=" + f.consoleURL + "/api/v1/scans", "TG_CONSOLE_INSECURE=true"} {
+					if !strings.Contains(env, want) {
+						t.Errorf("withEnv %s lacks %s", env, want)
+					}
+				}
+				if ci := findSh(t, b, "'ci'"); strings.Contains(ci["script"].(string), "--console") {
+					t.Errorf("no protection asked, yet taskguard ci got the console:\n%s", ci["script"])
+				}
+				wantResult(t, b, "FAILURE")
+				if !strings.HasPrefix(b.Error, "taskguardPublish: the console answered HTTP 404") {
+					t.Errorf("error %q", b.Error)
+				}
+				wantArchived(t, b, "out/report.json", "taskguard-junit.xml")
+				wantNoSecret(t, b, ciPassword)
+			},
+		},
+		{
 			name:        "taskguard could not run: the stage fails with exit 2 and its reason",
 			jenkinsfile: scanScript(", unstableOnBlock: true"),
 			files:       map[string]string{"fargate.json": scanFiles["fargate.json"]},

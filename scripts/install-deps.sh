@@ -6,6 +6,7 @@ set -euo pipefail
 # Debian packages the tests use. Keep this list in step with README "Testing".
 DEBIAN_PACKAGES=(ca-certificates jq curl)
 DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
+DEBIAN_PACKAGES+=(rpm) # scanners/analyzer: rpmbuild and rpm -qa to cross-check the rpm analyzer
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -5,6 +5,7 @@ var analyzers = []Analyzer{
 	osRelease{},
 	dpkgStatus{},
 	apkInstalled{},
+	rpmDB{},
 	goBinary{},
 	npmPackage{},
 	pythonPackage{},

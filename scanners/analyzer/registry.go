@@ -9,6 +9,7 @@ var analyzers = []Analyzer{
 	goBinary{},
 	npmPackage{},
 	pythonPackage{},
+	javaArchive{},
 }
 
 // All returns every registered analyzer.

@@ -97,7 +97,7 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	if !f.skipDBUpdate {
 		if _, err := f.db.update(cmd, false); err != nil {
-			return err
+			return fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
 		}
 	}
 	db, err := vulndb.Open(dir)

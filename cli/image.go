@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/scan"
 	"github.com/taskguard/taskguard/scanners/vulndb"
@@ -33,6 +34,7 @@ type imageScanFlags struct {
 	output       string
 	failOn       string
 	skipDBUpdate bool
+	lockfiles    bool
 	maxFileSize  int64
 }
 
@@ -65,6 +67,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
+	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files (package-lock.json), not only installed packages")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
 	return cmd
 }
@@ -106,8 +109,13 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var analyzers []analyzer.Analyzer
+	if f.lockfiles {
+		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
+	}
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
 		Image:       image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize},
+		Analyzers:   analyzers,
 		ToolVersion: Version(),
 		Logger:      logger,
 	})

@@ -362,3 +362,34 @@ func TestDBUpdate(t *testing.T) {
 		t.Errorf("scan with DB update: code %d: %s", code, errOut)
 	}
 }
+
+func TestImageScanLockfiles(t *testing.T) {
+	dbDir := buildDB(t)
+	root := t.TempDir()
+	scantest.WriteFiles(t, root, map[string][]byte{
+		"srv/shop/package-lock.json": []byte(`{"name":"shop","lockfileVersion":3,"packages":{"":{"name":"shop"},"node_modules/minimist":{"version":"1.2.5"}}}`),
+	})
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"default", nil, nil},
+		{"lockfiles", []string{"--lockfiles"}, []string{"minimist 1.2.5 1.2.6, 0.2.4 CVE-2021-44906"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"image", "scan", "--rootfs", root, "--cache-dir", dbDir, "--skip-db-update", "-f", "json"}, tt.args...)
+			out, errOut, code := run(t, args...)
+			if code != 0 {
+				t.Fatalf("code %d: %s", code, errOut)
+			}
+			var rep scan.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if got := findingSet(&rep, "npm"); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("npm findings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

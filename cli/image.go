@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/taskguard/taskguard/internal/program"
@@ -35,6 +36,7 @@ type imageScanFlags struct {
 	failOn       string
 	skipDBUpdate bool
 	lockfiles    bool
+	platform     string
 	maxFileSize  int64
 }
 
@@ -67,6 +69,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
+	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default linux/amd64)")
 	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files (package-lock.json), not only installed packages")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
 	return cmd
@@ -109,12 +112,20 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			return fmt.Errorf("--platform %q (want os/arch[/variant], e.g. linux/arm64): %w", f.platform, err)
+		}
+		iopts.Platform = p
+	}
 	var analyzers []analyzer.Analyzer
 	if f.lockfiles {
 		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
 	}
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
-		Image:       image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize},
+		Image:       iopts,
 		Analyzers:   analyzers,
 		ToolVersion: Version(),
 		Logger:      logger,

@@ -47,6 +47,9 @@ type Options struct {
 	Transport http.RoundTripper
 	// Insecure allows plain HTTP to a registry that is not on loopback.
 	Insecure bool
+	// Platform picks the image from a multi-platform index (registry or OCI
+	// layout); nil means linux/amd64.
+	Platform *v1.Platform
 	// MaxFileSize bounds the content of one file a walk reads into memory.
 	MaxFileSize int64
 	// Logger receives warnings about skipped entries; nil means slog.Default().
@@ -109,7 +112,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			im.tarLayers = archiveLayers(ref)
 		}
 	case KindLayout:
-		im.img, err = openLayout(ref)
+		im.img, err = openLayout(ref, opts.Platform)
 	case KindRegistry:
 		im.img, err = openRemote(ctx, ref, opts)
 	default:
@@ -151,7 +154,7 @@ func openTarball(path string) (v1.Image, error) {
 	return img, nil
 }
 
-func openLayout(dir string) (v1.Image, error) {
+func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
@@ -165,7 +168,7 @@ func openLayout(dir string) (v1.Image, error) {
 		return nil, fmt.Errorf("open OCI layout %s: index manifest: %w", dir, err)
 	}
 	for _, desc := range m.Manifests {
-		if desc.MediaType.IsImage() {
+		if desc.MediaType.IsImage() && (platform == nil || desc.Platform == nil || desc.Platform.Satisfies(*platform)) {
 			img, err := idx.Image(desc.Digest)
 			if err != nil {
 				return nil, fmt.Errorf("open OCI layout %s: image %s: %w", dir, desc.Digest, err)
@@ -173,7 +176,7 @@ func openLayout(dir string) (v1.Image, error) {
 			return img, nil
 		}
 	}
-	return nil, fmt.Errorf("open OCI layout %s: %w: the index lists no image manifest", dir, ErrNotFound)
+	return nil, fmt.Errorf("open OCI layout %s: %w: the index lists no image manifest (for the platform asked for)", dir, ErrNotFound)
 }
 
 func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error) {
@@ -192,6 +195,9 @@ func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error)
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 	if opts.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	if opts.Platform != nil {
+		ropts = append(ropts, remote.WithPlatform(*opts.Platform))
 	}
 	img, err := remote.Image(r, ropts...)
 	if err != nil {

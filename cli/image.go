@@ -37,6 +37,7 @@ type imageScanFlags struct {
 	skipDBUpdate bool
 	lockfiles    bool
 	platform     string
+	parallel     int
 	maxFileSize  int64
 }
 
@@ -70,6 +71,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
 	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default linux/amd64)")
+	fl.IntVar(&f.parallel, "parallel", 0, "layers read at once (default: the number of CPUs)")
 	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files (package-lock.json), not only installed packages")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
 	return cmd
@@ -127,6 +129,7 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
 		Image:       iopts,
 		Analyzers:   analyzers,
+		Parallel:    f.parallel,
 		ToolVersion: Version(),
 		Logger:      logger,
 	})

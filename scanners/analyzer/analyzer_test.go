@@ -280,7 +280,7 @@ func TestRunOnRootFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := Run(context.Background(), im, nil, nil)
+	inv, err := Run(context.Background(), im, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

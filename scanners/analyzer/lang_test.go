@@ -107,7 +107,7 @@ for d in m.distributions(path=[sys.argv[1]]):
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := Run(context.Background(), im, []Analyzer{pythonPackage{}}, nil)
+	inv, err := Run(context.Background(), im, Options{Analyzers: []Analyzer{pythonPackage{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -250,6 +250,9 @@ func (f File) ReadAll() ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(r, f.max+1))
 	if err != nil {
+		if f.Layer != "" {
+			return nil, fmt.Errorf("read %s in layer %s (corrupt or truncated layer): %w", f.Path, f.Layer, err)
+		}
 		return nil, fmt.Errorf("read %s: %w", f.Path, err)
 	}
 	if int64(len(b)) > f.max {

@@ -68,6 +68,8 @@ type Options struct {
 	Image image.Options
 	// Analyzers to run; nil means all.
 	Analyzers []analyzer.Analyzer
+	// Parallel is how many layers are read at once; 0 means GOMAXPROCS.
+	Parallel int
 	// ToolVersion goes into the report.
 	ToolVersion string
 	// Logger receives warnings; nil means slog.Default().
@@ -94,7 +96,7 @@ func Image(ctx context.Context, ref string, db *vulndb.DB, opts Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	inv, err := analyzer.Run(ctx, img, opts.Analyzers, logger)
+	inv, err := analyzer.Run(ctx, img, analyzer.Options{Analyzers: opts.Analyzers, Parallel: opts.Parallel, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)
 	}

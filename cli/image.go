@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -99,6 +100,14 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	if format != "json" && format != "table" {
 		return fmt.Errorf("--format %q: want table or json", format)
 	}
+	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			return fmt.Errorf("--platform %q (want os/arch[/variant], e.g. linux/arm64): %w", f.platform, err)
+		}
+		iopts.Platform = p
+	}
 	dir, err := f.db.dir()
 	if err != nil {
 		return err
@@ -114,14 +123,6 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
-	if f.platform != "" {
-		p, err := v1.ParsePlatform(f.platform)
-		if err != nil {
-			return fmt.Errorf("--platform %q (want os/arch[/variant], e.g. linux/arm64): %w", f.platform, err)
-		}
-		iopts.Platform = p
-	}
 	var analyzers []analyzer.Analyzer
 	if f.lockfiles {
 		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
@@ -136,32 +137,36 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.output != "" {
-		file, err := os.Create(f.output)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		defer file.Close()
-		out = file
-	}
-	switch format {
-	case "json":
-		err = scan.WriteJSON(cmd.Context(), out, rep)
-	default:
-		err = scan.WriteTable(cmd.Context(), out, rep)
-	}
-	if err != nil {
+	if err := writeReport(cmd.Context(), out, f.output, format, rep); err != nil {
 		return err
-	}
-	if c, ok := out.(io.Closer); ok && f.output != "" {
-		if err := c.Close(); err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
 	}
 	if failOn != "" {
 		if bad := rep.AtOrAbove(failOn); len(bad) > 0 {
 			return program.Blocked(fmt.Errorf("%d vulnerabilities at or above %s in %s", len(bad), failOn, ref))
 		}
+	}
+	return nil
+}
+
+// writeReport writes rep in format to path, or to out when path is empty.
+func writeReport(ctx context.Context, out io.Writer, path, format string, rep *scan.Report) error {
+	write := scan.WriteJSON
+	if format == "table" {
+		write = scan.WriteTable
+	}
+	if path == "" {
+		return write(ctx, out, rep)
+	}
+	file, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	if err := write(ctx, file, rep); err != nil {
+		file.Close()
+		return err
+	}
+	if err := file.Close(); err != nil {
+		return fmt.Errorf("--output: %w", err)
 	}
 	return nil
 }

@@ -276,6 +276,25 @@ func TestImageScan(t *testing.T) {
 		}
 	})
 
+	t.Run("output file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "report.json")
+		out, errOut, code := run(t, "image", "scan", ref, "--cache-dir", dbDir, "--skip-db-update", "-o", path, "--fail-on", "high")
+		if code != program.ExitBlocked || out != "" {
+			t.Fatalf("code %d, stdout %q, stderr %s", code, out, errOut)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromFile scan.Report
+		if err := json.Unmarshal(raw, &fromFile); err != nil {
+			t.Fatalf("--output is not JSON: %v", err)
+		}
+		if !reflect.DeepEqual(fromFile.Findings, rep.Findings) {
+			t.Error("--output findings differ")
+		}
+	})
+
 	t.Run("errors exit 2", func(t *testing.T) {
 		tests := []struct {
 			name string
@@ -289,6 +308,7 @@ func TestImageScan(t *testing.T) {
 			{"two sources", []string{"image", "scan", ref, "--input", tarPath}, "only one of"},
 			{"no source", []string{"image", "scan"}, "name an image"},
 			{"bad severity", []string{"image", "scan", ref, "--fail-on", "severe"}, "unknown severity"},
+			{"bad platform", []string{"image", "scan", ref, "--platform", "linux/amd64/v3/extra", "--cache-dir", dbDir, "--skip-db-update"}, "--platform"},
 			{"not an image", []string{"image", "scan", "--input", filepath.Join(dbDir, "metadata.json"), "--cache-dir", dbDir, "--skip-db-update"}, "open tarball"},
 		}
 		for _, tt := range tests {

@@ -121,6 +121,9 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPlatform(im.img, opts.Platform); err != nil {
+		return nil, fmt.Errorf("open image %s: %w", ref, err)
+	}
 	d, err := im.img.Digest()
 	if err != nil {
 		return nil, fmt.Errorf("open image %s: digest: %w", ref, err)
@@ -323,6 +326,31 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 	}
 	if err := rc.Close(); err != nil {
 		return fmt.Errorf("layer %s: %w", id, err)
+	}
+	return nil
+}
+
+// ErrPlatform is returned when a single-platform image is not of the
+// platform asked for.
+var ErrPlatform = errors.New("wrong platform")
+
+// checkPlatform compares a single-platform image's config with want. An
+// index was already resolved to want; a config without OS or architecture
+// passes.
+func checkPlatform(img v1.Image, want *v1.Platform) error {
+	if want == nil {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if cf.OS == "" || cf.Architecture == "" {
+		return nil
+	}
+	got := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	if !got.Satisfies(*want) {
+		return fmt.Errorf("%w: the image is %s, not %s", ErrPlatform, got.String(), want.String())
 	}
 	return nil
 }

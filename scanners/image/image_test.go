@@ -444,4 +444,20 @@ func TestPlatformFromIndex(t *testing.T) {
 	if _, err := Open(ctx, layoutDir, Options{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing platform in layout: err = %v", err)
 	}
+	// A single-platform image says what it is in its config.
+	armOnly, err := mutate.ConfigFile(arm, &v1.ConfigFile{OS: "linux", Architecture: "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := strings.TrimPrefix(srv.URL, "http://") + "/single/arch:1"
+	sref, _ := name.ParseReference(single)
+	if err := remote.Write(sref, armOnly); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, single, Options{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}); !errors.Is(err, ErrPlatform) {
+		t.Errorf("single arm64 image opened as amd64: err = %v", err)
+	}
+	if _, err := Open(ctx, single, Options{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}); err != nil {
+		t.Errorf("single arm64 image as arm64: %v", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/taskguard/taskguard/scanners/analyzer"
@@ -153,27 +154,11 @@ var severityRank = map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3
 // upper case.
 func ParseSeverity(s string) (string, error) {
 	for name := range severityRank {
-		if equalFold(name, s) {
+		if strings.EqualFold(name, s) {
 			return name, nil
 		}
 	}
 	return "", fmt.Errorf("unknown severity %q (want UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL)", s)
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'a' <= y && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // AtOrAbove returns the findings whose severity is at least min.

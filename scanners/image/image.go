@@ -52,6 +52,9 @@ type Options struct {
 	Platform *v1.Platform
 	// MaxFileSize bounds the content of one file a walk reads into memory.
 	MaxFileSize int64
+	// MaxLayerSize bounds the uncompressed size of one layer; 0 means
+	// DefaultMaxLayerSize.
+	MaxLayerSize int64
 	// Logger receives warnings about skipped entries; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -73,6 +76,7 @@ type Image struct {
 	tarPath   string
 	tarLayers []string
 	max       int64
+	maxLayer  int64
 	logger    *slog.Logger
 }
 
@@ -89,6 +93,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if im.max <= 0 {
 		im.max = DefaultMaxFileSize
 	}
+	im.maxLayer = opts.MaxLayerSize
 	if im.logger == nil {
 		im.logger = slog.Default()
 	}
@@ -298,7 +303,7 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 		if len(im.tarLayers) == len(layers) {
 			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
 		}
-		if err := walkLayer(ctx, fl, id.String(), open, fn); err != nil {
+		if err := walkLayer(ctx, fl, id.String(), open, im.layerLimit(), fn); err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)
 		}
 	}
@@ -307,7 +312,7 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 
 // walkLayer streams one layer through the flattener. The compressed blob is
 // read to its end so that sources which verify digests while reading can.
-func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.ReadCloser, error), fn WalkFunc) error {
+func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.ReadCloser, error), maxLayer int64, fn WalkFunc) error {
 	rc, err := open()
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", id, err)
@@ -318,7 +323,7 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 		return fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer r.Close()
-	if err := fl.layer(ctx, id, r, fn); err != nil {
+	if err := fl.layer(ctx, id, newGuardReader(ctx, r, maxLayer), fn); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
@@ -353,4 +358,12 @@ func checkPlatform(img v1.Image, want *v1.Platform) error {
 		return fmt.Errorf("%w: the image is %s, not %s", ErrPlatform, got.String(), want.String())
 	}
 	return nil
+}
+
+// layerLimit is the uncompressed size limit of one layer.
+func (im *Image) layerLimit() int64 {
+	if im.maxLayer > 0 {
+		return im.maxLayer
+	}
+	return DefaultMaxLayerSize
 }

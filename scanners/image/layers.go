@@ -73,7 +73,7 @@ func (im *Image) WalkLayers(ctx context.Context, parallel int, visit VisitFunc) 
 			if len(im.tarLayers) == len(layers) {
 				open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
 			}
-			indexes[i], err = indexLayerBlob(gctx, id.String(), open, im.max, im.logger, visit)
+			indexes[i], err = indexLayerBlob(gctx, id.String(), open, im.max, im.layerLimit(), im.logger, visit)
 			return err
 		})
 	}
@@ -103,7 +103,7 @@ type indexEntry struct {
 	kept  any
 }
 
-func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, error), max int64, logger *slog.Logger, visit VisitFunc) (*layerIndex, error) {
+func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, error), max, maxLayer int64, logger *slog.Logger, visit VisitFunc) (*layerIndex, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", id, err)
@@ -114,7 +114,7 @@ func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, 
 		return nil, fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer r.Close()
-	idx, err := indexLayer(ctx, id, r, max, logger, visit)
+	idx, err := indexLayer(ctx, id, newGuardReader(ctx, r, maxLayer), max, logger, visit)
 	if err != nil {
 		return nil, err
 	}

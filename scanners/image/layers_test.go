@@ -4,11 +4,17 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // collectLayers walks im with WalkLayers and returns path -> content.
@@ -174,4 +180,51 @@ func FuzzFlattenDifferential(f *testing.F) {
 			t.Fatalf("parallel walk %v, streaming walk %v", got, want)
 		}
 	})
+}
+
+// TestDecompressionBomb feeds a small gzip layer that unpacks to far more
+// than the limit: the walk stops with ErrLayerTooLarge instead of
+// inflating it all.
+func TestDecompressionBomb(t *testing.T) {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	const size = 64 << 20
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeroReader{}, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := raw.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := &Image{Name: "bomb", img: img, max: DefaultMaxFileSize, maxLayer: 1 << 20, logger: slog.New(slog.DiscardHandler)}
+	if err := im.Walk(context.Background(), func(File) error { return nil }); !errors.Is(err, ErrLayerTooLarge) {
+		t.Errorf("walk: err = %v, want ErrLayerTooLarge", err)
+	}
+	if _, err := im.WalkLayers(context.Background(), 2, func(File) (any, error) { return nil, nil }); !errors.Is(err, ErrLayerTooLarge) {
+		t.Errorf("walk layers: err = %v, want ErrLayerTooLarge", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	im.maxLayer = 0
+	if err := im.Walk(ctx, func(File) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("walk with a cancelled context: err = %v", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

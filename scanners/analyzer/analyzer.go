@@ -66,6 +66,9 @@ type Input struct {
 type Result struct {
 	OS       *OS
 	Packages []Package
+	// OwnedFiles are files an OS package installed (relative paths);
+	// language packages found in them are dropped.
+	OwnedFiles []string
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -137,6 +140,7 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	}
 	inv := &Inventory{}
 	var osFrom, debPoint string
+	owned := map[string]bool{}
 	for _, k := range kept {
 		fr, ok := k.Value.(*fileResult)
 		if !ok || fr == nil {
@@ -151,7 +155,20 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 				inv.OS, osFrom = res.OS, k.Path
 			}
 			inv.Packages = append(inv.Packages, res.Packages...)
+			for _, f := range res.OwnedFiles {
+				owned[f] = true
+			}
 		}
+	}
+	if len(owned) > 0 {
+		pkgs := inv.Packages[:0]
+		for _, p := range inv.Packages {
+			if languageTypes[p.Type] && owned[outerFile(p.Location.Path)] {
+				continue
+			}
+			pkgs = append(pkgs, p)
+		}
+		inv.Packages = pkgs
 	}
 	if inv.OS != nil && inv.OS.Family == "debian" && debPoint != "" {
 		inv.OS.Name = debPoint

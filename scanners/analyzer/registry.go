@@ -4,6 +4,7 @@ package analyzer
 var analyzers = []Analyzer{
 	osRelease{},
 	dpkgStatus{},
+	dpkgFiles{},
 	apkInstalled{},
 	rpmDB{},
 	goBinary{},

@@ -50,32 +50,32 @@ func (rpmDB) Analyze(_ context.Context, in Input) (res *Result, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpm %s: %w", in.Path, err)
 	}
-	pkgs, err := readRPMDB(f.Name())
+	pkgs, owned, err := readRPMDB(f.Name())
 	if err != nil {
 		return nil, fmt.Errorf("rpm %s: %w", in.Path, err)
 	}
 	for i := range pkgs {
 		pkgs[i].Location = Location{Layer: in.Layer, Path: in.Path}
 	}
-	return &Result{Packages: pkgs}, nil
+	return &Result{Packages: pkgs, OwnedFiles: owned}, nil
 }
 
-// readRPMDB lists the packages of the rpm database file at p. A panic in
-// the parser (hostile input) becomes an error.
-func readRPMDB(p string) (pkgs []Package, err error) {
+// readRPMDB lists the packages of the rpm database file at p and the files
+// they own. A panic in the parser (hostile input) becomes an error.
+func readRPMDB(p string) (pkgs []Package, owned []string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			pkgs, err = nil, fmt.Errorf("malformed rpm database: %v", r)
+			pkgs, owned, err = nil, nil, fmt.Errorf("malformed rpm database: %v", r)
 		}
 	}()
 	db, err := rpmdb.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("open rpm database: %w", err)
+		return nil, nil, fmt.Errorf("open rpm database: %w", err)
 	}
 	defer db.Close()
 	infos, err := db.ListPackages()
 	if err != nil {
-		return nil, fmt.Errorf("list rpm packages: %w", err)
+		return nil, nil, fmt.Errorf("list rpm packages: %w", err)
 	}
 	for _, pi := range infos {
 		if pi.Name == "gpg-pubkey" {
@@ -90,8 +90,17 @@ func readRPMDB(p string) (pkgs []Package, err error) {
 			pkg.SrcName, pkg.SrcVersion = name, evr(epoch, ver, rel)
 		}
 		pkgs = append(pkgs, pkg)
+		files, err := pi.InstalledFileNames()
+		if err != nil {
+			return nil, nil, fmt.Errorf("rpm package %s: file names: %w", pi.Name, err)
+		}
+		for _, f := range files {
+			if o := ownedPath(f); o != "" {
+				owned = append(owned, o)
+			}
+		}
 	}
-	return pkgs, nil
+	return pkgs, owned, nil
 }
 
 func evr(epoch int, version, release string) string {

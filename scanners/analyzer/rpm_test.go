@@ -120,6 +120,28 @@ func TestRPMBerkeleyDBMatchesRPM(t *testing.T) {
 	if len(want) < 100 || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %d packages, rpm -qa %d\n got %q\nwant %q", len(got), len(want), got, want)
 	}
+	// The files the packages own, as rpm -qal lists them.
+	out, err := exec.Command("rpm", "-qal", "--dbpath", dir, "--define", "_db_backend bdb_ro").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, owned, err := readRPMDB(filepath.Join(dir, "Packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles := map[string]bool{}
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if p := ownedPath(f); p != "" && f != "(contains no files)" {
+			wantFiles[p] = true
+		}
+	}
+	gotFiles := map[string]bool{}
+	for _, f := range owned {
+		gotFiles[f] = true
+	}
+	if len(wantFiles) < 1000 || !reflect.DeepEqual(gotFiles, wantFiles) {
+		t.Errorf("owned files: got %d, rpm -qal %d", len(gotFiles), len(wantFiles))
+	}
 }
 
 // TestRPMNDB reads a SUSE NDB database (go-rpmdb's test data); Debian's rpm
@@ -162,6 +184,6 @@ func FuzzRPMDB(f *testing.F) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Skip()
 		}
-		_, _ = readRPMDB(p)
+		_, _, _ = readRPMDB(p)
 	})
 }

@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
 DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
 DEBIAN_PACKAGES+=(openjdk-17-jre-headless) # jenkins: the JVM for groovy and npm-groovy-lint (JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64)
 DEBIAN_PACKAGES+=(groovy)                  # jenkins: the pipeline harness runs the shared library under groovy
+DEBIAN_PACKAGES+=(rpm) # scanners/analyzer: rpmbuild and rpm -qa to cross-check the rpm analyzer
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

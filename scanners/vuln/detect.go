@@ -156,12 +156,13 @@ func (d *detector) warn(format string, args ...any) {
 }
 
 func (d *detector) osPackage(bucket string, cmp compareFunc, p analyzer.Package) error {
-	src := p.SrcName
-	if src == "" {
+	// Debian and Alpine advisories name source packages; rpm-based
+	// distributions name binary packages.
+	src, installed := p.SrcName, p.SrcVersion
+	if src == "" || p.Type == analyzer.TypeRPM {
 		src = p.Name
 	}
-	installed := p.SrcVersion
-	if installed == "" {
+	if installed == "" || p.Type == analyzer.TypeRPM {
 		installed = p.Version
 	}
 	advs, err := d.db.Advisories(bucket, src)

@@ -1,0 +1,356 @@
+package supervise
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	maxString = 4096 // longest path or argument read from the tracee
+	maxArgs   = 256  // argv entries read for an audit
+	maxDNS    = 4096 // bytes of a send inspected for a DNS query
+)
+
+// seccomp handles one PTRACE_EVENT_SECCOMP stop of tid.
+func (t *tracer) seccomp(tid int) {
+	data, err := unix.PtraceGetEventMsg(tid)
+	if err != nil {
+		return
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
+		return
+	}
+	nr := int(regs.Orig_rax)
+	if data == traceForeign {
+		if t.h.Foreign(tid, nr) == Deny {
+			deny(tid, &regs, unix.EPERM)
+		}
+		return
+	}
+	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
+	var v Verdict
+	var errno unix.Errno = unix.EPERM
+	switch nr {
+	case unix.SYS_EXECVE:
+		v = t.exec(tid, unix.AT_FDCWD, args[0], args[1], 0)
+	case unix.SYS_EXECVEAT:
+		v = t.exec(tid, int(int32(args[0])), args[1], args[2], int(args[4]))
+	case unix.SYS_CONNECT:
+		v = t.connect(tid, int(args[0]), args[1], args[2])
+	case unix.SYS_SENDTO:
+		v = t.sendto(tid, int(args[0]), args[1], args[2], args[4], args[5])
+	case unix.SYS_SENDMSG:
+		v = t.sendmsg(tid, int(args[0]), args[1])
+	case unix.SYS_SENDMMSG:
+		if args[2] > 0 { // inspect the first message; a resolver sends its queries alike
+			v = t.sendmsg(tid, int(args[0]), args[1])
+		}
+	case unix.SYS_LISTEN:
+		v = t.listen(tid, int(args[0]))
+	case unix.SYS_BIND:
+		v = t.bind(tid, int(args[0]), args[1], args[2])
+	}
+	if v == Deny {
+		deny(tid, &regs, errno)
+	}
+}
+
+// deny skips the system call and makes it return -errno.
+func deny(tid int, regs *unix.PtraceRegs, errno unix.Errno) {
+	regs.Orig_rax = ^uint64(0)
+	regs.Rax = uint64(-int64(errno))
+	_ = unix.PtraceSetRegs(tid, regs)
+}
+
+// readMem reads len(b) bytes at addr of tid's memory.
+func readMem(tid int, addr uint64, b []byte) (int, error) {
+	if addr == 0 || len(b) == 0 {
+		return 0, errors.New("null pointer")
+	}
+	local := []unix.Iovec{{Base: &b[0], Len: uint64(len(b))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
+	return unix.ProcessVMReadv(tid, local, remote, 0)
+}
+
+// readString reads a NUL-terminated string, never crossing into an unmapped page.
+func readString(tid int, addr uint64) (string, error) {
+	const page = 4096
+	var out []byte
+	for len(out) < maxString {
+		n := page - int(addr%page)
+		buf := make([]byte, n)
+		got, err := readMem(tid, addr, buf)
+		if err != nil {
+			return "", fmt.Errorf("read string at %#x: %w", addr, err)
+		}
+		if i := bytes.IndexByte(buf[:got], 0); i >= 0 {
+			return string(append(out, buf[:i]...)), nil
+		}
+		out = append(out, buf[:got]...)
+		addr += uint64(got)
+	}
+	return string(out), nil
+}
+
+func readArgv(tid int, addr uint64) []string {
+	var argv []string
+	for i := 0; addr != 0 && i < maxArgs; i++ {
+		var p [8]byte
+		if _, err := readMem(tid, addr+uint64(8*i), p[:]); err != nil {
+			break
+		}
+		ptr := binary.NativeEndian.Uint64(p[:])
+		if ptr == 0 {
+			break
+		}
+		s, err := readString(tid, ptr)
+		if err != nil {
+			break
+		}
+		argv = append(argv, s)
+	}
+	return argv
+}
+
+func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verdict {
+	name, err := readString(tid, pathAddr)
+	if err != nil {
+		return Allow // the kernel fails the exec with EFAULT itself
+	}
+	var base string
+	switch {
+	case name == "" && flags&unix.AT_EMPTY_PATH != 0:
+		name, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, dirfd))
+	case strings.HasPrefix(name, "/"):
+	case dirfd == unix.AT_FDCWD:
+		base, _ = os.Readlink(fmt.Sprintf("/proc/%d/cwd", tid))
+	default:
+		base, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, dirfd))
+	}
+	path := name
+	if base != "" {
+		path = filepath.Join(base, name)
+	}
+	if _, err := os.Stat(path); err != nil {
+		// Nothing to run there (a shell trying each PATH entry): the
+		// kernel fails this exec itself, no program starts.
+		return Allow
+	}
+	p := t.procs[tid]
+	if p == nil {
+		p = &proc{}
+		t.procs[tid] = p
+	}
+	p.pending = path
+	resolved, _ := filepath.EvalSymlinks(path)
+	parent := p.exe
+	if parent == "" {
+		parent = shownExe(tid, "")
+	}
+	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved, Parent: parent, Argv: readArgv(tid, argvAddr)})
+}
+
+func readSockaddr(tid int, addr, size uint64) (netip.AddrPort, error) {
+	if addr == 0 || size < 2 {
+		return netip.AddrPort{}, errNotIP
+	}
+	b := make([]byte, min(size, 128))
+	n, err := readMem(tid, addr, b)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return parseSockaddr(b[:n])
+}
+
+func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
+	ap, err := readSockaddr(tid, addr, size)
+	if err != nil {
+		return Allow // unix sockets and the like; bad pointers fail in the kernel
+	}
+	return t.h.Connect(ConnectEvent{PID: tid, Addr: ap})
+}
+
+// socketOf duplicates the tracee's socket fd into this process (pidfd_getfd)
+// and calls f on it.
+func socketOf(tid, fd int, f func(int) error) error {
+	pidfd, err := unix.PidfdOpen(tid, 0)
+	if err == unix.EINVAL { // tid is not a thread-group leader
+		pidfd, err = unix.PidfdOpen(tgidOf(tid), 0)
+	}
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", tid, err)
+	}
+	defer unix.Close(pidfd)
+	local, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_getfd %d/%d: %w", tid, fd, err)
+	}
+	defer unix.Close(local)
+	return f(local)
+}
+
+func tgidOf(tid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
+	if err != nil {
+		return tid
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n
+			}
+		}
+	}
+	return tid
+}
+
+func sockaddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), true
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+func peerOf(tid, fd int) (netip.AddrPort, bool) {
+	var ap netip.AddrPort
+	var ok bool
+	_ = socketOf(tid, fd, func(s int) error {
+		sa, err := unix.Getpeername(s)
+		if err != nil {
+			return err
+		}
+		ap, ok = sockaddrPort(sa)
+		return nil
+	})
+	return ap, ok
+}
+
+// dns inspects data sent to dest; only port 53 is looked at.
+func (t *tracer) dns(tid int, dest netip.AddrPort, data []byte) Verdict {
+	if dest.Port() != 53 {
+		return Allow
+	}
+	names, err := dnsQueryNames(data)
+	if err != nil {
+		return Allow
+	}
+	return t.h.DNS(DNSEvent{PID: tid, Names: names, Server: dest})
+}
+
+func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
+	var ap netip.AddrPort
+	var err error
+	if dest != 0 {
+		if ap, err = readSockaddr(tid, dest, destLen); err != nil {
+			return Allow
+		}
+	} else {
+		var ok bool
+		if ap, ok = peerOf(tid, fd); !ok {
+			return Allow
+		}
+	}
+	if ap.Port() != 53 || size == 0 {
+		return Allow
+	}
+	b := make([]byte, min(size, maxDNS))
+	n, err := readMem(tid, buf, b)
+	if err != nil {
+		return Allow
+	}
+	return t.dns(tid, ap, b[:n])
+}
+
+func (t *tracer) sendmsg(tid, fd int, msgAddr uint64) Verdict {
+	var raw [unsafe.Sizeof(unix.Msghdr{})]byte
+	if _, err := readMem(tid, msgAddr, raw[:]); err != nil {
+		return Allow
+	}
+	hdr := (*unix.Msghdr)(unsafe.Pointer(&raw[0]))
+	var ap netip.AddrPort
+	var err error
+	if hdr.Name != nil {
+		if ap, err = readSockaddr(tid, uint64(uintptr(unsafe.Pointer(hdr.Name))), uint64(hdr.Namelen)); err != nil {
+			return Allow
+		}
+	} else {
+		var ok bool
+		if ap, ok = peerOf(tid, fd); !ok {
+			return Allow
+		}
+	}
+	if ap.Port() != 53 || hdr.Iov == nil {
+		return Allow
+	}
+	// Gather the first iovecs up to maxDNS bytes (TCP DNS often sends the
+	// length prefix and the message as two iovecs).
+	var data []byte
+	iovAddr := uint64(uintptr(unsafe.Pointer(hdr.Iov)))
+	for i := uint64(0); i < min(hdr.Iovlen, 8) && len(data) < maxDNS; i++ {
+		var iov [16]byte
+		if _, err := readMem(tid, iovAddr+16*i, iov[:]); err != nil {
+			break
+		}
+		base, n := binary.NativeEndian.Uint64(iov[:8]), binary.NativeEndian.Uint64(iov[8:])
+		if n == 0 {
+			continue
+		}
+		b := make([]byte, min(n, uint64(maxDNS-len(data))))
+		got, err := readMem(tid, base, b)
+		if err != nil {
+			break
+		}
+		data = append(data, b[:got]...)
+	}
+	return t.dns(tid, ap, data)
+}
+
+func (t *tracer) listen(tid, fd int) Verdict {
+	var port uint16
+	_ = socketOf(tid, fd, func(s int) error {
+		sa, err := unix.Getsockname(s)
+		if err != nil {
+			return err
+		}
+		if ap, ok := sockaddrPort(sa); ok {
+			port = ap.Port()
+		}
+		return nil
+	})
+	if port == 0 {
+		return Allow
+	}
+	return t.h.Listen(ListenEvent{PID: tid, Port: port, Protocol: "tcp"})
+}
+
+// bind reports UDP sockets bound to a fixed port: UDP servers never call listen.
+func (t *tracer) bind(tid, fd int, addr, size uint64) Verdict {
+	ap, err := readSockaddr(tid, addr, size)
+	if err != nil || ap.Port() == 0 {
+		return Allow
+	}
+	udp := false
+	_ = socketOf(tid, fd, func(s int) error {
+		typ, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE)
+		udp = err == nil && typ == unix.SOCK_DGRAM
+		return err
+	})
+	if !udp {
+		return Allow
+	}
+	return t.h.Listen(ListenEvent{PID: tid, Port: ap.Port(), Protocol: "udp"})
+}

@@ -35,13 +35,17 @@ type ExecEvent struct {
 
 // ConnectEvent is an outbound connect to an IPv4 or IPv6 address.
 type ConnectEvent struct {
-	PID  int
+	PID int
+	// Exe is the executable of the calling process.
+	Exe  string
 	Addr netip.AddrPort
 }
 
 // DNSEvent is a DNS query sent to port 53 (UDP or TCP).
 type DNSEvent struct {
-	PID    int
+	PID int
+	// Exe is the executable of the calling process.
+	Exe    string
 	Names  []string
 	Server netip.AddrPort
 }
@@ -49,7 +53,9 @@ type DNSEvent struct {
 // ListenEvent is a socket that starts listening (TCP listen, or bind of a
 // UDP socket to a port).
 type ListenEvent struct {
-	PID      int
+	PID int
+	// Exe is the executable of the calling process.
+	Exe      string
 	Port     uint16
 	Protocol string // "tcp" or "udp"
 }

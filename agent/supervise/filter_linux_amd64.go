@@ -41,7 +41,7 @@ func seccompProgram() ([]unix.SockFilter, error) {
 	p = append(p, bpf.Jump{Skip: uint32(nativeLen + 1)})
 	// Native block.
 	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32Bit, SkipTrue: uint8(2 * len(nativeSupervised) + 1)})
+	p = append(p, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32Bit, SkipTrue: uint8(2*len(nativeSupervised) + 1)})
 	for _, nr := range nativeSupervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
 		p = append(p, ret(unix.SECCOMP_RET_TRACE|traceNative))

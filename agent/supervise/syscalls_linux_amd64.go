@@ -153,10 +153,7 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 	}
 	p.pending = path
 	resolved, _ := filepath.EvalSymlinks(path)
-	parent := p.exe
-	if parent == "" {
-		parent = shownExe(tid, "")
-	}
+	parent := t.exeOf(tid)
 	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved, Parent: parent, Argv: readArgv(tid, argvAddr)})
 }
 
@@ -177,7 +174,7 @@ func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
 	if err != nil {
 		return Allow // unix sockets and the like; bad pointers fail in the kernel
 	}
-	return t.h.Connect(ConnectEvent{PID: tid, Addr: ap})
+	return t.h.Connect(ConnectEvent{PID: tid, Exe: t.exeOf(tid), Addr: ap})
 }
 
 // socketOf duplicates the tracee's socket fd into this process (pidfd_getfd)
@@ -248,7 +245,7 @@ func (t *tracer) dns(tid int, dest netip.AddrPort, data []byte) Verdict {
 	if err != nil {
 		return Allow
 	}
-	return t.h.DNS(DNSEvent{PID: tid, Names: names, Server: dest})
+	return t.h.DNS(DNSEvent{PID: tid, Exe: t.exeOf(tid), Names: names, Server: dest})
 }
 
 func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
@@ -334,7 +331,7 @@ func (t *tracer) listen(tid, fd int) Verdict {
 	if port == 0 {
 		return Allow
 	}
-	return t.h.Listen(ListenEvent{PID: tid, Port: port, Protocol: "tcp"})
+	return t.h.Listen(ListenEvent{PID: tid, Exe: t.exeOf(tid), Port: port, Protocol: "tcp"})
 }
 
 // bind reports UDP sockets bound to a fixed port: UDP servers never call listen.
@@ -352,5 +349,12 @@ func (t *tracer) bind(tid, fd int, addr, size uint64) Verdict {
 	if !udp {
 		return Allow
 	}
-	return t.h.Listen(ListenEvent{PID: tid, Port: ap.Port(), Protocol: "udp"})
+	return t.h.Listen(ListenEvent{PID: tid, Exe: t.exeOf(tid), Port: ap.Port(), Protocol: "udp"})
+}
+
+func (t *tracer) exeOf(tid int) string {
+	if p := t.procs[tid]; p != nil && p.exe != "" {
+		return p.exe
+	}
+	return shownExe(tid, "")
 }

@@ -1,0 +1,178 @@
+package launcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/socket"
+	"github.com/taskguard/taskguard/agent/supervise"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// ErrNotFound means the program to launch does not exist (exit code 127).
+var ErrNotFound = errors.New("program not found")
+
+// ErrProtectionOff means supervision could not start and the launcher is
+// configured to fail closed.
+var ErrProtectionOff = errors.New("runtime protection could not start")
+
+// Options configure a launch.
+type Options struct {
+	// Identity is the protected container (from TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE).
+	Identity policy.Identity
+	// TaskID goes into audits when known.
+	TaskID string
+	// SocketPath is the sidecar's socket; used when PolicyFile is empty.
+	SocketPath string
+	// PolicyFile, when set, is a local policy (standalone mode, no sidecar).
+	PolicyFile string
+	// Audits receives audits in standalone mode (nil: the sidecar, or none).
+	Audits audit.Sink
+	// FailClosed refuses to start the app when supervision cannot start.
+	FailClosed bool
+	// PolicyWait bounds the wait for the sidecar's first policy frame.
+	PolicyWait time.Duration
+	Files      [3]*os.File
+	Log        *slog.Logger
+}
+
+// Run launches argv with env under the policy and returns the app's status.
+func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, error) {
+	if len(argv) == 0 {
+		return supervise.Status{}, errors.New("launch: no program given after --")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.PolicyWait == 0 {
+		o.PolicyWait = 5 * time.Second
+	}
+	path, err := lookPath(argv[0], env)
+	if err != nil {
+		return supervise.Status{}, err
+	}
+	h := &handler{id: o.Identity, taskID: o.TaskID, queue: make(chan api.Audit, 4096), log: o.Log}
+	live := false
+	sink := o.Audits
+	switch {
+	case o.PolicyFile != "":
+		p, err := LoadPolicy(o.PolicyFile)
+		if err != nil {
+			return supervise.Status{}, err
+		}
+		h.setPolicy(p)
+	default:
+		cl, err := socket.Dial(o.SocketPath, o.Identity)
+		if err != nil {
+			o.Log.Info("no sidecar; nothing to enforce", "err", err)
+			break
+		}
+		defer cl.Close()
+		live = true
+		if sink == nil {
+			sink = cl
+		}
+		first := make(chan struct{})
+		var once sync.Once
+		go func() {
+			err := cl.Policies(func(p *policy.Policy) {
+				if err := p.Validate(); err != nil {
+					o.Log.Warn("sidecar sent an invalid policy; keeping the current one", "err", err)
+					return
+				}
+				h.setPolicy(p)
+				once.Do(func() { close(first) })
+			})
+			if err != nil {
+				o.Log.Warn("sidecar link ended", "err", err)
+			}
+		}()
+		select {
+		case <-first:
+		case <-time.After(o.PolicyWait):
+			o.Log.Warn("no policy from the sidecar yet; starting with none", "waited", o.PolicyWait)
+		}
+	}
+	cfg := supervise.Config{Path: path, Argv: argv, Env: env, Files: o.Files}
+	if !live && h.rule.Load() == nil {
+		if os.Getpid() != 1 {
+			// Nothing can ever be enforced: become the app.
+			if err := unix.Exec(path, argv, env); err != nil {
+				return supervise.Status{}, fmt.Errorf("exec %s: %w", path, err)
+			}
+		}
+		return supervise.Run(cfg)
+	}
+	stopWriter := h.startWriter(ctx, sink)
+	defer stopWriter()
+	cfg.Handler = h
+	o.Log.Info("supervising with ptrace and seccomp (SECCOMP_RET_TRACE)", "program", path)
+	st, err := supervise.Run(cfg)
+	if err == nil {
+		return st, nil
+	}
+	h.emit(api.Audit{
+		Kind: api.AuditDefender, Effect: policy.EffectAlert, Severity: "high",
+		Message: fmt.Sprintf("Runtime protection is off for container %s: %v", o.Identity.Container, err),
+	})
+	if o.FailClosed {
+		return supervise.Status{}, fmt.Errorf("%w (fail-closed): %v", ErrProtectionOff, err)
+	}
+	o.Log.Warn("supervision could not start; running the app unprotected (fail-open)", "err", err)
+	cfg.Handler = nil
+	return supervise.Run(cfg)
+}
+
+// LoadPolicy reads and validates a policy file.
+func LoadPolicy(path string) (*policy.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	var p policy.Policy
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return &p, nil
+}
+
+// lookPath finds argv0 in the app's PATH, like the exec of a container runtime.
+func lookPath(argv0 string, env []string) (string, error) {
+	if strings.Contains(argv0, "/") {
+		if _, err := os.Stat(argv0); err != nil {
+			return "", fmt.Errorf("%w: %s", ErrNotFound, argv0)
+		}
+		return argv0, nil
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, argv0)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s in PATH %s", ErrNotFound, argv0, pathEnv)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,7 +96,7 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 				h.setPolicy(p)
 				once.Do(func() { close(first) })
 			})
-			if err != nil {
+			if err != nil && !errors.Is(err, net.ErrClosed) {
 				o.Log.Warn("sidecar link ended", "err", err)
 			}
 		}()

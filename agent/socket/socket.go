@@ -128,11 +128,11 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		delete(s.conns, sc)
 		s.mu.Unlock()
 	}()
-	if cur == nil {
-		cur = &policy.Policy{} // no policy yet: tell the launcher so it need not wait
-	}
-	if err := sc.send(Frame{Policy: cur}); err != nil {
-		return
+	// With no policy yet the launcher waits (bounded) for the first one.
+	if cur != nil {
+		if err := sc.send(Frame{Policy: cur}); err != nil {
+			return
+		}
 	}
 	sc2 := bufio.NewScanner(c)
 	sc2.Buffer(make([]byte, 64<<10), maxFrame)

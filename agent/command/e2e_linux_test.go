@@ -1,0 +1,483 @@
+//go:build linux && amd64
+
+package command_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/agent/internal/testconsole"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
+)
+
+// Addresses inside the test's network namespace.
+var (
+	yahooIP  = netip.MustParseAddr("10.77.0.1")
+	googleIP = netip.MustParseAddr("10.77.0.2")
+	yahooV6  = netip.MustParseAddr("fd77::1")
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// binaries builds the defender (static, as shipped) and the test helper app once.
+func binaries(t *testing.T) (defender, helper string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "tg-defender-e2e")
+		if buildErr != nil {
+			return
+		}
+		root := testenv.RepoRoot(t)
+		for _, b := range [][2]string{{"defender", "./cmd/taskguard-defender"}, {"helper", "./agent/command/testdata/helper"}} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b[0]), b[1])
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "defender"), filepath.Join(buildDir, "helper")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// testNet is a network namespace with loopback up, the two web hosts and the
+// resolver address of /etc/resolv.conf on it.
+type testNet struct {
+	ns, orig netns.NsHandle
+}
+
+func newTestNet(t *testing.T) *testNet {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatalf("current netns: %v", err)
+	}
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic("cannot return to the original network namespace: " + err.Error())
+		}
+	}()
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatalf("lo: %v", err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatalf("lo up: %v", err)
+	}
+	addrs := []netip.Addr{yahooIP, googleIP, yahooV6}
+	if ns := resolver(t); !ns.IsLoopback() {
+		addrs = append(addrs, ns)
+	}
+	for _, a := range addrs {
+		// No duplicate address detection: the IPv6 address is usable at once.
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}, Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrAdd(lo, addr); err != nil {
+			t.Fatalf("add %s to lo: %v", a, err)
+		}
+	}
+	n := &testNet{ns: ns, orig: orig}
+	t.Cleanup(func() { ns.Close(); orig.Close() })
+	return n
+}
+
+// in runs f on a thread inside the namespace: sockets it opens and processes
+// it starts live there.
+func (n *testNet) in(t *testing.T, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	if err := netns.Set(n.ns); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("enter netns: %v", err)
+	}
+	f()
+	if err := netns.Set(n.orig); err != nil {
+		return // leave the thread locked: it dies with the goroutine
+	}
+	runtime.UnlockOSThread()
+}
+
+// resolver is the first nameserver of /etc/resolv.conf, which the app's
+// resolver will ask; the test serves DNS at that address in its namespace.
+func resolver(t *testing.T) netip.Addr {
+	f, err := os.Open("/etc/resolv.conf")
+	if err != nil {
+		t.Fatalf("resolv.conf: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "nameserver" {
+			if a, err := netip.ParseAddr(fields[1]); err == nil {
+				return a
+			}
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
+
+// env holds the servers of one scenario: DNS, two web hosts, the console.
+type env struct {
+	net     *testNet
+	console *testconsole.Console
+	consURL string
+	dir     string
+	queries chan string
+}
+
+func serveHTTP(t *testing.T, addr, body string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, body) })}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+}
+
+func newEnv(t *testing.T, p *policy.Policy) *env {
+	testenv.RequireRoot(t)
+	e := &env{net: newTestNet(t), dir: t.TempDir(), queries: make(chan string, 100)}
+	e.console = testconsole.New("agent-token", p)
+	e.net.in(t, func() {
+		pc, err := net.ListenPacket("udp", netip.AddrPortFrom(resolver(t), 53).String())
+		if err != nil {
+			t.Fatalf("dns listen: %v", err)
+		}
+		mux := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			q := r.Question[0]
+			select {
+			case e.queries <- strings.TrimSuffix(q.Name, "."):
+			default:
+			}
+			hosts := map[string]netip.Addr{"yahoo.com.": yahooIP, "google.com.": googleIP}
+			ip, ok := hosts[strings.ToLower(q.Name)]
+			switch {
+			case !ok:
+				m.Rcode = dns.RcodeNameError
+			case q.Qtype == dns.TypeA:
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: ip.AsSlice()})
+			}
+			_ = w.WriteMsg(m)
+		})
+		ds := &dns.Server{PacketConn: pc, Handler: mux}
+		go func() { _ = ds.ActivateAndServe() }()
+		t.Cleanup(func() { _ = ds.Shutdown() })
+		serveHTTP(t, yahooIP.String()+":80", "yahoo ok")
+		serveHTTP(t, googleIP.String()+":80", "google ok")
+		serveHTTP(t, "["+yahooV6.String()+"]:80", "yahoo v6 ok")
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("console listen: %v", err)
+		}
+		srv := &http.Server{Handler: e.console}
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(func() { srv.Close() })
+		e.consURL = "http://" + l.Addr().String()
+	})
+	e.startSidecar(t)
+	return e
+}
+
+func (e *env) socket() string { return filepath.Join(e.dir, "defender.sock") }
+
+func (e *env) startSidecar(t *testing.T) {
+	defender, _ := binaries(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, defender, "sidecar", "--console", e.consURL, "--socket", e.socket(),
+		"--state-dir", filepath.Join(e.dir, "state"), "--policy-wait", "2s", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN=agent-token")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	e.net.in(t, func() {
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start sidecar: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("sidecar output:\n%s", out.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(e.socket()); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sidecar socket never appeared; output:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// launch runs the script under the launcher, as the protected container's
+// entryPoint does: `defender entrypoint -- /bin/sh script`.
+func (e *env) launch(t *testing.T, script string, extraEnv ...string) result {
+	t.Helper()
+	defender, helper := binaries(t)
+	path := filepath.Join(e.dir, "entry.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(e.dir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(defender, "entrypoint", "--", path)
+	cmd.Dir = work
+	cmd.Env = append([]string{
+		"PATH=/bin:/usr/bin", "HELPER=" + helper, "TASKGUARD_SOCKET=" + e.socket(),
+		"TASKGUARD_TASK=twistlock-fargate-task", "TASKGUARD_CONTAINER=twistlock-fargate-task",
+		"TASKGUARD_IMAGE=matthewabq/twistlock-fargate-auto", "TASKGUARD_LOG_LEVEL=warn",
+	}, extraEnv...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var err error
+	e.net.in(t, func() { err = cmd.Run() })
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run launcher: %v", err)
+	}
+	t.Logf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	return r
+}
+
+func messages(audits []api.Audit) []string {
+	var out []string
+	for _, a := range audits {
+		if !slices.Contains(out, a.Message) {
+			out = append(out, a.Message)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func waitMessages(t *testing.T, c *testconsole.Console, want []string) []api.Audit {
+	t.Helper()
+	slices.Sort(want)
+	audits := c.WaitAudits(10*time.Second, func(a []api.Audit) bool { return slices.Equal(messages(a), want) })
+	if got := messages(audits); !slices.Equal(got, want) {
+		t.Fatalf("console audit messages:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	return audits
+}
+
+const seedsScript = `mkdir test
+echo "mkdir=$?"
+wget -q -T 3 -t 1 -O- http://yahoo.com/; echo " yahoo=$?"
+wget -q -T 3 -t 1 -O- http://google.com/; echo " google=$?"
+exit 42
+`
+
+func seedsRule(effect policy.Effect) policy.RuntimeRule {
+	return policy.RuntimeRule{
+		Name:      "twistlock-fargate-rule",
+		Scope:     policy.Scope{Containers: []string{"twistlock-fargate-task"}},
+		Processes: policy.ProcessPolicy{Effect: effect, Denied: []string{"mkdir"}},
+		Network:   policy.NetworkPolicy{Effect: effect, DeniedDomains: []string{"yahoo.com"}},
+	}
+}
+
+// TestSeedsScenario is the seeds' sample task: the rule prevents mkdir and
+// yahoo.com; the script's exit status is its own.
+func TestSeedsScenario(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	r := e.launch(t, seedsScript)
+	if r.code != 42 {
+		t.Errorf("exit code %d, want the script's 42", r.code)
+	}
+	for _, want := range []string{"google ok google=0"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if strings.Contains(r.stdout, "mkdir=0") || strings.Contains(r.stdout, "yahoo ok") || strings.Contains(r.stdout, "yahoo=0") {
+		t.Errorf("mkdir or yahoo.com was not prevented")
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "work", "test")); err == nil {
+		t.Error("directory test exists: mkdir ran")
+	}
+	audits := waitMessages(t, e.console, []string{
+		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+		"DNS resolution of suspicious name yahoo.com",
+	})
+	for _, a := range audits {
+		if a.Effect != policy.EffectPrevent || a.Rule != "twistlock-fargate-rule" || a.Container != "twistlock-fargate-task" || a.ID == "" {
+			t.Errorf("audit %+v: want effect prevent, the rule, the container and an ID", a)
+		}
+	}
+}
+
+func TestAlertMode(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectAlert)}})
+	r := e.launch(t, seedsScript)
+	if r.code != 42 || !strings.Contains(r.stdout, "mkdir=0") || !strings.Contains(r.stdout, "yahoo ok yahoo=0") || !strings.Contains(r.stdout, "google ok google=0") {
+		t.Errorf("alert mode must let everything run: exit %d, stdout %q", r.code, r.stdout)
+	}
+	waitMessages(t, e.console, []string{
+		"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule (alert only). Full command: mkdir test",
+		"DNS resolution of suspicious name yahoo.com",
+	})
+}
+
+func TestAllowListMode(t *testing.T) {
+	rule := policy.RuntimeRule{
+		Name:      "allow-list",
+		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Allowed: []string{"entry.sh", "dash", "sh", "wget"}},
+		Network:   policy.NetworkPolicy{Effect: policy.EffectPrevent, AllowedDomains: []string{"google.com"}},
+	}
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}})
+	r := e.launch(t, seedsScript)
+	if r.code != 42 || strings.Contains(r.stdout, "mkdir=0") || strings.Contains(r.stdout, "yahoo ok") || !strings.Contains(r.stdout, "google ok google=0") {
+		t.Errorf("allow-list: exit %d, stdout %q", r.code, r.stdout)
+	}
+	waitMessages(t, e.console, []string{
+		"/bin/mkdir launched from /bin/dash and is not allowed by the runtime rule and is blocked. Full command: mkdir test",
+		"DNS resolution of suspicious name yahoo.com",
+	})
+}
+
+// TestTreeExecs: execs from a child, a grandchild and a non-main thread are all seen.
+func TestTreeExecs(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	r := e.launch(t, `sh -c 'mkdir child'
+sh -c 'sh -c "mkdir grandchild"' &
+wait
+"$HELPER" thread-exec /bin/mkdir mkdir thread
+"$HELPER" thread-exec /bin/echo echo thread-exec-allowed
+ls
+`)
+	if !strings.Contains(r.stdout, "thread-exec-allowed") {
+		t.Errorf("an allowed exec from a thread did not run")
+	}
+	for _, d := range []string{"child", "grandchild", "thread"} {
+		if _, err := os.Stat(filepath.Join(e.dir, "work", d)); err == nil {
+			t.Errorf("directory %s was created", d)
+		}
+	}
+	_, helper := binaries(t)
+	waitMessages(t, e.console, []string{
+		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir child",
+		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir grandchild",
+		"/bin/mkdir launched from " + helper + " and is explicitly blocked in the runtime rule. Full command: mkdir thread",
+	})
+}
+
+// TestLivePolicyChange: a rule the console adds applies to the running app.
+func TestLivePolicyChange(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1})
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		e.console.SetPolicy(&policy.Policy{Revision: 2, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	}()
+	r := e.launch(t, `i=0
+while [ $i -lt 100 ]; do
+  if mkdir d$i 2>/dev/null; then rmdir d$i; else echo "blocked after $i"; exit 0; fi
+  i=$((i+1)); sleep 0.05
+done
+echo never blocked; exit 1
+`)
+	if r.code != 0 || !strings.Contains(r.stdout, "blocked after") {
+		t.Fatalf("the new rule did not reach the running app: exit %d", r.code)
+	}
+	audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	if len(audits) == 0 || !strings.HasPrefix(audits[0].Message, "/bin/mkdir launched from /bin/dash and is explicitly blocked") {
+		t.Errorf("audits %+v", audits)
+	}
+}
+
+// TestNetworkRules: outbound connects to denied IPv4/IPv6 destinations fail,
+// and a listener outside the allowed ports is refused.
+func TestNetworkRules(t *testing.T) {
+	rule := policy.RuntimeRule{
+		Name: "net",
+		Network: policy.NetworkPolicy{
+			Effect: policy.EffectPrevent,
+			DeniedOutbound: []policy.Destination{
+				{CIDR: yahooIP.String() + "/32", Ports: []policy.PortRange{{Start: 80, End: 80}}},
+				{CIDR: "fd77::/64"},
+			},
+			AllowedListeningPorts: []policy.PortRange{{Start: 8000, End: 8080}},
+		},
+	}
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}})
+	r := e.launch(t, `wget -q -T 3 -t 1 -O- http://10.77.0.1/; echo " v4=$?"
+wget -q -T 3 -t 1 -O- 'http://[fd77::1]/'; echo " v6=$?"
+wget -q -T 3 -t 1 -O- http://10.77.0.2/; echo " other=$?"
+"$HELPER" listen 127.0.0.1:9090; echo "listen9090=$?"
+"$HELPER" listen 127.0.0.1:8080; echo "listen8080=$?"
+`)
+	for _, want := range []string{"google ok other=0", "listened\nlisten8080=0"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"yahoo ok", "yahoo v6 ok", "v4=0", "v6=0", "listen9090=0"} {
+		if strings.Contains(r.stdout, bad) {
+			t.Errorf("stdout has %q: not prevented", bad)
+		}
+	}
+	_, helper := binaries(t)
+	waitMessages(t, e.console, []string{
+		"Outbound connection to 10.77.0.1:80 from /bin/wget is explicitly blocked in the runtime rule",
+		"Outbound connection to [fd77::1]:80 from /bin/wget is explicitly blocked in the runtime rule",
+		"Listening on tcp port 9090 by " + helper + " is not allowed by the runtime rule and is blocked",
+	})
+}

@@ -38,7 +38,6 @@ type Shipper struct {
 	pending []api.Audit
 	kick    chan struct{}
 	seq     atomic.Int64
-	dropped int
 }
 
 // NewShipper returns a shipper with default batching, spool size and backoff;
@@ -122,21 +121,21 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 }
 
-// spool writes the pending audits, aggregated, as one batch file.
+// spool writes the pending audits, aggregated, as one batch file. When the
+// spool is full the oldest batches make room, and the new batch carries a
+// high-severity record saying how many audits were lost.
 func (s *Shipper) spool() {
 	s.mu.Lock()
 	batch := s.pending
 	s.pending = nil
-	dropped := s.dropped
-	s.dropped = 0
 	s.mu.Unlock()
-	if dropped > 0 {
+	if len(batch) == 0 {
+		return
+	}
+	if dropped := s.makeRoom(); dropped > 0 {
 		batch = append(batch, api.Audit{ID: audit.NewID(), Time: audit.Now(), Kind: api.AuditDefender,
 			Effect: policy.EffectAlert, Severity: "high",
 			Message: fmt.Sprintf("Audit spool full: %d audits were dropped", dropped)})
-	}
-	if len(batch) == 0 {
-		return
 	}
 	batch = audit.Aggregate(batch)
 	b, err := json.Marshal(api.AuditBatch{Audits: batch})
@@ -152,7 +151,6 @@ func (s *Shipper) spool() {
 	if err != nil {
 		s.Log.Error("spool audit batch", "err", err)
 	}
-	s.trim()
 }
 
 func (s *Shipper) batches() []string {
@@ -167,12 +165,13 @@ func (s *Shipper) batches() []string {
 	return names
 }
 
-// trim drops the oldest batches beyond MaxSpool and counts their records.
-func (s *Shipper) trim() {
+// makeRoom drops the oldest batches so one more fits, and returns how many
+// records they held.
+func (s *Shipper) makeRoom() int {
 	names := s.batches()
-	for len(names) > s.MaxSpool {
+	n := 0
+	for len(names) >= s.MaxSpool {
 		p := filepath.Join(s.SpoolDir, names[0])
-		n := 0
 		if b, err := os.ReadFile(p); err == nil {
 			var batch api.AuditBatch
 			if json.Unmarshal(b, &batch) == nil {
@@ -183,10 +182,8 @@ func (s *Shipper) trim() {
 		}
 		_ = os.Remove(p)
 		names = names[1:]
-		s.mu.Lock()
-		s.dropped += n
-		s.mu.Unlock()
 	}
+	return n
 }
 
 // deliver sends spooled batches oldest first, stopping at the first failure.

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,6 +270,12 @@ type result struct {
 // entryPoint does: `defender entrypoint -- /bin/sh script`.
 func (e *env) launch(t *testing.T, script string, extraEnv ...string) result {
 	t.Helper()
+	return e.launchWith(t, nil, script, extraEnv...)
+}
+
+// launchCmd prepares the launcher command, behind prefix (e.g. unshare).
+func (e *env) launchCmd(t *testing.T, prefix []string, script string, extraEnv ...string) *exec.Cmd {
+	t.Helper()
 	defender, helper := binaries(t)
 	path := filepath.Join(e.dir, "entry.sh")
 	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
@@ -277,13 +285,20 @@ func (e *env) launch(t *testing.T, script string, extraEnv ...string) result {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(defender, "entrypoint", "--", path)
+	argv := append(append(prefix, defender, "entrypoint", "--"), path)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = work
 	cmd.Env = append([]string{
 		"PATH=/bin:/usr/bin", "HELPER=" + helper, "TASKGUARD_SOCKET=" + e.socket(),
 		"TASKGUARD_TASK=twistlock-fargate-task", "TASKGUARD_CONTAINER=twistlock-fargate-task",
 		"TASKGUARD_IMAGE=matthewabq/twistlock-fargate-auto", "TASKGUARD_LOG_LEVEL=warn",
 	}, extraEnv...)
+	return cmd
+}
+
+func (e *env) launchWith(t *testing.T, prefix []string, script string, extraEnv ...string) result {
+	t.Helper()
+	cmd := e.launchCmd(t, prefix, script, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	var err error
@@ -480,4 +495,119 @@ wget -q -T 3 -t 1 -O- http://10.77.0.2/; echo " other=$?"
 		"Outbound connection to [fd77::1]:80 from /bin/wget is explicitly blocked in the runtime rule",
 		"Listening on tcp port 9090 by " + helper + " is not allowed by the runtime rule and is blocked",
 	})
+}
+
+const failScript = `echo app-ran; exit 5
+`
+
+// TestFailOpen: without ptrace the app still runs and a high-severity audit
+// says protection is off; fail-closed refuses to start the app.
+func TestFailOpen(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	_, helper := binaries(t)
+	r := e.launchWith(t, []string{helper, "no-ptrace"}, failScript)
+	if r.code != 5 || !strings.Contains(r.stdout, "app-ran") {
+		t.Errorf("fail-open: exit %d, stdout %q; want the app to run and exit 5", r.code, r.stdout)
+	}
+	audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	if len(audits) != 1 || audits[0].Severity != "high" || audits[0].Kind != api.AuditDefender ||
+		!strings.HasPrefix(audits[0].Message, "Runtime protection is off for container twistlock-fargate-task: ptrace seize") {
+		t.Errorf("audits %+v; want one high-severity protection-off record", audits)
+	}
+
+	r = e.launchWith(t, []string{helper, "no-ptrace"}, failScript, "TASKGUARD_FAIL_CLOSED=1")
+	if r.code != 2 || strings.Contains(r.stdout, "app-ran") || !strings.Contains(r.stderr, "runtime protection could not start") {
+		t.Errorf("fail-closed: exit %d, stdout %q; want exit 2 and no app", r.code, r.stdout)
+	}
+}
+
+// TestSignalsAndStatus: a signal sent to the launcher reaches the app; an
+// app killed by a signal makes the launcher die by the same signal.
+func TestSignalsAndStatus(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	cmd := e.launchCmd(t, nil, `trap 'echo got-term; exit 7' TERM
+echo ready
+while :; do sleep 0.05; done
+`)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.net.in(t, func() { err = cmd.Start() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	if !sc.Scan() || sc.Text() != "ready" {
+		t.Fatalf("app did not start: %q", sc.Text())
+	}
+	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sc.Scan()
+	got := sc.Text()
+	err = cmd.Wait()
+	if got != "got-term" || cmd.ProcessState.ExitCode() != 7 {
+		t.Errorf("after SIGTERM: app printed %q, launcher exit %v; want got-term and 7", got, err)
+	}
+
+	c2 := e.launchCmd(t, nil, "kill -KILL $$\n")
+	e.net.in(t, func() { err = c2.Run() })
+	ws, ok := c2.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("app killed by SIGKILL: launcher ended with %v; want death by SIGKILL", err)
+	}
+}
+
+// TestPID1ReapsZombies: as PID 1 (new PID namespace) the launcher reaps the
+// orphans reparented to it.
+func TestPID1ReapsZombies(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) not installed")
+	}
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	r := e.launchWith(t, []string{"unshare", "--pid", "--fork", "--mount-proc"}, `echo "pid=$PPID"
+(sleep 0.1 &)
+sleep 0.6
+for f in /proc/[0-9]*/stat; do read -r l < "$f" 2>/dev/null; case "$l" in *") Z "*) echo "zombie $l";; esac; done
+mkdir test; echo "mkdir=$?"
+`)
+	if !strings.Contains(r.stdout, "pid=1\n") {
+		t.Fatalf("the launcher is not PID 1: %q", r.stdout)
+	}
+	if strings.Contains(r.stdout, "zombie") {
+		t.Errorf("zombies left: %q", r.stdout)
+	}
+	if strings.Contains(r.stdout, "mkdir=0") {
+		t.Errorf("policy not enforced as PID 1")
+	}
+}
+
+// TestStandaloneAuditFile: with --policy and no sidecar, audits are JSON lines in a file.
+func TestStandaloneAuditFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	defender, _ := binaries(t)
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.json")
+	b, _ := json.Marshal(policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	if err := os.WriteFile(pol, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	auditFile := filepath.Join(dir, "audits.jsonl")
+	cmd := exec.Command(defender, "entrypoint", "--policy", pol, "--audits", auditFile, "--", "/bin/sh", "-c", "mkdir test; exit 3")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/bin:/usr/bin", "TASKGUARD_CONTAINER=twistlock-fargate-task"}
+	err := cmd.Run()
+	if cmd.ProcessState.ExitCode() != 3 {
+		t.Errorf("exit %v, want 3", err)
+	}
+	out, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a api.Audit
+	if err := json.Unmarshal(bytes.TrimSpace(out), &a); err != nil || a.Message !=
+		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test" {
+		t.Errorf("audit file %q (%v)", out, err)
+	}
 }

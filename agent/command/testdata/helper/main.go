@@ -8,6 +8,10 @@ import (
 	"os"
 	"runtime"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -38,5 +42,39 @@ func main() {
 		}
 		l.Close()
 		fmt.Println("listened")
+	case "no-ptrace":
+		// Run a program where ptrace is refused, as in a container without SYS_PTRACE.
+		if err := denyPtrace(); err != nil {
+			fmt.Fprintf(os.Stderr, "deny ptrace: %v\n", err)
+			os.Exit(1)
+		}
+		err := syscall.Exec(os.Args[2], os.Args[2:], os.Environ())
+		fmt.Fprintf(os.Stderr, "exec: %v\n", err)
+		os.Exit(1)
 	}
+}
+
+func denyPtrace() error {
+	raw, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadAbsolute{Off: 0, Size: 4},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SYS_PTRACE, SkipFalse: 1},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW},
+	})
+	if err != nil {
+		return err
+	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	const tsync = 1 // SECCOMP_FILTER_FLAG_TSYNC: every thread of this process
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, tsync, uintptr(unsafe.Pointer(&prog))); e != 0 {
+		return e
+	}
+	return nil
 }

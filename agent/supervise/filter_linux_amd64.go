@@ -8,8 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Data values the filter attaches to SECCOMP_RET_TRACE, read back with
-// PTRACE_GETEVENTMSG, so the tracer knows the ABI without reading registers.
+// Data values the filter attaches to SECCOMP_RET_TRACE (for debugging with
+// PTRACE_GETEVENTMSG; the tracer tells the ABI by the number).
 const (
 	traceNative  = 1
 	traceForeign = 2
@@ -27,6 +27,18 @@ var nativeSupervised = []uint32{
 // native and the i386 ABI return SECCOMP_RET_TRACE, the x32 ABI is refused,
 // everything else is allowed.
 func seccompProgram() ([]unix.SockFilter, error) {
+	raw, err := bpf.Assemble(seccompInstructions())
+	if err != nil {
+		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
+func seccompInstructions() []bpf.Instruction {
 	const (
 		offNr   = 0
 		offArch = 4
@@ -56,15 +68,7 @@ func seccompProgram() ([]unix.SockFilter, error) {
 		p = append(p, ret(unix.SECCOMP_RET_TRACE|traceForeign))
 	}
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
-	raw, err := bpf.Assemble(p)
-	if err != nil {
-		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
-	}
-	out := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
-	return out, nil
+	return p
 }
 
 // installFilter installs the filter on the calling thread. Without

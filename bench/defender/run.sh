@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Defender overhead against native, in one run: process launches (fork+exec of
+# /bin/true), file creations (system calls the defender does not stop) and TCP
+# connects per second, with a runtime policy loaded; strace -f, a ptrace peer,
+# for comparison when it is installed. Prints rates and ratios (higher is better,
+# 1.00 = native). Run as root from the repository root: bench/defender/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-3}
+N_EXEC=${N_EXEC:-1000}
+N_FILES=${N_FILES:-20000}
+N_CONN=${N_CONN:-5000}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+CGO_ENABLED=0 go build -o "$work/defender" ./cmd/taskguard-defender
+go build -o "$work/workload" ./bench/defender/workload
+mkdir "$work/files"
+cat > "$work/policy.json" <<'JSON'
+{"revision": 1, "runtime": [{"name": "bench",
+  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
+  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
+              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}
+JSON
+
+defended() { "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "$@"; }
+traced() { strace -f -qq -o /dev/null "$@"; }
+
+# best of ROUNDS runs (least disturbed by the other jobs on the machine)
+best() {
+	local b=0 r
+	for _ in $(seq "$ROUNDS"); do
+		r=$("$@")
+		b=$(awk -v a="$b" -v c="$r" 'BEGIN { print (c > a) ? c : a }')
+	done
+	echo "$b"
+}
+
+have_strace=0
+command -v strace >/dev/null && have_strace=1
+printf '%-16s %12s %12s %8s' workload native/s defender/s ratio
+[ $have_strace = 1 ] && printf ' %12s %8s' strace/s ratio
+printf '   goal\n'
+for w in "exec $N_EXEC:0.70" "files $work/files $N_FILES:0.98" "connect $N_CONN:0.80"; do
+	args=${w%%:*}
+	goal=${w##*:}
+	name=${args%% *}
+	# shellcheck disable=SC2086
+	nat=$(best "$work/workload" $args)
+	# shellcheck disable=SC2086
+	def=$(best defended "$work/workload" $args)
+	printf '%-16s %12.0f %12.0f %8.2f' "$name" "$nat" "$def" "$(awk -v a="$def" -v b="$nat" 'BEGIN { print a / b }')"
+	if [ $have_strace = 1 ]; then
+		# shellcheck disable=SC2086
+		st=$(best traced "$work/workload" $args)
+		printf ' %12.0f %8.2f' "$st" "$(awk -v a="$st" -v b="$nat" 'BEGIN { print a / b }')"
+	fi
+	printf '   >= %s\n' "$goal"
+done

@@ -5,6 +5,9 @@ set -euo pipefail
 
 # Debian packages the tests use. Keep this list in step with README "Testing".
 DEBIAN_PACKAGES=(ca-certificates jq curl)
+DEBIAN_PACKAGES+=(wget)       # defender end-to-end tests: the seeds' script fetches with wget
+DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
+DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

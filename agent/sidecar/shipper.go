@@ -145,11 +145,13 @@ func (s *Shipper) spool() {
 	}
 	name := fmt.Sprintf("%020d-%06d.json", time.Now().UnixNano(), s.seq.Add(1))
 	tmp := filepath.Join(s.SpoolDir, "."+name)
-	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+	err = os.WriteFile(tmp, b, 0o600)
+	if err == nil {
 		err = os.Rename(tmp, filepath.Join(s.SpoolDir, name))
 	}
 	if err != nil {
-		s.Log.Error("spool audit batch", "err", err)
+		// Not silent: the loss is logged with its size.
+		s.Log.Error("audit batch lost: cannot spool it", "err", err, "records", len(batch))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -610,4 +611,53 @@ func TestStandaloneAuditFile(t *testing.T) {
 		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test" {
 		t.Errorf("audit file %q (%v)", out, err)
 	}
+}
+
+// TestDNSSendPaths: DNS queries are read from every way of sending them —
+// sendto with an address, send on a connected UDP socket, sendmsg, TCP with
+// its length prefix — over IPv4 and IPv6; a denied name fails to send.
+func TestDNSSendPaths(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	var tcpAddr string
+	e.net.in(t, func() {
+		l, err := net.Listen("tcp", "127.0.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+			}
+		}()
+		tcpAddr = l.Addr().String()
+	})
+	var script strings.Builder
+	type tc struct{ mode, server, name string }
+	var cases []tc
+	for _, srv := range []string{resolver(t).String() + ":53", "[" + yahooV6.String() + "]:53"} {
+		for _, mode := range []string{"sendto", "send", "sendmsg"} {
+			cases = append(cases, tc{mode, srv, "www.yahoo.com"}, tc{mode, srv, "google.com"})
+		}
+	}
+	cases = append(cases, tc{"tcp", tcpAddr, "www.yahoo.com"}, tc{"tcp", tcpAddr, "google.com"})
+	for _, c := range cases {
+		fmt.Fprintf(&script, "\"$HELPER\" dns %s '%s' %s >/dev/null 2>&1; echo \"%s %s %s=$?\"\n", c.mode, c.server, c.name, c.mode, c.server, c.name)
+	}
+	r := e.launch(t, script.String())
+	for _, c := range cases {
+		want := "0"
+		if c.name == "www.yahoo.com" {
+			want = "1"
+		}
+		line := fmt.Sprintf("%s %s %s=%s\n", c.mode, c.server, c.name, want)
+		if !strings.Contains(r.stdout, line) {
+			t.Errorf("stdout lacks %q", line)
+		}
+	}
+	waitMessages(t, e.console, []string{"DNS resolution of suspicious name www.yahoo.com"})
 }

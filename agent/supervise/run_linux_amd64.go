@@ -3,6 +3,7 @@ package supervise
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -60,7 +61,7 @@ func Run(cfg Config) (Status, error) {
 			}
 		}
 	}()
-	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, expected: map[int]bool{}, held: map[int]bool{}}
+	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, expected: map[int]bool{}, held: map[int]bool{}, tcpPeers: map[string]netip.AddrPort{}}
 	self, _ := os.Executable()
 	t.procs[pid] = &proc{exe: self}
 	return t.loop()
@@ -136,8 +137,9 @@ type tracer struct {
 	h        Handler
 	main     int
 	procs    map[int]*proc
-	expected map[int]bool // new children announced by a fork event, not yet stopped
-	held     map[int]bool // new children stopped before their fork event
+	expected map[int]bool              // new children announced by a fork event, not yet stopped
+	held     map[int]bool              // new children stopped before their fork event
+	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
 }
 
 func (t *tracer) loop() (Status, error) {

@@ -5,11 +5,13 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"syscall"
 	"unsafe"
 
+	"github.com/miekg/dns"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +44,19 @@ func main() {
 		}
 		l.Close()
 		fmt.Println("listened")
+	case "dns":
+		// dns MODE SERVER NAME: send one query for NAME to SERVER (ip:port)
+		// by MODE: sendto (unconnected UDP), send (connected UDP, no
+		// address), sendmsg, tcp (length-prefixed over a connected stream).
+		if len(os.Args) != 5 {
+			fmt.Fprintln(os.Stderr, "usage: helper dns sendto|send|sendmsg|tcp SERVER NAME")
+			os.Exit(2)
+		}
+		if err := sendQuery(os.Args[2], os.Args[3], os.Args[4]); err != nil {
+			fmt.Fprintf(os.Stderr, "dns %s: %v\n", os.Args[2], err)
+			os.Exit(1)
+		}
+		fmt.Println("sent")
 	case "no-ptrace":
 		// Run a program where ptrace is refused, as in a container without SYS_PTRACE.
 		if err := denyPtrace(); err != nil {
@@ -77,4 +92,51 @@ func denyPtrace() error {
 		return e
 	}
 	return nil
+}
+
+func sendQuery(mode, server, name string) error {
+	ap, err := netip.ParseAddrPort(server)
+	if err != nil {
+		return err
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	q, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	var family int
+	var sa unix.Sockaddr
+	if ap.Addr().Is4() {
+		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	} else {
+		family, sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	}
+	typ := unix.SOCK_DGRAM
+	if mode == "tcp" {
+		typ = unix.SOCK_STREAM
+	}
+	fd, err := unix.Socket(family, typ, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	switch mode {
+	case "sendto":
+		return unix.Sendto(fd, q, 0, sa)
+	case "sendmsg":
+		_, err := unix.SendmsgN(fd, q, nil, sa, 0)
+		return err
+	case "send":
+		if err := unix.Connect(fd, sa); err != nil {
+			return err
+		}
+		return unix.Sendto(fd, q, 0, nil)
+	case "tcp":
+		if err := unix.Connect(fd, sa); err != nil {
+			return err
+		}
+		return unix.Sendto(fd, append([]byte{byte(len(q) >> 8), byte(len(q))}, q...), 0, nil)
+	}
+	return fmt.Errorf("unknown mode %q", mode)
 }

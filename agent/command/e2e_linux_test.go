@@ -56,10 +56,14 @@ func binaries(t *testing.T) (defender, helper string) {
 			return
 		}
 		root := testenv.RepoRoot(t)
-		for _, b := range [][2]string{{"defender", "./cmd/taskguard-defender"}, {"helper", "./agent/command/testdata/helper"}} {
+		for _, b := range [][3]string{
+			{"defender", "./cmd/taskguard-defender", "amd64"},
+			{"helper", "./agent/command/testdata/helper", "amd64"},
+			{"helper386", "./agent/command/testdata/helper", "386"}, // a 32-bit app: int 0x80 system calls
+		} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b[0]), b[1])
 			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+b[2])
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
 				return
@@ -660,4 +664,24 @@ func TestDNSSendPaths(t *testing.T) {
 		}
 	}
 	waitMessages(t, e.console, []string{"DNS resolution of suspicious name www.yahoo.com"})
+}
+
+// TestForeignABI: a 32-bit program's supervised calls (execve, socketcall...)
+// are not decoded, so under a preventing rule they are refused, with an audit;
+// its other calls run (it starts, prints, exits).
+func TestForeignABI(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	r := e.launch(t, `"$HELPER"386 thread-exec /bin/echo echo ran-32-bit-exec; echo "rc=$?"
+"$HELPER"386 listen 127.0.0.1:0; echo "listen=$?"
+`)
+	if strings.Contains(r.stdout, "ran-32-bit-exec") || !strings.Contains(r.stdout, "rc=1") {
+		t.Errorf("a 32-bit exec ran under a preventing rule")
+	}
+	if !strings.Contains(r.stdout, "listen=1") {
+		t.Errorf("a 32-bit socketcall was not refused")
+	}
+	waitMessages(t, e.console, []string{
+		"32-bit system call 11 refused: it cannot be checked against the runtime rule",
+		"32-bit system call 102 refused: it cannot be checked against the runtime rule",
+	})
 }

@@ -35,13 +35,13 @@ func TestShipperRetriesWithoutDuplicates(t *testing.T) {
 	tc.FailNext(2)
 	s := NewShipper(c, t.TempDir(), nil)
 	s.FlushEvery, s.MinBackoff, s.MaxBackoff = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
 	for range 3 {
 		s.Add(rec("DNS resolution of suspicious name yahoo.com"))
 	}
 	s.Add(rec("DNS resolution of suspicious name bing.com"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
 	got := tc.WaitAudits(5*time.Second, func(a []api.Audit) bool { return len(a) >= 2 })
 	cancel()
 	if err := <-done; err != nil {
@@ -67,21 +67,20 @@ func TestShipperSpoolsWhileConsoleAway(t *testing.T) {
 	spool := t.TempDir()
 	down := &Console{BaseURL: "http://127.0.0.1:1", Token: "tok", HTTP: &http.Client{Timeout: time.Second}}
 	s := NewShipper(down, spool, nil)
-	s.FlushEvery, s.MaxSpool = 10*time.Millisecond, 2
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
+	s.MaxSpool = 2
 	for _, m := range []string{"one", "two", "three"} {
 		s.Add(rec(m))
-		time.Sleep(60 * time.Millisecond) // one batch each
+		s.spool() // one batch each, as successive flushes make them
+		if err := s.deliver(context.Background()); err == nil {
+			t.Fatal("delivery to a console that is down succeeded")
+		}
 	}
-	cancel()
-	<-done
 	files, _ := os.ReadDir(spool)
-	if len(files) == 0 || len(files) > 3 {
-		t.Fatalf("spool holds %d batches, want 1..3", len(files))
+	if len(files) != 2 {
+		t.Fatalf("spool holds %d batches, want MaxSpool 2", len(files))
 	}
 
+	done := make(chan error)
 	tc, up, _ := newConsole(t, &policy.Policy{})
 	s2 := NewShipper(up, spool, nil)
 	s2.FlushEvery = 10 * time.Millisecond

@@ -31,9 +31,7 @@ func (t *tracer) seccomp(tid int) {
 	// The native and i386 numbers the filter traces do not overlap, so the
 	// number tells the ABI without a PTRACE_GETEVENTMSG round trip.
 	if !slices.Contains(nativeSupervised, uint32(nr)) {
-		if t.h.Foreign(tid, nr) == Deny {
-			deny(tid, &regs, unix.EPERM)
-		}
+		t.foreign(tid)
 		return
 	}
 	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
@@ -51,8 +49,10 @@ func (t *tracer) seccomp(tid int) {
 	case unix.SYS_SENDMSG:
 		v = t.sendmsg(tid, int(args[0]), args[1])
 	case unix.SYS_SENDMMSG:
-		if args[2] > 0 { // inspect the first message; a resolver sends its queries alike
-			v = t.sendmsg(tid, int(args[0]), args[1])
+		// struct mmsghdr is a msghdr and a count, 64 bytes; look at the
+		// first few (a resolver sends A and AAAA together).
+		for i := uint64(0); i < min(args[2], 8) && v == Allow; i++ {
+			v = t.sendmsg(tid, int(args[0]), args[1]+64*i)
 		}
 	case unix.SYS_LISTEN:
 		v = t.listen(tid, int(args[0]))
@@ -69,6 +69,30 @@ func deny(tid int, regs *unix.PtraceRegs, errno unix.Errno) {
 	regs.Orig_rax = ^uint64(0)
 	regs.Rax = uint64(-int64(errno))
 	_ = unix.PtraceSetRegs(tid, regs)
+}
+
+// i386 user_regs_struct: 17 32-bit registers; orig_eax and eax by index.
+const (
+	i386Regs    = 17
+	i386Eax     = 6
+	i386OrigEax = 11
+)
+
+// foreign handles a stop of an i386 (int 0x80) system call. PTRACE_GETREGS
+// gives the 64-bit view, which does not hold a compat call's number, so the
+// registers are read and written with PTRACE_GETREGSET in the tracee's view.
+func (t *tracer) foreign(tid int) {
+	var regs [i386Regs]uint32
+	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&regs[0])), Len: uint64(unsafe.Sizeof(regs))}
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(tid), uintptr(unix.NT_PRSTATUS), uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 || iov.Len != uint64(unsafe.Sizeof(regs)) {
+		return
+	}
+	if t.h.Foreign(tid, int(regs[i386OrigEax])) != Deny {
+		return
+	}
+	regs[i386OrigEax] = ^uint32(0)
+	regs[i386Eax] = ^uint32(unix.EPERM) + 1 // -EPERM
+	_, _, _ = unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(tid), uintptr(unix.NT_PRSTATUS), uintptr(unsafe.Pointer(&iov)), 0, 0)
 }
 
 // readMem reads len(b) bytes at addr of tid's memory.
@@ -127,8 +151,9 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		return Allow // the kernel fails the exec with EFAULT itself
 	}
 	var base string
+	byFD := name == "" && flags&unix.AT_EMPTY_PATH != 0
 	switch {
-	case name == "" && flags&unix.AT_EMPTY_PATH != 0:
+	case byFD: // fexecve: the program is an open file, maybe a memfd or deleted
 		name, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, dirfd))
 	case strings.HasPrefix(name, "/"):
 	case dirfd == unix.AT_FDCWD:
@@ -140,9 +165,10 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 	if base != "" {
 		path = filepath.Join(base, name)
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", tid, path)); err != nil && !byFD {
 		// Nothing to run there (a shell trying each PATH entry): the
-		// kernel fails this exec itself, no program starts.
+		// kernel fails this exec itself, no program starts. The path is
+		// looked up in the tracee's root, which may differ from ours.
 		return Allow
 	}
 	p := t.procs[tid]

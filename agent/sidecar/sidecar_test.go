@@ -1,12 +1,15 @@
 package sidecar
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,5 +175,74 @@ func TestConsolePolicyNotModified(t *testing.T) {
 	bad := &Console{BaseURL: c.BaseURL, Token: "wrong", HTTP: c.HTTP}
 	if _, _, err := bad.Policy(context.Background(), "", 0); err == nil {
 		t.Fatal("a wrong token was accepted")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the shipper's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestStandalone: with a policy file and no console the sidecar serves the
+// file and writes audits as JSON lines.
+func TestStandalone(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(pf, []byte(`{"revision": 4, "runtime": [{"name": "r", "processes": {"effect": "alert", "denied": ["nc"]}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	sock := filepath.Join(dir, "s.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- Run(ctx, Options{SocketPath: sock, StateDir: filepath.Join(dir, "state"), PolicyFile: pf, Audits: audit.NewJSONLines(&out), Ready: ready})
+	}()
+	<-ready
+	cl, err := socket.Dial(sock, policy.Identity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	revs := make(chan int64, 1)
+	go func() { _ = cl.Policies(func(p *policy.Policy) { revs <- p.Revision }) }()
+	select {
+	case r := <-revs:
+		if r != 4 {
+			t.Fatalf("revision %d, want the file's 4", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no policy from the file")
+	}
+	if err := cl.Send(context.Background(), []api.Audit{rec("standalone audit")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "standalone audit") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	var a api.Audit
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &a); err != nil || a.Message != "standalone audit" || a.Count != 1 {
+		t.Errorf("JSON lines output %q (%v)", out.String(), err)
+	}
+
+	if err := Run(context.Background(), Options{SocketPath: sock, StateDir: dir}); err == nil {
+		t.Error("a sidecar with neither console nor policy file started")
 	}
 }

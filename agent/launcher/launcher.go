@@ -75,9 +75,17 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 		}
 		h.setPolicy(p)
 	default:
-		cl, err := socket.Dial(o.SocketPath, o.Identity)
+		cl, err := dialSidecar(o)
 		if err != nil {
-			o.Log.Info("no sidecar; nothing to enforce", "err", err)
+			if o.Identity.Container == "" {
+				o.Log.Info("no sidecar; nothing to enforce", "err", err)
+				break
+			}
+			// A protected container (its identity is set) expects a sidecar.
+			if o.FailClosed {
+				return supervise.Status{}, fmt.Errorf("%w (fail-closed): %v", ErrProtectionOff, err)
+			}
+			o.Log.Warn("runtime protection is off: no sidecar (fail-open)", "err", err)
 			break
 		}
 		defer cl.Close()
@@ -134,6 +142,19 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	o.Log.Warn("supervision could not start; running the app unprotected (fail-open)", "err", err)
 	cfg.Handler = nil
 	return supervise.Run(cfg)
+}
+
+// dialSidecar connects to the sidecar. In a protected container (identity
+// set) the sidecar may still be starting, so it retries for PolicyWait.
+func dialSidecar(o Options) (*socket.Client, error) {
+	deadline := time.Now().Add(o.PolicyWait)
+	for {
+		cl, err := socket.Dial(o.SocketPath, o.Identity)
+		if err == nil || o.Identity.Container == "" || time.Now().After(deadline) {
+			return cl, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // LoadPolicy reads and validates a policy file.

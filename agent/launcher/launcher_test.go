@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskguard/taskguard/agent/supervise"
 	"github.com/taskguard/taskguard/console/api"
@@ -107,5 +108,23 @@ func TestHandlerDecisions(t *testing.T) {
 		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}}}}})
 	if other.Exec(ev) != supervise.Allow {
 		t.Error("a rule scoped to another container was enforced")
+	}
+}
+
+// TestProtectedWithoutSidecar: a protected container whose sidecar never
+// answers does not start under fail-closed.
+func TestProtectedWithoutSidecar(t *testing.T) {
+	start := time.Now()
+	_, err := Run(context.Background(), []string{"/bin/true"}, nil, Options{
+		Identity:   policy.Identity{Container: "app"},
+		SocketPath: filepath.Join(t.TempDir(), "none.sock"),
+		PolicyWait: 300 * time.Millisecond,
+		FailClosed: true,
+	})
+	if !errors.Is(err, ErrProtectionOff) {
+		t.Fatalf("error %v, want ErrProtectionOff", err)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Error("gave up before waiting for the sidecar to start")
 	}
 }

@@ -685,3 +685,41 @@ func TestForeignABI(t *testing.T) {
 		"32-bit system call 102 refused: it cannot be checked against the runtime rule",
 	})
 }
+
+// TestNoPolicyPlainExec: with no sidecar and no policy the launcher becomes
+// the app (same PID, not traced); with a policy the app is traced.
+func TestNoPolicyPlainExec(t *testing.T) {
+	testenv.RequireRoot(t)
+	defender, _ := binaries(t)
+	dir := t.TempDir()
+	script := `echo "pid=$$"; grep TracerPid /proc/$$/status`
+	run := func(container string, extra ...string) (string, int) {
+		args := append(append([]string{"entrypoint"}, extra...), "--", "/bin/sh", "-c", script)
+		cmd := exec.Command(defender, args...)
+		cmd.Env = []string{"PATH=/bin:/usr/bin", "TASKGUARD_SOCKET=" + filepath.Join(dir, "none.sock"), "TASKGUARD_CONTAINER=" + container}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("launcher: %v", err)
+		}
+		return string(out), cmd.Process.Pid
+	}
+	out, pid := run("")
+	if !strings.Contains(out, fmt.Sprintf("pid=%d\n", pid)) || !strings.Contains(out, "TracerPid:\t0") {
+		t.Errorf("no policy: %q; want the launcher's own PID %d and no tracer", out, pid)
+	}
+	pol := filepath.Join(dir, "policy.json")
+	b, _ := json.Marshal(policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	if err := os.WriteFile(pol, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, pid = run("twistlock-fargate-task", "--policy", pol)
+	// TracerPid names the launcher's tracer thread, not its PID.
+	if strings.Contains(out, fmt.Sprintf("pid=%d\n", pid)) || strings.Contains(out, "TracerPid:\t0") {
+		t.Errorf("with a policy: %q; want a traced child of the launcher %d", out, pid)
+	}
+	// A rule scoped to another container: nothing to enforce, plain exec.
+	out, pid = run("other", "--policy", pol)
+	if !strings.Contains(out, fmt.Sprintf("pid=%d\n", pid)) || !strings.Contains(out, "TracerPid:\t0") {
+		t.Errorf("rule out of scope: %q; want plain exec", out)
+	}
+}

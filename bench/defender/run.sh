@@ -26,34 +26,32 @@ JSON
 defended() { "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "$@"; }
 traced() { strace -f -qq -o /dev/null "$@"; }
 
-# best of ROUNDS runs (least disturbed by the other jobs on the machine)
-best() {
-	local b=0 r
-	for _ in $(seq "$ROUNDS"); do
-		r=$("$@")
-		b=$(awk -v a="$b" -v c="$r" 'BEGIN { print (c > a) ? c : a }')
-	done
-	echo "$b"
-}
+maxof() { awk -v a="$1" -v c="$2" 'BEGIN { print (c > a) ? c : a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 have_strace=0
 command -v strace >/dev/null && have_strace=1
-printf '%-16s %12s %12s %8s' workload native/s defender/s ratio
+printf '%-10s %12s %12s %8s' workload native/s defender/s ratio
 [ $have_strace = 1 ] && printf ' %12s %8s' strace/s ratio
 printf '   goal\n'
 for w in "exec $N_EXEC:0.70" "files $work/files $N_FILES:0.98" "connect $N_CONN:0.80"; do
 	args=${w%%:*}
 	goal=${w##*:}
 	name=${args%% *}
-	# shellcheck disable=SC2086
-	nat=$(best "$work/workload" $args)
-	# shellcheck disable=SC2086
-	def=$(best defended "$work/workload" $args)
-	printf '%-16s %12.0f %12.0f %8.2f' "$name" "$nat" "$def" "$(awk -v a="$def" -v b="$nat" 'BEGIN { print a / b }')"
-	if [ $have_strace = 1 ]; then
+	# Rounds interleave native, defended and strace runs so that load from
+	# other jobs on the machine hits them alike; the best of each counts.
+	nat=0 def=0 st=0
+	for _ in $(seq "$ROUNDS"); do
 		# shellcheck disable=SC2086
-		st=$(best traced "$work/workload" $args)
-		printf ' %12.0f %8.2f' "$st" "$(awk -v a="$st" -v b="$nat" 'BEGIN { print a / b }')"
-	fi
+		nat=$(maxof "$nat" "$("$work/workload" $args)")
+		# shellcheck disable=SC2086
+		def=$(maxof "$def" "$(defended "$work/workload" $args)")
+		if [ $have_strace = 1 ]; then
+			# shellcheck disable=SC2086
+			st=$(maxof "$st" "$(traced "$work/workload" $args)")
+		fi
+	done
+	printf '%-10s %12.0f %12.0f %8s' "$name" "$nat" "$def" "$(ratio "$def" "$nat")"
+	[ $have_strace = 1 ] && printf ' %12.0f %8s' "$st" "$(ratio "$st" "$nat")"
 	printf '   >= %s\n' "$goal"
 done

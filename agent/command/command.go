@@ -67,7 +67,7 @@ func auditSink(path string) (audit.Sink, io.Closer, error) {
 }
 
 func newEntrypoint() *cobra.Command {
-	var socketPath, policyFile, auditFile, logLevel string
+	var socketPath, policyFile, auditFile, logLevel, supervisor string
 	var failClosed bool
 	cmd := &cobra.Command{
 		Use:   "entrypoint [flags] -- ARGV...",
@@ -76,7 +76,7 @@ func newEntrypoint() *cobra.Command {
 matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). The exit
 status is the app's own. Every flag has an environment variable, since an ECS entryPoint
 is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
-TASKGUARD_FAIL_CLOSED=1, TASKGUARD_LOG_LEVEL.`,
+TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sink, closer, err := auditSink(auditFile)
@@ -98,6 +98,7 @@ TASKGUARD_FAIL_CLOSED=1, TASKGUARD_LOG_LEVEL.`,
 				PolicyFile: policyFile,
 				Audits:     sink,
 				FailClosed: failClosed,
+				Supervisor: supervisor,
 				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 				Log:        logger(logLevel),
 			})
@@ -124,6 +125,7 @@ TASKGUARD_FAIL_CLOSED=1, TASKGUARD_LOG_LEVEL.`,
 	f.StringVar(&auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `write audits as JSON lines to this file ("-" for stdout) instead of the sidecar`)
 	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
+	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "ptrace"), "ptrace, usernotif (seccomp user notification) or auto")
 	return cmd
 }
 

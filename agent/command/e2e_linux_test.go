@@ -173,6 +173,8 @@ type env struct {
 	consURL string
 	dir     string
 	queries chan string
+	// supervisor is TASKGUARD_SUPERVISOR for the launches ("" = default ptrace).
+	supervisor string
 }
 
 func serveHTTP(t *testing.T, addr, body string) {
@@ -298,6 +300,9 @@ func (e *env) launchCmd(t *testing.T, prefix []string, script string, extraEnv .
 		"TASKGUARD_TASK=twistlock-fargate-task", "TASKGUARD_CONTAINER=twistlock-fargate-task",
 		"TASKGUARD_IMAGE=matthewabq/twistlock-fargate-auto", "TASKGUARD_LOG_LEVEL=warn",
 	}, extraEnv...)
+	if e.supervisor != "" {
+		cmd.Env = append(cmd.Env, "TASKGUARD_SUPERVISOR="+e.supervisor)
+	}
 	return cmd
 }
 
@@ -346,6 +351,20 @@ wget -q -T 3 -t 1 -O- http://google.com/; echo " google=$?"
 exit 42
 `
 
+// mechanisms are the supervision mechanisms the main scenarios run under.
+var mechanisms = []string{"ptrace", "usernotif"}
+
+// eachMechanism runs test once per mechanism with a fresh environment.
+func eachMechanism(t *testing.T, p *policy.Policy, test func(t *testing.T, e *env)) {
+	for _, m := range mechanisms {
+		t.Run(m, func(t *testing.T) {
+			e := newEnv(t, p)
+			e.supervisor = m
+			test(t, e)
+		})
+	}
+}
+
 func seedsRule(effect policy.Effect) policy.RuntimeRule {
 	return policy.RuntimeRule{
 		Name:      "twistlock-fargate-rule",
@@ -358,42 +377,44 @@ func seedsRule(effect policy.Effect) policy.RuntimeRule {
 // TestSeedsScenario is the seeds' sample task: the rule prevents mkdir and
 // yahoo.com; the script's exit status is its own.
 func TestSeedsScenario(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-	r := e.launch(t, seedsScript)
-	if r.code != 42 {
-		t.Errorf("exit code %d, want the script's 42", r.code)
-	}
-	for _, want := range []string{"google ok google=0"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("stdout lacks %q", want)
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		r := e.launch(t, seedsScript)
+		if r.code != 42 {
+			t.Errorf("exit code %d, want the script's 42", r.code)
 		}
-	}
-	if strings.Contains(r.stdout, "mkdir=0") || strings.Contains(r.stdout, "yahoo ok") || strings.Contains(r.stdout, "yahoo=0") {
-		t.Errorf("mkdir or yahoo.com was not prevented")
-	}
-	if _, err := os.Stat(filepath.Join(e.dir, "work", "test")); err == nil {
-		t.Error("directory test exists: mkdir ran")
-	}
-	audits := waitMessages(t, e.console, []string{
-		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
-		"DNS resolution of suspicious name yahoo.com",
+		for _, want := range []string{"google ok google=0"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout lacks %q", want)
+			}
+		}
+		if strings.Contains(r.stdout, "mkdir=0") || strings.Contains(r.stdout, "yahoo ok") || strings.Contains(r.stdout, "yahoo=0") {
+			t.Errorf("mkdir or yahoo.com was not prevented")
+		}
+		if _, err := os.Stat(filepath.Join(e.dir, "work", "test")); err == nil {
+			t.Error("directory test exists: mkdir ran")
+		}
+		audits := waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+			"DNS resolution of suspicious name yahoo.com",
+		})
+		for _, a := range audits {
+			if a.Effect != policy.EffectPrevent || a.Rule != "twistlock-fargate-rule" || a.Container != "twistlock-fargate-task" || a.ID == "" {
+				t.Errorf("audit %+v: want effect prevent, the rule, the container and an ID", a)
+			}
+		}
 	})
-	for _, a := range audits {
-		if a.Effect != policy.EffectPrevent || a.Rule != "twistlock-fargate-rule" || a.Container != "twistlock-fargate-task" || a.ID == "" {
-			t.Errorf("audit %+v: want effect prevent, the rule, the container and an ID", a)
-		}
-	}
 }
 
 func TestAlertMode(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectAlert)}})
-	r := e.launch(t, seedsScript)
-	if r.code != 42 || !strings.Contains(r.stdout, "mkdir=0") || !strings.Contains(r.stdout, "yahoo ok yahoo=0") || !strings.Contains(r.stdout, "google ok google=0") {
-		t.Errorf("alert mode must let everything run: exit %d, stdout %q", r.code, r.stdout)
-	}
-	waitMessages(t, e.console, []string{
-		"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule (alert only). Full command: mkdir test",
-		"DNS resolution of suspicious name yahoo.com",
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectAlert)}}, func(t *testing.T, e *env) {
+		r := e.launch(t, seedsScript)
+		if r.code != 42 || !strings.Contains(r.stdout, "mkdir=0") || !strings.Contains(r.stdout, "yahoo ok yahoo=0") || !strings.Contains(r.stdout, "google ok google=0") {
+			t.Errorf("alert mode must let everything run: exit %d, stdout %q", r.code, r.stdout)
+		}
+		waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule (alert only). Full command: mkdir test",
+			"DNS resolution of suspicious name yahoo.com",
+		})
 	})
 }
 
@@ -403,64 +424,67 @@ func TestAllowListMode(t *testing.T) {
 		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Allowed: []string{"entry.sh", "dash", "sh", "wget"}},
 		Network:   policy.NetworkPolicy{Effect: policy.EffectPrevent, AllowedDomains: []string{"google.com"}},
 	}
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}})
-	r := e.launch(t, seedsScript)
-	if r.code != 42 || strings.Contains(r.stdout, "mkdir=0") || strings.Contains(r.stdout, "yahoo ok") || !strings.Contains(r.stdout, "google ok google=0") {
-		t.Errorf("allow-list: exit %d, stdout %q", r.code, r.stdout)
-	}
-	waitMessages(t, e.console, []string{
-		"/bin/mkdir launched from /bin/dash and is not allowed by the runtime rule and is blocked. Full command: mkdir test",
-		"DNS resolution of suspicious name yahoo.com",
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}}, func(t *testing.T, e *env) {
+		r := e.launch(t, seedsScript)
+		if r.code != 42 || strings.Contains(r.stdout, "mkdir=0") || strings.Contains(r.stdout, "yahoo ok") || !strings.Contains(r.stdout, "google ok google=0") {
+			t.Errorf("allow-list: exit %d, stdout %q", r.code, r.stdout)
+		}
+		waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is not allowed by the runtime rule and is blocked. Full command: mkdir test",
+			"DNS resolution of suspicious name yahoo.com",
+		})
 	})
 }
 
 // TestTreeExecs: execs from a child, a grandchild and a non-main thread are all seen.
 func TestTreeExecs(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-	r := e.launch(t, `sh -c 'mkdir child'
-sh -c 'sh -c "mkdir grandchild"' &
-wait
-"$HELPER" thread-exec /bin/mkdir mkdir thread
-"$HELPER" thread-exec /bin/echo echo thread-exec-allowed
-ls
-`)
-	if !strings.Contains(r.stdout, "thread-exec-allowed") {
-		t.Errorf("an allowed exec from a thread did not run")
-	}
-	for _, d := range []string{"child", "grandchild", "thread"} {
-		if _, err := os.Stat(filepath.Join(e.dir, "work", d)); err == nil {
-			t.Errorf("directory %s was created", d)
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		r := e.launch(t, `sh -c 'mkdir child'
+	sh -c 'sh -c "mkdir grandchild"' &
+	wait
+	"$HELPER" thread-exec /bin/mkdir mkdir thread
+	"$HELPER" thread-exec /bin/echo echo thread-exec-allowed
+	ls
+	`)
+		if !strings.Contains(r.stdout, "thread-exec-allowed") {
+			t.Errorf("an allowed exec from a thread did not run")
 		}
-	}
-	_, helper := binaries(t)
-	waitMessages(t, e.console, []string{
-		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir child",
-		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir grandchild",
-		"/bin/mkdir launched from " + helper + " and is explicitly blocked in the runtime rule. Full command: mkdir thread",
+		for _, d := range []string{"child", "grandchild", "thread"} {
+			if _, err := os.Stat(filepath.Join(e.dir, "work", d)); err == nil {
+				t.Errorf("directory %s was created", d)
+			}
+		}
+		_, helper := binaries(t)
+		waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir child",
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir grandchild",
+			"/bin/mkdir launched from " + helper + " and is explicitly blocked in the runtime rule. Full command: mkdir thread",
+		})
 	})
 }
 
 // TestLivePolicyChange: a rule the console adds applies to the running app.
 func TestLivePolicyChange(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1})
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		e.console.SetPolicy(&policy.Policy{Revision: 2, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-	}()
-	r := e.launch(t, `i=0
-while [ $i -lt 100 ]; do
-  if mkdir d$i 2>/dev/null; then rmdir d$i; else echo "blocked after $i"; exit 0; fi
-  i=$((i+1)); sleep 0.05
-done
-echo never blocked; exit 1
-`)
-	if r.code != 0 || !strings.Contains(r.stdout, "blocked after") {
-		t.Fatalf("the new rule did not reach the running app: exit %d", r.code)
-	}
-	audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
-	if len(audits) == 0 || !strings.HasPrefix(audits[0].Message, "/bin/mkdir launched from /bin/dash and is explicitly blocked") {
-		t.Errorf("audits %+v", audits)
-	}
+	eachMechanism(t, &policy.Policy{Revision: 1}, func(t *testing.T, e *env) {
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			e.console.SetPolicy(&policy.Policy{Revision: 2, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+		}()
+		r := e.launch(t, `i=0
+	while [ $i -lt 100 ]; do
+	  if mkdir d$i 2>/dev/null; then rmdir d$i; else echo "blocked after $i"; exit 0; fi
+	  i=$((i+1)); sleep 0.05
+	done
+	echo never blocked; exit 1
+	`)
+		if r.code != 0 || !strings.Contains(r.stdout, "blocked after") {
+			t.Fatalf("the new rule did not reach the running app: exit %d", r.code)
+		}
+		audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+		if len(audits) == 0 || !strings.HasPrefix(audits[0].Message, "/bin/mkdir launched from /bin/dash and is explicitly blocked") {
+			t.Errorf("audits %+v", audits)
+		}
+	})
 }
 
 // TestNetworkRules: outbound connects to denied IPv4/IPv6 destinations fail,
@@ -477,28 +501,29 @@ func TestNetworkRules(t *testing.T) {
 			AllowedListeningPorts: []policy.PortRange{{Start: 8000, End: 8080}},
 		},
 	}
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}})
-	r := e.launch(t, `wget -q -T 3 -t 1 -O- http://10.77.0.1/; echo " v4=$?"
-wget -q -T 3 -t 1 -O- 'http://[fd77::1]/'; echo " v6=$?"
-wget -q -T 3 -t 1 -O- http://10.77.0.2/; echo " other=$?"
-"$HELPER" listen 127.0.0.1:9090; echo "listen9090=$?"
-"$HELPER" listen 127.0.0.1:8080; echo "listen8080=$?"
-`)
-	for _, want := range []string{"google ok other=0", "listened\nlisten8080=0"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("stdout lacks %q", want)
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}}, func(t *testing.T, e *env) {
+		r := e.launch(t, `wget -q -T 3 -t 1 -O- http://10.77.0.1/; echo " v4=$?"
+	wget -q -T 3 -t 1 -O- 'http://[fd77::1]/'; echo " v6=$?"
+	wget -q -T 3 -t 1 -O- http://10.77.0.2/; echo " other=$?"
+	"$HELPER" listen 127.0.0.1:9090; echo "listen9090=$?"
+	"$HELPER" listen 127.0.0.1:8080; echo "listen8080=$?"
+	`)
+		for _, want := range []string{"google ok other=0", "listened\nlisten8080=0"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout lacks %q", want)
+			}
 		}
-	}
-	for _, bad := range []string{"yahoo ok", "yahoo v6 ok", "v4=0", "v6=0", "listen9090=0"} {
-		if strings.Contains(r.stdout, bad) {
-			t.Errorf("stdout has %q: not prevented", bad)
+		for _, bad := range []string{"yahoo ok", "yahoo v6 ok", "v4=0", "v6=0", "listen9090=0"} {
+			if strings.Contains(r.stdout, bad) {
+				t.Errorf("stdout has %q: not prevented", bad)
+			}
 		}
-	}
-	_, helper := binaries(t)
-	waitMessages(t, e.console, []string{
-		"Outbound connection to 10.77.0.1:80 from /bin/wget is explicitly blocked in the runtime rule",
-		"Outbound connection to [fd77::1]:80 from /bin/wget is explicitly blocked in the runtime rule",
-		"Listening on tcp port 9090 by " + helper + " is not allowed by the runtime rule and is blocked",
+		_, helper := binaries(t)
+		waitMessages(t, e.console, []string{
+			"Outbound connection to 10.77.0.1:80 from /bin/wget is explicitly blocked in the runtime rule",
+			"Outbound connection to [fd77::1]:80 from /bin/wget is explicitly blocked in the runtime rule",
+			"Listening on tcp port 9090 by " + helper + " is not allowed by the runtime rule and is blocked",
+		})
 	})
 }
 
@@ -529,39 +554,40 @@ func TestFailOpen(t *testing.T) {
 // TestSignalsAndStatus: a signal sent to the launcher reaches the app; an
 // app killed by a signal makes the launcher die by the same signal.
 func TestSignalsAndStatus(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-	cmd := e.launchCmd(t, nil, `trap 'echo got-term; exit 7' TERM
-echo ready
-while :; do sleep 0.05; done
-`)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.net.in(t, func() { err = cmd.Start() })
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() || sc.Text() != "ready" {
-		t.Fatalf("app did not start: %q", sc.Text())
-	}
-	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	sc.Scan()
-	got := sc.Text()
-	err = cmd.Wait()
-	if got != "got-term" || cmd.ProcessState.ExitCode() != 7 {
-		t.Errorf("after SIGTERM: app printed %q, launcher exit %v; want got-term and 7", got, err)
-	}
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		cmd := e.launchCmd(t, nil, `trap 'echo got-term; exit 7' TERM
+	echo ready
+	while :; do sleep 0.05; done
+	`)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.net.in(t, func() { err = cmd.Start() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		if !sc.Scan() || sc.Text() != "ready" {
+			t.Fatalf("app did not start: %q", sc.Text())
+		}
+		if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		sc.Scan()
+		got := sc.Text()
+		err = cmd.Wait()
+		if got != "got-term" || cmd.ProcessState.ExitCode() != 7 {
+			t.Errorf("after SIGTERM: app printed %q, launcher exit %v; want got-term and 7", got, err)
+		}
 
-	c2 := e.launchCmd(t, nil, "kill -KILL $$\n")
-	e.net.in(t, func() { err = c2.Run() })
-	ws, ok := c2.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Errorf("app killed by SIGKILL: launcher ended with %v; want death by SIGKILL", err)
-	}
+		c2 := e.launchCmd(t, nil, "kill -KILL $$\n")
+		e.net.in(t, func() { err = c2.Run() })
+		ws, ok := c2.ProcessState.Sys().(syscall.WaitStatus)
+		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("app killed by SIGKILL: launcher ended with %v; want death by SIGKILL", err)
+		}
+	})
 }
 
 // TestPID1ReapsZombies: as PID 1 (new PID namespace) the launcher reaps the
@@ -621,68 +647,70 @@ func TestStandaloneAuditFile(t *testing.T) {
 // sendto with an address, send on a connected UDP socket, sendmsg, TCP with
 // its length prefix — over IPv4 and IPv6; a denied name fails to send.
 func TestDNSSendPaths(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-	var tcpAddr string
-	e.net.in(t, func() {
-		l, err := net.Listen("tcp", "127.0.0.1:53")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		var tcpAddr string
+		e.net.in(t, func() {
+			l, err := net.Listen("tcp", "127.0.0.1:53")
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-		tcpAddr = l.Addr().String()
+			t.Cleanup(func() { l.Close() })
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+				}
+			}()
+			tcpAddr = l.Addr().String()
+		})
+		var script strings.Builder
+		type tc struct{ mode, server, name string }
+		var cases []tc
+		for _, srv := range []string{resolver(t).String() + ":53", "[" + yahooV6.String() + "]:53"} {
+			for _, mode := range []string{"sendto", "send", "sendmsg"} {
+				cases = append(cases, tc{mode, srv, "www.yahoo.com"}, tc{mode, srv, "google.com"})
+			}
+		}
+		cases = append(cases, tc{"tcp", tcpAddr, "www.yahoo.com"}, tc{"tcp", tcpAddr, "google.com"})
+		for _, c := range cases {
+			fmt.Fprintf(&script, "\"$HELPER\" dns %s '%s' %s >/dev/null 2>&1; echo \"%s %s %s=$?\"\n", c.mode, c.server, c.name, c.mode, c.server, c.name)
+		}
+		r := e.launch(t, script.String())
+		for _, c := range cases {
+			want := "0"
+			if c.name == "www.yahoo.com" {
+				want = "1"
+			}
+			line := fmt.Sprintf("%s %s %s=%s\n", c.mode, c.server, c.name, want)
+			if !strings.Contains(r.stdout, line) {
+				t.Errorf("stdout lacks %q", line)
+			}
+		}
+		waitMessages(t, e.console, []string{"DNS resolution of suspicious name www.yahoo.com"})
 	})
-	var script strings.Builder
-	type tc struct{ mode, server, name string }
-	var cases []tc
-	for _, srv := range []string{resolver(t).String() + ":53", "[" + yahooV6.String() + "]:53"} {
-		for _, mode := range []string{"sendto", "send", "sendmsg"} {
-			cases = append(cases, tc{mode, srv, "www.yahoo.com"}, tc{mode, srv, "google.com"})
-		}
-	}
-	cases = append(cases, tc{"tcp", tcpAddr, "www.yahoo.com"}, tc{"tcp", tcpAddr, "google.com"})
-	for _, c := range cases {
-		fmt.Fprintf(&script, "\"$HELPER\" dns %s '%s' %s >/dev/null 2>&1; echo \"%s %s %s=$?\"\n", c.mode, c.server, c.name, c.mode, c.server, c.name)
-	}
-	r := e.launch(t, script.String())
-	for _, c := range cases {
-		want := "0"
-		if c.name == "www.yahoo.com" {
-			want = "1"
-		}
-		line := fmt.Sprintf("%s %s %s=%s\n", c.mode, c.server, c.name, want)
-		if !strings.Contains(r.stdout, line) {
-			t.Errorf("stdout lacks %q", line)
-		}
-	}
-	waitMessages(t, e.console, []string{"DNS resolution of suspicious name www.yahoo.com"})
 }
 
 // TestForeignABI: a 32-bit program's supervised calls (execve, socketcall...)
 // are not decoded, so under a preventing rule they are refused, with an audit;
 // its other calls run (it starts, prints, exits).
 func TestForeignABI(t *testing.T) {
-	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-	r := e.launch(t, `"$HELPER"386 thread-exec /bin/echo echo ran-32-bit-exec; echo "rc=$?"
-"$HELPER"386 listen 127.0.0.1:0; echo "listen=$?"
-`)
-	if strings.Contains(r.stdout, "ran-32-bit-exec") || !strings.Contains(r.stdout, "rc=1") {
-		t.Errorf("a 32-bit exec ran under a preventing rule")
-	}
-	if !strings.Contains(r.stdout, "listen=1") {
-		t.Errorf("a 32-bit socketcall was not refused")
-	}
-	waitMessages(t, e.console, []string{
-		"32-bit system call 11 refused: it cannot be checked against the runtime rule",
-		"32-bit system call 102 refused: it cannot be checked against the runtime rule",
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		r := e.launch(t, `"$HELPER"386 thread-exec /bin/echo echo ran-32-bit-exec; echo "rc=$?"
+	"$HELPER"386 listen 127.0.0.1:0; echo "listen=$?"
+	`)
+		if strings.Contains(r.stdout, "ran-32-bit-exec") || !strings.Contains(r.stdout, "rc=1") {
+			t.Errorf("a 32-bit exec ran under a preventing rule")
+		}
+		if !strings.Contains(r.stdout, "listen=1") {
+			t.Errorf("a 32-bit socketcall was not refused")
+		}
+		waitMessages(t, e.console, []string{
+			"32-bit system call 11 refused: it cannot be checked against the runtime rule",
+			"32-bit system call 102 refused: it cannot be checked against the runtime rule",
+		})
 	})
 }
 

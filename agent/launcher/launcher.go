@@ -43,6 +43,10 @@ type Options struct {
 	Audits audit.Sink
 	// FailClosed refuses to start the app when supervision cannot start.
 	FailClosed bool
+	// Supervisor picks the mechanism: "ptrace" (the default), "usernotif"
+	// (seccomp user notification), or "auto" (user notification when the
+	// kernel offers it, else ptrace).
+	Supervisor string
 	// PolicyWait bounds the wait for the sidecar's first policy frame.
 	PolicyWait time.Duration
 	Files      [3]*os.File
@@ -127,10 +131,18 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	stopWriter := h.startWriter(ctx, sink)
 	defer stopWriter()
 	cfg.Handler = h
-	o.Log.Info("supervising with ptrace and seccomp (SECCOMP_RET_TRACE)", "program", path)
-	st, err := supervise.Run(cfg)
-	if err == nil {
-		return st, nil
+	modes, err := supervisorModes(o.Supervisor)
+	if err != nil {
+		return supervise.Status{}, err
+	}
+	var st supervise.Status
+	for _, m := range modes {
+		cfg.Mode = m
+		o.Log.Info("supervising", "mechanism", m.String(), "app", path)
+		if st, err = supervise.Run(cfg); err == nil {
+			return st, nil
+		}
+		o.Log.Info("supervision mechanism unavailable", "mechanism", m.String(), "err", err)
 	}
 	h.emit(api.Audit{
 		Kind: api.AuditDefender, Effect: policy.EffectAlert, Severity: "high",
@@ -142,6 +154,19 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	o.Log.Warn("supervision could not start; running the app unprotected (fail-open)", "err", err)
 	cfg.Handler = nil
 	return supervise.Run(cfg)
+}
+
+// supervisorModes turns the Supervisor option into the mechanisms to try, in order.
+func supervisorModes(name string) ([]supervise.Mode, error) {
+	switch name {
+	case "", "ptrace":
+		return []supervise.Mode{supervise.ModePtrace}, nil
+	case "usernotif":
+		return []supervise.Mode{supervise.ModeUserNotify}, nil
+	case "auto":
+		return []supervise.Mode{supervise.ModeUserNotify, supervise.ModePtrace}, nil
+	}
+	return nil, fmt.Errorf("supervisor %q: use ptrace, usernotif or auto", name)
 }
 
 // dialSidecar connects to the sidecar. In a protected container (identity

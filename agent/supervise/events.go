@@ -73,6 +73,28 @@ type Handler interface {
 	Foreign(pid int, nr int) Verdict
 }
 
+// Mode is how supervised system calls reach the supervisor.
+type Mode int
+
+// The supervision modes.
+const (
+	// ModePtrace: the filter returns SECCOMP_RET_TRACE and the supervisor
+	// is the tree's ptrace tracer (fork, clone and exec events too).
+	ModePtrace Mode = iota
+	// ModeUserNotify: the filter returns SECCOMP_RET_USER_NOTIF and the
+	// supervisor answers on the listener fd (Linux 5.9+); no ptrace, so the
+	// app may use ptrace itself.
+	ModeUserNotify
+)
+
+// String names the mode for logs.
+func (m Mode) String() string {
+	if m == ModeUserNotify {
+		return "seccomp user notification"
+	}
+	return "ptrace with seccomp (SECCOMP_RET_TRACE)"
+}
+
 // Config says what to run and how.
 type Config struct {
 	// Path is the program to run (already looked up in PATH); Argv its
@@ -85,6 +107,8 @@ type Config struct {
 	// Handler receives the supervised system calls. Nil means no supervision:
 	// the child runs with no seccomp filter and no ptrace at all.
 	Handler Handler
+	// Mode chooses the mechanism; the zero value is ModePtrace.
+	Mode Mode
 }
 
 // Status is how the child ended.

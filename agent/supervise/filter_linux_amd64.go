@@ -24,10 +24,14 @@ var nativeSupervised = []uint32{
 }
 
 // seccompProgram builds the classic BPF filter: supervised calls of the
-// native and the i386 ABI return SECCOMP_RET_TRACE, the x32 ABI is refused,
-// everything else is allowed.
-func seccompProgram() ([]unix.SockFilter, error) {
-	raw, err := bpf.Assemble(seccompInstructions())
+// native and the i386 ABI return SECCOMP_RET_TRACE (or, with notify,
+// SECCOMP_RET_USER_NOTIF), the x32 ABI is refused, everything else is allowed.
+func seccompProgram(notify bool) ([]unix.SockFilter, error) {
+	native, foreign := uint32(unix.SECCOMP_RET_TRACE|traceNative), uint32(unix.SECCOMP_RET_TRACE|traceForeign)
+	if notify {
+		native, foreign = unix.SECCOMP_RET_USER_NOTIF, unix.SECCOMP_RET_USER_NOTIF
+	}
+	raw, err := bpf.Assemble(seccompInstructions(native, foreign))
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}
@@ -38,7 +42,9 @@ func seccompProgram() ([]unix.SockFilter, error) {
 	return out, nil
 }
 
-func seccompInstructions() []bpf.Instruction {
+// seccompInstructions returns the filter; native and foreign are the
+// actions for supervised calls of the native and the i386 ABI.
+func seccompInstructions(native, foreign uint32) []bpf.Instruction {
 	const (
 		offNr   = 0
 		offArch = 4
@@ -56,7 +62,7 @@ func seccompInstructions() []bpf.Instruction {
 	p = append(p, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32Bit, SkipTrue: uint8(2*len(nativeSupervised) + 1)})
 	for _, nr := range nativeSupervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
-		p = append(p, ret(unix.SECCOMP_RET_TRACE|traceNative))
+		p = append(p, ret(native))
 	}
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
 	p = append(p, ret(unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM)))
@@ -65,7 +71,7 @@ func seccompInstructions() []bpf.Instruction {
 	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
 	for _, nr := range i386Supervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
-		p = append(p, ret(unix.SECCOMP_RET_TRACE|traceForeign))
+		p = append(p, ret(foreign))
 	}
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
 	return p
@@ -74,21 +80,24 @@ func seccompInstructions() []bpf.Instruction {
 // installFilter installs the filter on the calling thread. Without
 // CAP_SYS_ADMIN the kernel demands no_new_privs first; with it, setuid
 // programs in the app keep working.
-func installFilter(prog []unix.SockFilter) error {
+// With flags SECCOMP_FILTER_FLAG_NEW_LISTENER it returns the notification fd.
+func installFilter(prog []unix.SockFilter, flags uintptr) (int, error) {
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	var fd uintptr
 	set := func() unix.Errno {
-		_, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog)))
+		r, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&fprog)))
+		fd = r
 		return e
 	}
 	e := set()
 	if e == unix.EACCES {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			return fmt.Errorf("set no_new_privs: %w", err)
+			return -1, fmt.Errorf("set no_new_privs: %w", err)
 		}
 		e = set()
 	}
 	if e != 0 {
-		return fmt.Errorf("install seccomp filter: %w", e)
+		return -1, fmt.Errorf("install seccomp filter: %w", e)
 	}
-	return nil
+	return int(fd), nil
 }

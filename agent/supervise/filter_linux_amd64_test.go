@@ -21,12 +21,14 @@ func TestSupervisedNumbersDoNotOverlap(t *testing.T) {
 // records. The VM loads big-endian, so the records are written big-endian:
 // the same values the kernel's native-endian loads see.
 func TestSeccompFilter(t *testing.T) {
-	vm, err := bpf.NewVM(seccompInstructions())
+	vm, err := bpf.NewVM(seccompInstructions(unix.SECCOMP_RET_TRACE|traceNative, unix.SECCOMP_RET_TRACE|traceForeign))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := seccompProgram(); err != nil {
-		t.Fatal(err)
+	for _, notify := range []bool{false, true} {
+		if _, err := seccompProgram(notify); err != nil {
+			t.Fatal(err)
+		}
 	}
 	data := func(arch, nr uint32) []byte {
 		b := make([]byte, 64)

@@ -41,9 +41,13 @@ func Run(cfg Config) (Status, error) {
 
 	var pid int
 	var err error
-	if cfg.Handler == nil {
+	listener := -1
+	switch {
+	case cfg.Handler == nil:
 		pid, err = startPlain(cfg)
-	} else {
+	case cfg.Mode == ModeUserNotify:
+		pid, listener, err = startNotify(cfg)
+	default:
 		pid, err = startTraced(cfg)
 	}
 	if err != nil {
@@ -51,6 +55,12 @@ func Run(cfg Config) (Status, error) {
 	}
 	done := make(chan struct{})
 	defer close(done)
+	if listener >= 0 {
+		// The notifier decides; this goroutine only waits, as for a plain child.
+		n := &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+		go n.notifyLoop(listener, done)
+		cfg.Handler = nil
+	}
 	go func() {
 		for {
 			select {
@@ -62,8 +72,10 @@ func Run(cfg Config) (Status, error) {
 		}
 	}()
 	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, expected: map[int]bool{}, held: map[int]bool{}, tcpPeers: map[string]netip.AddrPort{}}
-	self, _ := os.Executable()
-	t.procs[pid] = &proc{exe: self}
+	if cfg.Handler != nil {
+		self, _ := os.Executable()
+		t.procs[pid] = &proc{exe: self}
+	}
 	return t.loop()
 }
 
@@ -140,6 +152,7 @@ type tracer struct {
 	expected map[int]bool              // new children announced by a fork event, not yet stopped
 	held     map[int]bool              // new children stopped before their fork event
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
+	notify   bool                      // seccomp user notification instead of ptrace
 }
 
 func (t *tracer) loop() (Status, error) {

@@ -35,7 +35,9 @@ func (r *recorder) DNS(DNSEvent) Verdict         { return Allow }
 func (r *recorder) Listen(ListenEvent) Verdict   { return Allow }
 func (r *recorder) Foreign(int, int) Verdict     { return Allow }
 
-func runSh(t *testing.T, h Handler, script string) (Status, string) {
+var modes = []Mode{ModePtrace, ModeUserNotify}
+
+func runShMode(t *testing.T, mode Mode, h Handler, script string) (Status, string) {
 	t.Helper()
 	dir := t.TempDir()
 	out, err := os.Create(filepath.Join(dir, "out"))
@@ -48,6 +50,7 @@ func runSh(t *testing.T, h Handler, script string) (Status, string) {
 		Env:     []string{"PATH=/bin:/usr/bin", "TG_VAR=kept"},
 		Files:   [3]*os.File{nil, out, out},
 		Handler: h,
+		Mode:    mode,
 	})
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -58,17 +61,18 @@ func runSh(t *testing.T, h Handler, script string) (Status, string) {
 
 func TestRunStatusAndEnv(t *testing.T) {
 	testenv.RequireRoot(t)
-	for _, traced := range []bool{false, true} {
-		var h Handler
-		if traced {
-			h = &recorder{}
-		}
-		t.Run(map[bool]string{false: "plain", true: "traced"}[traced], func(t *testing.T) {
-			st, out := runSh(t, h, `echo "$TG_VAR"; exit 7`)
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"plain", ModePtrace, nil}, {"ptrace", ModePtrace, &recorder{}}, {"notify", ModeUserNotify, &recorder{}}} {
+		h := c.h
+		t.Run(c.name, func(t *testing.T) {
+			st, out := runShMode(t, c.mode, h, `echo "$TG_VAR"; exit 7`)
 			if st.Code != 7 || st.Signal != 0 || strings.TrimSpace(out) != "kept" {
 				t.Errorf("status %+v output %q, want code 7 and %q", st, out, "kept")
 			}
-			st, _ = runSh(t, h, `kill -TERM $$`)
+			st, _ = runShMode(t, c.mode, h, `kill -TERM $$`)
 			if st.Signal != syscall.SIGTERM || st.ExitCode() != 128+15 {
 				t.Errorf("status %+v, want death by SIGTERM", st)
 			}
@@ -78,12 +82,18 @@ func TestRunStatusAndEnv(t *testing.T) {
 
 func TestRunDeniesExecInTree(t *testing.T) {
 	testenv.RequireRoot(t)
+	for _, mode := range modes {
+		t.Run(map[Mode]string{ModePtrace: "ptrace", ModeUserNotify: "notify"}[mode], func(t *testing.T) { testDeniesExecInTree(t, mode) })
+	}
+}
+
+func testDeniesExecInTree(t *testing.T, mode Mode) {
 	dir := t.TempDir()
 	r := &recorder{deny: []string{"mkdir"}}
 	// mkdir from the shell, from a child shell, from a grandchild in a
 	// subshell pipeline; touch is allowed and proves execs go on.
-	script := `cd ` + dir + ` && mkdir a; echo "first=$?"; sh -c 'sh -c "mkdir b; echo second=\$?"'; (touch c | cat); ls`
-	st, out := runSh(t, r, script)
+	script := `cd '` + dir + `' && mkdir a; echo "first=$?"; sh -c 'sh -c "mkdir b; echo second=\$?"'; (touch c | cat); ls`
+	st, out := runShMode(t, mode, r, script)
 	if st.Code != 0 {
 		t.Fatalf("status %+v, output %s", st, out)
 	}

@@ -35,8 +35,14 @@ func (t *tracer) seccomp(tid int) {
 		return
 	}
 	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
+	if t.decide(tid, nr, args) == Deny {
+		deny(tid, &regs, unix.EPERM)
+	}
+}
+
+// decide reads what a native supervised call is about and asks the handler.
+func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
 	var v Verdict
-	var errno unix.Errno = unix.EPERM
 	switch nr {
 	case unix.SYS_EXECVE:
 		v = t.exec(tid, unix.AT_FDCWD, args[0], args[1], 0)
@@ -59,9 +65,7 @@ func (t *tracer) seccomp(tid int) {
 	case unix.SYS_BIND:
 		v = t.bind(tid, int(args[0]), args[1], args[2])
 	}
-	if v == Deny {
-		deny(tid, &regs, errno)
-	}
+	return v
 }
 
 // deny skips the system call and makes it return -errno.
@@ -171,12 +175,14 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		// looked up in the tracee's root, which may differ from ours.
 		return Allow
 	}
-	p := t.procs[tid]
-	if p == nil {
-		p = &proc{}
-		t.procs[tid] = p
+	if !t.notify { // with ptrace, the exec event names the new program by this path
+		p := t.procs[tid]
+		if p == nil {
+			p = &proc{}
+			t.procs[tid] = p
+		}
+		p.pending = path
 	}
-	p.pending = path
 	resolved, _ := filepath.EvalSymlinks(path)
 	parent := t.exeOf(tid)
 	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved, Parent: parent, Argv: readArgv(tid, argvAddr)})

@@ -1,7 +1,10 @@
 // Package supervise runs a program as a child and supervises its whole
-// process tree (processes and threads) with ptrace driven by a seccomp
-// filter: only execve/execveat, connect, sendto/sendmsg/sendmmsg, bind and
-// listen stop the tracee; every other system call runs at native speed.
+// process tree (processes and threads) with a seccomp filter: only
+// execve/execveat, connect, sendto/sendmsg/sendmmsg, bind and listen reach
+// the supervisor; every other system call runs at native speed. Two
+// mechanisms carry the stopped calls (Mode): ptrace (SECCOMP_RET_TRACE, the
+// supervisor is the tree's tracer) and seccomp user notification
+// (SECCOMP_RET_USER_NOTIF, no ptrace at all).
 //
 // At each stop a Handler decides: allow, or deny (the system call fails with
 // EPERM before it takes effect, so a denied program never runs). The package

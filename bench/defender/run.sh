@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Defender overhead against native, in one run: process launches (fork+exec of
 # /bin/true), file creations (system calls the defender does not stop) and TCP
-# connects per second, with a runtime policy loaded; strace -f, a ptrace peer,
+# connects per second, with a runtime policy loaded, under both supervision
+# mechanisms (ptrace, seccomp user notification); strace -f, a ptrace peer,
 # for comparison when it is installed. Prints rates and ratios (higher is better,
 # 1.00 = native). Run as root from the repository root: bench/defender/run.sh
 set -euo pipefail
@@ -24,6 +25,7 @@ cat > "$work/policy.json" <<'JSON'
 JSON
 
 defended() { "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "$@"; }
+notified() { TASKGUARD_SUPERVISOR=usernotif defended "$@"; }
 traced() { strace -f -qq -o /dev/null "$@"; }
 
 maxof() { awk -v a="$1" -v c="$2" 'BEGIN { print (c > a) ? c : a }'; }
@@ -31,8 +33,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 have_strace=0
 command -v strace >/dev/null && have_strace=1
-printf '%-10s %12s %12s %8s' workload native/s defender/s ratio
-[ $have_strace = 1 ] && printf ' %12s %8s' strace/s ratio
+printf '%-10s %10s %10s %6s %10s %6s' workload native/s ptrace/s ratio notify/s ratio
+[ $have_strace = 1 ] && printf ' %10s %6s' strace/s ratio
 printf '   goal\n'
 for w in "exec $N_EXEC:0.70" "files $work/files $N_FILES:0.98" "connect $N_CONN:0.80"; do
 	args=${w%%:*}
@@ -40,18 +42,20 @@ for w in "exec $N_EXEC:0.70" "files $work/files $N_FILES:0.98" "connect $N_CONN:
 	name=${args%% *}
 	# Rounds interleave native, defended and strace runs so that load from
 	# other jobs on the machine hits them alike; the best of each counts.
-	nat=0 def=0 st=0
+	nat=0 def=0 ntf=0 st=0
 	for _ in $(seq "$ROUNDS"); do
 		# shellcheck disable=SC2086
 		nat=$(maxof "$nat" "$("$work/workload" $args)")
 		# shellcheck disable=SC2086
 		def=$(maxof "$def" "$(defended "$work/workload" $args)")
+		# shellcheck disable=SC2086
+		ntf=$(maxof "$ntf" "$(notified "$work/workload" $args)")
 		if [ $have_strace = 1 ]; then
 			# shellcheck disable=SC2086
 			st=$(maxof "$st" "$(traced "$work/workload" $args)")
 		fi
 	done
-	printf '%-10s %12.0f %12.0f %8s' "$name" "$nat" "$def" "$(ratio "$def" "$nat")"
-	[ $have_strace = 1 ] && printf ' %12.0f %8s' "$st" "$(ratio "$st" "$nat")"
+	printf '%-10s %10.0f %10.0f %6s %10.0f %6s' "$name" "$nat" "$def" "$(ratio "$def" "$nat")" "$ntf" "$(ratio "$ntf" "$nat")"
+	[ $have_strace = 1 ] && printf ' %10.0f %6s' "$st" "$(ratio "$st" "$nat")"
 	printf '   >= %s\n' "$goal"
 done

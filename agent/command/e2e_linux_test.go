@@ -751,3 +751,39 @@ func TestNoPolicyPlainExec(t *testing.T) {
 		t.Errorf("rule out of scope: %q; want plain exec", out)
 	}
 }
+
+// TestNonRootApp: an app container running as an unprivileged user (the
+// launcher then runs as that user too, without capabilities) is enforced
+// the same way.
+func TestNonRootApp(t *testing.T) {
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		for _, d := range []string{buildDir, filepath.Dir(e.dir), e.dir} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		work := filepath.Join(e.dir, "work")
+		if err := os.MkdirAll(work, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(work, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		cmd := e.launchCmd(t, nil, `id -u; mkdir test; echo "mkdir=$?"; wget -q -T 3 -t 1 -O- http://google.com/; echo " google=$?"`)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		var err error
+		e.net.in(t, func() { err = cmd.Run() })
+		t.Logf("output:\n%s", out.String())
+		if err != nil {
+			t.Fatalf("launcher as uid 65534: %v", err)
+		}
+		if !strings.HasPrefix(out.String(), "65534\n") || strings.Contains(out.String(), "mkdir=0") || !strings.Contains(out.String(), "google ok google=0") {
+			t.Errorf("unprivileged app not enforced as expected")
+		}
+		waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+		})
+	})
+}

@@ -71,7 +71,7 @@ func Run(cfg Config) (Status, error) {
 			}
 		}
 	}()
-	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, expected: map[int]bool{}, held: map[int]bool{}, tcpPeers: map[string]netip.AddrPort{}}
+	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 	if cfg.Handler != nil {
 		self, _ := os.Executable()
 		t.procs[pid] = &proc{exe: self}
@@ -149,8 +149,6 @@ type tracer struct {
 	h        Handler
 	main     int
 	procs    map[int]*proc
-	expected map[int]bool              // new children announced by a fork event, not yet stopped
-	held     map[int]bool              // new children stopped before their fork event
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
 	notify   bool                      // seccomp user notification instead of ptrace
 }
@@ -202,19 +200,19 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 		t.seccomp(tid)
 		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_FORK, unix.PTRACE_EVENT_VFORK, unix.PTRACE_EVENT_CLONE:
-		msg, err := unix.PtraceGetEventMsg(tid)
-		if err == nil {
+		// The child inherits the parent's executable until it execs. Its
+		// initial stop may have come first; it was resumed at once, with
+		// an empty entry (never hold a child: if the parent dies before
+		// its event, nothing would release it).
+		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
 			child := int(msg)
-			p := &proc{}
-			if parent := t.procs[tid]; parent != nil {
-				p.exe = parent.exe
+			p := t.procs[child]
+			if p == nil {
+				p = &proc{}
+				t.procs[child] = p
 			}
-			t.procs[child] = p
-			if t.held[child] {
-				delete(t.held, child)
-				t.cont(child, 0)
-			} else {
-				t.expected[child] = true
+			if parent := t.procs[tid]; parent != nil && p.exe == "" {
+				p.exe = parent.exe
 			}
 		}
 		t.cont(tid, 0)
@@ -233,16 +231,11 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 		t.procs[tid] = &proc{exe: shownExe(tid, asked)}
 		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_STOP:
-		// The initial stop of a new child. Hold it until its parent's fork
-		// event has told us who it is, so its first exec has a parent.
-		if t.expected[tid] {
-			delete(t.expected, tid)
-			t.cont(tid, 0)
-		} else if _, known := t.procs[tid]; known {
-			t.cont(tid, 0)
-		} else {
-			t.held[tid] = true
+		// The initial stop of a new child (or thread).
+		if _, known := t.procs[tid]; !known {
+			t.procs[tid] = &proc{}
 		}
+		t.cont(tid, 0)
 	default:
 		t.cont(tid, 0)
 	}

@@ -88,6 +88,9 @@ func Run(ctx context.Context, o Options) error {
 	return g.Wait()
 }
 
+// minPoll is the shortest time between two policy requests answered 304.
+const minPoll = 5 * time.Second
+
 func lastGoodPath(stateDir string) string { return filepath.Join(stateDir, "policy.json") }
 
 func readPolicy(path string) (*policy.Policy, error) {
@@ -111,6 +114,7 @@ func pollPolicy(ctx context.Context, c *Console, wait time.Duration, stateDir st
 	etag := ""
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
+		started := time.Now()
 		p, tag, err := c.Policy(ctx, etag, wait)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -128,6 +132,15 @@ func pollPolicy(ctx context.Context, c *Console, wait time.Duration, stateDir st
 		backoff = 0
 		etag = tag
 		if p == nil {
+			// 304. A console that does not hold the request must not be
+			// polled in a tight loop.
+			if rest := min(wait, minPoll) - time.Since(started); rest > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(rest):
+				}
+			}
 			continue
 		}
 		if b, err := json.Marshal(p); err == nil {

@@ -787,3 +787,22 @@ func TestNonRootApp(t *testing.T) {
 		})
 	})
 }
+
+// TestAppUsesPtrace: under user notification the app may trace its own
+// children (a debugger, strace), and supervision still holds for them.
+func TestAppUsesPtrace(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace not installed")
+	}
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	e.supervisor = "usernotif"
+	r := e.launch(t, `strace -f -o /dev/null /bin/true; echo "strace=$?"
+strace -f -o /dev/null /bin/mkdir traced; echo "traced-mkdir=$?"
+`)
+	if !strings.Contains(r.stdout, "strace=0") || strings.Contains(r.stdout, "traced-mkdir=0") {
+		t.Errorf("want strace to work and mkdir under it to stay blocked")
+	}
+	waitMessages(t, e.console, []string{
+		"/bin/mkdir launched from /bin/strace and is explicitly blocked in the runtime rule. Full command: /bin/mkdir traced",
+	})
+}

@@ -189,6 +189,9 @@ func serveHTTP(t *testing.T, addr, body string) {
 
 func newEnv(t *testing.T, p *policy.Policy) *env {
 	testenv.RequireRoot(t)
+	if _, err := exec.LookPath("wget"); err != nil {
+		t.Fatal("the scenarios fetch with GNU wget: install it (scripts/install-deps.sh does)")
+	}
 	e := &env{net: newTestNet(t), dir: t.TempDir(), queries: make(chan string, 100)}
 	e.console = testconsole.New("agent-token", p)
 	e.net.in(t, func() {

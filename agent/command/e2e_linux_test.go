@@ -647,8 +647,9 @@ func TestStandaloneAuditFile(t *testing.T) {
 }
 
 // TestDNSSendPaths: DNS queries are read from every way of sending them —
-// sendto with an address, send on a connected UDP socket, sendmsg, TCP with
-// its length prefix — over IPv4 and IPv6; a denied name fails to send.
+// sendto with an address, send on a connected UDP socket (through the
+// relay), sendmsg, TCP with its length prefix — over IPv4 and IPv6; a denied
+// name fails to send, or is refused by the relay.
 func TestDNSSendPaths(t *testing.T) {
 	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
 		var tcpAddr string
@@ -684,9 +685,11 @@ func TestDNSSendPaths(t *testing.T) {
 		r := e.launch(t, script.String())
 		for _, c := range cases {
 			want := "0"
-			if c.name == "www.yahoo.com" {
+			if c.name == "www.yahoo.com" && c.mode != "send" {
 				want = "1"
 			}
+			// A connected UDP socket to port 53 is redirected to the
+			// launcher's relay: its send succeeds, the relay answers REFUSED.
 			line := fmt.Sprintf("%s %s %s=%s\n", c.mode, c.server, c.name, want)
 			if !strings.Contains(r.stdout, line) {
 				t.Errorf("stdout lacks %q", line)
@@ -807,5 +810,20 @@ strace -f -o /dev/null /bin/mkdir traced; echo "traced-mkdir=$?"
 	}
 	waitMessages(t, e.console, []string{
 		"/bin/mkdir launched from /bin/strace and is explicitly blocked in the runtime rule. Full command: /bin/mkdir traced",
+	})
+}
+
+// TestGoResolver: Go's own resolver writes its queries with write(2) on a
+// connected UDP socket; the relay still sees them: yahoo.com fails and is
+// audited, google.com resolves.
+func TestGoResolver(t *testing.T) {
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
+		r := e.launch(t, `"$HELPER" resolve yahoo.com; echo "yahoo=$?"
+"$HELPER" resolve google.com; echo "google=$?"
+`)
+		if !strings.Contains(r.stdout, "yahoo=1") || !strings.Contains(r.stdout, googleIP.String()+"\ngoogle=0") {
+			t.Errorf("want yahoo.com refused and google.com resolved to %s", googleIP)
+		}
+		waitMessages(t, e.console, []string{"DNS resolution of suspicious name yahoo.com"})
 	})
 }

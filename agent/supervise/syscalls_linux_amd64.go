@@ -205,15 +205,21 @@ func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
 	if err != nil {
 		return Allow // unix sockets and the like; bad pointers fail in the kernel
 	}
-	return t.h.Connect(ConnectEvent{PID: tid, Exe: t.exeOf(tid), Addr: ap})
+	v := t.h.Connect(ConnectEvent{PID: tid, Exe: t.exeOf(tid), Addr: ap})
+	if v == Allow && ap.Port() == 53 {
+		t.redirectDNS(tid, fd, addr, size, ap)
+	}
+	return v
 }
 
 // socketOf duplicates the tracee's socket fd into this process (pidfd_getfd)
 // and calls f on it.
 func socketOf(tid, fd int, f func(int) error) error {
 	pidfd, err := unix.PidfdOpen(tid, 0)
-	if err == unix.EINVAL { // tid is not a thread-group leader
-		pidfd, err = unix.PidfdOpen(tgidOf(tid), 0)
+	if err != nil { // tid is not a thread-group leader (EINVAL or ENOENT by kernel)
+		if tgid := tgidOf(tid); tgid != tid {
+			pidfd, err = unix.PidfdOpen(tgid, 0)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("pidfd_open %d: %w", tid, err)

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/miekg/dns"
@@ -57,6 +60,18 @@ func main() {
 			os.Exit(1)
 		}
 		fmt.Println("sent")
+	case "resolve":
+		// resolve NAME: look NAME up with Go's own resolver, which sends
+		// its queries with write(2) on a connected UDP socket.
+		r := &net.Resolver{PreferGo: true}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		addrs, err := r.LookupHost(ctx, os.Args[2])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "resolve: %v\n", err)
+			os.Exit(1)
+		}
+		fmt.Println(strings.Join(addrs, " "))
 	case "no-ptrace":
 		// Run a program where ptrace is refused, as in a container without SYS_PTRACE.
 		if err := denyPtrace(); err != nil {

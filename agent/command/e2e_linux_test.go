@@ -61,9 +61,15 @@ func binaries(t *testing.T) (defender, helper string) {
 			{"helper", "./agent/command/testdata/helper", "amd64"},
 			{"helper386", "./agent/command/testdata/helper", "386"}, // a 32-bit app: int 0x80 system calls
 		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, b[0]), b[1])
+			args := []string{"build", "-o", filepath.Join(buildDir, b[0])}
+			cgo := "CGO_ENABLED=0"
+			if b[0] == "defender" && os.Getenv("TASKGUARD_E2E_RACE") == "1" {
+				// The race detector (with checkptr) in the launcher and sidecar; needs cgo.
+				args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+			}
+			cmd := exec.Command("go", append(args, b[1])...)
 			cmd.Dir = root
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+b[2])
+			cmd.Env = append(os.Environ(), cgo, "GOARCH="+b[2])
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", b[1], err, out)
 				return

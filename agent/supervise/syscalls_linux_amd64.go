@@ -328,15 +328,19 @@ func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
 }
 
 func (t *tracer) sendmsg(tid, fd int, msgAddr uint64) Verdict {
-	var raw [unsafe.Sizeof(unix.Msghdr{})]byte
+	// struct msghdr on amd64: name *, namelen u32, pad, iov *, iovlen u64, ...
+	var raw [56]byte
 	if _, err := readMem(tid, msgAddr, raw[:]); err != nil {
 		return Allow
 	}
-	hdr := (*unix.Msghdr)(unsafe.Pointer(&raw[0]))
+	name := binary.NativeEndian.Uint64(raw[0:])
+	nameLen := uint64(binary.NativeEndian.Uint32(raw[8:]))
+	iovAddr := binary.NativeEndian.Uint64(raw[16:])
+	iovLen := binary.NativeEndian.Uint64(raw[24:])
 	var ap netip.AddrPort
 	var err error
-	if hdr.Name != nil {
-		if ap, err = readSockaddr(tid, uint64(uintptr(unsafe.Pointer(hdr.Name))), uint64(hdr.Namelen)); err != nil {
+	if name != 0 {
+		if ap, err = readSockaddr(tid, name, nameLen); err != nil {
 			return Allow
 		}
 	} else {
@@ -345,14 +349,13 @@ func (t *tracer) sendmsg(tid, fd int, msgAddr uint64) Verdict {
 			return Allow
 		}
 	}
-	if ap.Port() != 53 || hdr.Iov == nil {
+	if ap.Port() != 53 || iovAddr == 0 {
 		return Allow
 	}
 	// Gather the first iovecs up to maxDNS bytes (TCP DNS often sends the
 	// length prefix and the message as two iovecs).
 	var data []byte
-	iovAddr := uint64(uintptr(unsafe.Pointer(hdr.Iov)))
-	for i := uint64(0); i < min(hdr.Iovlen, 8) && len(data) < maxDNS; i++ {
+	for i := uint64(0); i < min(iovLen, 8) && len(data) < maxDNS; i++ {
 		var iov [16]byte
 		if _, err := readMem(tid, iovAddr+16*i, iov[:]); err != nil {
 			break

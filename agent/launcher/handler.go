@@ -79,7 +79,8 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	}
 	// A shell retries a refused exec with every PATH entry that holds the
 	// same program: one command, one audit.
-	key := e.Resolved + "\x00" + strings.Join(e.Argv, "\x00")
+	argv, parent := e.Args(), e.ParentExe()
+	key := e.Resolved + "\x00" + strings.Join(argv, "\x00")
 	h.mu.Lock()
 	if h.lastDeny == nil {
 		h.lastDeny = map[int]string{}
@@ -90,8 +91,8 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	if !repeat || !d.Prevent() {
 		h.emit(api.Audit{
 			Kind: api.AuditProcess, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-			Message: audit.ExecMessage(e.Path, e.Parent, e.Argv, d),
-			Process: &api.ProcessDetail{Path: e.Path, Parent: e.Parent, Argv: e.Argv, PID: e.PID},
+			Message: audit.ExecMessage(e.Path, parent, argv, d),
+			Process: &api.ProcessDetail{Path: e.Path, Parent: parent, Argv: argv, PID: e.PID},
 		})
 	}
 	return verdict(d)
@@ -111,7 +112,7 @@ func (h *handler) DNS(e supervise.DNSEvent) supervise.Verdict {
 		h.emit(api.Audit{
 			Kind: api.AuditDNS, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
 			Message: audit.DNSMessage(name),
-			Process: &api.ProcessDetail{Path: e.Exe, PID: e.PID},
+			Process: &api.ProcessDetail{Path: e.Executable(), PID: e.PID},
 			Network: &api.NetworkDetail{Direction: "dns", Domain: name, IP: e.Server.Addr().String(), Port: int(e.Server.Port())},
 		})
 		if d.Prevent() {
@@ -132,8 +133,8 @@ func (h *handler) Connect(e supervise.ConnectEvent) supervise.Verdict {
 	}
 	h.emit(api.Audit{
 		Kind: api.AuditNetwork, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-		Message: audit.ConnectMessage(e.Addr.String(), e.Exe, d),
-		Process: &api.ProcessDetail{Path: e.Exe, PID: e.PID},
+		Message: audit.ConnectMessage(e.Addr.String(), e.Executable(), d),
+		Process: &api.ProcessDetail{Path: e.Executable(), PID: e.PID},
 		Network: &api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())},
 	})
 	return verdict(d)
@@ -150,8 +151,8 @@ func (h *handler) Listen(e supervise.ListenEvent) supervise.Verdict {
 	}
 	h.emit(api.Audit{
 		Kind: api.AuditNetwork, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-		Message: audit.ListenMessage(e.Port, e.Protocol, e.Exe, d),
-		Process: &api.ProcessDetail{Path: e.Exe, PID: e.PID},
+		Message: audit.ListenMessage(e.Port, e.Protocol, e.Executable(), d),
+		Process: &api.ProcessDetail{Path: e.Executable(), PID: e.PID},
 		Network: &api.NetworkDetail{Direction: "listen", Port: int(e.Port), Protocol: e.Protocol},
 	})
 	return verdict(d)

@@ -83,7 +83,7 @@ func TestHandlerDecisions(t *testing.T) {
 	if h.Exec(supervise.ExecEvent{PID: 7, Path: "/bin/ls", Resolved: "/usr/bin/ls", Argv: []string{"ls"}}) != supervise.Allow {
 		t.Fatal("ls denied")
 	}
-	if h.DNS(supervise.DNSEvent{PID: 7, Names: []string{"api.yahoo.com"}}) != supervise.Allow {
+	if h.DNS(supervise.DNSEvent{Caller: supervise.Caller{PID: 7}, Names: []string{"api.yahoo.com"}}) != supervise.Allow {
 		t.Fatal("alert-only DNS was denied")
 	}
 	close(h.queue)

@@ -105,7 +105,7 @@ func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, exe string, pid
 		client.Store(from)
 		q := buf[:n]
 		if names, err := dnsQueryNames(q); err == nil &&
-			h.DNS(DNSEvent{PID: pid, Exe: exe, Names: names, Server: server}) == Deny {
+			h.DNS(DNSEvent{Caller: Caller{PID: pid, Exe: exe}, Names: names, Server: server}) == Deny {
 			if refused := refuse(q); refused != nil {
 				_, _ = pc.WriteToUDP(refused, from)
 			}

@@ -28,24 +28,61 @@ type ExecEvent struct {
 	Path string
 	// Resolved is Path with symlinks resolved ("" when it cannot be).
 	Resolved string
-	// Parent is the executable of the process that asks for the exec.
+	// Parent is the executable of the process that asks for the exec, and
+	// Argv the new program's arguments. The supervisor leaves them empty and
+	// reads them on demand (ParentExe, Args), since most execs need neither.
 	Parent string
 	Argv   []string
+
+	parent func() string
+	argv   func() []string
+}
+
+// ParentExe returns Parent, reading it from the process when it is not set.
+// Call it only inside the Handler method, while the caller still waits.
+func (e ExecEvent) ParentExe() string {
+	if e.Parent == "" && e.parent != nil {
+		return e.parent()
+	}
+	return e.Parent
+}
+
+// Args returns Argv, reading it from the process's memory when it is not set.
+// Call it only inside the Handler method, while the caller still waits.
+func (e ExecEvent) Args() []string {
+	if e.Argv == nil && e.argv != nil {
+		return e.argv()
+	}
+	return e.Argv
+}
+
+// Caller is the process making a supervised network call.
+type Caller struct {
+	PID int
+	// Exe is its executable; the supervisor leaves it empty and reads it on
+	// demand (Executable).
+	Exe string
+
+	exe func() string
+}
+
+// Executable returns Exe, reading it from /proc when it is not set.
+func (c Caller) Executable() string {
+	if c.Exe == "" && c.exe != nil {
+		return c.exe()
+	}
+	return c.Exe
 }
 
 // ConnectEvent is an outbound connect to an IPv4 or IPv6 address.
 type ConnectEvent struct {
-	PID int
-	// Exe is the executable of the calling process.
-	Exe  string
+	Caller
 	Addr netip.AddrPort
 }
 
 // DNSEvent is a DNS query sent to port 53 (UDP or TCP).
 type DNSEvent struct {
-	PID int
-	// Exe is the executable of the calling process.
-	Exe    string
+	Caller
 	Names  []string
 	Server netip.AddrPort
 }
@@ -53,9 +90,7 @@ type DNSEvent struct {
 // ListenEvent is a socket that starts listening (TCP listen, or bind of a
 // UDP socket to a port).
 type ListenEvent struct {
-	PID int
-	// Exe is the executable of the calling process.
-	Exe      string
+	Caller
 	Port     uint16
 	Protocol string // "tcp" or "udp"
 }

@@ -24,6 +24,7 @@ type recorder struct {
 func (r *recorder) Exec(e ExecEvent) Verdict {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	e.Parent, e.Argv = e.ParentExe(), e.Args() // read while the caller waits
 	r.execs = append(r.execs, e)
 	if slices.Contains(r.deny, filepath.Base(e.Path)) {
 		return Deny

@@ -184,8 +184,10 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		p.pending = path
 	}
 	resolved, _ := filepath.EvalSymlinks(path)
-	parent := t.exeOf(tid)
-	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved, Parent: parent, Argv: readArgv(tid, argvAddr)})
+	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved,
+		parent: func() string { return t.exeOf(tid) },
+		argv:   func() []string { return readArgv(tid, argvAddr) },
+	})
 }
 
 func readSockaddr(tid int, addr, size uint64) (netip.AddrPort, error) {
@@ -205,7 +207,7 @@ func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
 	if err != nil {
 		return Allow // unix sockets and the like; bad pointers fail in the kernel
 	}
-	v := t.h.Connect(ConnectEvent{PID: tid, Exe: t.exeOf(tid), Addr: ap})
+	v := t.h.Connect(ConnectEvent{Caller: t.caller(tid), Addr: ap})
 	if v == Allow && ap.Port() == 53 {
 		t.redirectDNS(tid, fd, addr, size, ap)
 	}
@@ -300,7 +302,7 @@ func (t *tracer) dns(tid int, dest netip.AddrPort, data []byte) Verdict {
 	if err != nil {
 		return Allow
 	}
-	return t.h.DNS(DNSEvent{PID: tid, Exe: t.exeOf(tid), Names: names, Server: dest})
+	return t.h.DNS(DNSEvent{Caller: t.caller(tid), Names: names, Server: dest})
 }
 
 func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
@@ -389,7 +391,7 @@ func (t *tracer) listen(tid, fd int) Verdict {
 	if port == 0 {
 		return Allow
 	}
-	return t.h.Listen(ListenEvent{PID: tid, Exe: t.exeOf(tid), Port: port, Protocol: "tcp"})
+	return t.h.Listen(ListenEvent{Caller: t.caller(tid), Port: port, Protocol: "tcp"})
 }
 
 // bind reports UDP sockets bound to a fixed port: UDP servers never call listen.
@@ -407,7 +409,11 @@ func (t *tracer) bind(tid, fd int, addr, size uint64) Verdict {
 	if !udp {
 		return Allow
 	}
-	return t.h.Listen(ListenEvent{PID: tid, Exe: t.exeOf(tid), Port: ap.Port(), Protocol: "udp"})
+	return t.h.Listen(ListenEvent{Caller: t.caller(tid), Port: ap.Port(), Protocol: "udp"})
+}
+
+func (t *tracer) caller(tid int) Caller {
+	return Caller{PID: tid, exe: func() string { return t.exeOf(tid) }}
 }
 
 func (t *tracer) exeOf(tid int) string {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
@@ -60,8 +59,26 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 		}
 	}
 	slices.Sort(files) // CRS order is the file-name order
-	for _, f := range slices.Compact(files) {
+	files = slices.Compact(files)
+	for _, f := range files {
 		fmt.Fprintf(&b, "Include @owasp_crs/%s\n", f)
+	}
+	// Rules above the paranoia level never run: CRS skips them on every
+	// request with markers (NNN013-NNN018 skip levels 2-4). Remove both at
+	// load time so that requests do not pay for the markers.
+	if pl < 4 {
+		for k := pl + 1; k <= 4; k++ {
+			fmt.Fprintf(&b, "SecRuleRemoveByTag paranoia-level/%d\n", k)
+		}
+		for _, f := range files {
+			family := f[len("REQUEST-") : len("REQUEST-")+3]
+			fmt.Fprintf(&b, "SecRuleRemoveById %s%03d-%s018\n", family, 2*pl+11, family)
+		}
+		// The one untagged rule behind a marker: 921170 counts parameters
+		// for the level-3 rule 921180.
+		if pl < 3 && enabled[policy.ProtectionProtocol] {
+			b.WriteString("SecRuleRemoveById 921170\n")
+		}
 	}
 	switch {
 	case enabled[policy.ProtectionCmdi] && !enabled[policy.ProtectionShellshock]:
@@ -87,7 +104,7 @@ func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
 		}
 	}
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().
-		WithRootFS(coreruleset.FS).
+		WithRootFS(crsFS).
 		WithDirectives(directives(enabled, pl, bodyLimit)))
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)

@@ -40,13 +40,3 @@ func ProtectionOf(id int) policy.Protection {
 	}
 	return ""
 }
-
-// familyOf returns the Family of p.
-func familyOf(p policy.Protection) (Family, bool) {
-	for _, f := range Families {
-		if f.Protection == p {
-			return f, true
-		}
-	}
-	return Family{}, false
-}

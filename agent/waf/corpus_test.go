@@ -250,7 +250,7 @@ type tally struct {
 	unparsed                    int
 	cases, oursFTW, plainFTW    int
 	oursMiss, plainOnly         []string
-	oursFP                      []string
+	oursFP, oursOnlyFP          []string
 }
 
 func pct(n, d int) string {
@@ -332,6 +332,9 @@ func TestCorpusCRSRegression(t *testing.T) {
 			}
 			if !plainBlock {
 				tl.plainPass++
+				if oursBlocks {
+					tl.oursOnlyFP = append(tl.oursOnlyFP, c.name)
+				}
 			}
 		}
 	}
@@ -364,6 +367,9 @@ func TestCorpusCRSRegression(t *testing.T) {
 		}
 		if tl := per[p]; tl != nil && len(tl.oursFP) > 0 {
 			fmt.Fprintf(report, "blocked benign %s (%d): %s\n", p, len(tl.oursFP), strings.Join(tl.oursFP, " "))
+		}
+		if tl := per[p]; tl != nil && len(tl.oursOnlyFP) > 0 {
+			fmt.Fprintf(report, "blocked benign %s by taskguard only (%d): %s\n", p, len(tl.oursOnlyFP), strings.Join(tl.oursOnlyFP, " "))
 		}
 	}
 	t.Log("\n" + report.String())
@@ -467,7 +473,7 @@ func TestCorpusLibinjection(t *testing.T) {
 	}
 	report := &strings.Builder{}
 	tw := tabwriter.NewWriter(report, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "libinjection (%s, step %d), GET ?q=<line>\tlines\ttaskguard blocks\tby own family\tplain CRS PL1 blocks\tlibinjection-go alone\n", *corpusMode, step)
+	fmt.Fprintf(tw, "libinjection (%s, step %d, PL%d), GET ?q=<line>\tlines\ttaskguard blocks\tby own family\tplain CRS blocks\tlibinjection-go alone\n", *corpusMode, step, *corpusPL)
 	for _, rw := range rows {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", rw.name, rw.n, pct(rw.ours, rw.n), pct(rw.attributed, rw.n), pct(rw.plain, rw.n), pct(rw.li, rw.n))
 	}

@@ -2,11 +2,13 @@ package waf
 
 import (
 	"fmt"
+	"io/fs"
 	"net/http"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
@@ -23,6 +25,12 @@ const anomalyThreshold = 5
 // inspected a second time, as one opaque value.
 const rawBodyArg = "raw_body"
 
+// commonExceptions reads CRS's REQUEST-999-COMMON-EXCEPTIONS-AFTER.conf once.
+var commonExceptions = sync.OnceValues(func() (string, error) {
+	b, err := fs.ReadFile(crsFS, "@owasp_crs/REQUEST-999-COMMON-EXCEPTIONS-AFTER.conf")
+	return string(b), err
+})
+
 // engine is one compiled WAF rule: the Coraza WAF with only the enabled
 // families loaded, and the rule's effects and exceptions.
 type engine struct {
@@ -37,7 +45,7 @@ type engine struct {
 // directives returns the Coraza configuration for the enabled protections at
 // paranoia level pl. Only the request phases are configured: responses are not
 // inspected, no audit log is written.
-func directives(enabled map[policy.Protection]bool, pl, bodyLimit int) string {
+func directives(enabled map[policy.Protection]bool, pl, bodyLimit int) (string, error) {
 	var b strings.Builder
 	b.WriteString("Include @coraza.conf-recommended\n")
 	// DetectionOnly: the proxy decides per protection from the matched rules.
@@ -63,6 +71,23 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	for _, f := range files {
 		fmt.Fprintf(&b, "Include @owasp_crs/%s\n", f)
 	}
+	// CRS's own false-positive exclusions (well-known cookies, JSON keys):
+	// load-time target updates, no cost per request. Only those of loaded
+	// files apply, and before rules are removed by paranoia level below.
+	loaded := map[string]bool{}
+	for _, f := range files {
+		loaded[f[len("REQUEST-"):len("REQUEST-")+3]] = true
+	}
+	exceptions, err := commonExceptions()
+	if err != nil {
+		return "", fmt.Errorf("read embedded core rule set: %w", err)
+	}
+	for _, line := range strings.Split(exceptions, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 3 && fields[0] == "SecRuleUpdateTargetById" && len(fields[1]) == 6 && loaded[fields[1][:3]] {
+			b.WriteString(line + "\n")
+		}
+	}
 	// Rules above the paranoia level never run: CRS skips them on every
 	// request with markers (NNN013-NNN018 skip levels 2-4). Remove both at
 	// load time so that requests do not pay for the markers.
@@ -86,7 +111,7 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	case !enabled[policy.ProtectionCmdi] && enabled[policy.ProtectionShellshock]:
 		b.WriteString("SecRuleRemoveById 932100-932169 932172-932999\n")
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 // newEngine validates rule and compiles its WAF.
@@ -103,9 +128,13 @@ func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
 			enabled[p] = true
 		}
 	}
+	d, err := directives(enabled, pl, bodyLimit)
+	if err != nil {
+		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+	}
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().
 		WithRootFS(crsFS).
-		WithDirectives(directives(enabled, pl, bodyLimit)))
+		WithDirectives(d))
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)
 	}

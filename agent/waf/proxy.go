@@ -207,19 +207,22 @@ func (p *Proxy) readPrefix(w http.ResponseWriter, r *http.Request, limit int) ([
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(p.opts.bodyTimeout)) // not every transport supports it
-	n := limit
-	if r.ContentLength >= 0 && r.ContentLength < int64(limit) {
-		n = int(r.ContentLength)
+	var buf []byte
+	var err error
+	if r.ContentLength >= 0 {
+		buf = make([]byte, min(r.ContentLength, int64(limit)))
+		var got int
+		got, err = io.ReadFull(r.Body, buf)
+		buf = buf[:got]
+	} else { // chunked: size unknown, grow as it comes
+		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)))
 	}
-	buf := make([]byte, n)
-	got, err := io.ReadFull(r.Body, buf)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		// Keep the deadline: the server must not wait for the rest either.
 		w.Header().Set("Connection", "close")
 		return nil, err
 	}
 	_ = rc.SetReadDeadline(time.Time{})
-	buf = buf[:got]
 	r.Body = prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
 	return buf, nil
 }

@@ -499,6 +499,17 @@ func TestStreamingBodyAndInspectionLimit(t *testing.T) {
 		t.Fatalf("app did not receive the body intact: %d requests", len(got))
 	}
 
+	// Chunked (no Content-Length): same result.
+	resp, err = http.Post(base+"/upload", "application/x-www-form-urlencoded", io.MultiReader(bytes.NewReader(big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got = a.requests()
+	if resp.StatusCode != 200 || len(got) != 2 || got[1].bodyLen != len(big) || got[1].bodySum != sha256.Sum256(big) {
+		t.Fatalf("chunked benign body: status %d, app requests %d", resp.StatusCode, len(got))
+	}
+
 	attack := []byte("q=" + url.QueryEscape("1' UNION SELECT password FROM users--") + "&" + string(big[:8<<10]))
 	resp, err = http.Post(base+"/upload", "application/x-www-form-urlencoded", bytes.NewReader(attack))
 	if err != nil {

@@ -30,6 +30,10 @@ const (
 	memoEntries  = 256
 )
 
+// re2MinValue: below this length Go's regexp answers faster than a call
+// into RE2.
+const re2MinValue = 4
+
 func init() {
 	plugins.RegisterOperator(rxOperator, newRx)
 }
@@ -60,17 +64,30 @@ type rxResult struct {
 }
 
 func newRx(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	pattern := "(?sm)" + o.Arguments
+	if o.Memoizer == nil {
+		return compileRx(o.Arguments)
+	}
+	// Shared by every WAF of the process: a swapped-in rule reuses the
+	// compiled expressions and their memo.
+	op, err := o.Memoizer.Do(rxOperator+":"+o.Arguments, func() (any, error) { return compileRx(o.Arguments) })
+	if err != nil {
+		return nil, err
+	}
+	return op.(*rx), nil
+}
+
+func compileRx(expr string) (*rx, error) {
+	pattern := "(?sm)" + expr
 	if matchesBytes(pattern) {
-		b, err := binaryregexp.Compile(o.Arguments)
+		b, err := binaryregexp.Compile(expr)
 		if err != nil {
-			return nil, fmt.Errorf("@rx %q: %w", o.Arguments, err)
+			return nil, fmt.Errorf("@rx %q: %w", expr, err)
 		}
 		return &rx{binary: b}, nil
 	}
 	std, err := regexp.Compile(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("@rx %q: %w", o.Arguments, err)
+		return nil, fmt.Errorf("@rx %q: %w", expr, err)
 	}
 	r := &rx{std: std, memo: make(map[string]rxResult, memoEntries)}
 	if fast, err := re2.Compile(pattern); err == nil && fast.NumSubexp() == std.NumSubexp() {
@@ -102,22 +119,21 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	}
 	var ok bool
 	var captures []string
-	switch {
-	case !capturing && o.re2 != nil && utf8.ValidString(value):
-		ok = o.re2.MatchString(value)
-	case !capturing:
+	valid := o.re2 != nil && len(value) >= re2MinValue && utf8.ValidString(value)
+	if valid {
+		ok = o.re2.MatchString(value) // the automaton answers most calls: no match
+	} else {
 		ok = o.std.MatchString(value)
-	default:
+	}
+	if ok && capturing {
 		var m []int
-		if o.re2 != nil && utf8.ValidString(value) {
+		if valid {
 			m = o.re2.FindStringSubmatchIndex(value)
 		} else {
 			m = o.std.FindStringSubmatchIndex(value)
 		}
-		ok = o.finish(tx, value, m, true)
-		if ok {
-			captures = captured(value, m)
-		}
+		o.finish(tx, value, m, true)
+		captures = captured(value, m)
 	}
 	if short {
 		o.mu.Lock()

@@ -2,13 +2,11 @@ package waf
 
 import (
 	"fmt"
-	"io/fs"
 	"net/http"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
@@ -25,12 +23,6 @@ const anomalyThreshold = 5
 // inspected a second time, as one opaque value.
 const rawBodyArg = "raw_body"
 
-// commonExceptions reads CRS's REQUEST-999-COMMON-EXCEPTIONS-AFTER.conf once.
-var commonExceptions = sync.OnceValues(func() (string, error) {
-	b, err := fs.ReadFile(crsFS, "@owasp_crs/REQUEST-999-COMMON-EXCEPTIONS-AFTER.conf")
-	return string(b), err
-})
-
 // engine is one compiled WAF rule: the Coraza WAF with only the enabled
 // families loaded, and the rule's effects and exceptions.
 type engine struct {
@@ -46,6 +38,10 @@ type engine struct {
 // paranoia level pl. Only the request phases are configured: responses are not
 // inspected, no audit log is written.
 func directives(enabled map[policy.Protection]bool, pl, bodyLimit int) (string, error) {
+	defaults, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	b.WriteString("Include @coraza.conf-recommended\n")
 	// DetectionOnly: the proxy decides per protection from the matched rules.
@@ -57,9 +53,10 @@ SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction ProcessPartial
 Include @crs-setup.conf.example
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
+%s
 Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
-`, bodyLimit, bodyLimit, pl)
+`, bodyLimit, bodyLimit, pl, defaults)
 	var files []string
 	for _, f := range Families {
 		if enabled[f.Protection] {

@@ -90,6 +90,34 @@ type Proxy struct {
 	opts      options
 	eng       atomic.Pointer[engine]
 	transport *http.Transport
+
+	inspected, passed, alerted, prevented, badRequests atomic.Uint64
+}
+
+// Stats counts what the proxy decided since it started, one counter per
+// outcome (the sidecar exports them as metrics).
+type Stats struct {
+	// Inspected is every request that reached inspection.
+	Inspected uint64
+	// Passed were forwarded without an audit.
+	Passed uint64
+	// Alerted were forwarded and audited (effect alert).
+	Alerted uint64
+	// Prevented were answered with the block page and audited (effect prevent).
+	Prevented uint64
+	// BadRequests could not be read (slow or broken body) and got 400.
+	BadRequests uint64
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Inspected:   p.inspected.Load(),
+		Passed:      p.passed.Load(),
+		Alerted:     p.alerted.Load(),
+		Prevented:   p.prevented.Load(),
+		BadRequests: p.badRequests.Load(),
+	}
 }
 
 var _ http.Handler = (*Proxy)(nil)
@@ -183,18 +211,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := p.eng.Load()
 	body, err := p.readPrefix(w, r, e.bodyLimit)
 	if err != nil {
+		p.badRequests.Add(1)
 		p.opts.logger.DebugContext(r.Context(), "read request body", "err", err, "source", r.RemoteAddr)
 		http.Error(w, "request body could not be read", http.StatusBadRequest)
 		return
 	}
+	p.inspected.Add(1)
 	v := e.inspect(r, body)
-	if v.effect != policy.EffectDisable {
+	switch v.effect {
+	case policy.EffectPrevent:
+		p.prevented.Add(1)
 		eventID := newEventID()
 		p.audit(r.Context(), e, r, v, eventID)
-		if v.effect == policy.EffectPrevent {
-			writeBlockPage(w, eventID)
-			return
-		}
+		writeBlockPage(w, eventID)
+		return
+	case policy.EffectAlert:
+		p.alerted.Add(1)
+		p.audit(r.Context(), e, r, v, newEventID())
+	default:
+		p.passed.Add(1)
 	}
 	e.upstream.ServeHTTP(w, r)
 }

@@ -255,16 +255,17 @@ func TestEffects(t *testing.T) {
 		wantStatus int
 		wantAudit  policy.Effect // "" for none
 		wantAtApp  bool
+		wantStats  Stats
 	}{
-		{"benign passes under prevent", policy.EffectPrevent, "/search?q=blue+shoes", 200, "", true},
-		{"attack blocked under prevent", policy.EffectPrevent, attack, 403, policy.EffectPrevent, false},
-		{"attack forwarded and audited under alert", policy.EffectAlert, attack, 200, policy.EffectAlert, true},
-		{"attack ignored when disabled", policy.EffectDisable, attack, 200, "", true},
+		{"benign passes under prevent", policy.EffectPrevent, "/search?q=blue+shoes", 200, "", true, Stats{Inspected: 1, Passed: 1}},
+		{"attack blocked under prevent", policy.EffectPrevent, attack, 403, policy.EffectPrevent, false, Stats{Inspected: 1, Prevented: 1}},
+		{"attack forwarded and audited under alert", policy.EffectAlert, attack, 200, policy.EffectAlert, true, Stats{Inspected: 1, Alerted: 1}},
+		{"attack ignored when disabled", policy.EffectDisable, attack, 200, "", true, Stats{Inspected: 1, Passed: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newApp(t)
-			_, base, rec := startProxy(t, rule(a.port(t), map[policy.Protection]policy.Effect{policy.ProtectionSQLi: tc.effect}))
+			p, base, rec := startProxy(t, rule(a.port(t), map[policy.Protection]policy.Effect{policy.ProtectionSQLi: tc.effect}))
 			resp, err := http.Get(base + tc.target)
 			if err != nil {
 				t.Fatal(err)
@@ -282,6 +283,9 @@ func TestEffects(t *testing.T) {
 				t.Errorf("unexpected audits %+v", l)
 			case tc.wantAudit != "" && (len(l) != 1 || l[0].Effect != tc.wantAudit):
 				t.Errorf("audits %+v, want one with effect %s", l, tc.wantAudit)
+			}
+			if got := p.Stats(); got != tc.wantStats {
+				t.Errorf("stats %+v, want %+v", got, tc.wantStats)
 			}
 		})
 	}
@@ -523,7 +527,7 @@ func TestStreamingBodyAndInspectionLimit(t *testing.T) {
 
 func TestSlowClientTimesOut(t *testing.T) {
 	a := newApp(t)
-	_, base, _ := startProxy(t, rule(a.port(t), allProtections(policy.EffectPrevent)), WithTimeouts(300*time.Millisecond, 300*time.Millisecond, time.Second))
+	p, base, _ := startProxy(t, rule(a.port(t), allProtections(policy.EffectPrevent)), WithTimeouts(300*time.Millisecond, 300*time.Millisecond, time.Second))
 	addr := strings.TrimPrefix(base, "http://")
 	tests := []struct {
 		name string
@@ -552,6 +556,9 @@ func TestSlowClientTimesOut(t *testing.T) {
 	}
 	if n := len(a.requests()); n != 0 {
 		t.Errorf("app received %d incomplete requests", n)
+	}
+	if got := p.Stats(); got.BadRequests != 1 || got.Inspected != 0 {
+		t.Errorf("stats %+v, want one bad request and nothing inspected", got)
 	}
 }
 

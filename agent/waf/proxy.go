@@ -165,7 +165,24 @@ func (p *Proxy) SetRule(rule policy.WAFRule) error {
 		return err
 	}
 	e.upstream = p.reverseProxy(rule.AppPort)
-	p.eng.Store(e)
+	if old := p.eng.Swap(e); old != nil {
+		// Releases the old rule set's share of Coraza's compiled-pattern
+		// cache; requests in flight keep their own references.
+		if c, ok := old.waf.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+	return nil
+}
+
+// Close releases what the proxy holds beyond its listener: idle upstream
+// connections and its share of Coraza's compiled-pattern cache. Call it once
+// Serve has returned and the proxy will not serve again.
+func (p *Proxy) Close() error {
+	p.transport.CloseIdleConnections()
+	if c, ok := p.eng.Load().waf.(io.Closer); ok {
+		return c.Close()
+	}
 	return nil
 }
 

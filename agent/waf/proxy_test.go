@@ -151,6 +151,9 @@ func startProxy(t *testing.T, rule policy.WAFRule, opts ...Option) (*Proxy, stri
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
 	})
 	return p, "http://" + ln.Addr().String(), rec
 }

@@ -192,6 +192,10 @@ func (p *Proxy) Rule() policy.WAFRule { return p.eng.Load().rule }
 // Serve accepts connections on ln (HTTP/1.1 and cleartext HTTP/2) until ctx
 // is done, then shuts down gracefully. It closes ln.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	// Requests outlive ctx by the graceful shutdown only; upgraded
+	// (WebSocket) connections, which Shutdown does not track, end with it.
+	reqCtx, endRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRequests()
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
@@ -202,7 +206,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		Protocols:         protocols,
 		ErrorLog:          slog.NewLogLogger(p.opts.logger.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -216,6 +220,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(shutdown); err != nil {
 		_ = srv.Close()
 	}
+	endRequests()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("waf: serve %s: %w", ln.Addr(), err)
 	}

@@ -16,28 +16,29 @@ var commonExceptions = sync.OnceValues(func() (string, error) {
 
 // defaultRule is one of REQUEST-901's "set tx.X to its default unless the
 // setup did" rules.
-var defaultRule = regexp.MustCompile(`^SecRule &TX:(\w+) "@eq 0" "([^"]*)"$`)
+var defaultRule = regexp.MustCompile(`^SecRule &TX:(\w+) "@eq 0" "id:(\d+),([^"]*)"$`)
 
 // defaultSetvar is the single action such a rule takes.
 var defaultSetvar = regexp.MustCompile(`setvar:'tx\.(\w+)=([^']*)'`)
 
 // setupDefaults returns one SecAction that sets, in REQUEST-901's order,
 // every default REQUEST-901 would set one rule at a time, except those in
-// preset (set by the proxy's own setup). Loaded before REQUEST-901, it makes
-// those rules find their variable set and not match: the same TX values,
-// without a rule match per default on every request.
-func setupDefaults(preset ...string) (string, error) {
+// preset (set by the proxy's own setup), and the IDs of the rules it
+// replaces. Loaded before REQUEST-901, it sets the same TX values, and those
+// rules, finding their variable set, could never match again: they are
+// removed instead of being evaluated on every request.
+func setupDefaults(preset ...string) (string, []string, error) {
 	b, err := fs.ReadFile(crsFS, "@owasp_crs/REQUEST-901-INITIALIZATION.conf")
 	if err != nil {
-		return "", fmt.Errorf("read embedded core rule set: %w", err)
+		return "", nil, fmt.Errorf("read embedded core rule set: %w", err)
 	}
-	var setvars []string
+	var setvars, ids []string
 	for _, rule := range logicalLines(string(b)) {
 		m := defaultRule.FindStringSubmatch(rule)
 		if m == nil {
 			continue
 		}
-		actions := m[2]
+		actions := m[3]
 		sv := defaultSetvar.FindAllStringSubmatch(actions, -1)
 		if len(sv) != 1 || !strings.EqualFold(sv[0][1], m[1]) || !strings.Contains(actions, "pass") {
 			continue
@@ -48,12 +49,13 @@ func setupDefaults(preset ...string) (string, error) {
 		}
 		if !skip {
 			setvars = append(setvars, sv[0][0])
+			ids = append(ids, m[2])
 		}
 	}
 	if len(setvars) == 0 {
-		return "", fmt.Errorf("no defaults found in REQUEST-901-INITIALIZATION.conf")
+		return "", nil, fmt.Errorf("no defaults found in REQUEST-901-INITIALIZATION.conf")
 	}
-	return fmt.Sprintf(`SecAction "id:900991,phase:1,pass,t:none,nolog,%s"`, strings.Join(setvars, ",")), nil
+	return fmt.Sprintf(`SecAction "id:900991,phase:1,pass,t:none,nolog,%s"`, strings.Join(setvars, ",")), ids, nil
 }
 
 // logicalLines joins backslash-continued lines and trims the indentation of

@@ -38,7 +38,7 @@ type engine struct {
 // paranoia level pl. Only the request phases are configured: responses are not
 // inspected, no audit log is written.
 func directives(enabled map[policy.Protection]bool, pl, bodyLimit int) (string, error) {
-	defaults, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
+	defaults, defaultIDs, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
 	if err != nil {
 		return "", err
 	}
@@ -55,8 +55,9 @@ Include @crs-setup.conf.example
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 %s
 Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
+SecRuleRemoveById %s
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
-`, bodyLimit, bodyLimit, pl, defaults)
+`, bodyLimit, bodyLimit, pl, defaults, strings.Join(defaultIDs, " "))
 	var files []string
 	for _, f := range Families {
 		if enabled[f.Protection] {

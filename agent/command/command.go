@@ -149,6 +149,7 @@ func dieBy(sig syscall.Signal) {
 func newSidecar() *cobra.Command {
 	var o struct {
 		socketPath, stateDir, consoleURL, tokenFile, policyFile, auditFile, caFile, logLevel string
+		taskFamily, wafAddr                                                                  string
 		insecure                                                                             bool
 		wait                                                                                 time.Duration
 	}
@@ -164,6 +165,7 @@ writes audits as JSON lines (--audits, default stdout).`,
 			opts := sidecar.Options{
 				SocketPath: o.socketPath, StateDir: o.stateDir, PolicyWait: o.wait,
 				PolicyFile: o.policyFile, Log: logger(o.logLevel),
+				TaskFamily: o.taskFamily, WAFAddr: o.wafAddr,
 			}
 			if o.consoleURL != "" {
 				token := os.Getenv("TASKGUARD_AGENT_TOKEN")
@@ -213,6 +215,8 @@ writes audits as JSON lines (--audits, default stdout).`,
 	f.StringVar(&o.stateDir, "state-dir", env("TASKGUARD_STATE_DIR", "/var/lib/taskguard/state"), "last good policy and audit spool")
 	f.StringVar(&o.consoleURL, "console", env("TASKGUARD_CONSOLE", ""), "console base URL, e.g. https://console:8083")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the agent token (else TASKGUARD_AGENT_TOKEN)")
+	f.StringVar(&o.taskFamily, "task", env("TASKGUARD_TASK", ""), "the task family, which WAF rules are matched against")
+	f.StringVar(&o.wafAddr, "waf-addr", env("TASKGUARD_WAF_ADDR", ""), "address the WAF proxies listen on (default: every address of the task)")
 	f.StringVar(&o.caFile, "ca-file", env("TASKGUARD_CONSOLE_CA", ""), "PEM CA certificate of the console")
 	f.BoolVar(&o.insecure, "insecure", false, "skip TLS verification of the console (self-signed, tests only)")
 	f.DurationVar(&o.wait, "policy-wait", 30*time.Second, "long-poll duration asked of the console")

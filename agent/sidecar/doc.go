@@ -3,5 +3,6 @@
 // stores the last good one on disk, pushes it to the launchers over the
 // shared-volume socket, and ships their audits to the console — aggregated,
 // batched, spooled to disk and retried with backoff, with record IDs so a
-// retry never duplicates. The WAF proxy is not here (agent/waf).
+// retry never duplicates. It also runs a WAF proxy (agent/waf) for each WAF rule that matches the
+// task, and follows rule changes live.
 package sidecar

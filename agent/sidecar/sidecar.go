@@ -31,6 +31,11 @@ type Options struct {
 	PolicyFile string
 	// Audits, without Console, receives the audits (standalone: JSON lines).
 	Audits audit.Sink
+	// TaskFamily is the task's family, which WAF rules are matched against.
+	TaskFamily string
+	// WAFAddr is the address WAF proxies listen on; empty means every
+	// address of the task (the external ports must be reachable).
+	WAFAddr string
 	// Ready, when set, is closed once the socket listens.
 	Ready chan<- struct{}
 	Log   *slog.Logger
@@ -59,15 +64,22 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ship := NewShipper(sink, filepath.Join(o.StateDir, "spool"), o.Log.With("component", "audits"))
 	srv := socket.NewServer(ship.Add, o.Log.With("component", "socket"))
+	g, ctx := errgroup.WithContext(ctx)
+	firewalls := newWAFs(ctx, o.TaskFamily, o.WAFAddr, ship.Add, o.Log.With("component", "waf"))
+	defer firewalls.wait()
+	apply := func(p *policy.Policy) {
+		srv.SetPolicy(p)
+		firewalls.apply(p)
+	}
 	if o.PolicyFile != "" && o.Console == nil {
 		p, err := readPolicy(o.PolicyFile)
 		if err != nil {
 			return err
 		}
-		srv.SetPolicy(p)
+		apply(p)
 	} else if p, err := readPolicy(lastGoodPath(o.StateDir)); err == nil {
 		o.Log.Info("serving the last good policy until the console answers", "revision", p.Revision)
-		srv.SetPolicy(p)
+		apply(p)
 	}
 	l, err := socket.Listen(o.SocketPath)
 	if err != nil {
@@ -76,12 +88,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		close(o.Ready)
 	}
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, l) })
 	g.Go(func() error { return ship.Run(ctx) })
 	if o.Console != nil {
 		g.Go(func() error {
-			pollPolicy(ctx, o.Console, o.PolicyWait, o.StateDir, srv.SetPolicy, o.Log.With("component", "policy"))
+			pollPolicy(ctx, o.Console, o.PolicyWait, o.StateDir, apply, o.Log.With("component", "policy"))
 			return nil
 		})
 	}

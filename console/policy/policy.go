@@ -266,3 +266,22 @@ func (p *Policy) WAFFor(id Identity) []WAFRule {
 	}
 	return out
 }
+
+// WAFForTask returns, for each external port, the first WAF rule whose task
+// patterns match family. The defender's WAF fronts the whole task, so the
+// container and image patterns of a WAF rule's scope are not consulted.
+func (p *Policy) WAFForTask(family string) []WAFRule {
+	if p == nil {
+		return nil
+	}
+	var out []WAFRule
+	seen := map[uint16]bool{}
+	for _, r := range p.WAF {
+		if !matchAny(r.Scope.Tasks, family) || seen[r.ExternalPort] {
+			continue
+		}
+		seen[r.ExternalPort] = true
+		out = append(out, r)
+	}
+	return out
+}

@@ -142,3 +142,18 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestWAFForTaskIgnoresContainerScope(t *testing.T) {
+	p := &Policy{WAF: []WAFRule{
+		{Name: "a", ExternalPort: 8080, Scope: Scope{Tasks: []string{"shop*"}, Containers: []string{"web"}}},
+		{Name: "b", ExternalPort: 8080},
+		{Name: "c", ExternalPort: 8443, Scope: Scope{Tasks: []string{"other"}}},
+	}}
+	got := p.WAFForTask("shop-web")
+	if len(got) != 1 || got[0].Name != "a" {
+		t.Errorf("shop-web: %+v", got)
+	}
+	if got := p.WAFForTask("billing"); len(got) != 1 || got[0].Name != "b" {
+		t.Errorf("billing: %+v", got)
+	}
+}

@@ -1,0 +1,128 @@
+package sidecar
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// seedsSQLi is the seeds' CNAF test request body (not valid JSON).
+const seedsSQLi = `{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}`
+
+func post(t *testing.T, port uint16, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post("http://127.0.0.1:"+strconv.Itoa(int(port))+"/", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestWAFFollowsPolicy: the sidecar starts a WAF proxy for the console's WAF
+// rule of its task, blocks the seeds' SQL injection with an audit that
+// reaches the console, forwards benign requests, and stops the proxy when
+// the rule goes away.
+func TestWAFFollowsPolicy(t *testing.T) {
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello from the app") })}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go app.Serve(appLn)
+	defer app.Close()
+	appPort := uint16(appLn.Addr().(*net.TCPAddr).Port)
+	ext := freePort(t)
+
+	rule := policy.WAFRule{Name: "web", Scope: policy.Scope{Tasks: []string{"twistlock-*"}}, ExternalPort: ext, AppPort: appPort,
+		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent}}
+	other := rule
+	other.Name, other.Scope.Tasks = "other", []string{"shop-*"}
+	other.ExternalPort = freePort(t)
+	tc, cons, _ := newConsole(t, &policy.Policy{Revision: 1, WAF: []policy.WAFRule{rule, other}})
+
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- Run(ctx, Options{SocketPath: filepath.Join(dir, "s.sock"), StateDir: filepath.Join(dir, "state"), Console: cons,
+			PolicyWait: 2 * time.Second, TaskFamily: "twistlock-fargate-task", WAFAddr: "127.0.0.1", Ready: ready})
+	}()
+	<-ready
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	if code, body := post(t, ext, seedsSQLi); code != http.StatusForbidden || !strings.Contains(body, "blocked by taskguard") {
+		t.Fatalf("seeds' SQLi: %d %q", code, body)
+	}
+	if code, body := post(t, ext, `{"q": "shoes"}`); code != http.StatusOK || body != "hello from the app" {
+		t.Fatalf("benign: %d %q", code, body)
+	}
+	audits := tc.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	if len(audits) != 1 || audits[0].Kind != api.AuditWAF || audits[0].WAF == nil || audits[0].TaskFamily != "twistlock-fargate-task" ||
+		audits[0].Effect != policy.EffectPrevent || !strings.Contains(strings.Join(audits[0].WAF.Protections, ","), "sqli") {
+		t.Fatalf("audits = %+v", audits)
+	}
+	// The other task's rule does not listen here.
+	if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(other.ExternalPort))); err == nil {
+		c.Close()
+		t.Error("a WAF rule of another task family is listening")
+	}
+
+	// The rule switches to alert: the attack now reaches the app.
+	alerting := rule
+	alerting.Protections = map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectAlert}
+	tc.SetPolicy(&policy.Policy{Revision: 2, WAF: []policy.WAFRule{alerting}})
+	waitFor(t, func() bool { code, _ := post(t, ext, seedsSQLi); return code == http.StatusOK })
+
+	// The rule is removed: the proxy stops listening.
+	tc.SetPolicy(&policy.Policy{Revision: 3})
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	cancel()
+	if err := <-done; err != nil && err != context.Canceled {
+		t.Fatalf("sidecar: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 15s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

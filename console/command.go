@@ -57,6 +57,9 @@ TASKGUARD_ADMIN_PASSWORD.`,
 			if err != nil {
 				return err
 			}
+			if cfg.AuditRetention < 0 {
+				return fmt.Errorf("--audit-retention %s: give 0 (keep forever) or a positive duration such as 720h", cfg.AuditRetention)
+			}
 			if cfg.Auth.TokenTTL <= 0 {
 				return fmt.Errorf("--token-ttl %s: give a positive duration such as 1h", cfg.Auth.TokenTTL)
 			}
@@ -73,6 +76,7 @@ TASKGUARD_ADMIN_PASSWORD.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
 	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
+	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
 	f.DurationVar(&cfg.Auth.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of the tokens POST /api/v1/authenticate returns")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

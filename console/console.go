@@ -58,7 +58,13 @@ type Config struct {
 	Stderr io.Writer
 	// ShutdownTimeout bounds how long Shutdown waits for requests in flight (default 15s).
 	ShutdownTimeout time.Duration
+	// AuditRetention: audits older than this are deleted every ten minutes;
+	// 0 keeps them forever.
+	AuditRetention time.Duration
 }
+
+// DefaultAuditRetention is how long audits are kept unless configured.
+const DefaultAuditRetention = 30 * 24 * time.Hour
 
 // Console is a running console server.
 type Console struct {
@@ -135,8 +141,9 @@ func (c *Console) start(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	c.ln = ln
+	stopping := make(chan struct{})
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -145,6 +152,8 @@ func (c *Console) start(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(c.cfg.Logger.With("component", "http").Handler(), slog.LevelDebug),
 	}
+	// Long-polls end at once on shutdown instead of holding it up.
+	c.srv.RegisterOnShutdown(func() { close(stopping) })
 	scheme := "https"
 	if c.cfg.InsecureHTTP {
 		scheme = "http"
@@ -161,7 +170,7 @@ func (c *Console) start(ctx context.Context) error {
 
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	c.stop = stop
-	go c.cleanTokens(bgCtx, authn)
+	go c.housekeeping(bgCtx, authn)
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil
 }
@@ -214,8 +223,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return c.Shutdown(context.WithoutCancel(ctx))
 }
 
-// cleanTokens deletes expired tokens now and then until ctx ends.
-func (c *Console) cleanTokens(ctx context.Context, authn *auth.Authenticator) {
+// housekeeping deletes expired tokens and audits past the retention now and
+// then until ctx ends.
+func (c *Console) housekeeping(ctx context.Context, authn *auth.Authenticator) {
 	defer close(c.bg)
 	tick := time.NewTicker(10 * time.Minute)
 	defer tick.Stop()
@@ -224,6 +234,13 @@ func (c *Console) cleanTokens(ctx context.Context, authn *auth.Authenticator) {
 			c.log.Warn("deleting expired tokens", "err", err)
 		} else if n > 0 {
 			c.log.Debug("deleted expired tokens", "count", n)
+		}
+		if r := c.cfg.AuditRetention; r > 0 {
+			if n, err := c.store.DeleteAuditsBefore(ctx, time.Now().Add(-r)); err != nil && ctx.Err() == nil {
+				c.log.Warn("deleting old audits", "err", err)
+			} else if n > 0 {
+				c.log.Info("deleted audits past the retention", "count", n, "retention", r)
+			}
 		}
 		select {
 		case <-ctx.Done():

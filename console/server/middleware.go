@@ -75,6 +75,7 @@ func (s *Server) logRequest(rt route, next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		ri := info(r.Context())
+		s.metrics.observe(rt.name, r.Method, rec.status, time.Since(start))
 		level := slog.LevelInfo
 		if rec.status >= 500 {
 			level = slog.LevelError

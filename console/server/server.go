@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,6 +15,8 @@ type Config struct {
 	Store  store.Store
 	Auth   *auth.Authenticator
 	Logger *slog.Logger
+	// Stopping, when closed, ends long-polls at once (the server is shutting down).
+	Stopping <-chan struct{}
 }
 
 // Server holds the handlers' dependencies.
@@ -21,11 +24,19 @@ type Server struct {
 	store store.Store
 	auth  *auth.Authenticator
 	log   *slog.Logger
+
+	metrics  *metrics
+	stopping context.Context
 }
 
 // New returns the console's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http")}
+	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics()}
+	stopping, stop := context.WithCancel(context.Background())
+	s.stopping = stopping
+	if cfg.Stopping != nil {
+		go func() { <-cfg.Stopping; stop() }()
+	}
 	mux := http.NewServeMux()
 	known := map[string][]string{}
 	for _, rt := range s.routes() {

@@ -48,9 +48,14 @@ func (s *Server) agentPolicy(w http.ResponseWriter, r *http.Request) {
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, rev) {
 		if wait > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), wait)
-			stop := context.AfterFunc(s.stopping, cancel)
+			go func() {
+				select {
+				case <-s.stopping: // nil when not configured: never
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			rev, err = s.store.WaitPolicy(ctx, rev)
-			stop()
 			cancel()
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				s.internalError(w, r, "wait for a policy change", err)

@@ -61,6 +61,9 @@ func (m *metrics) handler() http.Handler {
 }
 
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }

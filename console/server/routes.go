@@ -45,8 +45,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: api.PathScans + "/{id}", name: "scans.get", perm: auth.PermRead, handler: s.getScan},
 		{method: "GET", path: api.PathMetrics, name: "metrics", perm: auth.PermRead, handler: s.metrics.handler().ServeHTTP},
 	}
-	for _, rt := range append(append(sectionRoutes(s, runtimeSection), sectionRoutes(s, wafSection)...), sectionRoutes(s, ciSection)...) {
-		rts = append(rts, rt)
-	}
-	return rts
+	rts = append(rts, sectionRoutes(s, runtimeSection)...)
+	rts = append(rts, sectionRoutes(s, wafSection)...)
+	return append(rts, sectionRoutes(s, ciSection)...)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -26,17 +25,12 @@ type Server struct {
 	log   *slog.Logger
 
 	metrics  *metrics
-	stopping context.Context
+	stopping <-chan struct{}
 }
 
 // New returns the console's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics()}
-	stopping, stop := context.WithCancel(context.Background())
-	s.stopping = stopping
-	if cfg.Stopping != nil {
-		go func() { <-cfg.Stopping; stop() }()
-	}
+	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping}
 	mux := http.NewServeMux()
 	known := map[string][]string{}
 	for _, rt := range s.routes() {

@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
 	nodejs npm      # npm installs the SARIF validator below
 )
 DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
+DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/server"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/console/tlscert"
 )
@@ -39,6 +41,9 @@ const (
 type Config struct {
 	// DataDir holds the database and the self-signed certificate.
 	DataDir string
+	// DB, when set, is a postgres:// URL: the data is kept there instead of
+	// in SQLite in DataDir, and several consoles may share it.
+	DB string
 	// Listen is the TCP address to serve on, e.g. ":8083" or "127.0.0.1:0".
 	Listen string
 	// TLSCert and TLSKey name the operator's own PEM pair.
@@ -96,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Console, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	st, err := openStore(ctx, cfg.DataDir, cfg.DB, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -302,4 +307,18 @@ func ipStrings(ips []net.IP) []string {
 		out[i] = ip.String()
 	}
 	return out
+}
+
+// openStore opens PostgreSQL when db is a postgres:// URL, else SQLite in dataDir.
+func openStore(ctx context.Context, dataDir, db string, logger *slog.Logger) (store.Store, error) {
+	if db != "" {
+		if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+			return nil, errors.New("--db: want a postgres://user:password@host:port/database URL")
+		}
+		return postgres.Open(ctx, db, logger)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
 }

@@ -364,3 +364,6 @@ func (c *Client) Scan(ctx context.Context, id string) (ScanDetail, error) {
 
 // PathMetrics serves Prometheus metrics (any role that may read).
 const PathMetrics = "/metrics"
+
+// PathOpenAPI serves the OpenAPI document of this API (no credentials needed).
+const PathOpenAPI = "/api/v1/openapi.json"

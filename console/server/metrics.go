@@ -15,6 +15,7 @@ import (
 // that several servers in one process (tests) do not collide.
 type metrics struct {
 	reg      *prometheus.Registry
+	serve    http.Handler
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	audits   *prometheus.CounterVec
@@ -53,11 +54,8 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.seen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.serve = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
-}
-
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
 func (m *metrics) observe(route, method string, code int, d time.Duration) {
@@ -84,4 +82,8 @@ func (m *metrics) defenderSeen(family string) {
 		m.seen.Set(float64(len(m.families)))
 	}
 	m.mu.Unlock()
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	s.metrics.serve.ServeHTTP(w, r)
 }

@@ -43,7 +43,8 @@ func (s *Server) routes() []route {
 		{method: "POST", path: api.PathScans, name: "scans.publish", perm: auth.PermPublishScans, maxBody: scanBody, handler: s.publishScan},
 		{method: "GET", path: api.PathScans, name: "scans.list", perm: auth.PermRead, handler: s.listScans},
 		{method: "GET", path: api.PathScans + "/{id}", name: "scans.get", perm: auth.PermRead, handler: s.getScan},
-		{method: "GET", path: api.PathMetrics, name: "metrics", perm: auth.PermRead, handler: s.metrics.handler().ServeHTTP},
+		{method: "GET", path: api.PathOpenAPI, name: "openapi", handler: s.openAPI},
+		{method: "GET", path: api.PathMetrics, name: "metrics", perm: auth.PermRead, handler: s.serveMetrics},
 	}
 	rts = append(rts, sectionRoutes(s, runtimeSection)...)
 	rts = append(rts, sectionRoutes(s, wafSection)...)

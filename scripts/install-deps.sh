@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
 )
 DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
+DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -87,3 +87,14 @@ func (m *metrics) defenderSeen(family string) {
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.metrics.serve.ServeHTTP(w, r)
 }
+
+// familiesSeen lists the task families whose defenders this process has seen.
+func (m *metrics) familiesSeen() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.families))
+	for f := range m.families {
+		out = append(out, f)
+	}
+	return out
+}

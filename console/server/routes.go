@@ -21,6 +21,9 @@ type route struct {
 	perm         auth.Permission
 	maxBody      int64
 	handler      http.HandlerFunc
+	// page marks a web page: not part of the API document; a browser
+	// without a session is sent to the login page.
+	page bool
 }
 
 // routes is the console's whole API surface.
@@ -48,5 +51,6 @@ func (s *Server) routes() []route {
 	}
 	rts = append(rts, sectionRoutes(s, runtimeSection)...)
 	rts = append(rts, sectionRoutes(s, wafSection)...)
-	return append(rts, sectionRoutes(s, ciSection)...)
+	rts = append(rts, sectionRoutes(s, ciSection)...)
+	return append(rts, s.uiRoutes()...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path"
 	"strings"
@@ -135,13 +136,9 @@ func globAny(patterns []string, v string) bool {
 // that family whatever it says, so a defender cannot write another family's
 // audits.
 func (s *Server) postAudits(w http.ResponseWriter, r *http.Request) {
-	var batch api.AuditBatch
-	if err := decodeJSON(r.Body, &batch); err != nil {
+	batch, err := parseAuditBatch(r.Body)
+	if err != nil {
 		badBody(w, err)
-		return
-	}
-	if err := checkBatch(batch); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
@@ -165,6 +162,18 @@ func (s *Server) postAudits(w http.ResponseWriter, r *http.Request) {
 		s.metrics.defenderSeen(p.TaskFamily)
 	}
 	writeJSON(w, http.StatusAccepted, api.AuditIngestResponse{Received: len(batch.Audits), Stored: n, Duplicates: len(batch.Audits) - n})
+}
+
+// parseAuditBatch reads and checks the body of a POST of audits.
+func parseAuditBatch(body io.Reader) (api.AuditBatch, error) {
+	var batch api.AuditBatch
+	if err := decodeJSON(body, &batch); err != nil {
+		return api.AuditBatch{}, err
+	}
+	if err := checkBatch(batch); err != nil {
+		return api.AuditBatch{}, err
+	}
+	return batch, nil
 }
 
 var auditKinds = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditWAF, api.AuditDefender}

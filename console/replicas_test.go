@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -77,5 +78,40 @@ func TestReplicasOnPostgres(t *testing.T) {
 	page, err := admin.RuntimeAudits(ctx, api.AuditQuery{})
 	if err != nil || len(page.Audits) != 1 || page.Audits[0].TaskFamily != "web" {
 		t.Fatalf("replica a reads the audit posted to b: %+v, %v", page, err)
+	}
+}
+
+// A shutdown does not wait for long-polls: they answer 304 at once.
+func TestShutdownEndsLongPolls(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t, t.TempDir())
+	cfg.AdminPassword = "admin-password-1"
+	c, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := auth.New(auth.Config{Store: c.store, BcryptCost: bcrypt.MinCost}).AgentToken(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defender := client(t, c, api.WithToken(token))
+	done := make(chan error, 1)
+	go func() {
+		_, _, modified, err := defender.AgentPolicy(ctx, api.ETag(0), 60*time.Second)
+		if err == nil && modified {
+			err = errors.New("the long-poll answered 200 without a change")
+		}
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	if err := c.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("the long-poll during shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Shutdown waited %v for a long-poll", d)
 	}
 }

@@ -168,7 +168,7 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "policy: %s %s (rule %s)\n", rep.Policy.Source, rep.Policy.Location, rep.Policy.Rule)
+	fmt.Fprintf(cmd.ErrOrStderr(), "policy: %s (rule %s)\n", strings.TrimSpace(rep.Policy.Source+" "+rep.Policy.Location), rep.Policy.Rule)
 	if err := writeReports(ctx, cmd, f, rep); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/taskguard/taskguard/console"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/scantest"
 )
 
 // ciFixture is one DB built from the real advisories and one image in a
@@ -147,6 +148,54 @@ func TestCIGate(t *testing.T) {
 		readJSON(t, jsonPath, &rep)
 		if len(rep.ExpiredExceptions) != 1 || rep.ExpiredExceptions[0].Expires != "2024-01-31" {
 			t.Errorf("expired exceptions: %+v", rep.ExpiredExceptions)
+		}
+	})
+
+	t.Run("grace days count from the advisory's publication", func(t *testing.T) {
+		// A Go binary with golang.org/x/text v0.3.5: its Go advisories carry
+		// publication dates from 2021 on (the npm corpus records carry none).
+		bin, err := os.ReadFile(scantest.GoBinary(t, "golang.org/x/text", "v0.3.5", "golang.org/x/text/language"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, layerFromFiles(t, map[string][]byte{"app/vulnapp": bin}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := strings.TrimSuffix(f.ref, "/shop/web:1.4") + "/shop/goapp:1"
+		push(t, ref, img)
+		args := func(pol string, extra ...string) []string {
+			return append([]string{"ci", "--image", ref, "--cache-dir", f.db, "--skip-db-update", "--format", "none", "--policy", pol}, extra...)
+		}
+		// GO-2021-0113 (CVE-2021-38561) was published in October 2021; the
+		// records of CVE-2022-32149 and CVE-2026-56852 carry no date, so no
+		// grace applies to them.
+		verdicts := func(pol string) map[string]report.Verdict {
+			jsonPath := filepath.Join(f.dir, "grace.json")
+			if _, errOut, code := run(t, args(pol, "--json", jsonPath)...); code != program.ExitBlocked {
+				t.Fatalf("code %d, want 1 (undated findings block): %s", code, errOut)
+			}
+			var rep report.Report
+			readJSON(t, jsonPath, &rep)
+			out := map[string]report.Verdict{}
+			for _, v := range rep.Vulnerabilities {
+				out[v.VulnerabilityID] = v.Verdict
+				if (v.PublishedDate != nil) != (v.VulnerabilityID == "CVE-2021-38561") {
+					t.Errorf("%s: published %v", v.VulnerabilityID, v.PublishedDate)
+				}
+			}
+			return out
+		}
+		long := verdicts(f.file(t, "grace-long.yaml", "ci:\n  - name: grace\n    vulnerabilities: {blockThreshold: UNKNOWN, graceDays: 36500}\n"))
+		if v := long["CVE-2021-38561"]; v.Action != report.ActionAlert || !strings.Contains(v.Reason, "(grace 36500 days)") {
+			t.Errorf("dated finding within grace: %+v", v)
+		}
+		if v := long["CVE-2022-32149"]; v.Action != report.ActionBlock {
+			t.Errorf("undated finding: %+v", v)
+		}
+		short := verdicts(f.file(t, "grace-short.yaml", "ci:\n  - name: grace\n    vulnerabilities: {blockThreshold: UNKNOWN, graceDays: 30}\n"))
+		if v := short["CVE-2021-38561"]; v.Action != report.ActionBlock {
+			t.Errorf("dated finding past grace: %+v", v)
 		}
 	})
 

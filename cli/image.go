@@ -1,15 +1,18 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/scan"
 	"github.com/taskguard/taskguard/scanners/vulndb"
@@ -33,6 +36,9 @@ type imageScanFlags struct {
 	output       string
 	failOn       string
 	skipDBUpdate bool
+	lockfiles    bool
+	platform     string
+	parallel     int
 	maxFileSize  int64
 }
 
@@ -65,6 +71,9 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
+	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default linux/amd64)")
+	fl.IntVar(&f.parallel, "parallel", 0, "layers read at once (default: the number of CPUs)")
+	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files (package-lock.json), not only installed packages")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
 	return cmd
 }
@@ -91,13 +100,21 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	if format != "json" && format != "table" {
 		return fmt.Errorf("--format %q: want table or json", format)
 	}
+	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
+	if f.platform != "" {
+		p, err := v1.ParsePlatform(f.platform)
+		if err != nil {
+			return fmt.Errorf("--platform %q (want os/arch[/variant], e.g. linux/arm64): %w", f.platform, err)
+		}
+		iopts.Platform = p
+	}
 	dir, err := f.db.dir()
 	if err != nil {
 		return err
 	}
 	if !f.skipDBUpdate {
 		if _, err := f.db.update(cmd, false); err != nil {
-			return err
+			return fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
 		}
 	}
 	db, err := vulndb.Open(dir)
@@ -106,40 +123,50 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var analyzers []analyzer.Analyzer
+	if f.lockfiles {
+		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
+	}
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
-		Image:       image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize},
+		Image:       iopts,
+		Analyzers:   analyzers,
+		Parallel:    f.parallel,
 		ToolVersion: Version(),
 		Logger:      logger,
 	})
 	if err != nil {
 		return err
 	}
-	if f.output != "" {
-		file, err := os.Create(f.output)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		defer file.Close()
-		out = file
-	}
-	switch format {
-	case "json":
-		err = scan.WriteJSON(cmd.Context(), out, rep)
-	default:
-		err = scan.WriteTable(cmd.Context(), out, rep)
-	}
-	if err != nil {
+	if err := writeReport(cmd.Context(), out, f.output, format, rep); err != nil {
 		return err
-	}
-	if c, ok := out.(io.Closer); ok && f.output != "" {
-		if err := c.Close(); err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
 	}
 	if failOn != "" {
 		if bad := rep.AtOrAbove(failOn); len(bad) > 0 {
 			return program.Blocked(fmt.Errorf("%d vulnerabilities at or above %s in %s", len(bad), failOn, ref))
 		}
+	}
+	return nil
+}
+
+// writeReport writes rep in format to path, or to out when path is empty.
+func writeReport(ctx context.Context, out io.Writer, path, format string, rep *scan.Report) error {
+	write := scan.WriteJSON
+	if format == "table" {
+		write = scan.WriteTable
+	}
+	if path == "" {
+		return write(ctx, out, rep)
+	}
+	file, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	if err := write(ctx, file, rep); err != nil {
+		file.Close()
+		return err
+	}
+	if err := file.Close(); err != nil {
+		return fmt.Errorf("--output: %w", err)
 	}
 	return nil
 }

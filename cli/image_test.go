@@ -276,6 +276,25 @@ func TestImageScan(t *testing.T) {
 		}
 	})
 
+	t.Run("output file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "report.json")
+		out, errOut, code := run(t, "image", "scan", ref, "--cache-dir", dbDir, "--skip-db-update", "-o", path, "--fail-on", "high")
+		if code != program.ExitBlocked || out != "" {
+			t.Fatalf("code %d, stdout %q, stderr %s", code, out, errOut)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromFile scan.Report
+		if err := json.Unmarshal(raw, &fromFile); err != nil {
+			t.Fatalf("--output is not JSON: %v", err)
+		}
+		if !reflect.DeepEqual(fromFile.Findings, rep.Findings) {
+			t.Error("--output findings differ")
+		}
+	})
+
 	t.Run("errors exit 2", func(t *testing.T) {
 		tests := []struct {
 			name string
@@ -289,6 +308,7 @@ func TestImageScan(t *testing.T) {
 			{"two sources", []string{"image", "scan", ref, "--input", tarPath}, "only one of"},
 			{"no source", []string{"image", "scan"}, "name an image"},
 			{"bad severity", []string{"image", "scan", ref, "--fail-on", "severe"}, "unknown severity"},
+			{"bad platform", []string{"image", "scan", ref, "--platform", "linux/amd64/v3/extra", "--cache-dir", dbDir, "--skip-db-update"}, "--platform"},
 			{"not an image", []string{"image", "scan", "--input", filepath.Join(dbDir, "metadata.json"), "--cache-dir", dbDir, "--skip-db-update"}, "open tarball"},
 		}
 		for _, tt := range tests {
@@ -360,5 +380,36 @@ func TestDBUpdate(t *testing.T) {
 	_, errOut, code = run(t, "image", "scan", "--rootfs", t.TempDir(), "--db-repository", ref, "--cache-dir", t.TempDir(), "-f", "json")
 	if code != 0 {
 		t.Errorf("scan with DB update: code %d: %s", code, errOut)
+	}
+}
+
+func TestImageScanLockfiles(t *testing.T) {
+	dbDir := buildDB(t)
+	root := t.TempDir()
+	scantest.WriteFiles(t, root, map[string][]byte{
+		"srv/shop/package-lock.json": []byte(`{"name":"shop","lockfileVersion":3,"packages":{"":{"name":"shop"},"node_modules/minimist":{"version":"1.2.5"}}}`),
+	})
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"default", nil, nil},
+		{"lockfiles", []string{"--lockfiles"}, []string{"minimist 1.2.5 1.2.6, 0.2.4 CVE-2021-44906"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"image", "scan", "--rootfs", root, "--cache-dir", dbDir, "--skip-db-update", "-f", "json"}, tt.args...)
+			out, errOut, code := run(t, args...)
+			if code != 0 {
+				t.Fatalf("code %d: %s", code, errOut)
+			}
+			var rep scan.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatal(err)
+			}
+			if got := findingSet(&rep, "npm"); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("npm findings = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -12,6 +12,9 @@ DEBIAN_PACKAGES=(
 	nodejs npm      # npm installs the SARIF validator below
 )
 DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (Debian findings test)
+DEBIAN_PACKAGES+=(openjdk-17-jre-headless) # jenkins: the JVM for groovy and npm-groovy-lint (JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64)
+DEBIAN_PACKAGES+=(groovy)                  # jenkins: the pipeline harness runs the shared library under groovy
+DEBIAN_PACKAGES+=(rpm) # scanners/analyzer: rpmbuild and rpm -qa to cross-check the rpm analyzer
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 
@@ -56,3 +59,5 @@ install_npm_tool() { # dir package@version
 # Microsoft's SARIF validator, with GitHub code scanning's rules.
 install_npm_tool sarif @microsoft/sarif-multitool@5.7.0
 chmod u+x "$TOOLS/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+# jenkins: lints the shared library's Groovy (15.2.2 runs on this Node; 18.x does not).
+install_npm_tool groovylint npm-groovy-lint@15.2.2

@@ -184,7 +184,13 @@ func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *pol
 	r.Image, r.DB = &sr.Artifact, &sr.DB
 	r.Warnings = append(r.Warnings, sr.Warnings...)
 	for _, f := range sr.Findings {
-		v := rule.DecideVulnerability(policy.VulnFinding{ID: f.VulnerabilityID, Package: f.PkgName, Severity: f.Severity, FixedVersion: f.FixedVersion}, at, opts.Ignore)
+		vf := policy.VulnFinding{ID: f.VulnerabilityID, Package: f.PkgName, Severity: f.Severity, FixedVersion: f.FixedVersion}
+		if f.FixedVersion != "" && f.PublishedDate != nil {
+			// Advisories in the DB are published with their fix; their date
+			// starts the grace period.
+			vf.FixDate = *f.PublishedDate
+		}
+		v := rule.DecideVulnerability(vf, at, opts.Ignore)
 		r.Vulnerabilities = append(r.Vulnerabilities, report.Vulnerability{Finding: f, Verdict: report.Verdict{Action: string(v.Action), Reason: v.Reason}})
 	}
 	cfg, err := img.Config()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"sort"
 
 	"github.com/taskguard/taskguard/scanners/image"
@@ -65,6 +66,9 @@ type Input struct {
 type Result struct {
 	OS       *OS
 	Packages []Package
+	// OwnedFiles are files an OS package installed (relative paths);
+	// language packages found in them are dropped.
+	OwnedFiles []string
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -88,7 +92,7 @@ type Inventory struct {
 
 // Walker is the part of an image that Run needs.
 type Walker interface {
-	Walk(ctx context.Context, fn image.WalkFunc) error
+	WalkLayers(ctx context.Context, parallel int, visit image.VisitFunc) ([]image.Kept, error)
 }
 
 // ErrNotApplicable is returned by an analyzer for a file that turns out not
@@ -96,65 +100,118 @@ type Walker interface {
 // without a warning.
 var ErrNotApplicable = errors.New("not applicable")
 
-// Run walks img once and runs the given analyzers (All() when nil) on the
-// files each requires.
-func Run(ctx context.Context, img Walker, analyzers []Analyzer, logger *slog.Logger) (*Inventory, error) {
+// Options tune Run.
+type Options struct {
+	// Analyzers to run; nil means All().
+	Analyzers []Analyzer
+	// Parallel is how many layers are read at once; 0 means GOMAXPROCS.
+	Parallel int
+	// Logger receives warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// fileResult is what the analyzers found in one file.
+type fileResult struct {
+	results []*Result
+}
+
+// Run reads img's layers (several at once) and runs the analyzers on the
+// files each requires; what they find in files that upper layers removed
+// or replaced is dropped.
+func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
+	analyzers := opts.Analyzers
 	if analyzers == nil {
 		analyzers = All()
 	}
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "analyzer")
+	parallel := opts.Parallel
+	if parallel <= 0 {
+		parallel = runtime.GOMAXPROCS(0)
+	}
+	kept, err := img.WalkLayers(ctx, parallel, func(f image.File) (any, error) {
+		return analyzeFile(ctx, f, analyzers, logger)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("analyze: %w", err)
+	}
 	inv := &Inventory{}
 	var osFrom, debPoint string
-	var wanted []Analyzer
-	err := img.Walk(ctx, func(f image.File) error {
-		wanted = wanted[:0]
-		for _, a := range analyzers {
-			if a.Required(f.Path, f.Info) {
-				wanted = append(wanted, a)
-			}
+	owned := map[string]bool{}
+	for _, k := range kept {
+		fr, ok := k.Value.(*fileResult)
+		if !ok || fr == nil {
+			continue
 		}
-		if len(wanted) == 0 {
-			return nil
-		}
-		content, err := f.ReadAll()
-		if err != nil {
-			return err
-		}
-		in := Input{Path: f.Path, Layer: f.Layer, Info: f.Info, Content: content}
-		for _, a := range wanted {
-			res, err := a.Analyze(ctx, in)
-			if errors.Is(err, ErrNotApplicable) {
-				continue
-			}
-			if err != nil {
-				logger.Warn("skipping file an analyzer could not parse", "analyzer", a.Type(), "path", f.Path, "err", err)
-				continue
-			}
-			if res == nil {
-				continue
-			}
+		for _, res := range fr.results {
 			if res.OS != nil && res.OS.Family == debianPointRelease {
 				debPoint = res.OS.Name
 				continue
 			}
-			if res.OS != nil && (inv.OS == nil || osPriority(f.Path) > osPriority(osFrom)) {
-				inv.OS, osFrom = res.OS, f.Path
+			if res.OS != nil && (inv.OS == nil || osPriority(k.Path) > osPriority(osFrom)) {
+				inv.OS, osFrom = res.OS, k.Path
 			}
 			inv.Packages = append(inv.Packages, res.Packages...)
+			for _, f := range res.OwnedFiles {
+				owned[f] = true
+			}
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("analyze: %w", err)
+	}
+	if len(owned) > 0 {
+		pkgs := inv.Packages[:0]
+		for _, p := range inv.Packages {
+			if languageTypes[p.Type] && owned[outerFile(p.Location.Path)] {
+				continue
+			}
+			pkgs = append(pkgs, p)
+		}
+		inv.Packages = pkgs
 	}
 	if inv.OS != nil && inv.OS.Family == "debian" && debPoint != "" {
 		inv.OS.Name = debPoint
 	}
 	SortPackages(inv.Packages)
 	return inv, nil
+}
+
+// analyzeFile runs the analyzers that require f. It may run in several
+// goroutines at once.
+func analyzeFile(ctx context.Context, f image.File, analyzers []Analyzer, logger *slog.Logger) (any, error) {
+	var wanted []Analyzer
+	for _, a := range analyzers {
+		if a.Required(f.Path, f.Info) {
+			wanted = append(wanted, a)
+		}
+	}
+	if len(wanted) == 0 {
+		return nil, nil
+	}
+	content, err := f.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	in := Input{Path: f.Path, Layer: f.Layer, Info: f.Info, Content: content}
+	fr := &fileResult{}
+	for _, a := range wanted {
+		res, err := a.Analyze(ctx, in)
+		if errors.Is(err, ErrNotApplicable) {
+			continue
+		}
+		if err != nil {
+			logger.Warn("skipping file an analyzer could not parse", "analyzer", a.Type(), "path", f.Path, "layer", f.Layer, "err", err)
+			continue
+		}
+		if res != nil {
+			fr.results = append(fr.results, res)
+		}
+	}
+	if len(fr.results) == 0 {
+		return nil, nil
+	}
+	return fr, nil
 }
 
 // SortPackages sorts packages by type, name, version and location.

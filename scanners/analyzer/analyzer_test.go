@@ -280,7 +280,7 @@ func TestRunOnRootFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := Run(context.Background(), im, nil, nil)
+	inv, err := Run(context.Background(), im, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,4 +336,59 @@ func FuzzGoBinary(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = goBinary{}.Analyze(context.Background(), Input{Path: "x", Content: b})
 	})
+}
+
+// TestRunDropsPackagesOwnedByOSPackages: language packages in files that a
+// dpkg package installed belong to that package.
+func TestRunDropsPackagesOwnedByOSPackages(t *testing.T) {
+	root := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"etc/os-release":                                              []byte("ID=debian\nVERSION_ID=12\n"),
+		"var/lib/dpkg/status":                                         []byte("Package: python3-yaml\nStatus: install ok installed\nSource: pyyaml\nVersion: 6.0-3+b2\n\nPackage: gotool\nStatus: install ok installed\nVersion: 1.0\n"),
+		"var/lib/dpkg/info/python3-yaml.list":                         []byte("/.\n/usr\n/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info\n/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA\n"),
+		"var/lib/dpkg/info/gotool.list":                               []byte("/usr/bin/gotool\n"),
+		"usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA": []byte("Name: PyYAML\nVersion: 6.0\n"),
+		"usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA": []byte("Name: requests\nVersion: 2.31.0\n"),
+		"usr/bin/gotool":    goBin,
+		"usr/local/bin/app": goBin,
+	}
+	for p, c := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, c, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im, err := image.Open(context.Background(), root, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Run(context.Background(), im, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]bool{}
+	for _, p := range inv.Packages {
+		where[p.Type+" "+p.Location.Path] = true
+	}
+	for _, want := range []string{"dpkg var/lib/dpkg/status", "python usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA", "gobinary usr/local/bin/app"} {
+		if !where[want] {
+			t.Errorf("missing %s in %v", want, where)
+		}
+	}
+	for _, unwanted := range []string{"python usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA", "gobinary usr/bin/gotool"} {
+		if where[unwanted] {
+			t.Errorf("%s is owned by a dpkg package but was reported", unwanted)
+		}
+	}
 }

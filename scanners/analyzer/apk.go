@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"path"
 )
 
 // apkInstalled reads Alpine's package database, lib/apk/db/installed.
@@ -19,22 +20,25 @@ func (apkInstalled) Version() int { return 1 }
 func (apkInstalled) Required(p string, _ fs.FileInfo) bool { return p == pathAPKInstalled }
 
 func (apkInstalled) Analyze(_ context.Context, in Input) (*Result, error) {
-	pkgs, err := parseAPKInstalled(in.Content)
+	pkgs, owned, err := parseAPKInstalled(in.Content)
 	if err != nil {
 		return nil, fmt.Errorf("apk %s: %w", in.Path, err)
 	}
 	for i := range pkgs {
 		pkgs[i].Location = Location{Layer: in.Layer, Path: in.Path}
 	}
-	return &Result{Packages: pkgs}, nil
+	return &Result{Packages: pkgs, OwnedFiles: owned}, nil
 }
 
 // parseAPKInstalled parses the blank-line separated records of an apk
 // database; each line is "X:value" with a one-letter key (P name, V
-// version, o origin).
-func parseAPKInstalled(b []byte) ([]Package, error) {
+// version, o origin, F directory, R file in the last F directory). It also
+// returns the files the packages own.
+func parseAPKInstalled(b []byte) ([]Package, []string, error) {
 	var pkgs []Package
+	var owned []string
 	var cur Package
+	var dir string
 	flush := func() error {
 		defer func() { cur = Package{} }()
 		if cur.Name == "" && cur.Version == "" {
@@ -57,12 +61,13 @@ func parseAPKInstalled(b []byte) ([]Package, error) {
 		line := sc.Text()
 		if line == "" {
 			if err := flush(); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
+			dir = ""
 			continue
 		}
 		if len(line) < 2 || line[1] != ':' {
-			return nil, fmt.Errorf("line %q is not a KEY:value field", truncate(line))
+			return nil, nil, fmt.Errorf("line %q is not a KEY:value field", truncate(line))
 		}
 		switch v := line[2:]; line[0] {
 		case 'P':
@@ -71,13 +76,19 @@ func parseAPKInstalled(b []byte) ([]Package, error) {
 			cur.Version = v
 		case 'o':
 			cur.SrcName = v
+		case 'F':
+			dir = v
+		case 'R':
+			if p := ownedPath(path.Join(dir, v)); p != "" {
+				owned = append(owned, p)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := flush(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return pkgs, nil
+	return pkgs, owned, nil
 }

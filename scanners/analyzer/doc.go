@@ -7,6 +7,10 @@
 // hands each file only to the analyzers that asked for it, so a file's
 // content is read at most once and only when some analyzer needs it.
 //
+// Language packages found in files that an OS package installed (per
+// dpkg's file lists, apk's and rpm's databases) are dropped: the OS
+// package's advisories cover them, and trivy does the same.
+//
 // Errors: a file an analyzer cannot parse is skipped with a warning naming
 // the file (one broken package.json must not hide the rest of an image);
 // errors reading the image itself abort the run. The package does not match

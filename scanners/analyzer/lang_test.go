@@ -51,7 +51,7 @@ func TestAPKInstalled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseAPKInstalled([]byte(tt.content))
+			got, _, err := parseAPKInstalled([]byte(tt.content))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -65,6 +65,16 @@ func TestAPKInstalled(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestAPKOwnedFiles(t *testing.T) {
+	_, owned, err := parseAPKInstalled([]byte(apkSample + "F:usr/lib/go-app\nR:server\nR:../x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"lib/ld-musl-x86_64.so.1", "usr/lib/go-app/server", "usr/lib/x"}; !reflect.DeepEqual(owned, want) {
+		t.Errorf("owned = %q, want %q", owned, want)
 	}
 }
 
@@ -107,7 +117,7 @@ for d in m.distributions(path=[sys.argv[1]]):
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := Run(context.Background(), im, []Analyzer{pythonPackage{}}, nil)
+	inv, err := Run(context.Background(), im, Options{Analyzers: []Analyzer{pythonPackage{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +135,7 @@ func FuzzAPKInstalled(f *testing.F) {
 	f.Add([]byte(apkSample))
 	f.Add([]byte("P:a\nV:1\n\nP:b\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		pkgs, err := parseAPKInstalled(b)
+		pkgs, _, err := parseAPKInstalled(b)
 		if err != nil {
 			return
 		}

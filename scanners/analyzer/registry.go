@@ -4,13 +4,28 @@ package analyzer
 var analyzers = []Analyzer{
 	osRelease{},
 	dpkgStatus{},
+	dpkgFiles{},
 	apkInstalled{},
+	rpmDB{},
 	goBinary{},
 	npmPackage{},
 	pythonPackage{},
+	javaArchive{},
 }
 
-// All returns every registered analyzer.
+// All returns the analyzers an image scan runs by default.
 func All() []Analyzer {
 	return append([]Analyzer(nil), analyzers...)
+}
+
+// lockfiles are the opt-in analyzers of lock files, which describe what an
+// application asked for rather than what an image holds (trivy, too, leaves
+// them out of image scans by default).
+var lockfiles = []Analyzer{
+	npmLock{},
+}
+
+// Lockfiles returns the opt-in lock file analyzers, to add to All().
+func Lockfiles() []Analyzer {
+	return append([]Analyzer(nil), lockfiles...)
 }

@@ -3,6 +3,8 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -47,6 +49,43 @@ func (g *gzipTar) Read(p []byte) (int, error) {
 	n, err := g.Reader.Read(p)
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("gzip: %w", err)
+	}
+	return n, err
+}
+
+// DefaultMaxLayerSize bounds the uncompressed size of one layer when
+// Options.MaxLayerSize is zero: beyond it the layer is taken for a
+// decompression bomb.
+const DefaultMaxLayerSize = 64 << 30
+
+// ErrLayerTooLarge is returned when a layer unpacks to more than the limit.
+var ErrLayerTooLarge = errors.New("layer too large")
+
+// guardReader stops a layer stream at a size limit and when ctx ends, even
+// in the middle of a huge file entry.
+type guardReader struct {
+	ctx  context.Context
+	r    io.Reader
+	n    int64
+	max  int64
+	next int64
+}
+
+func newGuardReader(ctx context.Context, r io.Reader, max int64) *guardReader {
+	return &guardReader{ctx: ctx, r: r, max: max}
+}
+
+func (g *guardReader) Read(p []byte) (int, error) {
+	if g.n >= g.next {
+		if err := g.ctx.Err(); err != nil {
+			return 0, err
+		}
+		g.next = g.n + 8<<20
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	if g.n > g.max {
+		return n, fmt.Errorf("%w: more than %d bytes uncompressed", ErrLayerTooLarge, g.max)
 	}
 	return n, err
 }

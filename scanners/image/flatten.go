@@ -86,9 +86,7 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 	// Whiteouts and opaque markers of this layer hide only lower layers, so
 	// they take effect after the layer is read.
 	var whiteouts, opaques []string
-	// This layer's own entries, so a path repeated inside one tar is
-	// handled like tar extraction (the last one wins) would not matter for
-	// analyzers; the first one is kept.
+	// A path repeated inside one layer is passed on once, the first time.
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

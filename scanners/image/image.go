@@ -47,8 +47,14 @@ type Options struct {
 	Transport http.RoundTripper
 	// Insecure allows plain HTTP to a registry that is not on loopback.
 	Insecure bool
+	// Platform picks the image from a multi-platform index (registry or OCI
+	// layout); nil means linux/amd64.
+	Platform *v1.Platform
 	// MaxFileSize bounds the content of one file a walk reads into memory.
 	MaxFileSize int64
+	// MaxLayerSize bounds the uncompressed size of one layer; 0 means
+	// DefaultMaxLayerSize.
+	MaxLayerSize int64
 	// Logger receives warnings about skipped entries; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -70,6 +76,7 @@ type Image struct {
 	tarPath   string
 	tarLayers []string
 	max       int64
+	maxLayer  int64
 	logger    *slog.Logger
 }
 
@@ -86,6 +93,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if im.max <= 0 {
 		im.max = DefaultMaxFileSize
 	}
+	im.maxLayer = opts.MaxLayerSize
 	if im.logger == nil {
 		im.logger = slog.Default()
 	}
@@ -109,7 +117,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			im.tarLayers = archiveLayers(ref)
 		}
 	case KindLayout:
-		im.img, err = openLayout(ref)
+		im.img, err = openLayout(ref, opts.Platform)
 	case KindRegistry:
 		im.img, err = openRemote(ctx, ref, opts)
 	default:
@@ -117,6 +125,9 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if err := checkPlatform(im.img, opts.Platform); err != nil {
+		return nil, fmt.Errorf("open image %s: %w", ref, err)
 	}
 	d, err := im.img.Digest()
 	if err != nil {
@@ -151,7 +162,7 @@ func openTarball(path string) (v1.Image, error) {
 	return img, nil
 }
 
-func openLayout(dir string) (v1.Image, error) {
+func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
@@ -165,7 +176,7 @@ func openLayout(dir string) (v1.Image, error) {
 		return nil, fmt.Errorf("open OCI layout %s: index manifest: %w", dir, err)
 	}
 	for _, desc := range m.Manifests {
-		if desc.MediaType.IsImage() {
+		if desc.MediaType.IsImage() && (platform == nil || desc.Platform == nil || desc.Platform.Satisfies(*platform)) {
 			img, err := idx.Image(desc.Digest)
 			if err != nil {
 				return nil, fmt.Errorf("open OCI layout %s: image %s: %w", dir, desc.Digest, err)
@@ -173,7 +184,7 @@ func openLayout(dir string) (v1.Image, error) {
 			return img, nil
 		}
 	}
-	return nil, fmt.Errorf("open OCI layout %s: %w: the index lists no image manifest", dir, ErrNotFound)
+	return nil, fmt.Errorf("open OCI layout %s: %w: the index lists no image manifest (for the platform asked for)", dir, ErrNotFound)
 }
 
 func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error) {
@@ -192,6 +203,9 @@ func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error)
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 	if opts.Transport != nil {
 		ropts = append(ropts, remote.WithTransport(opts.Transport))
+	}
+	if opts.Platform != nil {
+		ropts = append(ropts, remote.WithPlatform(*opts.Platform))
 	}
 	img, err := remote.Image(r, ropts...)
 	if err != nil {
@@ -244,6 +258,9 @@ func (f File) ReadAll() ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(r, f.max+1))
 	if err != nil {
+		if f.Layer != "" {
+			return nil, fmt.Errorf("read %s in layer %s (corrupt or truncated layer): %w", f.Path, f.Layer, err)
+		}
 		return nil, fmt.Errorf("read %s: %w", f.Path, err)
 	}
 	if int64(len(b)) > f.max {
@@ -286,7 +303,7 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 		if len(im.tarLayers) == len(layers) {
 			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
 		}
-		if err := walkLayer(ctx, fl, id.String(), open, fn); err != nil {
+		if err := walkLayer(ctx, fl, id.String(), open, im.layerLimit(), fn); err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)
 		}
 	}
@@ -295,7 +312,7 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 
 // walkLayer streams one layer through the flattener. The compressed blob is
 // read to its end so that sources which verify digests while reading can.
-func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.ReadCloser, error), fn WalkFunc) error {
+func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.ReadCloser, error), maxLayer int64, fn WalkFunc) error {
 	rc, err := open()
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", id, err)
@@ -306,7 +323,7 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 		return fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer r.Close()
-	if err := fl.layer(ctx, id, r, fn); err != nil {
+	if err := fl.layer(ctx, id, newGuardReader(ctx, r, maxLayer), fn); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
@@ -316,4 +333,37 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 		return fmt.Errorf("layer %s: %w", id, err)
 	}
 	return nil
+}
+
+// ErrPlatform is returned when a single-platform image is not of the
+// platform asked for.
+var ErrPlatform = errors.New("wrong platform")
+
+// checkPlatform compares a single-platform image's config with want. An
+// index was already resolved to want; a config without OS or architecture
+// passes.
+func checkPlatform(img v1.Image, want *v1.Platform) error {
+	if want == nil {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if cf.OS == "" || cf.Architecture == "" {
+		return nil
+	}
+	got := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion}
+	if !got.Satisfies(*want) {
+		return fmt.Errorf("%w: the image is %s, not %s", ErrPlatform, got.String(), want.String())
+	}
+	return nil
+}
+
+// layerLimit is the uncompressed size limit of one layer.
+func (im *Image) layerLimit() int64 {
+	if im.maxLayer > 0 {
+		return im.maxLayer
+	}
+	return DefaultMaxLayerSize
 }

@@ -397,3 +397,67 @@ func TestDockerSaveArchive(t *testing.T) {
 	}
 	assertFiles(t, collect(t, im), wantFlat)
 }
+
+func TestPlatformFromIndex(t *testing.T) {
+	ctx := context.Background()
+	amd := imageOf(t, []entry{{name: "arch", body: "amd64"}})
+	arm := imageOf(t, []entry{{name: "arch", body: "arm64"}})
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+	)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	regRef := strings.TrimPrefix(srv.URL, "http://") + "/multi/arch:1"
+	ref, err := name.ParseReference(regRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	if _, err := layout.Write(layoutDir, idx); err != nil {
+		t.Fatal(err)
+	}
+	armDigest, _ := arm.Digest()
+	amdDigest, _ := amd.Digest()
+	for _, src := range []string{regRef, layoutDir} {
+		for _, tt := range []struct {
+			platform *v1.Platform
+			want     string
+			digest   v1.Hash
+		}{
+			{&v1.Platform{OS: "linux", Architecture: "arm64"}, "arm64", armDigest},
+			{&v1.Platform{OS: "linux", Architecture: "amd64"}, "amd64", amdDigest},
+		} {
+			im, err := Open(ctx, src, Options{Platform: tt.platform})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if im.Digest != tt.digest.String() {
+				t.Errorf("%s %s: digest %s, want %s", src, tt.want, im.Digest, tt.digest)
+			}
+			assertFiles(t, collect(t, im), map[string]string{"arch": tt.want})
+		}
+	}
+	if _, err := Open(ctx, layoutDir, Options{Platform: &v1.Platform{OS: "linux", Architecture: "s390x"}}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing platform in layout: err = %v", err)
+	}
+	// A single-platform image says what it is in its config.
+	armOnly, err := mutate.ConfigFile(arm, &v1.ConfigFile{OS: "linux", Architecture: "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := strings.TrimPrefix(srv.URL, "http://") + "/single/arch:1"
+	sref, _ := name.ParseReference(single)
+	if err := remote.Write(sref, armOnly); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, single, Options{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}); !errors.Is(err, ErrPlatform) {
+		t.Errorf("single arm64 image opened as amd64: err = %v", err)
+	}
+	if _, err := Open(ctx, single, Options{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}); err != nil {
+		t.Errorf("single arm64 image as arm64: %v", err)
+	}
+}

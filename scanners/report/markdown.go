@@ -26,10 +26,7 @@ func WriteMarkdown(_ context.Context, w io.Writer, r *Report, opts MarkdownOptio
 	if r.Result == ResultBlocked {
 		icon = "❌"
 	}
-	target := "scan"
-	if r.Image != nil {
-		target = "`" + mdEscape(r.Image.Name) + "`"
-	}
+	target := "`" + mdEscape(r.subject()) + "`"
 	fmt.Fprintf(&b, "## %s taskguard: %s %s\n\n", icon, target, r.Result)
 	if r.Task != nil {
 		fmt.Fprintf(&b, "Task definition `%s` (family `%s`). ", mdEscape(r.Task.Path), mdEscape(r.Task.Family))

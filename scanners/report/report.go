@@ -183,3 +183,14 @@ func (r *Report) Finish() {
 		r.Result = ResultBlocked
 	}
 }
+
+// subject names what the run checked: the image, else the task definition.
+func (r *Report) subject() string {
+	switch {
+	case r.Image != nil:
+		return r.Image.Name
+	case r.Task != nil:
+		return "task definition " + r.Task.Path
+	}
+	return "scan"
+}

@@ -34,11 +34,7 @@ func WriteTable(_ context.Context, w io.Writer, r *Report, opts TableOptions) er
 	} else {
 		result = paint("\x1b[1;32m", result)
 	}
-	name := "scan"
-	if r.Image != nil {
-		name = r.Image.Name
-	}
-	fmt.Fprintf(&b, "%s: %s (policy: %s %s)\n", name, result, r.Policy.Source, r.Policy.Location)
+	fmt.Fprintf(&b, "%s: %s (policy: %s)\n", r.subject(), result, strings.TrimSpace(r.Policy.Source+" "+r.Policy.Location))
 	s := r.Summary
 	fmt.Fprintf(&b, "Vulnerabilities: %d (CRITICAL %d, HIGH %d, MEDIUM %d, LOW %d, UNKNOWN %d)  Compliance: %d  Gate: %d blocking, %d alerts, %d ignored\n",
 		s.Vulnerabilities.Total, s.Vulnerabilities.Critical, s.Vulnerabilities.High, s.Vulnerabilities.Medium, s.Vulnerabilities.Low, s.Vulnerabilities.Unknown,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/taskguard/taskguard/scanners/analyzer"
@@ -68,6 +69,8 @@ type Options struct {
 	Image image.Options
 	// Analyzers to run; nil means all.
 	Analyzers []analyzer.Analyzer
+	// Parallel is how many layers are read at once; 0 means GOMAXPROCS.
+	Parallel int
 	// ToolVersion goes into the report.
 	ToolVersion string
 	// Logger receives warnings; nil means slog.Default().
@@ -105,7 +108,7 @@ func Opened(ctx context.Context, img *image.Image, db *vulndb.DB, opts Options) 
 		now = opts.Now
 	}
 	ref := img.Name
-	inv, err := analyzer.Run(ctx, img, opts.Analyzers, logger)
+	inv, err := analyzer.Run(ctx, img, analyzer.Options{Analyzers: opts.Analyzers, Parallel: opts.Parallel, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)
 	}
@@ -162,27 +165,11 @@ var severityRank = map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3
 // upper case.
 func ParseSeverity(s string) (string, error) {
 	for name := range severityRank {
-		if equalFold(name, s) {
+		if strings.EqualFold(name, s) {
 			return name, nil
 		}
 	}
 	return "", fmt.Errorf("unknown severity %q (want UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL)", s)
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'a' <= y && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // AtOrAbove returns the findings whose severity is at least min.

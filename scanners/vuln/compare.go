@@ -9,6 +9,7 @@ import (
 	apkversion "github.com/knqyf263/go-apk-version"
 	debversion "github.com/knqyf263/go-deb-version"
 	rpmversion "github.com/knqyf263/go-rpm-version"
+	mvn "github.com/masahiro331/go-mvn-version"
 )
 
 // compareFunc compares two versions of one ecosystem: <0, 0 or >0.
@@ -96,6 +97,23 @@ func matchPEP440(version string, constraints []string) (bool, error) {
 	return false, nil
 }
 
+func matchMaven(version string, constraints []string) (bool, error) {
+	v, err := mvn.NewVersion(version)
+	if err != nil {
+		return false, fmt.Errorf("maven version %q: %w", version, err)
+	}
+	for _, c := range constraints {
+		cs, err := mvn.NewConstraints(c)
+		if err != nil {
+			return false, fmt.Errorf("maven constraint %q: %w", c, err)
+		}
+		if cs.Check(v) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // langEcosystem is how one language package type is matched.
 type langEcosystem struct {
 	// prefix selects the DB buckets ("go::" matches "go::The Go Vulnerability Database").
@@ -128,4 +146,5 @@ var langComparers = map[string]langEcosystem{
 	"gobinary": {prefix: "go::", match: matchSemver},
 	"npm":      {prefix: "npm::", match: matchSemver},
 	"python":   {prefix: "pip::", match: matchPEP440, normalize: normalizePython},
+	"jar":      {prefix: "maven::", match: matchMaven},
 }

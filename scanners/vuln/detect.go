@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aquasecurity/trivy-db/pkg/types"
 
@@ -21,23 +22,25 @@ const (
 
 // Finding is one vulnerability in one installed package.
 type Finding struct {
-	VulnerabilityID  string            `json:"vulnerabilityID"`
-	VendorIDs        []string          `json:"vendorIDs,omitempty"`
-	PkgType          string            `json:"pkgType"`
-	PkgName          string            `json:"pkgName"`
-	SrcName          string            `json:"srcName,omitempty"`
-	InstalledVersion string            `json:"installedVersion"`
-	FixedVersion     string            `json:"fixedVersion,omitempty"`
-	Status           string            `json:"status"`
-	Severity         string            `json:"severity"`
-	SeveritySource   string            `json:"severitySource,omitempty"`
-	CVSS             types.VendorCVSS  `json:"cvss,omitempty"`
-	Title            string            `json:"title,omitempty"`
-	Description      string            `json:"description,omitempty"`
-	PrimaryURL       string            `json:"primaryURL,omitempty"`
-	References       []string          `json:"references,omitempty"`
-	DataSource       string            `json:"dataSource,omitempty"`
-	Location         analyzer.Location `json:"location"`
+	VulnerabilityID  string           `json:"vulnerabilityID"`
+	VendorIDs        []string         `json:"vendorIDs,omitempty"`
+	PkgType          string           `json:"pkgType"`
+	PkgName          string           `json:"pkgName"`
+	SrcName          string           `json:"srcName,omitempty"`
+	InstalledVersion string           `json:"installedVersion"`
+	FixedVersion     string           `json:"fixedVersion,omitempty"`
+	Status           string           `json:"status"`
+	Severity         string           `json:"severity"`
+	SeveritySource   string           `json:"severitySource,omitempty"`
+	CVSS             types.VendorCVSS `json:"cvss,omitempty"`
+	Title            string           `json:"title,omitempty"`
+	Description      string           `json:"description,omitempty"`
+	PrimaryURL       string           `json:"primaryURL,omitempty"`
+	References       []string         `json:"references,omitempty"`
+	// PublishedDate is when the advisory was published, when the DB knows.
+	PublishedDate *time.Time        `json:"publishedDate,omitempty"`
+	DataSource    string            `json:"dataSource,omitempty"`
+	Location      analyzer.Location `json:"location"`
 }
 
 // Result is the outcome of matching an inventory.
@@ -153,12 +156,13 @@ func (d *detector) warn(format string, args ...any) {
 }
 
 func (d *detector) osPackage(bucket string, cmp compareFunc, p analyzer.Package) error {
-	src := p.SrcName
-	if src == "" {
+	// Debian and Alpine advisories name source packages; rpm-based
+	// distributions name binary packages.
+	src, installed := p.SrcName, p.SrcVersion
+	if src == "" || p.Type == analyzer.TypeRPM {
 		src = p.Name
 	}
-	installed := p.SrcVersion
-	if installed == "" {
+	if installed == "" || p.Type == analyzer.TypeRPM {
 		installed = p.Version
 	}
 	advs, err := d.db.Advisories(bucket, src)
@@ -310,6 +314,7 @@ func (d *detector) add(p analyzer.Package, adv types.Advisory, fixed, status str
 	}
 	if ok {
 		f.Title, f.Description, f.References, f.CVSS = v.Title, v.Description, v.References, v.CVSS
+		f.PublishedDate = v.PublishedDate
 	}
 	f.Severity, f.SeveritySource = severity(source, adv, v)
 	f.PrimaryURL = primaryURL(adv.VulnerabilityID, f.References)

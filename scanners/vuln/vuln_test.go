@@ -109,6 +109,10 @@ func TestMatchers(t *testing.T) {
 		{"npm exact", matchSemver, "1.2.5", []string{"=1.2.5"}, true},
 		{"pep440 pre", matchPEP440, "2.0.0rc1", []string{"<2.0.0"}, true},
 		{"pep440 post", matchPEP440, "2.0.0.post1", []string{"<2.0.0"}, false},
+		{"maven rc before release", matchMaven, "2.15.0-rc1", []string{">=2.0.0, <2.15.0"}, true},
+		{"maven sp after release", matchMaven, "2.15.0-sp1", []string{">=2.0.0, <2.15.0"}, false},
+		{"maven range", matchMaven, "2.14.1", []string{">=2.0.0, <2.15.0"}, true},
+		{"maven final", matchMaven, "5.3.17.RELEASE", []string{"<5.3.18"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +149,7 @@ func TestDetectLanguagePackages(t *testing.T) {
 		pkg(analyzer.TypeNpm, "lodash", "4.17.20"),
 		pkg(analyzer.TypeNpm, "minimist", "1.2.5"),
 		pkg(analyzer.TypeNpm, "minimist", "1.2.6"),
+		pkg("cocoapods", "Alamofire", "5.0.0"),
 		pkg(analyzer.TypeJar, "org.example:lib", "1.0"),
 	}}
 	res, err := Detect(context.Background(), db, inv, nil)
@@ -167,7 +172,7 @@ func TestDetectLanguagePackages(t *testing.T) {
 	if len(gin) == 0 || !contains(gin, "CVE-2020-36567 fixed:1.6.0") {
 		t.Errorf("gin v1.5.0 findings = %v", gin)
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "jar packages are not matched") {
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "cocoapods packages are not matched") {
 		t.Errorf("warnings = %q", res.Warnings)
 	}
 	for _, f := range res.Findings {
@@ -250,6 +255,14 @@ func TestDetectDebianFacts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNormalizePython(t *testing.T) {
+	for in, want := range map[string]string{"PyYAML": "pyyaml", "zope.interface": "zope-interface", "Foo__Bar-.baz": "foo-bar-baz"} {
+		if got := normalizePython(in); got != want {
+			t.Errorf("normalizePython(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -139,21 +140,20 @@ func (d *DB) Advisories(bucket, pkg string) ([]types.Advisory, error) {
 // Vulnerability returns the details of a vulnerability; ok is false when the
 // database has none.
 func (d *DB) Vulnerability(id string) (v types.Vulnerability, ok bool, err error) {
-	var raw []byte
 	err = trivydb.Config{}.Connection().View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("vulnerability"))
 		if b == nil {
 			return nil
 		}
-		raw = append(raw, b.Get([]byte(id))...)
-		return nil
+		raw := b.Get([]byte(id))
+		if raw == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(raw, &v)
 	})
-	if err != nil || raw == nil {
-		return v, false, err
-	}
-	v, err = trivydb.Config{}.GetVulnerability(id)
 	if err != nil {
-		return v, false, fmt.Errorf("vulnerability %s: %w", id, err)
+		return types.Vulnerability{}, false, fmt.Errorf("vulnerability %s: %w", id, err)
 	}
-	return v, true, nil
+	return v, ok, nil
 }

@@ -1,0 +1,63 @@
+// taskguardPublish sends a `taskguard ci` JSON report to the console
+// (POST /api/v1/scans) so that the security team sees every pipeline's
+// result. See taskguardPublish.txt.
+
+import groovy.transform.Field
+
+@Field static final List<String> PUBLISH_PARAMETERS = [
+    'json', 'consoleUrl', 'credentialsId', 'consoleCa', 'consoleInsecure', 'failOnError',
+]
+
+// Credentials reach curl on its standard input (a config file), never on a
+// command line or in the trace; the other values come in through the environment.
+@Field static final String PUBLISH_SCRIPT = '''set +x
+resp="$TG_ERR.response"
+set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_REPORT" -o "$resp" -w '%{http_code}'
+if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
+if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
+curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
+code=$(curlrc | curl -K - "$@" "$TG_URL") || {
+  echo "taskguardPublish: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" >"$TG_ERR"
+  rm -f "$resp"; exit 2
+}
+case "$code" in
+2??) rm -f "$resp"; echo "scan report $TG_REPORT published to $TG_CONSOLE_URL" ;;
+*) body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
+   echo "taskguardPublish: the console answered HTTP $code: $body" >"$TG_ERR"
+   rm -f "$resp"; exit 1 ;;
+esac
+'''
+
+Map call(Map args = [:]) {
+    for (String key : args.keySet()) {
+        if (!(key in PUBLISH_PARAMETERS)) {
+            error("taskguardPublish: unknown parameter '${key}' (see taskguardPublish.txt for the list)")
+        }
+    }
+    Map o = [json: 'taskguard-report.json', consoleInsecure: false, failOnError: true] + args
+    if (!o.consoleUrl || !o.credentialsId) {
+        error('taskguardPublish: consoleUrl and credentialsId are required (a console user with the ci role)')
+    }
+    if (!fileExists(o.json as String)) {
+        error("taskguardPublish: report ${o.json} does not exist (write it with taskguardScan's json parameter)")
+    }
+    String base = (o.consoleUrl as String).replaceAll('/+$', '')
+    String errFile = '.taskguard-publish.err'
+    int status
+    withEnv(["TG_REPORT=${o.json}", "TG_URL=${base}/api/v1/scans", "TG_CONSOLE_URL=${base}", "TG_ERR=${errFile}",
+             "TG_CA_CERT=${o.consoleCa ?: ''}", "TG_CONSOLE_INSECURE=${o.consoleInsecure ? 'true' : 'false'}"]) {
+        withCredentials([usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TG_USER',
+                                          passwordVariable: 'TG_PASS')]) {
+            status = sh(script: PUBLISH_SCRIPT, returnStatus: true, label: 'taskguard: publish the scan report')
+        }
+    }
+    if (status == 0) {
+        return [published: true]
+    }
+    String reason = fileExists(errFile) ? (readFile(errFile) as String).trim() : "taskguardPublish: exit ${status}"
+    if (o.failOnError) {
+        error(reason)
+    }
+    echo("WARNING: ${reason} (failOnError is false: the build goes on)")
+    return [published: false, reason: reason]
+}

@@ -1,0 +1,71 @@
+package analyzer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// dpkgFiles reads the file lists of installed Debian packages
+// (var/lib/dpkg/info/*.list). Language packages found in files an OS
+// package owns (Debian's python3-yaml, a Go program shipped as a .deb) are
+// the OS package's business and are dropped from the inventory, as trivy
+// does, so that one flaw is not reported twice.
+type dpkgFiles struct{}
+
+const pathDpkgInfo = "var/lib/dpkg/info"
+
+func (dpkgFiles) Type() string { return "dpkg-files" }
+func (dpkgFiles) Version() int { return 1 }
+
+func (dpkgFiles) Required(p string, _ fs.FileInfo) bool {
+	return path.Dir(p) == pathDpkgInfo && strings.HasSuffix(p, ".list")
+}
+
+func (dpkgFiles) Analyze(_ context.Context, in Input) (*Result, error) {
+	var owned []string
+	sc := bufio.NewScanner(bytes.NewReader(in.Content))
+	sc.Buffer(make([]byte, 0, 64<<10), maxDpkgLine)
+	for sc.Scan() {
+		if p := ownedPath(sc.Text()); p != "" {
+			owned = append(owned, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return &Result{OwnedFiles: owned}, nil
+}
+
+// ownedPath turns an absolute path from a package manager's file list into
+// the walk's relative form, or "" for the root and blank lines.
+func ownedPath(line string) string {
+	p := path.Clean("/" + strings.TrimSpace(line))
+	if p == "/" {
+		return ""
+	}
+	return p[1:]
+}
+
+// languageTypes are the package types dropped when an OS package owns the
+// file they were found in.
+var languageTypes = map[string]bool{
+	TypeGoBinary: true,
+	TypeNpm:      true,
+	TypePython:   true,
+	TypeJar:      true,
+}
+
+// outerFile returns the file a package was found in, without the path
+// inside a Java archive ("app.jar/BOOT-INF/lib/x.jar" -> "app.jar").
+func outerFile(p string) string {
+	for _, ext := range []string{".jar/", ".war/", ".ear/", ".par/"} {
+		if i := strings.Index(p, ext); i >= 0 {
+			return p[:i+len(ext)-1]
+		}
+	}
+	return p
+}

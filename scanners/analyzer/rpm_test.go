@@ -1,0 +1,189 @@
+package analyzer
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// rpmQuery lists the packages of an rpm database with rpm itself, in the
+// analyzer's "name epoch:version-release source" form.
+func rpmQuery(t *testing.T, dbpath, backend string) []string {
+	t.Helper()
+	out, err := exec.Command("rpm", "-qa", "--dbpath", dbpath, "--define", "_db_backend "+backend,
+		"--qf", `%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{SOURCERPM}\n`).Output()
+	if err != nil {
+		t.Fatalf("rpm -qa: %v", err)
+	}
+	var pkgs []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" || strings.HasPrefix(line, "gpg-pubkey ") {
+			continue
+		}
+		pkgs = append(pkgs, strings.Replace(line, " 0:", " ", 1))
+	}
+	sort.Strings(pkgs)
+	return pkgs
+}
+
+func analyzeRPM(t *testing.T, file, as string) []string {
+	t.Helper()
+	content, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rpmDB{}
+	if !a.Required(as, nil) {
+		t.Fatalf("%s not required", as)
+	}
+	res, err := a.Analyze(context.Background(), Input{Path: as, Content: content})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range res.Packages {
+		src := "(none)"
+		if p.SrcName != "" {
+			v := p.SrcVersion
+			if i := strings.IndexByte(v, ':'); i >= 0 {
+				v = v[i+1:]
+			}
+			src = p.SrcName + "-" + v + ".src.rpm"
+		}
+		got = append(got, p.Name+" "+p.Version+" "+src)
+	}
+	sort.Strings(got)
+	return got
+}
+
+func goRPMDBTestdata(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/knqyf263/go-rpmdb").Output()
+	if err != nil {
+		t.Skipf("go list go-rpmdb: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "pkg", "testdata")
+}
+
+// TestRPMSQLiteMatchesRPM installs a package built with rpmbuild into a
+// fresh SQLite rpm database and compares the analyzer with rpm -qa.
+func TestRPMSQLiteMatchesRPM(t *testing.T) {
+	for _, tool := range []string{"rpm", "rpmbuild"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (scripts/install-deps.sh installs rpm)", tool)
+		}
+	}
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "t.spec")
+	if err := os.WriteFile(spec, []byte("Name: tgtest\nVersion: 1.2.3\nRelease: 4.el9\nEpoch: 2\nSummary: t\nLicense: MIT\nBuildArch: noarch\n%description\nt\n%files\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Join(dir, "top")
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("rpmbuild", "-bb", "--quiet", "--define", "_topdir "+top, spec)
+	db := filepath.Join(dir, "db")
+	if err := os.MkdirAll(db, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run("rpm", "--dbpath", db, "--define", "_db_backend sqlite", "--initdb")
+	run("rpm", "-i", "--justdb", "--nodeps", "--noscripts", "--dbpath", db, "--define", "_db_backend sqlite",
+		filepath.Join(top, "RPMS", "noarch", "tgtest-1.2.3-4.el9.noarch.rpm"))
+	want := rpmQuery(t, db, "sqlite")
+	got := analyzeRPM(t, filepath.Join(db, "rpmdb.sqlite"), "usr/lib/sysimage/rpm/rpmdb.sqlite")
+	if len(want) != 1 || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, rpm -qa %q", got, want)
+	}
+	if got[0] != "tgtest 2:1.2.3-4.el9 tgtest-1.2.3-4.el9.src.rpm" {
+		t.Errorf("package = %q", got[0])
+	}
+}
+
+// TestRPMBerkeleyDBMatchesRPM reads a CentOS 7 Berkeley DB (go-rpmdb's test
+// data) and compares the analyzer with rpm -qa.
+func TestRPMBerkeleyDBMatchesRPM(t *testing.T) {
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Skip("rpm not installed (scripts/install-deps.sh installs it)")
+	}
+	dir := filepath.Join(goRPMDBTestdata(t), "centos7-plain")
+	want := rpmQuery(t, dir, "bdb_ro")
+	got := analyzeRPM(t, filepath.Join(dir, "Packages"), "var/lib/rpm/Packages")
+	if len(want) < 100 || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %d packages, rpm -qa %d\n got %q\nwant %q", len(got), len(want), got, want)
+	}
+	// The files the packages own, as rpm -qal lists them.
+	out, err := exec.Command("rpm", "-qal", "--dbpath", dir, "--define", "_db_backend bdb_ro").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, owned, err := readRPMDB(filepath.Join(dir, "Packages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles := map[string]bool{}
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if p := ownedPath(f); p != "" && f != "(contains no files)" {
+			wantFiles[p] = true
+		}
+	}
+	gotFiles := map[string]bool{}
+	for _, f := range owned {
+		gotFiles[f] = true
+	}
+	if len(wantFiles) < 1000 || !reflect.DeepEqual(gotFiles, wantFiles) {
+		t.Errorf("owned files: got %d, rpm -qal %d", len(gotFiles), len(wantFiles))
+	}
+}
+
+// TestRPMNDB reads a SUSE NDB database (go-rpmdb's test data); Debian's rpm
+// cannot read NDB, so only its shape is checked.
+func TestRPMNDB(t *testing.T) {
+	got := analyzeRPM(t, filepath.Join(goRPMDBTestdata(t), "sle15-bci", "Packages.db"), "var/lib/rpm/Packages.db")
+	if len(got) < 10 {
+		t.Fatalf("only %d packages: %q", len(got), got)
+	}
+	for _, p := range got {
+		if f := strings.Fields(p); len(f) != 3 || !strings.Contains(f[1], "-") || !strings.HasSuffix(f[2], ".src.rpm") {
+			t.Errorf("malformed package %q", p)
+		}
+	}
+}
+
+func TestSplitSourceRPM(t *testing.T) {
+	tests := []struct{ in, name, ver, rel string }{
+		{"openssl-1.0.2k-19.el7.src.rpm", "openssl", "1.0.2k", "19.el7"},
+		{"python3-pip-21.2.3-7.el9.src.rpm", "python3-pip", "21.2.3", "7.el9"},
+		{"broken.src.rpm", "", "", ""},
+		{"no-suffix-1-2", "", "", ""},
+	}
+	for _, tt := range tests {
+		n, v, r, _ := splitSourceRPM(tt.in)
+		if n != tt.name || v != tt.ver || r != tt.rel {
+			t.Errorf("splitSourceRPM(%s) = %s %s %s", tt.in, n, v, r)
+		}
+	}
+}
+
+func FuzzRPMDB(f *testing.F) {
+	dir := filepath.Join(os.TempDir(), "taskguard-fuzz-rpm")
+	_ = os.MkdirAll(dir, 0o755)
+	f.Add([]byte("SQLite format 3\x00"))
+	f.Add([]byte{0x00, 0x06, 0x15, 0x61, 0, 0, 0, 0})
+	f.Add([]byte("RpmP"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "db")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Skip()
+		}
+		_, _, _ = readRPMDB(p)
+	})
+}

@@ -211,11 +211,16 @@ func TestBrowserWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	step(t, ctx, "scan list", chromedp.Navigate(e.url+"/scans"), chromedp.WaitVisible(chromedp.CSS("table.data")))
+	if body := text(t, ctx, "table.data"); !strings.Contains(body, "registry.example.com/seeds/web:1.4") {
+		t.Errorf("the scan list shows:\n%s", body)
+	}
+	screenshot(t, ctx, dir, "05-scans")
 	step(t, ctx, "scan detail", chromedp.Navigate(e.url+"/scans/"+sc.ID), chromedp.WaitVisible(chromedp.CSS(".facts")))
 	if body := text(t, ctx, "main"); !strings.Contains(body, "CVE-2024-0001") || !strings.Contains(body, "blocked") {
 		t.Errorf("the scan page shows:\n%s", body)
 	}
-	screenshot(t, ctx, dir, "05-scan")
+	screenshot(t, ctx, dir, "06-scan")
 
 	// WAF editor: add a rule through the form.
 	step(t, ctx, "add a WAF rule",
@@ -229,13 +234,13 @@ func TestBrowserWalkthrough(t *testing.T) {
 	if err != nil || len(waf) != 1 || waf[0].ExternalPort != 80 || waf[0].AppPort != 8080 || waf[0].Protections[policy.ProtectionSQLi] != policy.EffectPrevent {
 		t.Errorf("the WAF form saved %+v, %v", waf, err)
 	}
-	screenshot(t, ctx, dir, "06-waf-policy")
+	screenshot(t, ctx, dir, "07-waf-policy")
 
 	step(t, ctx, "overview", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS(".tiles")))
 	if body := text(t, ctx, "main"); !strings.Contains(body, "seeds-sample") || !strings.Contains(body, "registry.example.com/seeds/web:1.4") {
 		t.Errorf("the overview shows:\n%s", body)
 	}
-	screenshot(t, ctx, dir, "07-overview")
+	screenshot(t, ctx, dir, "08-overview")
 	t.Logf("screenshots in %s", dir)
 }
 

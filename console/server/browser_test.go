@@ -142,9 +142,32 @@ func TestBrowserWalkthrough(t *testing.T) {
 		strings.Join(r.Network.DeniedDomains, ",") != "yahoo.com,google.com" {
 		t.Fatalf("the form saved %+v", p.Runtime)
 	}
+	// Edit it: network effect to alert.
+	step(t, ctx, "edit the runtime rule",
+		chromedp.Click(chromedp.CSS(`tr[data-rule="block-mkdir"] button[data-edit]`)),
+		chromedp.SetValue(chromedp.CSS(`select[name="networkEffect"]`), "alert"),
+		chromedp.Click(chromedp.CSS("#add-rule")),
+	)
+	// The page reloads after the save; wait for the new revision on it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		rev, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("#revision")))
+		cancel()
+		if err == nil && rev == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page never showed revision 2 after the edit (last %q, %v)", rev, err)
+		}
+	}
+	p, err = e.apiClient(auth.RoleAuditor).Policy(bg)
+	if err != nil || len(p.Runtime) != 1 || p.Runtime[0].Network.Effect != policy.EffectAlert || p.Runtime[0].Processes.Effect != policy.EffectPrevent ||
+		strings.Join(p.Runtime[0].Network.DeniedDomains, ",") != "yahoo.com,google.com" {
+		t.Fatalf("after the edit: %+v, %v", p.Runtime, err)
+	}
 	hist, err := e.apiClient(auth.RoleAdmin).PolicyHistory(bg)
-	if err != nil || len(hist) != 1 || hist[0].Actor != userOf(auth.RoleAdmin) {
-		t.Errorf("the trail records %+v, %v; want the signed-in admin", hist, err)
+	if err != nil || len(hist) != 2 || hist[0].Actor != userOf(auth.RoleAdmin) || hist[0].Action != "update runtime rule" {
+		t.Errorf("the trail records %+v, %v; want the signed-in admin's add and update", hist, err)
 	}
 
 	// Generate a protected task from the seeds' sample.

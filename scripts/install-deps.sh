@@ -15,6 +15,9 @@ DEBIAN_PACKAGES+=(debootstrap) # scanners/scan: debootstrap'ed bookworm rootfs (
 DEBIAN_PACKAGES+=(openjdk-17-jre-headless) # jenkins: the JVM for groovy and npm-groovy-lint (JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64)
 DEBIAN_PACKAGES+=(groovy)                  # jenkins: the pipeline harness runs the shared library under groovy
 DEBIAN_PACKAGES+=(rpm) # scanners/analyzer: rpmbuild and rpm -qa to cross-check the rpm analyzer
+DEBIAN_PACKAGES+=(wget)       # defender end-to-end tests: the seeds' script fetches with wget
+DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
+DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

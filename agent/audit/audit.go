@@ -1,0 +1,127 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// Sink receives audit records. Send must not keep the slice.
+type Sink interface {
+	Send(ctx context.Context, audits []api.Audit) error
+}
+
+// NewID returns a random record ID; the console stores a record once per ID.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ExecMessage words a process audit:
+// "/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test".
+func ExecMessage(path, parent string, argv []string, d policy.Decision) string {
+	return fmt.Sprintf("%s launched from %s and %s. Full command: %s", path, parent, verdictPhrase(d), strings.Join(argv, " "))
+}
+
+// DNSMessage words a DNS audit: "DNS resolution of suspicious name yahoo.com".
+func DNSMessage(name string) string {
+	return "DNS resolution of suspicious name " + name
+}
+
+// ConnectMessage words an outbound connection audit.
+func ConnectMessage(addr string, parent string, d policy.Decision) string {
+	return fmt.Sprintf("Outbound connection to %s from %s %s", addr, parent, verdictPhrase(d))
+}
+
+// ListenMessage words a listening port audit.
+func ListenMessage(port uint16, proto, parent string, d policy.Decision) string {
+	return fmt.Sprintf("Listening on %s port %d by %s %s", proto, port, parent, verdictPhrase(d))
+}
+
+func verdictPhrase(d policy.Decision) string {
+	switch {
+	case d.Reason == policy.ReasonDenied && d.Prevent():
+		return "is explicitly blocked in the runtime rule"
+	case d.Reason == policy.ReasonDenied:
+		return "is explicitly denied in the runtime rule (alert only)"
+	case d.Prevent():
+		return "is not allowed by the runtime rule and is blocked"
+	default:
+		return "is not allowed by the runtime rule (alert only)"
+	}
+}
+
+// JSONLines writes each audit as one JSON object per line. It is safe for
+// concurrent use.
+type JSONLines struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewJSONLines returns a Sink writing to w.
+func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: w} }
+
+// Send writes audits, one line each.
+func (j *JSONLines) Send(_ context.Context, audits []api.Audit) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	enc := json.NewEncoder(j.w)
+	for _, a := range audits {
+		if err := enc.Encode(a); err != nil {
+			return fmt.Errorf("write audit: %w", err)
+		}
+	}
+	return nil
+}
+
+// Aggregate folds repeats (same kind, effect, rule, container and message)
+// into one record with Count and FirstSeen/LastSeen, keeping the first
+// record's ID and the order of first appearance.
+func Aggregate(audits []api.Audit) []api.Audit {
+	type key struct {
+		kind                       api.AuditKind
+		effect                     policy.Effect
+		rule, container, msg, task string
+	}
+	idx := map[key]int{}
+	var out []api.Audit
+	for _, a := range audits {
+		n := max(a.Count, 1)
+		first, last := a.FirstSeen, a.LastSeen
+		if first.IsZero() {
+			first = a.Time
+		}
+		if last.IsZero() {
+			last = a.Time
+		}
+		k := key{a.Kind, a.Effect, a.Rule, a.Container, a.Message, a.TaskID}
+		if i, ok := idx[k]; ok {
+			o := &out[i]
+			o.Count += n
+			if first.Before(o.FirstSeen) {
+				o.FirstSeen = first
+			}
+			if last.After(o.LastSeen) {
+				o.LastSeen = last
+			}
+			continue
+		}
+		a.Count, a.FirstSeen, a.LastSeen = n, first, last
+		idx[k] = len(out)
+		out = append(out, a)
+	}
+	return out
+}
+
+// Now is the clock used for audit times.
+var Now = func() time.Time { return time.Now().UTC() }

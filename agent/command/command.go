@@ -1,0 +1,223 @@
+package command
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/launcher"
+	"github.com/taskguard/taskguard/agent/sidecar"
+	"github.com/taskguard/taskguard/agent/socket"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/program"
+)
+
+// New returns the taskguard-defender root command.
+func New() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "taskguard-defender",
+		Short: "taskguard's in-task defender: the app launcher and the sidecar",
+	}
+	root.AddCommand(newEntrypoint(), newSidecar())
+	return root
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func logger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("program", "taskguard-defender")
+}
+
+// auditSink opens a JSON-lines destination: "-" is stdout, "" is none.
+func auditSink(path string) (audit.Sink, io.Closer, error) {
+	switch path {
+	case "":
+		return nil, io.NopCloser(nil), nil
+	case "-":
+		return audit.NewJSONLines(os.Stdout), io.NopCloser(nil), nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit file: %w", err)
+	}
+	return audit.NewJSONLines(f), f, nil
+}
+
+func newEntrypoint() *cobra.Command {
+	var socketPath, policyFile, auditFile, logLevel, supervisor string
+	var failClosed bool
+	cmd := &cobra.Command{
+		Use:   "entrypoint [flags] -- ARGV...",
+		Short: "Run the app's argv under runtime protection (the container's entryPoint prefix)",
+		Long: `Runs ARGV as a child under syscall supervision and enforces the runtime rule that
+matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). The exit
+status is the app's own. Every flag has an environment variable, since an ECS entryPoint
+is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
+TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sink, closer, err := auditSink(auditFile)
+			if err != nil {
+				return err
+			}
+			defer closer.Close()
+			if sink == nil && policyFile != "" {
+				sink = audit.NewJSONLines(os.Stderr) // standalone: audits must go somewhere visible
+			}
+			st, err := launcher.Run(cmd.Context(), args, os.Environ(), launcher.Options{
+				Identity: policy.Identity{
+					TaskFamily: os.Getenv("TASKGUARD_TASK"),
+					Container:  os.Getenv("TASKGUARD_CONTAINER"),
+					Image:      os.Getenv("TASKGUARD_IMAGE"),
+				},
+				TaskID:     os.Getenv("TASKGUARD_TASK_ID"),
+				SocketPath: socketPath,
+				PolicyFile: policyFile,
+				Audits:     sink,
+				FailClosed: failClosed,
+				Supervisor: supervisor,
+				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
+				Log:        logger(logLevel),
+			})
+			if errors.Is(err, launcher.ErrNotFound) {
+				return &program.Error{Code: 127, Err: err}
+			}
+			if err != nil {
+				return err
+			}
+			if st.Signal != 0 {
+				closer.Close()
+				dieBy(st.Signal)
+			}
+			if st.ExitCode() != 0 {
+				return &program.Error{Code: st.ExitCode()}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.StringVar(&socketPath, "socket", env("TASKGUARD_SOCKET", socket.DefaultPath), "the sidecar's unix socket")
+	f.StringVar(&policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "a local policy file (standalone: no sidecar)")
+	f.StringVar(&auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `write audits as JSON lines to this file ("-" for stdout) instead of the sidecar`)
+	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
+	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
+	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "ptrace"), "ptrace, usernotif (seccomp user notification) or auto")
+	return cmd
+}
+
+// dieBy ends this process by sig, as the app ended, so a parent sees the
+// same status. As PID 1 the kernel ignores the signal; the caller then exits
+// with 128+sig.
+func dieBy(sig syscall.Signal) {
+	if sig == syscall.SIGKILL || sig == syscall.SIGSTOP {
+		_ = unix.Kill(os.Getpid(), sig)
+	}
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) // no core dump of the launcher
+	signal.Reset(sig)
+	// Set SIG_DFL below Go's runtime, which would otherwise print a stack
+	// dump for signals such as SIGQUIT or SIGSEGV instead of just dying.
+	var act struct{ handler, flags, restorer, mask uint64 } // SIG_DFL
+	_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	_ = unix.Kill(os.Getpid(), sig)
+	time.Sleep(100 * time.Millisecond)
+}
+
+func newSidecar() *cobra.Command {
+	var o struct {
+		socketPath, stateDir, consoleURL, tokenFile, policyFile, auditFile, caFile, logLevel string
+		insecure                                                                             bool
+		wait                                                                                 time.Duration
+	}
+	cmd := &cobra.Command{
+		Use:   "sidecar",
+		Short: "Sync policy from the console and ship audits (the defender container)",
+		Long: `Serves the launchers of this task over a unix socket in the shared volume. With
+--console it long-polls the policy and posts audits with the agent token
+(TASKGUARD_AGENT_TOKEN or --token-file); with --policy it serves a local file and
+writes audits as JSON lines (--audits, default stdout).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := sidecar.Options{
+				SocketPath: o.socketPath, StateDir: o.stateDir, PolicyWait: o.wait,
+				PolicyFile: o.policyFile, Log: logger(o.logLevel),
+			}
+			if o.consoleURL != "" {
+				token := os.Getenv("TASKGUARD_AGENT_TOKEN")
+				if o.tokenFile != "" {
+					b, err := os.ReadFile(o.tokenFile)
+					if err != nil {
+						return fmt.Errorf("agent token: %w", err)
+					}
+					token = strings.TrimSpace(string(b))
+				}
+				if token == "" {
+					return errors.New("sidecar: the console needs an agent token: set TASKGUARD_AGENT_TOKEN or --token-file")
+				}
+				tlsConf := &tls.Config{InsecureSkipVerify: o.insecure} //nolint:gosec // opt-in for self-signed consoles
+				if o.caFile != "" {
+					pem, err := os.ReadFile(o.caFile)
+					if err != nil {
+						return fmt.Errorf("console CA: %w", err)
+					}
+					pool := x509.NewCertPool()
+					if !pool.AppendCertsFromPEM(pem) {
+						return fmt.Errorf("console CA %s: no PEM certificate in it", o.caFile)
+					}
+					tlsConf.RootCAs = pool
+				}
+				opts.Console = &sidecar.Console{BaseURL: o.consoleURL, Token: token, HTTP: &http.Client{
+					Timeout:   o.wait + 30*time.Second,
+					Transport: &http.Transport{TLSClientConfig: tlsConf, Proxy: http.ProxyFromEnvironment},
+				}}
+			} else {
+				af := o.auditFile
+				if af == "" {
+					af = "-"
+				}
+				sink, closer, err := auditSink(af)
+				if err != nil {
+					return err
+				}
+				defer closer.Close()
+				opts.Audits = sink
+			}
+			return sidecar.Run(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.socketPath, "socket", env("TASKGUARD_SOCKET", socket.DefaultPath), "the unix socket launchers connect to")
+	f.StringVar(&o.stateDir, "state-dir", env("TASKGUARD_STATE_DIR", "/var/lib/taskguard/state"), "last good policy and audit spool")
+	f.StringVar(&o.consoleURL, "console", env("TASKGUARD_CONSOLE", ""), "console base URL, e.g. https://console:8083")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the agent token (else TASKGUARD_AGENT_TOKEN)")
+	f.StringVar(&o.caFile, "ca-file", env("TASKGUARD_CONSOLE_CA", ""), "PEM CA certificate of the console")
+	f.BoolVar(&o.insecure, "insecure", false, "skip TLS verification of the console (self-signed, tests only)")
+	f.DurationVar(&o.wait, "policy-wait", 30*time.Second, "long-poll duration asked of the console")
+	f.StringVar(&o.policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "serve this policy file (no console)")
+	f.StringVar(&o.auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `without a console: write audits as JSON lines here ("-" stdout, the default)`)
+	f.StringVar(&o.logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "info"), "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,130 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskguard/taskguard/agent/supervise"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+func TestLookPath(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "app")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, argv0 string
+		env         []string
+		want        string
+		wantErr     bool
+	}{
+		{"in PATH", "app", []string{"PATH=/nonexistent:" + dir}, exe, false},
+		{"absolute", exe, nil, exe, false},
+		{"not executable", "data", []string{"PATH=" + dir}, "", true},
+		{"missing", "nosuch", []string{"PATH=" + dir}, "", true},
+		{"missing absolute", "/nonexistent/app", nil, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := lookPath(tt.argv0, tt.env)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("lookPath = %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				t.Errorf("error %v is not ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestLoadPolicyRejectsBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"runtime":[{"name":"r","processes":{"effect":"block"}}]}`), 0o600)
+	notJSON := filepath.Join(dir, "x.json")
+	_ = os.WriteFile(notJSON, []byte(`runtime: []`), 0o600)
+	for _, p := range []string{bad, notJSON, filepath.Join(dir, "missing.json")} {
+		if _, err := LoadPolicy(p); err == nil || !strings.Contains(err.Error(), "policy") {
+			t.Errorf("LoadPolicy(%s) = %v, want an error naming the policy", p, err)
+		}
+	}
+	if _, err := Run(context.Background(), nil, nil, Options{}); err == nil {
+		t.Error("Run with no argv did not fail")
+	}
+}
+
+func TestHandlerDecisions(t *testing.T) {
+	h := &handler{id: policy.Identity{Container: "c"}, queue: make(chan api.Audit, 16)}
+	h.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{{
+		Name:      "r",
+		Scope:     policy.Scope{Containers: []string{"c"}},
+		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}},
+		Network:   policy.NetworkPolicy{Effect: policy.EffectAlert, DeniedDomains: []string{"yahoo.com"}},
+	}}})
+	ev := supervise.ExecEvent{PID: 7, Path: "/bin/mkdir", Resolved: "/usr/bin/mkdir", Parent: "/bin/dash", Argv: []string{"mkdir", "test"}}
+	if h.Exec(ev) != supervise.Deny {
+		t.Fatal("mkdir not denied")
+	}
+	ev.Path = "/usr/bin/mkdir" // the shell's retry with the next PATH entry
+	if h.Exec(ev) != supervise.Deny {
+		t.Fatal("retry not denied")
+	}
+	if h.Exec(supervise.ExecEvent{PID: 7, Path: "/bin/ls", Resolved: "/usr/bin/ls", Argv: []string{"ls"}}) != supervise.Allow {
+		t.Fatal("ls denied")
+	}
+	if h.DNS(supervise.DNSEvent{Caller: supervise.Caller{PID: 7}, Names: []string{"api.yahoo.com"}}) != supervise.Allow {
+		t.Fatal("alert-only DNS was denied")
+	}
+	close(h.queue)
+	var msgs []string
+	for a := range h.queue {
+		if a.Container != "c" || a.ID == "" || a.Rule != "r" {
+			t.Errorf("audit %+v lacks container, ID or rule", a)
+		}
+		msgs = append(msgs, a.Message)
+	}
+	want := []string{
+		"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+		"DNS resolution of suspicious name api.yahoo.com",
+	}
+	if strings.Join(msgs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audits:\n%s\nwant (one per refused command):\n%s", strings.Join(msgs, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Out of scope: nothing is enforced.
+	other := &handler{id: policy.Identity{Container: "other"}, queue: make(chan api.Audit, 1)}
+	other.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{{Name: "r", Scope: policy.Scope{Containers: []string{"c"}},
+		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}}}}})
+	if other.Exec(ev) != supervise.Allow {
+		t.Error("a rule scoped to another container was enforced")
+	}
+}
+
+// TestProtectedWithoutSidecar: a protected container whose sidecar never
+// answers does not start under fail-closed.
+func TestProtectedWithoutSidecar(t *testing.T) {
+	start := time.Now()
+	_, err := Run(context.Background(), []string{"/bin/true"}, nil, Options{
+		Identity:   policy.Identity{Container: "app"},
+		SocketPath: filepath.Join(t.TempDir(), "none.sock"),
+		PolicyWait: 300 * time.Millisecond,
+		FailClosed: true,
+	})
+	if !errors.Is(err, ErrProtectionOff) {
+		t.Fatalf("error %v, want ErrProtectionOff", err)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Error("gave up before waiting for the sidecar to start")
+	}
+}

@@ -1,0 +1,248 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/internal/testconsole"
+	"github.com/taskguard/taskguard/agent/socket"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+func rec(msg string) api.Audit {
+	return api.Audit{ID: audit.NewID(), Time: audit.Now(), Kind: api.AuditDNS, Effect: policy.EffectPrevent, Message: msg}
+}
+
+func newConsole(t *testing.T, p *policy.Policy) (*testconsole.Console, *Console, *httptest.Server) {
+	tc := testconsole.New("tok", p)
+	srv := httptest.NewServer(tc)
+	t.Cleanup(srv.Close)
+	return tc, &Console{BaseURL: srv.URL, Token: "tok", HTTP: srv.Client()}, srv
+}
+
+// TestShipperRetriesWithoutDuplicates: failed posts are retried from the
+// spool with the same IDs, repeats are aggregated, nothing is lost.
+func TestShipperRetriesWithoutDuplicates(t *testing.T) {
+	tc, c, _ := newConsole(t, &policy.Policy{})
+	tc.FailNext(2)
+	s := NewShipper(c, t.TempDir(), nil)
+	s.FlushEvery, s.MinBackoff, s.MaxBackoff = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
+	for range 3 {
+		s.Add(rec("DNS resolution of suspicious name yahoo.com"))
+	}
+	s.Add(rec("DNS resolution of suspicious name bing.com"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	got := tc.WaitAudits(5*time.Second, func(a []api.Audit) bool { return len(a) >= 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("console holds %d records, want 2 (aggregated): %+v", len(got), got)
+	}
+	if got[0].Count != 3 || got[1].Count != 1 {
+		t.Errorf("counts %d and %d, want 3 and 1", got[0].Count, got[1].Count)
+	}
+	if tc.Posts() < 3 {
+		t.Errorf("console saw %d posts, want the 2 failures and a retry", tc.Posts())
+	}
+	if left, _ := os.ReadDir(s.SpoolDir); len(left) != 0 {
+		t.Errorf("spool keeps %d files after delivery", len(left))
+	}
+}
+
+// TestShipperSpoolsWhileConsoleAway: batches wait on disk across a restart
+// and are delivered once the console is back; a full spool is reported.
+func TestShipperSpoolsWhileConsoleAway(t *testing.T) {
+	spool := t.TempDir()
+	down := &Console{BaseURL: "http://127.0.0.1:1", Token: "tok", HTTP: &http.Client{Timeout: time.Second}}
+	s := NewShipper(down, spool, nil)
+	s.MaxSpool = 2
+	for _, m := range []string{"one", "two", "three"} {
+		s.Add(rec(m))
+		s.spool() // one batch each, as successive flushes make them
+		if err := s.deliver(context.Background()); err == nil {
+			t.Fatal("delivery to a console that is down succeeded")
+		}
+	}
+	files, _ := os.ReadDir(spool)
+	if len(files) != 2 {
+		t.Fatalf("spool holds %d batches, want MaxSpool 2", len(files))
+	}
+
+	done := make(chan error)
+	tc, up, _ := newConsole(t, &policy.Policy{})
+	s2 := NewShipper(up, spool, nil)
+	s2.FlushEvery = 10 * time.Millisecond
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	go func() { done <- s2.Run(ctx2) }()
+	got := tc.WaitAudits(5*time.Second, func(a []api.Audit) bool { return len(a) >= 3 })
+	cancel2()
+	<-done
+	msgs := map[string]bool{}
+	for _, a := range got {
+		msgs[a.Message] = true
+	}
+	// MaxSpool 2: the oldest batch ("one") was dropped and that is reported.
+	if !msgs["two"] || !msgs["three"] || !msgs["Audit spool full: 1 audits were dropped"] {
+		t.Errorf("delivered %v, want two, three and the spool-full report", msgs)
+	}
+}
+
+// TestPollPolicy: the sidecar long-polls, sends If-None-Match, stores the
+// last good policy and pushes changes to launchers over the socket.
+func TestPollPolicy(t *testing.T) {
+	rule := policy.RuntimeRule{Name: "r", Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}}}
+	tc, c, _ := newConsole(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}})
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() {
+		done <- Run(ctx, Options{SocketPath: sock, StateDir: filepath.Join(dir, "state"), Console: c, PolicyWait: 2 * time.Second, Ready: ready})
+	}()
+	<-ready
+	cl, err := socket.Dial(sock, policy.Identity{Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	revs := make(chan int64, 10)
+	go func() { _ = cl.Policies(func(p *policy.Policy) { revs <- p.Revision }) }()
+	wait := func(want int64) {
+		t.Helper()
+		for {
+			select {
+			case r := <-revs:
+				if r == want {
+					return
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("revision %d never reached the launcher", want)
+			}
+		}
+	}
+	wait(1)
+	tc.SetPolicy(&policy.Policy{Revision: 2})
+	wait(2)
+	b, err := os.ReadFile(filepath.Join(dir, "state", "policy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored policy.Policy
+	if err := json.Unmarshal(b, &stored); err != nil || stored.Revision != 2 {
+		t.Errorf("last good policy on disk: revision %d, %v; want 2", stored.Revision, err)
+	}
+	// An invalid policy never replaces the good one.
+	tc.SetPolicy(&policy.Policy{Revision: 3, Runtime: []policy.RuntimeRule{{Name: "", Processes: policy.ProcessPolicy{Effect: "block"}}}})
+	select {
+	case r := <-revs:
+		t.Errorf("invalid revision %d reached the launcher", r)
+	case <-time.After(500 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsolePolicyNotModified checks the client side of the ETag contract.
+func TestConsolePolicyNotModified(t *testing.T) {
+	_, c, _ := newConsole(t, &policy.Policy{Revision: 7})
+	p, tag, err := c.Policy(context.Background(), "", 0)
+	if err != nil || p == nil || p.Revision != 7 || tag != `"rev-7"` {
+		t.Fatalf("first fetch: %+v %q %v", p, tag, err)
+	}
+	p, tag2, err := c.Policy(context.Background(), tag, 100*time.Millisecond)
+	if err != nil || p != nil || tag2 != tag {
+		t.Fatalf("unchanged fetch: %+v %q %v; want 304", p, tag2, err)
+	}
+	bad := &Console{BaseURL: c.BaseURL, Token: "wrong", HTTP: c.HTTP}
+	if _, _, err := bad.Policy(context.Background(), "", 0); err == nil {
+		t.Fatal("a wrong token was accepted")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the shipper's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestStandalone: with a policy file and no console the sidecar serves the
+// file and writes audits as JSON lines.
+func TestStandalone(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(pf, []byte(`{"revision": 4, "runtime": [{"name": "r", "processes": {"effect": "alert", "denied": ["nc"]}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	sock := filepath.Join(dir, "s.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- Run(ctx, Options{SocketPath: sock, StateDir: filepath.Join(dir, "state"), PolicyFile: pf, Audits: audit.NewJSONLines(&out), Ready: ready})
+	}()
+	<-ready
+	cl, err := socket.Dial(sock, policy.Identity{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	revs := make(chan int64, 1)
+	go func() { _ = cl.Policies(func(p *policy.Policy) { revs <- p.Revision }) }()
+	select {
+	case r := <-revs:
+		if r != 4 {
+			t.Fatalf("revision %d, want the file's 4", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no policy from the file")
+	}
+	if err := cl.Send(context.Background(), []api.Audit{rec("standalone audit")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "standalone audit") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	var a api.Audit
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out.String())), &a); err != nil || a.Message != "standalone audit" || a.Count != 1 {
+		t.Errorf("JSON lines output %q (%v)", out.String(), err)
+	}
+
+	if err := Run(context.Background(), Options{SocketPath: sock, StateDir: dir}); err == nil {
+		t.Error("a sidecar with neither console nor policy file started")
+	}
+}

@@ -1,0 +1,71 @@
+package supervise
+
+import (
+	"encoding/binary"
+	"slices"
+	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+func TestSupervisedNumbersDoNotOverlap(t *testing.T) {
+	for _, nr := range i386Supervised {
+		if slices.Contains(nativeSupervised, nr) {
+			t.Errorf("i386 number %d is also a supervised native number: the tracer could not tell the ABI", nr)
+		}
+	}
+}
+
+// TestSeccompFilter runs the filter in x/net/bpf's VM over seccomp_data
+// records. The VM loads big-endian, so the records are written big-endian:
+// the same values the kernel's native-endian loads see.
+func TestSeccompFilter(t *testing.T) {
+	vm, err := bpf.NewVM(seccompInstructions(unix.SECCOMP_RET_TRACE|traceNative, unix.SECCOMP_RET_TRACE|traceForeign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, notify := range []bool{false, true} {
+		if _, err := seccompProgram(notify); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := func(arch, nr uint32) []byte {
+		b := make([]byte, 64)
+		binary.BigEndian.PutUint32(b, nr)
+		binary.BigEndian.PutUint32(b[4:], arch)
+		return b
+	}
+	const trace = uint32(unix.SECCOMP_RET_TRACE)
+	tests := []struct {
+		name     string
+		arch, nr uint32
+		want     uint32
+	}{
+		{"execve", unix.AUDIT_ARCH_X86_64, unix.SYS_EXECVE, trace | traceNative},
+		{"execveat", unix.AUDIT_ARCH_X86_64, unix.SYS_EXECVEAT, trace | traceNative},
+		{"connect", unix.AUDIT_ARCH_X86_64, unix.SYS_CONNECT, trace | traceNative},
+		{"sendto", unix.AUDIT_ARCH_X86_64, unix.SYS_SENDTO, trace | traceNative},
+		{"sendmsg", unix.AUDIT_ARCH_X86_64, unix.SYS_SENDMSG, trace | traceNative},
+		{"sendmmsg", unix.AUDIT_ARCH_X86_64, unix.SYS_SENDMMSG, trace | traceNative},
+		{"bind", unix.AUDIT_ARCH_X86_64, unix.SYS_BIND, trace | traceNative},
+		{"listen", unix.AUDIT_ARCH_X86_64, unix.SYS_LISTEN, trace | traceNative},
+		{"openat runs", unix.AUDIT_ARCH_X86_64, unix.SYS_OPENAT, unix.SECCOMP_RET_ALLOW},
+		{"write runs", unix.AUDIT_ARCH_X86_64, unix.SYS_WRITE, unix.SECCOMP_RET_ALLOW},
+		{"x32 refused", unix.AUDIT_ARCH_X86_64, 0x40000000 | 59, unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{"i386 execve", unix.AUDIT_ARCH_I386, 11, trace | traceForeign},
+		{"i386 socketcall", unix.AUDIT_ARCH_I386, 102, trace | traceForeign},
+		{"i386 read runs", unix.AUDIT_ARCH_I386, 3, unix.SECCOMP_RET_ALLOW},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := vm.Run(data(tt.arch, tt.nr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uint32(got) != tt.want {
+				t.Errorf("filter returned %#x, want %#x", got, tt.want)
+			}
+		})
+	}
+}

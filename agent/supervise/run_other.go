@@ -1,0 +1,6 @@
+//go:build !(linux && amd64)
+
+package supervise
+
+// Run reports ErrUnsupported: supervision needs Linux on amd64.
+func Run(cfg Config) (Status, error) { return Status{}, ErrUnsupported }

@@ -1,0 +1,28 @@
+// Package waf is the defender's CNAF: a reverse proxy that listens on a WAF
+// rule's external port, inspects every request with Coraza and the embedded
+// OWASP Core Rule Set, and forwards clean traffic to 127.0.0.1:appPort.
+//
+// The request path, top to bottom (Proxy.ServeHTTP): read up to the
+// inspection limit of the body under a deadline (the rest streams on
+// uninspected) → run CRS's request phases → decide per protection (alert
+// forwards and audits, prevent answers with a block page carrying an event ID
+// and audits) → httputil.ReverseProxy to the app, which handles WebSocket
+// upgrades after the inspected handshake, hop-by-hop headers and
+// X-Forwarded-*. Serve speaks HTTP/1.1 and cleartext HTTP/2 (h2c).
+//
+// Each policy.Protection maps to CRS rule families (Families). Only the
+// enabled families are loaded, rules above the paranoia level are removed at
+// load time, CRS defaults are set in one action, responses are not inspected,
+// and @rx runs on RE2 with per-pattern memoization (rx.go); the corpus tests
+// show the verdicts equal to plain Coraza+CRS at the same paranoia level.
+// Requests are scored as CRS does (anomaly threshold 5) from the matches that
+// the rule's exceptions (path glob, parameter, protections) leave.
+//
+// A body that claims JSON or XML but does not parse is reported by Coraza's
+// rule 200002 (protocol) and is then inspected again as one opaque argument
+// (raw_body), so an attack inside it is reported as what it is.
+//
+// The package does not fetch policy and does not ship audits: the sidecar
+// creates a Proxy per WAF rule with New, runs Serve on its listener, swaps
+// rules with SetRule and receives audits through WithAuditSink.
+package waf

@@ -1,0 +1,337 @@
+package waf
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// anomalyThreshold is CRS's default inbound anomaly score threshold: one
+// critical match (5) is enough, notices alone (2 each) are not.
+const anomalyThreshold = 5
+
+// rawBodyArg is the argument name under which a body that failed to parse is
+// inspected a second time, as one opaque value.
+const rawBodyArg = "raw_body"
+
+// engine is one compiled WAF rule: the Coraza WAF with only the enabled
+// families loaded, and the rule's effects and exceptions.
+type engine struct {
+	rule      policy.WAFRule
+	waf       coraza.WAF
+	enabled   map[policy.Protection]bool
+	bodyLimit int
+	// upstream forwards clean requests to the app; set by Proxy.SetRule.
+	upstream http.Handler
+}
+
+// directives returns the Coraza configuration for the enabled protections at
+// paranoia level pl. Only the request phases are configured: responses are not
+// inspected, no audit log is written.
+func directives(enabled map[policy.Protection]bool, pl, bodyLimit int) (string, error) {
+	defaults, defaultIDs, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("Include @coraza.conf-recommended\n")
+	// DetectionOnly: the proxy decides per protection from the matched rules.
+	fmt.Fprintf(&b, `SecRuleEngine DetectionOnly
+SecResponseBodyAccess Off
+SecAuditEngine Off
+SecRequestBodyLimit %d
+SecRequestBodyInMemoryLimit %d
+SecRequestBodyLimitAction ProcessPartial
+Include @crs-setup.conf.example
+SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
+%s
+Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
+SecRuleRemoveById %s
+Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
+`, bodyLimit, bodyLimit, pl, defaults, strings.Join(defaultIDs, " "))
+	var files []string
+	for _, f := range Families {
+		if enabled[f.Protection] {
+			files = append(files, f.Files...)
+		}
+	}
+	slices.Sort(files) // CRS order is the file-name order
+	files = slices.Compact(files)
+	for _, f := range files {
+		fmt.Fprintf(&b, "Include @owasp_crs/%s\n", f)
+	}
+	// CRS's own false-positive exclusions (well-known cookies, JSON keys):
+	// load-time target updates, no cost per request. Only those of loaded
+	// files apply, and before rules are removed by paranoia level below.
+	loaded := map[string]bool{}
+	for _, f := range files {
+		loaded[f[len("REQUEST-"):len("REQUEST-")+3]] = true
+	}
+	exceptions, err := commonExceptions()
+	if err != nil {
+		return "", fmt.Errorf("read embedded core rule set: %w", err)
+	}
+	for _, line := range strings.Split(exceptions, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 3 && fields[0] == "SecRuleUpdateTargetById" && len(fields[1]) == 6 && loaded[fields[1][:3]] {
+			b.WriteString(line + "\n")
+		}
+	}
+	// Rules above the paranoia level never run: CRS skips them on every
+	// request with markers (NNN013-NNN018 skip levels 2-4). Remove both at
+	// load time so that requests do not pay for the markers.
+	if pl < 4 {
+		for k := pl + 1; k <= 4; k++ {
+			fmt.Fprintf(&b, "SecRuleRemoveByTag paranoia-level/%d\n", k)
+		}
+		for _, f := range files {
+			family := f[len("REQUEST-") : len("REQUEST-")+3]
+			fmt.Fprintf(&b, "SecRuleRemoveById %s%03d-%s018\n", family, 2*pl+11, family)
+		}
+		// The one untagged rule behind a marker: 921170 counts parameters
+		// for the level-3 rule 921180.
+		if pl < 3 && enabled[policy.ProtectionProtocol] {
+			b.WriteString("SecRuleRemoveById 921170\n")
+		}
+	}
+	switch {
+	case enabled[policy.ProtectionCmdi] && !enabled[policy.ProtectionShellshock]:
+		b.WriteString("SecRuleRemoveById 932170 932171\n")
+	case !enabled[policy.ProtectionCmdi] && enabled[policy.ProtectionShellshock]:
+		b.WriteString("SecRuleRemoveById 932100-932169 932172-932999\n")
+	}
+	return b.String(), nil
+}
+
+// newEngine validates rule and compiles its WAF.
+func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
+	if err := (&policy.Policy{WAF: []policy.WAFRule{rule}}).Validate(); err != nil {
+		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+	}
+	if pl < 1 || pl > 4 {
+		return nil, fmt.Errorf("waf rule %q: paranoia level %d is not between 1 and 4", rule.Name, pl)
+	}
+	enabled := map[policy.Protection]bool{}
+	for p, eff := range rule.Protections {
+		if eff == policy.EffectAlert || eff == policy.EffectPrevent {
+			enabled[p] = true
+		}
+	}
+	d, err := directives(enabled, pl, bodyLimit)
+	if err != nil {
+		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+	}
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().
+		WithRootFS(crsFS).
+		WithDirectives(d))
+	if err != nil {
+		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)
+	}
+	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit}, nil
+}
+
+// match is one CRS rule that matched a request and was not excepted.
+type match struct {
+	id         int
+	protection policy.Protection
+	severity   types.RuleSeverity
+	msg        string
+	data       []types.MatchData
+}
+
+// verdict is what inspection decided for one request.
+type verdict struct {
+	// effect is EffectDisable when the request passes without audit.
+	effect      policy.Effect
+	matches     []match
+	protections []string
+	score       int
+}
+
+// ruleIDs returns the matched rule IDs in order.
+func (v verdict) ruleIDs() []int {
+	ids := make([]int, 0, len(v.matches))
+	for _, m := range v.matches {
+		ids = append(ids, m.id)
+	}
+	return ids
+}
+
+// score returns the CRS anomaly score of a severity.
+func score(id int, s types.RuleSeverity) int {
+	switch s {
+	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
+		return 5
+	case types.RuleSeverityError:
+		return 4
+	case types.RuleSeverityWarning:
+		return 3
+	case types.RuleSeverityNotice:
+		return 2
+	case types.RuleSeverityUnset:
+		if id >= 200000 && id < 201000 { // Coraza's own deny rules carry no severity
+			return 5
+		}
+	}
+	return 0
+}
+
+// inspect runs the request phases on r. body holds the inspected prefix of
+// the request body (at most the inspection limit); r.Body is not read.
+func (e *engine) inspect(r *http.Request, body []byte) verdict {
+	tx := e.waf.NewTransaction()
+	defer tx.Close()
+	fillRequest(tx, r)
+	tx.ProcessRequestHeaders()
+	if len(body) > 0 && tx.IsRequestBodyAccessible() {
+		// The limit is enforced by the caller; ProcessPartial keeps Coraza quiet.
+		_, _, _ = tx.WriteRequestBody(body)
+	}
+	_, _ = tx.ProcessRequestBody()
+	matches, parseErr := e.collect(tx.MatchedRules(), r.URL.Path, nil)
+	if parseErr && len(body) > 0 {
+		matches = e.inspectRaw(r, body, matches)
+	}
+	return e.decide(matches)
+}
+
+// inspectRaw inspects a body that claimed a structured type but failed to
+// parse (rule 200002) as one opaque argument, so that an attack inside it is
+// reported as what it is and not only as a parse error.
+func (e *engine) inspectRaw(r *http.Request, body []byte, matches []match) []match {
+	tx := e.waf.NewTransaction()
+	defer tx.Close()
+	fillRequest(tx, r)
+	tx.AddRequestHeader("Content-Type", "application/x-www-form-urlencoded")
+	tx.ProcessRequestHeaders()
+	tx.AddPostRequestArgument(rawBodyArg, string(body))
+	_, _ = tx.ProcessRequestBody()
+	more, _ := e.collect(tx.MatchedRules(), r.URL.Path, nil)
+	for _, m := range more {
+		if m.protection == policy.ProtectionProtocol || slices.ContainsFunc(matches, func(o match) bool { return o.id == m.id }) {
+			continue
+		}
+		matches = append(matches, m)
+	}
+	return matches
+}
+
+// fillRequest feeds connection, request line and headers to tx, the way
+// Coraza's own net/http middleware does.
+func fillRequest(tx types.Transaction, r *http.Request) {
+	client, cport := r.RemoteAddr, 0
+	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i != -1 {
+		client = strings.Trim(r.RemoteAddr[:i], "[]")
+		cport, _ = strconv.Atoi(r.RemoteAddr[i+1:])
+	}
+	tx.ProcessConnection(client, cport, "", 0)
+	tx.ProcessURI(r.URL.RequestURI(), r.Method, r.Proto)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			tx.AddRequestHeader(k, v)
+		}
+	}
+	if r.Host != "" {
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(r.Host)
+	}
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+}
+
+// collect keeps the matches of enabled families that no exception covers.
+// It reports whether the body failed to parse.
+func (e *engine) collect(mrs []types.MatchedRule, urlPath string, dst []match) ([]match, bool) {
+	parseErr := false
+	for _, mr := range mrs {
+		id := mr.Rule().ID()
+		if id == 200002 {
+			parseErr = true
+		}
+		p := ProtectionOf(id)
+		if p == "" || !e.enabled[p] || mr.Message() == "" {
+			continue
+		}
+		data, ok := e.except(p, urlPath, mr.MatchedDatas())
+		if !ok {
+			continue
+		}
+		dst = append(dst, match{id: id, protection: p, severity: mr.Rule().Severity(), msg: mr.Message(), data: data})
+	}
+	return dst, parseErr
+}
+
+// except applies the rule's exceptions to one match of protection p. It
+// returns the matched data left and false when the whole match is excepted.
+func (e *engine) except(p policy.Protection, urlPath string, data []types.MatchData) ([]types.MatchData, bool) {
+	for _, ex := range e.rule.Exceptions {
+		if ex.Path != "" {
+			if ok, _ := path.Match(ex.Path, urlPath); !ok {
+				continue
+			}
+		}
+		if len(ex.Protections) > 0 && !slices.Contains(ex.Protections, p) {
+			continue
+		}
+		if ex.Parameter == "" {
+			return nil, false
+		}
+		kept := data[:0:0]
+		for _, d := range data {
+			if !isArg(d.Variable()) || d.Key() != ex.Parameter {
+				kept = append(kept, d)
+			}
+		}
+		if len(kept) == 0 {
+			return nil, false
+		}
+		data = kept
+	}
+	return data, true
+}
+
+// isArg reports whether v names request parameters (query or body).
+func isArg(v variables.RuleVariable) bool {
+	switch v {
+	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsNames,
+		variables.ArgsGetNames, variables.ArgsPostNames, variables.ArgsPath:
+		return true
+	}
+	return false
+}
+
+// decide scores the matches as CRS would and picks the strongest effect of
+// the protections involved.
+func (e *engine) decide(matches []match) verdict {
+	v := verdict{effect: policy.EffectDisable, matches: matches}
+	for _, m := range matches {
+		v.score += score(m.id, m.severity)
+		if !slices.Contains(v.protections, string(m.protection)) {
+			v.protections = append(v.protections, string(m.protection))
+		}
+	}
+	if v.score < anomalyThreshold {
+		return v
+	}
+	for _, p := range v.protections {
+		switch e.rule.Protections[policy.Protection(p)] {
+		case policy.EffectPrevent:
+			v.effect = policy.EffectPrevent
+		case policy.EffectAlert:
+			if v.effect != policy.EffectPrevent {
+				v.effect = policy.EffectAlert
+			}
+		}
+	}
+	return v
+}

@@ -1,0 +1,319 @@
+package waf
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// Defaults of the proxy's limits.
+const (
+	// DefaultInspectionLimit is how many body bytes are inspected; the rest
+	// of a larger body is streamed to the app uninspected.
+	DefaultInspectionLimit = 128 << 10
+	// DefaultBodyTimeout bounds reading the inspected part of a body, so a
+	// slow client cannot hold a request in inspection forever.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultHeaderTimeout bounds reading request headers.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes idle keep-alive connections.
+	DefaultIdleTimeout = 120 * time.Second
+)
+
+// AuditSink receives one audit per inspected request that matched an alert or
+// prevent protection. It is called on the request's goroutine and must not block.
+type AuditSink func(ctx context.Context, a api.Audit)
+
+// Option configures a Proxy.
+type Option func(*options)
+
+type options struct {
+	sink          AuditSink
+	identity      policy.Identity
+	limit         int
+	paranoia      int
+	bodyTimeout   time.Duration
+	headerTimeout time.Duration
+	idleTimeout   time.Duration
+	upstreamHost  string
+	logger        *slog.Logger
+}
+
+// WithAuditSink sets where audits go. Without it audits are dropped.
+func WithAuditSink(s AuditSink) Option { return func(o *options) { o.sink = s } }
+
+// WithIdentity names the task and container the proxy protects; audits carry it.
+func WithIdentity(id policy.Identity) Option { return func(o *options) { o.identity = id } }
+
+// WithInspectionLimit sets how many body bytes are inspected (default DefaultInspectionLimit).
+func WithInspectionLimit(n int) Option { return func(o *options) { o.limit = n } }
+
+// WithParanoiaLevel sets the CRS paranoia level, 1 (default) to 4.
+func WithParanoiaLevel(pl int) Option { return func(o *options) { o.paranoia = pl } }
+
+// WithTimeouts sets the header, inspected-body and idle timeouts; zero keeps a default.
+func WithTimeouts(header, body, idle time.Duration) Option {
+	return func(o *options) {
+		if header > 0 {
+			o.headerTimeout = header
+		}
+		if body > 0 {
+			o.bodyTimeout = body
+		}
+		if idle > 0 {
+			o.idleTimeout = idle
+		}
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// Proxy is the WAF reverse proxy of one WAF rule. It is an http.Handler; Serve
+// runs it on a listener. Its rule can be swapped while it serves.
+type Proxy struct {
+	opts      options
+	eng       atomic.Pointer[engine]
+	transport *http.Transport
+
+	inspected, passed, alerted, prevented, badRequests atomic.Uint64
+}
+
+// Stats counts what the proxy decided since it started, one counter per
+// outcome (the sidecar exports them as metrics).
+type Stats struct {
+	// Inspected is every request that reached inspection.
+	Inspected uint64
+	// Passed were forwarded without an audit.
+	Passed uint64
+	// Alerted were forwarded and audited (effect alert).
+	Alerted uint64
+	// Prevented were answered with the block page and audited (effect prevent).
+	Prevented uint64
+	// BadRequests could not be read (slow or broken body) and got 400.
+	BadRequests uint64
+}
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		Inspected:   p.inspected.Load(),
+		Passed:      p.passed.Load(),
+		Alerted:     p.alerted.Load(),
+		Prevented:   p.prevented.Load(),
+		BadRequests: p.badRequests.Load(),
+	}
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New compiles rule and returns its proxy. The rule is validated first; a rule
+// that does not validate returns an error naming the bad fields.
+func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
+	o := options{
+		limit:         DefaultInspectionLimit,
+		paranoia:      1,
+		bodyTimeout:   DefaultBodyTimeout,
+		headerTimeout: DefaultHeaderTimeout,
+		idleTimeout:   DefaultIdleTimeout,
+		upstreamHost:  "127.0.0.1",
+		logger:        slog.Default(),
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.limit < 0 {
+		return nil, fmt.Errorf("waf: inspection limit %d is negative", o.limit)
+	}
+	o.logger = o.logger.With("component", "waf", "rule", rule.Name)
+	p := &Proxy{
+		opts: o,
+		transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          512,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+	}
+	if err := p.SetRule(rule); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// SetRule compiles rule and, only if that succeeds, makes it the proxy's rule
+// for the requests that follow. Requests in flight finish under the old rule.
+func (p *Proxy) SetRule(rule policy.WAFRule) error {
+	e, err := newEngine(rule, p.opts.paranoia, p.opts.limit)
+	if err != nil {
+		return err
+	}
+	e.upstream = p.reverseProxy(rule.AppPort)
+	if old := p.eng.Swap(e); old != nil {
+		// Releases the old rule set's share of Coraza's compiled-pattern
+		// cache; requests in flight keep their own references.
+		if c, ok := old.waf.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+	return nil
+}
+
+// Close releases what the proxy holds beyond its listener: idle upstream
+// connections and its share of Coraza's compiled-pattern cache. Call it once
+// Serve has returned and the proxy will not serve again.
+func (p *Proxy) Close() error {
+	p.transport.CloseIdleConnections()
+	if c, ok := p.eng.Load().waf.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// Rule returns the rule the proxy applies now.
+func (p *Proxy) Rule() policy.WAFRule { return p.eng.Load().rule }
+
+// Serve accepts connections on ln (HTTP/1.1 and cleartext HTTP/2) until ctx
+// is done, then shuts down gracefully. It closes ln.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	// Requests outlive ctx by the graceful shutdown only; upgraded
+	// (WebSocket) connections, which Shutdown does not track, end with it.
+	reqCtx, endRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRequests()
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: p.opts.headerTimeout,
+		IdleTimeout:       p.opts.idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		Protocols:         protocols,
+		ErrorLog:          slog.NewLogLogger(p.opts.logger.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("waf: serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		_ = srv.Close()
+	}
+	endRequests()
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("waf: serve %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// ServeHTTP is the request path: read the inspected body prefix, inspect,
+// decide (audit, block), forward.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e := p.eng.Load()
+	body, err := p.readPrefix(w, r, e.bodyLimit)
+	if err != nil {
+		p.badRequests.Add(1)
+		p.opts.logger.DebugContext(r.Context(), "read request body", "err", err, "source", r.RemoteAddr)
+		http.Error(w, "request body could not be read", http.StatusBadRequest)
+		return
+	}
+	p.inspected.Add(1)
+	v := e.inspect(r, body)
+	switch v.effect {
+	case policy.EffectPrevent:
+		p.prevented.Add(1)
+		eventID := newEventID()
+		p.audit(r.Context(), e, r, v, eventID)
+		writeBlockPage(w, eventID)
+		return
+	case policy.EffectAlert:
+		p.alerted.Add(1)
+		p.audit(r.Context(), e, r, v, newEventID())
+	default:
+		p.passed.Add(1)
+	}
+	e.upstream.ServeHTTP(w, r)
+}
+
+// readPrefix reads up to limit body bytes under the body timeout and puts
+// them back in front of the rest of the body, which streams on uninspected.
+func (p *Proxy) readPrefix(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody || limit == 0 {
+		return nil, nil
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(p.opts.bodyTimeout)) // not every transport supports it
+	var buf []byte
+	var err error
+	if r.ContentLength >= 0 {
+		buf = make([]byte, min(r.ContentLength, int64(limit)))
+		var got int
+		got, err = io.ReadFull(r.Body, buf)
+		buf = buf[:got]
+	} else { // chunked: size unknown, grow as it comes
+		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)))
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		// Keep the deadline: the server must not wait for the rest either.
+		w.Header().Set("Connection", "close")
+		return nil, err
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	r.Body = prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
+	return buf, nil
+}
+
+type prefixedBody struct {
+	io.Reader
+	io.Closer
+}
+
+// reverseProxy returns the upstream handler that sends requests to the app
+// on 127.0.0.1:appPort. Upgrades (WebSocket) are passed through after
+// inspection by httputil.ReverseProxy itself, which also drops hop-by-hop
+// headers and sets X-Forwarded-For, -Host and -Proto.
+func (p *Proxy) reverseProxy(appPort uint16) *httputil.ReverseProxy {
+	target := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.opts.upstreamHost, strconv.Itoa(int(appPort)))}
+	return &httputil.ReverseProxy{
+		Transport: p.transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+				pr.Out.Header["X-Forwarded-For"] = prior
+			}
+			pr.SetXForwarded()
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.opts.logger.WarnContext(r.Context(), "app unreachable", "app", target.Host, "err", err)
+			http.Error(w, "upstream app unreachable", http.StatusBadGateway)
+		},
+	}
+}
+
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}

@@ -14,6 +14,8 @@ type Config struct {
 	Store  store.Store
 	Auth   *auth.Authenticator
 	Logger *slog.Logger
+	// Stopping, when closed, ends long-polls at once (the server is shutting down).
+	Stopping <-chan struct{}
 }
 
 // Server holds the handlers' dependencies.
@@ -21,11 +23,14 @@ type Server struct {
 	store store.Store
 	auth  *auth.Authenticator
 	log   *slog.Logger
+
+	metrics  *metrics
+	stopping <-chan struct{}
 }
 
 // New returns the console's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http")}
+	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping}
 	mux := http.NewServeMux()
 	known := map[string][]string{}
 	for _, rt := range s.routes() {

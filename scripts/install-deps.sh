@@ -21,7 +21,7 @@ DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and the tiny test images
-DEBIAN_PACKAGES+=(podman runc)    # cli/localrun, e2e: task run-local (runc: crun fails on hybrid cgroups)
+DEBIAN_PACKAGES+=(podman runc catatonit) # cli/localrun, e2e: task run-local (runc: crun fails on hybrid cgroups; catatonit: the pod infra)
 DEBIAN_PACKAGES+=(slirp4netns uidmap) # podman networking and its user-namespace helpers
 
 missing=()

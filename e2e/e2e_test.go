@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -340,8 +341,8 @@ func startDNS(t *testing.T, addr string) {
 			}
 		}()
 		if err := <-started; err != nil {
-			if errors.Is(err, os.ErrPermission) {
-				t.Skipf("DNS on 127.0.0.1:53: %v", err)
+			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EADDRINUSE) {
+				t.Skipf("the test's DNS server needs 127.0.0.1:53: %v", err)
 			}
 			t.Fatalf("DNS on 127.0.0.1:53/%s: %v", network, err)
 		}

@@ -142,9 +142,32 @@ func TestBrowserWalkthrough(t *testing.T) {
 		strings.Join(r.Network.DeniedDomains, ",") != "yahoo.com,google.com" {
 		t.Fatalf("the form saved %+v", p.Runtime)
 	}
+	// Edit it: network effect to alert.
+	step(t, ctx, "edit the runtime rule",
+		chromedp.Click(chromedp.CSS(`tr[data-rule="block-mkdir"] button[data-edit]`)),
+		chromedp.SetValue(chromedp.CSS(`select[name="networkEffect"]`), "alert"),
+		chromedp.Click(chromedp.CSS("#add-rule")),
+	)
+	// The page reloads after the save; wait for the new revision on it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		rev, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("#revision")))
+		cancel()
+		if err == nil && rev == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page never showed revision 2 after the edit (last %q, %v)", rev, err)
+		}
+	}
+	p, err = e.apiClient(auth.RoleAuditor).Policy(bg)
+	if err != nil || len(p.Runtime) != 1 || p.Runtime[0].Network.Effect != policy.EffectAlert || p.Runtime[0].Processes.Effect != policy.EffectPrevent ||
+		strings.Join(p.Runtime[0].Network.DeniedDomains, ",") != "yahoo.com,google.com" {
+		t.Fatalf("after the edit: %+v, %v", p.Runtime, err)
+	}
 	hist, err := e.apiClient(auth.RoleAdmin).PolicyHistory(bg)
-	if err != nil || len(hist) != 1 || hist[0].Actor != userOf(auth.RoleAdmin) {
-		t.Errorf("the trail records %+v, %v; want the signed-in admin", hist, err)
+	if err != nil || len(hist) != 2 || hist[0].Actor != userOf(auth.RoleAdmin) || hist[0].Action != "update runtime rule" {
+		t.Errorf("the trail records %+v, %v; want the signed-in admin's add and update", hist, err)
 	}
 
 	// Generate a protected task from the seeds' sample.
@@ -211,11 +234,16 @@ func TestBrowserWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	step(t, ctx, "scan list", chromedp.Navigate(e.url+"/scans"), chromedp.WaitVisible(chromedp.CSS("table.data")))
+	if body := text(t, ctx, "table.data"); !strings.Contains(body, "registry.example.com/seeds/web:1.4") {
+		t.Errorf("the scan list shows:\n%s", body)
+	}
+	screenshot(t, ctx, dir, "05-scans")
 	step(t, ctx, "scan detail", chromedp.Navigate(e.url+"/scans/"+sc.ID), chromedp.WaitVisible(chromedp.CSS(".facts")))
 	if body := text(t, ctx, "main"); !strings.Contains(body, "CVE-2024-0001") || !strings.Contains(body, "blocked") {
 		t.Errorf("the scan page shows:\n%s", body)
 	}
-	screenshot(t, ctx, dir, "05-scan")
+	screenshot(t, ctx, dir, "06-scan")
 
 	// WAF editor: add a rule through the form.
 	step(t, ctx, "add a WAF rule",
@@ -229,13 +257,13 @@ func TestBrowserWalkthrough(t *testing.T) {
 	if err != nil || len(waf) != 1 || waf[0].ExternalPort != 80 || waf[0].AppPort != 8080 || waf[0].Protections[policy.ProtectionSQLi] != policy.EffectPrevent {
 		t.Errorf("the WAF form saved %+v, %v", waf, err)
 	}
-	screenshot(t, ctx, dir, "06-waf-policy")
+	screenshot(t, ctx, dir, "07-waf-policy")
 
 	step(t, ctx, "overview", chromedp.Navigate(e.url+"/"), chromedp.WaitVisible(chromedp.CSS(".tiles")))
 	if body := text(t, ctx, "main"); !strings.Contains(body, "seeds-sample") || !strings.Contains(body, "registry.example.com/seeds/web:1.4") {
 		t.Errorf("the overview shows:\n%s", body)
 	}
-	screenshot(t, ctx, dir, "07-overview")
+	screenshot(t, ctx, dir, "08-overview")
 	t.Logf("screenshots in %s", dir)
 }
 

@@ -256,3 +256,14 @@ func TestPolicyRolesAndIfMatch(t *testing.T) {
 		t.Fatalf("Policy = %+v, %v", p, err)
 	}
 }
+
+func TestMethodNotAllowedOnRulePaths(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	r := e.do("PATCH", api.PathRuntimePolicy+"/some-rule", basic(auth.RoleAdmin), "")
+	if r.status != 405 || r.header.Get("Allow") != "GET, PUT, DELETE" {
+		t.Errorf("PATCH on a rule: %d, Allow %q", r.status, r.header.Get("Allow"))
+	}
+	if r := e.do("GET", api.PathRuntimePolicy+"/a/b", basic(auth.RoleAdmin), ""); r.status != 404 {
+		t.Errorf("GET below a rule: %d, want 404", r.status)
+	}
+}

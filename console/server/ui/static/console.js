@@ -48,14 +48,50 @@ document.addEventListener("DOMContentLoaded", () => {
       const runtime = form.dataset.kind === "runtime";
       const path = runtime ? "/api/v1/policies/runtime/app-embedded" : "/api/v1/policies/firewall/app-embedded";
       const q = new URLSearchParams();
-      if (runtime && form.position.value !== "") q.set("index", form.position.value);
+      const editing = form.dataset.editing;
+      if (!editing && runtime && form.position.value !== "") q.set("index", form.position.value);
       setStatus(status, "Saving…");
       try {
-        await api("POST", path, runtime ? runtimeRule(form) : wafRule(form), q);
+        const rule = runtime ? runtimeRule(form) : wafRule(form);
+        if (editing) await api("PUT", path + "/" + encodeURIComponent(editing), rule);
+        else await api("POST", path, rule, q);
         setStatus(status, "Saved.", "ok");
         location.reload();
       } catch (e) { setStatus(status, e.message, "error"); }
     });
+  }
+  for (const btn of document.querySelectorAll("button[data-edit]")) {
+    btn.addEventListener("click", () => {
+      const form = document.querySelector("form[data-kind]");
+      const rule = JSON.parse(btn.dataset.edit);
+      const scope = rule.scope || {};
+      form.name.value = rule.name;
+      form.tasks.value = (scope.tasks || []).join(", ");
+      if (form.dataset.kind === "runtime") {
+        form.containers.value = (scope.containers || []).join(", ");
+        form.images.value = (scope.images || []).join(", ");
+        const pr = rule.processes || {}, nw = rule.network || {};
+        form.processEffect.value = pr.effect || "disable";
+        form.denied.value = (pr.denied || []).join(", ");
+        form.networkEffect.value = nw.effect || "disable";
+        form.deniedDomains.value = (nw.deniedDomains || []).join(", ");
+        form.position.disabled = true;
+      } else {
+        form.externalPort.value = rule.externalPort;
+        form.appPort.value = rule.appPort;
+        for (const el of form.elements) {
+          if (el.name && el.name.startsWith("prot-")) el.value = (rule.protections || {})[el.name.slice(5)] || "disable";
+        }
+      }
+      form.dataset.editing = rule.name;
+      document.getElementById("form-title").textContent = "Edit rule " + rule.name;
+      form.querySelector("button[type=submit]").textContent = "Save rule";
+      form.querySelector(".cancel-edit").hidden = false;
+      form.scrollIntoView({ behavior: "smooth" });
+    });
+  }
+  for (const btn of document.querySelectorAll(".cancel-edit")) {
+    btn.addEventListener("click", () => location.reload());
   }
   for (const btn of document.querySelectorAll("button[data-delete]")) {
     btn.addEventListener("click", async () => {

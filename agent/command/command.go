@@ -164,6 +164,7 @@ writes audits as JSON lines (--audits, default stdout).`,
 			opts := sidecar.Options{
 				SocketPath: o.socketPath, StateDir: o.stateDir, PolicyWait: o.wait,
 				PolicyFile: o.policyFile, Log: logger(o.logLevel),
+				WAFTask: os.Getenv("TASKGUARD_TASK"),
 			}
 			if o.consoleURL != "" {
 				token := os.Getenv("TASKGUARD_AGENT_TOKEN")

@@ -31,6 +31,11 @@ type Options struct {
 	PolicyFile string
 	// Audits, without Console, receives the audits (standalone: JSON lines).
 	Audits audit.Sink
+	// WAFTask, when set, is this task's family: the sidecar then runs a WAF
+	// proxy (agent/waf) for each WAF rule of the policy that applies to it.
+	WAFTask string
+	// WAFAddr is the host the WAF proxies listen on; empty means every address.
+	WAFAddr string
 	// Ready, when set, is closed once the socket listens.
 	Ready chan<- struct{}
 	Log   *slog.Logger
@@ -59,15 +64,26 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ship := NewShipper(sink, filepath.Join(o.StateDir, "spool"), o.Log.With("component", "audits"))
 	srv := socket.NewServer(ship.Add, o.Log.With("component", "socket"))
+	g, ctx := errgroup.WithContext(ctx)
+	setPolicy := srv.SetPolicy
+	if o.WAFTask != "" {
+		wctx, stop := context.WithCancel(ctx)
+		wafs := newWAFProxies(wctx, o.WAFTask, o.WAFAddr, ship.Add, o.Log.With("component", "waf"))
+		defer func() { stop(); wafs.wait() }()
+		setPolicy = func(p *policy.Policy) {
+			srv.SetPolicy(p)
+			wafs.set(p)
+		}
+	}
 	if o.PolicyFile != "" && o.Console == nil {
 		p, err := readPolicy(o.PolicyFile)
 		if err != nil {
 			return err
 		}
-		srv.SetPolicy(p)
+		setPolicy(p)
 	} else if p, err := readPolicy(lastGoodPath(o.StateDir)); err == nil {
 		o.Log.Info("serving the last good policy until the console answers", "revision", p.Revision)
-		srv.SetPolicy(p)
+		setPolicy(p)
 	}
 	l, err := socket.Listen(o.SocketPath)
 	if err != nil {
@@ -76,12 +92,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.Ready != nil {
 		close(o.Ready)
 	}
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(ctx, l) })
 	g.Go(func() error { return ship.Run(ctx) })
 	if o.Console != nil {
 		g.Go(func() error {
-			pollPolicy(ctx, o.Console, o.PolicyWait, o.StateDir, srv.SetPolicy, o.Log.With("component", "policy"))
+			pollPolicy(ctx, o.Console, o.PolicyWait, o.StateDir, setPolicy, o.Log.With("component", "policy"))
 			return nil
 		})
 	}

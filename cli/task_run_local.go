@@ -80,6 +80,13 @@ non-zero (reported), 2 the task could not run.`,
 				Output: cmd.OutOrStdout(),
 				Log:    slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 			})
+			if err != nil && cmd.Context().Err() != nil && res != nil {
+				what := "removed"
+				if f.keep {
+					what = "kept: " + res.Pod
+				}
+				return fmt.Errorf("run-local: interrupted; task %s stopped, pod %s", task.Family, what)
+			}
 			if err != nil {
 				return fmt.Errorf("run-local: %w", err)
 			}

@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,7 +54,7 @@ sleep 3
 func requireTools(t *testing.T) {
 	t.Helper()
 	testenv.RequireRoot(t)
-	for _, b := range []string{"podman", "runc", "catatonit", "slirp4netns", "dash", "mkdir", "wget", "ip"} {
+	for _, b := range []string{"podman", "runc", "catatonit", "slirp4netns", "dash", "mkdir", "wget", "curl", "ip"} {
 		if _, err := exec.LookPath(b); err != nil {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("%s is not installed (scripts/install-deps.sh installs it)", b)
@@ -65,25 +67,74 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// TestSeedsSampleTask is the seeds' runtime scenario end to end (issue 9,
-// must-show 1 and 3).
-func TestSeedsSampleTask(t *testing.T) {
+// env is what both scenarios share: the programs, the defender image and a
+// running console.
+type env struct {
+	root, dir, taskguard, defenderTar, consoleURL string
+}
+
+// TestE2E runs the seeds' scenarios end to end (issue 9): the runtime rule on
+// the sample task (must-show 1), the WAF (must-show 2), and after each, no
+// pod, container or network namespace left (must-show 3).
+func TestE2E(t *testing.T) {
 	requireTools(t)
-	root := testenv.RepoRoot(t)
-	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	e := &env{root: testenv.RepoRoot(t), dir: t.TempDir()}
 
 	// Programs, built as users build them.
-	bin := filepath.Join(dir, "bin")
-	goBuild(t, root, bin, "./cmd/taskguard", "./cmd/taskguard-console")
-	taskguard := filepath.Join(bin, "taskguard")
+	bin := filepath.Join(e.dir, "bin")
+	goBuild(t, e.root, bin, "./cmd/taskguard", "./cmd/taskguard-console")
+	e.taskguard = filepath.Join(bin, "taskguard")
 
 	// The defender image, from the module source.
-	defenderTar := filepath.Join(dir, "defender.tar")
-	out := run(t, ctx, nil, taskguard, "defender", "image", "--module", root, "--output", defenderTar, "--tag", defenderImage)
+	e.defenderTar = filepath.Join(e.dir, "defender.tar")
+	out := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", e.defenderTar, "--tag", defenderImage)
 	t.Logf("defender image %s", strings.TrimSpace(out))
 
+	// DNS and web sites, on the host's loopback: the pod reaches them at
+	// 10.0.2.2 (slirp4netns allow_host_loopback).
+	hits := startWebSites(t)
+	startDNS(t, localrun.HostLoopback)
+
+	// A real console, plain HTTP on loopback.
+	e.consoleURL = startConsole(t, ctx, filepath.Join(bin, "taskguard-console"), filepath.Join(e.dir, "console"))
+
+	t.Run("runtime", func(t *testing.T) { seedsRuntime(t, ctx, e, hits) })
+	t.Run("waf", func(t *testing.T) { seedsWAF(t, ctx, e) })
+}
+
+// protect sends the seeds' sample task, its image replaced, to the console.
+func (e *env) protect(t *testing.T, ctx context.Context, image string) []byte {
+	t.Helper()
+	sample, err := os.ReadFile(filepath.Join(e.root, "testdata", "taskdef", "seeds-sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample = bytes.Replace(sample, []byte(`"matthewabq/twistlock-fargate-auto"`), []byte(`"`+image+`"`), 1)
+	consoleAddr := strings.TrimPrefix(e.consoleURL, "http://")
+	return call(t, ctx, http.MethodPost, e.consoleURL+api.PathFargateJSON+"?consoleaddr="+consoleAddr+"&defenderImage="+defenderImage, string(sample), http.StatusOK)
+}
+
+// runLocal returns the run-local command for a protected task.
+func (e *env) runLocal(ctx context.Context, task []byte, image, archive string) (*exec.Cmd, *syncBuffer, *syncBuffer, error) {
+	taskFile := filepath.Join(e.dir, "protected-"+randomName()+".json")
+	if err := os.WriteFile(taskFile, task, 0o644); err != nil {
+		return nil, nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, e.taskguard, "task", "run-local", taskFile, "-v",
+		"--console", e.consoleURL, "--dns", localrun.HostLoopback, "--stop-timeout", "5s",
+		"--image-archive", image+"="+archive, "--image-archive", defenderImage+"="+e.defenderTar)
+	// A test that ends early interrupts it like Ctrl-C, so that it still
+	// tears the pod down (SIGKILL would leave the pod behind).
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd, stdout, stderr, nil
+}
+
+func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	// The app image: dash, coreutils' mkdir and GNU wget from this host (a
 	// static busybox wget cannot resolve next to a copied glibc: its NSS
 	// dlopen of a foreign libc crashes).
@@ -94,39 +145,18 @@ func TestSeedsSampleTask(t *testing.T) {
 		Config:       v1.Config{Env: []string{"PATH=/bin"}, WorkingDir: "/tmp"},
 	})
 
-	// DNS and web sites, on the host's loopback: the pod reaches them at
-	// 10.0.2.2 (slirp4netns allow_host_loopback).
-	hits := startWebSites(t)
-	startDNS(t, localrun.HostLoopback)
-
-	// A real console, plain HTTP on loopback.
-	consoleURL := startConsole(t, ctx, filepath.Join(bin, "taskguard-console"), filepath.Join(dir, "console"))
-
 	// The runtime rule, through the console's policy API.
 	rule := `{"name": "seeds", "scope": {"containers": ["twistlock-fargate-task"]},
 	  "processes": {"effect": "prevent", "denied": ["mkdir"]},
 	  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"]}}`
-	call(t, ctx, http.MethodPost, consoleURL+api.PathRuntimePolicy, rule, http.StatusOK, http.StatusCreated)
+	call(t, ctx, http.MethodPost, e.consoleURL+api.PathRuntimePolicy, rule, http.StatusOK, http.StatusCreated)
 
-	// The seeds' sample task with our image, protected by the console.
-	sample, err := os.ReadFile(filepath.Join(root, "testdata", "taskdef", "seeds-sample.json"))
+	protected := e.protect(t, ctx, appImage)
+	before := snapshot(t, ctx)
+	cmd, stdout, stderr, err := e.runLocal(ctx, protected, appImage, appTar)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sample = bytes.Replace(sample, []byte(`"matthewabq/twistlock-fargate-auto"`), []byte(`"`+appImage+`"`), 1)
-	consoleAddr := strings.TrimPrefix(consoleURL, "http://")
-	protected := call(t, ctx, http.MethodPost, consoleURL+api.PathFargateJSON+"?consoleaddr="+consoleAddr+"&defenderImage="+defenderImage, string(sample), http.StatusOK)
-	taskFile := filepath.Join(dir, "protected.json")
-	if err := os.WriteFile(taskFile, protected, 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	netnsBefore := netns(t)
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, taskguard, "task", "run-local", taskFile, "-v",
-		"--console", consoleURL, "--dns", localrun.HostLoopback, "--stop-timeout", "5s",
-		"--image-archive", appImage+"="+appTar, "--image-archive", defenderImage+"="+defenderTar)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
 	t.Logf("run-local stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	if err != nil {
@@ -149,15 +179,8 @@ func TestSeedsSampleTask(t *testing.T) {
 	var got []string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		body := call(t, ctx, http.MethodGet, consoleURL+api.PathRuntimeAudits+"?task="+family, "", http.StatusOK)
-		var page struct {
-			Audits []api.Audit `json:"audits"`
-		}
-		if err := json.Unmarshal(body, &page); err != nil {
-			t.Fatalf("audits: %v: %s", err, body)
-		}
 		got = got[:0]
-		for _, a := range page.Audits {
+		for _, a := range audits(t, ctx, e.consoleURL+api.PathRuntimeAudits+"?task="+family) {
 			got = append(got, a.Message)
 		}
 		slices.Sort(got)
@@ -171,21 +194,206 @@ func TestSeedsSampleTask(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("console audits:\n%q\nwant exactly:\n%q", got, want)
 	}
+	checkTeardown(t, ctx, before)
+}
 
-	// Teardown: no pod, container, volume or network namespace left.
-	for _, args := range [][]string{
-		{"pod", "ps", "--format", "{{.Name}}"},
-		{"ps", "-a", "--format", "{{.Names}}"},
-	} {
-		o := run(t, ctx, nil, "podman", args...)
-		if strings.Contains(o, "taskguard-"+family) {
-			t.Errorf("podman %s: left behind:\n%s", strings.Join(args, " "), o)
+// seedsWAF is the seeds' WAF test: a web server on port 80 behind a WAF rule
+// with external port 8080 (SQLi prevent), the seeds' curl request blocked,
+// a benign one answered by the app, the WAF audit in the console.
+func seedsWAF(t *testing.T, ctx context.Context, e *env) {
+	if l, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+		t.Skipf("the WAF test publishes 127.0.0.1:8080: %v", err)
+	} else {
+		l.Close()
+	}
+	const webImage = "localhost/taskguard-e2e/web:seeds"
+	webTar := testimage.Build(t, webImage, testimage.Spec{
+		Files: map[string]string{"/bin/entry.sh": "#!/bin/sh\necho 'the app page' > /tmp/index.html\nexec httpd -f -p 80 -h /tmp\n"},
+	})
+	rule := `{"name": "seeds-waf", "scope": {"containers": ["twistlock-fargate-task"]},
+	  "externalPort": 8080, "appPort": 80, "protections": {"sqli": "prevent"}}`
+	call(t, ctx, http.MethodPost, e.consoleURL+api.PathWAFPolicy, rule, http.StatusOK, http.StatusCreated)
+
+	protected := e.protect(t, ctx, webImage)
+	// The console's protect does not add WAF ports yet (the CLI's --waf-port
+	// does): publish the external port on the defender, as a WAF-aware
+	// protect would.
+	var td map[string]any
+	if err := json.Unmarshal(protected, &td); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range td["containerDefinitions"].([]any) {
+		c := c.(map[string]any)
+		if c["name"] == "taskguard-defender" && c["portMappings"] == nil {
+			c["portMappings"] = []any{map[string]any{"containerPort": 8080, "protocol": "tcp"}}
 		}
 	}
-	if after := netns(t); after != netnsBefore {
-		t.Errorf("network namespaces before:\n%s\nafter:\n%s", netnsBefore, after)
+	protected, _ = json.Marshal(td)
+
+	before := snapshot(t, ctx)
+	cmd, stdout, stderr, err := e.runLocal(ctx, protected, webImage, webTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped { // a failure below: still tear the pod down
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(time.Minute):
+			}
+		}
+		t.Logf("run-local stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}()
+
+	// Wait for the app's page through the WAF.
+	var page string
+	for deadline := time.Now().Add(45 * time.Second); ; {
+		resp, err := http.Get("http://127.0.0.1:8080/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				page = string(b)
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("run-local ended before the app answered: %v", err)
+		default:
+		}
+		if strings.Contains(stdout.String(), "WAF proxy not started") {
+			t.Fatal("the defender did not start the WAF proxy")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("127.0.0.1:8080 did not answer: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if strings.TrimSpace(page) != "the app page" {
+		t.Errorf("benign request got %q, want the app's page", page)
+	}
+
+	// The seeds' curl, word for word.
+	work := t.TempDir()
+	curl := exec.CommandContext(ctx, "sh", "-c", `curl -o reply.html -H 'Content-Type: application/json' -X POST -d '{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}' http://127.0.0.1:8080`)
+	curl.Dir = work
+	if out, err := curl.CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	reply, err := os.ReadFile(filepath.Join(work, "reply.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`Event ID: <code>([^<]+)</code>`).FindSubmatch(reply)
+	if !bytes.Contains(reply, []byte("blocked by taskguard")) || m == nil {
+		t.Fatalf("reply.html is not the block page:\n%s", reply)
+	}
+	event := string(m[1])
+
+	// While the task runs, the console shows the WAF audit.
+	var found *api.Audit
+	for deadline := time.Now().Add(30 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		for _, a := range audits(t, ctx, e.consoleURL+api.PathFirewallAudits+"?task="+family) {
+			if a.WAF != nil && a.WAF.EventID == event {
+				found = &a
+				break
+			}
+		}
+	}
+	if found == nil {
+		all, _ := json.Marshal(audits(t, ctx, e.consoleURL+api.PathFirewallAudits))
+		t.Fatalf("the console has no WAF audit with event ID %s; it has %s", event, all)
+	}
+	if !slices.Contains(found.WAF.Protections, "sqli") || found.Container != "twistlock-fargate-task" || found.Effect != "prevent" {
+		t.Errorf("WAF audit %+v %+v, want sqli prevented in twistlock-fargate-task", *found, *found.WAF)
+	}
+	// Ctrl-C ends the task and tears it down.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		stopped = true
+	case <-time.After(60 * time.Second):
+		t.Fatal("run-local did not end within 60s of Ctrl-C")
+	}
+
+	checkTeardown(t, ctx, before)
+}
+
+func audits(t *testing.T, ctx context.Context, url string) []api.Audit {
+	t.Helper()
+	body := call(t, ctx, http.MethodGet, url, "", http.StatusOK)
+	var page struct {
+		Audits []api.Audit `json:"audits"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatalf("audits: %v: %s", err, body)
+	}
+	return page.Audits
+}
+
+// snapshot lists the pods, containers and network namespaces there are.
+func snapshot(t *testing.T, ctx context.Context) map[string]bool {
+	t.Helper()
+	have := map[string]bool{}
+	for _, args := range [][]string{
+		{"podman", "pod", "ps", "--format", "pod {{.Name}}"},
+		{"podman", "ps", "-a", "--format", "container {{.Names}}"},
+		{"podman", "volume", "ls", "--format", "volume {{.Name}}"},
+		{"ip", "netns", "list"},
+	} {
+		for _, l := range strings.Split(run(t, ctx, nil, args[0], args[1:]...), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				have[l] = true
+			}
+		}
+	}
+	return have
+}
+
+// checkTeardown: no pod, container, volume or network namespace was left
+// since before.
+func checkTeardown(t *testing.T, ctx context.Context, before map[string]bool) {
+	t.Helper()
+	var left []string
+	for l := range snapshot(t, ctx) {
+		if !before[l] {
+			left = append(left, l)
+		}
+	}
+	if len(left) > 0 {
+		slices.Sort(left)
+		t.Errorf("left behind: %q", left)
 	}
 }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func randomName() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
 
 func goBuild(t *testing.T, root, out string, pkgs ...string) {
 	t.Helper()

@@ -131,13 +131,16 @@ func Build(opts Options) (v1.Image, error) {
 }
 
 // layerBytes writes the one layer: the directories down to the volume (the
-// volume owned by uid:gid) and the binary, sorted, with fixed times.
+// volume owned by uid:gid), a sticky /tmp, and the binary, sorted, with fixed
+// times.
 func layerBytes(binary []byte, uid, gid int) ([]byte, error) {
 	type entry struct {
 		hdr  tar.Header
 		body []byte
 	}
 	entries := []entry{
+		// A writable /tmp: Go's os.TempDir, and Coraza checks it at start.
+		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777}},
 		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "var/", Mode: 0o755}},
 		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "var/lib/", Mode: 0o755}},
 		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "var/lib/taskguard/", Mode: 0o755, Uid: uid, Gid: gid}},

@@ -120,6 +120,9 @@ func TestBuildConfigAndLayer(t *testing.T) {
 	if bh == nil || bh.Mode&0o111 == 0 {
 		t.Fatalf("binary missing or not executable: %+v", bh)
 	}
+	if th := found["tmp"]; th == nil || th.Mode&0o1777 != 0o1777 {
+		t.Errorf("/tmp %+v, want a sticky world-writable directory", th)
+	}
 	vh := found["var/lib/taskguard/"]
 	if vh == nil {
 		vh = found["var/lib/taskguard"]

@@ -419,15 +419,6 @@ func run(t *testing.T, ctx context.Context, env []string, name string, args ...s
 	return string(out)
 }
 
-func netns(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatalf("ip netns list: %v", err)
-	}
-	return string(out)
-}
-
 func call(t *testing.T, ctx context.Context, method, url, body string, want ...int) []byte {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))

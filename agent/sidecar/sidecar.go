@@ -68,7 +68,7 @@ func Run(ctx context.Context, o Options) error {
 	setPolicy := srv.SetPolicy
 	if o.WAFTask != "" {
 		wctx, stop := context.WithCancel(ctx)
-		wafs := newWAFProxies(wctx, o.WAFTask, o.WAFAddr, ship.Add, o.Log.With("component", "waf"))
+		wafs := newWAFProxies(wctx, o.WAFTask, o.WAFAddr, ship.Add, o.Log)
 		defer func() { stop(); wafs.wait() }()
 		setPolicy = func(p *policy.Policy) {
 			srv.SetPolicy(p)

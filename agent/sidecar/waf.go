@@ -26,6 +26,8 @@ type wafProxies struct {
 	addr   string // listen host, empty for every address of the task's namespace
 	sink   func(api.Audit)
 	log    *slog.Logger
+	// proxyLog is handed to the proxies, which add their own component.
+	proxyLog *slog.Logger
 
 	mu      sync.Mutex
 	running map[uint16]*runningProxy
@@ -39,7 +41,7 @@ type runningProxy struct {
 }
 
 func newWAFProxies(ctx context.Context, family, addr string, sink func(api.Audit), log *slog.Logger) *wafProxies {
-	return &wafProxies{ctx: ctx, family: family, addr: addr, sink: sink, log: log, running: map[uint16]*runningProxy{}}
+	return &wafProxies{ctx: ctx, family: family, addr: addr, sink: sink, log: log.With("component", "waf"), proxyLog: log, running: map[uint16]*runningProxy{}}
 }
 
 // rulesFor returns, per external port, the first WAF rule for the family.
@@ -89,7 +91,7 @@ func (w *wafProxies) start(port uint16, rule policy.WAFRule) error {
 	if len(rule.Scope.Containers) == 1 && !strings.ContainsAny(rule.Scope.Containers[0], "*?[") {
 		id.Container = rule.Scope.Containers[0]
 	}
-	proxy, err := waf.New(rule, waf.WithIdentity(id), waf.WithLogger(w.log),
+	proxy, err := waf.New(rule, waf.WithIdentity(id), waf.WithLogger(w.proxyLog),
 		waf.WithAuditSink(func(_ context.Context, a api.Audit) { w.sink(a) }))
 	if err != nil {
 		return err

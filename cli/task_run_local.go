@@ -20,6 +20,7 @@ type runLocalFlags struct {
 	root        string
 	runRoot     string
 	keep        bool
+	insecure    bool
 	stopTimeout time.Duration
 	verbose     bool
 }
@@ -76,7 +77,7 @@ non-zero (reported), 2 the task could not run.`,
 			}
 			res, err := localrun.Run(cmd.Context(), task, localrun.Options{
 				ConsoleURL: f.console, Archives: archives, DNS: f.dns, Network: f.network,
-				Root: f.root, RunRoot: f.runRoot, Keep: f.keep, StopTimeout: f.stopTimeout,
+				Root: f.root, RunRoot: f.runRoot, Keep: f.keep, InsecureRegistry: f.insecure, StopTimeout: f.stopTimeout,
 				Output: cmd.OutOrStdout(),
 				Log:    slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})),
 			})
@@ -104,6 +105,7 @@ non-zero (reported), 2 the task could not run.`,
 	fl.StringVar(&f.network, "network", localrun.DefaultNetwork, "podman network of the pod")
 	fl.StringVar(&f.root, "podman-root", "", "podman storage root (default: podman's)")
 	fl.StringVar(&f.runRoot, "podman-runroot", "", "podman run root (default: podman's)")
+	fl.BoolVar(&f.insecure, "insecure-registry", false, "pull images over plain HTTP or unverified TLS (a registry on loopback)")
 	fl.BoolVar(&f.keep, "keep", false, "leave the pod and containers for inspection")
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", 5*time.Second, "time between SIGTERM and SIGKILL when the task stops")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log progress (pod, starts, dependencies, teardown)")

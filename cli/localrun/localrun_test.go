@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -15,7 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/taskguard/taskguard/cli/localrun"
 	"github.com/taskguard/taskguard/cli/localrun/testimage"
@@ -285,5 +291,40 @@ func TestContainersConf(t *testing.T) {
 		if !strings.Contains(conf, want) {
 			t.Errorf("containers.conf lacks %s:\n%s", want, conf)
 		}
+	}
+}
+
+// TestRunFromRegistry: an image only in a registry (a real one, ggcr's, on
+// loopback) is pulled.
+func TestRunFromRegistry(t *testing.T) {
+	requirePodman(t)
+	archive := testimage.Build(t, "localhost/taskguard-test/busybox:registry", testimage.Spec{})
+	img, err := tarball.ImageFromPath(archive, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/taskguard-test/pulled:" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Command("podman", "rmi", "--force", ref).Run()
+	td, err := localrun.ParseTask([]byte(`{"family": "registry-test", "containerDefinitions": [
+	  {"name": "main", "image": "` + ref + `", "entryPoint": ["/bin/sh", "-c", "echo pulled; exit 0"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Output: &out, InsecureRegistry: true})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.ExitCode != 0 || !strings.Contains(out.String(), "main | pulled") {
+		t.Fatalf("exit %d, logs %q", res.ExitCode, out.String())
 	}
 }

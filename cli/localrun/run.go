@@ -43,6 +43,9 @@ type Options struct {
 	DNS []string
 	// Network is the pod's network; empty means DefaultNetwork.
 	Network string
+	// InsecureRegistry pulls over plain HTTP or unverified TLS
+	// (podman --tls-verify=false), for registries on loopback.
+	InsecureRegistry bool
 	// Keep leaves the pod and its containers behind for inspection.
 	Keep bool
 	// Output receives the containers' logs, each line prefixed with the
@@ -423,6 +426,9 @@ func (r *runner) createArgs(c *Container) ([]string, error) {
 	}
 	if c.User != "" {
 		args = append(args, "--user", c.User)
+	}
+	if r.opts.InsecureRegistry {
+		args = append(args, "--tls-verify=false")
 	}
 	args = append(args, "--pull", "missing", c.Image)
 	return append(args, c.Command...), nil

@@ -91,6 +91,10 @@ func TestE2E(t *testing.T) {
 	e.defenderTar = filepath.Join(e.dir, "defender.tar")
 	out := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", e.defenderTar, "--tag", defenderImage)
 	t.Logf("defender image %s", strings.TrimSpace(out))
+	// Reproducible from source: a second build prints the same digest.
+	if again := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", filepath.Join(e.dir, "again.tar"), "--tag", defenderImage); again != out {
+		t.Errorf("second defender image build: %s, first: %s", again, out)
+	}
 
 	// DNS and web sites, on the host's loopback: the pod reaches them at
 	// 10.0.2.2 (slirp4netns allow_host_loopback).

@@ -328,3 +328,28 @@ func TestRunFromRegistry(t *testing.T) {
 		t.Fatalf("exit %d, logs %q", res.ExitCode, out.String())
 	}
 }
+
+// TestDependencyFailed: a SUCCESS dependency that exits non-zero fails the
+// run before the dependent container starts, and the pod is still removed.
+func TestDependencyFailed(t *testing.T) {
+	requirePodman(t)
+	archive := testimage.Build(t, "localhost/taskguard-test/busybox:localrun", testimage.Spec{})
+	td, err := localrun.ParseTask([]byte(`{"family": "dep-test", "containerDefinitions": [
+	  {"name": "app", "image": "localhost/taskguard-test/busybox:localrun", "entryPoint": ["/bin/sh", "-c", "echo app started"],
+	   "dependsOn": [{"containerName": "migrate", "condition": "SUCCESS"}]},
+	  {"name": "migrate", "image": "localhost/taskguard-test/busybox:localrun", "essential": false, "entryPoint": ["/bin/sh", "-c", "exit 7"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
+	if err == nil || !strings.Contains(err.Error(), `dependsOn "migrate" SUCCESS: it exited with code 7`) {
+		t.Fatalf("err %v", err)
+	}
+	if strings.Contains(out.String(), "app started") {
+		t.Error("app started although its dependency failed")
+	}
+	if l := leftovers(t, res.Pod); len(l) > 0 {
+		t.Errorf("left behind: %v", l)
+	}
+}

@@ -199,6 +199,28 @@ func TestRunTask(t *testing.T) {
 	}
 }
 
+func TestPodLabel(t *testing.T) {
+	requirePodman(t)
+	archive := testimage.Build(t, "localhost/taskguard-test/busybox:localrun", testimage.Spec{})
+	td, err := localrun.ParseTask([]byte(`{"family": "label-test", "containerDefinitions": [
+	  {"name": "main", "image": "localhost/taskguard-test/busybox:localrun", "entryPoint": ["/bin/sh", "-c", "exit 0"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Archives: map[string]string{"": archive}, Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Command("podman", "pod", "rm", "--force", res.Pod).Run()
+	out, err := exec.Command("podman", "pod", "ps", "--filter", "label="+localrun.PodLabel+"=label-test", "--format", "{{.Name}}").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), res.Pod) {
+		t.Fatalf("kept pod %s not found by its label: %q", res.Pod, out)
+	}
+}
+
 func TestRunCancelTearsDown(t *testing.T) {
 	requirePodman(t)
 	archive := testimage.Build(t, "localhost/taskguard-test/busybox:localrun", testimage.Spec{})

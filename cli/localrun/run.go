@@ -28,6 +28,11 @@ const HostLoopback = "10.0.2.2"
 // host's loopback (a console or test servers on 127.0.0.1).
 const DefaultNetwork = "slirp4netns:allow_host_loopback=true"
 
+// PodLabel marks the pods run-local creates (its value is the task family):
+// after a run that could not clean up (SIGKILL), remove them with
+// podman pod rm -f $(podman pod ps -q --filter label=io.taskguard.run-local).
+const PodLabel = "io.taskguard.run-local"
+
 // Options configure a local run.
 type Options struct {
 	// Podman is the podman binary; empty means "podman" on PATH.
@@ -436,7 +441,7 @@ func (r *runner) createArgs(c *Container) ([]string, error) {
 
 // createPod creates the pod with every port mapping published on loopback.
 func (r *runner) createPod(ctx context.Context) error {
-	args := []string{"pod", "create", "--name", r.pod, "--network", r.opts.Network}
+	args := []string{"pod", "create", "--name", r.pod, "--network", r.opts.Network, "--label", PodLabel + "=" + r.task.Family}
 	for _, d := range r.opts.DNS {
 		args = append(args, "--dns", d)
 	}

@@ -302,7 +302,20 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	}
 	event := string(m[1])
 
-	// While the task runs, the console shows the WAF audit.
+	// Ctrl-C at once ends the task and tears it down. The audit still
+	// reaches the console: run-local stops the app before the defender and
+	// the pod's network last, so the sidecar's final delivery goes through.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		stopped = true
+	case <-time.After(60 * time.Second):
+		t.Fatal("run-local did not end within 60s of Ctrl-C")
+	}
+
+	// The console shows the WAF audit.
 	var found *api.Audit
 	for deadline := time.Now().Add(30 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		for _, a := range audits(t, ctx, e.consoleURL+api.PathFirewallAudits+"?task="+family) {
@@ -319,17 +332,6 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	if !slices.Contains(found.WAF.Protections, "sqli") || found.Container != "twistlock-fargate-task" || found.Effect != "prevent" {
 		t.Errorf("WAF audit %+v %+v, want sqli prevented in twistlock-fargate-task", *found, *found.WAF)
 	}
-	// Ctrl-C ends the task and tears it down.
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-		stopped = true
-	case <-time.After(60 * time.Second):
-		t.Fatal("run-local did not end within 60s of Ctrl-C")
-	}
-
 	checkTeardown(t, ctx, before)
 }
 

@@ -92,6 +92,7 @@ type runner struct {
 	log   *slog.Logger
 	pod   string
 	names map[string]string // container name → podman container name
+	order []*Container      // start order
 	logs  sync.WaitGroup
 }
 
@@ -125,6 +126,7 @@ func Run(ctx context.Context, task *Task, opts Options) (res *Result, err error)
 	if err != nil {
 		return nil, err
 	}
+	r.order = order
 	r.pod = "taskguard-" + sanitize(task.Family) + "-" + randomHex(4)
 	for _, c := range order {
 		r.names[c.Name] = r.pod + "-" + sanitize(c.Name)
@@ -530,9 +532,19 @@ func (r *runner) waitLogs() {
 	}
 }
 
-// stopAll stops every container of the pod (SIGTERM, then SIGKILL after the
-// stop timeout).
+// stopAll stops the containers as ECS does, dependents first (reverse start
+// order: the app before the defender it depends on), each with SIGTERM and
+// SIGKILL after the stop timeout; then the pod, whose infra container holds
+// the network. Stopping everything at once would take the network away from
+// a sidecar still flushing (the defender's last audits).
 func (r *runner) stopAll(ctx context.Context) {
+	timeout := strconv.Itoa(int(r.opts.StopTimeout.Seconds()))
+	for i := len(r.order) - 1; i >= 0; i-- {
+		name := r.names[r.order[i].Name]
+		if _, err := r.p.run(ctx, "stop", "--ignore", "--time", timeout, name); err != nil {
+			r.log.Warn("stop container", "container", r.order[i].Name, "err", err)
+		}
+	}
 	if _, err := r.p.run(ctx, "pod", "stop", "--ignore", "--time", strconv.Itoa(int(r.opts.StopTimeout.Seconds())), r.pod); err != nil {
 		r.log.Warn("stop pod", "pod", r.pod, "err", err)
 	}

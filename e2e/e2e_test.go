@@ -156,7 +156,6 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	call(t, ctx, http.MethodPost, e.consoleURL+api.PathRuntimePolicy, rule, http.StatusOK, http.StatusCreated)
 
 	protected := e.protect(t, ctx, appImage)
-	before := snapshot(t, ctx)
 	cmd, stdout, stderr, err := e.runLocal(ctx, protected, appImage, appTar)
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +197,7 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	if !slices.Equal(got, want) {
 		t.Errorf("console audits:\n%q\nwant exactly:\n%q", got, want)
 	}
-	checkTeardown(t, ctx, before)
+	checkTeardown(t, ctx, stderr.String())
 }
 
 // seedsWAF is the seeds' WAF test: a web server on port 80 behind a WAF rule
@@ -234,7 +233,6 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	}
 	protected, _ = json.Marshal(td)
 
-	before := snapshot(t, ctx)
 	cmd, stdout, stderr, err := e.runLocal(ctx, protected, webImage, webTar)
 	if err != nil {
 		t.Fatal(err)
@@ -332,7 +330,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	if !slices.Contains(found.WAF.Protections, "sqli") || found.Container != "twistlock-fargate-task" || found.Effect != "prevent" {
 		t.Errorf("WAF audit %+v %+v, want sqli prevented in twistlock-fargate-task", *found, *found.WAF)
 	}
-	checkTeardown(t, ctx, before)
+	checkTeardown(t, ctx, stderr.String())
 }
 
 func audits(t *testing.T, ctx context.Context, url string) []api.Audit {
@@ -347,38 +345,42 @@ func audits(t *testing.T, ctx context.Context, url string) []api.Audit {
 	return page.Audits
 }
 
-// snapshot lists the pods, containers and network namespaces there are.
-func snapshot(t *testing.T, ctx context.Context) map[string]bool {
+// checkTeardown: the run's pod, its containers, their volumes and the
+// pod's network namespace (named in run-local's -v log) are all gone.
+// Other packages' tests may run pods at the same time: only ours count.
+func checkTeardown(t *testing.T, ctx context.Context, log string) {
 	t.Helper()
-	have := map[string]bool{}
-	for _, args := range [][]string{
-		{"podman", "pod", "ps", "--format", "pod {{.Name}}"},
-		{"podman", "ps", "-a", "--format", "container {{.Names}}"},
-		{"podman", "volume", "ls", "--format", "volume {{.Name}}"},
-		{"ip", "netns", "list"},
-	} {
-		for _, l := range strings.Split(run(t, ctx, nil, args[0], args[1:]...), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				have[l] = true
+	field := func(key string) []string {
+		var vals []string
+		for _, m := range regexp.MustCompile(key+`=(\S+)`).FindAllStringSubmatch(log, -1) {
+			if !slices.Contains(vals, m[1]) {
+				vals = append(vals, m[1])
 			}
 		}
+		return vals
 	}
-	return have
-}
-
-// checkTeardown: no pod, container, volume or network namespace was left
-// since before.
-func checkTeardown(t *testing.T, ctx context.Context, before map[string]bool) {
-	t.Helper()
-	var left []string
-	for l := range snapshot(t, ctx) {
-		if !before[l] {
-			left = append(left, l)
+	pods, nets, vols := field(" pod"), field("netns"), field("volume")
+	if len(pods) != 1 || len(nets) != 1 || len(vols) == 0 {
+		t.Fatalf("run-local -v named pods %q, netns %q, volumes %q: want one pod, its netns and the defender's volume", pods, nets, vols)
+	}
+	for _, args := range [][]string{
+		{"pod", "ps", "--format", "{{.Name}}"},
+		{"ps", "-a", "--format", "{{.Names}}"},
+	} {
+		if o := run(t, ctx, nil, "podman", args...); strings.Contains(o, pods[0]) {
+			t.Errorf("podman %s: %s left behind:\n%s", strings.Join(args, " "), pods[0], o)
 		}
 	}
-	if len(left) > 0 {
-		slices.Sort(left)
-		t.Errorf("left behind: %q", left)
+	for _, v := range vols {
+		if exec.Command("podman", "volume", "exists", v).Run() == nil {
+			t.Errorf("volume %s left behind", v)
+		}
+	}
+	if _, err := os.Stat(nets[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("network namespace %s left behind (%v)", nets[0], err)
+	}
+	if o := run(t, ctx, nil, "ip", "netns", "list"); strings.Contains(o, filepath.Base(nets[0])) {
+		t.Errorf("ip netns list still shows %s", filepath.Base(nets[0]))
 	}
 }
 

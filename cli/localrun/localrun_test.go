@@ -3,13 +3,16 @@ package localrun_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -90,13 +93,26 @@ func leftovers(t *testing.T, pod string) []string {
 	return left
 }
 
-func netnsList(t *testing.T) string {
+// checkGone: the pod's network namespace and the containers' volumes are
+// gone (other tests may run pods at the same time, so only ours count).
+func checkGone(t *testing.T, res *localrun.Result) {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").Output()
-	if err != nil {
-		t.Fatalf("ip netns list: %v", err)
+	if res.NetNS == "" {
+		t.Error("the run did not report its network namespace")
+	} else {
+		if _, err := os.Stat(res.NetNS); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("network namespace %s is still there (%v)", res.NetNS, err)
+		}
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		if strings.Contains(string(out), filepath.Base(res.NetNS)) {
+			t.Errorf("ip netns list still shows %s", filepath.Base(res.NetNS))
+		}
 	}
-	return string(out)
+	for _, v := range res.Volumes {
+		if exec.Command("podman", "volume", "exists", v).Run() == nil {
+			t.Errorf("volume %s is still there", v)
+		}
+	}
 }
 
 func TestRunTask(t *testing.T) {
@@ -128,7 +144,6 @@ func TestRunTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	netnsBefore := netnsList(t)
 	var out syncBuffer
 	// While the task runs, the published port answers on the host's loopback.
 	published := make(chan string, 1)
@@ -194,9 +209,7 @@ func TestRunTask(t *testing.T) {
 	if l := leftovers(t, res.Pod); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
 	}
-	if after := netnsList(t); after != netnsBefore {
-		t.Errorf("network namespaces before:\n%s\nafter:\n%s", netnsBefore, after)
-	}
+	checkGone(t, res)
 }
 
 func TestPodLabel(t *testing.T) {
@@ -229,7 +242,6 @@ func TestRunCancelTearsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	netnsBefore := netnsList(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	go func() {
@@ -249,9 +261,7 @@ func TestRunCancelTearsDown(t *testing.T) {
 	if l := leftovers(t, res.Pod); len(l) > 0 {
 		t.Errorf("left behind: %v", l)
 	}
-	if after := netnsList(t); after != netnsBefore {
-		t.Errorf("network namespaces before:\n%s\nafter:\n%s", netnsBefore, after)
-	}
+	checkGone(t, res)
 }
 
 func TestSecretMissing(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +77,10 @@ type Result struct {
 	ExitCode int
 	// Containers holds each container's final state, in start order.
 	Containers []ContainerResult
+	// NetNS is the pod's network namespace (a path under /run/netns), and
+	// Volumes the containers' volumes podman made: teardown removes both.
+	NetNS   string
+	Volumes []string
 }
 
 // ContainerResult is one container's final state.
@@ -181,11 +186,33 @@ func Run(ctx context.Context, task *Task, opts Options) (res *Result, err error)
 		started[c.Name] = true
 		r.log.Info("started", "container", c.Name, "image", c.Image)
 		r.followLogs(ctx, c.Name)
+		r.record(ctx, res, c.Name)
 	}
 	err = r.watch(ctx, res)
 	r.stopAll(context.WithoutCancel(ctx))
 	r.waitLogs()
 	return res, err
+}
+
+// record notes the pod's network namespace and the container's anonymous
+// volumes, so that callers can check the teardown.
+func (r *runner) record(ctx context.Context, res *Result, name string) {
+	if res.NetNS == "" {
+		if ns, err := r.p.run(ctx, "inspect", "--format", "{{.NetworkSettings.SandboxKey}}", r.names[name]); err == nil && ns != "" {
+			res.NetNS = ns
+			r.log.Info("pod network", "pod", r.pod, "netns", ns)
+		}
+	}
+	out, err := r.p.run(ctx, "inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}", r.names[name])
+	if err != nil {
+		return
+	}
+	for _, v := range strings.Fields(out) {
+		if !slices.Contains(res.Volumes, v) {
+			res.Volumes = append(res.Volumes, v)
+			r.log.Info("volume", "container", name, "volume", v)
+		}
+	}
 }
 
 // watch waits for an essential container to exit, or ctx.

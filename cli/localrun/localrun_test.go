@@ -385,3 +385,38 @@ func TestDependencyFailed(t *testing.T) {
 		t.Errorf("left behind: %v", l)
 	}
 }
+
+// TestDependsOnComplete: COMPLETE waits for the dependency to exit, whatever
+// its code; the essential container's exit code is the task's.
+func TestDependsOnComplete(t *testing.T) {
+	requirePodman(t)
+	archive := testimage.Build(t, "localhost/taskguard-test/busybox:complete", testimage.Spec{
+		Config: v1.Config{Volumes: map[string]struct{}{"/data": {}}},
+	})
+	td, err := localrun.ParseTask([]byte(`{"family": "complete-test", "containerDefinitions": [
+	  {"name": "app", "image": "localhost/taskguard-test/busybox:complete", "entryPoint": ["/bin/sh", "-c", "echo app read $(cat /data/done); exit 5"],
+	   "volumesFrom": [{"sourceContainer": "migrate"}],
+	   "dependsOn": [{"containerName": "migrate", "condition": "COMPLETE"}]},
+	  {"name": "migrate", "image": "localhost/taskguard-test/busybox:complete", "essential": false, "entryPoint": ["/bin/sh", "-c", "sleep 1; echo migrated > /data/done; exit 7"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app started after migrate had finished writing (and failed).
+	if logs := out.String(); !strings.Contains(logs, "app | app read migrated") {
+		t.Errorf("app did not start after migrate completed:\n%s", logs)
+	}
+	for _, c := range res.Containers {
+		if c.Name == "migrate" && c.ExitCode != 7 {
+			t.Errorf("migrate exit code %d, want 7", c.ExitCode)
+		}
+	}
+	if res.StoppedBy != "app" || res.ExitCode != 5 {
+		t.Errorf("stopped by %q with %d, want app with 5", res.StoppedBy, res.ExitCode)
+	}
+	checkGone(t, res)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -51,6 +52,18 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// testLog sends the runner's progress to the test log.
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, nil))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // syncBuffer is an io.Writer safe for the runner's log goroutines.
@@ -161,7 +174,7 @@ func TestRunTask(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}()
-	res, err := localrun.Run(ctx, td, localrun.Options{
+	res, err := localrun.Run(ctx, td, localrun.Options{Log: testLog(t),
 		Archives:  map[string]string{"": archive},
 		Output:    &out,
 		LookupEnv: func(k string) (string, bool) { return map[string]string{"API_KEY": "s3cret"}[k], k == "API_KEY" },
@@ -220,7 +233,7 @@ func TestPodLabel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := localrun.Run(context.Background(), td, localrun.Options{Archives: map[string]string{"": archive}, Keep: true})
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Keep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +264,7 @@ func TestRunCancelTearsDown(t *testing.T) {
 		cancel() // what Ctrl-C does in the CLI
 	}()
 	start := time.Now()
-	res, err := localrun.Run(ctx, td, localrun.Options{Archives: map[string]string{"": archive}, Output: out, StopTimeout: time.Second})
+	res, err := localrun.Run(ctx, td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Output: out, StopTimeout: time.Second})
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("err %v, want context canceled", err)
 	}
@@ -271,7 +284,7 @@ func TestSecretMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = localrun.Run(context.Background(), td, localrun.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	_, err = localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), LookupEnv: func(string) (string, bool) { return "", false }})
 	if err == nil || !strings.Contains(err.Error(), "set DB_PASSWORD in the environment") {
 		t.Fatalf("err %v", err)
 	}
@@ -352,7 +365,7 @@ func TestRunFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out syncBuffer
-	res, err := localrun.Run(context.Background(), td, localrun.Options{Output: &out, InsecureRegistry: true})
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Output: &out, InsecureRegistry: true})
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -374,7 +387,7 @@ func TestDependencyFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out syncBuffer
-	res, err := localrun.Run(context.Background(), td, localrun.Options{Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
 	if err == nil || !strings.Contains(err.Error(), `dependsOn "migrate" SUCCESS: it exited with code 7`) {
 		t.Fatalf("err %v", err)
 	}
@@ -402,7 +415,7 @@ func TestDependsOnComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out syncBuffer
-	res, err := localrun.Run(context.Background(), td, localrun.Options{Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
+	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -185,8 +185,8 @@ func Run(ctx context.Context, task *Task, opts Options) (res *Result, err error)
 		}
 		started[c.Name] = true
 		r.log.Info("started", "container", c.Name, "image", c.Image)
+		r.record(context.WithoutCancel(ctx), res, c.Name)
 		r.followLogs(ctx, c.Name)
-		r.record(ctx, res, c.Name)
 	}
 	err = r.watch(ctx, res)
 	r.stopAll(context.WithoutCancel(ctx))

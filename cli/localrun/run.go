@@ -149,9 +149,8 @@ func Run(ctx context.Context, task *Task, opts Options) (res *Result, err error)
 		return nil, err
 	}
 	res = &Result{Pod: r.pod}
-	if err := r.createPod(ctx); err != nil {
-		return nil, err
-	}
+	// Teardown is registered before the pod exists: Ctrl-C while podman
+	// creates it must not leave it behind (removal ignores what is absent).
 	defer func() {
 		if opts.Keep {
 			r.log.Info("keeping the pod", "pod", r.pod)
@@ -163,6 +162,9 @@ func Run(ctx context.Context, task *Task, opts Options) (res *Result, err error)
 			err = terr
 		}
 	}()
+	if err := r.createPod(ctx); err != nil {
+		return res, err
+	}
 	started := map[string]bool{}
 	defer func() {
 		for _, c := range order {

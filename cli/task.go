@@ -17,7 +17,7 @@ func newTaskCommand() *cobra.Command {
 		Use:   "task",
 		Short: "Work with ECS Fargate task definitions",
 	}
-	cmd.AddCommand(newTaskProtectCommand())
+	cmd.AddCommand(newTaskProtectCommand(), newTaskRunLocalCommand())
 	return cmd
 }
 

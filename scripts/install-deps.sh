@@ -20,6 +20,10 @@ DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
 DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
+DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and the tiny test images
+DEBIAN_PACKAGES+=(podman runc catatonit) # cli/localrun, e2e: task run-local (runc: crun fails on hybrid cgroups; catatonit: the pod infra)
+DEBIAN_PACKAGES+=(slirp4netns uidmap) # podman networking (the pod reaches the host loopback) and its user-namespace helpers
+DEBIAN_PACKAGES+=(iproute2)           # e2e, cli/localrun: ip netns list after teardown
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/taskguard/taskguard/agent/audit"
@@ -69,7 +70,7 @@ func (w *wafs) apply(p *policy.Policy) {
 
 func (w *wafs) startLocked(port uint16, rule policy.WAFRule) error {
 	proxy, err := waf.New(rule,
-		waf.WithIdentity(policy.Identity{TaskFamily: w.family}),
+		waf.WithIdentity(policy.Identity{TaskFamily: w.family, Container: protectedContainer(rule)}),
 		waf.WithAuditSink(func(_ context.Context, a api.Audit) { w.audit(a) }),
 		waf.WithLogger(w.log))
 	if err != nil {
@@ -106,3 +107,12 @@ func (w *wafs) stopLocked(port uint16) {
 
 // wait returns once every proxy has stopped (after the sidecar's context ends).
 func (w *wafs) wait() { w.wg.Wait() }
+
+// protectedContainer names the app container behind a WAF rule in its
+// audits: the rule's container scope when it names exactly one container.
+func protectedContainer(rule policy.WAFRule) string {
+	if c := rule.Scope.Containers; len(c) == 1 && !strings.ContainsAny(c[0], "*?[") {
+		return c[0]
+	}
+	return ""
+}

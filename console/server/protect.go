@@ -112,6 +112,16 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, ctype string, i
 			return
 		}
 	}
+	// The WAF rules that match the task make the defender listen on their
+	// external ports, so the protected task maps them.
+	pol, err := s.store.Policy(r.Context())
+	if err != nil {
+		s.internalError(w, r, "read policy", err)
+		return
+	}
+	for _, rule := range pol.WAFForTask(td.Family()) {
+		opts.WAFPorts = append(opts.WAFPorts, rule.ExternalPort)
+	}
 	if err := fargate.Protect(r.Context(), td, opts); err != nil {
 		s.protectError(w, r, err)
 		return

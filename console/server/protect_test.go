@@ -264,3 +264,40 @@ func TestProtectExtractEntrypoint(t *testing.T) {
 		t.Errorf("missing image: %d %s", resp.status, resp.body)
 	}
 }
+
+// A WAF rule that matches the task's family adds its external port to the
+// defender's portMappings; a rule for another family does not.
+func TestProtectMapsWAFPorts(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	rules := `[{"name":"seeds-waf","scope":{"tasks":["twistlock-*"]},"externalPort":8080,"appPort":80,"protections":{"sqli":"prevent"}},
+		{"name":"shop","scope":{"tasks":["shop-*"]},"externalPort":9443,"appPort":443,"protections":{"xss":"alert"}}]`
+	if r := e.do("PUT", api.PathWAFPolicy, basic(auth.RoleAdmin), rules); r.status != 200 {
+		t.Fatalf("set WAF rules: %d %s", r.status, r.body)
+	}
+	resp := e.do("POST", fargatePath, basic(auth.RoleDefenderManager), taskFile(t, "seeds-sample.json"))
+	if resp.status != 200 {
+		t.Fatalf("protect: %d %s", resp.status, resp.body)
+	}
+	var task struct {
+		Containers []struct {
+			Name         string `json:"name"`
+			PortMappings []struct {
+				ContainerPort int `json:"containerPort"`
+			} `json:"portMappings"`
+		} `json:"containerDefinitions"`
+	}
+	if err := json.Unmarshal([]byte(resp.body), &task); err != nil {
+		t.Fatal(err)
+	}
+	var ports []int
+	for _, c := range task.Containers {
+		if c.Name == "taskguard-defender" {
+			for _, pm := range c.PortMappings {
+				ports = append(ports, pm.ContainerPort)
+			}
+		}
+	}
+	if !slices.Equal(ports, []int{8080}) {
+		t.Errorf("defender ports = %v, want [8080]", ports)
+	}
+}

@@ -1,0 +1,565 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/miekg/dns"
+
+	"github.com/taskguard/taskguard/cli/localrun"
+	"github.com/taskguard/taskguard/cli/localrun/testimage"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/internal/testenv"
+)
+
+const (
+	appImage      = "localhost/taskguard-e2e/twistlock-fargate-auto:seeds"
+	defenderImage = "localhost/taskguard-e2e/defender:e2e"
+	adminPassword = "e2e-admin-password"
+	family        = "twistlock-fargate-task"
+)
+
+// The seeds' audit messages, exactly.
+var seedsAudits = []string{
+	"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+	"DNS resolution of suspicious name yahoo.com",
+}
+
+// entry.sh is the seeds' sample app.
+const entrySh = `#!/bin/sh
+mkdir test && echo "mkdir test: created" || echo "mkdir test: refused"
+wget -q -T 5 -O - http://yahoo.com/ && echo "yahoo.com: fetched" || echo "yahoo.com: failed"
+wget -q -T 5 -O - http://google.com/ && echo "google.com: fetched" || echo "google.com: failed"
+sleep 3
+`
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	testenv.RequireRoot(t)
+	for _, b := range []string{"podman", "runc", "catatonit", "slirp4netns", "dash", "mkdir", "wget", "curl", "ip"} {
+		if _, err := exec.LookPath(b); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not installed (scripts/install-deps.sh installs it)", b)
+			}
+			t.Skipf("needs %s (apt-get install podman runc catatonit slirp4netns busybox-static)", b)
+		}
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("needs busybox-static")
+	}
+}
+
+// env is what both scenarios share: the programs, the defender image and a
+// running console.
+type env struct {
+	root, dir, taskguard, defenderTar, consoleURL string
+}
+
+// TestE2E runs the seeds' scenarios end to end (issue 9): the runtime rule on
+// the sample task (must-show 1), the WAF (must-show 2), and after each, no
+// pod, container or network namespace left (must-show 3).
+func TestE2E(t *testing.T) {
+	requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	e := &env{root: testenv.RepoRoot(t), dir: t.TempDir()}
+
+	// Programs, built as users build them.
+	bin := filepath.Join(e.dir, "bin")
+	goBuild(t, e.root, bin, "./cmd/taskguard", "./cmd/taskguard-console")
+	e.taskguard = filepath.Join(bin, "taskguard")
+
+	// The defender image, from the module source.
+	e.defenderTar = filepath.Join(e.dir, "defender.tar")
+	out := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", e.defenderTar, "--tag", defenderImage)
+	t.Logf("defender image %s", strings.TrimSpace(out))
+	// Reproducible from source: a second build prints the same digest.
+	if again := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", filepath.Join(e.dir, "again.tar"), "--tag", defenderImage); again != out {
+		t.Errorf("second defender image build: %s, first: %s", again, out)
+	}
+
+	// DNS and web sites, on the host's loopback: the pod reaches them at
+	// 10.0.2.2 (slirp4netns allow_host_loopback).
+	hits := startWebSites(t)
+	startDNS(t, localrun.HostLoopback)
+
+	// A real console, plain HTTP on loopback.
+	e.consoleURL = startConsole(t, ctx, filepath.Join(bin, "taskguard-console"), filepath.Join(e.dir, "console"))
+
+	t.Run("runtime", func(t *testing.T) { seedsRuntime(t, ctx, e, hits) })
+	t.Run("waf", func(t *testing.T) { seedsWAF(t, ctx, e) })
+}
+
+// protect sends the seeds' sample task, its image replaced, to the console.
+func (e *env) protect(t *testing.T, ctx context.Context, image string) []byte {
+	t.Helper()
+	sample, err := os.ReadFile(filepath.Join(e.root, "testdata", "taskdef", "seeds-sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample = bytes.Replace(sample, []byte(`"matthewabq/twistlock-fargate-auto"`), []byte(`"`+image+`"`), 1)
+	consoleAddr := strings.TrimPrefix(e.consoleURL, "http://")
+	return call(t, ctx, http.MethodPost, e.consoleURL+api.PathFargateJSON+"?consoleaddr="+consoleAddr+"&defenderImage="+defenderImage, string(sample), http.StatusOK)
+}
+
+// runLocal returns the run-local command for a protected task.
+func (e *env) runLocal(ctx context.Context, task []byte, image, archive string) (*exec.Cmd, *syncBuffer, *syncBuffer, error) {
+	taskFile := filepath.Join(e.dir, "protected-"+randomName()+".json")
+	if err := os.WriteFile(taskFile, task, 0o644); err != nil {
+		return nil, nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, e.taskguard, "task", "run-local", taskFile, "-v",
+		"--console", e.consoleURL, "--dns", localrun.HostLoopback, "--stop-timeout", "5s",
+		"--image-archive", image+"="+archive, "--image-archive", defenderImage+"="+e.defenderTar)
+	// A test that ends early interrupts it like Ctrl-C, so that it still
+	// tears the pod down (SIGKILL would leave the pod behind).
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd, stdout, stderr, nil
+}
+
+func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
+	// The app image: dash, coreutils' mkdir and GNU wget from this host (a
+	// static busybox wget cannot resolve next to a copied glibc: its NSS
+	// dlopen of a foreign libc crashes).
+	appTar := testimage.Build(t, appImage, testimage.Spec{
+		HostBinaries: []string{"dash", "mkdir", "wget"},
+		Links:        map[string]string{"/bin/sh": "dash"},
+		Files:        map[string]string{"/bin/entry.sh": entrySh},
+		Config:       v1.Config{Env: []string{"PATH=/bin"}, WorkingDir: "/tmp"},
+	})
+
+	// The runtime rule, through the console's policy API.
+	rule := `{"name": "seeds", "scope": {"containers": ["twistlock-fargate-task"]},
+	  "processes": {"effect": "prevent", "denied": ["mkdir"]},
+	  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"]}}`
+	call(t, ctx, http.MethodPost, e.consoleURL+api.PathRuntimePolicy, rule, http.StatusOK, http.StatusCreated)
+
+	protected := e.protect(t, ctx, appImage)
+	cmd, stdout, stderr, err := e.runLocal(ctx, protected, appImage, appTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Run()
+	t.Logf("run-local stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	if err != nil {
+		t.Fatalf("run-local: %v", err)
+	}
+	logs := stdout.String()
+	for _, want := range []string{"mkdir test: refused", "yahoo.com: failed", "google.com: fetched"} {
+		if !strings.Contains(logs, "twistlock-fargate-task | "+want) {
+			t.Errorf("the app did not print %q", want)
+		}
+	}
+	if n := hits.count("google.com"); n == 0 {
+		t.Error("google.com was never fetched")
+	}
+	if n := hits.count("yahoo.com"); n != 0 {
+		t.Errorf("yahoo.com was fetched %d times", n)
+	}
+
+	// The console holds exactly the seeds' audits.
+	var got []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got = got[:0]
+		for _, a := range audits(t, ctx, e.consoleURL+api.PathRuntimeAudits+"?task="+family) {
+			got = append(got, a.Message)
+		}
+		slices.Sort(got)
+		if len(got) >= len(seedsAudits) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	want := slices.Clone(seedsAudits)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("console audits:\n%q\nwant exactly:\n%q", got, want)
+	}
+	checkTeardown(t, ctx, stderr.String())
+}
+
+// seedsWAF is the seeds' WAF test: a web server on port 80 behind a WAF rule
+// with external port 8080 (SQLi prevent), the seeds' curl request blocked,
+// a benign one answered by the app, the WAF audit in the console.
+func seedsWAF(t *testing.T, ctx context.Context, e *env) {
+	if l, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
+		t.Skipf("the WAF test publishes 127.0.0.1:8080: %v", err)
+	} else {
+		l.Close()
+	}
+	const webImage = "localhost/taskguard-e2e/web:seeds"
+	webTar := testimage.Build(t, webImage, testimage.Spec{
+		Files: map[string]string{"/bin/entry.sh": "#!/bin/sh\necho 'the app page' > /tmp/index.html\nexec httpd -f -p 80 -h /tmp\n"},
+	})
+	rule := `{"name": "seeds-waf", "scope": {"containers": ["twistlock-fargate-task"]},
+	  "externalPort": 8080, "appPort": 80, "protections": {"sqli": "prevent"}}`
+	call(t, ctx, http.MethodPost, e.consoleURL+api.PathWAFPolicy, rule, http.StatusOK, http.StatusCreated)
+
+	protected := e.protect(t, ctx, webImage)
+	// The console's protect maps the WAF rule's external port on the defender.
+	var td struct {
+		Containers []struct {
+			Name         string `json:"name"`
+			PortMappings []struct {
+				ContainerPort int `json:"containerPort"`
+			} `json:"portMappings"`
+		} `json:"containerDefinitions"`
+	}
+	if err := json.Unmarshal(protected, &td); err != nil {
+		t.Fatal(err)
+	}
+	mapped := false
+	for _, c := range td.Containers {
+		for _, pm := range c.PortMappings {
+			mapped = mapped || c.Name == "taskguard-defender" && pm.ContainerPort == 8080
+		}
+	}
+	if !mapped {
+		t.Fatalf("the protected task does not map the WAF port 8080 on the defender:\n%s", protected)
+	}
+
+	cmd, stdout, stderr, err := e.runLocal(ctx, protected, webImage, webTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped { // a failure below: still tear the pod down
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(time.Minute):
+			}
+		}
+		t.Logf("run-local stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}()
+
+	// Wait for the app's page through the WAF.
+	var page string
+	for deadline := time.Now().Add(45 * time.Second); ; {
+		resp, err := http.Get("http://127.0.0.1:8080/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				page = string(b)
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("run-local ended before the app answered: %v", err)
+		default:
+		}
+		if strings.Contains(stdout.String(), "WAF proxy not started") {
+			t.Fatal("the defender did not start the WAF proxy")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("127.0.0.1:8080 did not answer: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if strings.TrimSpace(page) != "the app page" {
+		t.Errorf("benign request got %q, want the app's page", page)
+	}
+
+	// The seeds' curl, word for word.
+	work := t.TempDir()
+	curl := exec.CommandContext(ctx, "sh", "-c", `curl -o reply.html -H 'Content-Type: application/json' -X POST -d '{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}' http://127.0.0.1:8080`)
+	curl.Dir = work
+	if out, err := curl.CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	reply, err := os.ReadFile(filepath.Join(work, "reply.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`Event ID: <code>([^<]+)</code>`).FindSubmatch(reply)
+	if !bytes.Contains(reply, []byte("blocked by taskguard")) || m == nil {
+		t.Fatalf("reply.html is not the block page:\n%s", reply)
+	}
+	event := string(m[1])
+
+	// Ctrl-C at once ends the task and tears it down. The audit still
+	// reaches the console: run-local stops the app before the defender and
+	// the pod's network last, so the sidecar's final delivery goes through.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		stopped = true
+	case <-time.After(60 * time.Second):
+		t.Fatal("run-local did not end within 60s of Ctrl-C")
+	}
+
+	// The console shows the WAF audit.
+	var found *api.Audit
+	for deadline := time.Now().Add(30 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		for _, a := range audits(t, ctx, e.consoleURL+api.PathFirewallAudits+"?task="+family) {
+			if a.WAF != nil && a.WAF.EventID == event {
+				found = &a
+				break
+			}
+		}
+	}
+	if found == nil {
+		all, _ := json.Marshal(audits(t, ctx, e.consoleURL+api.PathFirewallAudits))
+		t.Fatalf("the console has no WAF audit with event ID %s; it has %s", event, all)
+	}
+	if !slices.Contains(found.WAF.Protections, "sqli") || found.Container != "twistlock-fargate-task" || found.Effect != "prevent" {
+		t.Errorf("WAF audit %+v %+v, want sqli prevented in twistlock-fargate-task", *found, *found.WAF)
+	}
+	checkTeardown(t, ctx, stderr.String())
+}
+
+func audits(t *testing.T, ctx context.Context, url string) []api.Audit {
+	t.Helper()
+	body := call(t, ctx, http.MethodGet, url, "", http.StatusOK)
+	var page struct {
+		Audits []api.Audit `json:"audits"`
+	}
+	if err := json.Unmarshal(body, &page); err != nil {
+		t.Fatalf("audits: %v: %s", err, body)
+	}
+	return page.Audits
+}
+
+// checkTeardown: the run's pod, its containers, their volumes and the
+// pod's network namespace (named in run-local's -v log) are all gone.
+// Other packages' tests may run pods at the same time: only ours count.
+func checkTeardown(t *testing.T, ctx context.Context, log string) {
+	t.Helper()
+	field := func(key string) []string {
+		var vals []string
+		for _, m := range regexp.MustCompile(key+`=(\S+)`).FindAllStringSubmatch(log, -1) {
+			if !slices.Contains(vals, m[1]) {
+				vals = append(vals, m[1])
+			}
+		}
+		return vals
+	}
+	pods, nets, vols := field(" pod"), field("netns"), field("volume")
+	if len(pods) != 1 || len(nets) != 1 || len(vols) == 0 {
+		t.Fatalf("run-local -v named pods %q, netns %q, volumes %q: want one pod, its netns and the defender's volume", pods, nets, vols)
+	}
+	for _, args := range [][]string{
+		{"pod", "ps", "--format", "{{.Name}}"},
+		{"ps", "-a", "--format", "{{.Names}}"},
+	} {
+		if o := run(t, ctx, nil, "podman", args...); strings.Contains(o, pods[0]) {
+			t.Errorf("podman %s: %s left behind:\n%s", strings.Join(args, " "), pods[0], o)
+		}
+	}
+	for _, v := range vols {
+		if exec.Command("podman", "volume", "exists", v).Run() == nil {
+			t.Errorf("volume %s left behind", v)
+		}
+	}
+	if _, err := os.Stat(nets[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("network namespace %s left behind (%v)", nets[0], err)
+	}
+	if o := run(t, ctx, nil, "ip", "netns", "list"); strings.Contains(o, filepath.Base(nets[0])) {
+		t.Errorf("ip netns list still shows %s", filepath.Base(nets[0]))
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func randomName() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+func goBuild(t *testing.T, root, out string, pkgs ...string) {
+	t.Helper()
+	args := append([]string{"build", "-o", out + "/"}, pkgs...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+}
+
+func run(t *testing.T, ctx context.Context, env []string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
+func call(t *testing.T, ctx context.Context, method, url, body string, want ...int) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", adminPassword)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !slices.Contains(want, resp.StatusCode) {
+		t.Fatalf("%s %s: %s: %s", method, url, resp.Status, b)
+	}
+	return b
+}
+
+func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(binary, "--data-dir", dataDir, "--listen", addr, "--insecure-http", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "TASKGUARD_ADMIN_PASSWORD="+adminPassword, "TASKGUARD_ADMIN_USER=admin")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("console log:\n%s", logs.String())
+		}
+	})
+	url := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+api.PathPing, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("console did not answer on %s: %v\n%s", url, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type hitCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *hitCounter) count(host string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[host]
+}
+
+// startWebSites serves yahoo.com and google.com on 127.0.0.1:80.
+func startWebSites(t *testing.T) *hitCounter {
+	t.Helper()
+	hits := &hitCounter{n: map[string]int{}}
+	l, err := net.Listen("tcp", "127.0.0.1:80")
+	if err != nil {
+		t.Skipf("the web sites need 127.0.0.1:80: %v", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		hits.mu.Lock()
+		hits.n[host]++
+		hits.mu.Unlock()
+		fmt.Fprintf(w, "<html><body>%s served by the e2e test</body></html>\n", host)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return hits
+}
+
+// startDNS answers A queries for yahoo.com and google.com with addr, on
+// 127.0.0.1:53 (UDP and TCP).
+func startDNS(t *testing.T, addr string) {
+	t.Helper()
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		for _, qu := range q.Question {
+			name := strings.ToLower(strings.TrimSuffix(qu.Name, "."))
+			if qu.Qtype == dns.TypeA && (name == "yahoo.com" || name == "google.com" || strings.HasSuffix(name, ".yahoo.com") || strings.HasSuffix(name, ".google.com")) {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: qu.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(addr)})
+			}
+		}
+		if len(m.Answer) == 0 && len(q.Question) > 0 && q.Question[0].Qtype == dns.TypeA {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	for _, network := range []string{"udp", "tcp"} {
+		srv := &dns.Server{Addr: "127.0.0.1:53", Net: network, Handler: handler}
+		started := make(chan error, 1)
+		srv.NotifyStartedFunc = func() { started <- nil }
+		go func() {
+			if err := srv.ListenAndServe(); err != nil {
+				started <- err
+			}
+		}()
+		if err := <-started; err != nil {
+			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EADDRINUSE) {
+				t.Skipf("the test's DNS server needs 127.0.0.1:53: %v", err)
+			}
+			t.Fatalf("DNS on 127.0.0.1:53/%s: %v", network, err)
+		}
+		t.Cleanup(func() { _ = srv.Shutdown() })
+	}
+}

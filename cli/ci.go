@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/taskguard/taskguard/cli/pipeline"
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/program"
@@ -196,10 +198,16 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 			return err
 		}
 		sum, err := client.PublishScan(ctx, buf.Bytes())
-		if err != nil {
+		switch {
+		case api.IsStatus(err, http.StatusForbidden):
+			// A defender-manager credential may protect but not publish:
+			// the job's own result stands.
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: the console user may not publish scan results (that needs the ci role); the results were not published: %v\n", err)
+		case err != nil:
 			return fmt.Errorf("--console: publish the scan results: %w", err)
+		default:
+			fmt.Fprintf(cmd.ErrOrStderr(), "scan results published to the console (scan %s)\n", sum.ID)
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "scan results published to the console (scan %s)\n", sum.ID)
 	}
 	if rep.Result == report.ResultBlocked {
 		return program.Blocked(fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; ")))

@@ -1,0 +1,211 @@
+package launcher
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskguard/taskguard/agent/internal/testconsole"
+	"github.com/taskguard/taskguard/agent/inventory"
+	"github.com/taskguard/taskguard/agent/sidecar"
+	"github.com/taskguard/taskguard/agent/socket"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+const testDpkgStatus = `Package: openssl
+Status: install ok installed
+Version: 3.0.11-1~deb12u2
+Architecture: amd64
+
+Package: openssh-server
+Status: install ok installed
+Source: openssh
+Version: 1:9.2p1-2+deb12u2
+Architecture: amd64
+`
+
+func writeFiles(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestInventoryReachesConsole: a launcher with a real sidecar inventories
+// its (generated) root filesystem while the app runs, and the console's
+// inventory endpoint receives the packages, OS and findings labelled with
+// the container's identity.
+func TestInventoryReachesConsole(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"etc/os-release":      "ID=debian\nVERSION_ID=\"12\"\n",
+		"var/lib/dpkg/status": testDpkgStatus,
+		"usr/sbin/sshd":       "elf",
+		"var/lib/taskguard/node_modules/defender-own/package.json": `{"name":"defender-own","version":"1.0.0"}`,
+	})
+	tc := testconsole.New("tok", &policy.Policy{Revision: 1})
+	hs := httptest.NewServer(tc)
+	defer hs.Close()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	sidecarDone := make(chan error)
+	go func() {
+		sidecarDone <- sidecar.Run(ctx, sidecar.Options{
+			SocketPath: sock, StateDir: t.TempDir(), PolicyWait: time.Second, TaskFamily: "shop", Ready: ready,
+			Console: &sidecar.Console{BaseURL: hs.URL, Token: "tok", HTTP: hs.Client()},
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-sidecarDone; err != nil {
+			t.Errorf("sidecar: %v", err)
+		}
+	}()
+	<-ready
+	stopFile := filepath.Join(t.TempDir(), "stop")
+	id := policy.Identity{TaskFamily: "shop", Container: "web", Image: "registry.example/shop/web:1.4"}
+	appDone := make(chan error)
+	go func() {
+		_, err := Run(ctx, []string{"/bin/sh", "-c", "while [ ! -e " + stopFile + " ]; do sleep 0.05; done"}, os.Environ(), Options{
+			Identity: id, TaskID: "task-1", SocketPath: sock, PolicyWait: 5 * time.Second,
+			Inventory: &inventory.Schedule{
+				Options:  inventory.Options{Root: root, SkipDirs: inventory.SkipDirsFor(root, filepath.Join(root, "var/lib/taskguard")), UID: 0},
+				Identity: id, TaskID: "task-1", Delay: -1, Interval: time.Hour,
+			},
+			Log: slog.New(slog.DiscardHandler),
+		})
+		appDone <- err
+	}()
+	got := tc.WaitInventories(30*time.Second, func(i []api.Inventory) bool { return len(i) >= 1 })
+	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-appDone; err != nil {
+		t.Fatalf("launcher: %v", err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("console received %d inventories, want 1", len(got))
+	}
+	inv := got[0]
+	if inv.TaskFamily != "shop" || inv.TaskID != "task-1" || inv.Container != "web" || inv.Image != id.Image {
+		t.Errorf("identity = %s/%s/%s/%s", inv.TaskFamily, inv.TaskID, inv.Container, inv.Image)
+	}
+	var names []string
+	for _, p := range inv.Packages {
+		names = append(names, p.Name+"@"+p.Version)
+	}
+	if want := []string{"openssh-server@1:9.2p1-2+deb12u2", "openssl@3.0.11-1~deb12u2"}; !slices.Equal(names, want) {
+		t.Errorf("packages = %v, want %v", names, want)
+	}
+	if inv.OS == nil || inv.OS.Family != "debian" {
+		t.Errorf("os = %+v", inv.OS)
+	}
+	var checks []string
+	for _, f := range inv.Compliance {
+		checks = append(checks, f.CheckID)
+	}
+	if !slices.Contains(checks, "TG-IMG-009") || !slices.Contains(checks, "TG-IMG-001") {
+		t.Errorf("checks = %v, want sshd and root", checks)
+	}
+}
+
+// benchTree returns a generated root filesystem of n files (a Debian
+// package database and n-1 small files in directories of 1000), built once
+// per process.
+var benchTrees sync.Map
+
+func benchTree(b *testing.B, n int) string {
+	if v, ok := benchTrees.Load(n); ok {
+		return v.(string)
+	}
+	root, err := os.MkdirTemp("", "taskguard-inventory-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(root) })
+	writeFiles(b, root, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n", "var/lib/dpkg/status": testDpkgStatus})
+	for i := 1; i < n; i++ {
+		dir := filepath.Join(root, "srv", strconv.Itoa(i/1000))
+		if i%1000 == 0 || i == 1 {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)+".txt"), []byte("x"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	benchTrees.Store(n, root)
+	return root
+}
+
+// BenchmarkAppStartInventory measures the app's start time (a shell that
+// runs 40 programs and exits) under the launcher with a sidecar, with the
+// inventory off and on. "On" starts the scan at once over a tree of
+// TASKGUARD_BENCH_FILES files (default 100000), the worst case: by default
+// the scan waits 30 s. Rounds interleave; the median of each counts. The
+// metric on/off is the ratio (goal: at most 1.05).
+func BenchmarkAppStartInventory(b *testing.B) {
+	files := 100000
+	if v, err := strconv.Atoi(os.Getenv("TASKGUARD_BENCH_FILES")); err == nil && v > 0 {
+		files = v
+	}
+	root := benchTree(b, files)
+	srv := socket.NewServer(func(api.Audit) {}, slog.New(slog.DiscardHandler))
+	srv.OnInventory(func(api.Inventory) {})
+	srv.SetPolicy(&policy.Policy{Revision: 1})
+	sock := filepath.Join(b.TempDir(), "d.sock")
+	l, err := socket.Listen(sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, l) }()
+	app := []string{"/bin/sh", "-c", "i=0; while [ $i -lt 40 ]; do /bin/true; i=$((i+1)); done"}
+	run := func(sched *inventory.Schedule) time.Duration {
+		start := time.Now()
+		st, err := Run(ctx, app, os.Environ(), Options{
+			Identity: policy.Identity{Container: "bench"}, SocketPath: sock, Inventory: sched,
+		})
+		d := time.Since(start)
+		if err != nil || st.ExitCode() != 0 {
+			b.Fatalf("launch: %v, status %+v", err, st)
+		}
+		return d
+	}
+	on := &inventory.Schedule{Options: inventory.Options{Root: root}, Delay: -1, Interval: time.Hour}
+	run(nil) // warm up
+	var offs, ons []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		offs = append(offs, run(nil))
+		ons = append(ons, run(on))
+	}
+	b.StopTimer()
+	median := func(d []time.Duration) time.Duration {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	off, onm := median(offs), median(ons)
+	b.ReportMetric(float64(off.Microseconds()), "off-µs")
+	b.ReportMetric(float64(onm.Microseconds()), "on-µs")
+	b.ReportMetric(float64(onm)/float64(off), "on/off")
+	b.Logf("files=%d rounds=%d app start off=%v on=%v ratio=%.3f", files, len(offs), off, onm, float64(onm)/float64(off))
+}

@@ -134,7 +134,7 @@ packages and compliance are inventoried in the background (low priority) for the
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "ptrace"), "ptrace, usernotif (seccomp user notification) or auto")
 	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")
-	f.DurationVar(&inventoryDelay, "inventory-delay", envDuration("TASKGUARD_INVENTORY_DELAY", inventory.DefaultDelay), "wait this long after the app starts before the first inventory")
+	f.DurationVar(&inventoryDelay, "inventory-delay", envDuration("TASKGUARD_INVENTORY_DELAY", inventory.DefaultDelay), "wait this long after the app starts before the first inventory (0: at once)")
 	f.DurationVar(&inventoryInterval, "inventory-interval", envDuration("TASKGUARD_INVENTORY_INTERVAL", inventory.DefaultInterval), "check the package databases this often; rescan when they changed")
 	return cmd
 }
@@ -152,6 +152,9 @@ func envDuration(name string, def time.Duration) time.Duration {
 func inventorySchedule(mode string, delay, interval time.Duration, socketPath string) *inventory.Schedule {
 	if !inventory.Enabled(func(string) string { return mode }) {
 		return nil
+	}
+	if delay == 0 {
+		delay = -1 // the flag's 0 means at once; the Schedule's means the default
 	}
 	skip := []string{filepath.Dir(socketPath)}
 	if exe, err := os.Executable(); err == nil {

@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/taskguard/taskguard/agent/socket"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 const testDpkgStatus = `Package: openssl
@@ -125,40 +126,25 @@ func TestInventoryReachesConsole(t *testing.T) {
 	}
 }
 
-// benchTree returns a generated root filesystem of n files (a Debian
-// package database and n-1 small files in directories of 1000), built once
-// per process.
-var benchTrees sync.Map
-
-func benchTree(b *testing.B, n int) string {
-	if v, ok := benchTrees.Load(n); ok {
-		return v.(string)
+// benchRoot is TASKGUARD_BENCH_TREE (made by bench/inventory/mktree), or a
+// tree of files files generated for the run.
+func benchRoot(b *testing.B, files int) string {
+	if dir := os.Getenv("TASKGUARD_BENCH_TREE"); dir != "" {
+		return dir
 	}
-	root, err := os.MkdirTemp("", "taskguard-inventory-bench-")
-	if err != nil {
-		b.Fatal(err)
+	root := b.TempDir()
+	cmd := exec.Command("go", "run", "./bench/inventory/mktree", root, strconv.Itoa(files))
+	cmd.Dir = testenv.RepoRoot(b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("mktree: %v\n%s", err, out)
 	}
-	b.Cleanup(func() { os.RemoveAll(root) })
-	writeFiles(b, root, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n", "var/lib/dpkg/status": testDpkgStatus})
-	for i := 1; i < n; i++ {
-		dir := filepath.Join(root, "srv", strconv.Itoa(i/1000))
-		if i%1000 == 0 || i == 1 {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(i)+".txt"), []byte("x"), 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	benchTrees.Store(n, root)
 	return root
 }
 
 // BenchmarkAppStartInventory measures the app's start time (a shell that
 // runs 40 programs and exits) under the launcher with a sidecar, with the
 // inventory off and on. "On" starts the scan at once over a tree of
-// TASKGUARD_BENCH_FILES files (default 100000), the worst case: by default
+// TASKGUARD_BENCH_FILES files (default 100000) or TASKGUARD_BENCH_TREE, the worst case: by default
 // the scan waits 30 s. Rounds interleave; the median of each counts. The
 // metric on/off is the ratio (goal: at most 1.05).
 func BenchmarkAppStartInventory(b *testing.B) {
@@ -166,7 +152,7 @@ func BenchmarkAppStartInventory(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("TASKGUARD_BENCH_FILES")); err == nil && v > 0 {
 		files = v
 	}
-	root := benchTree(b, files)
+	root := benchRoot(b, files)
 	srv := socket.NewServer(func(api.Audit) {}, slog.New(slog.DiscardHandler))
 	srv.OnInventory(func(api.Inventory) {})
 	srv.SetPolicy(&policy.Policy{Revision: 1})

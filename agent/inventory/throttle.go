@@ -15,7 +15,7 @@ type throttle struct {
 }
 
 // slice is how much work runs between two sleeps.
-const slice = 5 * time.Millisecond
+const slice = 2 * time.Millisecond
 
 func newThrottle(budget float64) *throttle {
 	return &throttle{budget: budget, start: time.Now()}
@@ -25,7 +25,7 @@ func newThrottle(budget float64) *throttle {
 // and returns the context's error when it ends.
 func (t *throttle) tick(ctx context.Context) error {
 	t.n++
-	if t.budget >= 1 || t.n%32 != 0 {
+	if t.budget >= 1 || t.n%16 != 0 {
 		return nil
 	}
 	worked := time.Since(t.start)

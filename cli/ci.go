@@ -41,6 +41,7 @@ type ciFlags struct {
 	console      consoleFlags
 	cutoff       string
 	onlyFixed    bool
+	noPublish    bool
 }
 
 func newCICommand() *cobra.Command {
@@ -59,9 +60,10 @@ func newCICommand() *cobra.Command {
      through the console's API with --console (it mints the defender's
      credential), else offline.
 
-Rules come from --policy FILE, or the embedded default policy (block fixed
-critical vulnerabilities, privileged containers and plain-text secrets; alert
-on the rest). The command says which it used.
+Rules come from --policy FILE, else from the console's CI rules with --console
+(which also receives the results, POST /api/v1/scans, role ci), else the embedded
+default policy (block fixed critical vulnerabilities, privileged containers and
+plain-text secrets; alert on the rest). The command says which it used.
 
 Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could not run.`,
 		Example: `  taskguard ci --image registry.example.com/shop/web:1.4 --task task.json \
@@ -77,6 +79,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl := cmd.Flags()
 	fl.StringVar(&f.cutoff, "severity-cutoff", "", "block vulnerabilities at or above this severity, whatever the policy's block threshold (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.onlyFixed, "only-fixed", false, "count only vulnerabilities that have a fixed version")
+	fl.BoolVar(&f.noPublish, "no-publish", false, "with --console: do not publish the results to the console")
 	fl.StringVar(&f.image, "image", "", "image to scan: a registry reference, or a tarball, OCI layout or rootfs path")
 	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan (instead of --image)")
 	fl.StringVar(&f.task, "task", "", "ECS task definition JSON to check and protect")
@@ -114,12 +117,28 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	}
 	opts.ImageOptions.Insecure = f.db.insecure
 
-	if f.policyFile != "" {
+	client, err := f.console.client()
+	if err != nil {
+		return err
+	}
+	switch {
+	case f.policyFile != "":
 		p, err := policy.LoadPolicy(f.policyFile)
 		if err != nil {
 			return fmt.Errorf("--policy: %w", err)
 		}
 		opts.Policy, opts.PolicySource = p, report.PolicySource{Source: "file", Location: f.policyFile}
+	case client != nil:
+		rules, rev, err := client.CIRules(ctx)
+		if err != nil {
+			return fmt.Errorf("--console: fetch the CI rules: %w", err)
+		}
+		p := &policy.Policy{Revision: rev, CI: rules}
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("--console: the console's CI rules: %w", err)
+		}
+		opts.Policy = p
+		opts.PolicySource = report.PolicySource{Source: "console", Location: fmt.Sprintf("%s (revision %d)", f.console.url, rev)}
 	}
 	ignorePath, optional := f.ignoreFile, false
 	if ignorePath == "" {
@@ -138,10 +157,6 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 			DefenderImage:       f.protect.defenderImage,
 			AgentTokenSecretARN: f.protect.agentTokenSecret,
 			ExtractEntrypoint:   f.protect.extractEntrypoint,
-		}
-		client, err := f.console.client()
-		if err != nil {
-			return err
 		}
 		if client != nil {
 			// The console mints the defender's agent credential.
@@ -174,6 +189,17 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	}
 	if rep.ProtectedTask != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "protected task definition written to %s\n", rep.ProtectedTask)
+	}
+	if client != nil && !f.noPublish {
+		var buf bytes.Buffer
+		if err := report.WriteJSON(ctx, &buf, rep); err != nil {
+			return err
+		}
+		sum, err := client.PublishScan(ctx, buf.Bytes())
+		if err != nil {
+			return fmt.Errorf("--console: publish the scan results: %w", err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "scan results published to the console (scan %s)\n", sum.ID)
 	}
 	if rep.Result == report.ResultBlocked {
 		return program.Blocked(fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; ")))

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
@@ -14,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/taskguard/taskguard/console"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/report"
 	"github.com/taskguard/taskguard/scanners/scantest"
@@ -288,8 +292,37 @@ func TestCIProtectThroughConsole(t *testing.T) {
 			t.Errorf("protected task lacks %s:\n%s", want, b)
 		}
 	}
+	// The run used the console's CI rules (none yet: the default rule) and
+	// published its results.
+	admin, err := api.NewClient(c.URL(), api.WithBasicAuth("admin", "correct-horse-battery"), api.WithTLSConfig(&tls.Config{RootCAs: certPool(c)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := admin.Scans(context.Background(), "", "")
+	if err != nil || len(page.Scans) != 1 || page.Scans[0].TaskFamily != "twistlock-fargate-task" || page.Scans[0].Result != "passed" {
+		t.Fatalf("scans on the console: %+v (%v)", page.Scans, err)
+	}
+
+	// A CI rule set on the console blocks the next run, which still publishes.
+	if _, err := admin.AddCIRule(context.Background(), policy.CIRule{Name: "strict-tasks", Compliance: policy.ComplianceRule{Checks: map[string]policy.Action{"TG-TASK-004": policy.ActionBlock}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, args...)
+	if code != program.ExitBlocked || !strings.Contains(errOut, "policy: console "+c.URL()) || !strings.Contains(errOut, "(rule strict-tasks)") || !strings.Contains(errOut, "scan results published") {
+		t.Fatalf("console rule: code %d: %s", code, errOut)
+	}
+	if page, err = admin.Scans(context.Background(), "", ""); err != nil || len(page.Scans) != 2 || page.Scans[0].Result != "blocked" {
+		t.Fatalf("scans on the console: %+v (%v)", page.Scans, err)
+	}
+
 	t.Setenv(EnvConsolePassword, "")
 	if _, errOut, code := run(t, args...); code != program.ExitError || !strings.Contains(errOut, "no credentials") {
 		t.Fatalf("no credentials: code %d: %s", code, errOut)
 	}
+}
+
+func certPool(c *console.Console) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(c.Certificate())
+	return pool
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,12 +15,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
-	"github.com/taskguard/taskguard/console/store/sqlite"
 )
 
 // Environment variables the command reads.
 const (
 	EnvDataDir       = "TASKGUARD_DATA_DIR"
+	EnvDB            = "TASKGUARD_DB"
 	EnvAdminUser     = "TASKGUARD_ADMIN_USER"
 	EnvAdminPassword = "TASKGUARD_ADMIN_PASSWORD"
 )
@@ -31,9 +30,9 @@ const (
 func NewCommand() *cobra.Command { return newCommand(os.Getenv) }
 
 func newCommand(getenv func(string) string) *cobra.Command {
-	dataDir := getenv(EnvDataDir)
-	if dataDir == "" {
-		dataDir = DefaultDataDir
+	loc := &storeLocation{dataDir: getenv(EnvDataDir), db: getenv(EnvDB)}
+	if loc.dataDir == "" {
+		loc.dataDir = DefaultDataDir
 	}
 	var (
 		cfg       = Config{Listen: DefaultListen}
@@ -57,26 +56,31 @@ TASKGUARD_ADMIN_PASSWORD.`,
 			if err != nil {
 				return err
 			}
+			if cfg.AuditRetention < 0 {
+				return fmt.Errorf("--audit-retention %s: give 0 (keep forever) or a positive duration such as 720h", cfg.AuditRetention)
+			}
 			if cfg.Auth.TokenTTL <= 0 {
 				return fmt.Errorf("--token-ttl %s: give a positive duration such as 1h", cfg.Auth.TokenTTL)
 			}
-			cfg.DataDir = dataDir
+			cfg.DataDir, cfg.DB = loc.dataDir, loc.db
 			cfg.AdminUser, cfg.AdminPassword = getenv(EnvAdminUser), getenv(EnvAdminPassword)
 			cfg.Logger, cfg.Stderr = logger, cmd.ErrOrStderr()
 			return Run(cmd.Context(), cfg)
 		},
 	}
-	cmd.PersistentFlags().StringVar(&dataDir, "data-dir", dataDir, "directory of the database and the self-signed certificate (env "+EnvDataDir+")")
+	cmd.PersistentFlags().StringVar(&loc.dataDir, "data-dir", loc.dataDir, "directory of the database and the self-signed certificate (env "+EnvDataDir+")")
+	cmd.PersistentFlags().StringVar(&loc.db, "db", loc.db, "postgres://user:password@host:port/database to keep the data in PostgreSQL instead of SQLite in the data directory (env "+EnvDB+")")
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate to serve instead of the self-signed one (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
 	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
+	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
 	f.DurationVar(&cfg.Auth.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of the tokens POST /api/v1/authenticate returns")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.AddCommand(newUserCommand(&dataDir))
+	cmd.AddCommand(newUserCommand(loc))
 	return cmd
 }
 
@@ -95,16 +99,16 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
-func newUserCommand(dataDir *string) *cobra.Command {
+func newUserCommand(loc *storeLocation) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage console users in the data directory (works while the console runs)",
 	}
-	cmd.AddCommand(newUserAddCommand(dataDir), newUserListCommand(dataDir))
+	cmd.AddCommand(newUserAddCommand(loc), newUserListCommand(loc))
 	return cmd
 }
 
-func newUserAddCommand(dataDir *string) *cobra.Command {
+func newUserAddCommand(loc *storeLocation) *cobra.Command {
 	var (
 		role          string
 		passwordStdin bool
@@ -132,7 +136,7 @@ Without --password-stdin a password is generated and printed alone on stdout:
 			} else {
 				password, generated = auth.GeneratePassword(), true
 			}
-			return withStore(cmd.Context(), *dataDir, func(st store.Store) error {
+			return withStore(cmd.Context(), loc, func(st store.Store) error {
 				err := auth.New(auth.Config{Store: st}).CreateUser(cmd.Context(), args[0], password, r)
 				if errors.Is(err, store.ErrExists) {
 					return fmt.Errorf("user %q already exists", args[0])
@@ -154,13 +158,13 @@ Without --password-stdin a password is generated and printed alone on stdout:
 	return cmd
 }
 
-func newUserListCommand(dataDir *string) *cobra.Command {
+func newUserListCommand(loc *storeLocation) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List users and their roles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd.Context(), *dataDir, func(st store.Store) error {
+			return withStore(cmd.Context(), loc, func(st store.Store) error {
 				users, err := st.Users(cmd.Context())
 				if err != nil {
 					return err
@@ -188,11 +192,11 @@ func readPassword(r io.Reader) (string, error) {
 	return line, nil
 }
 
-func withStore(ctx context.Context, dataDir string, fn func(store.Store) error) error {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+// storeLocation is where the data lives: a PostgreSQL URL, or SQLite in the data directory.
+type storeLocation struct{ dataDir, db string }
+
+func withStore(ctx context.Context, loc *storeLocation, fn func(store.Store) error) error {
+	st, err := openStore(ctx, loc.dataDir, loc.db, nil)
 	if err != nil {
 		return err
 	}

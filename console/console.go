@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/server"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/console/tlscert"
 )
@@ -39,6 +41,9 @@ const (
 type Config struct {
 	// DataDir holds the database and the self-signed certificate.
 	DataDir string
+	// DB, when set, is a postgres:// URL: the data is kept there instead of
+	// in SQLite in DataDir, and several consoles may share it.
+	DB string
 	// Listen is the TCP address to serve on, e.g. ":8083" or "127.0.0.1:0".
 	Listen string
 	// TLSCert and TLSKey name the operator's own PEM pair.
@@ -58,7 +63,13 @@ type Config struct {
 	Stderr io.Writer
 	// ShutdownTimeout bounds how long Shutdown waits for requests in flight (default 15s).
 	ShutdownTimeout time.Duration
+	// AuditRetention: audits older than this are deleted every ten minutes;
+	// 0 keeps them forever.
+	AuditRetention time.Duration
 }
+
+// DefaultAuditRetention is how long audits are kept unless configured.
+const DefaultAuditRetention = 30 * 24 * time.Hour
 
 // Console is a running console server.
 type Console struct {
@@ -90,7 +101,7 @@ func Start(ctx context.Context, cfg Config) (*Console, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, dbFile))
+	st, err := openStore(ctx, cfg.DataDir, cfg.DB, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +146,9 @@ func (c *Console) start(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	c.ln = ln
+	stopping := make(chan struct{})
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -145,6 +157,8 @@ func (c *Console) start(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(c.cfg.Logger.With("component", "http").Handler(), slog.LevelDebug),
 	}
+	// Long-polls end at once on shutdown instead of holding it up.
+	c.srv.RegisterOnShutdown(func() { close(stopping) })
 	scheme := "https"
 	if c.cfg.InsecureHTTP {
 		scheme = "http"
@@ -161,7 +175,7 @@ func (c *Console) start(ctx context.Context) error {
 
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	c.stop = stop
-	go c.cleanTokens(bgCtx, authn)
+	go c.housekeeping(bgCtx, authn)
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil
 }
@@ -214,8 +228,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return c.Shutdown(context.WithoutCancel(ctx))
 }
 
-// cleanTokens deletes expired tokens now and then until ctx ends.
-func (c *Console) cleanTokens(ctx context.Context, authn *auth.Authenticator) {
+// housekeeping deletes expired tokens and audits past the retention now and
+// then until ctx ends.
+func (c *Console) housekeeping(ctx context.Context, authn *auth.Authenticator) {
 	defer close(c.bg)
 	tick := time.NewTicker(10 * time.Minute)
 	defer tick.Stop()
@@ -224,6 +239,13 @@ func (c *Console) cleanTokens(ctx context.Context, authn *auth.Authenticator) {
 			c.log.Warn("deleting expired tokens", "err", err)
 		} else if n > 0 {
 			c.log.Debug("deleted expired tokens", "count", n)
+		}
+		if r := c.cfg.AuditRetention; r > 0 {
+			if n, err := c.store.DeleteAuditsBefore(ctx, time.Now().Add(-r)); err != nil && ctx.Err() == nil {
+				c.log.Warn("deleting old audits", "err", err)
+			} else if n > 0 {
+				c.log.Info("deleted audits past the retention", "count", n, "retention", r)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -285,4 +307,18 @@ func ipStrings(ips []net.IP) []string {
 		out[i] = ip.String()
 	}
 	return out
+}
+
+// openStore opens PostgreSQL when db is a postgres:// URL, else SQLite in dataDir.
+func openStore(ctx context.Context, dataDir, db string, logger *slog.Logger) (store.Store, error) {
+	if db != "" {
+		if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
+			return nil, errors.New("--db: want a postgres://user:password@host:port/database URL")
+		}
+		return postgres.Open(ctx, db, logger)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
 }

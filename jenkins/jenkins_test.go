@@ -3,6 +3,7 @@ package jenkins_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/internal/testenv"
 	"github.com/taskguard/taskguard/scanners/scantest"
 )
@@ -300,16 +302,14 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
-			// POST /api/v1/scans is not served yet: the publish call is
-			// checked by its recorded command and the console's 404.
 			name:        "scan with publish: true hands the JSON report to taskguardPublish",
 			jenkinsfile: scanScript(", json: 'out/report.json', publish: true, consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true"),
 			files:       scanFiles,
 			env:         merge(scanEnv, map[string]string{"CONSOLE_URL": f.consoleURL}),
 			check: func(t *testing.T, b *buildResult) {
 				sh := findSh(t, b, "curl -K -")
-				if sh["exitCode"] != float64(1) {
-					t.Errorf("publish script exit %v, want 1 (the console's 404)", sh["exitCode"])
+				if sh["exitCode"] != float64(0) {
+					t.Errorf("publish script exit %v, want 0", sh["exitCode"])
 				}
 				env := fmt.Sprint(b.calls("withEnv"))
 				for _, want := range []string{"TG_REPORT=out/report.json", "TG_URL=" + f.consoleURL + "/api/v1/scans", "TG_CONSOLE_INSECURE=true"} {
@@ -320,9 +320,12 @@ func TestSharedLibrary(t *testing.T) {
 				if ci := findSh(t, b, "'ci'"); strings.Contains(ci["script"].(string), "--console") {
 					t.Errorf("no protection asked, yet taskguard ci got the console:\n%s", ci["script"])
 				}
-				wantResult(t, b, "FAILURE")
-				if !strings.HasPrefix(b.Error, "taskguardPublish: the console answered HTTP 404") {
-					t.Errorf("error %q", b.Error)
+				wantResult(t, b, "SUCCESS")
+				if !strings.Contains(b.Log, "published to "+f.consoleURL) {
+					t.Errorf("log:\n%s", b.Log)
+				}
+				if !consoleHasScan(t, f, "image.tar", "passed") {
+					t.Error("the console does not list the published scan")
 				}
 				wantArchived(t, b, "out/report.json", "taskguard-junit.xml")
 				wantNoSecret(t, b, ciPassword)
@@ -409,20 +412,25 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
-			// The console has no POST /api/v1/scans yet: the step's command
-			// line is what is checked, and the console's 404 reaches the error.
 			name: "publish sends the JSON report to POST /api/v1/scans",
 			jenkinsfile: `node {
     stage('publish') {
-        Map r = taskguardPublish(json: 'reports/r.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true, failOnError: false)
+        Map r = taskguardPublish(json: 'reports/r.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true)
         echo "published: ${r.published}"
     }
-    stage('publish strictly') {
-        taskguardPublish(json: 'reports/r.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true)
+    stage('publish a bad report, leniently') {
+        Map r = taskguardPublish(json: 'reports/bad.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true, failOnError: false)
+        echo "bad published: ${r.published}"
+    }
+    stage('publish a bad report, strictly') {
+        taskguardPublish(json: 'reports/bad.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true)
     }
 }`,
-			files: map[string]string{"reports/r.json": `{"result":"passed"}`},
-			env:   map[string]string{"CONSOLE_URL": f.consoleURL},
+			files: map[string]string{
+				"reports/r.json":   `{"schemaVersion":1,"tool":{"name":"taskguard","version":"devel"},"createdAt":"2026-11-23T10:00:00Z","result":"blocked","policy":{"source":"default"},"image":{"name":"registry.example.com/jenkins/published:1","kind":"registry"},"summary":{"vulnerabilities":{"total":0},"compliance":{"total":0},"blocked":0,"alerted":0,"ignored":0},"vulnerabilities":[],"compliance":[]}`,
+				"reports/bad.json": `{"result":"passed"}`,
+			},
+			env: map[string]string{"CONSOLE_URL": f.consoleURL},
 			check: func(t *testing.T, b *buildResult) {
 				sh := findSh(t, b, "curl -K -")
 				script := sh["script"].(string)
@@ -437,11 +445,14 @@ func TestSharedLibrary(t *testing.T) {
 						t.Errorf("withEnv %s lacks %s", env, want)
 					}
 				}
-				if !strings.Contains(b.Log, "published: false") {
-					t.Errorf("failOnError false must not stop the build:\n%s", b.Log)
+				if !strings.Contains(b.Log, "published: true") || !strings.Contains(b.Log, "bad published: false") {
+					t.Errorf("log:\n%s", b.Log)
+				}
+				if !consoleHasScan(t, f, "registry.example.com/jenkins/published:1", "blocked") {
+					t.Error("the console does not list the published scan")
 				}
 				wantResult(t, b, "FAILURE")
-				if !strings.HasPrefix(b.Error, "taskguardPublish: the console answered HTTP 404") {
+				if !strings.HasPrefix(b.Error, "taskguardPublish: the console answered HTTP 400") || !strings.Contains(b.Error, "schema version 1") {
 					t.Errorf("error %q", b.Error)
 				}
 				wantNoSecret(t, b, ciPassword)
@@ -774,4 +785,24 @@ func wantJUnit(t *testing.T, data []byte, failures int) {
 	if suites.Tests == 0 || suites.Failures != failures {
 		t.Errorf("junit: %d tests, %d failures; want some tests and %d failures", suites.Tests, suites.Failures, failures)
 	}
+}
+
+// consoleHasScan reports whether the console lists a scan of image with result.
+func consoleHasScan(t *testing.T, f *fixture, image, result string) bool {
+	t.Helper()
+	c, err := api.NewClient(f.consoleURL, api.WithBasicAuth("builder", ciPassword), api.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := c.Scans(context.Background(), "", "")
+	if err != nil {
+		t.Fatalf("list scans: %v", err)
+	}
+	for _, sc := range page.Scans {
+		if sc.Image == image && sc.Result == result {
+			return true
+		}
+	}
+	t.Logf("scans: %+v", page.Scans)
+	return false
 }

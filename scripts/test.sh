@@ -15,6 +15,8 @@ scripts/install-deps.sh
 export PATH="$(go env GOPATH)/bin:$PATH"
 export TASKGUARD_SHARED="${TASKGUARD_SHARED:-$(cd .. && pwd)/shared}"
 TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"
+# install-deps.sh installs PostgreSQL and Chromium: their tests must run, not skip.
+export TASKGUARD_REQUIRE_POSTGRES=1 TASKGUARD_REQUIRE_CHROMIUM=1
 export TASKGUARD_SARIF_MULTITOOL="$TOOLS/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
 
 step "gofmt"

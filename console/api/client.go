@@ -181,14 +181,33 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 const maxResponse = 32 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, ctype string, body io.Reader) ([]byte, error) {
+	var h http.Header
+	if ctype != "" {
+		h = http.Header{"Content-Type": {ctype}}
+	}
+	resp, err := c.send(ctx, method, path, q, h, body)
+	if err != nil {
+		return nil, err
+	}
+	return resp.body, nil
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// send makes one request; any answer but 2xx and 304 is a *StatusError.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, h http.Header, body io.Reader) (response, error) {
 	u := c.base.JoinPath(path)
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
-		return nil, err
+		return response{}, err
 	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
 	switch {
@@ -200,21 +219,21 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, ctyp
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		// *url.Error carries the URL only, never the Authorization header.
-		return nil, err
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read the console's answer: %w", method, path, err)
+		return response{}, fmt.Errorf("%s %s: read the console's answer: %w", method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
+	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusNotModified {
 		e := &StatusError{StatusCode: resp.StatusCode}
 		var apiErr Error
 		if json.Unmarshal(data, &apiErr) == nil {
 			e.Message = apiErr.Error
 		}
 		e.RetryAfter, _ = strconv.Atoi(resp.Header.Get("Retry-After"))
-		return nil, e
+		return response{}, e
 	}
-	return data, nil
+	return response{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }

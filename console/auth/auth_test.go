@@ -28,7 +28,7 @@ func TestRoles(t *testing.T) {
 		role Role
 		can  []Permission
 	}{
-		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits}},
+		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy}},
 		{RoleDefenderManager, []Permission{PermProtect, PermRead}},
 		{RoleCI, []Permission{PermPublishScans, PermRead}},
 		{RoleAuditor, []Permission{PermRead}},

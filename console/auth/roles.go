@@ -37,11 +37,12 @@ const (
 	PermRead         Permission = "read console data"
 	PermAgentPolicy  Permission = "fetch defender policy"
 	PermAgentAudits  Permission = "post defender audits"
+	PermEditPolicy   Permission = "change policy"
 )
 
 // rolePermissions is the whole access model: a role may do what is listed, nothing else.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits},
+	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy},
 	RoleDefenderManager: {PermProtect, PermRead},
 	RoleCI:              {PermPublishScans, PermRead},
 	RoleAuditor:         {PermRead},

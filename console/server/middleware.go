@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -75,6 +76,7 @@ func (s *Server) logRequest(rt route, next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		ri := info(r.Context())
+		s.metrics.observe(rt.name, r.Method, rec.status, time.Since(start))
 		level := slog.LevelInfo
 		if rec.status >= 500 {
 			level = slog.LevelError
@@ -116,6 +118,9 @@ func (s *Server) secureHeaders(_ route, next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-store")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -158,8 +163,12 @@ func (s *Server) requireRole(rt route, next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.auth.Request(r)
+		p, err := s.authenticate(r)
 		if err != nil {
+			if rt.page && errors.Is(err, auth.ErrUnauthorized) {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
 			s.authError(w, r, err)
 			return
 		}
@@ -170,6 +179,23 @@ func (s *Server) requireRole(rt route, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// authenticate reads the Authorization header or, from a browser, the
+// session cookie. A cookie authorizes a change only with the CSRF header,
+// which no other site's page can add to a request to the console.
+func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
+	if r.Header.Get("Authorization") != "" {
+		return s.auth.Request(r)
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return auth.Principal{}, auth.ErrUnauthorized
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Header.Get(csrfHeader) != "1" {
+		return auth.Principal{}, auth.ErrUnauthorized
+	}
+	return s.auth.Bearer(r.Context(), c.Value)
 }
 
 // authError answers a failed authentication: 401 with nothing more, 429 with

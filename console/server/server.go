@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/taskguard/taskguard/console/auth"
@@ -14,6 +15,8 @@ type Config struct {
 	Store  store.Store
 	Auth   *auth.Authenticator
 	Logger *slog.Logger
+	// Stopping, when closed, ends long-polls at once (the server is shutting down).
+	Stopping <-chan struct{}
 }
 
 // Server holds the handlers' dependencies.
@@ -21,21 +24,23 @@ type Server struct {
 	store store.Store
 	auth  *auth.Authenticator
 	log   *slog.Logger
+
+	metrics  *metrics
+	stopping <-chan struct{}
 }
 
 // New returns the console's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http")}
+	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping}
 	mux := http.NewServeMux()
-	known := map[string][]string{}
-	for _, rt := range s.routes() {
+	rts := s.routes()
+	for _, rt := range rts {
 		mux.Handle(rt.method+" "+rt.path, s.chain(rt))
-		known[rt.path] = append(known[rt.path], rt.method)
 	}
 	// Everything else: 404, or 405 naming the allowed methods, through the
 	// same chain so it is logged like any request.
 	mux.Handle("/", s.chain(route{name: "not-found", maxBody: smallBody, handler: func(w http.ResponseWriter, r *http.Request) {
-		if methods, ok := known[r.URL.Path]; ok {
+		if methods := allowedMethods(rts, r.URL.Path); len(methods) > 0 {
 			allow := strings.Join(methods, ", ")
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow)
@@ -44,4 +49,42 @@ func New(cfg Config) http.Handler {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	}}))
 	return mux
+}
+
+// allowedMethods lists the methods of the routes whose pattern matches path.
+func allowedMethods(rts []route, path string) []string {
+	var out []string
+	for _, rt := range rts {
+		if patternMatches(rt.path, path) && !slices.Contains(out, rt.method) {
+			out = append(out, rt.method)
+		}
+	}
+	return out
+}
+
+// patternMatches matches a route path ("/a/{name}", "/{$}", "/ui/static/")
+// against a request path, as the mux would.
+func patternMatches(pattern, path string) bool {
+	if strings.HasSuffix(pattern, "/{$}") {
+		return path == strings.TrimSuffix(pattern, "{$}")
+	}
+	if strings.HasSuffix(pattern, "/") {
+		return strings.HasPrefix(path, pattern)
+	}
+	ps, qs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(qs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if qs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if p != qs[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -4,7 +4,8 @@
 // own versioned migrations when opened, and every one of them must pass the
 // conformance suite in package storetest.
 //
-// The store holds users, bearer-token records and console secrets. It never
+// The store holds users, bearer-token records, console secrets, the policy
+// with its revisions, defender audits and CI scan reports. It never
 // sees a raw password or a raw token: callers hand it bcrypt hashes and token
 // digests. It does not decide anything (who may log in, when a token is valid):
 // that is package auth's job.
@@ -52,6 +53,10 @@ type Store interface {
 	// EnsureSecret returns the secret stored under name. When there is none it
 	// stores value first; when two callers race, both get the one that won.
 	EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error)
+
+	PolicyStore
+	AuditStore
+	ScanStore
 
 	// Close releases the database.
 	Close() error

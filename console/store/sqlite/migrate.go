@@ -32,6 +32,44 @@ CREATE TABLE secrets (
 	value      BLOB NOT NULL,
 	created_at INTEGER NOT NULL
 );`,
+	2: `
+CREATE TABLE policy_revisions (
+	revision   INTEGER PRIMARY KEY,
+	created_at INTEGER NOT NULL,
+	actor      TEXT NOT NULL,
+	action     TEXT NOT NULL,
+	rule       TEXT NOT NULL DEFAULT '',
+	document   TEXT NOT NULL
+);
+CREATE TABLE audits (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	id          TEXT NOT NULL UNIQUE,
+	time        INTEGER NOT NULL,
+	received_at INTEGER NOT NULL,
+	task_family TEXT NOT NULL DEFAULT '',
+	task_id     TEXT NOT NULL DEFAULT '',
+	container   TEXT NOT NULL DEFAULT '',
+	kind        TEXT NOT NULL,
+	effect      TEXT NOT NULL DEFAULT '',
+	rule        TEXT NOT NULL DEFAULT '',
+	message     TEXT NOT NULL DEFAULT '',
+	body        TEXT NOT NULL
+);
+CREATE INDEX audits_time ON audits (time, seq);
+CREATE INDEX audits_kind_time ON audits (kind, time);
+CREATE TABLE scans (
+	seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+	id          TEXT NOT NULL UNIQUE,
+	received_at INTEGER NOT NULL,
+	publisher   TEXT NOT NULL DEFAULT '',
+	image       TEXT NOT NULL DEFAULT '',
+	digest      TEXT NOT NULL DEFAULT '',
+	task_family TEXT NOT NULL DEFAULT '',
+	result      TEXT NOT NULL DEFAULT '',
+	summary     TEXT NOT NULL,
+	report      TEXT NOT NULL
+);
+CREATE INDEX scans_image ON scans (image, seq);`,
 }
 
 // SchemaVersion is the version Open migrates to.

@@ -19,7 +19,8 @@ import (
 
 // DB is a store.Store over one SQLite database file.
 type DB struct {
-	db *sql.DB
+	db    *sql.DB
+	watch *watcher
 }
 
 var _ store.Store = (*DB)(nil)
@@ -53,11 +54,16 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	d := &DB{db: db}
+	d.watch = newWatcher(d.PolicyRevision)
+	return d, nil
 }
 
-// Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+// Close closes the database; policy waiters return.
+func (d *DB) Close() error {
+	d.watch.close()
+	return d.db.Close()
+}
 
 // CreateUser implements store.Store.
 func (d *DB) CreateUser(ctx context.Context, u store.User) error {

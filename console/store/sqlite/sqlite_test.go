@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/console/store/storetest"
 )
@@ -90,5 +92,39 @@ func TestTwoProcessesOpenOneFile(t *testing.T) {
 	var mode string
 	if err := b.db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
+
+// Two processes on one database file (two handles here): a change written
+// through one wakes a waiter on the other, through the database.
+func TestWaitPolicyAcrossHandles(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "taskguard.db")
+	a, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	woke := make(chan int64, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		rev, err := b.WaitPolicy(wctx, 0)
+		if err != nil {
+			t.Errorf("WaitPolicy: %v", err)
+		}
+		woke <- rev
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := a.SavePolicy(ctx, 0, policy.Policy{}, store.PolicyChange{Actor: "x", Action: "init"}); err != nil {
+		t.Fatal(err)
+	}
+	if rev := <-woke; rev != 1 {
+		t.Fatalf("the other handle woke with revision %d, want 1", rev)
 	}
 }

@@ -32,6 +32,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EnsureSecret", testEnsureSecret},
 		{"EnsureSecretRace", testEnsureSecretRace},
 		{"ConcurrentCreateUser", testConcurrentCreateUser},
+		{"PolicyRevisions", testPolicyRevisions},
+		{"PolicyConcurrentSave", testPolicyConcurrentSave},
+		{"WaitPolicy", testWaitPolicy},
+		{"Audits", testAudits},
+		{"AuditsSameTime", testAuditsSameTime},
+		{"Scans", testScans},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

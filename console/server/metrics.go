@@ -1,0 +1,100 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the console's Prometheus series, on a registry of their own so
+// that several servers in one process (tests) do not collide.
+type metrics struct {
+	reg      *prometheus.Registry
+	serve    http.Handler
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	audits   *prometheus.CounterVec
+	lastSeen *prometheus.GaugeVec
+
+	mu       sync.Mutex
+	families map[string]bool
+	seen     prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskguard_console_http_requests_total",
+			Help: "HTTP requests answered, by route and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskguard_console_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route (long-polls included).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 60},
+		}, []string{"route"}),
+		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskguard_console_audits_ingested_total",
+			Help: "Defender audit records received: stored, or duplicate (already stored, a retried batch).",
+		}, []string{"result"}),
+		lastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "taskguard_console_defender_last_seen_timestamp_seconds",
+			Help: "When a defender of the task family last fetched policy or posted audits.",
+		}, []string{"task_family"}),
+		seen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "taskguard_console_defender_task_families",
+			Help: "Task families whose defenders this console process has seen since it started.",
+		}),
+		families: map[string]bool{},
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.seen,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.serve = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return m
+}
+
+func (m *metrics) observe(route, method string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) auditsIngested(stored, duplicates int) {
+	m.audits.WithLabelValues("stored").Add(float64(stored))
+	m.audits.WithLabelValues("duplicate").Add(float64(duplicates))
+}
+
+func (m *metrics) defenderSeen(family string) {
+	if family == "" {
+		return
+	}
+	m.lastSeen.WithLabelValues(family).SetToCurrentTime()
+	m.mu.Lock()
+	if !m.families[family] {
+		m.families[family] = true
+		m.seen.Set(float64(len(m.families)))
+	}
+	m.mu.Unlock()
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	s.metrics.serve.ServeHTTP(w, r)
+}
+
+// familiesSeen lists the task families whose defenders this process has seen.
+func (m *metrics) familiesSeen() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.families))
+	for f := range m.families {
+		out = append(out, f)
+	}
+	return out
+}

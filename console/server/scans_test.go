@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/scan"
+	"github.com/taskguard/taskguard/scanners/vuln"
+)
+
+// ciReport is a CI report as `taskguard ci` writes it.
+func ciReport(t *testing.T, image string, severity string) []byte {
+	t.Helper()
+	rep := report.Report{
+		SchemaVersion: report.SchemaVersion,
+		CreatedAt:     time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC),
+		Policy:        report.PolicySource{Source: "console", Rule: "default"},
+		Image:         &scan.Artifact{Name: image, Kind: "registry", Digest: "sha256:abc"},
+		Task:          &report.Task{Path: "task.json", Family: "web"},
+		Vulnerabilities: []report.Vulnerability{{
+			Finding: vuln.Finding{VulnerabilityID: "CVE-2024-0001", PkgName: "openssl", InstalledVersion: "3.0.1", FixedVersion: "3.0.2", Severity: severity},
+			Verdict: report.Verdict{Action: report.ActionBlock, Reason: "at or above HIGH"},
+		}},
+	}
+	rep.Finish()
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestScans(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	ci := e.apiClient(auth.RoleCI)
+	first, err := ci.PublishScan(ctx, ciReport(t, "registry.example/web:1", "HIGH"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Image != "registry.example/web:1" || first.Result != report.ResultBlocked || first.Publisher != "user-ci" ||
+		first.TaskFamily != "web" || first.Digest != "sha256:abc" || first.ID == "" {
+		t.Fatalf("PublishScan = %+v", first)
+	}
+	var sum report.Summary
+	if err := json.Unmarshal(first.Summary, &sum); err != nil || sum.Vulnerabilities.High != 1 || sum.Blocked != 1 {
+		t.Errorf("summary = %s, %v", first.Summary, err)
+	}
+	second, err := ci.PublishScan(ctx, ciReport(t, "registry.example/api:2", "CRITICAL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditor := e.apiClient(auth.RoleAuditor)
+	list, err := auditor.Scans(ctx, "", "")
+	if err != nil || len(list.Scans) != 2 || list.Scans[0].ID != second.ID || list.Scans[1].ID != first.ID {
+		t.Fatalf("Scans = %+v, %v", list, err)
+	}
+	only, err := auditor.Scans(ctx, "registry.example/web:1", "")
+	if err != nil || len(only.Scans) != 1 || only.Scans[0].ID != first.ID {
+		t.Fatalf("Scans(image) = %+v, %v", only, err)
+	}
+	detail, err := auditor.Scan(ctx, second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal(detail.Report, &rep); err != nil || len(rep.Vulnerabilities) != 1 || rep.Vulnerabilities[0].Severity != "CRITICAL" {
+		t.Fatalf("detail report = %s, %v", detail.Report, err)
+	}
+	if _, err := auditor.Scan(ctx, "no-such-scan"); statusOf(err) != http.StatusNotFound {
+		t.Errorf("a missing scan: %v, want 404", err)
+	}
+	bad := []struct{ body, want string }{
+		{`{"schemaVersion":2,"result":"passed"}`, "schema version 1"},
+		{`{"schemaVersion":1,"result":"maybe"}`, "result"},
+		{`{"schemaVersion":"1"}`, "schemaVersion"},
+		{`[1,2]`, "JSON object"},
+		{`{`, "not valid JSON"},
+	}
+	for _, b := range bad {
+		r := e.do("POST", api.PathScans, basic(auth.RoleCI), b.body)
+		if r.status != 400 || !strings.Contains(errorMessage(t, r.body), b.want) {
+			t.Errorf("POST %s: %d %s; want 400 naming %q", b.body, r.status, r.body, b.want)
+		}
+	}
+	if r := e.do("POST", api.PathScans, basic(auth.RoleAuditor), string(ciReport(t, "x", "LOW"))); r.status != 403 {
+		t.Errorf("auditor publishes a scan: %d, want 403", r.status)
+	}
+	if r := e.do("GET", api.PathScans+"?cursor=bad", basic(auth.RoleAuditor), ""); r.status != 400 {
+		t.Errorf("bad cursor: %d, want 400", r.status)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	if _, err := e.agentClient("web").PostAudits(ctx, api.AuditBatch{Audits: []api.Audit{
+		{ID: "m1", Kind: api.AuditDNS}, {ID: "m2", Kind: api.AuditDNS}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.agentClient("web").PostAudits(ctx, api.AuditBatch{Audits: []api.Audit{{ID: "m1", Kind: api.AuditDNS}}}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	for _, want := range []string{
+		`taskguard_console_audits_ingested_total{result="stored"} 2`,
+		`taskguard_console_audits_ingested_total{result="duplicate"} 1`,
+		`taskguard_console_http_requests_total{code="202",method="POST",route="agent.audits"} 2`,
+		`taskguard_console_defender_task_families 1`,
+		`taskguard_console_defender_last_seen_timestamp_seconds{task_family="web"}`,
+		`taskguard_console_http_request_duration_seconds_bucket{route="agent.audits",le="60"} 2`,
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if r := e.do("GET", api.PathMetrics, "", ""); r.status != 401 {
+		t.Errorf("metrics without credentials: %d, want 401", r.status)
+	}
+}

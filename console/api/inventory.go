@@ -91,3 +91,53 @@ func (inv *Inventory) Validate() error {
 	}
 	return nil
 }
+
+// PathTaskImages lists the images running in protected tasks (GET), with
+// their vulnerabilities matched against the console's current DB; filters:
+// task (task family glob), image (glob), severity (minimum), cve, fixed=true.
+// PathTaskImages + "/{id}" is one image in one task container, in detail.
+const PathTaskImages = "/api/v1/images/tasks"
+
+// TaskImage is an image running in a task container, as the defender last
+// inventoried it, with its vulnerabilities matched at read time.
+type TaskImage struct {
+	ID          int64        `json:"id"`
+	TaskFamily  string       `json:"taskFamily"`
+	TaskID      string       `json:"taskId,omitempty"`
+	Container   string       `json:"container"`
+	Image       string       `json:"image,omitempty"`
+	ImageDigest string       `json:"imageDigest,omitempty"`
+	ReceivedAt  time.Time    `json:"receivedAt"`
+	ScannedAt   time.Time    `json:"scannedAt"`
+	OS          *InventoryOS `json:"os,omitempty"`
+	Packages    int          `json:"packages"`
+	// Severities counts the (filtered) vulnerabilities by severity.
+	Severities map[string]int `json:"severities"`
+	// Compliance counts the failed compliance checks.
+	Compliance int `json:"compliance"`
+	// Vulnerabilities and ComplianceFindings are filled in the detail only.
+	Vulnerabilities    []TaskVulnerability `json:"vulnerabilities,omitempty"`
+	ComplianceFindings []ComplianceFinding `json:"complianceFindings,omitempty"`
+	// Warnings name what could not be checked (an unsupported OS, no DB).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// TaskVulnerability is one vulnerability of an installed package.
+type TaskVulnerability struct {
+	VulnerabilityID  string `json:"vulnerabilityID"`
+	PkgType          string `json:"pkgType"`
+	PkgName          string `json:"pkgName"`
+	InstalledVersion string `json:"installedVersion"`
+	FixedVersion     string `json:"fixedVersion,omitempty"`
+	Status           string `json:"status"`
+	Severity         string `json:"severity"`
+	Title            string `json:"title,omitempty"`
+	PrimaryURL       string `json:"primaryURL,omitempty"`
+}
+
+// TaskImageList is the answer of GET PathTaskImages.
+type TaskImageList struct {
+	Images []TaskImage `json:"images"`
+	// DBUpdatedAt is when the vulnerability DB used was built, zero without one.
+	DBUpdatedAt time.Time `json:"dbUpdatedAt"`
+}

@@ -18,9 +18,9 @@ import (
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/server"
 	"github.com/taskguard/taskguard/console/store"
-	"github.com/taskguard/taskguard/console/taskimages"
 	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/sqlite"
+	"github.com/taskguard/taskguard/console/taskimages"
 	"github.com/taskguard/taskguard/console/tlscert"
 )
 

@@ -108,3 +108,55 @@ func (s *Server) getTaskImage(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, list.Images[0])
 }
+
+// taskImagesPage is the "Images in tasks" web page.
+func (s *Server) taskImagesPage(w http.ResponseWriter, r *http.Request) {
+	f, err := taskImageFilter(r)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, "error.html", "task-images", "Bad filter", err.Error())
+		return
+	}
+	invs, err := s.store.Inventories(r.Context(), store.InventoryQuery{})
+	if err != nil {
+		s.internalError(w, r, "list inventories", err)
+		return
+	}
+	list, err := s.images.Match(r.Context(), invs, f, false)
+	if err != nil {
+		s.internalError(w, r, "match inventories", err)
+		return
+	}
+	s.render(w, r, "taskimages.html", "task-images", "Images in tasks", map[string]any{
+		"List": list, "Filter": f, "Severities": []string{"LOW", "MEDIUM", "HIGH", "CRITICAL"},
+	})
+}
+
+// taskImagePage is one image in one task container.
+func (s *Server) taskImagePage(w http.ResponseWriter, r *http.Request) {
+	notFound := func() {
+		w.WriteHeader(http.StatusNotFound)
+		s.render(w, r, "error.html", "task-images", "Not found", "There is no task image "+strconv.Quote(r.PathValue("id"))+".")
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		notFound()
+		return
+	}
+	si, err := s.store.Inventory(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		notFound()
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "read inventory", err)
+		return
+	}
+	list, err := s.images.Match(r.Context(), []store.StoredInventory{si}, taskimages.Filter{}, true)
+	if err != nil {
+		s.internalError(w, r, "match inventory", err)
+		return
+	}
+	im := list.Images[0]
+	s.render(w, r, "taskimage.html", "task-images", im.Container+" in "+im.TaskFamily, map[string]any{"Image": im})
+}

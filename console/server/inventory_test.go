@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,5 +229,38 @@ func TestTaskImagesWithoutDB(t *testing.T) {
 	l := e.taskImages("")
 	if len(l.Images) != 1 || len(l.Images[0].Warnings) == 0 || l.Images[0].Packages != 1 {
 		t.Errorf("images = %+v, want one with a no-DB warning", l.Images)
+	}
+}
+
+// TestTaskImagesPages: the "Images in tasks" page lists the image with its
+// task family and links to its detail; the nav shows it beside the CI
+// scan results.
+func TestTaskImagesPages(t *testing.T) {
+	e := newTestEnvWith(t, auth.ThrottleConfig{}, nil)
+	inv := api.Inventory{TaskFamily: "shop-web", TaskID: "task-9", Container: "web", Image: "registry.example/shop/web:1.4", Hash: "sha256:1",
+		Packages:   []api.InventoryPackage{{Type: "dpkg", Name: "bash", Version: "5.2"}},
+		Compliance: []api.ComplianceFinding{{CheckID: "TG-IMG-009", Title: "SSH server installed", Severity: "MEDIUM", Target: "/usr/sbin/sshd", Message: "/usr/sbin/sshd is installed"}}}
+	body, _ := json.Marshal(inv)
+	if r := e.do("POST", api.PathAgentInventory, basic(auth.RoleAgent), string(body)); r.status != 204 {
+		t.Fatalf("post inventory: %d %s", r.status, r.body)
+	}
+	id := e.taskImages("").Images[0].ID
+	r := e.do("GET", "/images/tasks?task=shop-*", basic(auth.RoleAuditor), "")
+	for _, want := range []string{"Images in tasks", "shop-web", "registry.example/shop/web:1.4", fmt.Sprintf(`href="/images/tasks/%d"`, id), `href="/scans"`} {
+		if r.status != 200 || !strings.Contains(r.body, want) {
+			t.Errorf("list page (%d) lacks %q", r.status, want)
+		}
+	}
+	if r := e.do("GET", "/images/tasks?task=bank-*", basic(auth.RoleAuditor), ""); strings.Contains(r.body, "shop-web") {
+		t.Error("the task filter kept another family")
+	}
+	r = e.do("GET", fmt.Sprintf("/images/tasks/%d", id), basic(auth.RoleAuditor), "")
+	for _, want := range []string{"web in shop-web", "TG-IMG-009", "/usr/sbin/sshd is installed", "task-9"} {
+		if r.status != 200 || !strings.Contains(r.body, want) {
+			t.Errorf("detail page (%d) lacks %q", r.status, want)
+		}
+	}
+	if r := e.do("GET", "/images/tasks/424242", basic(auth.RoleAuditor), ""); r.status != 404 {
+		t.Errorf("unknown task image page: %d, want 404", r.status)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -24,23 +25,31 @@ func (s *Server) postInventory(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	var inv api.Inventory
-	if err := json.Unmarshal(body, &inv); err != nil {
-		writeError(w, http.StatusBadRequest, describeJSONError(err).Error())
+	inv, err := parseInventory(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.TaskFamily != "" {
 		inv.TaskFamily = p.TaskFamily
-	}
-	if err := inv.Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
-		return
 	}
 	if err := s.store.SaveInventory(r.Context(), store.StoredInventory{ReceivedAt: time.Now().UTC(), Inventory: inv}); err != nil {
 		s.internalError(w, r, "save inventory", err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseInventory reads and validates a defender's inventory body.
+func parseInventory(body []byte) (api.Inventory, error) {
+	var inv api.Inventory
+	if err := json.Unmarshal(body, &inv); err != nil {
+		return inv, describeJSONError(err)
+	}
+	if err := inv.Validate(); err != nil {
+		return inv, fmt.Errorf("request body: %w", err)
+	}
+	return inv, nil
 }
 
 // taskImageFilter reads the filters of PathTaskImages.

@@ -15,6 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "generating $FILES files ..."
 go run ./bench/inventory/mktree "$work/root" "$FILES"
+sync # let the writeback of the new tree finish before measuring
 export TASKGUARD_BENCH_TREE="$work/root"
 go test -run '^$' -bench 'BenchmarkAppStartInventory' -benchtime "${ROUNDS}x" ./agent/launcher | grep -E 'Benchmark|ratio='
 go test -run '^$' -bench 'BenchmarkScanTree' -benchtime 1x ./agent/inventory | grep -E 'Benchmark'

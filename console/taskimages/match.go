@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -168,8 +170,10 @@ func toAnalyzer(inv api.Inventory) *analyzer.Inventory {
 	return out
 }
 
-// Updater keeps the Matcher's DB current: it calls vulndb.Update every
-// Interval (which downloads only when the DB is due; Offline never does).
+// Updater keeps the Matcher's DB current: every Interval it downloads a
+// new DB when the current one is due (vulndb.Update, into a staging folder
+// beside it, so matching goes on meanwhile) and swaps the files in between
+// two matches. Options.Offline never downloads.
 type Updater struct {
 	Matcher  *Matcher
 	Interval time.Duration
@@ -186,9 +190,7 @@ func (u *Updater) Run(ctx context.Context) {
 	}
 	logger = logger.With("component", "vulndb")
 	for {
-		u.Matcher.mu.Lock()
-		res, err := vulndb.Update(ctx, u.Matcher.Dir, u.Options)
-		u.Matcher.mu.Unlock()
+		res, err := u.Update(ctx)
 		switch {
 		case err != nil:
 			logger.Warn("vulnerability DB update failed; keeping the current one", "err", err)
@@ -203,4 +205,42 @@ func (u *Updater) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Update runs one update: nothing when the DB is fresh (or Offline),
+// else a download into a staging folder and a swap of the DB files.
+func (u *Updater) Update(ctx context.Context) (vulndb.UpdateResult, error) {
+	dir := u.Matcher.Dir
+	now := time.Now
+	if u.Options.Now != nil {
+		now = u.Options.Now
+	}
+	meta, err := vulndb.ReadMetadata(dir)
+	_, serr := os.Stat(vulndb.Path(dir))
+	fresh := err == nil && serr == nil && meta.Version == vulndb.SchemaVersion && now().Before(meta.NextUpdate)
+	if u.Options.Offline || (fresh && !u.Options.Force) {
+		return vulndb.Update(ctx, dir, u.Options) // checks only; never downloads
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return vulndb.UpdateResult{}, fmt.Errorf("vulnerability DB: %w", err)
+	}
+	staging, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".vulndb-next-")
+	if err != nil {
+		return vulndb.UpdateResult{}, fmt.Errorf("vulnerability DB staging folder: %w", err)
+	}
+	defer os.RemoveAll(staging)
+	opts := u.Options
+	opts.Force = true
+	res, err := vulndb.Update(ctx, staging, opts)
+	if err != nil {
+		return res, err
+	}
+	u.Matcher.mu.Lock()
+	defer u.Matcher.mu.Unlock()
+	for _, name := range []string{filepath.Base(vulndb.Path(staging)), "metadata.json"} {
+		if err := os.Rename(filepath.Join(staging, name), filepath.Join(dir, name)); err != nil {
+			return res, fmt.Errorf("install the new vulnerability DB in %s: %w", dir, err)
+		}
+	}
+	return res, nil
 }

@@ -77,6 +77,8 @@ TASKGUARD_ADMIN_PASSWORD.`,
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
 	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
+	f.StringVar(&cfg.VulnDBDir, "vuln-db-dir", "", "vulnerability DB directory that images running in tasks are matched against (as `taskguard db update --cache-dir DIR` makes it)")
+	f.DurationVar(&cfg.VulnDBUpdate, "vuln-db-update", 12*time.Hour, "refresh the vulnerability DB this often (downloads only when due); 0 never downloads (offline)")
 	f.DurationVar(&cfg.Auth.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of the tokens POST /api/v1/authenticate returns")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

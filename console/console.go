@@ -20,6 +20,7 @@ import (
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/sqlite"
+	"github.com/taskguard/taskguard/console/taskimages"
 	"github.com/taskguard/taskguard/console/tlscert"
 )
 
@@ -66,6 +67,12 @@ type Config struct {
 	// AuditRetention: audits older than this are deleted every ten minutes;
 	// 0 keeps them forever.
 	AuditRetention time.Duration
+	// VulnDBDir holds the vulnerability DB that the images running in tasks
+	// are matched against (`taskguard db update --cache-dir`); empty: no matching.
+	VulnDBDir string
+	// VulnDBUpdate is how often the DB is refreshed from its registry (only
+	// downloaded when due); 0 never downloads (offline use).
+	VulnDBUpdate time.Duration
 }
 
 // DefaultAuditRetention is how long audits are kept unless configured.
@@ -147,8 +154,9 @@ func (c *Console) start(ctx context.Context) error {
 	}
 	c.ln = ln
 	stopping := make(chan struct{})
+	images := &taskimages.Matcher{Dir: c.cfg.VulnDBDir, Logger: c.cfg.Logger}
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -176,6 +184,9 @@ func (c *Console) start(ctx context.Context) error {
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	c.stop = stop
 	go c.housekeeping(bgCtx, authn)
+	if c.cfg.VulnDBDir != "" && c.cfg.VulnDBUpdate > 0 {
+		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger}).Run(bgCtx)
+	}
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/inventory"
 	"github.com/taskguard/taskguard/agent/launcher"
 	"github.com/taskguard/taskguard/agent/sidecar"
 	"github.com/taskguard/taskguard/agent/socket"
@@ -68,6 +70,8 @@ func auditSink(path string) (audit.Sink, io.Closer, error) {
 
 func newEntrypoint() *cobra.Command {
 	var socketPath, policyFile, auditFile, logLevel, supervisor string
+	var inventoryMode string
+	var inventoryDelay, inventoryInterval time.Duration
 	var failClosed bool
 	cmd := &cobra.Command{
 		Use:   "entrypoint [flags] -- ARGV...",
@@ -76,7 +80,9 @@ func newEntrypoint() *cobra.Command {
 matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). The exit
 status is the app's own. Every flag has an environment variable, since an ECS entryPoint
 is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
-TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL.`,
+TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
+TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL. With a sidecar, the container's
+packages and compliance are inventoried in the background (low priority) for the console.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sink, closer, err := auditSink(auditFile)
@@ -99,6 +105,7 @@ TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL.`,
 				Audits:     sink,
 				FailClosed: failClosed,
 				Supervisor: supervisor,
+				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, socketPath),
 				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 				Log:        logger(logLevel),
 			})
@@ -126,7 +133,49 @@ TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL.`,
 	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "ptrace"), "ptrace, usernotif (seccomp user notification) or auto")
+	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")
+	f.DurationVar(&inventoryDelay, "inventory-delay", envDuration("TASKGUARD_INVENTORY_DELAY", inventory.DefaultDelay), "wait this long after the app starts before the first inventory (0: at once)")
+	f.DurationVar(&inventoryInterval, "inventory-interval", envDuration("TASKGUARD_INVENTORY_INTERVAL", inventory.DefaultInterval), "check the package databases this often; rescan when they changed")
 	return cmd
+}
+
+// envDuration reads a duration from the environment, or def when unset or malformed.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
+// inventorySchedule is the launcher's inventory configuration, nil when
+// turned off. The defender's own volume (the socket's folder) is not scanned.
+func inventorySchedule(mode string, delay, interval time.Duration, socketPath string) *inventory.Schedule {
+	if !inventory.Enabled(func(string) string { return mode }) {
+		return nil
+	}
+	if delay == 0 {
+		delay = -1 // the flag's 0 means at once; the Schedule's means the default
+	}
+	skip := []string{filepath.Dir(socketPath)}
+	if exe, err := os.Executable(); err == nil {
+		skip = append(skip, filepath.Dir(exe))
+	}
+	return &inventory.Schedule{
+		Options: inventory.Options{
+			Root:     "/",
+			SkipDirs: inventory.SkipDirsFor("/", skip...),
+			UID:      os.Geteuid(),
+		},
+		Identity: policy.Identity{
+			TaskFamily: os.Getenv("TASKGUARD_TASK"),
+			Container:  os.Getenv("TASKGUARD_CONTAINER"),
+			Image:      os.Getenv("TASKGUARD_IMAGE"),
+		},
+		TaskID:      os.Getenv("TASKGUARD_TASK_ID"),
+		ImageDigest: os.Getenv("TASKGUARD_IMAGE_DIGEST"),
+		Delay:       delay,
+		Interval:    interval,
+	}
 }
 
 // dieBy ends this process by sig, as the app ended, so a parent sees the

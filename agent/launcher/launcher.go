@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/inventory"
 	"github.com/taskguard/taskguard/agent/socket"
 	"github.com/taskguard/taskguard/agent/supervise"
 	"github.com/taskguard/taskguard/console/api"
@@ -49,8 +50,12 @@ type Options struct {
 	Supervisor string
 	// PolicyWait bounds the wait for the sidecar's first policy frame.
 	PolicyWait time.Duration
-	Files      [3]*os.File
-	Log        *slog.Logger
+	// Inventory, when set, inventories this container's filesystem in the
+	// background (low priority, after its delay) and sends the result to
+	// the sidecar; only when a sidecar is connected.
+	Inventory *inventory.Schedule
+	Files     [3]*os.File
+	Log       *slog.Logger
 }
 
 // Run launches argv with env under the policy and returns the app's status.
@@ -116,6 +121,18 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 		case <-first:
 		case <-time.After(o.PolicyWait):
 			o.Log.Warn("no policy from the sidecar yet; starting with none", "waited", o.PolicyWait)
+		}
+		if o.Inventory != nil {
+			sched := *o.Inventory
+			if sched.Env == nil {
+				sched.Env = env
+			}
+			if sched.Logger == nil {
+				sched.Logger = o.Log
+			}
+			ictx, stop := context.WithCancel(ctx)
+			defer stop()
+			go inventory.Run(ictx, sched, cl.SendInventory)
 		}
 	}
 	cfg := supervise.Config{Path: path, Argv: argv, Env: env, Files: o.Files}

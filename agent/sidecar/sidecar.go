@@ -14,6 +14,7 @@ import (
 
 	"github.com/taskguard/taskguard/agent/audit"
 	"github.com/taskguard/taskguard/agent/socket"
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
@@ -87,6 +88,15 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Ready != nil {
 		close(o.Ready)
+	}
+	if o.Console != nil {
+		fw := newInventoryForwarder(o.Console.SendInventory, o.TaskFamily, o.Log.With("component", "inventory"))
+		srv.OnInventory(fw.add)
+		g.Go(func() error { return fw.run(ctx) })
+	} else {
+		srv.OnInventory(func(inv api.Inventory) {
+			o.Log.Info("inventory received; no console to send it to", "container", inv.Container, "packages", len(inv.Packages), "findings", len(inv.Compliance))
+		})
 	}
 	g.Go(func() error { return srv.Serve(ctx, l) })
 	g.Go(func() error { return ship.Run(ctx) })

@@ -30,6 +30,8 @@ type Frame struct {
 	Policy *policy.Policy `json:"policy,omitempty"`
 	// Audit is one record (launcher → sidecar).
 	Audit *api.Audit `json:"audit,omitempty"`
+	// Inventory is the container's inventory (launcher → sidecar).
+	Inventory *api.Inventory `json:"inventory,omitempty"`
 }
 
 // Server is the sidecar's end. Policies given to SetPolicy reach every
@@ -39,6 +41,7 @@ type Server struct {
 	current *policy.Policy
 	conns   map[*serverConn]bool
 	audits  func(api.Audit)
+	invs    func(api.Inventory)
 	log     *slog.Logger
 }
 
@@ -63,6 +66,15 @@ func (sc *serverConn) send(f Frame) error {
 // connection goroutines; it must be safe for concurrent use).
 func NewServer(onAudit func(api.Audit), log *slog.Logger) *Server {
 	return &Server{conns: map[*serverConn]bool{}, audits: onAudit, log: log}
+}
+
+// OnInventory sets the func that receives inventories from launchers
+// (called from the connection goroutines); without one they are dropped.
+// Call it before Serve.
+func (s *Server) OnInventory(fn func(api.Inventory)) {
+	s.mu.Lock()
+	s.invs = fn
+	s.mu.Unlock()
 }
 
 // SetPolicy makes p current and pushes it to every launcher.
@@ -148,6 +160,14 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		if f.Audit != nil {
 			s.audits(*f.Audit)
 		}
+		if f.Inventory != nil {
+			s.mu.Lock()
+			fn := s.invs
+			s.mu.Unlock()
+			if fn != nil {
+				fn(*f.Inventory)
+			}
+		}
 	}
 }
 
@@ -179,6 +199,10 @@ func (cl *Client) send(f Frame) error {
 	if err != nil {
 		return err
 	}
+	if len(b)+1 > maxFrame {
+		// The sidecar would drop the whole link on an oversize line.
+		return fmt.Errorf("send to sidecar: frame of %d bytes exceeds the %d byte limit", len(b)+1, maxFrame)
+	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	_ = cl.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -196,6 +220,11 @@ func (cl *Client) Send(_ context.Context, audits []api.Audit) error {
 		}
 	}
 	return nil
+}
+
+// SendInventory passes the container's inventory to the sidecar.
+func (cl *Client) SendInventory(_ context.Context, inv api.Inventory) error {
+	return cl.send(Frame{Inventory: &inv})
 }
 
 // Policies reads policy frames until the connection ends, calling onPolicy

@@ -28,11 +28,11 @@ func TestRoles(t *testing.T) {
 		role Role
 		can  []Permission
 	}{
-		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy}},
+		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory}},
 		{RoleDefenderManager, []Permission{PermProtect, PermRead}},
 		{RoleCI, []Permission{PermPublishScans, PermRead}},
 		{RoleAuditor, []Permission{PermRead}},
-		{RoleAgent, []Permission{PermAgentPolicy, PermAgentAudits}},
+		{RoleAgent, []Permission{PermAgentPolicy, PermAgentAudits, PermAgentInventory}},
 		{Role("root"), nil},
 	}
 	all := rolePermissions[RoleAdmin]

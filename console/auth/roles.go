@@ -19,7 +19,7 @@ const (
 	RoleCI Role = "ci"
 	// RoleAuditor may read, never change.
 	RoleAuditor Role = "auditor"
-	// RoleAgent is the defender's credential: fetch policy, post audits, nothing else.
+	// RoleAgent is the defender's credential: fetch policy, post audits and container inventories, nothing else.
 	RoleAgent Role = "agent"
 )
 
@@ -37,16 +37,18 @@ const (
 	PermRead         Permission = "read console data"
 	PermAgentPolicy  Permission = "fetch defender policy"
 	PermAgentAudits  Permission = "post defender audits"
-	PermEditPolicy   Permission = "change policy"
+	// PermAgentInventory posts the inventory of a running container.
+	PermAgentInventory Permission = "post container inventories"
+	PermEditPolicy     Permission = "change policy"
 )
 
 // rolePermissions is the whole access model: a role may do what is listed, nothing else.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy},
+	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory},
 	RoleDefenderManager: {PermProtect, PermRead},
 	RoleCI:              {PermPublishScans, PermRead},
 	RoleAuditor:         {PermRead},
-	RoleAgent:           {PermAgentPolicy, PermAgentAudits},
+	RoleAgent:           {PermAgentPolicy, PermAgentAudits, PermAgentInventory},
 }
 
 // Valid reports whether r is a known role.

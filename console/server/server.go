@@ -8,6 +8,7 @@ import (
 
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/taskimages"
 )
 
 // Config is what the handlers need. Store, Auth and Logger are required.
@@ -17,6 +18,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Stopping, when closed, ends long-polls at once (the server is shutting down).
 	Stopping <-chan struct{}
+	// TaskImages matches container inventories against the console's
+	// vulnerability DB; nil means a matcher without a DB (images are listed
+	// unmatched, with a warning).
+	TaskImages *taskimages.Matcher
 }
 
 // Server holds the handlers' dependencies.
@@ -27,11 +32,15 @@ type Server struct {
 
 	metrics  *metrics
 	stopping <-chan struct{}
+	images   *taskimages.Matcher
 }
 
 // New returns the console's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping}
+	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping, images: cfg.TaskImages}
+	if s.images == nil {
+		s.images = &taskimages.Matcher{}
+	}
 	mux := http.NewServeMux()
 	rts := s.routes()
 	for _, rt := range rts {

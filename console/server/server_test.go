@@ -18,6 +18,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store/sqlite"
+	"github.com/taskguard/taskguard/console/taskimages"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -49,6 +50,12 @@ func userOf(r auth.Role) string { return "user-" + string(r) }
 
 func newTestEnv(t *testing.T, throttle auth.ThrottleConfig) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, throttle, nil)
+}
+
+// newTestEnvWith is newTestEnv with a task image matcher.
+func newTestEnvWith(t *testing.T, throttle auth.ThrottleConfig, images *taskimages.Matcher) *testEnv {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "taskguard.db"))
 	if err != nil {
@@ -73,7 +80,7 @@ func newTestEnv(t *testing.T, throttle auth.ThrottleConfig) *testEnv {
 		}
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = httptest.NewUnstartedServer(New(Config{Store: st, Auth: e.auth, Logger: logger}))
+	e.srv = httptest.NewUnstartedServer(New(Config{Store: st, Auth: e.auth, Logger: logger, TaskImages: images}))
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
 	e.url, e.client = e.srv.URL, e.srv.Client()

@@ -66,6 +66,8 @@ func (s *Server) uiRoutes() []route {
 		{method: "GET", path: "/audits/waf", name: "ui.audits.waf", page: true, perm: auth.PermRead, handler: s.auditsPage(firewallKinds, "WAF audits", api.PathFirewallAudits)},
 		{method: "GET", path: "/scans", name: "ui.scans", page: true, perm: auth.PermRead, handler: s.scansPage},
 		{method: "GET", path: "/scans/{id}", name: "ui.scan", page: true, perm: auth.PermRead, handler: s.scanPage},
+		{method: "GET", path: "/images/tasks", name: "ui.images.tasks", page: true, perm: auth.PermRead, handler: s.taskImagesPage},
+		{method: "GET", path: "/images/tasks/{id}", name: "ui.images.task", page: true, perm: auth.PermRead, handler: s.taskImagePage},
 	}
 }
 

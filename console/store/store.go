@@ -5,7 +5,8 @@
 // conformance suite in package storetest.
 //
 // The store holds users, bearer-token records, console secrets, the policy
-// with its revisions, defender audits and CI scan reports. It never
+// with its revisions, defender audits, CI scan reports and the inventories of
+// running containers. It never
 // sees a raw password or a raw token: callers hand it bcrypt hashes and token
 // digests. It does not decide anything (who may log in, when a token is valid):
 // that is package auth's job.
@@ -57,6 +58,7 @@ type Store interface {
 	PolicyStore
 	AuditStore
 	ScanStore
+	InventoryStore
 
 	// Close releases the database.
 	Close() error

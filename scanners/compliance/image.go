@@ -258,3 +258,21 @@ func sortedLabelKeys(m map[string]string) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// Observer runs the file-based image checks for a caller that walks the
+// files itself (a defender inventorying a running container in one
+// throttled pass): Observe each file, then ask for the Findings.
+type Observer struct {
+	st imageState
+}
+
+// NewObserver returns an empty observer.
+func NewObserver() *Observer {
+	return &Observer{st: imageState{caches: map[string]int{}}}
+}
+
+// Observe looks at one file. It may read the content of small key files.
+func (o *Observer) Observe(f image.File) error { return o.st.observe(f) }
+
+// Findings runs the checks over what was observed and in.
+func (o *Observer) Findings(in ImageInput) []Finding { return o.st.findings(in) }

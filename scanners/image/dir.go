@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 )
 
-// walkDir walks a root filesystem directory. Symbolic links are not followed.
-func walkDir(ctx context.Context, root string, max int64, logger *slog.Logger, fn WalkFunc) error {
+// walkDir walks a root filesystem directory. Symbolic links are not
+// followed; directories in skip (relative, slash-separated) are not entered.
+func walkDir(ctx context.Context, root string, max int64, skip map[string]bool, logger *slog.Logger, fn WalkFunc) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) {
@@ -23,6 +24,11 @@ func walkDir(ctx context.Context, root string, max int64, logger *slog.Logger, f
 		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if d.IsDir() && len(skip) > 0 {
+			if rel, err := filepath.Rel(root, p); err == nil && skip[filepath.ToSlash(rel)] {
+				return filepath.SkipDir
+			}
 		}
 		if !d.Type().IsRegular() {
 			return nil

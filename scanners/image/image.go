@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -57,6 +58,10 @@ type Options struct {
 	MaxLayerSize int64
 	// Logger receives warnings about skipped entries; nil means slog.Default().
 	Logger *slog.Logger
+	// SkipDirs are directories (slash-separated, relative to the root, e.g.
+	// "proc") whose subtrees a root filesystem walk does not enter; used to
+	// inventory a running container's own "/" without /proc, /sys or /dev.
+	SkipDirs []string
 }
 
 // Image is an opened image: either an OCI image (registry, tarball, layout)
@@ -78,6 +83,7 @@ type Image struct {
 	max       int64
 	maxLayer  int64
 	logger    *slog.Logger
+	skip      map[string]bool
 }
 
 // ErrNotFound is returned when the reference names nothing that can be read.
@@ -109,6 +115,10 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			return nil, fmt.Errorf("open rootfs %s: not a directory", ref)
 		}
 		im.dir = ref
+		im.skip = map[string]bool{}
+		for _, d := range opts.SkipDirs {
+			im.skip[strings.Trim(filepath.ToSlash(filepath.Clean(d)), "/")] = true
+		}
 		return im, nil
 	case KindTarball:
 		im.img, err = openTarball(ref)
@@ -278,7 +288,7 @@ type WalkFunc func(f File) error
 // not passed to fn.
 func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 	if im.img == nil {
-		return walkDir(ctx, im.dir, im.max, im.logger, fn)
+		return walkDir(ctx, im.dir, im.max, im.skip, im.logger, fn)
 	}
 	layers, err := im.img.Layers()
 	if err != nil {

@@ -37,7 +37,7 @@ type Kept struct {
 func (im *Image) WalkLayers(ctx context.Context, parallel int, visit VisitFunc) ([]Kept, error) {
 	if im.img == nil {
 		var kept []Kept
-		err := walkDir(ctx, im.dir, im.max, im.logger, func(f File) error {
+		err := walkDir(ctx, im.dir, im.max, im.skip, im.logger, func(f File) error {
 			v, err := visit(f)
 			if err == nil && v != nil {
 				kept = append(kept, Kept{Path: f.Path, Value: v})

@@ -1,6 +1,6 @@
-// Package testconsole is a small, real HTTP implementation of the two agent
+// Package testconsole is a small, real HTTP implementation of the agent
 // endpoints of the console API (policy long-poll with ETag, audit batches
-// stored once per record ID), for the defender's tests until the console
+// stored once per record ID, container inventories), for the defender's tests until the console
 // serves them. It follows the contract written down in agent/README.md.
 package testconsole
 
@@ -28,6 +28,10 @@ type Console struct {
 	posts    int
 	failNext int
 	arrived  chan struct{}
+
+	inventories   []api.Inventory
+	invPosts      int
+	failInventory int
 }
 
 // New returns a console serving p to clients with token.
@@ -95,6 +99,8 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.servePolicy(w, r)
 	case r.URL.Path == api.PathAgentAudits && r.Method == http.MethodPost:
 		c.serveAudits(w, r)
+	case r.URL.Path == api.PathAgentInventory && r.Method == http.MethodPost:
+		c.serveInventory(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -156,5 +162,68 @@ func (c *Console) serveAudits(w http.ResponseWriter, r *http.Request) {
 	case c.arrived <- struct{}{}:
 	default:
 	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// FailInventories makes the next n inventory posts answer 503.
+func (c *Console) FailInventories(n int) {
+	c.mu.Lock()
+	c.failInventory = n
+	c.mu.Unlock()
+}
+
+// Inventories returns the inventories received so far, oldest first.
+func (c *Console) Inventories() []api.Inventory {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]api.Inventory(nil), c.inventories...)
+}
+
+// InventoryPosts returns how many inventory posts were answered (failed ones included).
+func (c *Console) InventoryPosts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.invPosts
+}
+
+// WaitInventories waits until cond holds for the received inventories or d passes.
+func (c *Console) WaitInventories(d time.Duration, cond func([]api.Inventory) bool) []api.Inventory {
+	deadline := time.After(d)
+	for {
+		inv := c.Inventories()
+		if cond(inv) {
+			return inv
+		}
+		select {
+		case <-deadline:
+			return inv
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Console) serveInventory(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		http.Error(w, "want application/json", http.StatusUnsupportedMediaType)
+		return
+	}
+	var inv api.Inventory
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&inv); err != nil {
+		http.Error(w, "bad inventory: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := inv.Validate(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.invPosts++
+	if c.failInventory > 0 {
+		c.failInventory--
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	c.inventories = append(c.inventories, inv)
 	w.WriteHeader(http.StatusNoContent)
 }

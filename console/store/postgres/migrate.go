@@ -71,6 +71,20 @@ CREATE TABLE scans (
 	report      TEXT NOT NULL
 );
 CREATE INDEX scans_image ON scans (image, seq);`,
+	2: `
+CREATE TABLE inventories (
+	seq          BIGSERIAL PRIMARY KEY,
+	task_family  TEXT NOT NULL,
+	task_id      TEXT NOT NULL,
+	container    TEXT NOT NULL,
+	image        TEXT NOT NULL DEFAULT '',
+	image_digest TEXT NOT NULL DEFAULT '',
+	hash         TEXT NOT NULL,
+	received_at  BIGINT NOT NULL,
+	body         TEXT NOT NULL,
+	UNIQUE (task_family, task_id, container)
+);
+CREATE INDEX inventories_image ON inventories (image);`,
 }
 
 // SchemaVersion is the version Open migrates to.

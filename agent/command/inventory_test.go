@@ -1,0 +1,39 @@
+package command
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestInventorySchedule(t *testing.T) {
+	tests := []struct {
+		name      string
+		mode      string
+		delay     time.Duration
+		wantNil   bool
+		wantDelay time.Duration
+	}{
+		{"default on", "on", 30 * time.Second, false, 30 * time.Second},
+		{"off", "off", 30 * time.Second, true, 0},
+		{"OFF", "OFF", 30 * time.Second, true, 0},
+		{"zero delay means at once", "on", 0, false, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := inventorySchedule(tt.mode, tt.delay, time.Hour, "/var/lib/taskguard/defender.sock")
+			if (s == nil) != tt.wantNil {
+				t.Fatalf("schedule = %+v, want nil %v", s, tt.wantNil)
+			}
+			if s == nil {
+				return
+			}
+			if s.Delay != tt.wantDelay || s.Interval != time.Hour || s.Root != "/" {
+				t.Errorf("schedule delay %v interval %v root %q", s.Delay, s.Interval, s.Root)
+			}
+			if !slices.Contains(s.SkipDirs, "var/lib/taskguard") || !slices.Contains(s.SkipDirs, "proc") {
+				t.Errorf("skip dirs %v lack the defender's volume or /proc", s.SkipDirs)
+			}
+		})
+	}
+}

@@ -1,0 +1,124 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+)
+
+// SendInventory posts one container's inventory to PathAgentInventory. Any
+// 2xx is success.
+func (c *Console) SendInventory(ctx context.Context, inv api.Inventory) error {
+	body, err := json.Marshal(inv)
+	if err != nil {
+		return fmt.Errorf("encode inventory: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+api.PathAgentInventory, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("post inventory: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("post inventory: console answered %s", resp.Status)
+	}
+	return nil
+}
+
+// inventoryForwarder posts each container's latest inventory to the
+// console, retrying failures with backoff (1 s doubling to 5 min). A newer
+// inventory of a container replaces one not yet delivered; inventories are
+// kept in memory only (the launcher sends a fresh one when it restarts).
+type inventoryForwarder struct {
+	post       func(context.Context, api.Inventory) error
+	taskFamily string
+	log        *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]api.Inventory
+	wake    chan struct{}
+}
+
+func newInventoryForwarder(post func(context.Context, api.Inventory) error, taskFamily string, log *slog.Logger) *inventoryForwarder {
+	return &inventoryForwarder{post: post, taskFamily: taskFamily, log: log, pending: map[string]api.Inventory{}, wake: make(chan struct{}, 1)}
+}
+
+// add queues inv (safe for concurrent use).
+func (f *inventoryForwarder) add(inv api.Inventory) {
+	if inv.TaskFamily == "" {
+		inv.TaskFamily = f.taskFamily
+	}
+	if err := inv.Validate(); err != nil {
+		f.log.Warn("dropping an invalid inventory from a launcher", "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.pending[inv.TaskID+"/"+inv.Container] = inv
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run delivers queued inventories until ctx ends.
+func (f *inventoryForwarder) run(ctx context.Context) error {
+	backoff := time.Duration(0)
+	for {
+		wait := backoff
+		if wait == 0 {
+			wait = time.Hour
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-f.wake:
+		case <-t.C:
+		}
+		t.Stop()
+		f.mu.Lock()
+		batch := make(map[string]api.Inventory, len(f.pending))
+		for k, v := range f.pending {
+			batch[k] = v
+		}
+		f.mu.Unlock()
+		failed := false
+		for k, inv := range batch {
+			if err := f.post(ctx, inv); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failed = true
+				f.log.Warn("inventory not delivered; will retry", "container", inv.Container, "err", err)
+				continue
+			}
+			f.mu.Lock()
+			if cur, ok := f.pending[k]; ok && cur.Hash == inv.Hash && cur.Time.Equal(inv.Time) {
+				delete(f.pending, k)
+			}
+			f.mu.Unlock()
+			f.log.Info("inventory delivered", "container", inv.Container, "packages", len(inv.Packages))
+		}
+		if failed {
+			backoff = min(max(2*backoff, time.Second), 5*time.Minute)
+		} else {
+			backoff = 0
+		}
+	}
+}

@@ -1,0 +1,57 @@
+package sidecar
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/taskguard/taskguard/agent/socket"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// TestInventoryForwarded: an inventory a launcher sends over the socket
+// reaches the console's inventory endpoint labelled with the task family,
+// once, after the console's failures; an invalid one is dropped.
+func TestInventoryForwarded(t *testing.T) {
+	tc, c, _ := newConsole(t, &policy.Policy{Revision: 1})
+	tc.FailInventories(1)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- Run(ctx, Options{SocketPath: sock, StateDir: t.TempDir(), Console: c, PolicyWait: time.Second, TaskFamily: "shop", Ready: ready})
+	}()
+	<-ready
+	cl, err := socket.Dial(sock, policy.Identity{TaskFamily: "shop", Container: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.SendInventory(ctx, api.Inventory{Container: ""}); err != nil {
+		t.Fatal(err)
+	}
+	inv := api.Inventory{TaskID: "t1", Container: "web", Hash: "sha256:ab", Time: time.Now().UTC(),
+		Packages: []api.InventoryPackage{{Type: "dpkg", Name: "openssl", Version: "3.0.11-1~deb12u2"}}}
+	if err := cl.SendInventory(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	tc.WaitInventories(15*time.Second, func(i []api.Inventory) bool { return len(i) >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	got := tc.Inventories()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("console holds %d inventories, want 1: %+v", len(got), got)
+	}
+	if got[0].TaskFamily != "shop" || got[0].Container != "web" || got[0].Packages[0].Name != "openssl" {
+		t.Errorf("inventory = %+v", got[0])
+	}
+	if n := tc.InventoryPosts(); n != 2 {
+		t.Errorf("console answered %d inventory posts, want the failure and the retry (the invalid one never sent)", n)
+	}
+}

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/taskimages"
+)
+
+// inventoryBody bounds a posted container inventory.
+const inventoryBody = 16 << 20
+
+// postInventory stores a defender's inventory of its container. An agent
+// token belongs to one task family: the inventory is filed under it.
+func (s *Server) postInventory(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		badBody(w, err)
+		return
+	}
+	inv, err := parseInventory(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.TaskFamily != "" {
+		inv.TaskFamily = p.TaskFamily
+	}
+	if err := s.store.SaveInventory(r.Context(), store.StoredInventory{ReceivedAt: time.Now().UTC(), Inventory: inv}); err != nil {
+		s.internalError(w, r, "save inventory", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseInventory reads and validates a defender's inventory body.
+func parseInventory(body []byte) (api.Inventory, error) {
+	var inv api.Inventory
+	if err := json.Unmarshal(body, &inv); err != nil {
+		return inv, describeJSONError(err)
+	}
+	if err := inv.Validate(); err != nil {
+		return inv, fmt.Errorf("request body: %w", err)
+	}
+	return inv, nil
+}
+
+// taskImageFilter reads the filters of PathTaskImages.
+func taskImageFilter(r *http.Request) (taskimages.Filter, error) {
+	q := r.URL.Query()
+	f := taskimages.Filter{Task: q.Get("task"), Image: q.Get("image"), Severity: q.Get("severity"), CVE: q.Get("cve")}
+	if v := q.Get("fixed"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, errors.New("fixed=" + strconv.Quote(v) + ": want true or false")
+		}
+		f.Fixed = b
+	}
+	return f, f.Validate()
+}
+
+// listTaskImages lists the images running in task containers with their
+// vulnerabilities, matched against the current DB.
+func (s *Server) listTaskImages(w http.ResponseWriter, r *http.Request) {
+	f, err := taskImageFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	invs, err := s.store.Inventories(r.Context(), store.InventoryQuery{})
+	if err != nil {
+		s.internalError(w, r, "list inventories", err)
+		return
+	}
+	list, err := s.images.Match(r.Context(), invs, f, false)
+	if err != nil {
+		s.internalError(w, r, "match inventories", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// getTaskImage is one task container's image with its vulnerabilities and
+// compliance findings.
+func (s *Server) getTaskImage(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "id "+strconv.Quote(r.PathValue("id"))+": want a number from the list")
+		return
+	}
+	f, err := taskImageFilter(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	si, err := s.store.Inventory(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "no task image with id "+strconv.FormatInt(id, 10))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "read inventory", err)
+		return
+	}
+	f.Task, f.Image = "", "" // the ID chose the image
+	list, err := s.images.Match(r.Context(), []store.StoredInventory{si}, f, true)
+	if err != nil {
+		s.internalError(w, r, "match inventory", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list.Images[0])
+}
+
+// taskImagesPage is the "Images in tasks" web page.
+func (s *Server) taskImagesPage(w http.ResponseWriter, r *http.Request) {
+	f, err := taskImageFilter(r)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		s.render(w, r, "error.html", "task-images", "Bad filter", err.Error())
+		return
+	}
+	invs, err := s.store.Inventories(r.Context(), store.InventoryQuery{})
+	if err != nil {
+		s.internalError(w, r, "list inventories", err)
+		return
+	}
+	list, err := s.images.Match(r.Context(), invs, f, false)
+	if err != nil {
+		s.internalError(w, r, "match inventories", err)
+		return
+	}
+	s.render(w, r, "taskimages.html", "task-images", "Images in tasks", map[string]any{
+		"List": list, "Filter": f, "Severities": []string{"LOW", "MEDIUM", "HIGH", "CRITICAL"},
+	})
+}
+
+// taskImagePage is one image in one task container.
+func (s *Server) taskImagePage(w http.ResponseWriter, r *http.Request) {
+	notFound := func() {
+		w.WriteHeader(http.StatusNotFound)
+		s.render(w, r, "error.html", "task-images", "Not found", "There is no task image "+strconv.Quote(r.PathValue("id"))+".")
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		notFound()
+		return
+	}
+	si, err := s.store.Inventory(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		notFound()
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "read inventory", err)
+		return
+	}
+	list, err := s.images.Match(r.Context(), []store.StoredInventory{si}, taskimages.Filter{}, true)
+	if err != nil {
+		s.internalError(w, r, "match inventory", err)
+		return
+	}
+	im := list.Images[0]
+	s.render(w, r, "taskimage.html", "task-images", im.Container+" in "+im.TaskFamily, map[string]any{"Image": im})
+}

@@ -1,0 +1,246 @@
+package taskimages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/scanners/analyzer"
+	"github.com/taskguard/taskguard/scanners/vuln"
+	"github.com/taskguard/taskguard/scanners/vulndb"
+)
+
+// severityRank orders severities; unknown ones rank lowest.
+var severityRank = map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+
+// Filter selects images and vulnerabilities; zero fields do not filter.
+type Filter struct {
+	// Task is a glob over the task family ("shop-*").
+	Task string
+	// Image is a glob over the image reference.
+	Image string
+	// Severity is the lowest severity shown (LOW, MEDIUM, HIGH, CRITICAL).
+	Severity string
+	// CVE keeps only that vulnerability (and the images that have it).
+	CVE string
+	// Fixed keeps only vulnerabilities with a fixed version.
+	Fixed bool
+}
+
+// Validate reports a malformed filter.
+func (f Filter) Validate() error {
+	for _, g := range []string{f.Task, f.Image} {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("pattern %q: %w", g, err)
+		}
+	}
+	if f.Severity != "" {
+		if _, ok := severityRank[strings.ToUpper(f.Severity)]; !ok {
+			return fmt.Errorf("severity %q: want LOW, MEDIUM, HIGH or CRITICAL", f.Severity)
+		}
+	}
+	return nil
+}
+
+func (f Filter) vulnFilter() bool { return f.Severity != "" || f.CVE != "" || f.Fixed }
+
+func (f Filter) keepsImage(inv api.Inventory) bool {
+	if f.Task != "" {
+		if ok, _ := path.Match(f.Task, inv.TaskFamily); !ok {
+			return false
+		}
+	}
+	if f.Image != "" {
+		if ok, _ := path.Match(f.Image, inv.Image); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (f Filter) keepsVuln(v api.TaskVulnerability) bool {
+	if f.CVE != "" && !strings.EqualFold(v.VulnerabilityID, f.CVE) {
+		return false
+	}
+	if f.Fixed && v.FixedVersion == "" {
+		return false
+	}
+	if f.Severity != "" && severityRank[strings.ToUpper(v.Severity)] < severityRank[strings.ToUpper(f.Severity)] {
+		return false
+	}
+	return true
+}
+
+// Matcher matches inventories against the DB in Dir. The DB is opened for
+// each Match (trivy-db has one handle per process), so an updated DB is
+// used from the next call on.
+type Matcher struct {
+	// Dir holds the vulnerability DB (`taskguard db update` or Updater).
+	Dir    string
+	Logger *slog.Logger
+	// mu serializes matching with Updater's swaps of the DB files.
+	mu sync.RWMutex
+}
+
+// Match returns the images of invs that f keeps, each with its filtered
+// vulnerabilities; detail keeps the vulnerability and compliance lists and
+// keeps images the vulnerability filters leave empty.
+// Without a DB the images come back unmatched with a warning.
+func (m *Matcher) Match(ctx context.Context, invs []store.StoredInventory, f Filter, detail bool) (api.TaskImageList, error) {
+	out := api.TaskImageList{Images: []api.TaskImage{}}
+	var db *vulndb.DB
+	var dbErr error
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.Dir == "" {
+		dbErr = errors.New("the console has no vulnerability DB (--vuln-db-dir)")
+	} else if db, dbErr = vulndb.Open(m.Dir); dbErr == nil {
+		defer db.Close()
+		out.DBUpdatedAt = db.Metadata().UpdatedAt
+	}
+	logger := m.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	for _, si := range invs {
+		inv := si.Inventory
+		if !f.keepsImage(inv) {
+			continue
+		}
+		ti := api.TaskImage{
+			ID: si.ID, TaskFamily: inv.TaskFamily, TaskID: inv.TaskID, Container: inv.Container,
+			Image: inv.Image, ImageDigest: inv.ImageDigest, ReceivedAt: si.ReceivedAt, ScannedAt: inv.Time,
+			OS: inv.OS, Packages: len(inv.Packages), Severities: map[string]int{}, Compliance: len(inv.Compliance),
+		}
+		if db == nil {
+			ti.Warnings = append(ti.Warnings, "vulnerabilities not matched: "+dbErr.Error())
+		} else {
+			res, err := vuln.Detect(ctx, db, toAnalyzer(inv), logger)
+			if err != nil {
+				return out, fmt.Errorf("match inventory %d: %w", si.ID, err)
+			}
+			ti.Warnings = append(ti.Warnings, res.Warnings...)
+			for _, v := range res.Findings {
+				tv := api.TaskVulnerability{
+					VulnerabilityID: v.VulnerabilityID, PkgType: v.PkgType, PkgName: v.PkgName,
+					InstalledVersion: v.InstalledVersion, FixedVersion: v.FixedVersion, Status: v.Status,
+					Severity: v.Severity, Title: v.Title, PrimaryURL: v.PrimaryURL,
+				}
+				if !f.keepsVuln(tv) {
+					continue
+				}
+				ti.Severities[tv.Severity]++
+				if detail {
+					ti.Vulnerabilities = append(ti.Vulnerabilities, tv)
+				}
+			}
+		}
+		if f.vulnFilter() && len(ti.Severities) == 0 && !detail {
+			continue
+		}
+		if detail {
+			ti.ComplianceFindings = inv.Compliance
+		}
+		out.Images = append(out.Images, ti)
+	}
+	return out, nil
+}
+
+// toAnalyzer turns the wire inventory back into the scanners' type.
+func toAnalyzer(inv api.Inventory) *analyzer.Inventory {
+	out := &analyzer.Inventory{Packages: make([]analyzer.Package, 0, len(inv.Packages))}
+	if inv.OS != nil {
+		out.OS = &analyzer.OS{Family: inv.OS.Family, Name: inv.OS.Name}
+	}
+	for _, p := range inv.Packages {
+		out.Packages = append(out.Packages, analyzer.Package{
+			Type: p.Type, Name: p.Name, Version: p.Version, SrcName: p.SrcName, SrcVersion: p.SrcVersion,
+			Location: analyzer.Location{Layer: p.Location.Layer, Path: p.Location.Path},
+		})
+	}
+	return out
+}
+
+// Updater keeps the Matcher's DB current: every Interval it downloads a
+// new DB when the current one is due (vulndb.Update, into a staging folder
+// beside it, so matching goes on meanwhile) and swaps the files in between
+// two matches. Options.Offline never downloads.
+type Updater struct {
+	Matcher  *Matcher
+	Interval time.Duration
+	Options  vulndb.UpdateOptions
+	Logger   *slog.Logger
+}
+
+// Run updates at once and then every Interval until ctx ends. Failures are
+// logged; the last good DB stays in use.
+func (u *Updater) Run(ctx context.Context) {
+	logger := u.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "vulndb")
+	for {
+		res, err := u.Update(ctx)
+		switch {
+		case err != nil:
+			logger.Warn("vulnerability DB update failed; keeping the current one", "err", err)
+		case res.Downloaded:
+			logger.Info("vulnerability DB updated; task images are matched against it from now on", "updated_at", res.Metadata.UpdatedAt)
+		}
+		t := time.NewTimer(u.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Update runs one update: nothing when the DB is fresh (or Offline),
+// else a download into a staging folder and a swap of the DB files.
+func (u *Updater) Update(ctx context.Context) (vulndb.UpdateResult, error) {
+	dir := u.Matcher.Dir
+	now := time.Now
+	if u.Options.Now != nil {
+		now = u.Options.Now
+	}
+	meta, err := vulndb.ReadMetadata(dir)
+	_, serr := os.Stat(vulndb.Path(dir))
+	fresh := err == nil && serr == nil && meta.Version == vulndb.SchemaVersion && now().Before(meta.NextUpdate)
+	if u.Options.Offline || (fresh && !u.Options.Force) {
+		return vulndb.Update(ctx, dir, u.Options) // checks only; never downloads
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return vulndb.UpdateResult{}, fmt.Errorf("vulnerability DB: %w", err)
+	}
+	staging, err := os.MkdirTemp(filepath.Dir(filepath.Clean(dir)), ".vulndb-next-")
+	if err != nil {
+		return vulndb.UpdateResult{}, fmt.Errorf("vulnerability DB staging folder: %w", err)
+	}
+	defer os.RemoveAll(staging)
+	opts := u.Options
+	opts.Force = true
+	res, err := vulndb.Update(ctx, staging, opts)
+	if err != nil {
+		return res, err
+	}
+	u.Matcher.mu.Lock()
+	defer u.Matcher.mu.Unlock()
+	for _, name := range []string{filepath.Base(vulndb.Path(staging)), "metadata.json"} {
+		if err := os.Rename(filepath.Join(staging, name), filepath.Join(dir, name)); err != nil {
+			return res, fmt.Errorf("install the new vulnerability DB in %s: %w", dir, err)
+		}
+	}
+	return res, nil
+}

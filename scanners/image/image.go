@@ -70,9 +70,10 @@ type Image struct {
 	// Name is what the user asked for (a reference or a path).
 	Name string
 	// Kind is where the image was read from.
-	Kind Kind
-	// Digest is the image's manifest digest, empty for a root filesystem.
-	Digest string
+	Kind       Kind
+	digest     string
+	digestErr  error
+	digestDone chan struct{}
 
 	img v1.Image
 	dir string
@@ -139,12 +140,37 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if err := checkPlatform(im.img, opts.Platform); err != nil {
 		return nil, fmt.Errorf("open image %s: %w", ref, err)
 	}
-	d, err := im.img.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("open image %s: digest: %w", ref, err)
+	if kind != KindTarball {
+		d, err := im.img.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("open image %s: digest: %w", ref, err)
+		}
+		im.digest = d.String()
+		return im, nil
 	}
-	im.Digest = d.String()
+	// A docker-archive's manifest digest needs a hash of every compressed
+	// layer: computed beside the walk, which reads the same layers anyway.
+	im.digestDone = make(chan struct{})
+	go func() {
+		defer close(im.digestDone)
+		d, err := im.img.Digest()
+		if err != nil {
+			im.digestErr = fmt.Errorf("image %s: digest: %w", ref, err)
+			return
+		}
+		im.digest = d.String()
+	}()
 	return im, nil
+}
+
+// Digest returns the image's manifest digest ("sha256:..."), empty for a root
+// filesystem. For a tarball it is computed in the background from Open on,
+// and Digest waits for it.
+func (im *Image) Digest() (string, error) {
+	if im.digestDone != nil {
+		<-im.digestDone
+	}
+	return im.digest, im.digestErr
 }
 
 func guessKind(ref string) Kind {

@@ -242,8 +242,8 @@ func TestSourcesAgree(t *testing.T) {
 			if im.Kind != tt.kind {
 				t.Errorf("kind = %s, want %s", im.Kind, tt.kind)
 			}
-			if tt.kind != KindRootFS && im.Digest != digest.String() {
-				t.Errorf("digest = %s, want %s", im.Digest, digest)
+			if got, _ := im.Digest(); tt.kind != KindRootFS && got != digest.String() {
+				t.Errorf("digest = %s, want %s", got, digest)
 			}
 			assertFiles(t, collect(t, im), wantFlat)
 		})
@@ -435,8 +435,8 @@ func TestPlatformFromIndex(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if im.Digest != tt.digest.String() {
-				t.Errorf("%s %s: digest %s, want %s", src, tt.want, im.Digest, tt.digest)
+			if got, _ := im.Digest(); got != tt.digest.String() {
+				t.Errorf("%s %s: digest %s, want %s", src, tt.want, got, tt.digest)
 			}
 			assertFiles(t, collect(t, im), map[string]string{"arch": tt.want})
 		}

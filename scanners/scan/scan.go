@@ -116,12 +116,16 @@ func Opened(ctx context.Context, img *image.Image, db *vulndb.DB, opts Options) 
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)
 	}
+	digest, err := img.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", ref, err)
+	}
 	meta := db.Metadata()
 	r := &Report{
 		SchemaVersion: SchemaVersion,
 		Tool:          Tool{Name: "taskguard", Version: opts.ToolVersion},
 		CreatedAt:     now().UTC(),
-		Artifact:      Artifact{Name: ref, Kind: img.Kind, Digest: img.Digest, OS: inv.OS},
+		Artifact:      Artifact{Name: ref, Kind: img.Kind, Digest: digest, OS: inv.OS},
 		DB:            DBInfo{SchemaVersion: meta.Version, UpdatedAt: meta.UpdatedAt, NextUpdate: meta.NextUpdate, DownloadedAt: meta.DownloadedAt},
 		Findings:      res.Findings,
 		Packages:      inv.Packages,

@@ -211,6 +211,33 @@ func TestCIGate(t *testing.T) {
 		}
 	})
 
+	t.Run("custom check from the policy blocks", func(t *testing.T) {
+		pol := f.file(t, "custom.yaml", `ci:
+  - name: own-checks
+    vulnerabilities: {blockThreshold: CRITICAL}
+    compliance:
+      checks: {ACME-NODE-1: block}
+      custom:
+        - {id: ACME-NODE-1, title: No node_modules in the image root, severity: high, fileAbsent: /app/node_modules/*/package.json,
+           remediation: "Bundle the app instead of shipping node_modules"}
+        - {id: ACME-HC, title: Health check script, severity: low, fileExists: /app/healthcheck.sh}
+`)
+		jsonPath := filepath.Join(f.dir, "custom.json")
+		_, errOut, code := run(t, f.args("--policy", pol, "--json", jsonPath)...)
+		if code != program.ExitBlocked || !strings.Contains(errOut, "ACME-NODE-1 No node_modules in the image root (/app/node_modules/lodash/package.json)") {
+			t.Fatalf("code %d: %s", code, errOut)
+		}
+		var rep report.Report
+		readJSON(t, jsonPath, &rep)
+		verdicts := map[string]string{}
+		for _, c := range rep.Compliance {
+			verdicts[c.CheckID] = c.Verdict.Action
+		}
+		if verdicts["ACME-NODE-1"] != report.ActionBlock || verdicts["ACME-HC"] != report.ActionAlert {
+			t.Errorf("verdicts = %v", verdicts)
+		}
+	})
+
 	t.Run("task definition only", func(t *testing.T) {
 		pol := f.file(t, "task.yaml", "ci:\n  - name: tasks\n    compliance: {checks: {TG-TASK-004: block}}\n")
 		_, errOut, code := run(t, "ci", "--task", task, "--policy", pol, "--format", "none")

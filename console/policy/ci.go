@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -70,6 +72,33 @@ type ComplianceRule struct {
 	Checks map[string]Action `json:"checks,omitempty"`
 	// Exceptions ignore named checks until they expire.
 	Exceptions []Exception `json:"exceptions,omitempty"`
+	// Custom are the user's own image checks; what they do when they fail is
+	// set like any check's, in Checks by ID (else Default).
+	Custom []CustomCheck `json:"custom,omitempty"`
+}
+
+// CustomCheck is a user-defined image compliance check with exactly one
+// condition. Paths are absolute globs over the image's files.
+type CustomCheck struct {
+	// ID is the check's stable ID; "TG-" is reserved for taskguard's own.
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Severity    string `json:"severity"`
+	Remediation string `json:"remediation,omitempty"`
+	// FileExists fails the check when no file matches the glob.
+	FileExists string `json:"fileExists,omitempty"`
+	// FileAbsent fails the check when a file matches the glob.
+	FileAbsent string `json:"fileAbsent,omitempty"`
+	// Env fails the check when the image's ENV lacks the variable or its
+	// value does not match the regular expression.
+	Env *EnvCondition `json:"env,omitempty"`
+}
+
+// EnvCondition is an ENV variable that must exist and match Match (an RE2
+// regular expression; empty means any value).
+type EnvCondition struct {
+	Name  string `json:"name"`
+	Match string `json:"match,omitempty"`
 }
 
 // Exception ignores one vulnerability or check, optionally only for one
@@ -258,6 +287,51 @@ func validateCI(add addFunc, rules []CIRule) {
 			}
 		}
 		checkExceptions(add, f+".compliance.exceptions", c.Exceptions)
+		checkCustom(add, f+".compliance.custom", c.Custom)
+	}
+}
+
+func checkCustom(add addFunc, f string, checks []CustomCheck) {
+	ids := map[string]bool{}
+	for i, c := range checks {
+		cf := fmt.Sprintf("%s[%d]", f, i)
+		switch {
+		case strings.TrimSpace(c.ID) == "":
+			add(cf+".id", "is required")
+		case strings.HasPrefix(strings.ToUpper(c.ID), "TG-"):
+			add(cf+".id", "%q: the TG- prefix is reserved for taskguard's checks", c.ID)
+		case ids[c.ID]:
+			add(cf+".id", "duplicate check ID %q", c.ID)
+		}
+		ids[c.ID] = true
+		if strings.TrimSpace(c.Title) == "" {
+			add(cf+".title", "is required")
+		}
+		if c.Severity == "" || !ValidSeverity(c.Severity) || strings.EqualFold(c.Severity, "UNKNOWN") {
+			add(cf+".severity", "%q: use LOW, MEDIUM, HIGH or CRITICAL", c.Severity)
+		}
+		conds := 0
+		for _, g := range []struct{ name, glob string }{{"fileExists", c.FileExists}, {"fileAbsent", c.FileAbsent}} {
+			if g.glob == "" {
+				continue
+			}
+			conds++
+			if _, err := path.Match(g.glob, ""); err != nil || !strings.HasPrefix(g.glob, "/") {
+				add(cf+"."+g.name, "%q is not an absolute glob such as /etc/nginx/*.conf", g.glob)
+			}
+		}
+		if c.Env != nil {
+			conds++
+			if strings.TrimSpace(c.Env.Name) == "" {
+				add(cf+".env.name", "is required")
+			}
+			if _, err := regexp.Compile(c.Env.Match); err != nil {
+				add(cf+".env.match", "bad regular expression: %v", err)
+			}
+		}
+		if conds != 1 {
+			add(cf, "give exactly one condition: fileExists, fileAbsent or env")
+		}
 	}
 }
 

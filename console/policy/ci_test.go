@@ -154,3 +154,37 @@ ci:
 		}
 	}
 }
+
+func TestCustomChecksValidate(t *testing.T) {
+	good := `ci:
+  - name: own
+    compliance:
+      checks: {ACME-1: block}
+      custom:
+        - {id: ACME-1, title: nginx config present, severity: high, fileExists: /etc/nginx/nginx.conf}
+        - {id: ACME-2, title: no shell, severity: medium, fileAbsent: /bin/*sh}
+        - {id: ACME-3, title: production mode, severity: low, env: {name: NODE_ENV, match: "^production$"}}
+`
+	p, err := ParsePolicy([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.CI[0].Compliance.Custom; len(c) != 3 || c[2].Env.Name != "NODE_ENV" {
+		t.Fatalf("custom = %+v", c)
+	}
+	for _, bad := range []struct{ custom, want string }{
+		{`{id: TG-IMG-001, title: t, severity: low, fileExists: /x}`, `custom[0].id: "TG-IMG-001": the TG- prefix is reserved`},
+		{`{title: t, severity: low, fileExists: /x}`, `custom[0].id: is required`},
+		{`{id: A, severity: low, fileExists: /x}`, `custom[0].title: is required`},
+		{`{id: A, title: t, severity: severe, fileExists: /x}`, `custom[0].severity: "severe"`},
+		{`{id: A, title: t, severity: low}`, `custom[0]: give exactly one condition`},
+		{`{id: A, title: t, severity: low, fileExists: /x, fileAbsent: /y}`, `custom[0]: give exactly one condition`},
+		{`{id: A, title: t, severity: low, fileExists: etc/x}`, `custom[0].fileExists: "etc/x" is not an absolute glob`},
+		{`{id: A, title: t, severity: low, env: {name: X, match: "("}}`, `custom[0].env.match: bad regular expression`},
+	} {
+		doc := "ci:\n  - name: r\n    compliance:\n      custom:\n        - " + bad.custom + "\n"
+		if _, err := ParsePolicy([]byte(doc)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: err = %v, want %q", bad.custom, err, bad.want)
+		}
+	}
+}

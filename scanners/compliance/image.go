@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -83,6 +84,18 @@ type ImageInput struct {
 	Reference string
 	// Config is the image config; nil for a root filesystem directory.
 	Config *v1.ConfigFile
+	// Custom are the user's own checks, run in the same walk.
+	Custom []CustomCheck
+}
+
+// CustomCheck is a user-defined image check with one condition: a file
+// that must exist (FileExists) or must not (FileAbsent), as an absolute glob
+// over regular files, or an ENV variable that must exist and match EnvMatch.
+type CustomCheck struct {
+	Check
+	FileExists, FileAbsent string
+	EnvName                string
+	EnvMatch               *regexp.Regexp
 }
 
 // imageState collects file observations during one walk.
@@ -90,12 +103,14 @@ type imageState struct {
 	setuid, secretFiles, worldWritable []string
 	caches                             map[string]int
 	sshd                               bool
+	custom                             []CustomCheck
+	customHits                         []string // first matching path per custom file check
 }
 
 // CheckImage walks img once and runs the image checks. Files that cannot be
 // read are skipped by the walk with a warning; an unreadable image is an error.
 func CheckImage(ctx context.Context, img *image.Image, in ImageInput) ([]Finding, error) {
-	st := &imageState{caches: map[string]int{}}
+	st := &imageState{caches: map[string]int{}, custom: in.Custom, customHits: make([]string, len(in.Custom))}
 	err := img.Walk(ctx, func(f image.File) error {
 		return st.observe(f)
 	})
@@ -107,6 +122,14 @@ func CheckImage(ctx context.Context, img *image.Image, in ImageInput) ([]Finding
 
 func (st *imageState) observe(f image.File) error {
 	p := f.Path
+	for i, c := range st.custom {
+		glob := c.FileExists + c.FileAbsent // one of them is set
+		if glob != "" && st.customHits[i] == "" {
+			if ok, _ := path.Match(glob, "/"+p); ok {
+				st.customHits[i] = "/" + p
+			}
+		}
+	}
 	mode := f.Info.Mode()
 	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
 		st.setuid = append(st.setuid, "/"+p)
@@ -208,6 +231,7 @@ func (st *imageState) findings(in ImageInput) []Finding {
 	if len(st.worldWritable) > 0 {
 		out = append(out, chkWorldWritable.finding(target, listMessage("world-writable files", st.worldWritable)))
 	}
+	out = append(out, st.customFindings(in.Config)...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].CheckID < out[j].CheckID })
 	return out
 }
@@ -276,3 +300,31 @@ func (o *Observer) Observe(f image.File) error { return o.st.observe(f) }
 
 // Findings runs the checks over what was observed and in.
 func (o *Observer) Findings(in ImageInput) []Finding { return o.st.findings(in) }
+
+func (st *imageState) customFindings(cf *v1.ConfigFile) []Finding {
+	var out []Finding
+	for i, c := range st.custom {
+		c.Family = FamilyImage
+		switch hit := st.customHits[i]; {
+		case c.FileExists != "" && hit == "":
+			out = append(out, c.finding("image", fmt.Sprintf("no file matches %s", c.FileExists)))
+		case c.FileAbsent != "" && hit != "":
+			out = append(out, c.finding(hit, fmt.Sprintf("file %s matches %s, which must be absent", hit, c.FileAbsent)))
+		case c.EnvName != "" && cf != nil:
+			value, found := "", false
+			for _, env := range cf.Config.Env {
+				if name, v, _ := strings.Cut(env, "="); name == c.EnvName {
+					value, found = v, true
+				}
+			}
+			switch {
+			case !found:
+				out = append(out, c.finding("image", fmt.Sprintf("ENV %s is not set", c.EnvName)))
+			case c.EnvMatch != nil && !c.EnvMatch.MatchString(value):
+				// The value is not quoted: it may be a secret.
+				out = append(out, c.finding("image", fmt.Sprintf("ENV %s does not match %s", c.EnvName, c.EnvMatch)))
+			}
+		}
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -184,5 +185,40 @@ func TestAddedURL(t *testing.T) {
 		if got := addedURL(in); got != want {
 			t.Errorf("addedURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestCustomChecks(t *testing.T) {
+	path := writeImage(t,
+		v1.Config{User: "10001", Env: []string{"NODE_ENV=development", "PORT=8080"}, Healthcheck: &v1.HealthConfig{Test: []string{"CMD", "true"}}},
+		nil,
+		[]tarFile{{"bin/dash", 0o755, "ELF"}, {"etc/nginx/conf.d/default.conf", 0o644, "server {}"}})
+	custom := []CustomCheck{
+		{Check: Check{ID: "ACME-1", Title: "nginx config present", Severity: SeverityHigh}, FileExists: "/etc/nginx/nginx.conf"},
+		{Check: Check{ID: "ACME-2", Title: "no shell", Severity: SeverityMedium}, FileAbsent: "/bin/*sh"},
+		{Check: Check{ID: "ACME-3", Title: "production mode", Severity: SeverityLow}, EnvName: "NODE_ENV", EnvMatch: regexp.MustCompile("^production$")},
+		{Check: Check{ID: "ACME-4", Title: "has a PORT", Severity: SeverityLow}, EnvName: "PORT"},
+		{Check: Check{ID: "ACME-5", Title: "site config present", Severity: SeverityLow}, FileExists: "/etc/nginx/conf.d/*.conf"},
+		{Check: Check{ID: "ACME-6", Title: "has a region", Severity: SeverityLow}, EnvName: "AWS_REGION"},
+	}
+	got, err := CheckImage(context.Background(), openImage(t, path), ImageInput{Reference: "r/app@sha256:01", Config: mustConfig(t, path), Custom: custom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, f := range got {
+		lines = append(lines, f.CheckID+" "+f.Target+" | "+f.Message)
+		if f.Family != FamilyImage || f.Title == "" {
+			t.Errorf("finding %+v", f)
+		}
+	}
+	want := []string{
+		"ACME-1 image | no file matches /etc/nginx/nginx.conf",
+		"ACME-2 /bin/dash | file /bin/dash matches /bin/*sh, which must be absent",
+		"ACME-3 image | ENV NODE_ENV does not match ^production$",
+		"ACME-6 image | ENV AWS_REGION is not set",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("findings:\n got %q\nwant %q", lines, want)
 	}
 }

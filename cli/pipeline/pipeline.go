@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,7 +132,7 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 			return nil, err
 		}
 	}
-	for _, ex := range policy.ExpiredExceptions(append(append([]policy.Exception{}, rule.Vulnerabilities.Exceptions...), append(rule.Compliance.Exceptions, opts.Ignore...)...), at) {
+	for _, ex := range policy.ExpiredExceptions(slices.Concat(rule.Vulnerabilities.Exceptions, rule.Compliance.Exceptions, opts.Ignore), at) {
 		r.ExpiredExceptions = append(r.ExpiredExceptions, report.Exception{ID: ex.ID, Package: ex.Package, Reason: ex.Reason, Expires: ex.Expires.Format(time.DateOnly)})
 	}
 	r.Finish()

@@ -155,8 +155,9 @@ func (c *Console) start(ctx context.Context) error {
 	c.ln = ln
 	stopping := make(chan struct{})
 	images := &taskimages.Matcher{Dir: c.cfg.VulnDBDir, Logger: c.cfg.Logger}
+	alerts := &taskimages.Alerter{Matcher: images, Store: c.store, Logger: c.cfg.Logger}
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images, ImageAlerts: alerts}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -185,7 +186,12 @@ func (c *Console) start(ctx context.Context) error {
 	c.stop = stop
 	go c.housekeeping(bgCtx, authn)
 	if c.cfg.VulnDBDir != "" && c.cfg.VulnDBUpdate > 0 {
-		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger}).Run(bgCtx)
+		reevaluate := func(ctx context.Context) {
+			if _, err := alerts.EvaluateAll(ctx); err != nil {
+				c.log.Warn("image alerts not re-evaluated after the DB update", "err", err)
+			}
+		}
+		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger, Updated: reevaluate}).Run(bgCtx)
 	}
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil

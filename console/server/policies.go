@@ -35,6 +35,9 @@ var (
 	ciSection = section[policy.CIRule]{key: "ci", path: api.PathCIPolicy,
 		rules: func(p *policy.Policy) *[]policy.CIRule { return &p.CI },
 		name:  func(r *policy.CIRule) *string { return &r.Name }}
+	imagesSection = section[policy.ImageRule]{key: "images", path: api.PathImagePolicy,
+		rules: func(p *policy.Policy) *[]policy.ImageRule { return &p.Images },
+		name:  func(r *policy.ImageRule) *string { return &r.Name }}
 )
 
 // sectionRoutes are the routes of one rule list.

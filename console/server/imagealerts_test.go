@@ -156,6 +156,11 @@ func TestImageAlerts(t *testing.T) {
 	if k := keys(e.imageAudits("worker")); !slices.Equal(k, want) {
 		t.Errorf("with an expired exception:\n got %q\nwant %q", k, want)
 	}
+	// A defender cannot take an image alert's ID (and so suppress it).
+	forged := `{"audits":[{"id":"` + got[0].ID + `","kind":"process","effect":"alert","message":"x"}]}`
+	if r := e.do("POST", api.PathAgentAudits, basic(auth.RoleAgent), forged); r.status != 400 {
+		t.Errorf("an agent posted an audit with an image alert's ID: %d %s", r.status, r.body)
+	}
 	// Out of scope: no rule matches, no alerts.
 	e.postInv("sidecar")
 	if n := len(e.imageAudits("sidecar")); n != 0 {

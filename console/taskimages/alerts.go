@@ -124,6 +124,10 @@ func Alerts(p *policy.Policy, ti api.TaskImage, now time.Time) []api.Audit {
 	return out
 }
 
+// AlertIDPrefix starts the ID of every image alert; defenders' audits may
+// not use it.
+const AlertIDPrefix = "image-"
+
 // alertID is stable per task family, container, image (digest when known)
 // and finding.
 func alertID(ti api.TaskImage, key string) string {
@@ -132,5 +136,5 @@ func alertID(ti api.TaskImage, key string) string {
 		image = ti.Image
 	}
 	h := sha256.Sum256([]byte(strings.Join([]string{ti.TaskFamily, ti.Container, image, key}, "\x00")))
-	return "image-" + hex.EncodeToString(h[:16])
+	return AlertIDPrefix + hex.EncodeToString(h[:16])
 }

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/taskguard/taskguard/scanners/compliance"
 )
@@ -57,4 +60,45 @@ func TestFargateSetCoversImageChecks(t *testing.T) {
 			t.Errorf("the Fargate set names %s, which is not an image check", id)
 		}
 	}
+}
+
+// FuzzImageRule: any image rule a client sends is refused with field errors
+// or, when valid, decides findings without panicking.
+func FuzzImageRule(f *testing.F) {
+	for _, seed := range []string{
+		`{"name":"a","scope":{"tasks":["shop-*"],"images":["x/*"]},"vulnerabilities":{"alertThreshold":"HIGH","onlyFixed":true,"exceptions":[{"id":"CVE-1","reason":"r","expires":"2026-12-31"}]}}`,
+		`{"name":"a","compliance":{"default":"ignore","checks":{"TG-IMG-001":"alert"},"exceptions":[{"id":"TG-IMG-009","reason":"r"}]}}`,
+		`{"name":"a","vulnerabilities":{"blockThreshold":"LOW","graceDays":-1}}`,
+		`{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW","fileExists":"/a"}]}}`,
+		`{"scope":{"images":["["]}}`, `{}`, `null`, `[]`, `{"vulnerabilities":{"exceptions":[{"expires":"31/12"}]}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r ImageRule
+		if json.Unmarshal(b, &r) != nil {
+			return
+		}
+		p := &Policy{Images: []ImageRule{r}}
+		if err := p.Validate(); err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Fatalf("validation error without a field: %v", err)
+			}
+			return
+		}
+		rule := p.ImagesFor(Identity{TaskFamily: "shop-web", Container: "web", Image: "x/y:1"})
+		if rule == nil {
+			return
+		}
+		for _, sev := range []string{"", "LOW", "CRITICAL", "weird"} {
+			if v := rule.DecideVulnerability(VulnFinding{ID: "CVE-1", Package: "p", Severity: sev}, now); v.Action == ActionBlock {
+				t.Fatalf("an image rule blocked: %+v", v)
+			}
+			if v := rule.DecideCompliance(ComplianceFinding{CheckID: "TG-IMG-001", Severity: sev}, now); v.Action == ActionBlock {
+				t.Fatalf("an image rule blocked a check: %+v", v)
+			}
+		}
+	})
 }

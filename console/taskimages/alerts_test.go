@@ -2,6 +2,7 @@ package taskimages
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/store/postgres"
+	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/internal/testenv"
 	"github.com/taskguard/taskguard/scanners/vulndb"
@@ -30,12 +33,27 @@ func imageAlerts(t *testing.T, st store.Store) []api.Audit {
 // writes a new alert for the stored inventory without a new one being
 // posted; evaluating again writes nothing.
 func TestAlertsFollowDBUpdates(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskguard.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		alertsFollowDBUpdates(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		cluster := pgtest.Start(t)
+		st, err := postgres.Open(context.Background(), cluster.NewDatabase(t), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		alertsFollowDBUpdates(t, st)
+	})
+}
+
+func alertsFollowDBUpdates(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "taskguard.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	p := policy.Policy{Images: []policy.ImageRule{{Name: "all", Vulnerabilities: policy.VulnRule{AlertThreshold: "UNKNOWN"}}}}
 	if _, err := st.SavePolicy(ctx, 0, p, store.PolicyChange{Actor: "test", Action: "replace images rules"}); err != nil {
 		t.Fatal(err)

@@ -166,6 +166,14 @@ func TestImageAlerts(t *testing.T) {
 	if n := len(e.imageAudits("sidecar")); n != 0 {
 		t.Errorf("out-of-scope container: %d alerts", n)
 	}
+	// A rule that covers it applies at once to what is already reported.
+	if _, err := admin.AddImageRule(ctx, policy.ImageRule{Name: "sidecars", Scope: policy.Scope{Containers: []string{"sidecar"}},
+		Vulnerabilities: policy.VulnRule{AlertThreshold: "UNKNOWN"}}); err != nil {
+		t.Fatal(err)
+	}
+	if k := keys(e.imageAudits("sidecar")); !slices.Equal(k, want) {
+		t.Errorf("after adding a rule for the sidecar:\n got %q\nwant %q", k, want)
+	}
 }
 
 // TestImageRulesValidation: image rules refuse what cannot apply to a

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -202,6 +204,7 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request, status int
 			return
 		}
 		base := p.Revision
+		imagesBefore, _ := json.Marshal(p.Images)
 		if err := change(&p); err != nil {
 			var he *httpError
 			if errors.As(err, &he) {
@@ -228,6 +231,12 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request, status int
 			return
 		}
 		s.log.Info("policy changed", "id", info(r.Context()).id, "by", c.Actor, "action", c.Action, "rule", c.Rule, "revision", rev)
+		if imagesAfter, _ := json.Marshal(p.Images); !bytes.Equal(imagesBefore, imagesAfter) {
+			// New image rules apply to the containers already reported.
+			if _, err := s.alerts.EvaluateAll(r.Context()); err != nil {
+				s.log.Warn("image alerts not evaluated after the policy change", "id", info(r.Context()).id, "err", err)
+			}
+		}
 		w.Header().Set("ETag", api.ETag(rev))
 		writeJSON(w, status, struct {
 			Revision int64 `json:"revision"`

@@ -22,6 +22,7 @@ import (
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/console/taskimages"
 	"github.com/taskguard/taskguard/console/tlscert"
+	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 // Defaults of the console's settings.
@@ -73,6 +74,9 @@ type Config struct {
 	// VulnDBUpdate is how often the DB is refreshed from its registry (only
 	// downloaded when due); 0 never downloads (offline use).
 	VulnDBUpdate time.Duration
+	// VulnDBRepository is where the DB is downloaded from; empty means
+	// vulndb.DefaultRepository.
+	VulnDBRepository string
 }
 
 // DefaultAuditRetention is how long audits are kept unless configured.
@@ -191,7 +195,8 @@ func (c *Console) start(ctx context.Context) error {
 				c.log.Warn("image alerts not re-evaluated after the DB update", "err", err)
 			}
 		}
-		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger, Updated: reevaluate}).Run(bgCtx)
+		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger, Updated: reevaluate,
+			Options: vulndb.UpdateOptions{Repository: c.cfg.VulnDBRepository}}).Run(bgCtx)
 	}
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil

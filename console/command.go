@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 // Environment variables the command reads.
@@ -78,6 +79,7 @@ TASKGUARD_ADMIN_PASSWORD.`,
 	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
 	f.StringVar(&cfg.VulnDBDir, "vuln-db-dir", "", "vulnerability DB directory that images running in tasks are matched against (as `taskguard db update --cache-dir DIR` makes it)")
+	f.StringVar(&cfg.VulnDBRepository, "vuln-db-repository", "", "registry artifact the vulnerability DB is downloaded from (a mirror); empty: "+vulndb.DefaultRepository)
 	f.DurationVar(&cfg.VulnDBUpdate, "vuln-db-update", 12*time.Hour, "refresh the vulnerability DB this often (downloads only when due); 0 never downloads (offline)")
 	f.DurationVar(&cfg.Auth.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of the tokens POST /api/v1/authenticate returns")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -22,6 +22,7 @@ import (
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/console/taskimages"
 	"github.com/taskguard/taskguard/console/tlscert"
+	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 // Defaults of the console's settings.
@@ -73,6 +74,9 @@ type Config struct {
 	// VulnDBUpdate is how often the DB is refreshed from its registry (only
 	// downloaded when due); 0 never downloads (offline use).
 	VulnDBUpdate time.Duration
+	// VulnDBRepository is where the DB is downloaded from; empty means
+	// vulndb.DefaultRepository.
+	VulnDBRepository string
 }
 
 // DefaultAuditRetention is how long audits are kept unless configured.
@@ -155,8 +159,9 @@ func (c *Console) start(ctx context.Context) error {
 	c.ln = ln
 	stopping := make(chan struct{})
 	images := &taskimages.Matcher{Dir: c.cfg.VulnDBDir, Logger: c.cfg.Logger}
+	alerts := &taskimages.Alerter{Matcher: images, Store: c.store, Logger: c.cfg.Logger}
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images, ImageAlerts: alerts}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -185,7 +190,13 @@ func (c *Console) start(ctx context.Context) error {
 	c.stop = stop
 	go c.housekeeping(bgCtx, authn)
 	if c.cfg.VulnDBDir != "" && c.cfg.VulnDBUpdate > 0 {
-		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger}).Run(bgCtx)
+		reevaluate := func(ctx context.Context) {
+			if _, err := alerts.EvaluateAll(ctx); err != nil {
+				c.log.Warn("image alerts not re-evaluated after the DB update", "err", err)
+			}
+		}
+		go (&taskimages.Updater{Matcher: images, Interval: c.cfg.VulnDBUpdate, Logger: c.cfg.Logger, Updated: reevaluate,
+			Options: vulndb.UpdateOptions{Repository: c.cfg.VulnDBRepository}}).Run(bgCtx)
 	}
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil

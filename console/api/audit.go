@@ -16,6 +16,7 @@ const (
 	AuditDNS      AuditKind = "dns"
 	AuditWAF      AuditKind = "waf"
 	AuditDefender AuditKind = "defender" // the defender's own state, e.g. protection could not start
+	AuditImage    AuditKind = "image"    // a finding of an image running in a task, alerted by an image rule
 )
 
 // Audit is one record, the same shape for every sensor. Defenders post them in

@@ -29,6 +29,9 @@ const (
 	PathWAFPolicy = "/api/v1/policies/firewall/app-embedded"
 	// PathCIPolicy is the CI gate rule list, with the same methods.
 	PathCIPolicy = "/api/v1/policies/ci"
+	// PathImagePolicy is the alert rule list for images running in tasks,
+	// with the same methods.
+	PathImagePolicy = "/api/v1/policies/images/app-embedded"
 	// PathRuntimeAudits queries process, network, DNS and defender audits.
 	PathRuntimeAudits = "/api/v1/audits/runtime/app-embedded"
 	// PathFirewallAudits queries WAF audits.
@@ -367,3 +370,31 @@ const PathMetrics = "/metrics"
 
 // PathOpenAPI serves the OpenAPI document of this API (no credentials needed).
 const PathOpenAPI = "/api/v1/openapi.json"
+
+// ImageRules returns the alert rules for images running in tasks and the
+// policy revision.
+func (c *Client) ImageRules(ctx context.Context) ([]policy.ImageRule, int64, error) {
+	var out []policy.ImageRule
+	rev, err := c.getRules(ctx, PathImagePolicy, &out)
+	return out, rev, err
+}
+
+// SetImageRules replaces the image rules; see SetRuntimeRules.
+func (c *Client) SetImageRules(ctx context.Context, rules []policy.ImageRule, ifRevision int64) (int64, error) {
+	return c.writeRules(ctx, http.MethodPut, PathImagePolicy, rules, ifRevision)
+}
+
+// AddImageRule appends an image rule.
+func (c *Client) AddImageRule(ctx context.Context, r policy.ImageRule) (int64, error) {
+	return c.writeRules(ctx, http.MethodPost, PathImagePolicy, r, 0)
+}
+
+// UpdateImageRule replaces the image rule called name.
+func (c *Client) UpdateImageRule(ctx context.Context, name string, r policy.ImageRule) (int64, error) {
+	return c.writeRules(ctx, http.MethodPut, rulePath(PathImagePolicy, name), r, 0)
+}
+
+// DeleteImageRule deletes the image rule called name.
+func (c *Client) DeleteImageRule(ctx context.Context, name string) (int64, error) {
+	return c.writeRules(ctx, http.MethodDelete, rulePath(PathImagePolicy, name), nil, 0)
+}

@@ -81,6 +81,9 @@ type Policy struct {
 	WAF []WAFRule `json:"waf,omitempty"`
 	// CI holds the CI gate rules for images, ordered: the first matching rule wins.
 	CI []CIRule `json:"ci,omitempty"`
+	// Images holds the alert rules for images running in tasks, ordered: the
+	// first matching rule wins.
+	Images []ImageRule `json:"images,omitempty"`
 }
 
 // RuntimeRule is one App Embedded rule.

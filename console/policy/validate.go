@@ -78,6 +78,7 @@ func (p *Policy) Validate() error {
 		}
 	}
 	validateCI(add, p.CI)
+	validateImages(add, p.Images)
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/console/taskimages"
 )
 
 // maxWait caps ?wait= of the agent policy long-poll.
@@ -193,6 +194,9 @@ func checkBatch(b api.AuditBatch) error {
 			return fmt.Errorf("%s.id is required", f)
 		case len(a.ID) > maxAuditID:
 			return fmt.Errorf("%s.id is longer than %d bytes", f, maxAuditID)
+		case strings.HasPrefix(a.ID, taskimages.AlertIDPrefix):
+			// The console writes these; a defender's record must not take the ID of an image alert.
+			return fmt.Errorf("%s.id %q: the prefix %q is the console's", f, a.ID, taskimages.AlertIDPrefix)
 		case seen[a.ID]:
 			// Harmless, but a sign of a defender bug: the second would be lost.
 			return fmt.Errorf("%s.id %q appears twice in the batch", f, a.ID)

@@ -18,7 +18,7 @@ import (
 
 // The audit kinds each audit list shows.
 var (
-	runtimeKinds  = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditDefender}
+	runtimeKinds  = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditDefender, api.AuditImage}
 	firewallKinds = []api.AuditKind{api.AuditWAF}
 )
 

@@ -33,9 +33,15 @@ func (s *Server) postInventory(w http.ResponseWriter, r *http.Request) {
 	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.TaskFamily != "" {
 		inv.TaskFamily = p.TaskFamily
 	}
-	if err := s.store.SaveInventory(r.Context(), store.StoredInventory{ReceivedAt: time.Now().UTC(), Inventory: inv}); err != nil {
+	si := store.StoredInventory{ReceivedAt: time.Now().UTC(), Inventory: inv}
+	if err := s.store.SaveInventory(r.Context(), si); err != nil {
 		s.internalError(w, r, "save inventory", err)
 		return
+	}
+	// The inventory is stored; alerts that cannot be written now are written
+	// at the next evaluation (their IDs are stable).
+	if _, err := s.alerts.Evaluate(r.Context(), []store.StoredInventory{si}); err != nil {
+		s.log.Warn("image alerts not evaluated", "id", info(r.Context()).id, "container", inv.Container, "err", err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

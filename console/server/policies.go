@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,6 +37,9 @@ var (
 	ciSection = section[policy.CIRule]{key: "ci", path: api.PathCIPolicy,
 		rules: func(p *policy.Policy) *[]policy.CIRule { return &p.CI },
 		name:  func(r *policy.CIRule) *string { return &r.Name }}
+	imagesSection = section[policy.ImageRule]{key: "images", path: api.PathImagePolicy,
+		rules: func(p *policy.Policy) *[]policy.ImageRule { return &p.Images },
+		name:  func(r *policy.ImageRule) *string { return &r.Name }}
 )
 
 // sectionRoutes are the routes of one rule list.
@@ -199,6 +204,7 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request, status int
 			return
 		}
 		base := p.Revision
+		imagesBefore, _ := json.Marshal(p.Images)
 		if err := change(&p); err != nil {
 			var he *httpError
 			if errors.As(err, &he) {
@@ -225,6 +231,12 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request, status int
 			return
 		}
 		s.log.Info("policy changed", "id", info(r.Context()).id, "by", c.Actor, "action", c.Action, "rule", c.Rule, "revision", rev)
+		if imagesAfter, _ := json.Marshal(p.Images); !bytes.Equal(imagesBefore, imagesAfter) {
+			// New image rules apply to the containers already reported.
+			if _, err := s.alerts.EvaluateAll(r.Context()); err != nil {
+				s.log.Warn("image alerts not evaluated after the policy change", "id", info(r.Context()).id, "err", err)
+			}
+		}
 		w.Header().Set("ETag", api.ETag(rev))
 		writeJSON(w, status, struct {
 			Revision int64 `json:"revision"`

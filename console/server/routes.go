@@ -55,5 +55,6 @@ func (s *Server) routes() []route {
 	rts = append(rts, sectionRoutes(s, runtimeSection)...)
 	rts = append(rts, sectionRoutes(s, wafSection)...)
 	rts = append(rts, sectionRoutes(s, ciSection)...)
+	rts = append(rts, sectionRoutes(s, imagesSection)...)
 	return append(rts, s.uiRoutes()...)
 }

@@ -22,6 +22,9 @@ type Config struct {
 	// vulnerability DB; nil means a matcher without a DB (images are listed
 	// unmatched, with a warning).
 	TaskImages *taskimages.Matcher
+	// ImageAlerts evaluates the image rules when an inventory arrives; nil
+	// means one over TaskImages and Store.
+	ImageAlerts *taskimages.Alerter
 }
 
 // Server holds the handlers' dependencies.
@@ -33,6 +36,7 @@ type Server struct {
 	metrics  *metrics
 	stopping <-chan struct{}
 	images   *taskimages.Matcher
+	alerts   *taskimages.Alerter
 }
 
 // New returns the console's HTTP handler.
@@ -40,6 +44,10 @@ func New(cfg Config) http.Handler {
 	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping, images: cfg.TaskImages}
 	if s.images == nil {
 		s.images = &taskimages.Matcher{}
+	}
+	s.alerts = cfg.ImageAlerts
+	if s.alerts == nil {
+		s.alerts = &taskimages.Alerter{Matcher: s.images, Store: cfg.Store, Logger: cfg.Logger}
 	}
 	mux := http.NewServeMux()
 	rts := s.routes()

@@ -179,6 +179,9 @@ type Updater struct {
 	Interval time.Duration
 	Options  vulndb.UpdateOptions
 	Logger   *slog.Logger
+	// Updated, when set, runs after each installed download, once the new
+	// DB is in use (the console re-evaluates its image alerts there).
+	Updated func(ctx context.Context)
 }
 
 // Run updates at once and then every Interval until ctx ends. Failures are
@@ -235,12 +238,23 @@ func (u *Updater) Update(ctx context.Context) (vulndb.UpdateResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if err := u.install(staging, dir); err != nil {
+		return res, err
+	}
+	if u.Updated != nil {
+		u.Updated(ctx)
+	}
+	return res, nil
+}
+
+// install swaps the DB files of staging into dir between two matches.
+func (u *Updater) install(staging, dir string) error {
 	u.Matcher.mu.Lock()
 	defer u.Matcher.mu.Unlock()
 	for _, name := range []string{filepath.Base(vulndb.Path(staging)), "metadata.json"} {
 		if err := os.Rename(filepath.Join(staging, name), filepath.Join(dir, name)); err != nil {
-			return res, fmt.Errorf("install the new vulnerability DB in %s: %w", dir, err)
+			return fmt.Errorf("install the new vulnerability DB in %s: %w", dir, err)
 		}
 	}
-	return res, nil
+	return nil
 }

@@ -132,7 +132,7 @@ packages and compliance are inventoried in the background (low priority) for the
 	f.StringVar(&auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `write audits as JSON lines to this file ("-" for stdout) instead of the sidecar`)
 	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
-	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "ptrace"), "ptrace, usernotif (seccomp user notification) or auto")
+	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "auto"), "auto (seccomp user notification where the kernel offers it, else ptrace), ptrace or usernotif")
 	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")
 	f.DurationVar(&inventoryDelay, "inventory-delay", envDuration("TASKGUARD_INVENTORY_DELAY", inventory.DefaultDelay), "wait this long after the app starts before the first inventory (0: at once)")
 	f.DurationVar(&inventoryInterval, "inventory-interval", envDuration("TASKGUARD_INVENTORY_INTERVAL", inventory.DefaultInterval), "check the package databases this often; rescan when they changed")

@@ -544,7 +544,9 @@ const failScript = `echo app-ran; exit 5
 func TestFailOpen(t *testing.T) {
 	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
 	_, helper := binaries(t)
-	r := e.launchWith(t, []string{helper, "no-ptrace"}, failScript)
+	// Under ptrace (the auto default would fall back to user notification,
+	// which needs no ptrace).
+	r := e.launchWith(t, []string{helper, "no-ptrace"}, failScript, "TASKGUARD_SUPERVISOR=ptrace")
 	if r.code != 5 || !strings.Contains(r.stdout, "app-ran") {
 		t.Errorf("fail-open: exit %d, stdout %q; want the app to run and exit 5", r.code, r.stdout)
 	}
@@ -554,7 +556,7 @@ func TestFailOpen(t *testing.T) {
 		t.Errorf("audits %+v; want one high-severity protection-off record", audits)
 	}
 
-	r = e.launchWith(t, []string{helper, "no-ptrace"}, failScript, "TASKGUARD_FAIL_CLOSED=1")
+	r = e.launchWith(t, []string{helper, "no-ptrace"}, failScript, "TASKGUARD_SUPERVISOR=ptrace", "TASKGUARD_FAIL_CLOSED=1")
 	if r.code != 2 || strings.Contains(r.stdout, "app-ran") || !strings.Contains(r.stderr, "runtime protection could not start") {
 		t.Errorf("fail-closed: exit %d, stdout %q; want exit 2 and no app", r.code, r.stdout)
 	}
@@ -752,10 +754,16 @@ func TestNoPolicyPlainExec(t *testing.T) {
 	if err := os.WriteFile(pol, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, pid = run("twistlock-fargate-task", "--policy", pol)
+	out, pid = run("twistlock-fargate-task", "--policy", pol, "--supervisor", "ptrace")
 	// TracerPid names the launcher's tracer thread, not its PID.
 	if strings.Contains(out, fmt.Sprintf("pid=%d\n", pid)) || strings.Contains(out, "TracerPid:\t0") {
-		t.Errorf("with a policy: %q; want a traced child of the launcher %d", out, pid)
+		t.Errorf("with a policy under ptrace: %q; want a traced child of the launcher %d", out, pid)
+	}
+	// The default (auto) picks seccomp user notification on this kernel: the
+	// app is the launcher's child, supervised without a tracer.
+	out, pid = run("twistlock-fargate-task", "--policy", pol)
+	if strings.Contains(out, fmt.Sprintf("pid=%d\n", pid)) || !strings.Contains(out, "TracerPid:\t0") {
+		t.Errorf("with a policy under auto: %q; want an untraced child of the launcher %d", out, pid)
 	}
 	// A rule scoped to another container: nothing to enforce, plain exec.
 	out, pid = run("other", "--policy", pol)

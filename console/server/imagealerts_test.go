@@ -190,6 +190,10 @@ func TestImageRulesValidation(t *testing.T) {
 		{"exception without reason", `{"name":"a","vulnerabilities":{"exceptions":[{"id":"CVE-1"}]}}`, "images[0].vulnerabilities.exceptions[0].reason"},
 		{"bad glob", `{"name":"a","scope":{"images":["["]}}`, "images[0].scope.images[0]"},
 		{"no name", `{"vulnerabilities":{"alertThreshold":"LOW"}}`, "images[0].name"},
+		{"custom without condition", `{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW"}]}}`, "images[0].compliance.custom[0]"},
+		{"custom reserved ID", `{"name":"a","compliance":{"custom":[{"id":"TG-X","title":"t","severity":"LOW","fileAbsent":"/x"}]}}`, "images[0].compliance.custom[0].id"},
+		{"custom relative glob", `{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW","fileAbsent":"etc/x"}]}}`, "images[0].compliance.custom[0].fileAbsent"},
+		{"custom bad env regexp", `{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW","env":{"name":"A","match":"("}}]}}`, "images[0].compliance.custom[0].env.match"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,6 +208,9 @@ func TestImageRulesValidation(t *testing.T) {
 	}
 	if r := e.do("POST", api.PathImagePolicy, basic(auth.RoleAdmin), `{"name":"ok","vulnerabilities":{"alertThreshold":"HIGH","onlyFixed":true}}`); r.status != 201 {
 		t.Fatalf("valid rule: %d %s", r.status, r.body)
+	}
+	if r := e.do("POST", api.PathImagePolicy, basic(auth.RoleAdmin), `{"name":"custom","compliance":{"custom":[{"id":"ACME-1","title":"no debug","severity":"HIGH","fileAbsent":"/opt/debug/*"},{"id":"ACME-2","title":"env","severity":"LOW","env":{"name":"APP_ENV","match":"^prod$"}}]}}`); r.status != 201 {
+		t.Fatalf("valid rule with custom checks: %d %s", r.status, r.body)
 	}
 	r := e.do("GET", api.PathPolicyHistory, basic(auth.RoleAuditor), "")
 	if !strings.Contains(r.body, `"action": "add images rule"`) {

@@ -58,6 +58,10 @@ type Options struct {
 	CPUBudget float64
 	// Logger receives warnings about skipped files; nil discards them.
 	Logger *slog.Logger
+	// Custom are the image rule's custom checks, run in the same walk (ENV
+	// conditions against Env); their failures are reported like the
+	// other checks, without file contents or ENV values.
+	Custom []compliance.CustomCheck
 }
 
 func (o Options) withDefaults() Options {
@@ -96,7 +100,7 @@ func Scan(ctx context.Context, o Options) (*api.Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	w := &walker{img: img, obs: compliance.NewObserver(), th: newThrottle(o.CPUBudget)}
+	w := &walker{img: img, obs: compliance.NewObserverWith(o.Custom), th: newThrottle(o.CPUBudget)}
 	found, err := analyzer.Run(ctx, w, analyzer.Options{Parallel: 1, Logger: o.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("inventory of %s: %w", o.Root, err)
@@ -122,8 +126,12 @@ func Scan(ctx context.Context, o Options) (*api.Inventory, error) {
 		o.Logger.Warn("inventory truncated", "packages", len(inv.Packages), "kept", api.MaxInventoryPackages)
 		inv.Packages = inv.Packages[:api.MaxInventoryPackages]
 	}
+	custom := map[string]bool{}
+	for _, c := range o.Custom {
+		custom[c.ID] = true
+	}
 	for _, f := range findings {
-		if !containerChecks[f.CheckID] {
+		if !containerChecks[f.CheckID] && !custom[f.CheckID] {
 			continue
 		}
 		inv.Compliance = append(inv.Compliance, api.ComplianceFinding{

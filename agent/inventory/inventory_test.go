@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/scantest"
@@ -371,5 +373,121 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestScanCustomChecks: an image rule's custom checks (a fileAbsent glob
+// and an ENV condition checked against the container's real environment)
+// run in the single walk; their failures are findings that name the path
+// or variable, never a file's content or an ENV value; passing checks and
+// checks of other rules report nothing.
+func TestScanCustomChecks(t *testing.T) {
+	root := writeRootfs(t)
+	writeFile(t, filepath.Join(root, "opt/debug/agent.jar"), "SECRET-CONTENT")
+	p := &policy.Policy{Images: []policy.ImageRule{
+		{Name: "other", Scope: policy.Scope{Tasks: []string{"db-*"}}, Compliance: policy.ComplianceRule{Custom: []policy.CustomCheck{
+			{ID: "OTHER-1", Title: "other family", Severity: "LOW", FileAbsent: "/usr/sbin/sshd"},
+		}}},
+		{Name: "shop", Scope: policy.Scope{Tasks: []string{"shop"}}, Compliance: policy.ComplianceRule{Custom: []policy.CustomCheck{
+			{ID: "ACME-1", Title: "no debug agent", Severity: "high", FileAbsent: "/opt/debug/*.jar"},
+			{ID: "ACME-2", Title: "production mode", Severity: "MEDIUM", Env: &policy.EnvCondition{Name: "APP_ENV", Match: "^production$"}},
+			{ID: "ACME-3", Title: "no compiler", Severity: "LOW", FileAbsent: "/usr/bin/gcc*"},
+			{ID: "ACME-4", Title: "has a region", Severity: "LOW", Env: &policy.EnvCondition{Name: "AWS_REGION"}},
+		}}},
+	}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	checks, hash := customFor(p, policy.Identity{TaskFamily: "shop", Container: "web"})
+	if len(checks) != 4 || hash == "" {
+		t.Fatalf("customFor = %d checks, hash %q", len(checks), hash)
+	}
+	custom, err := CustomChecks(checks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Scan(context.Background(), Options{
+		Root: root, SkipDirs: SkipDirsFor(root, filepath.Join(root, "var/lib/taskguard")),
+		Env: []string{"APP_ENV=staging-hunter2", "AWS_REGION=eu-west-1"}, UID: 1000, CPUBudget: 1, Custom: custom,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range inv.Compliance {
+		if !strings.HasPrefix(f.CheckID, "ACME-") && !strings.HasPrefix(f.CheckID, "OTHER-") {
+			continue
+		}
+		got = append(got, f.CheckID+" "+f.Severity+" "+f.Target+" | "+f.Title+" | "+f.Message)
+		if strings.Contains(f.Message, "SECRET-CONTENT") || strings.Contains(f.Message, "hunter2") {
+			t.Errorf("finding %s leaks content or an ENV value: %q", f.CheckID, f.Message)
+		}
+	}
+	want := []string{
+		"ACME-1 HIGH /opt/debug/agent.jar | no debug agent | file /opt/debug/agent.jar matches /opt/debug/*.jar, which must be absent",
+		"ACME-2 MEDIUM container | production mode | ENV APP_ENV does not match ^production$",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("custom findings:\n got %q\nwant %q", got, want)
+	}
+	if other, _ := customFor(p, policy.Identity{TaskFamily: "web"}); other != nil {
+		t.Errorf("a family without a rule got custom checks: %+v", other)
+	}
+}
+
+// TestRunRescansWhenCustomChecksChange: with the package databases
+// unchanged, a change of the image rule's custom checks scans again.
+func TestRunRescansWhenCustomChecksChange(t *testing.T) {
+	root := writeRootfs(t)
+	rule := func(glob string) *policy.Policy {
+		return &policy.Policy{Images: []policy.ImageRule{{Name: "all", Compliance: policy.ComplianceRule{Custom: []policy.CustomCheck{
+			{ID: "ACME-1", Title: "t", Severity: "LOW", FileAbsent: glob},
+		}}}}}
+	}
+	var pol atomic.Pointer[policy.Policy]
+	pol.Store(rule("/usr/sbin/sshd"))
+	var mu sync.Mutex
+	var sent []api.Inventory
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Run(ctx, Schedule{
+			Options: Options{Root: root, CPUBudget: 1}, Delay: -1, Interval: 20 * time.Millisecond, Policy: pol.Load,
+		}, func(_ context.Context, inv api.Inventory) error {
+			mu.Lock()
+			sent = append(sent, inv)
+			mu.Unlock()
+			return nil
+		})
+	}()
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sent)
+	}
+	waitFor(t, func() bool { return count() >= 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := count(); n != 1 {
+		t.Fatalf("%d inventories sent with nothing changed, want 1", n)
+	}
+	pol.Store(rule("/nothing/*"))
+	waitFor(t, func() bool { return count() >= 2 })
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(checkIDs(sent[0].Compliance), "ACME-1") || slices.Contains(checkIDs(sent[1].Compliance), "ACME-1") {
+		t.Errorf("ACME-1 in the first %v and not in the second %v expected", checkIDs(sent[0].Compliance), checkIDs(sent[1].Compliance))
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

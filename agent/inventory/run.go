@@ -43,6 +43,10 @@ type Schedule struct {
 	// Interval is the wait between two checks of the package databases; a
 	// scan runs (and is sent) only when they changed. 0 means DefaultInterval.
 	Interval time.Duration
+	// Policy, when set, returns the current policy: the custom checks of
+	// its first image rule matching the container run in the scan, and a
+	// change of them makes the next check scan again.
+	Policy func() *policy.Policy
 }
 
 // Send delivers an inventory (the launcher's socket client).
@@ -71,16 +75,31 @@ func Run(ctx context.Context, s Schedule, send Send) {
 	if err := lowerPriority(); err != nil {
 		log.Info("could not lower the scan's priority; relying on the CPU budget", "err", err)
 	}
+	id := s.Identity
+	if id.Container == "" {
+		id.Container, _ = os.Hostname()
+	}
 	last := ""
 	for {
 		hash, err := PackageDBHash(s.Root)
+		var custom []policy.CustomCheck
+		key := hash
+		if s.Policy != nil {
+			var ch string
+			custom, ch = customFor(s.Policy(), id)
+			key = hash + "|" + ch
+		}
+		opts := s.Options
+		if err == nil {
+			opts.Custom, err = CustomChecks(custom)
+		}
 		switch {
 		case err != nil:
-			log.Warn("inventory: package databases unreadable", "err", err)
-		case hash == last:
-			log.Debug("inventory unchanged; not scanning", "hash", hash)
+			log.Warn("inventory: package databases or custom checks unusable", "err", err)
+		case key == last:
+			log.Debug("inventory and custom checks unchanged; not scanning", "hash", hash)
 		default:
-			inv, err := Scan(ctx, s.Options)
+			inv, err := Scan(ctx, opts)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -89,16 +108,15 @@ func Run(ctx context.Context, s Schedule, send Send) {
 				break
 			}
 			inv.TaskFamily, inv.TaskID = s.Identity.TaskFamily, s.TaskID
-			inv.Container, inv.Image, inv.ImageDigest = s.Identity.Container, s.Identity.Image, s.ImageDigest
-			if inv.Container == "" {
-				inv.Container, _ = os.Hostname()
-			}
+			inv.Container, inv.Image, inv.ImageDigest = id.Container, s.Identity.Image, s.ImageDigest
 			if err := send(ctx, *inv); err != nil {
 				log.Warn("inventory not delivered; retrying at the next interval", "err", err)
 				break
 			}
 			log.Info("inventory sent", "packages", len(inv.Packages), "findings", len(inv.Compliance), "files", inv.Files, "ms", inv.DurationMS)
-			last = inv.Hash
+			// The skip key is the hash the scan saw plus the custom
+			// checks it ran.
+			last = inv.Hash + key[len(hash):]
 		}
 		if !sleep(ctx, interval) {
 			return

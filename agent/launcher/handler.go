@@ -20,9 +20,11 @@ type handler struct {
 	id     policy.Identity
 	taskID string
 	rule   atomic.Pointer[policy.RuntimeRule]
-	queue  chan api.Audit
-	drops  atomic.Int64
-	log    *slog.Logger
+	// pol is the whole current policy, for the inventory's custom checks.
+	pol   atomic.Pointer[policy.Policy]
+	queue chan api.Audit
+	drops atomic.Int64
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	lastDeny map[int]string // per pid: the last refused exec, so PATH retries audit once
@@ -31,6 +33,7 @@ type handler struct {
 var _ supervise.Handler = (*handler)(nil)
 
 func (h *handler) setPolicy(p *policy.Policy) {
+	h.pol.Store(p)
 	r := p.RuntimeFor(h.id)
 	if r != nil {
 		c := *r

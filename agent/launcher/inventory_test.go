@@ -59,7 +59,12 @@ func TestInventoryReachesConsole(t *testing.T) {
 		"usr/sbin/sshd":       "elf",
 		"var/lib/taskguard/node_modules/defender-own/package.json": `{"name":"defender-own","version":"1.0.0"}`,
 	})
-	tc := testconsole.New("tok", &policy.Policy{Revision: 1})
+	tc := testconsole.New("tok", &policy.Policy{Revision: 1, Images: []policy.ImageRule{{
+		Name: "shop", Scope: policy.Scope{Tasks: []string{"shop"}},
+		Compliance: policy.ComplianceRule{Custom: []policy.CustomCheck{
+			{ID: "ACME-1", Title: "no sshd", Severity: "HIGH", FileAbsent: "/usr/sbin/ssh*"},
+		}},
+	}}})
 	hs := httptest.NewServer(tc)
 	defer hs.Close()
 	sock := filepath.Join(t.TempDir(), "d.sock")
@@ -121,8 +126,8 @@ func TestInventoryReachesConsole(t *testing.T) {
 	for _, f := range inv.Compliance {
 		checks = append(checks, f.CheckID)
 	}
-	if !slices.Contains(checks, "TG-IMG-009") || !slices.Contains(checks, "TG-IMG-001") {
-		t.Errorf("checks = %v, want sshd and root", checks)
+	if !slices.Contains(checks, "TG-IMG-009") || !slices.Contains(checks, "TG-IMG-001") || !slices.Contains(checks, "ACME-1") {
+		t.Errorf("checks = %v, want sshd, root and the image rule's custom ACME-1", checks)
 	}
 }
 

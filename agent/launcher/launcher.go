@@ -130,6 +130,9 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 			if sched.Logger == nil {
 				sched.Logger = o.Log
 			}
+			if sched.Policy == nil {
+				sched.Policy = h.pol.Load
+			}
 			ictx, stop := context.WithCancel(ctx)
 			defer stop()
 			go inventory.Run(ictx, sched, cl.SendInventory)

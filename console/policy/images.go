@@ -73,12 +73,22 @@ func (r *ImageRule) DecideVulnerability(f VulnFinding, now time.Time) Verdict {
 }
 
 // DecideCompliance decides one compliance finding at time now: a check
-// outside FargateChecks is ignored unless the rule names it in Checks.
+// outside FargateChecks and the rule's own custom checks is ignored unless
+// the rule names it in Checks.
 func (r *ImageRule) DecideCompliance(f ComplianceFinding, now time.Time) Verdict {
-	if _, named := r.Compliance.Checks[f.CheckID]; !named && !slices.Contains(FargateChecks, f.CheckID) {
+	if _, named := r.Compliance.Checks[f.CheckID]; !named && !slices.Contains(FargateChecks, f.CheckID) && !r.hasCustom(f.CheckID) {
 		return Verdict{Action: ActionIgnore, Reason: fmt.Sprintf("%s is not in the Fargate compliance set", f.CheckID)}
 	}
 	return r.ci().DecideCompliance(f, now, nil)
+}
+
+func (r *ImageRule) hasCustom(id string) bool {
+	for _, c := range r.Compliance.Custom {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 func validateImages(add addFunc, rules []ImageRule) {
@@ -111,8 +121,8 @@ func validateImages(add addFunc, rules []ImageRule) {
 			}
 		}
 		checkExceptions(add, f+".compliance.exceptions", c.Exceptions)
-		if len(c.Custom) > 0 {
-			add(f+".compliance.custom", "custom checks need the image's files, which defenders do not send: set them in a CI rule")
-		}
+		// Custom checks run in the defender's walk of the running
+		// container (files and its real environment); they only alert.
+		checkCustom(add, f+".compliance.custom", c.Custom)
 	}
 }

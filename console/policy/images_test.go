@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,4 +102,28 @@ func FuzzImageRule(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestImageRuleCustomChecks: image rules accept custom checks (validated
+// like a CI rule's) and alert on their failures, never block.
+func TestImageRuleCustomChecks(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	r := ImageRule{Name: "a", Compliance: ComplianceRule{Custom: []CustomCheck{
+		{ID: "ACME-1", Title: "t", Severity: "HIGH", FileAbsent: "/opt/debug/*"},
+	}}}
+	if err := (&Policy{Images: []ImageRule{r}}).Validate(); err != nil {
+		t.Fatalf("valid custom check refused: %v", err)
+	}
+	if v := r.DecideCompliance(ComplianceFinding{CheckID: "ACME-1", Severity: "HIGH"}, now); v.Action != ActionAlert {
+		t.Errorf("custom check failure: %+v, want alert", v)
+	}
+	if v := r.DecideCompliance(ComplianceFinding{CheckID: "OTHER-1", Severity: "HIGH"}, now); v.Action != ActionIgnore {
+		t.Errorf("a check that is not the rule's: %+v, want ignore", v)
+	}
+	bad := r
+	bad.Compliance.Custom = []CustomCheck{{ID: "ACME-1", Title: "t", Severity: "HIGH"}}
+	var fe *FieldError
+	if err := (&Policy{Images: []ImageRule{bad}}).Validate(); !errors.As(err, &fe) || !strings.HasPrefix(fe.Field, "images[0].compliance.custom[0]") {
+		t.Errorf("custom check without condition: %v", err)
+	}
 }

@@ -95,6 +95,9 @@ func etagMatches(header string, rev int64) bool {
 // forFamily keeps the runtime and WAF rules that can apply to a task family
 // (their task scope matches it); with container and image also given, the
 // rules that apply to that container. CI rules are not a defender's business.
+// Image rules are kept, in order, when their task scope matches the family
+// (whatever container and image were given), so that the defender picks the
+// same first-matching rule as the console and evaluates its custom checks.
 // An empty family (an admin testing the endpoint) keeps every rule.
 func forFamily(p policy.Policy, family, container, image string) policy.Policy {
 	out := policy.Policy{Revision: p.Revision}
@@ -115,6 +118,11 @@ func forFamily(p policy.Policy, family, container, image string) policy.Policy {
 	for _, r := range p.WAF {
 		if keep(r.Scope) {
 			out.WAF = append(out.WAF, r)
+		}
+	}
+	for _, r := range p.Images {
+		if family == "" || globAny(r.Scope.Tasks, family) {
+			out.Images = append(out.Images, r)
 		}
 	}
 	return out

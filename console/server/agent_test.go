@@ -271,3 +271,41 @@ func TestAuditIngestRefusesBadBatches(t *testing.T) {
 		t.Errorf("ci posts audits: %d, want 403", r.status)
 	}
 }
+
+// TestAgentPolicyImageRules: a defender gets, in order, the image rules
+// whose task scope matches its family (for their custom checks), whatever
+// container and image it names; never another family's.
+func TestAgentPolicyImageRules(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	admin := e.apiClient(auth.RoleAdmin)
+	custom := []policy.CustomCheck{{ID: "ACME-1", Title: "no debug", Severity: "HIGH", FileAbsent: "/opt/debug/*"}}
+	for _, r := range []policy.ImageRule{
+		{Name: "db", Scope: policy.Scope{Tasks: []string{"db-*"}}},
+		{Name: "web-side", Scope: policy.Scope{Tasks: []string{"web"}, Containers: []string{"sidecar"}}},
+		{Name: "web", Scope: policy.Scope{Tasks: []string{"web"}}, Compliance: policy.ComplianceRule{Custom: custom}},
+	} {
+		if _, err := admin.AddImageRule(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(p policy.Policy) string {
+		var n []string
+		for _, r := range p.Images {
+			n = append(n, r.Name)
+		}
+		return strings.Join(n, " ")
+	}
+	p, _, _, err := e.agentClient("web").AgentPolicy(ctx, "", 0)
+	if err != nil || names(p) != "web-side web" {
+		t.Fatalf("web got image rules %q, %v; want web-side web", names(p), err)
+	}
+	if r := p.ImagesFor(policy.Identity{TaskFamily: "web", Container: "app", Image: "x"}); r == nil || len(r.Compliance.Custom) != 1 {
+		t.Errorf("ImagesFor(app) = %+v", r)
+	}
+	r := e.do("GET", api.PathAgentPolicy+"?container=app&image=redis:7", "bearer "+agentToken(t, e, "web"), "")
+	var one policy.Policy
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &one) != nil || names(one) != "web-side web" {
+		t.Errorf("?container&image: %d %s", r.status, r.body)
+	}
+}

@@ -190,6 +190,10 @@ func TestImageRulesValidation(t *testing.T) {
 		{"exception without reason", `{"name":"a","vulnerabilities":{"exceptions":[{"id":"CVE-1"}]}}`, "images[0].vulnerabilities.exceptions[0].reason"},
 		{"bad glob", `{"name":"a","scope":{"images":["["]}}`, "images[0].scope.images[0]"},
 		{"no name", `{"vulnerabilities":{"alertThreshold":"LOW"}}`, "images[0].name"},
+		{"custom without condition", `{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW"}]}}`, "images[0].compliance.custom[0]"},
+		{"custom reserved ID", `{"name":"a","compliance":{"custom":[{"id":"TG-X","title":"t","severity":"LOW","fileAbsent":"/x"}]}}`, "images[0].compliance.custom[0].id"},
+		{"custom relative glob", `{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW","fileAbsent":"etc/x"}]}}`, "images[0].compliance.custom[0].fileAbsent"},
+		{"custom bad env regexp", `{"name":"a","compliance":{"custom":[{"id":"X","title":"t","severity":"LOW","env":{"name":"A","match":"("}}]}}`, "images[0].compliance.custom[0].env.match"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,8 +209,76 @@ func TestImageRulesValidation(t *testing.T) {
 	if r := e.do("POST", api.PathImagePolicy, basic(auth.RoleAdmin), `{"name":"ok","vulnerabilities":{"alertThreshold":"HIGH","onlyFixed":true}}`); r.status != 201 {
 		t.Fatalf("valid rule: %d %s", r.status, r.body)
 	}
+	if r := e.do("POST", api.PathImagePolicy, basic(auth.RoleAdmin), `{"name":"custom","compliance":{"custom":[{"id":"ACME-1","title":"no debug","severity":"HIGH","fileAbsent":"/opt/debug/*"},{"id":"ACME-2","title":"env","severity":"LOW","env":{"name":"APP_ENV","match":"^prod$"}}]}}`); r.status != 201 {
+		t.Fatalf("valid rule with custom checks: %d %s", r.status, r.body)
+	}
 	r := e.do("GET", api.PathPolicyHistory, basic(auth.RoleAuditor), "")
 	if !strings.Contains(r.body, `"action": "add images rule"`) {
 		t.Errorf("history lacks the change: %s", r.body)
+	}
+}
+
+// TestImageAlertsCustomCheck: over real HTTPS and SQLite, an image rule's
+// custom check reaches the defender in its agent policy; an inventory
+// carrying that check's failure raises exactly one image alert (a failure
+// of a check that is not the rule's raises none), and posting the same
+// inventory again does not duplicate it.
+func TestImageAlertsCustomCheck(t *testing.T) {
+	e := newTestEnvWith(t, auth.ThrottleConfig{}, &taskimages.Matcher{Dir: corpusDB(t)})
+	ctx := context.Background()
+	rule := policy.ImageRule{Name: "shop", Scope: policy.Scope{Tasks: []string{"shop-*"}},
+		Vulnerabilities: policy.VulnRule{AlertThreshold: "CRITICAL"},
+		Compliance: policy.ComplianceRule{Custom: []policy.CustomCheck{
+			{ID: "ACME-1", Title: "no debug agent", Severity: "HIGH", FileAbsent: "/opt/debug/*.jar"},
+		}}}
+	if _, err := e.apiClient(auth.RoleAdmin).AddImageRule(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	p, _, _, err := e.agentClient("shop-web").AgentPolicy(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.ImagesFor(policy.Identity{TaskFamily: "shop-web", Container: "web", Image: "x"}); r == nil || len(r.Compliance.Custom) != 1 || r.Compliance.Custom[0].ID != "ACME-1" {
+		t.Fatalf("the agent policy lacks the custom check: %+v", p.Images)
+	}
+	inv := api.Inventory{
+		TaskFamily: "shop-web", TaskID: "task-1", Container: "web", Image: "registry.example/shop/web:1.4",
+		ImageDigest: "sha256:" + strings.Repeat("cd", 32), Hash: "sha256:y",
+		OS: &api.InventoryOS{Family: "debian", Name: "12.5"},
+		Compliance: []api.ComplianceFinding{
+			{CheckID: "ACME-1", Family: "image", Title: "no debug agent", Severity: "HIGH", Target: "/opt/debug/agent.jar",
+				Message: "file /opt/debug/agent.jar matches /opt/debug/*.jar, which must be absent"},
+			{CheckID: "OTHER-9", Family: "image", Title: "not the rule's", Severity: "HIGH", Target: "container", Message: "x"},
+		},
+	}
+	body, _ := json.Marshal(inv)
+	post := func() {
+		t.Helper()
+		if r := e.do("POST", api.PathAgentInventory, "bearer "+agentToken(t, e, "shop-web"), string(body)); r.status != 204 {
+			t.Fatalf("post inventory: %d %s", r.status, r.body)
+		}
+	}
+	custom := func() []api.Audit {
+		var out []api.Audit
+		for _, a := range e.imageAudits("web") {
+			if strings.HasPrefix(a.Message, "ACME-") || strings.HasPrefix(a.Message, "OTHER-") {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	post()
+	got := custom()
+	if len(got) != 1 {
+		t.Fatalf("custom alerts = %+v, want exactly one (ACME-1)", got)
+	}
+	a := got[0]
+	if a.Kind != api.AuditImage || a.Effect != policy.EffectAlert || a.Rule != "shop" || a.Severity != "high" ||
+		!strings.HasPrefix(a.Message, "ACME-1 (HIGH) no debug agent of image registry.example/shop/web:1.4 in task family shop-web container web: file /opt/debug/agent.jar") {
+		t.Errorf("alert %+v", a)
+	}
+	post()
+	if again := custom(); len(again) != 1 || again[0].ID != a.ID {
+		t.Errorf("posting again: %+v, want the same single alert %s", again, a.ID)
 	}
 }

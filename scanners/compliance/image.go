@@ -291,8 +291,13 @@ type Observer struct {
 }
 
 // NewObserver returns an empty observer.
-func NewObserver() *Observer {
-	return &Observer{st: imageState{caches: map[string]int{}}}
+func NewObserver() *Observer { return NewObserverWith(nil) }
+
+// NewObserverWith returns an empty observer that also runs the custom
+// checks during the walk; their ENV conditions are evaluated by Findings
+// against the ImageInput's Config.
+func NewObserverWith(custom []CustomCheck) *Observer {
+	return &Observer{st: imageState{caches: map[string]int{}, custom: custom, customHits: make([]string, len(custom))}}
 }
 
 // Observe looks at one file. It may read the content of small key files.

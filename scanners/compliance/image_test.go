@@ -222,3 +222,27 @@ func TestCustomChecks(t *testing.T) {
 		t.Errorf("findings:\n got %q\nwant %q", lines, want)
 	}
 }
+
+// TestObserverWithCustomChecks: an Observer made with custom checks
+// evaluates them over the files it observed, like CheckImage.
+func TestObserverWithCustomChecks(t *testing.T) {
+	path := writeImage(t, v1.Config{User: "10001", Env: []string{"MODE=dev"}}, nil,
+		[]tarFile{{"bin/dash", 0o755, "ELF"}})
+	custom := []CustomCheck{
+		{Check: Check{ID: "ACME-2", Title: "no shell", Severity: SeverityMedium}, FileAbsent: "/bin/*sh"},
+		{Check: Check{ID: "ACME-3", Title: "prod", Severity: SeverityLow}, EnvName: "MODE", EnvMatch: regexp.MustCompile("^prod$")},
+	}
+	obs := NewObserverWith(custom)
+	if err := openImage(t, path).Walk(context.Background(), obs.Observe); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, f := range obs.Findings(ImageInput{Config: mustConfig(t, path)}) {
+		if strings.HasPrefix(f.CheckID, "ACME-") {
+			ids = append(ids, f.CheckID+" "+f.Target)
+		}
+	}
+	if want := []string{"ACME-2 /bin/dash", "ACME-3 image"}; !slices.Equal(ids, want) {
+		t.Errorf("custom findings = %q, want %q", ids, want)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/customcheck"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/scantest"
@@ -402,7 +403,7 @@ func TestScanCustomChecks(t *testing.T) {
 	if len(checks) != 4 || hash == "" {
 		t.Fatalf("customFor = %d checks, hash %q", len(checks), hash)
 	}
-	custom, err := CustomChecks(checks)
+	custom, err := customcheck.Compile(checks)
 	if err != nil {
 		t.Fatal(err)
 	}

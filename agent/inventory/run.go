@@ -9,6 +9,7 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/customcheck"
 )
 
 // Defaults of a Schedule.
@@ -91,7 +92,7 @@ func Run(ctx context.Context, s Schedule, send Send) {
 		}
 		opts := s.Options
 		if err == nil {
-			opts.Custom, err = CustomChecks(custom)
+			opts.Custom, err = customcheck.Compile(custom)
 		}
 		switch {
 		case err != nil:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/customcheck"
 	"github.com/taskguard/taskguard/scanners/compliance"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
@@ -189,7 +189,7 @@ func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *pol
 	if img.Kind == image.KindRegistry {
 		ref = opts.Image
 	}
-	custom, err := customChecks(rule.Compliance.Custom)
+	custom, err := customcheck.Compile(rule.Compliance.Custom)
 	if err != nil {
 		return err
 	}
@@ -283,28 +283,4 @@ func capList(items []string, n int) string {
 		return strings.Join(items, ", ")
 	}
 	return strings.Join(items[:n], ", ") + fmt.Sprintf(" and %d more", len(items)-n)
-}
-
-// customChecks turns the policy's custom checks into the scanner's.
-func customChecks(in []policy.CustomCheck) ([]compliance.CustomCheck, error) {
-	out := make([]compliance.CustomCheck, 0, len(in))
-	for _, c := range in {
-		cc := compliance.CustomCheck{
-			Check: compliance.Check{ID: c.ID, Family: compliance.FamilyImage, Title: c.Title,
-				Severity: strings.ToUpper(c.Severity), Remediation: c.Remediation},
-			FileExists: c.FileExists, FileAbsent: c.FileAbsent,
-		}
-		if c.Env != nil {
-			cc.EnvName = c.Env.Name
-			if c.Env.Match != "" {
-				re, err := regexp.Compile(c.Env.Match)
-				if err != nil {
-					return nil, fmt.Errorf("custom check %s: %w", c.ID, err)
-				}
-				cc.EnvMatch = re
-			}
-		}
-		out = append(out, cc)
-	}
-	return out, nil
 }

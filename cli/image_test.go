@@ -3,7 +3,6 @@ package cli
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,9 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/internal/testenv"
@@ -324,32 +321,7 @@ func TestImageScan(t *testing.T) {
 
 func TestDBUpdate(t *testing.T) {
 	src := buildDB(t)
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, n := range []string{"trivy.db", "metadata.json"} {
-		b, err := os.ReadFile(filepath.Join(src, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	art, err := mutate.Append(mutate.ConfigMediaType(mutate.MediaType(empty.Image, ggcrtypes.OCIManifestSchema1), "application/vnd.aquasec.trivy.config.v1+json"),
-		mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), vulndb.LayerMediaType)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	art := scantest.DBArtifact(t, src, vulndb.LayerMediaType)
 	reg := startRegistry(t)
 	ref := reg + "/mirror/trivy-db:2"
 	push(t, ref, art)

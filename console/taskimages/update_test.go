@@ -1,9 +1,6 @@
 package taskimages
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"io"
 	"log"
@@ -16,14 +13,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/internal/testenv"
+	"github.com/taskguard/taskguard/scanners/scantest"
 	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
@@ -31,33 +25,7 @@ import (
 // registry and returns its reference.
 func serveDB(t *testing.T, dir string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, n := range []string{"trivy.db", "metadata.json"} {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	img := mutate.MediaType(empty.Image, ggcrtypes.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, "application/vnd.aquasec.trivy.config.v1+json")
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), vulndb.LayerMediaType)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := scantest.DBArtifact(t, dir, vulndb.LayerMediaType)
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	ref := strings.TrimPrefix(srv.URL, "http://") + "/aquasecurity/trivy-db:2"

@@ -17,7 +17,11 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // CacheDir returns $XDG_CACHE_HOME/taskguard/<name> (or the platform's user
@@ -215,4 +219,39 @@ func WriteFiles(t testing.TB, dir string, files map[string][]byte) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// DBArtifact packs the vulnerability DB in dir (trivy.db and metadata.json)
+// as the OCI artifact trivy-db publishes, with its layer of media type mt
+// (vulndb.LayerMediaType, or another to test a refusal).
+func DBArtifact(t testing.TB, dir string, mt types.MediaType) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	for _, n := range []string{"trivy.db", "metadata.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, "application/vnd.aquasec.trivy.config.v1+json")
+	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), mt)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -1,9 +1,7 @@
 package vulndb
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -29,6 +27,7 @@ import (
 	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/taskguard/taskguard/internal/testenv"
+	"github.com/taskguard/taskguard/scanners/scantest"
 )
 
 var (
@@ -209,39 +208,6 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-// dbArtifact packs the DB in dir as the OCI artifact trivy publishes.
-func dbArtifact(t *testing.T, dir string, mt ggcrtypes.MediaType) v1.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, n := range []string{"trivy.db", "metadata.json"} {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	img := mutate.MediaType(empty.Image, ggcrtypes.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, "application/vnd.aquasec.trivy.config.v1+json")
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), mt)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
-
 type countingTransport struct {
 	n atomic.Int32
 }
@@ -268,7 +234,7 @@ func serveArtifact(t *testing.T, img v1.Image, repo string) string {
 
 func TestUpdateFromLoopbackRegistry(t *testing.T) {
 	src := corpusDB(t)
-	ref := serveArtifact(t, dbArtifact(t, src, LayerMediaType), "aquasecurity/trivy-db:2")
+	ref := serveArtifact(t, scantest.DBArtifact(t, src, LayerMediaType), "aquasecurity/trivy-db:2")
 	dir := t.TempDir()
 	tr := &countingTransport{}
 	var progress bytes.Buffer
@@ -316,7 +282,7 @@ func TestUpdateFromLoopbackRegistry(t *testing.T) {
 
 func TestUpdateErrors(t *testing.T) {
 	src := corpusDB(t)
-	wrongType := serveArtifact(t, dbArtifact(t, src, "application/vnd.example.other"), "x/db:2")
+	wrongType := serveArtifact(t, scantest.DBArtifact(t, src, "application/vnd.example.other"), "x/db:2")
 	corrupt := serveArtifact(t, func() v1.Image {
 		img, err := mutate.Append(mutate.MediaType(empty.Image, ggcrtypes.OCIManifestSchema1),
 			mutate.Addendum{Layer: static.NewLayer([]byte("\x1f\x8b\x08\x00garbage"), LayerMediaType)})

@@ -1,0 +1,15 @@
+// Copyright 2022 Juan Pablo Tosso and the OWASP Coraza contributors
+// SPDX-License-Identifier: Apache-2.0
+// Copied from Coraza v3.8.1 internal/transformations; see NOTICE.
+
+package ruleops
+
+import (
+	"encoding/hex"
+)
+
+func hexEncode(data string) (string, bool, error) {
+	src := []byte(data)
+
+	return hex.EncodeToString(src), true, nil
+}

@@ -1,0 +1,14 @@
+// Copyright 2022 Juan Pablo Tosso and the OWASP Coraza contributors
+// SPDX-License-Identifier: Apache-2.0
+// Copied from Coraza v3.8.1 internal/transformations; see NOTICE.
+
+package ruleops
+
+import (
+	"golang.org/x/net/html"
+)
+
+func htmlEntityDecode(data string) (string, bool, error) {
+	transformedData := html.UnescapeString(data)
+	return transformedData, len(data) != len(transformedData), nil
+}

@@ -1,0 +1,12 @@
+// Copyright 2022 Juan Pablo Tosso and the OWASP Coraza contributors
+// SPDX-License-Identifier: Apache-2.0
+// Copied from Coraza v3.8.1 internal/transformations; see NOTICE.
+
+package ruleops
+
+import "strings"
+
+func replaceNulls(data string) (string, bool, error) {
+	transformedData := strings.ReplaceAll(data, "\x00", " ")
+	return transformedData, data != transformedData, nil
+}

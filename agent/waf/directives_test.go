@@ -30,7 +30,7 @@ func TestDirectivesGolden(t *testing.T) {
 			for _, p := range tc.enabled {
 				enabled[p] = true
 			}
-			got, err := directives(enabled, tc.pl, DefaultInspectionLimit)
+			got, err := directives(enabled, tc.pl, DefaultInspectionLimit, true)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -37,7 +37,7 @@ type engine struct {
 // directives returns the Coraza configuration for the enabled protections at
 // paranoia level pl. Only the request phases are configured: responses are not
 // inspected, no audit log is written.
-func directives(enabled map[policy.Protection]bool, pl, bodyLimit int) (string, error) {
+func directives(enabled map[policy.Protection]bool, pl, bodyLimit int, gated bool) (string, error) {
 	defaults, defaultIDs, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
 	if err != nil {
 		return "", err
@@ -58,6 +58,10 @@ Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
 SecRuleRemoveById %s
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 `, bodyLimit, bodyLimit, pl, defaults, strings.Join(defaultIDs, " "))
+	if gated {
+		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 1\" \"id:%d,phase:1,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[0], gateEnd)
+		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 2\" \"id:%d,phase:2,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[1], gateEnd)
+	}
 	var files []string
 	for _, f := range Families {
 		if enabled[f.Protection] {
@@ -109,11 +113,20 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	case !enabled[policy.ProtectionCmdi] && enabled[policy.ProtectionShellshock]:
 		b.WriteString("SecRuleRemoveById 932100-932169 932172-932999\n")
 	}
+	if gated {
+		fmt.Fprintf(&b, "SecMarker %s\n", gateEnd)
+	}
 	return b.String(), nil
 }
 
-// newEngine validates rule and compiles its WAF.
+// newEngine validates rule and compiles its WAF, with the gate.
 func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
+	return compileEngine(rule, pl, bodyLimit, true)
+}
+
+// compileEngine compiles rule's WAF; gated puts the gate (gate.go) in front
+// of the rule families.
+func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine, error) {
 	if err := (&policy.Policy{WAF: []policy.WAFRule{rule}}).Validate(); err != nil {
 		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
 	}
@@ -126,9 +139,14 @@ func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
 			enabled[p] = true
 		}
 	}
-	d, err := directives(enabled, pl, bodyLimit)
+	d, err := directives(enabled, pl, bodyLimit, gated)
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+	}
+	if gated {
+		if d, err = registerGate(d); err != nil {
+			return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+		}
 	}
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().
 		WithRootFS(crsFS).
@@ -155,6 +173,8 @@ type verdict struct {
 	matches     []match
 	protections []string
 	score       int
+	// gated counts the request phases whose rule families the gate skipped.
+	gated int
 }
 
 // ruleIDs returns the matched rule IDs in order.
@@ -197,11 +217,18 @@ func (e *engine) inspect(r *http.Request, body []byte) verdict {
 		_, _, _ = tx.WriteRequestBody(body)
 	}
 	_, _ = tx.ProcessRequestBody()
-	matches, parseErr := e.collect(tx.MatchedRules(), r.URL.Path, nil)
+	mrs := tx.MatchedRules()
+	matches, parseErr := e.collect(mrs, r.URL.Path, nil)
 	if parseErr && len(body) > 0 {
 		matches = e.inspectRaw(r, body, matches)
 	}
-	return e.decide(matches)
+	v := e.decide(matches)
+	for _, mr := range mrs {
+		if id := mr.Rule().ID(); id == gateIDs[0] || id == gateIDs[1] {
+			v.gated++
+		}
+	}
+	return v
 }
 
 // inspectRaw inspects a body that claimed a structured type but failed to

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ type config struct {
 	concurrency int
 	max         int
 	protections string
+	cpuprofile  string
 }
 
 func run(ctx context.Context, out io.Writer, args []string) error {
@@ -66,6 +68,8 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	fs.IntVar(&c.concurrency, "concurrency", 8, "concurrent keep-alive connections")
 	fs.IntVar(&c.max, "max", 200000, "at most this many requests per target per round")
 	fs.StringVar(&c.protections, "protections", "all", "comma-separated protections the taskguard proxy enables, or all")
+	fs.StringVar(&benchHost, "host", benchHost, "Host header of the requests (empty: the listener's address)")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the process while the taskguard proxy is under load")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,7 +139,12 @@ SecAuditEngine Off
 	results := make([]result, len(targets))
 	for round := 0; round < c.rounds; round++ {
 		for i, t := range targets {
+			stop, err := profileIf(c.cpuprofile != "" && t.url == tgURL && round == c.rounds-1, c.cpuprofile)
+			if err != nil {
+				return err
+			}
 			r, err := load(ctx, t.url, c)
+			stop()
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -144,6 +153,22 @@ SecAuditEngine Off
 	}
 	report(out, targets, results)
 	return nil
+}
+
+// profileIf starts a CPU profile into path when on; stop ends it.
+func profileIf(on bool, path string) (stop func(), err error) {
+	if !on {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func protections(s string) (map[policy.Protection]policy.Effect, error) {
@@ -197,6 +222,9 @@ func serve(ctx context.Context, h http.Handler) (*url.URL, error) {
 type request struct {
 	method, path, contentType, body string
 }
+
+// benchHost is the Host header of every request (-host).
+var benchHost = "shop.example.com"
 
 // seq numbers requests: each gets its own session cookie.
 var seq atomic.Uint64
@@ -252,6 +280,12 @@ func newRequest(ctx context.Context, base *url.URL, r request) (*http.Request, e
 	req, err := http.NewRequestWithContext(ctx, r.method, base.String()+r.path, body)
 	if err != nil {
 		return nil, err
+	}
+	// A site's name, as traffic arriving through a load balancer carries
+	// (-host "" keeps the listener's 127.0.0.1:port, which CRS itself
+	// flags: 920350, a numeric Host header).
+	if benchHost != "" {
+		req.Host = benchHost
 	}
 	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")

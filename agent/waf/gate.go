@@ -1,0 +1,78 @@
+package waf
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+
+	"github.com/taskguard/taskguard/agent/waf/internal/gate"
+)
+
+// The gate: two rules placed before the rule families, one per request
+// phase, whose operator proves with a compiled copy of the same rules
+// (internal/gate) that none of them can match the request so far. When it
+// can, the rule matches and skips to gateEnd: Coraza does not evaluate the
+// families' rules one by one. When it cannot decide, or a rule may match,
+// Coraza evaluates every rule as usual, so the verdict is always Coraza's.
+const (
+	gateOperator       = "tggate"
+	gateKeyPlaceholder = "GATE-KEY"
+	gateEnd            = "TASKGUARD-GATE-END"
+)
+
+// gateIDs are the gate rules' IDs (phase 1, phase 2), outside CRS's ranges.
+var gateIDs = []int{9000001, 9000002}
+
+// gates holds the compiled programs by key (a digest of the configuration).
+var gates sync.Map
+
+func init() {
+	plugins.RegisterOperator(gateOperator, newGateOperator)
+}
+
+// registerGate compiles the gate program of a configuration and returns the
+// configuration with the program's key in the gate rules.
+func registerGate(config string) (string, error) {
+	sum := sha256.Sum256([]byte(config))
+	key := hex.EncodeToString(sum[:12])
+	config = strings.ReplaceAll(config, gateKeyPlaceholder, key)
+	if _, ok := gates.Load(key); ok {
+		return config, nil
+	}
+	prog, err := gate.Compile(crsFS, config, gate.Options{GateIDs: gateIDs, EndMarker: gateEnd})
+	if err != nil {
+		return "", fmt.Errorf("compile gate: %w", err)
+	}
+	gates.LoadOrStore(key, prog)
+	return config, nil
+}
+
+// gateOp is the gate rule's operator: it matches (and the rule skips the
+// families) when the program proves the phase clean.
+type gateOp struct {
+	prog  *gate.Program
+	phase int
+}
+
+func newGateOperator(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	key, phase, ok := strings.Cut(o.Arguments, " ")
+	n, err := strconv.Atoi(phase)
+	if !ok || err != nil || (n != 1 && n != 2) {
+		return nil, fmt.Errorf("@%s %q: want KEY PHASE", gateOperator, o.Arguments)
+	}
+	prog, found := gates.Load(key)
+	if !found {
+		return nil, fmt.Errorf("@%s: no program %s", gateOperator, key)
+	}
+	return &gateOp{prog: prog.(*gate.Program), phase: n}, nil
+}
+
+func (g *gateOp) Evaluate(tx plugintypes.TransactionState, _ string) bool {
+	return g.prog.Clean(tx, g.phase)
+}

@@ -1,0 +1,880 @@
+package gate
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+)
+
+// maxDynamic bounds the cache of operators built from expanded macros.
+const maxDynamic = 1024
+
+// Scan memo bounds: values up to memoMaxValue bytes are remembered, at most
+// memoEntries per set (then it starts over).
+const (
+	memoMaxValue = 256
+	memoEntries  = 16384
+)
+
+// Clean reports whether no rule the gate covers in phase can match the
+// transaction's current state: Coraza may then skip them. Anything the
+// gate cannot decide exactly (an evaluation error, a chain level with side
+// effects that matched) answers false.
+func (p *Program) Clean(tx plugintypes.TransactionState, phase int) bool {
+	if phase < 1 || phase > 2 {
+		return false
+	}
+	sc := p.scratch.Get().(*scratch)
+	defer sc.release()
+	sc.tx = tx
+	sc.headHits(phase)
+	var effects []*rule
+	for _, r := range p.phases[phase] {
+		if sc.ruleMayMatch(r) {
+			if !r.quiet {
+				return false
+			}
+			if len(r.ctls) > 0 {
+				effects = append(effects, r)
+			}
+		}
+	}
+	if len(effects) > 0 {
+		rm, ok := tx.(targetRemover)
+		if !ok {
+			return false
+		}
+		for _, r := range effects {
+			for _, c := range r.ctls {
+				for _, id := range c.ids {
+					rm.RemoveRuleTargetByID(id, c.v, c.key, c.keyRx)
+				}
+			}
+		}
+	}
+	return true
+}
+
+// targetRemover is the method Coraza's transaction offers for
+// ctl:ruleRemoveTarget*.
+type targetRemover interface {
+	RemoveRuleTargetByID(id int, variable variables.RuleVariable, key string, keyRx *regexp.Regexp)
+}
+
+// scratch is the request-scoped state of one evaluation.
+type scratch struct {
+	p      *Program
+	tx     plugintypes.TransactionState
+	vals   [][]types.MatchData
+	ents   [][]entry
+	trbuf  []trValue
+	have   []bool
+	built  []bool
+	tmemo  map[tkey]string
+	scans  map[*patternSet]map[string][]uint64 // scans of long values
+	local  map[string][]string                 // TX writes of the current rule, lower-case keys
+	del    map[string]bool
+	mvars  []md     // MATCHED_VARS of the current rule
+	hits   []uint64 // static heads that some value matches, by level.hb
+	keybuf []byte
+	ovl    overlayTx
+	txcol  txCollection
+	mcols  [4]matchedCollection
+	strbuf []string
+}
+
+type tkey struct {
+	chain int
+	s     string
+}
+
+func newScratch(p *Program) *scratch {
+	sc := &scratch{
+		p:     p,
+		vals:  make([][]types.MatchData, len(p.targets)),
+		have:  make([]bool, len(p.targets)),
+		built: make([]bool, len(p.targets)),
+		ents:  make([][]entry, len(p.targets)),
+		tmemo: map[tkey]string{},
+		scans: map[*patternSet]map[string][]uint64{},
+		local: map[string][]string{},
+		del:   map[string]bool{},
+	}
+	sc.ovl.sc = sc
+	sc.txcol.sc = sc
+	for i, v := range []variables.RuleVariable{variables.MatchedVar, variables.MatchedVars, variables.MatchedVarName, variables.MatchedVarsNames} {
+		sc.mcols[i] = matchedCollection{sc: sc, v: v}
+	}
+	return sc
+}
+
+func (sc *scratch) release() {
+	clear(sc.vals)
+	clear(sc.have)
+	clear(sc.built)
+	for i := range sc.ents {
+		sc.ents[i] = sc.ents[i][:0]
+	}
+	sc.trbuf = sc.trbuf[:0]
+	clear(sc.tmemo)
+	clear(sc.scans)
+	sc.resetRule()
+	sc.tx = nil
+	sc.p.scratch.Put(sc)
+}
+
+func (sc *scratch) resetRule() {
+	clear(sc.local)
+	clear(sc.del)
+	sc.mvars = sc.mvars[:0]
+}
+
+// ruleMayMatch evaluates one rule's chain as Coraza would.
+func (sc *scratch) ruleMayMatch(r *rule) bool {
+	if h := r.levels[0]; h.hb >= 0 && sc.hits[h.hb/64]&(1<<(h.hb%64)) == 0 {
+		return false // a static head that no value matches
+	}
+	if r.levels[0].hb >= 0 && len(r.levels) == 1 {
+		return true // the head is the rule
+	}
+	if r.pure {
+		return sc.pureMatches(r)
+	}
+	return sc.chainMatches(r)
+}
+
+// chainMatches evaluates a rule's chain as Coraza would.
+func (sc *scratch) chainMatches(r *rule) bool {
+	defer sc.resetRule()
+	for i, l := range r.levels {
+		if !sc.levelMatches(l) {
+			if i == 0 {
+				return false
+			}
+			for _, prev := range r.levels[:i] {
+				if prev.sideEffects {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// levelMatches evaluates one SecRule: any value of any target whose
+// transformed value the operator accepts (negation applied).
+func (sc *scratch) levelMatches(l *level) bool {
+	sc.ovl.TransactionState = sc.tx
+	matched := false
+	for _, t := range l.targets {
+		if t.slot >= 0 {
+			ents := sc.entries(t)
+			for i := range ents {
+				e := &ents[i]
+				if l.multiMatch {
+					for _, s := range sc.multi(l.chain, e.md.Value()) {
+						if sc.evaluate(l, e.md, s, nil) {
+							matched = true
+						}
+					}
+					continue
+				}
+				tr := sc.transformEntry(e, l.chain)
+				if sc.evaluate(l, e.md, tr.s, tr) {
+					matched = true
+				}
+			}
+			continue
+		}
+		for _, v := range sc.values(t) {
+			if l.multiMatch {
+				for _, s := range sc.multi(l.chain, v.Value()) {
+					if sc.evaluate(l, v, s, nil) {
+						matched = true
+					}
+				}
+				continue
+			}
+			if sc.evaluate(l, v, sc.transform(l.chain, v), nil) {
+				matched = true
+			}
+		}
+	}
+	return matched
+}
+
+// pureMatches answers a pure rule from its memo, keyed by all the values
+// it reads, or by evaluating it.
+func (sc *scratch) pureMatches(r *rule) bool {
+	key := sc.keybuf[:0]
+	for _, l := range r.levels {
+		for _, t := range l.targets {
+			for _, e := range sc.entries(t) {
+				v := e.md.Value()
+				key = strconv.AppendInt(key, int64(len(v)), 10)
+				key = append(key, ':')
+				key = append(key, v...)
+			}
+			key = append(key, '|')
+		}
+	}
+	sc.keybuf = key
+	remember := len(key) <= 4*memoMaxValue
+	if remember {
+		r.memo.mu.RLock()
+		res, ok := r.memo.m[string(key)]
+		r.memo.mu.RUnlock()
+		if ok {
+			return res
+		}
+	}
+	res := sc.chainMatches(r)
+	if remember {
+		r.memo.mu.Lock()
+		if r.memo.m == nil || len(r.memo.m) >= memoEntries {
+			r.memo.m = map[string]bool{}
+		}
+		r.memo.m[string(key)] = res
+		r.memo.mu.Unlock()
+	}
+	return res
+}
+
+// headHits finds the static heads of phase that match some value: per
+// target and value, from the memo or by evaluating the heads that read the
+// target.
+func (sc *scratch) headHits(phase int) {
+	p := sc.p
+	if n := (p.nHeads + 63) / 64; len(sc.hits) != n {
+		sc.hits = make([]uint64, n)
+	}
+	clear(sc.hits)
+	if len(p.macroHeads[phase]) > 0 {
+		sc.ovl.TransactionState = sc.tx
+		var b strings.Builder
+		for _, h := range p.macroHeads[phase] {
+			b.WriteString(h.argMacro.Expand(&sc.ovl))
+			b.WriteByte(0)
+		}
+		epoch := b.String()
+		p.epochMu.Lock()
+		if p.epochs[phase] != epoch {
+			p.epochs[phase] = epoch
+			for i := range p.memos[phase] {
+				m := &p.memos[phase][i]
+				m.mu.Lock()
+				clear(m.m)
+				m.mu.Unlock()
+			}
+		}
+		p.epochMu.Unlock()
+	}
+	for slot, heads := range p.heads[phase] {
+		if len(heads) == 0 {
+			continue
+		}
+		memo := &p.memos[phase][slot]
+		ents := sc.entries(p.targets[slot])
+		for i := range ents {
+			e := &ents[i]
+			v := e.md.Value()
+			remember := len(v) <= memoMaxValue
+			var bits []uint64
+			if remember {
+				memo.mu.RLock()
+				bits = memo.m[v]
+				memo.mu.RUnlock()
+			}
+			if bits == nil {
+				bits = make([]uint64, len(sc.hits))
+				for _, h := range heads {
+					if sc.headMatches(h, e) {
+						bits[h.hb/64] |= 1 << (h.hb % 64)
+					}
+				}
+				if remember {
+					memo.mu.Lock()
+					if len(memo.m) >= memoEntries {
+						clear(memo.m)
+					}
+					memo.m[strings.Clone(v)] = bits
+					memo.mu.Unlock()
+				}
+			}
+			for w, b := range bits {
+				sc.hits[w] |= b
+			}
+		}
+	}
+}
+
+// headMatches evaluates a static head on one value, without effects.
+func (sc *scratch) headMatches(l *level, e *entry) bool {
+	if l.multiMatch {
+		for _, s := range sc.multi(l.chain, e.md.Value()) {
+			if ok, _ := sc.operate(l, s, nil); ok != l.negate {
+				return true
+			}
+		}
+		return false
+	}
+	tr := sc.transformEntry(e, l.chain)
+	ok, _ := sc.operate(l, tr.s, tr)
+	return ok != l.negate
+}
+
+// entry is one cached value of a target with its transformations, filled
+// as rules ask for them.
+type entry struct {
+	md     types.MatchData
+	tr     []trValue // by chains[chain]
+	chains []int
+}
+
+// trValue is a value transformed by one chain, with its set scans.
+type trValue struct {
+	s              string
+	done, identity bool
+	scans          [nSetKinds]scanRef
+}
+
+// scanRef is a value's scan by one set.
+type scanRef struct {
+	bits []uint64 // nil when the scan failed
+	done bool
+}
+
+// entries returns a cacheable target's values as entries.
+func (sc *scratch) entries(t *target) []entry {
+	if sc.built[t.slot] {
+		return sc.ents[t.slot]
+	}
+	sc.built[t.slot] = true
+	vals := sc.values(t)
+	n := sc.p.slotChainCount[t.slot]
+	ents := sc.ents[t.slot][:0]
+	for _, v := range vals {
+		if len(sc.trbuf)+n > cap(sc.trbuf) {
+			sc.trbuf = make([]trValue, 0, max(4096, 2*n))
+		}
+		start := len(sc.trbuf)
+		sc.trbuf = sc.trbuf[:start+n]
+		tr := sc.trbuf[start : start+n : start+n]
+		clear(tr)
+		ents = append(ents, entry{md: v, tr: tr, chains: sc.p.slotChains[t.slot]})
+	}
+	sc.ents[t.slot] = ents
+	return ents
+}
+
+// transformEntry applies a chain to an entry once. A chain that leaves the
+// value unchanged returns the entry's untransformed value (chain 0), so
+// that its set scans are shared.
+func (sc *scratch) transformEntry(e *entry, chain int) *trValue {
+	tr := &e.tr[e.chains[chain]]
+	if tr.done {
+		if tr.identity {
+			return &e.tr[e.chains[0]]
+		}
+		return tr
+	}
+	in := e.md.Value()
+	out := in
+	for _, t := range sc.p.chains[chain] {
+		if r, _, err := t(out); err == nil {
+			out = r
+		}
+	}
+	tr.done = true
+	if out == in {
+		tr.identity = true
+		id := &e.tr[e.chains[0]]
+		id.s, id.done = in, true
+		return id
+	}
+	tr.s = out
+	return tr
+}
+
+// evaluate runs l's operator on s, and on a match the non-disruptive effects
+// later levels read: MATCHED_VARS, captures, setvar.
+func (sc *scratch) evaluate(l *level, v types.MatchData, s string, tr *trValue) bool {
+	ok, captures := sc.operate(l, s, tr)
+	if ok == l.negate {
+		return false
+	}
+	name := v.Variable().Name()
+	if v.Key() != "" {
+		name += ":" + v.Key()
+	}
+	sc.mvars = append(sc.mvars, md{v: v.Variable(), key: name, value: s})
+	for i, c := range captures {
+		sc.local[strconv.Itoa(i)] = []string{c}
+	}
+	for _, sv := range l.setvars {
+		key := strings.ToLower(sv.key.Expand(&sc.ovl))
+		if sv.del {
+			delete(sc.local, key)
+			sc.del[key] = true
+			continue
+		}
+		val := ""
+		if sv.value != nil {
+			val = sv.value.Expand(&sc.ovl)
+		}
+		if strings.HasPrefix(val, "+") || strings.HasPrefix(val, "-") {
+			cur := 0
+			if old := sc.txcol.Get(key); len(old) > 0 {
+				cur, _ = strconv.Atoi(old[0])
+			}
+			n, _ := strconv.Atoi(val[1:])
+			if val[0] == '-' {
+				n = -n
+			}
+			val = strconv.Itoa(cur + n)
+		}
+		sc.local[key] = []string{val}
+		delete(sc.del, key)
+	}
+	return true
+}
+
+// operate runs the operator; captures are returned for capturing @rx
+// matches.
+func (sc *scratch) operate(l *level, s string, tr *trValue) (bool, []string) {
+	if l.argMacro != nil {
+		d := sc.p.dynamic(l.opName, l.argMacro.Expand(&sc.ovl))
+		if d.op == nil {
+			return true, nil // could not build it: assume a match
+		}
+		return d.op.Match(s), nil
+	}
+	if l.pat == nil {
+		return l.op.Match(s), nil
+	}
+	ok := sc.rx(l.pat, l.setKind, s, tr)
+	if ok && l.capture {
+		return true, l.pat.submatches(s)
+	}
+	return ok, nil
+}
+
+// rx answers one pattern, from the set scan of s when it can. tr, when
+// not nil, keeps the scans of s.
+func (sc *scratch) rx(pat *pattern, kind int, s string, tr *trValue) bool {
+	idx := pat.setIdx[kind]
+	ps := &sc.p.sets[kind]
+	if idx < 0 || ps.set == nil {
+		return pat.match(s)
+	}
+	if kind != setLatin1 && !utf8.ValidString(s) {
+		// Go's regexp reads each byte of invalid UTF-8 as U+FFFD; RE2 would
+		// stop there: it gets the text Go's regexp sees. (Patterns with
+		// Unicode classes, where the two may differ, are not in the sets.)
+		s = validUTF8(s)
+	}
+	var bits []uint64
+	if tr != nil && tr.scans[kind].done {
+		bits = tr.scans[kind].bits
+	} else {
+		bits = sc.scan(ps, s)
+		if tr != nil {
+			tr.scans[kind] = scanRef{bits: bits, done: true}
+		}
+	}
+	if bits == nil {
+		return pat.match(s)
+	}
+	return bits[idx/64]&(1<<(idx%64)) != 0
+}
+
+// scan returns the bitset of the set's patterns that match s, or nil when
+// RE2 could not finish. Short values are remembered across requests (header
+// values repeat); others once per request.
+func (sc *scratch) scan(ps *patternSet, s string) []uint64 {
+	memo := len(s) <= memoMaxValue
+	if memo {
+		ps.mu.RLock()
+		bits, ok := ps.memo[s]
+		ps.mu.RUnlock()
+		if ok {
+			return bits
+		}
+	} else if bits, ok := sc.scans[ps][s]; ok {
+		return bits
+	}
+	ids, err := ps.set.FindAllStringWithError(s, -1)
+	var bits []uint64
+	if err == nil {
+		bits = make([]uint64, (len(ps.pats)+63)/64)
+		for _, id := range ids {
+			bits[id/64] |= 1 << (id % 64)
+		}
+	}
+	if memo {
+		ps.mu.Lock()
+		if len(ps.memo) >= memoEntries {
+			clear(ps.memo)
+		}
+		ps.memo[strings.Clone(s)] = bits
+		ps.mu.Unlock()
+	} else {
+		if sc.scans[ps] == nil {
+			sc.scans[ps] = map[string][]uint64{}
+		}
+		sc.scans[ps][s] = bits
+	}
+	return bits
+}
+
+// validUTF8 replaces every byte that is not part of valid UTF-8 by U+FFFD,
+// one per byte, as Go's regexp decodes its input.
+func validUTF8(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// dynamic returns the operator for an expanded argument.
+func (p *Program) dynamic(name, arg string) dynOp {
+	key := name + " " + arg
+	p.dynMu.Lock()
+	d, ok := p.dyn[key]
+	p.dynMu.Unlock()
+	if ok {
+		return d
+	}
+	o, err := newOperator(name, arg, p)
+	if err == nil {
+		d.op = o
+	}
+	p.dynMu.Lock()
+	if len(p.dyn) >= maxDynamic {
+		clear(p.dyn)
+	}
+	p.dyn[key] = d
+	p.dynMu.Unlock()
+	return d
+}
+
+// transform applies a transformation chain, memoized per request.
+func (sc *scratch) transform(chain int, v types.MatchData) string {
+	ts := sc.p.chains[chain]
+	s := v.Value()
+	if len(ts) == 0 {
+		return s
+	}
+	k := tkey{chain, s}
+	if out, ok := sc.tmemo[k]; ok {
+		return out
+	}
+	out := s
+	for _, t := range ts {
+		if r, _, err := t(out); err == nil {
+			out = r
+		}
+	}
+	sc.tmemo[k] = out
+	return out
+}
+
+// multi returns the values a multiMatch rule evaluates: the original and
+// every changed intermediate value.
+func (sc *scratch) multi(chain int, s string) []string {
+	out := append(sc.strbuf[:0], s)
+	for _, t := range sc.p.chains[chain] {
+		r, changed, err := t(s)
+		if err != nil {
+			continue
+		}
+		if changed {
+			out = append(out, r)
+			s = r
+		}
+	}
+	sc.strbuf = out[:0]
+	return out
+}
+
+// values selects a target's values as Coraza's Transaction.GetField does.
+func (sc *scratch) values(t *target) []types.MatchData {
+	if t.slot >= 0 && sc.have[t.slot] {
+		return sc.vals[t.slot]
+	}
+	col := sc.collection(t.v)
+	var out []types.MatchData
+	if col != nil {
+		switch {
+		case t.keyRx != nil:
+			if k, ok := col.(collection.Keyed); ok {
+				out = k.FindRegex(t.keyRx)
+			}
+		case t.key != "":
+			if k, ok := col.(collection.Keyed); ok {
+				out = k.FindString(t.key)
+			}
+		default:
+			out = col.FindAll()
+		}
+	}
+	if len(t.exceptions) > 0 {
+		kept := out[:0:0]
+		for _, m := range out {
+			lkey := strings.ToLower(m.Key())
+			excepted := false
+			for _, ex := range t.exceptions {
+				if (ex.rx != nil && ex.rx.MatchString(lkey)) || (ex.rx == nil && (ex.key == "" || strings.ToLower(ex.key) == lkey)) {
+					excepted = true
+					break
+				}
+			}
+			if !excepted {
+				kept = append(kept, m)
+			}
+		}
+		out = kept
+	}
+	if t.count {
+		out = []types.MatchData{md{v: t.v, key: t.key, value: strconv.Itoa(len(out))}}
+	}
+	if t.slot >= 0 {
+		sc.vals[t.slot], sc.have[t.slot] = out, true
+	}
+	return out
+}
+
+// collection returns a variable's collection, with the evaluation's own TX
+// writes and MATCHED_* variables in place of the transaction's.
+func (sc *scratch) collection(v variables.RuleVariable) collection.Collection {
+	switch v {
+	case variables.TX:
+		return &sc.txcol
+	case variables.MatchedVar:
+		return &sc.mcols[0]
+	case variables.MatchedVars:
+		return &sc.mcols[1]
+	case variables.MatchedVarName:
+		return &sc.mcols[2]
+	case variables.MatchedVarsNames:
+		return &sc.mcols[3]
+	}
+	return sc.tx.Collection(v)
+}
+
+// overlayTx is the transaction as macros see it during evaluation.
+type overlayTx struct {
+	plugintypes.TransactionState
+	sc *scratch
+}
+
+func (o *overlayTx) Collection(v variables.RuleVariable) collection.Collection {
+	return o.sc.collection(v)
+}
+
+// md is a selected value.
+type md struct {
+	v          variables.RuleVariable
+	key, value string
+}
+
+func (m md) Variable() variables.RuleVariable { return m.v }
+func (m md) Key() string                      { return m.key }
+func (m md) Value() string                    { return m.value }
+func (m md) Message() string                  { return "" }
+func (m md) Data() string                     { return "" }
+func (m md) ChainLevel() int                  { return 0 }
+
+// txCollection is TX with the current rule's writes over the transaction's.
+type txCollection struct{ sc *scratch }
+
+func (c *txCollection) real() collection.Keyed {
+	k, _ := c.sc.tx.Collection(variables.TX).(collection.Keyed)
+	return k
+}
+
+func (c *txCollection) Name() string { return "TX" }
+
+func (c *txCollection) Get(key string) []string {
+	key = strings.ToLower(key)
+	if v, ok := c.sc.local[key]; ok {
+		return v
+	}
+	if c.sc.del[key] {
+		return nil
+	}
+	if r := c.real(); r != nil {
+		return r.Get(key)
+	}
+	return nil
+}
+
+func (c *txCollection) FindString(key string) []types.MatchData {
+	if key == "" {
+		return c.FindAll()
+	}
+	key = strings.ToLower(key)
+	if v, ok := c.sc.local[key]; ok {
+		return []types.MatchData{md{v: variables.TX, key: key, value: v[0]}}
+	}
+	if c.sc.del[key] {
+		return nil
+	}
+	if r := c.real(); r != nil {
+		return r.FindString(key)
+	}
+	return nil
+}
+
+func (c *txCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
+	var out []types.MatchData
+	if r := c.real(); r != nil {
+		for _, m := range r.FindRegex(re) {
+			k := strings.ToLower(m.Key())
+			if _, over := c.sc.local[k]; !over && !c.sc.del[k] {
+				out = append(out, m)
+			}
+		}
+	}
+	for k, v := range c.sc.local {
+		if re.MatchString(k) {
+			out = append(out, md{v: variables.TX, key: k, value: v[0]})
+		}
+	}
+	return out
+}
+
+func (c *txCollection) FindAll() []types.MatchData {
+	return c.filter(func(string) bool { return true })
+}
+
+func (c *txCollection) filter(keep func(string) bool) []types.MatchData {
+	var out []types.MatchData
+	if r := c.real(); r != nil {
+		for _, m := range r.FindAll() {
+			k := strings.ToLower(m.Key())
+			if _, over := c.sc.local[k]; over || c.sc.del[k] || !keep(k) {
+				continue
+			}
+			out = append(out, m)
+		}
+	}
+	for k, v := range c.sc.local {
+		if keep(k) {
+			out = append(out, md{v: variables.TX, key: k, value: v[0]})
+		}
+	}
+	return out
+}
+
+// matchedCollection serves MATCHED_VAR, MATCHED_VARS, MATCHED_VAR_NAME and
+// MATCHED_VARS_NAMES from the current rule's matches.
+type matchedCollection struct {
+	sc *scratch
+	v  variables.RuleVariable
+}
+
+func (c *matchedCollection) Name() string { return c.v.Name() }
+
+func (c *matchedCollection) Get(key string) []string {
+	var out []string
+	for _, m := range c.FindString(key) {
+		out = append(out, m.Value())
+	}
+	return out
+}
+
+func (c *matchedCollection) FindString(key string) []types.MatchData {
+	if key == "" {
+		return c.FindAll()
+	}
+	return c.filter(func(k string) bool { return strings.EqualFold(k, key) })
+}
+
+func (c *matchedCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
+	return c.filter(func(k string) bool { return re.MatchString(strings.ToLower(k)) })
+}
+
+func (c *matchedCollection) FindAll() []types.MatchData {
+	return c.filter(func(string) bool { return true })
+}
+
+func (c *matchedCollection) filter(keep func(string) bool) []types.MatchData {
+	mv := c.sc.mvars
+	switch c.v {
+	case variables.MatchedVar, variables.MatchedVarName:
+		if len(mv) == 0 {
+			return nil
+		}
+		last := mv[len(mv)-1]
+		if c.v == variables.MatchedVar {
+			return []types.MatchData{md{v: c.v, value: last.value}}
+		}
+		return []types.MatchData{md{v: c.v, value: last.key}}
+	}
+	var out []types.MatchData
+	for _, m := range mv {
+		if !keep(m.key) {
+			continue
+		}
+		if c.v == variables.MatchedVars {
+			out = append(out, md{v: c.v, key: m.key, value: m.value})
+		} else {
+			out = append(out, md{v: c.v, key: m.key, value: m.key})
+		}
+	}
+	return out
+}
+
+// MayMatch returns the IDs of the rules of phase that the gate cannot rule
+// out for the transaction: those that match, or whose partial match leaves
+// state other rules read. Clean is true exactly when it is empty.
+func (p *Program) MayMatch(tx plugintypes.TransactionState, phase int) []int {
+	if phase < 1 || phase > 2 {
+		return nil
+	}
+	sc := p.scratch.Get().(*scratch)
+	defer sc.release()
+	sc.tx = tx
+	sc.headHits(phase)
+	var ids []int
+	for _, r := range p.phases[phase] {
+		if sc.ruleMayMatch(r) && !r.quiet {
+			ids = append(ids, r.id)
+		}
+	}
+	return ids
+}
+
+// Stats describes a compiled program (for tests and diagnostics).
+func (p *Program) Stats() string {
+	alone := 0
+	for _, pat := range p.pats {
+		in := false
+		for k := range nSetKinds {
+			in = in || pat.setIdx[k] >= 0
+		}
+		if !in {
+			alone++
+		}
+	}
+	return fmt.Sprintf("rules %d+%d, patterns %d (sets: text %d, decoded %d, Latin-1 %d; alone %d), chains %d, targets %d",
+		len(p.phases[1]), len(p.phases[2]), len(p.pats), len(p.sets[setText].pats), len(p.sets[setDecoded].pats),
+		len(p.sets[setLatin1].pats), alone, len(p.chains), len(p.targets))
+}

@@ -1,0 +1,927 @@
+package gate
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/macro"
+	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/wasilibs/go-re2/experimental"
+
+	"github.com/taskguard/taskguard/agent/waf/internal/ruleops"
+)
+
+// Program is the compiled form of the rules a gate covers: for each request
+// phase, the rules Coraza would evaluate between the gate rule and the end
+// marker.
+type Program struct {
+	phases  [3][]*rule // by phase (1, 2)
+	chains  [][]ruleops.Transformation
+	targets []*target // distinct cacheable targets, by target.slot
+	pats    []*pattern
+	// sets: the UTF-8 patterns of text chains, those of decoding chains
+	// (base64Decode and the like turn values into arbitrary bytes, which
+	// the large set's automaton handles slowly), and the byte patterns
+	// (binaryregexp's) in RE2's Latin-1 mode, which reads every byte as one
+	// character as binaryregexp does.
+	sets        [nSetKinds]patternSet
+	chainDecode []bool // by chain
+	root        fs.FS
+
+	// dynamic caches operators whose argument holds a macro, by expanded argument.
+	dynMu sync.Mutex
+	dyn   map[string]dynOp
+
+	scratch sync.Pool
+
+	// heads[phase][slot] are the static heads of phase's rules that read
+	// target slot; memos[phase][slot] remembers, by value, which of them
+	// match it.
+	heads  [3][][]*level
+	memos  [3][]headMemo
+	nHeads int
+	// macroHeads are the static heads whose argument holds a TX macro;
+	// epochs[phase] is their expansion the phase's memos were filled with.
+	macroHeads [3][]*level
+	epochMu    sync.Mutex
+	epochs     [3]string
+
+	// slotChains[slot][chain] is the chain's index in the entries of the
+	// slot's values (-1: no level applies that chain to the slot), and
+	// slotChainCount[slot] their number.
+	slotChains     [][]int
+	slotChainCount []int
+}
+
+// headMemo maps a value to the bitset (by level.hb) of the static heads of
+// one target that match it. Bitsets are never changed once stored.
+type headMemo struct {
+	mu sync.RWMutex
+	m  map[string][]uint64
+}
+
+// Set kinds (Program.sets, pattern.setIdx, level.setKind).
+const (
+	setText = iota
+	setDecoded
+	setLatin1
+	nSetKinds
+)
+
+// decodingTransforms turn text into arbitrary bytes.
+var decodingTransforms = map[string]bool{
+	"base64decode": true, "base64decodeext": true, "hexdecode": true, "sqlhexdecode": true,
+	"md5": true, "sha1": true,
+}
+
+// patternSet is one RE2 set and the memo of its scans.
+type patternSet struct {
+	set  *experimental.Set
+	pats []*pattern // by pattern.setIdx
+	mu   sync.RWMutex
+	memo map[string][]uint64
+}
+
+// dynOp is an operator built for one expanded argument (nil: it could not
+// be built, and the gate assumes a match).
+type dynOp struct {
+	op ruleops.Operator
+}
+
+// rule is one top-level rule: its chain levels, head first.
+type rule struct {
+	id     int
+	tags   []string
+	levels []*level
+	// quiet rules (pass, nolog, no setvar) only change which later rules
+	// or targets Coraza evaluates: a full match of one does not stop the
+	// gate, which evaluates every later rule with every target anyway. Its
+	// target removals (ctl) are applied when the gate skips the phase, as
+	// Coraza would have applied them.
+	quiet bool
+	ctls  []ctlEffect
+	// pure rules (see pureRule) remember their result by their values.
+	pure bool
+	memo ruleMemo
+}
+
+// ruleMemo maps the values a pure rule reads to whether it matches.
+type ruleMemo struct {
+	mu sync.RWMutex
+	m  map[string]bool
+}
+
+// ctlEffect is a ctl:ruleRemoveTargetById or ruleRemoveTargetByTag.
+type ctlEffect struct {
+	ids   []int // resolved after compilation for ByTag
+	tag   string
+	v     variables.RuleVariable
+	key   string
+	keyRx *regexp.Regexp
+}
+
+// level is one SecRule of a chain.
+type level struct {
+	targets    []*target
+	negate     bool
+	opName     string
+	arg        string
+	argMacro   macro.Macro // non-nil when arg holds %{...}
+	op         ruleops.Operator
+	pat        *pattern // @rx without macro
+	setKind    int      // the set answering pat
+	chain      int      // index into Program.chains
+	multiMatch bool
+	capture    bool
+	setvars    []setvar
+	// hb is the level's bit in the head memo when it is a static head
+	// (its result depends only on a cacheable target's value), else -1.
+	hb int
+	// sideEffects: when this level matches and the rule does not, Coraza
+	// leaves state behind that other rules read (ctl, or a TX variable read
+	// outside this rule): the gate cannot skip the phase.
+	sideEffects bool
+}
+
+// setvar is one setvar action on the tx collection.
+type setvar struct {
+	key, value macro.Macro
+	del        bool
+}
+
+// target is one variable of a rule, as Coraza selects it.
+type target struct {
+	v          variables.RuleVariable
+	key        string
+	keyRx      *regexp.Regexp
+	count      bool
+	exceptions []exception
+	// slot indexes the request-scoped value cache; -1 for values that
+	// change during evaluation (TX, MATCHED_*).
+	slot int
+}
+
+type exception struct {
+	key string
+	rx  *regexp.Regexp
+}
+
+// Options names the gate rules inside a configuration.
+type Options struct {
+	// GateIDs are the IDs of the gate rules, one per request phase: the
+	// rules after the later of them and before EndMarker are covered.
+	GateIDs []int
+	// EndMarker is the SecMarker the gate rules skip to.
+	EndMarker string
+}
+
+// Compile reads a Coraza configuration (Include resolved in root) and
+// compiles the rules between the gate rules and the end marker.
+func Compile(root fs.FS, config string, opts Options) (*Program, error) {
+	dirs, err := readDirectives(root, config, "config", 0)
+	if err != nil {
+		return nil, err
+	}
+	var groups [][]*parsedRule // rules in order, each with its chain
+	start, end := -1, -1
+	removedIDs := [][2]int{}
+	removedTags := []string{}
+	updates := map[int][]string{}
+	inChain := false
+	for _, d := range dirs {
+		switch d.name {
+		case "secrule", "secaction":
+			pr := &parsedRule{file: d.file}
+			if d.name == "secrule" {
+				pr.vars, pr.op, pr.actions, err = parseSecRule(d.args)
+			} else {
+				pr.actions, err = parseActions(strings.Trim(d.args, `"`))
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", baseName(d.file), err)
+			}
+			if inChain {
+				groups[len(groups)-1] = append(groups[len(groups)-1], pr)
+			} else {
+				groups = append(groups, []*parsedRule{pr})
+				if slices.Contains(opts.GateIDs, pr.id()) {
+					start = len(groups)
+				}
+			}
+			inChain = pr.has("chain")
+		case "secmarker":
+			if strings.Trim(d.args, `"'`) == opts.EndMarker && start >= 0 && end < 0 {
+				end = len(groups)
+			}
+		case "secruleremovebyid":
+			r, err := parseIDRanges(d.args)
+			if err != nil {
+				return nil, err
+			}
+			removedIDs = append(removedIDs, r...)
+		case "secruleremovebytag":
+			removedTags = append(removedTags, strings.Trim(d.args, `"'`))
+		case "secruleupdatetargetbyid":
+			id, targets, _ := strings.Cut(d.args, " ")
+			n, err := strconv.Atoi(strings.Trim(id, `"'`))
+			if err != nil {
+				return nil, fmt.Errorf("SecRuleUpdateTargetById %q: %w", d.args, err)
+			}
+			updates[n] = append(updates[n], strings.Trim(strings.TrimSpace(targets), `"'`))
+		}
+	}
+	if start < 0 || end < 0 {
+		return nil, fmt.Errorf("gate rules %v or marker %q not found", opts.GateIDs, opts.EndMarker)
+	}
+	p := &Program{root: root, dyn: map[string]dynOp{}, chains: [][]ruleops.Transformation{nil}, chainDecode: []bool{false}}
+	chainIDs := map[string]int{"": 0}
+	slots := map[string]*target{}
+	rxs := map[string]*pattern{}
+	// TX variables read by every rule (outside the gated range too): a
+	// partial match that writes one of them leaves state behind.
+	reads := txReads(groups)
+	for gi := start; gi < end; gi++ {
+		g := groups[gi]
+		head := g[0]
+		id := head.id()
+		if id == 0 && head.op == "" && !head.has("phase") {
+			continue
+		}
+		if removed(id, head.tags(), removedIDs, removedTags) {
+			continue
+		}
+		phase, _ := strconv.Atoi(head.value("phase"))
+		switch head.value("phase") {
+		case "request":
+			phase = 2
+		case "":
+			phase = 2
+		}
+		if phase != 1 && phase != 2 {
+			continue // response and logging phases do not run in the proxy
+		}
+		r := &rule{id: id, tags: head.tags()}
+		r.quiet, r.ctls = quietRule(g)
+		for li, pr := range g {
+			l, err := p.compileLevel(pr, chainIDs, slots, rxs, subRoot(root, pr.file))
+			if err != nil {
+				return nil, fmt.Errorf("rule %d: %w", id, err)
+			}
+			if li == 0 {
+				for _, u := range updates[id] {
+					if err := addUpdates(l, u); err != nil {
+						return nil, fmt.Errorf("rule %d: SecRuleUpdateTargetById: %w", id, err)
+					}
+				}
+			}
+			if li < len(g)-1 {
+				l.sideEffects = partialEffects(pr, gi, reads)
+			}
+			shareTargets(l, slots, li == 0)
+			if l.pat != nil {
+				switch {
+				case l.pat.binary != nil:
+					l.setKind = setLatin1
+				case p.chainDecode[l.chain]:
+					l.setKind = setDecoded
+				default:
+					l.setKind = setText
+				}
+				l.pat.inKind[l.setKind] = true
+			}
+			r.levels = append(r.levels, l)
+		}
+		p.phases[phase] = append(p.phases[phase], r)
+	}
+	for _, t := range slots {
+		if t.slot >= 0 {
+			p.targets = append(p.targets, t)
+		}
+	}
+	slices.SortFunc(p.targets, func(a, b *target) int { return a.slot - b.slot })
+	p.slotChains = make([][]int, len(p.targets))
+	p.slotChainCount = make([]int, len(p.targets))
+	for i := range p.slotChains {
+		p.slotChains[i] = make([]int, len(p.chains))
+		for c := range p.slotChains[i] {
+			p.slotChains[i][c] = -1
+		}
+	}
+	for _, ph := range p.phases {
+		for _, r := range ph {
+			for _, l := range r.levels {
+				for _, t := range l.targets {
+					if t.slot < 0 {
+						continue
+					}
+					for _, c := range []int{0, l.chain} {
+						if p.slotChains[t.slot][c] < 0 {
+							p.slotChains[t.slot][c] = p.slotChainCount[t.slot]
+							p.slotChainCount[t.slot]++
+						}
+					}
+				}
+			}
+		}
+	}
+	for phase := 1; phase <= 2; phase++ {
+		p.heads[phase] = make([][]*level, len(p.targets))
+		p.memos[phase] = make([]headMemo, len(p.targets))
+		for i := range p.memos[phase] {
+			p.memos[phase][i].m = map[string][]uint64{}
+		}
+		for _, r := range p.phases[phase] {
+			h := r.levels[0]
+			h.hb = -1
+			// A macro in the argument may only read TX (the same for every
+			// value of the request; the memo starts over when it changes).
+			static := (h.argMacro == nil || txOnlyMacro(h.arg)) && len(h.targets) > 0
+			for _, t := range h.targets {
+				static = static && t.slot >= 0
+			}
+			if !static {
+				continue
+			}
+			h.hb = p.nHeads
+			p.nHeads++
+			if h.argMacro != nil {
+				p.macroHeads[phase] = append(p.macroHeads[phase], h)
+			}
+			r.pure = pureRule(r)
+			for _, t := range h.targets {
+				if !slices.Contains(p.heads[phase][t.slot], h) {
+					p.heads[phase][t.slot] = append(p.heads[phase][t.slot], h)
+				}
+			}
+		}
+	}
+	for _, ph := range p.phases {
+		for _, r := range ph {
+			for i, c := range r.ctls {
+				if c.tag == "" {
+					continue
+				}
+				for _, ph2 := range p.phases {
+					for _, r2 := range ph2 {
+						if slices.Contains(r2.tags, c.tag) {
+							r.ctls[i].ids = append(r.ctls[i].ids, r2.id)
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := p.compileSet(rxs); err != nil {
+		return nil, err
+	}
+	p.scratch.New = func() any { return newScratch(p) }
+	return p, nil
+}
+
+// Rules returns the IDs of the rules the gate covers in phase.
+func (p *Program) Rules(phase int) []int {
+	if phase < 1 || phase > 2 {
+		return nil
+	}
+	ids := make([]int, 0, len(p.phases[phase]))
+	for _, r := range p.phases[phase] {
+		ids = append(ids, r.id)
+	}
+	return ids
+}
+
+func removed(id int, tags []string, ids [][2]int, removedTags []string) bool {
+	for _, r := range ids {
+		if id >= r[0] && id <= r[1] {
+			return true
+		}
+	}
+	for _, t := range tags {
+		if slices.Contains(removedTags, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// compileLevel compiles one SecRule of a chain.
+func (p *Program) compileLevel(pr *parsedRule, chainIDs map[string]int, slots map[string]*target, rxs map[string]*pattern, dir fs.FS) (*level, error) {
+	l := &level{}
+	if pr.op == "" {
+		l.opName = "unconditionalMatch"
+		l.targets = []*target{{v: variables.RequestMethod, slot: -1}}
+		// A SecAction matches once; model it as a target that is always
+		// there. REQUEST_METHOD is always set.
+	} else {
+		vars, err := parseVars(pr.vars)
+		if err != nil {
+			return nil, err
+		}
+		for _, rv := range vars {
+			v, err := variables.Parse(rv.name)
+			if err != nil {
+				return nil, err
+			}
+			if rv.negation {
+				ex, err := newException(v, rv.key)
+				if err != nil {
+					return nil, err
+				}
+				for _, t := range l.targets {
+					if t.v == v {
+						t.exceptions = append(t.exceptions, ex)
+					}
+				}
+				continue
+			}
+			t, err := newTarget(v, rv.key, rv.count)
+			if err != nil {
+				return nil, err
+			}
+			l.targets = append(l.targets, t)
+		}
+		if err := p.compileOperator(l, pr.op, rxs, dir); err != nil {
+			return nil, err
+		}
+	}
+	var names []string
+	for _, a := range pr.actions {
+		switch a.name {
+		case "t":
+			if strings.EqualFold(a.value, "none") {
+				names = names[:0]
+				continue
+			}
+			names = append(names, strings.ToLower(a.value))
+		case "multimatch":
+			l.multiMatch = true
+		case "capture":
+			l.capture = true
+		case "setvar":
+			sv, err := newSetvar(a.value)
+			if err != nil {
+				return nil, err
+			}
+			l.setvars = append(l.setvars, sv)
+		}
+	}
+	key := strings.Join(names, ",")
+	id, ok := chainIDs[key]
+	if !ok {
+		var chain []ruleops.Transformation
+		for _, n := range names {
+			t, err := ruleops.GetTransformation(n)
+			if err != nil {
+				return nil, err
+			}
+			chain = append(chain, t)
+		}
+		id = len(p.chains)
+		p.chains = append(p.chains, chain)
+		decodes := false
+		for _, n := range names {
+			decodes = decodes || decodingTransforms[n]
+		}
+		p.chainDecode = append(p.chainDecode, decodes)
+		chainIDs[key] = id
+	}
+	l.chain = id
+	return l, nil
+}
+
+// txOnlyMacro reports whether every macro of s reads TX.
+func txOnlyMacro(s string) bool {
+	for {
+		i := strings.Index(s, "%{")
+		if i < 0 {
+			return true
+		}
+		s = s[i+2:]
+		if len(s) < 3 || !strings.EqualFold(s[:3], "tx.") {
+			return false
+		}
+	}
+}
+
+// pureRule reports whether a chain's result depends only on the values of
+// its targets: every level reads cacheable targets with a fixed argument,
+// and no level but the last captures or sets variables (which later
+// levels could read).
+func pureRule(r *rule) bool {
+	if len(r.levels) < 2 {
+		return false // a single static head needs no memo of its own
+	}
+	for i, l := range r.levels {
+		if l.argMacro != nil || (i < len(r.levels)-1 && (l.capture || len(l.setvars) > 0)) {
+			return false
+		}
+		for _, t := range l.targets {
+			if t.slot < 0 || t.v == variables.TX {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// quietRule reports whether a rule's actions only steer evaluation: no
+// logging, no message, no variables set, no disruptive action but pass.
+func quietRule(g []*parsedRule) (bool, []ctlEffect) {
+	var ctls []ctlEffect
+	for _, pr := range g {
+		if pr.op == "" {
+			return false, nil // SecAction: always matches, keep it simple
+		}
+		for _, a := range pr.actions {
+			switch a.name {
+			case "id", "phase", "pass", "nolog", "noauditlog", "t", "tag", "ver", "rev", "maturity", "accuracy",
+				"chain", "capture", "multimatch", "skip", "skipafter":
+			case "ctl":
+				c, ok := parseCtlRemove(a.value)
+				if !ok {
+					return false, nil
+				}
+				ctls = append(ctls, c)
+			default:
+				return false, nil
+			}
+		}
+	}
+	return true, ctls
+}
+
+// parseCtlRemove parses the target removals the gate can apply, as
+// Coraza's ctl action parses them.
+func parseCtlRemove(s string) (ctlEffect, bool) {
+	kind, val, ok := strings.Cut(s, "=")
+	if !ok {
+		return ctlEffect{}, false
+	}
+	value, col, _ := strings.Cut(val, ";")
+	colname, colkey, _ := strings.Cut(col, ":")
+	colkey = strings.TrimSpace(colkey)
+	v, err := variables.Parse(strings.TrimSpace(colname))
+	if err != nil {
+		return ctlEffect{}, false
+	}
+	c := ctlEffect{v: v}
+	if len(colkey) >= 2 && colkey[0] == '/' && colkey[len(colkey)-1] == '/' {
+		re, err := regexp.Compile(colkey[1 : len(colkey)-1])
+		if err != nil || len(colkey) == 2 {
+			return ctlEffect{}, false
+		}
+		c.keyRx = re
+	} else {
+		c.key = strings.ToLower(colkey)
+	}
+	switch kind {
+	case "ruleRemoveTargetByTag":
+		c.tag = value
+	case "ruleRemoveTargetById":
+		id, err := strconv.Atoi(value)
+		if err != nil {
+			return ctlEffect{}, false
+		}
+		c.ids = []int{id}
+	default:
+		return ctlEffect{}, false
+	}
+	return c, true
+}
+
+// shareTargets gives targets with the same selection one slot of the
+// request-scoped value cache.
+// A head's TX targets are cacheable too: the gate evaluates heads before
+// any of the rule's own writes, and does not write the transaction's TX.
+func shareTargets(l *level, slots map[string]*target, head bool) {
+	for i, t := range l.targets {
+		t.slot = -1
+		if !cacheable(t.v) && !(head && t.v == variables.TX) {
+			continue
+		}
+		k := fmt.Sprintf("%d|%s|%v|%t", t.v, t.key, t.keyRx, t.count)
+		for _, e := range t.exceptions {
+			k += fmt.Sprintf("|!%s%v", e.key, e.rx)
+		}
+		if s, ok := slots[k]; ok {
+			l.targets[i] = s
+			continue
+		}
+		t.slot = len(slots)
+		slots[k] = t
+	}
+}
+
+// cacheable reports whether a variable's values stay the same while the
+// gate evaluates a phase.
+func cacheable(v variables.RuleVariable) bool {
+	switch v {
+	case variables.TX, variables.MatchedVar, variables.MatchedVars, variables.MatchedVarName, variables.MatchedVarsNames, variables.Rule:
+		return false
+	}
+	return true
+}
+
+func caseSensitive(v variables.RuleVariable) bool {
+	switch v {
+	case variables.Args, variables.ArgsNames, variables.ArgsGet, variables.ArgsPost, variables.ArgsGetNames, variables.ArgsPostNames:
+		return true
+	}
+	return false
+}
+
+func newTarget(v variables.RuleVariable, key string, count bool) (*target, error) {
+	t := &target{v: v, count: count}
+	if len(key) >= 2 && key[0] == '/' && key[len(key)-1] == '/' && v != variables.XML && v != variables.JSON {
+		rx := key[1 : len(key)-1]
+		if !caseSensitive(v) {
+			rx = strings.ToLower(rx)
+		}
+		re, err := regexp.Compile(rx)
+		if err != nil {
+			return nil, fmt.Errorf("variable key %s: %w", key, err)
+		}
+		t.keyRx = re
+		return t, nil
+	}
+	if !caseSensitive(v) {
+		key = strings.ToLower(key)
+	}
+	t.key = key
+	return t, nil
+}
+
+func newException(v variables.RuleVariable, key string) (exception, error) {
+	if len(key) >= 2 && key[0] == '/' && key[len(key)-1] == '/' {
+		rx := key[1 : len(key)-1]
+		if !caseSensitive(v) {
+			rx = strings.ToLower(rx)
+		}
+		re, err := regexp.Compile(rx)
+		if err != nil {
+			return exception{}, fmt.Errorf("variable exception %s: %w", key, err)
+		}
+		return exception{rx: re}, nil
+	}
+	return exception{key: key}, nil
+}
+
+// addUpdates applies a SecRuleUpdateTargetById list to a head level: only
+// exclusions ("!VAR:key") are applied; added targets make the rule
+// unsupported.
+func addUpdates(l *level, list string) error {
+	vars, err := parseVars(list)
+	if err != nil {
+		return err
+	}
+	for _, rv := range vars {
+		if !rv.negation {
+			return fmt.Errorf("adding target %s is not supported", rv.name)
+		}
+		v, err := variables.Parse(rv.name)
+		if err != nil {
+			return err
+		}
+		ex, err := newException(v, rv.key)
+		if err != nil {
+			return err
+		}
+		for i, t := range l.targets {
+			if t.v == v {
+				c := *t
+				c.exceptions = append(slices.Clip(t.exceptions), ex)
+				l.targets[i] = &c
+			}
+		}
+	}
+	return nil
+}
+
+func newSetvar(s string) (setvar, error) {
+	del := strings.HasPrefix(s, "!")
+	s = strings.TrimPrefix(s, "!")
+	k, v, _ := strings.Cut(s, "=")
+	col, key, ok := strings.Cut(k, ".")
+	if !ok || !strings.EqualFold(col, "tx") {
+		return setvar{}, fmt.Errorf("setvar %q: only tx is supported", s)
+	}
+	km, err := macro.NewMacro(key)
+	if err != nil {
+		return setvar{}, fmt.Errorf("setvar %q: %w", s, err)
+	}
+	sv := setvar{key: km, del: del}
+	if v != "" {
+		if sv.value, err = macro.NewMacro(v); err != nil {
+			return setvar{}, fmt.Errorf("setvar %q: %w", s, err)
+		}
+	}
+	return sv, nil
+}
+
+// macroOperators expand macros in their argument at evaluation (Coraza's
+// operators that take a macro.Macro).
+var macroOperators = map[string]bool{
+	"beginsWith": true, "contains": true, "endsWith": true, "eq": true, "ge": true, "gt": true,
+	"le": true, "lt": true, "streq": true, "strmatch": true, "within": true,
+}
+
+// compileOperator splits "!@name arg" and compiles it.
+func (p *Program) compileOperator(l *level, op string, rxs map[string]*pattern, dir fs.FS) error {
+	switch {
+	case op == "" || op[0] != '@' && op[0] != '!':
+		op = "@rx " + op
+	case op == "!":
+		op = "!@rx"
+	case len(op) > 1 && op[0] == '!' && op[1] != '@':
+		op = "!@rx " + op[1:]
+	}
+	nameRaw, arg, _ := strings.Cut(op, " ")
+	name := strings.TrimSpace(nameRaw)
+	arg = strings.TrimSpace(arg)
+	if strings.HasPrefix(name, "!") {
+		l.negate = true
+		name = name[1:]
+	}
+	name = strings.TrimPrefix(name, "@")
+	if name == "tgrx" {
+		name = "rx"
+	}
+	l.opName, l.arg = name, arg
+	if macroOperators[name] && strings.Contains(arg, "%{") {
+		m, err := macro.NewMacro(arg)
+		if err != nil {
+			return fmt.Errorf("operator %s %q: %w", name, arg, err)
+		}
+		l.argMacro = m
+		return nil
+	}
+	if name == "rx" {
+		pat, ok := rxs[arg]
+		if !ok {
+			var err error
+			if pat, err = compilePattern(arg); err != nil {
+				return err
+			}
+			rxs[arg] = pat
+		}
+		l.pat = pat
+		return nil
+	}
+	o, err := ruleops.NewOperator(name, arg, dir)
+	if err != nil {
+		return fmt.Errorf("operator %s: %w", name, err)
+	}
+	l.op = o
+	return nil
+}
+
+// compileSet puts the patterns into RE2 sets (see Program.sets), each
+// scanned once per distinct transformed value. A set RE2 refuses leaves its
+// patterns to be answered one by one.
+func (p *Program) compileSet(rxs map[string]*pattern) error {
+	keys := make([]string, 0, len(rxs))
+	for k := range rxs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var exprs [nSetKinds][]string
+	for _, k := range keys {
+		pat := rxs[k]
+		p.pats = append(p.pats, pat)
+		if pat.binary == nil && (strings.Contains(k, `\p`) || strings.Contains(k, `\P`)) {
+			continue // Unicode classes: RE2's tables may differ from Go's
+		}
+		for kind := range nSetKinds {
+			if !pat.inKind[kind] {
+				continue
+			}
+			pat.setIdx[kind] = len(exprs[kind])
+			exprs[kind] = append(exprs[kind], pat.expr)
+			p.sets[kind].pats = append(p.sets[kind].pats, pat)
+		}
+	}
+	for kind := range nSetKinds {
+		p.sets[kind].compile(kind, exprs[kind], kind == setLatin1)
+	}
+	return nil
+}
+
+func (ps *patternSet) compile(kind int, exprs []string, latin1 bool) {
+	ps.memo = map[string][]uint64{}
+	if len(exprs) == 0 {
+		return
+	}
+	set, err := experimental.CompileSetWithOptions(exprs, experimental.CompileOptions{MaxMem: 256 << 20, Latin1: latin1})
+	if err != nil {
+		for _, pat := range ps.pats {
+			pat.setIdx[kind] = -1
+		}
+		ps.pats = nil
+		return
+	}
+	ps.set = set
+}
+
+// txReads returns the lower-case TX variable names (and name prefixes of
+// regular-expression selections, ending in '*') that rules read, with the
+// index of the group reading them.
+func txReads(groups [][]*parsedRule) map[string][]int {
+	reads := map[string][]int{}
+	macroRe := regexp.MustCompile(`(?i)%\{tx\.([^}]+)\}`)
+	for gi, g := range groups {
+		for _, pr := range g {
+			vars, _ := parseVars(pr.vars)
+			for _, v := range vars {
+				if v.name != "TX" || v.negation {
+					continue
+				}
+				k := strings.ToLower(v.key)
+				reads[k] = append(reads[k], gi)
+			}
+			texts := []string{pr.op}
+			for _, a := range pr.actions {
+				texts = append(texts, a.value)
+			}
+			for _, t := range texts {
+				for _, m := range macroRe.FindAllStringSubmatch(t, -1) {
+					reads[strings.ToLower(m[1])] = append(reads[strings.ToLower(m[1])], gi)
+				}
+			}
+		}
+	}
+	return reads
+}
+
+// partialEffects reports whether a non-final chain level (of the rule in
+// group gi) leaves state that another rule reads when it matches without
+// its chain: a ctl or similar action, or a setvar of a TX variable another
+// rule reads. (Captures, TX:0-9, are read by CRS only within the chain
+// that captured them.)
+func partialEffects(pr *parsedRule, gi int, reads map[string][]int) bool {
+	for _, a := range pr.actions {
+		switch a.name {
+		case "ctl", "exec", "initcol", "setenv", "expirevar", "deprecatevar", "setsid", "setuid", "setrsc":
+			return true
+		case "setvar":
+			k, _, _ := strings.Cut(strings.TrimPrefix(a.value, "!"), "=")
+			_, name, _ := strings.Cut(strings.ToLower(k), ".")
+			static, _, dynamic := strings.Cut(name, "%{")
+			for rk, groups := range reads {
+				if !readHits(rk, name, static, dynamic) {
+					continue
+				}
+				for _, g := range groups {
+					if g != gi {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}
+
+// readHits reports whether a read of TX key rk (a name, or "/regex/") may
+// see a write of name, whose static prefix is static when dynamic.
+func readHits(rk, name, static string, dynamic bool) bool {
+	if !strings.HasPrefix(rk, "/") {
+		return rk == name || (dynamic && strings.HasPrefix(rk, static))
+	}
+	re, err := regexp.Compile(strings.Trim(rk, "/"))
+	if err != nil {
+		return true
+	}
+	if re.MatchString(name) || re.MatchString(static) {
+		return true
+	}
+	// The regex's literal prefix against the write's static prefix.
+	lit := strings.TrimPrefix(strings.Trim(rk, "/"), "^")
+	if i := strings.IndexAny(lit, `\.+*?()[]{}|$^`); i >= 0 {
+		lit = lit[:i]
+	}
+	return dynamic && (strings.HasPrefix(lit, static) || strings.HasPrefix(static, lit))
+}
+
+// newOperator builds a non-@rx operator for an expanded argument.
+func newOperator(name, arg string, p *Program) (ruleops.Operator, error) {
+	return ruleops.NewOperator(name, arg, p.root)
+}
+
+// subRoot is the directory of a rule file, where its data files are found.
+func subRoot(root fs.FS, file string) fs.FS {
+	dir := path.Dir(file)
+	if dir == "." || file == "config" {
+		return root
+	}
+	sub, err := fs.Sub(root, dir)
+	if err != nil {
+		return root
+	}
+	return sub
+}

@@ -1,11 +1,17 @@
 package waf
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+
 	"fmt"
 	"io/fs"
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
 // commonExceptions reads CRS's REQUEST-999-COMMON-EXCEPTIONS-AFTER.conf once.
@@ -21,16 +27,16 @@ var defaultRule = regexp.MustCompile(`^SecRule &TX:(\w+) "@eq 0" "id:(\d+),([^"]
 // defaultSetvar is the single action such a rule takes.
 var defaultSetvar = regexp.MustCompile(`setvar:'tx\.(\w+)=([^']*)'`)
 
-// setupDefaults returns one SecAction that sets, in REQUEST-901's order,
-// every default REQUEST-901 would set one rule at a time, except those in
-// preset (set by the proxy's own setup), and the IDs of the rules it
-// replaces. Loaded before REQUEST-901, it sets the same TX values, and those
-// rules, finding their variable set, could never match again: they are
-// removed instead of being evaluated on every request.
-func setupDefaults(preset ...string) (string, []string, error) {
+// setupDefaults returns, in REQUEST-901's order, the setvar of every
+// default REQUEST-901 would set one rule at a time, except those in preset
+// (set by the proxy's own setup), and the IDs of the rules it replaces.
+// Set before REQUEST-901, those rules, finding their variable set, could
+// never match again: they are removed instead of being evaluated on every
+// request.
+func setupDefaults(preset ...string) ([]string, []string, error) {
 	b, err := fs.ReadFile(crsFS, "@owasp_crs/REQUEST-901-INITIALIZATION.conf")
 	if err != nil {
-		return "", nil, fmt.Errorf("read embedded core rule set: %w", err)
+		return nil, nil, fmt.Errorf("read embedded core rule set: %w", err)
 	}
 	var setvars, ids []string
 	for _, rule := range logicalLines(string(b)) {
@@ -48,15 +54,93 @@ func setupDefaults(preset ...string) (string, []string, error) {
 			skip = skip || strings.EqualFold(p, m[1])
 		}
 		if !skip {
-			setvars = append(setvars, sv[0][0])
+			setvars = append(setvars, "tx."+sv[0][1]+"="+sv[0][2])
 			ids = append(ids, m[2])
 		}
 	}
 	if len(setvars) == 0 {
-		return "", nil, fmt.Errorf("no defaults found in REQUEST-901-INITIALIZATION.conf")
+		return nil, nil, fmt.Errorf("no defaults found in REQUEST-901-INITIALIZATION.conf")
 	}
-	return fmt.Sprintf(`SecAction "id:900991,phase:1,pass,t:none,nolog,%s"`, strings.Join(setvars, ",")), ids, nil
+	return setvars, ids, nil
 }
+
+// constantSetvars returns the setvars of the SecAction id in file, which
+// must all be constants: "tx.name=value".
+func constantSetvars(file, id string) ([]string, error) {
+	b, err := fs.ReadFile(crsFS, file)
+	if err != nil {
+		return nil, fmt.Errorf("read embedded core rule set: %w", err)
+	}
+	for _, rule := range logicalLines(string(b)) {
+		if !strings.HasPrefix(rule, "SecAction") || !strings.Contains(rule, "id:"+id+",") {
+			continue
+		}
+		var out []string
+		for _, m := range anySetvar.FindAllStringSubmatch(rule, -1) {
+			if strings.Contains(m[1], "%{") || !strings.HasPrefix(strings.ToLower(m[1]), "tx.") {
+				return nil, fmt.Errorf("%s: rule %s: setvar %q is not a constant", file, id, m[1])
+			}
+			out = append(out, m[1])
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("%s: rule %s sets nothing", file, id)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%s: no SecAction %s", file, id)
+}
+
+// anySetvar is one setvar action, quoted or not.
+var anySetvar = regexp.MustCompile(`setvar:'?([^',"]+)'?`)
+
+// setupVars are the constant TX values of the proxy's setup, set by the
+// tgsetup action in one step instead of one setvar action at a time (about
+// fifty per request), by key.
+var setupVars sync.Map
+
+// setupAction sets a registered list of TX values.
+type setupAction struct{ vars [][2]string }
+
+func init() {
+	plugins.RegisterAction("tgsetup", func() plugintypes.Action { return &setupAction{} })
+}
+
+// registerSetup registers the TX values of a setup (ordered "tx.name=value")
+// and returns its key for the tgsetup action.
+func registerSetup(setvars []string) (string, error) {
+	var vars [][2]string
+	for _, sv := range setvars {
+		k, v, ok := strings.Cut(sv, "=")
+		name, isTX := strings.CutPrefix(strings.ToLower(k), "tx.")
+		if !ok || !isTX || name == "" || v == "" || v[0] == '+' || v[0] == '-' || strings.Contains(v, "%{") {
+			return "", fmt.Errorf("setup value %q is not a constant TX value", sv)
+		}
+		vars = append(vars, [2]string{name, v})
+	}
+	sum := sha256.Sum256([]byte(strings.Join(setvars, "\n")))
+	key := hex.EncodeToString(sum[:8])
+	setupVars.LoadOrStore(key, vars)
+	return key, nil
+}
+
+func (a *setupAction) Init(_ plugintypes.RuleMetadata, data string) error {
+	v, ok := setupVars.Load(data)
+	if !ok {
+		return fmt.Errorf("tgsetup: no setup %q", data)
+	}
+	a.vars = v.([][2]string)
+	return nil
+}
+
+// Evaluate sets the values as setvar:'tx.name=value' would.
+func (a *setupAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	col := tx.Variables().TX()
+	for _, kv := range a.vars {
+		col.Set(kv[0], []string{kv[1]})
+	}
+}
+
+func (a *setupAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
 
 // logicalLines joins backslash-continued lines and trims the indentation of
 // continuations, so that each SecRule is one line.

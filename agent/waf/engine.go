@@ -38,10 +38,32 @@ type engine struct {
 // paranoia level pl. Only the request phases are configured: responses are not
 // inspected, no audit log is written.
 func directives(enabled map[policy.Protection]bool, pl, bodyLimit int, gated bool) (string, error) {
-	defaults, defaultIDs, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
+	// The setup's constant TX values, set by one action (crs.go): the
+	// version crs-setup would set (900990), the paranoia level, REQUEST-901's
+	// defaults and its score counters (901200). The rules that set them
+	// one setvar at a time are removed.
+	setup, err := constantSetvars("@crs-setup.conf.example", "900990")
 	if err != nil {
 		return "", err
 	}
+	setup = append(setup, fmt.Sprintf("tx.blocking_paranoia_level=%d", pl))
+	defaults, removedIDs, err := setupDefaults("blocking_paranoia_level", "crs_setup_version")
+	if err != nil {
+		return "", err
+	}
+	for _, d := range defaults {
+		setup = append(setup, strings.ReplaceAll(d, "%{TX.blocking_paranoia_level}", fmt.Sprint(pl)))
+	}
+	counters, err := constantSetvars("@owasp_crs/REQUEST-901-INITIALIZATION.conf", "901200")
+	if err != nil {
+		return "", err
+	}
+	setup = append(setup, counters...)
+	setupKey, err := registerSetup(setup)
+	if err != nil {
+		return "", err
+	}
+	removedIDs = append(removedIDs, "901200")
 	var b strings.Builder
 	b.WriteString("Include @coraza.conf-recommended\n")
 	// DetectionOnly: the proxy decides per protection from the matched rules.
@@ -52,12 +74,12 @@ SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction ProcessPartial
 Include @crs-setup.conf.example
-SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
-%s
+SecRuleRemoveById 900990
+%sSecAction "id:900991,phase:1,pass,t:none,nolog,tgsetup:%s"
 Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
 SecRuleRemoveById %s
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
-`, bodyLimit, bodyLimit, pl, defaults, strings.Join(defaultIDs, " "))
+`, bodyLimit, bodyLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupKey, strings.Join(removedIDs, " "))
 	if gated {
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 1\" \"id:%d,phase:1,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[0], gateEnd)
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 2\" \"id:%d,phase:2,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[1], gateEnd)

@@ -34,13 +34,19 @@ func gatePair(t testing.TB, prot map[policy.Protection]policy.Effect, pl int) (g
 }
 
 // matchSummary renders a verdict's matches, data sorted (Coraza visits
-// regex-selected keys in map order).
+// regex-selected keys in map order). TX keys are left out: CRS numbers some
+// (922150's multipart_headers_content_types_N) in the order Coraza visits a
+// map, which differs from run to run.
 func matchSummary(v verdict) string {
 	var b strings.Builder
 	for _, m := range v.matches {
 		var data []string
 		for _, d := range m.data {
-			data = append(data, fmt.Sprintf("%s:%s=%q", d.Variable().Name(), d.Key(), d.Value()))
+			key := d.Key()
+			if d.Variable().Name() == "TX" {
+				key = "…"
+			}
+			data = append(data, fmt.Sprintf("%s:%s=%q", d.Variable().Name(), key, d.Value()))
 		}
 		slices.Sort(data)
 		fmt.Fprintf(&b, "%d %v; ", m.id, data)

@@ -53,6 +53,7 @@ func main() {
 
 type config struct {
 	duration    time.Duration
+	warmup      time.Duration
 	rounds      int
 	concurrency int
 	max         int
@@ -65,6 +66,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("waf-bench", flag.ContinueOnError)
 	fs.DurationVar(&c.duration, "duration", 3*time.Second, "load time per target per round")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds over all targets")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load per target before the rounds (caches, regular-expression automata, connection pools)")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "concurrent keep-alive connections")
 	fs.IntVar(&c.max, "max", 200000, "at most this many requests per target per round")
 	fs.StringVar(&c.protections, "protections", "all", "comma-separated protections the taskguard proxy enables, or all")
@@ -73,7 +75,7 @@ func run(ctx context.Context, out io.Writer, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.duration <= 0 || c.rounds <= 0 || c.concurrency <= 0 || c.max <= 0 {
+	if c.duration <= 0 || c.rounds <= 0 || c.warmup < 0 || c.concurrency <= 0 || c.max <= 0 {
 		return errors.New("duration, rounds, concurrency and max must be positive")
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -134,8 +136,17 @@ SecAuditEngine Off
 	if err := checkDetection(ctx, tgURL, attacksFor(prot)); err != nil {
 		return fmt.Errorf("taskguard WAF: %w", err)
 	}
-	fmt.Fprintf(out, "loopback, %d connections, %v x %d rounds per target, benign mix of %d requests, protections %s\n",
-		c.concurrency, c.duration, c.rounds, len(benign), c.protections)
+	fmt.Fprintf(out, "loopback, %d connections, %v warm-up then %v x %d rounds per target, benign mix of %d requests, protections %s\n",
+		c.concurrency, c.warmup, c.duration, c.rounds, len(benign), c.protections)
+	if c.warmup > 0 {
+		w := c
+		w.duration = c.warmup
+		for _, t := range targets {
+			if _, err := load(ctx, t.url, w); err != nil {
+				return fmt.Errorf("%s: warm-up: %w", t.name, err)
+			}
+		}
+	}
 	results := make([]result, len(targets))
 	for round := 0; round < c.rounds; round++ {
 		for i, t := range targets {

@@ -420,31 +420,54 @@ func (sc *scratch) evaluate(l *level, v types.MatchData, s string, tr *trValue) 
 		sc.local[strconv.Itoa(i)] = []string{c}
 	}
 	for _, sv := range l.setvars {
-		key := strings.ToLower(sv.key.Expand(&sc.ovl))
-		if sv.del {
-			delete(sc.local, key)
-			sc.del[key] = true
-			continue
-		}
-		val := ""
-		if sv.value != nil {
-			val = sv.value.Expand(&sc.ovl)
-		}
-		if strings.HasPrefix(val, "+") || strings.HasPrefix(val, "-") {
-			cur := 0
-			if old := sc.txcol.Get(key); len(old) > 0 {
-				cur, _ = strconv.Atoi(old[0])
-			}
-			n, _ := strconv.Atoi(val[1:])
-			if val[0] == '-' {
-				n = -n
-			}
-			val = strconv.Itoa(cur + n)
-		}
-		sc.local[key] = []string{val}
-		delete(sc.del, key)
+		sc.setvar(sv)
 	}
 	return true
+}
+
+// setvar applies one setvar to the rule's TX writes as Coraza's setvar
+// action does (arithmetic, errors left as they are).
+func (sc *scratch) setvar(sv setvar) {
+	key := strings.ToLower(sv.key.Expand(&sc.ovl))
+	if sv.del {
+		delete(sc.local, key)
+		sc.del[key] = true
+		return
+	}
+	val := ""
+	if sv.value != nil {
+		val = sv.value.Expand(&sc.ovl)
+	}
+	if val != "" && (val[0] == '+' || val[0] == '-') {
+		n := 0
+		if len(val) > 1 {
+			var err error
+			if n, err = strconv.Atoi(val[1:]); err != nil {
+				if strings.HasPrefix(val[1:], "tx.") {
+					return
+				}
+				sc.write(key, val)
+				return
+			}
+		}
+		cur := 0
+		if old := sc.txcol.Get(key); len(old) > 0 && old[0] != "" {
+			var err error
+			if cur, err = strconv.Atoi(old[0]); err != nil {
+				return
+			}
+		}
+		if val[0] == '-' {
+			n = -n
+		}
+		val = strconv.Itoa(cur + n)
+	}
+	sc.write(key, val)
+}
+
+func (sc *scratch) write(key, val string) {
+	sc.local[key] = []string{val}
+	delete(sc.del, key)
 }
 
 // operate runs the operator; captures are returned for capturing @rx

@@ -12,6 +12,7 @@ import (
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 
+	"github.com/taskguard/taskguard/agent/waf/internal/gate"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
@@ -32,6 +33,8 @@ type engine struct {
 	bodyLimit int
 	// upstream forwards clean requests to the app; set by Proxy.SetRule.
 	upstream http.Handler
+	// gate is the gate's program (nil without the gate).
+	gate *gate.Program
 }
 
 // directives returns the Coraza configuration for the enabled protections at
@@ -176,7 +179,7 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)
 	}
-	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit}, nil
+	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, gate: gateProgram(d)}, nil
 }
 
 // match is one CRS rule that matched a request and was not excepted.
@@ -232,6 +235,7 @@ func score(id int, s types.RuleSeverity) int {
 func (e *engine) inspect(r *http.Request, body []byte) verdict {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
+	defer e.openGate(tx)()
 	fillRequest(tx, r)
 	tx.ProcessRequestHeaders()
 	if len(body) > 0 && tx.IsRequestBodyAccessible() {
@@ -259,6 +263,7 @@ func (e *engine) inspect(r *http.Request, body []byte) verdict {
 func (e *engine) inspectRaw(r *http.Request, body []byte, matches []match) []match {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
+	defer e.openGate(tx)()
 	fillRequest(tx, r)
 	tx.AddRequestHeader("Content-Type", "application/x-www-form-urlencoded")
 	tx.ProcessRequestHeaders()

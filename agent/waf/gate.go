@@ -4,12 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
 
 	"github.com/taskguard/taskguard/agent/waf/internal/gate"
 )
@@ -73,6 +76,55 @@ func newGateOperator(o plugintypes.OperatorOptions) (plugintypes.Operator, error
 	return &gateOp{prog: prog.(*gate.Program), phase: n}, nil
 }
 
-func (g *gateOp) Evaluate(tx plugintypes.TransactionState, _ string) bool {
+// Evaluate answers whether the phase is clean. A panic in the gate is a bug
+// in it, never a reason to lose a request: the gate then answers no, and
+// Coraza evaluates every rule.
+func (g *gateOp) Evaluate(tx plugintypes.TransactionState, _ string) (clean bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			gatePanics.Add(1)
+			slog.Error("waf gate failed; evaluating every rule", "phase", g.phase, "panic", fmt.Sprint(r))
+			clean = false
+		}
+	}()
+	if req, ok := openGates.Load(tx.ID()); ok {
+		return req.(*gate.Request).Clean(tx, g.phase)
+	}
 	return g.prog.Clean(tx, g.phase)
 }
+
+// openGates holds, by transaction ID, the gate state engine.inspect
+// opened for a transaction, so that phase 2 reuses what phase 1 selected.
+var openGates sync.Map
+
+// gateProgram returns the program of a gated configuration (nil if none).
+func gateProgram(config string) *gate.Program {
+	i := strings.Index(config, "@"+gateOperator+" ")
+	if i < 0 {
+		return nil
+	}
+	key, _, _ := strings.Cut(config[i+len(gateOperator)+2:], " ")
+	p, ok := gates.Load(key)
+	if !ok {
+		return nil
+	}
+	return p.(*gate.Program)
+}
+
+// openGate starts the gate state of a transaction; the returned function
+// ends it (after the transaction's request phases).
+func (e *engine) openGate(tx types.Transaction) func() {
+	if e.gate == nil {
+		return func() {}
+	}
+	req := e.gate.NewRequest()
+	id := tx.ID()
+	openGates.Store(id, req)
+	return func() {
+		openGates.Delete(id)
+		req.Release()
+	}
+}
+
+// gatePanics counts gate failures (tests check it stays zero).
+var gatePanics atomic.Int64

@@ -118,7 +118,7 @@ func gateRequests(t *testing.T, step int) []gateRequest {
 }
 
 func TestGateSameMatches(t *testing.T) {
-	step := 3
+	step := 6
 	if *corpusMode == "full" {
 		step = 1
 	}
@@ -163,6 +163,9 @@ func TestGateSameMatches(t *testing.T) {
 				}
 			}
 			t.Logf("%d requests (%d with matches): gate skipped %d phases", len(reqs), flagged, skipped)
+			if n := gatePanics.Load(); n != 0 {
+				t.Errorf("the gate panicked %d times", n)
+			}
 			if skipped == 0 || benignSkipped == 0 {
 				t.Errorf("the gate never skipped")
 			}

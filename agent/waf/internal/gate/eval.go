@@ -16,11 +16,15 @@ import (
 // maxDynamic bounds the cache of operators built from expanded macros.
 const maxDynamic = 1024
 
-// Scan memo bounds: values up to memoMaxValue bytes are remembered, at most
-// memoEntries per set (then it starts over).
+// Memo bounds: values up to memoMaxValue bytes are remembered across
+// requests, at most scanEntries per RE2 set and memoEntries per head memo
+// (one per phase and target) and rule memo; a full memo starts over. Values
+// that repeat (header values, constant parameters) stay remembered; the
+// worst case is a few tens of MiB.
 const (
 	memoMaxValue = 256
-	memoEntries  = 16384
+	memoEntries  = 2048
+	scanEntries  = 8192
 )
 
 // Clean reports whether no rule the gate covers in phase can match the
@@ -28,12 +32,38 @@ const (
 // gate cannot decide exactly (an evaluation error, a chain level with side
 // effects that matched) answers false.
 func (p *Program) Clean(tx plugintypes.TransactionState, phase int) bool {
-	if phase < 1 || phase > 2 {
+	r := p.NewRequest()
+	defer r.Release()
+	return r.Clean(tx, phase)
+}
+
+// Request is the gate's state for one transaction across its phases: the
+// values that cannot change between phase 1 and phase 2 (headers, cookies,
+// URI, query arguments) are selected, transformed and scanned once.
+type Request struct {
+	sc *scratch
+}
+
+// NewRequest starts the gate's state for one transaction; Release ends it.
+func (p *Program) NewRequest() *Request {
+	return &Request{sc: p.scratch.Get().(*scratch)}
+}
+
+// Release returns the request's state for reuse.
+func (r *Request) Release() {
+	if r.sc != nil {
+		r.sc.release()
+		r.sc = nil
+	}
+}
+
+// Clean is Program.Clean for the request's transaction.
+func (r *Request) Clean(tx plugintypes.TransactionState, phase int) bool {
+	if phase < 1 || phase > 2 || r.sc == nil {
 		return false
 	}
-	sc := p.scratch.Get().(*scratch)
-	defer sc.release()
-	sc.tx = tx
+	sc, p := r.sc, r.sc.p
+	sc.startPhase(tx)
 	sc.headHits(phase)
 	var effects []*rule
 	for _, r := range p.phases[phase] {
@@ -128,6 +158,19 @@ func (sc *scratch) release() {
 	sc.resetRule()
 	sc.tx = nil
 	sc.p.scratch.Put(sc)
+}
+
+// startPhase forgets the values that may differ from the last phase.
+func (sc *scratch) startPhase(tx plugintypes.TransactionState) {
+	sc.tx = tx
+	for slot, t := range sc.p.targets {
+		if !t.invariant {
+			sc.have[slot], sc.built[slot] = false, false
+			sc.vals[slot] = nil
+			sc.ents[slot] = sc.ents[slot][:0]
+		}
+	}
+	sc.resetRule()
 }
 
 func (sc *scratch) resetRule() {
@@ -265,17 +308,19 @@ func (sc *scratch) headHits(phase int) {
 			b.WriteByte(0)
 		}
 		epoch := b.String()
-		p.epochMu.Lock()
-		if p.epochs[phase] != epoch {
-			p.epochs[phase] = epoch
-			for i := range p.memos[phase] {
-				m := &p.memos[phase][i]
-				m.mu.Lock()
-				clear(m.m)
-				m.mu.Unlock()
+		if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
+			p.epochMu.Lock()
+			if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
+				for i := range p.memos[phase] {
+					m := &p.memos[phase][i]
+					m.mu.Lock()
+					clear(m.m)
+					m.mu.Unlock()
+				}
+				p.epochs[phase].Store(&epoch)
 			}
+			p.epochMu.Unlock()
 		}
-		p.epochMu.Unlock()
 	}
 	for slot, heads := range p.heads[phase] {
 		if len(heads) == 0 {
@@ -544,7 +589,7 @@ func (sc *scratch) scan(ps *patternSet, s string) []uint64 {
 	}
 	if memo {
 		ps.mu.Lock()
-		if len(ps.memo) >= memoEntries {
+		if len(ps.memo) >= scanEntries {
 			clear(ps.memo)
 		}
 		ps.memo[strings.Clone(s)] = bits

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/macro"
 	"github.com/corazawaf/coraza/v3/types/variables"
@@ -50,7 +51,7 @@ type Program struct {
 	// epochs[phase] is their expansion the phase's memos were filled with.
 	macroHeads [3][]*level
 	epochMu    sync.Mutex
-	epochs     [3]string
+	epochs     [3]atomic.Pointer[string]
 
 	// slotChains[slot][chain] is the chain's index in the entries of the
 	// slot's values (-1: no level applies that chain to the slot), and
@@ -165,6 +166,8 @@ type target struct {
 	// slot indexes the request-scoped value cache; -1 for values that
 	// change during evaluation (TX, MATCHED_*).
 	slot int
+	// invariant: the values are the same in both request phases.
+	invariant bool
 }
 
 type exception struct {
@@ -614,8 +617,20 @@ func shareTargets(l *level, slots map[string]*target, head bool) {
 			continue
 		}
 		t.slot = len(slots)
+		t.invariant = invariantVariables[t.v]
 		slots[k] = t
 	}
+}
+
+// invariantVariables are set before phase 1 and never change after.
+var invariantVariables = map[variables.RuleVariable]bool{
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestCookies: true, variables.RequestCookiesNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true, variables.RequestLine: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
+	variables.RequestFilename: true, variables.RequestBasename: true, variables.QueryString: true,
+	variables.ArgsGet: true, variables.ArgsGetNames: true,
+	variables.RemoteAddr: true, variables.RemotePort: true,
 }
 
 // cacheable reports whether a variable's values stay the same while the

@@ -12,9 +12,20 @@
 //
 // Each policy.Protection maps to CRS rule families (Families). Only the
 // enabled families are loaded, rules above the paranoia level are removed at
-// load time, CRS defaults are set in one action, responses are not inspected,
-// and @rx runs on RE2 with per-pattern memoization (rx.go); the corpus tests
-// show the verdicts equal to plain Coraza+CRS at the same paranoia level.
+// load time, the setup's constant TX values are set by one action, responses
+// are not inspected, and @rx runs on RE2 with per-pattern memoization
+// (rx.go); the corpus tests show the verdicts equal to plain Coraza+CRS at
+// the same paranoia level.
+//
+// The gate (gate.go, internal/gate) makes benign requests cheap: one rule per
+// request phase, placed before the families, runs a compiled copy of the
+// same rules — Coraza's own transformations and operators (internal/ruleops,
+// proven equal by differential tests), every @rx of a value answered by one
+// RE2 set scan, results remembered across requests for values that repeat —
+// and when it proves that none of them can match, skips them. Otherwise
+// Coraza evaluates every rule as usual: the verdict is always Coraza's. Tests
+// replay the CRS regression and libinjection corpora through engines with
+// and without the gate and require the same matches.
 // Requests are scored as CRS does (anomaly threshold 5) from the matches that
 // the rule's exceptions (path glob, parameter, protections) leave.
 //

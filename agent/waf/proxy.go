@@ -91,11 +91,11 @@ type Proxy struct {
 	eng       atomic.Pointer[engine]
 	transport *http.Transport
 
-	inspected, passed, alerted, prevented, badRequests atomic.Uint64
+	inspected, passed, alerted, prevented, badRequests, fastPath atomic.Uint64
 }
 
 // Stats counts what the proxy decided since it started, one counter per
-// outcome (the sidecar exports them as metrics).
+// outcome (the sidecar logs them when a proxy stops).
 type Stats struct {
 	// Inspected is every request that reached inspection.
 	Inspected uint64
@@ -107,6 +107,9 @@ type Stats struct {
 	Prevented uint64
 	// BadRequests could not be read (slow or broken body) and got 400.
 	BadRequests uint64
+	// FastPath were inspected in both request phases by the gate alone:
+	// it proved that no rule of the enabled families could match.
+	FastPath uint64
 }
 
 // Stats returns the proxy's counters.
@@ -117,6 +120,7 @@ func (p *Proxy) Stats() Stats {
 		Alerted:     p.alerted.Load(),
 		Prevented:   p.prevented.Load(),
 		BadRequests: p.badRequests.Load(),
+		FastPath:    p.fastPath.Load(),
 	}
 }
 
@@ -240,6 +244,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.inspected.Add(1)
 	v := e.inspect(r, body)
+	if v.gated == 2 {
+		p.fastPath.Add(1)
+	}
 	switch v.effect {
 	case policy.EffectPrevent:
 		p.prevented.Add(1)

@@ -261,10 +261,10 @@ func TestEffects(t *testing.T) {
 		wantAtApp  bool
 		wantStats  Stats
 	}{
-		{"benign passes under prevent", policy.EffectPrevent, "/search?q=blue+shoes", 200, "", true, Stats{Inspected: 1, Passed: 1}},
+		{"benign passes under prevent", policy.EffectPrevent, "/search?q=blue+shoes", 200, "", true, Stats{Inspected: 1, Passed: 1, FastPath: 1}},
 		{"attack blocked under prevent", policy.EffectPrevent, attack, 403, policy.EffectPrevent, false, Stats{Inspected: 1, Prevented: 1}},
 		{"attack forwarded and audited under alert", policy.EffectAlert, attack, 200, policy.EffectAlert, true, Stats{Inspected: 1, Alerted: 1}},
-		{"attack ignored when disabled", policy.EffectDisable, attack, 200, "", true, Stats{Inspected: 1, Passed: 1}},
+		{"attack ignored when disabled", policy.EffectDisable, attack, 200, "", true, Stats{Inspected: 1, Passed: 1, FastPath: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,42 @@
+// Package gate proves, for one request phase, that none of a range of
+// Coraza rules can match a transaction, so that Coraza may skip them.
+//
+// Compile reads the same SecLang configuration Coraza loads (Include
+// resolved in the same file system) and compiles the rules between the gate
+// rules and the end marker, after the configuration's removals and target
+// updates. Clean evaluates them against the transaction's own collections,
+// the way Coraza's rule engine would: the same variable selection
+// (Transaction.GetField's rules, exceptions included), Coraza's own
+// transformations and operators (package ruleops), chains with their
+// captures, setvar and MATCHED_VARS. It answers true only when no rule
+// matches. What it cannot decide exactly makes it answer false:
+//
+//   - a chain level that matched without its chain leaves state that another
+//     rule reads (a setvar of a TX variable read elsewhere, a ctl action);
+//   - an operator whose macro argument cannot be built;
+//   - any rule that matches, except quiet rules (pass, nolog, no setvar)
+//     whose only effects steer which rules or targets Coraza evaluates next:
+//     skipping those only makes the gate evaluate more, and their target
+//     removals (ctl:ruleRemoveTarget*) are applied as Coraza would.
+//
+// Speed comes from work shared between rules and requests:
+//
+//   - every @rx of a value is answered by one scan of an RE2 set
+//     (go-re2, RE2's automaton) holding every pattern: the text set; the
+//     patterns of chains that decode to arbitrary bytes (base64Decode...) in
+//     a small set of their own; byte patterns in Latin-1 mode, as
+//     binaryregexp reads them. Invalid UTF-8 is scanned as Go's regexp reads
+//     it (U+FFFD per byte); patterns with Unicode classes are answered by
+//     Go's regexp alone;
+//   - a chain head that reads only request values and a fixed argument
+//     ("static") is remembered per phase, target and value across requests:
+//     header values and constant parameters cost a map lookup;
+//   - chains whose result depends only on their targets' values ("pure")
+//     are remembered by those values;
+//   - a Request carries the values that cannot change between phase 1 and
+//     phase 2 (headers, cookies, URI, query arguments).
+//
+// The package's tests and agent/waf's replay the CRS regression corpus and
+// the libinjection corpus through engines with and without the gate and
+// require identical matches; FuzzGate does the same with arbitrary requests.
+package gate

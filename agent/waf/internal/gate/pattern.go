@@ -14,7 +14,7 @@ import (
 // and Go's regexp, or binaryregexp when its escapes spell bytes that are not
 // UTF-8.
 type pattern struct {
-	expr   string // with the (?sm) prefix
+	expr   string // as compiled: with the (?sm) prefix, except byte patterns
 	std    *regexp.Regexp
 	binary *binaryregexp.Regexp
 	setIdx [nSetKinds]int  // index in Program.sets[kind], -1 when not there
@@ -29,7 +29,9 @@ func compilePattern(arg string) (*pattern, error) {
 			return nil, fmt.Errorf("@rx %q: %w", arg, err)
 		}
 		p.binary = b
-		p.expr = "(?sm)" + arg
+		// Coraza compiles byte patterns without the (?sm) flags: so does
+		// the Latin-1 set.
+		p.expr = arg
 		return p, nil
 	}
 	std, err := regexp.Compile(p.expr)

@@ -193,8 +193,10 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 	}
 	var groups [][]*parsedRule // rules in order, each with its chain
 	start, end := -1, -1
-	removedIDs := [][2]int{}
-	removedTags := []string{}
+	// Removals apply to the rules defined before them, as in Coraza:
+	// each remembers how many groups there were.
+	var removedIDs []idRemoval
+	var removedTags []tagRemoval
 	updates := map[int][]string{}
 	inChain := false
 	for _, d := range dirs {
@@ -227,9 +229,11 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 			if err != nil {
 				return nil, err
 			}
-			removedIDs = append(removedIDs, r...)
+			for _, ids := range r {
+				removedIDs = append(removedIDs, idRemoval{ids, len(groups)})
+			}
 		case "secruleremovebytag":
-			removedTags = append(removedTags, strings.Trim(d.args, `"'`))
+			removedTags = append(removedTags, tagRemoval{strings.Trim(d.args, `"'`), len(groups)})
 		case "secruleupdatetargetbyid":
 			id, targets, _ := strings.Cut(d.args, " ")
 			n, err := strconv.Atoi(strings.Trim(id, `"'`))
@@ -256,7 +260,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 		if id == 0 && head.op == "" && !head.has("phase") {
 			continue
 		}
-		if removed(id, head.tags(), removedIDs, removedTags) {
+		if removed(gi, id, head.tags(), removedIDs, removedTags) {
 			continue
 		}
 		phase, _ := strconv.Atoi(head.value("phase"))
@@ -399,14 +403,27 @@ func (p *Program) Rules(phase int) []int {
 	return ids
 }
 
-func removed(id int, tags []string, ids [][2]int, removedTags []string) bool {
+// idRemoval is a SecRuleRemoveById range and the number of rule groups
+// defined before it; tagRemoval the same for SecRuleRemoveByTag.
+type idRemoval struct {
+	ids    [2]int
+	groups int
+}
+
+type tagRemoval struct {
+	tag    string
+	groups int
+}
+
+// removed reports whether a removal that follows group gi removes it.
+func removed(gi, id int, tags []string, ids []idRemoval, removedTags []tagRemoval) bool {
 	for _, r := range ids {
-		if id >= r[0] && id <= r[1] {
+		if gi < r.groups && id >= r.ids[0] && id <= r.ids[1] {
 			return true
 		}
 	}
-	for _, t := range tags {
-		if slices.Contains(removedTags, t) {
+	for _, r := range removedTags {
+		if gi < r.groups && slices.Contains(tags, r.tag) {
 			return true
 		}
 	}

@@ -95,8 +95,19 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	}
 	slices.Sort(files) // CRS order is the file-name order
 	files = slices.Compact(files)
-	for _, f := range files {
-		fmt.Fprintf(&b, "Include @owasp_crs/%s\n", f)
+	for i, f := range files {
+		if !gated {
+			fmt.Fprintf(&b, "Include @owasp_crs/%s\n", f)
+			continue
+		}
+		// When the gate cannot skip every family, it may still let
+		// Coraza skip this file alone (gate.Options.FileFlags).
+		flag, marker := fileFlag(f), fmt.Sprintf("TASKGUARD-END-%s", f[len("REQUEST-"):len("REQUEST-")+3])
+		for phase := 1; phase <= 2; phase++ {
+			fmt.Fprintf(&b, "SecRule TX:%s_p%d \"@eq 1\" \"id:%d,phase:%d,pass,nolog,t:none,skipAfter:%s\"\n",
+				flag, phase, fileSkipID+10*i+phase, phase, marker)
+		}
+		fmt.Fprintf(&b, "Include @owasp_crs/%s\nSecMarker %s\n", f, marker)
 	}
 	// CRS's own false-positive exclusions (well-known cookies, JSON keys):
 	// load-time target updates, no cost per request. Only those of loaded
@@ -198,8 +209,9 @@ type verdict struct {
 	matches     []match
 	protections []string
 	score       int
-	// gated counts the request phases whose rule families the gate skipped.
-	gated int
+	// gated counts the request phases whose rule families the gate skipped;
+	// filesSkipped the rule files Coraza skipped alone when it could not.
+	gated, filesSkipped int
 }
 
 // ruleIDs returns the matched rule IDs in order.
@@ -250,8 +262,11 @@ func (e *engine) inspect(r *http.Request, body []byte) verdict {
 	}
 	v := e.decide(matches)
 	for _, mr := range mrs {
-		if id := mr.Rule().ID(); id == gateIDs[0] || id == gateIDs[1] {
+		switch id := mr.Rule().ID(); {
+		case id == gateIDs[0] || id == gateIDs[1]:
 			v.gated++
+		case id > fileSkipID && id < fileSkipID+1000:
+			v.filesSkipped++
 		}
 	}
 	return v

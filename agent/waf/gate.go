@@ -29,8 +29,20 @@ const (
 	gateEnd            = "TASKGUARD-GATE-END"
 )
 
-// gateIDs are the gate rules' IDs (phase 1, phase 2), outside CRS's ranges.
+// gateIDs are the gate rules' IDs (phase 1, phase 2), outside CRS's ranges;
+// the rules that skip one file have IDs from fileSkipID on.
 var gateIDs = []int{9000001, 9000002}
+
+const (
+	fileSkipID   = 9000100
+	fileFlagBase = "taskguard_skip_"
+)
+
+// fileFlag is the TX variable through which the gate lets Coraza skip one
+// rule file (the phase is appended: _p1, _p2).
+func fileFlag(file string) string {
+	return fileFlagBase + file[len("REQUEST-"):len("REQUEST-")+3]
+}
 
 // gates holds the compiled programs by key (a digest of the configuration).
 var gates sync.Map
@@ -48,7 +60,13 @@ func registerGate(config string) (string, error) {
 	if _, ok := gates.Load(key); ok {
 		return config, nil
 	}
-	prog, err := gate.Compile(crsFS, config, gate.Options{GateIDs: gateIDs, EndMarker: gateEnd})
+	flags := map[string]string{}
+	for _, f := range Families {
+		for _, file := range f.Files {
+			flags["@owasp_crs/"+file] = fileFlag(file)
+		}
+	}
+	prog, err := gate.Compile(crsFS, config, gate.Options{GateIDs: gateIDs, EndMarker: gateEnd, FileFlags: flags, FlagPrefix: fileFlagBase})
 	if err != nil {
 		return "", fmt.Errorf("compile gate: %w", err)
 	}

@@ -138,7 +138,7 @@ func TestGateSameMatches(t *testing.T) {
 	for ci, cfg := range configs {
 		t.Run(cfg.name, func(t *testing.T) {
 			gated, plain := gatePair(t, cfg.prot, cfg.pl)
-			skipped, benignSkipped, flagged := 0, 0, 0
+			skipped, benignSkipped, flagged, filesSkipped := 0, 0, 0, 0
 			for i, rq := range reqs {
 				if ci > 0 && i%3 != 0 {
 					continue // the other configurations replay a third
@@ -152,6 +152,10 @@ func TestGateSameMatches(t *testing.T) {
 					t.Errorf("%s %s: with the gate\n  %s\nwithout\n  %s", rq.name, rq.r.URL, gs, ps)
 				}
 				skipped += g.gated
+				filesSkipped += g.filesSkipped
+				if p.filesSkipped != 0 {
+					t.Fatalf("engine without the gate skipped %d files", p.filesSkipped)
+				}
 				if len(p.matches) > 0 {
 					flagged++
 				}
@@ -162,12 +166,15 @@ func TestGateSameMatches(t *testing.T) {
 					benignSkipped++
 				}
 			}
-			t.Logf("%d requests (%d with matches): gate skipped %d phases", len(reqs), flagged, skipped)
+			t.Logf("%d requests (%d with matches): gate skipped %d phases, and %d files alone", len(reqs), flagged, skipped, filesSkipped)
 			if n := gatePanics.Load(); n != 0 {
 				t.Errorf("the gate panicked %d times", n)
 			}
 			if skipped == 0 || benignSkipped == 0 {
 				t.Errorf("the gate never skipped")
+			}
+			if ci == 0 && filesSkipped == 0 {
+				t.Errorf("the gate never let Coraza skip a file alone")
 			}
 		})
 	}

@@ -34,7 +34,9 @@ const (
 func (p *Program) Clean(tx plugintypes.TransactionState, phase int) bool {
 	r := p.NewRequest()
 	defer r.Release()
-	return r.Clean(tx, phase)
+	clean := r.Clean(tx, phase)
+	r.flush(tx)
+	return clean
 }
 
 // Request is the gate's state for one transaction across its phases: the
@@ -42,6 +44,23 @@ func (p *Program) Clean(tx plugintypes.TransactionState, phase int) bool {
 // URI, query arguments) are selected, transformed and scanned once.
 type Request struct {
 	sc *scratch
+	// pending are quiet rules of a clean phase 1 whose target removals
+	// only matter if Coraza evaluates rules later: applied when phase 2 is
+	// not clean, dropped when it is (no rule runs after it in the proxy).
+	pending []*rule
+}
+
+// flush applies the pending target removals.
+func (r *Request) flush(tx plugintypes.TransactionState) {
+	if len(r.pending) == 0 {
+		return
+	}
+	if rm, ok := tx.(targetRemover); ok {
+		for _, q := range r.pending {
+			q.applyCtls(rm)
+		}
+	}
+	r.pending = nil
 }
 
 // NewRequest starts the gate's state for one transaction; Release ends it.
@@ -58,38 +77,79 @@ func (r *Request) Release() {
 }
 
 // Clean is Program.Clean for the request's transaction.
-func (r *Request) Clean(tx plugintypes.TransactionState, phase int) bool {
-	if phase < 1 || phase > 2 || r.sc == nil {
+func (req *Request) Clean(tx plugintypes.TransactionState, phase int) bool {
+	if phase < 1 || phase > 2 || req.sc == nil {
 		return false
 	}
-	sc, p := r.sc, r.sc.p
+	sc, p := req.sc, req.sc.p
 	sc.startPhase(tx)
 	sc.headHits(phase)
 	var effects []*rule
+	var dirty []bool // files with a rule that may match
 	for _, r := range p.phases[phase] {
-		if sc.ruleMayMatch(r) {
-			if !r.quiet {
-				return false
-			}
+		if !sc.ruleMayMatch(r) {
+			continue
+		}
+		if r.quiet {
 			if len(r.ctls) > 0 {
 				effects = append(effects, r)
 			}
+			continue
 		}
-	}
-	if len(effects) > 0 {
-		rm, ok := tx.(targetRemover)
-		if !ok {
+		if r.file < 0 {
 			return false
 		}
-		for _, r := range effects {
-			for _, c := range r.ctls {
-				for _, id := range c.ids {
-					rm.RemoveRuleTargetByID(id, c.v, c.key, c.keyRx)
-				}
-			}
+		if dirty == nil {
+			dirty = make([]bool, len(p.files))
+		}
+		dirty[r.file] = true
+	}
+	rm, ok := tx.(targetRemover)
+	if len(effects) > 0 && !ok {
+		return false
+	}
+	if dirty == nil {
+		if phase == 1 {
+			req.pending = append(req.pending, effects...)
+		} else {
+			req.pending = nil
+		}
+		return true
+	}
+	req.flush(tx)
+	// Some rules may match: Coraza evaluates their files, and skips alone
+	// every file that is clean and whose rules read nothing the files it
+	// evaluates may write.
+	skip := make([]bool, len(p.files))
+	col := tx.Variables().TX()
+	suffix := "_p" + strconv.Itoa(phase)
+	for fi, f := range p.files {
+		if dirty[fi] || f.global {
+			continue
+		}
+		skip[fi] = true
+		for _, e := range f.after {
+			skip[fi] = skip[fi] && skip[e]
+		}
+		if skip[fi] {
+			col.Set(f.flag+suffix, []string{"1"})
 		}
 	}
-	return true
+	for _, r := range effects {
+		if r.file >= 0 && skip[r.file] {
+			r.applyCtls(rm)
+		}
+	}
+	return false
+}
+
+// applyCtls applies a quiet rule's target removals as Coraza's ctl action.
+func (r *rule) applyCtls(rm targetRemover) {
+	for _, c := range r.ctls {
+		for _, id := range c.ids {
+			rm.RemoveRuleTargetByID(id, c.v, c.key, c.keyRx)
+		}
+	}
 }
 
 // targetRemover is the method Coraza's transaction offers for
@@ -519,7 +579,16 @@ func (sc *scratch) write(key, val string) {
 // matches.
 func (sc *scratch) operate(l *level, s string, tr *trValue) (bool, []string) {
 	if l.argMacro != nil {
-		d := sc.p.dynamic(l.opName, l.argMacro.Expand(&sc.ovl))
+		arg := l.argMacro.Expand(&sc.ovl)
+		var d dynOp
+		// Most macros read the configuration's TX values: the level keeps
+		// the operator of its last argument.
+		if last := l.lastDyn.Load(); last != nil && last.arg == arg {
+			d = last.dynOp
+		} else {
+			d = sc.p.dynamic(l.opName, arg)
+			l.lastDyn.Store(&lastDyn{arg: arg, dynOp: d})
+		}
 		if d.op == nil {
 			return true, nil // could not build it: assume a match
 		}
@@ -797,6 +866,12 @@ func (c *txCollection) FindString(key string) []types.MatchData {
 	if key == "" {
 		return c.FindAll()
 	}
+	if len(c.sc.local) == 0 && len(c.sc.del) == 0 {
+		if r := c.real(); r != nil {
+			return r.FindString(key)
+		}
+		return nil
+	}
 	key = strings.ToLower(key)
 	if v, ok := c.sc.local[key]; ok {
 		return []types.MatchData{md{v: variables.TX, key: key, value: v[0]}}
@@ -811,6 +886,12 @@ func (c *txCollection) FindString(key string) []types.MatchData {
 }
 
 func (c *txCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
+	if len(c.sc.local) == 0 && len(c.sc.del) == 0 {
+		if r := c.real(); r != nil {
+			return r.FindRegex(re)
+		}
+		return nil
+	}
 	var out []types.MatchData
 	if r := c.real(); r != nil {
 		for _, m := range r.FindRegex(re) {
@@ -829,6 +910,12 @@ func (c *txCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
 }
 
 func (c *txCollection) FindAll() []types.MatchData {
+	if len(c.sc.local) == 0 && len(c.sc.del) == 0 {
+		if r := c.real(); r != nil {
+			return r.FindAll()
+		}
+		return nil
+	}
 	return c.filter(func(string) bool { return true })
 }
 
@@ -945,4 +1032,13 @@ func (p *Program) Stats() string {
 	return fmt.Sprintf("rules %d+%d, patterns %d (sets: text %d, decoded %d, Latin-1 %d; alone %d), chains %d, targets %d",
 		len(p.phases[1]), len(p.phases[2]), len(p.pats), len(p.sets[setText].pats), len(p.sets[setDecoded].pats),
 		len(p.sets[setLatin1].pats), alone, len(p.chains), len(p.targets))
+}
+
+// FileSummary describes the files Coraza may skip alone (for tests).
+func (p *Program) FileSummary() string {
+	var b strings.Builder
+	for _, f := range p.files {
+		fmt.Fprintf(&b, "%s global=%v after=%v; ", f.flag, f.global, f.after)
+	}
+	return b.String()
 }

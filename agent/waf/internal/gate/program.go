@@ -53,6 +53,10 @@ type Program struct {
 	epochMu    sync.Mutex
 	epochs     [3]atomic.Pointer[string]
 
+	// files are the rule files of the covered rules that Coraza can skip
+	// one at a time (Options.FileFlags).
+	files []ruleFile
+
 	// slotChains[slot][chain] is the chain's index in the entries of the
 	// slot's values (-1: no level applies that chain to the slot), and
 	// slotChainCount[slot] their number.
@@ -89,6 +93,12 @@ type patternSet struct {
 	memo map[string][]uint64
 }
 
+// lastDyn is a level's operator for its last expanded argument.
+type lastDyn struct {
+	arg string
+	dynOp
+}
+
 // dynOp is an operator built for one expanded argument (nil: it could not
 // be built, and the gate assumes a match).
 type dynOp struct {
@@ -98,6 +108,7 @@ type dynOp struct {
 // rule is one top-level rule: its chain levels, head first.
 type rule struct {
 	id     int
+	file   int // index in Program.files
 	tags   []string
 	levels []*level
 	// quiet rules (pass, nolog, no setvar) only change which later rules
@@ -110,6 +121,32 @@ type rule struct {
 	// pure rules (see pureRule) remember their result by their values.
 	pure bool
 	memo ruleMemo
+}
+
+// ruleFile is one rule file the gate can let Coraza skip alone.
+type ruleFile struct {
+	name, flag string
+	// after: skipping this file is sound only when these earlier files are
+	// skipped too (they may write what its rules read), by index; global:
+	// never alone (a rule of it or before it acts beyond its own file).
+	after  []int
+	global bool
+}
+
+// fileIndex returns the index of file in p.files, adding it; -1 if it has
+// no flag.
+func fileIndex(p *Program, file string, flags map[string]string) int {
+	flag, ok := flags[file]
+	if !ok {
+		return -1
+	}
+	for i, f := range p.files {
+		if f.name == file {
+			return i
+		}
+	}
+	p.files = append(p.files, ruleFile{name: file, flag: flag})
+	return len(p.files) - 1
 }
 
 // ruleMemo maps the values a pure rule reads to whether it matches.
@@ -134,6 +171,7 @@ type level struct {
 	opName     string
 	arg        string
 	argMacro   macro.Macro // non-nil when arg holds %{...}
+	lastDyn    atomic.Pointer[lastDyn]
 	op         ruleops.Operator
 	pat        *pattern // @rx without macro
 	setKind    int      // the set answering pat
@@ -182,6 +220,13 @@ type Options struct {
 	GateIDs []int
 	// EndMarker is the SecMarker the gate rules skip to.
 	EndMarker string
+	// FileFlags names, by rule file (as included), the TX variable through
+	// which the gate lets Coraza skip that file's rules alone when it cannot
+	// skip them all: it sets NAME_p1 or NAME_p2 to 1 for a phase, and a rule
+	// before the file skips it. Rules reading TX variables whose name starts
+	// with FlagPrefix are the configuration's own and not covered.
+	FileFlags  map[string]string
+	FlagPrefix string
 }
 
 // Compile reads a Coraza configuration (Include resolved in root) and
@@ -198,6 +243,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 	var removedIDs []idRemoval
 	var removedTags []tagRemoval
 	updates := map[int][]string{}
+	markerFiles := map[string]string{}
 	inChain := false
 	for _, d := range dirs {
 		switch d.name {
@@ -221,6 +267,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 			}
 			inChain = pr.has("chain")
 		case "secmarker":
+			markerFiles[strings.Trim(d.args, `"'`)] = d.file
 			if strings.Trim(d.args, `"'`) == opts.EndMarker && start >= 0 && end < 0 {
 				end = len(groups)
 			}
@@ -273,7 +320,10 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 		if phase != 1 && phase != 2 {
 			continue // response and logging phases do not run in the proxy
 		}
-		r := &rule{id: id, tags: head.tags()}
+		if opts.FlagPrefix != "" && strings.HasPrefix(strings.ToLower(head.vars), "tx:"+strings.ToLower(opts.FlagPrefix)) {
+			continue // a file-skip rule of the configuration
+		}
+		r := &rule{id: id, tags: head.tags(), file: fileIndex(p, head.file, opts.FileFlags)}
 		r.quiet, r.ctls = quietRule(g)
 		for li, pr := range g {
 			l, err := p.compileLevel(pr, chainIDs, slots, rxs, subRoot(root, pr.file))
@@ -387,6 +437,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 	if err := p.compileSet(rxs); err != nil {
 		return nil, err
 	}
+	p.fileDependencies(groups[start:end], markerFiles)
 	p.scratch.New = func() any { return newScratch(p) }
 	return p, nil
 }
@@ -513,6 +564,117 @@ func (p *Program) compileLevel(pr *parsedRule, chainIDs map[string]int, slots ma
 	}
 	l.chain = id
 	return l, nil
+}
+
+// fileDependencies finds, for every file the gate may let Coraza skip
+// alone, the earlier files whose rules may write a TX variable its rules
+// read (captures TX:0-9 aside: CRS reads them only in the chain that
+// captured them), and marks the files that cannot be skipped alone: those
+// from the first rule that acts beyond its own file on — a ctl action other
+// than target or rule removals and body-processing switches (which act
+// between the phases, and the phase-2 gate sees their result), a skipAfter
+// to a marker of another file, a skip past the end of its file.
+func (p *Program) fileDependencies(groups [][]*parsedRule, markerFiles map[string]string) {
+	if len(p.files) == 0 {
+		return
+	}
+	idx := map[string]int{}
+	for i, f := range p.files {
+		idx[f.name] = i
+	}
+	reads := make([]map[string]bool, len(p.files))
+	for i := range reads {
+		reads[i] = map[string]bool{}
+	}
+	writes := make([][]string, len(p.files))
+	global := len(p.files)
+	beyond := func(file string) {
+		if fi, ok := idx[file]; ok && fi < global {
+			global = fi
+		} else if !ok {
+			global = 0 // a rule outside every file
+		}
+	}
+	macroRe := regexp.MustCompile(`(?i)%\{tx\.([^}]+)\}`)
+	for gi, g := range groups {
+		file := g[0].file
+		fi, inFile := idx[file]
+		for _, pr := range g {
+			if inFile {
+				vars, _ := parseVars(pr.vars)
+				for _, v := range vars {
+					if v.name == "TX" && !v.negation {
+						reads[fi][strings.ToLower(v.key)] = true
+					}
+				}
+			}
+			texts := []string{pr.op}
+			for _, a := range pr.actions {
+				texts = append(texts, a.value)
+				switch a.name {
+				case "setvar":
+					if inFile {
+						k, _, _ := strings.Cut(strings.TrimPrefix(a.value, "!"), "=")
+						_, name, _ := strings.Cut(strings.ToLower(k), ".")
+						writes[fi] = append(writes[fi], name)
+					}
+				case "ctl":
+					kind, _, _ := strings.Cut(a.value, "=")
+					switch kind {
+					case "ruleRemoveTargetById", "ruleRemoveTargetByTag", "ruleRemoveTargetByMsg",
+						"ruleRemoveById", "ruleRemoveByTag", "ruleRemoveByMsg",
+						"forceRequestBodyVariable", "requestBodyProcessor", "requestBodyAccess":
+					default:
+						beyond(file)
+					}
+				case "skipafter":
+					if markerFiles[strings.Trim(a.value, `"'`)] != file {
+						beyond(file)
+					}
+				case "skip":
+					n, err := strconv.Atoi(a.value)
+					if err != nil || gi+n >= len(groups) || groups[gi+n][0].file != file {
+						beyond(file)
+					}
+				}
+			}
+			if inFile {
+				for _, t := range texts {
+					for _, m := range macroRe.FindAllStringSubmatch(t, -1) {
+						reads[fi][strings.ToLower(m[1])] = true
+					}
+				}
+			}
+		}
+	}
+	for fi := range p.files {
+		if fi >= global {
+			p.files[fi].global = true
+			continue
+		}
+		for ei := 0; ei < fi; ei++ {
+			if writesRead(writes[ei], reads[fi]) {
+				p.files[fi].after = append(p.files[fi].after, ei)
+			}
+		}
+	}
+}
+
+// writesRead reports whether a TX write (names, possibly with macros) may be
+// one of the reads (names or /regex/ keys); capture indexes do not count.
+func writesRead(writes []string, reads map[string]bool) bool {
+	for _, w := range writes {
+		static, _, dynamic := strings.Cut(w, "%{")
+		for r := range reads {
+			if len(r) == 1 && r[0] >= '0' && r[0] <= '9' {
+				continue
+			}
+			if r == "" || readHits(r, w, static, dynamic) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // txOnlyMacro reports whether every macro of s reads TX.

@@ -595,6 +595,9 @@ func (sc *scratch) operate(l *level, s string, tr *trValue) (bool, []string) {
 		return d.op.Match(s), nil
 	}
 	if l.pat == nil {
+		if l.pmPat != nil && !sc.mayContain(l.pmPat, s, tr) {
+			return false, nil
+		}
 		return l.op.Match(s), nil
 	}
 	ok := sc.rx(l.pat, l.setKind, s, tr)
@@ -612,7 +615,7 @@ func (sc *scratch) rx(pat *pattern, kind int, s string, tr *trValue) bool {
 	if idx < 0 || ps.set == nil {
 		return pat.match(s)
 	}
-	if kind != setLatin1 && !utf8.ValidString(s) {
+	if kind != setLatin1 && kind != setPM && !utf8.ValidString(s) {
 		// Go's regexp reads each byte of invalid UTF-8 as U+FFFD; RE2 would
 		// stop there: it gets the text Go's regexp sees. (Patterns with
 		// Unicode classes, where the two may differ, are not in the sets.)
@@ -631,6 +634,26 @@ func (sc *scratch) rx(pat *pattern, kind int, s string, tr *trValue) bool {
 		return pat.match(s)
 	}
 	return bits[idx/64]&(1<<(idx%64)) != 0
+}
+
+// mayContain reports whether a @pm operator's prefilter matches s (true
+// when the set cannot answer).
+func (sc *scratch) mayContain(pat *pattern, s string, tr *trValue) bool {
+	idx := pat.setIdx[setPM]
+	ps := &sc.p.sets[setPM]
+	if idx < 0 || ps.set == nil {
+		return true
+	}
+	var bits []uint64
+	if tr != nil && tr.scans[setPM].done {
+		bits = tr.scans[setPM].bits
+	} else {
+		bits = sc.scan(ps, s)
+		if tr != nil {
+			tr.scans[setPM] = scanRef{bits: bits, done: true}
+		}
+	}
+	return bits == nil || bits[idx/64]&(1<<(idx%64)) != 0
 }
 
 // scan returns the bitset of the set's patterns that match s, or nil when

@@ -19,10 +19,11 @@ type pattern struct {
 	binary *binaryregexp.Regexp
 	setIdx [nSetKinds]int  // index in Program.sets[kind], -1 when not there
 	inKind [nSetKinds]bool // which sets levels ask it from
+	pm     bool            // a @pm prefilter (in setPM only)
 }
 
 func compilePattern(arg string) (*pattern, error) {
-	p := &pattern{expr: "(?sm)" + arg, setIdx: [nSetKinds]int{-1, -1, -1}}
+	p := &pattern{expr: "(?sm)" + arg, setIdx: [nSetKinds]int{-1, -1, -1, -1}}
 	if MatchesBytes(p.expr) {
 		b, err := binaryregexp.Compile(arg)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"rsc.io/binaryregexp"
 
+	"github.com/taskguard/taskguard/agent/waf/internal/ruleops"
 	"github.com/taskguard/taskguard/internal/testenv"
 )
 
@@ -91,6 +92,9 @@ func checkSets(t testing.TB, p *Program, s string) {
 	sc := p.scratch.Get().(*scratch)
 	defer sc.release()
 	for kind := range nSetKinds {
+		if kind == setPM {
+			continue // prefilters: checked against their operators below
+		}
 		ps := &p.sets[kind]
 		var got map[int]bool
 		if ps.set != nil {
@@ -121,10 +125,23 @@ func checkSets(t testing.TB, p *Program, s string) {
 			t.Errorf("pattern %q on %s: gate's compiled pattern says %v, Coraza %v", pat.expr, quoteShort(s), got, want)
 		}
 	}
+	// A @pm prefilter must match whenever its operator does.
+	for _, ph := range p.phases {
+		for _, r := range ph {
+			for _, l := range r.levels {
+				if l.pmPat == nil {
+					continue
+				}
+				if l.op.Match(s) && !sc.mayContain(l.pmPat, s, nil) {
+					t.Errorf("rule %d: @%s %s matches %s, its prefilter does not", r.id, l.opName, l.arg, quoteShort(s))
+				}
+			}
+		}
+	}
 }
 
 func kindName(kind int) string {
-	return [...]string{"text", "decoded", "latin-1"}[kind]
+	return [...]string{"text", "decoded", "latin-1", "pm"}[kind]
 }
 
 func quoteShort(s string) string {
@@ -252,4 +269,58 @@ func FuzzSets(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		checkSets(t, p, s)
 	})
+}
+
+// TestPMPrefilterPhrases puts every phrase of every @pm operator into a
+// value, in several cases: the operator matches, and its prefilter must too.
+func TestPMPrefilterPhrases(t *testing.T) {
+	p := compiledCRS(t)
+	sc := p.scratch.Get().(*scratch)
+	defer sc.release()
+	n := 0
+	for _, ph := range p.phases {
+		for _, r := range ph {
+			for _, l := range r.levels {
+				if l.pmPat == nil {
+					continue
+				}
+				phrases, _ := ruleops.Phrases(l.op)
+				for _, ph := range phrases {
+					for _, v := range []string{ph, "x " + asciiUpper(ph) + " y", "é" + mixedCase(ph) + "\xff"} {
+						n++
+						if !l.op.Match(v) {
+							t.Fatalf("rule %d: @%s does not match its own phrase in %q", r.id, l.opName, v)
+						}
+						if !sc.mayContain(l.pmPat, v, nil) {
+							t.Errorf("rule %d: prefilter misses phrase %q in %q", r.id, ph, v)
+						}
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no @pm operator with a prefilter")
+	}
+	t.Logf("%d values", n)
+}
+
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i := range b {
+		if b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func mixedCase(s string) string {
+	b := []byte(s)
+	for i := range b {
+		if i%2 == 0 && b[i] >= 'a' && b[i] <= 'z' {
+			b[i] -= 'a' - 'A'
+		}
+	}
+	return string(b)
 }

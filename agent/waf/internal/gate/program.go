@@ -76,6 +76,11 @@ const (
 	setText = iota
 	setDecoded
 	setLatin1
+	// setPM holds one pattern per @pm operator: its phrases, case-folded,
+	// in Latin-1 mode. It matches whenever the operator does (and more:
+	// Latin-1 letters fold too), so it rules values out before the
+	// operator's own automaton runs.
+	setPM
 	nSetKinds
 )
 
@@ -174,6 +179,7 @@ type level struct {
 	lastDyn    atomic.Pointer[lastDyn]
 	op         ruleops.Operator
 	pat        *pattern // @rx without macro
+	pmPat      *pattern // the setPM prefilter of a @pm operator
 	setKind    int      // the set answering pat
 	chain      int      // index into Program.chains
 	multiMatch bool
@@ -972,7 +978,42 @@ func (p *Program) compileOperator(l *level, op string, rxs map[string]*pattern, 
 		return fmt.Errorf("operator %s: %w", name, err)
 	}
 	l.op = o
+	if phrases, ok := ruleops.Phrases(o); ok && len(phrases) > 0 && !slices.Contains(phrases, "") {
+		expr := phraseExpr(phrases)
+		pat, ok := rxs[pmKey+expr]
+		if !ok {
+			pat = &pattern{expr: expr, setIdx: [nSetKinds]int{-1, -1, -1, -1}, pm: true}
+			rxs[pmKey+expr] = pat
+		}
+		l.pmPat = pat
+		pat.inKind[setPM] = true
+	}
 	return nil
+}
+
+// pmKey prefixes the prefilter patterns of @pm operators among the @rx ones.
+const pmKey = "\x00pm:"
+
+// phraseExpr is a Latin-1 regular expression matching any of the phrases
+// anywhere, letters in any case.
+func phraseExpr(phrases []string) string {
+	var b strings.Builder
+	b.WriteString("(?i)(?:")
+	for i, p := range phrases {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		for j := 0; j < len(p); j++ {
+			c := p[j]
+			if c < 0x80 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				b.WriteByte(c)
+			} else {
+				fmt.Fprintf(&b, `\x{%02x}`, c)
+			}
+		}
+	}
+	b.WriteByte(')')
+	return b.String()
 }
 
 // compileSet puts the patterns into RE2 sets (see Program.sets), each
@@ -987,8 +1028,10 @@ func (p *Program) compileSet(rxs map[string]*pattern) error {
 	var exprs [nSetKinds][]string
 	for _, k := range keys {
 		pat := rxs[k]
-		p.pats = append(p.pats, pat)
-		if pat.binary == nil && (strings.Contains(k, `\p`) || strings.Contains(k, `\P`)) {
+		if !pat.pm {
+			p.pats = append(p.pats, pat)
+		}
+		if !pat.pm && pat.binary == nil && (strings.Contains(k, `\p`) || strings.Contains(k, `\P`)) {
 			continue // Unicode classes: RE2's tables may differ from Go's
 		}
 		for kind := range nSetKinds {
@@ -1001,7 +1044,7 @@ func (p *Program) compileSet(rxs map[string]*pattern) error {
 		}
 	}
 	for kind := range nSetKinds {
-		p.sets[kind].compile(kind, exprs[kind], kind == setLatin1)
+		p.sets[kind].compile(kind, exprs[kind], kind == setLatin1 || kind == setPM)
 	}
 	return nil
 }

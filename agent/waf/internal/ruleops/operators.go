@@ -113,6 +113,7 @@ func numberOperator(cmp func(arg, value int) bool) operatorFactory {
 
 // pm is @pm and @pmFromFile: case-insensitive Aho-Corasick search.
 type pm struct {
+	phrases []string // lower case, as given to the automaton
 	matcher ahocorasick.AhoCorasick
 	// minLen is the length of the shortest pattern. If the input is shorter
 	// than this, no pattern can match and we skip the Aho-Corasick automaton.
@@ -128,7 +129,7 @@ func newPM(data string, _ fs.FS) (Operator, error) {
 		MatchKind:            ahocorasick.LeftMostLongestMatch,
 		DFA:                  true,
 	})
-	return &pm{matcher: builder.Build(dict), minLen: minPatternLen(dict)}, nil
+	return &pm{phrases: dict, matcher: builder.Build(dict), minLen: minPatternLen(dict)}, nil
 }
 
 func newPMFromFile(filepath string, root fs.FS) (Operator, error) {
@@ -157,7 +158,17 @@ func newPMFromFile(filepath string, root fs.FS) (Operator, error) {
 		MatchKind:            ahocorasick.LeftMostLongestMatch,
 		DFA:                  false,
 	})
-	return &pm{matcher: builder.Build(lines), minLen: minPatternLen(lines)}, nil
+	return &pm{phrases: lines, matcher: builder.Build(lines), minLen: minPatternLen(lines)}, nil
+}
+
+// Phrases returns the phrases of an @pm or @pmFromFile operator (lower
+// case; the operator matches when one occurs in the value, ASCII letters in
+// any case), and false for other operators.
+func Phrases(op Operator) ([]string, bool) {
+	if p, ok := op.(*pm); ok {
+		return p.phrases, true
+	}
+	return nil, false
 }
 
 // Match implements Operator.

@@ -173,6 +173,8 @@ type scratch struct {
 	del    map[string]bool
 	mvars  []md     // MATCHED_VARS of the current rule
 	hits   []uint64 // static heads that some value matches, by level.hb
+	txSnap snapshot // TX, per phase
+	hdSnap snapshot // REQUEST_HEADERS, per request
 	keybuf []byte
 	ovl    overlayTx
 	txcol  txCollection
@@ -215,6 +217,8 @@ func (sc *scratch) release() {
 	sc.trbuf = sc.trbuf[:0]
 	clear(sc.tmemo)
 	clear(sc.scans)
+	sc.txSnap = snapshot{all: sc.txSnap.all[:0], lower: sc.txSnap.lower[:0]}
+	sc.hdSnap = snapshot{all: sc.hdSnap.all[:0], lower: sc.hdSnap.lower[:0]}
 	sc.resetRule()
 	sc.tx = nil
 	sc.p.scratch.Put(sc)
@@ -223,6 +227,7 @@ func (sc *scratch) release() {
 // startPhase forgets the values that may differ from the last phase.
 func (sc *scratch) startPhase(tx plugintypes.TransactionState) {
 	sc.tx = tx
+	sc.txSnap.done = false
 	for slot, t := range sc.p.targets {
 		if !t.invariant {
 			sc.have[slot], sc.built[slot] = false, false
@@ -780,7 +785,10 @@ func (sc *scratch) values(t *target) []types.MatchData {
 	}
 	col := sc.collection(t.v)
 	var out []types.MatchData
-	if col != nil {
+	if t.v == variables.RequestHeaders && t.key != "" && t.keyRx == nil {
+		// One snapshot of the headers serves every header selection.
+		out = sc.snap(variables.RequestHeaders, &sc.hdSnap).selectKey(t.key)
+	} else if col != nil {
 		switch {
 		case t.keyRx != nil:
 			if k, ok := col.(collection.Keyed); ok {
@@ -861,12 +869,52 @@ func (m md) Message() string                  { return "" }
 func (m md) Data() string                     { return "" }
 func (m md) ChainLevel() int                  { return 0 }
 
+// snapshot is a collection's values with their lower-case keys, taken once
+// (TX once per phase: the gate does not write it while it evaluates).
+type snapshot struct {
+	done  bool
+	all   []types.MatchData
+	lower []string
+}
+
+// snap returns the snapshot of a keyed collection.
+func (sc *scratch) snap(v variables.RuleVariable, s *snapshot) *snapshot {
+	if s.done {
+		return s
+	}
+	s.done = true
+	s.all, s.lower = s.all[:0], s.lower[:0]
+	if col := sc.tx.Collection(v); col != nil {
+		s.all = col.FindAll()
+		for _, m := range s.all {
+			s.lower = append(s.lower, strings.ToLower(m.Key()))
+		}
+	}
+	return s
+}
+
+// selectKey returns the snapshot's values whose key is lkey (lower case),
+// as a case-insensitive collection's FindString.
+func (s *snapshot) selectKey(lkey string) []types.MatchData {
+	var out []types.MatchData
+	for i, k := range s.lower {
+		if k == lkey {
+			out = append(out, s.all[i])
+		}
+	}
+	return out
+}
+
 // txCollection is TX with the current rule's writes over the transaction's.
 type txCollection struct{ sc *scratch }
 
-func (c *txCollection) real() collection.Keyed {
-	k, _ := c.sc.tx.Collection(variables.TX).(collection.Keyed)
-	return k
+func (c *txCollection) real() *snapshot { return c.sc.snap(variables.TX, &c.sc.txSnap) }
+
+func (c *txCollection) overridden(k string) bool {
+	if _, over := c.sc.local[k]; over {
+		return true
+	}
+	return c.sc.del[k]
 }
 
 func (c *txCollection) Name() string { return "TX" }
@@ -879,21 +927,16 @@ func (c *txCollection) Get(key string) []string {
 	if c.sc.del[key] {
 		return nil
 	}
-	if r := c.real(); r != nil {
-		return r.Get(key)
+	var out []string
+	for _, m := range c.real().selectKey(key) {
+		out = append(out, m.Value())
 	}
-	return nil
+	return out
 }
 
 func (c *txCollection) FindString(key string) []types.MatchData {
 	if key == "" {
 		return c.FindAll()
-	}
-	if len(c.sc.local) == 0 && len(c.sc.del) == 0 {
-		if r := c.real(); r != nil {
-			return r.FindString(key)
-		}
-		return nil
 	}
 	key = strings.ToLower(key)
 	if v, ok := c.sc.local[key]; ok {
@@ -902,55 +945,23 @@ func (c *txCollection) FindString(key string) []types.MatchData {
 	if c.sc.del[key] {
 		return nil
 	}
-	if r := c.real(); r != nil {
-		return r.FindString(key)
-	}
-	return nil
+	return c.real().selectKey(key)
 }
 
 func (c *txCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
-	if len(c.sc.local) == 0 && len(c.sc.del) == 0 {
-		if r := c.real(); r != nil {
-			return r.FindRegex(re)
-		}
-		return nil
-	}
-	var out []types.MatchData
-	if r := c.real(); r != nil {
-		for _, m := range r.FindRegex(re) {
-			k := strings.ToLower(m.Key())
-			if _, over := c.sc.local[k]; !over && !c.sc.del[k] {
-				out = append(out, m)
-			}
-		}
-	}
-	for k, v := range c.sc.local {
-		if re.MatchString(k) {
-			out = append(out, md{v: variables.TX, key: k, value: v[0]})
-		}
-	}
-	return out
+	return c.filter(re.MatchString)
 }
 
 func (c *txCollection) FindAll() []types.MatchData {
-	if len(c.sc.local) == 0 && len(c.sc.del) == 0 {
-		if r := c.real(); r != nil {
-			return r.FindAll()
-		}
-		return nil
-	}
 	return c.filter(func(string) bool { return true })
 }
 
 func (c *txCollection) filter(keep func(string) bool) []types.MatchData {
 	var out []types.MatchData
-	if r := c.real(); r != nil {
-		for _, m := range r.FindAll() {
-			k := strings.ToLower(m.Key())
-			if _, over := c.sc.local[k]; over || c.sc.del[k] || !keep(k) {
-				continue
-			}
-			out = append(out, m)
+	r := c.real()
+	for i, k := range r.lower {
+		if keep(k) && !c.overridden(k) {
+			out = append(out, r.all[i])
 		}
 	}
 	for k, v := range c.sc.local {

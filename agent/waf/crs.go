@@ -90,6 +90,23 @@ func constantSetvars(file, id string) ([]string, error) {
 	return nil, fmt.Errorf("%s: no SecAction %s", file, id)
 }
 
+// setupHolds checks that the setup (ordered "tx.name=value") sets every
+// name of want, to want's value unless that is empty.
+func setupHolds(setup []string, want map[string]string) error {
+	got := map[string]string{}
+	for _, sv := range setup {
+		k, v, _ := strings.Cut(sv, "=")
+		got[strings.ToLower(k)] = v
+	}
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok || (v != "" && g != v) {
+			return fmt.Errorf("setup sets %s=%q, the rules it replaces need %q", k, g, v)
+		}
+	}
+	return nil
+}
+
 // anySetvar is one setvar action, quoted or not.
 var anySetvar = regexp.MustCompile(`setvar:'?([^',"]+)'?`)
 

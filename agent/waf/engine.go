@@ -67,6 +67,18 @@ func directives(enabled map[policy.Protection]bool, pl, bodyLimit int, gated boo
 		return "", err
 	}
 	removedIDs = append(removedIDs, "901200")
+	// REQUEST-901's checks that the setup above makes unable to match,
+	// evaluated on every request otherwise: 901001 (no crs_setup_version),
+	// 901120 (no blocking paranoia level), 901500 (detection below
+	// blocking), 901320 (default collections, not enabled), 901350 (forced
+	// urlencoded body processing, off), 901400-901450 (sampling, at 100%).
+	if err := setupHolds(setup, map[string]string{
+		"tx.crs_setup_version": "", "tx.blocking_paranoia_level": fmt.Sprint(pl), "tx.detection_paranoia_level": fmt.Sprint(pl),
+		"tx.sampling_percentage": "100", "tx.enforce_bodyproc_urlencoded": "0",
+	}); err != nil {
+		return "", err
+	}
+	removedIDs = append(removedIDs, "901001", "901120", "901320", "901350", "901400", "901410", "901450", "901500")
 	var b strings.Builder
 	b.WriteString("Include @coraza.conf-recommended\n")
 	// DetectionOnly: the proxy decides per protection from the matched rules.

@@ -173,7 +173,6 @@ type scratch struct {
 	del    map[string]bool
 	mvars  []md     // MATCHED_VARS of the current rule
 	hits   []uint64 // static heads that some value matches, by level.hb
-	txSnap snapshot // TX, per phase
 	hdSnap snapshot // REQUEST_HEADERS, per request
 	keybuf []byte
 	ovl    overlayTx
@@ -217,7 +216,6 @@ func (sc *scratch) release() {
 	sc.trbuf = sc.trbuf[:0]
 	clear(sc.tmemo)
 	clear(sc.scans)
-	sc.txSnap = snapshot{all: sc.txSnap.all[:0], lower: sc.txSnap.lower[:0]}
 	sc.hdSnap = snapshot{all: sc.hdSnap.all[:0], lower: sc.hdSnap.lower[:0]}
 	sc.resetRule()
 	sc.tx = nil
@@ -227,7 +225,6 @@ func (sc *scratch) release() {
 // startPhase forgets the values that may differ from the last phase.
 func (sc *scratch) startPhase(tx plugintypes.TransactionState) {
 	sc.tx = tx
-	sc.txSnap.done = false
 	for slot, t := range sc.p.targets {
 		if !t.invariant {
 			sc.have[slot], sc.built[slot] = false, false
@@ -870,7 +867,7 @@ func (m md) Data() string                     { return "" }
 func (m md) ChainLevel() int                  { return 0 }
 
 // snapshot is a collection's values with their lower-case keys, taken once
-// (TX once per phase: the gate does not write it while it evaluates).
+// (the request headers, for the selections of one header each).
 type snapshot struct {
 	done  bool
 	all   []types.MatchData
@@ -908,14 +905,12 @@ func (s *snapshot) selectKey(lkey string) []types.MatchData {
 // txCollection is TX with the current rule's writes over the transaction's.
 type txCollection struct{ sc *scratch }
 
-func (c *txCollection) real() *snapshot { return c.sc.snap(variables.TX, &c.sc.txSnap) }
-
-func (c *txCollection) overridden(k string) bool {
-	if _, over := c.sc.local[k]; over {
-		return true
-	}
-	return c.sc.del[k]
+func (c *txCollection) real() collection.Keyed {
+	k, _ := c.sc.tx.Collection(variables.TX).(collection.Keyed)
+	return k
 }
+
+func (c *txCollection) pristine() bool { return len(c.sc.local) == 0 && len(c.sc.del) == 0 }
 
 func (c *txCollection) Name() string { return "TX" }
 
@@ -927,11 +922,10 @@ func (c *txCollection) Get(key string) []string {
 	if c.sc.del[key] {
 		return nil
 	}
-	var out []string
-	for _, m := range c.real().selectKey(key) {
-		out = append(out, m.Value())
+	if r := c.real(); r != nil {
+		return r.Get(key)
 	}
-	return out
+	return nil
 }
 
 func (c *txCollection) FindString(key string) []types.MatchData {
@@ -945,31 +939,59 @@ func (c *txCollection) FindString(key string) []types.MatchData {
 	if c.sc.del[key] {
 		return nil
 	}
-	return c.real().selectKey(key)
+	if r := c.real(); r != nil {
+		return r.FindString(key)
+	}
+	return nil
 }
 
 func (c *txCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
-	return c.filter(re.MatchString)
-}
-
-func (c *txCollection) FindAll() []types.MatchData {
-	return c.filter(func(string) bool { return true })
-}
-
-func (c *txCollection) filter(keep func(string) bool) []types.MatchData {
 	var out []types.MatchData
-	r := c.real()
-	for i, k := range r.lower {
-		if keep(k) && !c.overridden(k) {
-			out = append(out, r.all[i])
+	if r := c.real(); r != nil {
+		out = r.FindRegex(re)
+		if !c.pristine() {
+			kept := out[:0:0]
+			for _, m := range out {
+				if !c.overridden(strings.ToLower(m.Key())) {
+					kept = append(kept, m)
+				}
+			}
+			out = kept
 		}
 	}
 	for k, v := range c.sc.local {
-		if keep(k) {
+		if re.MatchString(k) {
 			out = append(out, md{v: variables.TX, key: k, value: v[0]})
 		}
 	}
 	return out
+}
+
+func (c *txCollection) FindAll() []types.MatchData {
+	var out []types.MatchData
+	if r := c.real(); r != nil {
+		out = r.FindAll()
+		if !c.pristine() {
+			kept := out[:0:0]
+			for _, m := range out {
+				if !c.overridden(strings.ToLower(m.Key())) {
+					kept = append(kept, m)
+				}
+			}
+			out = kept
+		}
+	}
+	for k, v := range c.sc.local {
+		out = append(out, md{v: variables.TX, key: k, value: v[0]})
+	}
+	return out
+}
+
+func (c *txCollection) overridden(k string) bool {
+	if _, over := c.sc.local[k]; over {
+		return true
+	}
+	return c.sc.del[k]
 }
 
 // matchedCollection serves MATCHED_VAR, MATCHED_VARS, MATCHED_VAR_NAME and

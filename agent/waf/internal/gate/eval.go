@@ -782,7 +782,9 @@ func (sc *scratch) values(t *target) []types.MatchData {
 	}
 	col := sc.collection(t.v)
 	var out []types.MatchData
-	if t.v == variables.RequestHeaders && t.key != "" && t.keyRx == nil {
+	if t.base != nil {
+		out = sc.values(t.base)
+	} else if t.v == variables.RequestHeaders && t.key != "" && t.keyRx == nil {
 		// One snapshot of the headers serves every header selection.
 		out = sc.snap(variables.RequestHeaders, &sc.hdSnap).selectKey(t.key)
 	} else if col != nil {

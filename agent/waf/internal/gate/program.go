@@ -212,6 +212,9 @@ type target struct {
 	slot int
 	// invariant: the values are the same in both request phases.
 	invariant bool
+	// base is the same selection without exceptions and counting (nil when
+	// this is it).
+	base *target
 }
 
 type exception struct {
@@ -804,6 +807,16 @@ func shareTargets(l *level, slots map[string]*target, head bool) {
 		t.slot = len(slots)
 		t.invariant = invariantVariables[t.v]
 		slots[k] = t
+		if len(t.exceptions) > 0 || t.count {
+			// The selection before exceptions and counting, shared.
+			bk := fmt.Sprintf("%d|%s|%v|%t", t.v, t.key, t.keyRx, false)
+			b, ok := slots[bk]
+			if !ok {
+				b = &target{v: t.v, key: t.key, keyRx: t.keyRx, slot: len(slots), invariant: t.invariant}
+				slots[bk] = b
+			}
+			t.base = b
+		}
 	}
 }
 

@@ -66,7 +66,17 @@ func registerGate(config string) (string, error) {
 			flags["@owasp_crs/"+file] = fileFlag(file)
 		}
 	}
-	prog, err := gate.Compile(crsFS, config, gate.Options{GateIDs: gateIDs, EndMarker: gateEnd, FileFlags: flags, FlagPrefix: fileFlagBase})
+	var setupTX []string
+	for _, line := range strings.Split(config, "\n") {
+		if sv, ok := strings.CutPrefix(line, "# tgsetup: "); ok {
+			k, _, _ := strings.Cut(sv, "=")
+			setupTX = append(setupTX, strings.TrimPrefix(strings.ToLower(k), "tx."))
+		}
+	}
+	prog, err := gate.Compile(crsFS, config, gate.Options{
+		GateIDs: gateIDs, EndMarker: gateEnd, FileFlags: flags, FlagPrefix: fileFlagBase,
+		SetupAction: "tgsetup", SetupTX: setupTX,
+	})
 	if err != nil {
 		return "", fmt.Errorf("compile gate: %w", err)
 	}

@@ -249,7 +249,7 @@ func (sc *scratch) ruleMayMatch(r *rule) bool {
 	if r.levels[0].hb >= 0 && len(r.levels) == 1 {
 		return true // the head is the rule
 	}
-	if r.pure {
+	if r.pure || r.semi {
 		return sc.pureMatches(r)
 	}
 	return sc.chainMatches(r)
@@ -320,8 +320,19 @@ func (sc *scratch) levelMatches(l *level) bool {
 // it reads, or by evaluating it.
 func (sc *scratch) pureMatches(r *rule) bool {
 	key := sc.keybuf[:0]
+	for _, k := range r.realKeys {
+		for _, v := range sc.txcol.Get(k) {
+			key = strconv.AppendInt(key, int64(len(v)), 10)
+			key = append(key, ':')
+			key = append(key, v...)
+		}
+		key = append(key, '|')
+	}
 	for _, l := range r.levels {
 		for _, t := range l.targets {
+			if t.slot < 0 {
+				continue // TX (own writes or realKeys) and MATCHED_* (derived)
+			}
 			for _, e := range sc.entries(t) {
 				v := e.md.Value()
 				key = strconv.AppendInt(key, int64(len(v)), 10)
@@ -1087,7 +1098,20 @@ func (p *Program) Stats() string {
 			alone++
 		}
 	}
-	return fmt.Sprintf("rules %d+%d, patterns %d (sets: text %d, decoded %d, Latin-1 %d; alone %d), chains %d, targets %d",
+	pure, semi := 0, 0
+	var semiIDs []int
+	for _, ph := range p.phases {
+		for _, r := range ph {
+			if r.pure {
+				pure++
+			}
+			if r.semi {
+				semi++
+				semiIDs = append(semiIDs, r.id)
+			}
+		}
+	}
+	return fmt.Sprintf("chains remembered: %d pure, %d semi-pure %v; ", pure, semi, semiIDs) + fmt.Sprintf("rules %d+%d, patterns %d (sets: text %d, decoded %d, Latin-1 %d; alone %d), chains %d, targets %d",
 		len(p.phases[1]), len(p.phases[2]), len(p.pats), len(p.sets[setText].pats), len(p.sets[setDecoded].pats),
 		len(p.sets[setLatin1].pats), alone, len(p.chains), len(p.targets))
 }

@@ -123,9 +123,14 @@ type rule struct {
 	// Coraza would have applied them.
 	quiet bool
 	ctls  []ctlEffect
-	// pure rules (see pureRule) remember their result by their values.
-	pure bool
-	memo ruleMemo
+	// pure rules (see pureRule) remember their result by their values;
+	// semi-pure ones (see semiPure) by their values and the TX values
+	// they read from the transaction (realKeys).
+	pure, semi bool
+	realKeys   []string
+	memo       ruleMemo
+	group      int           // index of the rule's group in the configuration
+	parsed     []*parsedRule // the rule as written
 }
 
 // ruleFile is one rule file the gate can let Coraza skip alone.
@@ -236,6 +241,11 @@ type Options struct {
 	// with FlagPrefix are the configuration's own and not covered.
 	FileFlags  map[string]string
 	FlagPrefix string
+	// SetupAction names an action outside SecLang's (a plugin) and
+	// SetupTX the TX variables it sets: the only ones it writes. Any other
+	// unknown action may write any TX variable.
+	SetupAction string
+	SetupTX     []string
 }
 
 // Compile reads a Coraza configuration (Include resolved in root) and
@@ -332,7 +342,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 		if opts.FlagPrefix != "" && strings.HasPrefix(strings.ToLower(head.vars), "tx:"+strings.ToLower(opts.FlagPrefix)) {
 			continue // a file-skip rule of the configuration
 		}
-		r := &rule{id: id, tags: head.tags(), file: fileIndex(p, head.file, opts.FileFlags)}
+		r := &rule{id: id, tags: head.tags(), file: fileIndex(p, head.file, opts.FileFlags), group: gi, parsed: g}
 		r.quiet, r.ctls = quietRule(g)
 		for li, pr := range g {
 			l, err := p.compileLevel(pr, chainIDs, slots, rxs, subRoot(root, pr.file))
@@ -447,6 +457,14 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 		return nil, err
 	}
 	p.fileDependencies(groups[start:end], markerFiles)
+	w := txWriters(groups, opts)
+	for _, ph := range p.phases {
+		for _, r := range ph {
+			if !r.pure && len(r.levels) > 1 && r.levels[0].hb >= 0 {
+				r.semi, r.realKeys = semiPure(r, w)
+			}
+		}
+	}
 	p.scratch.New = func() any { return newScratch(p) }
 	return p, nil
 }
@@ -720,6 +738,151 @@ func pureRule(r *rule) bool {
 	}
 	return true
 }
+
+// knownActions are SecLang's actions; of them only setvar and capture
+// write TX variables (initcol and the like write other collections).
+var knownActions = map[string]bool{
+	"id": true, "phase": true, "msg": true, "logdata": true, "tag": true, "ver": true, "rev": true,
+	"severity": true, "maturity": true, "accuracy": true, "t": true, "pass": true, "block": true,
+	"deny": true, "drop": true, "allow": true, "redirect": true, "proxy": true, "status": true,
+	"nolog": true, "log": true, "auditlog": true, "noauditlog": true, "capture": true, "chain": true,
+	"multimatch": true, "skip": true, "skipafter": true, "setvar": true, "ctl": true, "exec": true,
+	"expirevar": true, "initcol": true, "setenv": true, "setsid": true, "setuid": true,
+	"sanitisearg": true, "sanitisematched": true, "sanitisematchedbytes": true,
+	"sanitiserequestheader": true, "sanitiseresponseheader": true, "append": true, "prepend": true,
+	"deprecatevar": true, "xmlns": true, "setrsc": true, "sanitizearg": true,
+}
+
+// writers records which rule groups may write which TX variables.
+type writers struct {
+	any    bool                // an unknown action may write anything
+	static map[string][]int    // full names → groups (-1: the setup)
+	prefix map[string][]int    // static prefixes of names built with macros
+}
+
+func txWriters(groups [][]*parsedRule, opts Options) *writers {
+	w := &writers{static: map[string][]int{}, prefix: map[string][]int{}}
+	for _, n := range opts.SetupTX {
+		w.static[strings.ToLower(n)] = append(w.static[strings.ToLower(n)], -1)
+	}
+	for gi, g := range groups {
+		for _, pr := range g {
+			for _, a := range pr.actions {
+				switch {
+				case a.name == "setvar":
+					k, _, _ := strings.Cut(strings.TrimPrefix(a.value, "!"), "=")
+					col, name, _ := strings.Cut(strings.ToLower(k), ".")
+					if col != "tx" {
+						continue
+					}
+					if static, _, dyn := strings.Cut(name, "%{"); dyn {
+						w.prefix[static] = append(w.prefix[static], gi)
+					} else {
+						w.static[name] = append(w.static[name], gi)
+					}
+				case a.name == opts.SetupAction && opts.SetupAction != "":
+				case !knownActions[a.name]:
+					w.any = true
+				}
+			}
+		}
+	}
+	return w
+}
+
+// onlyBy reports whether every possible writer of the TX names a read
+// selects (name, or /regex/) is group gi.
+func (w *writers) onlyBy(read string, gi int) bool {
+	if w.any {
+		return false
+	}
+	var re *regexp.Regexp
+	if strings.HasPrefix(read, "/") && strings.HasSuffix(read, "/") && len(read) >= 2 {
+		var err error
+		if re, err = regexp.Compile(read[1 : len(read)-1]); err != nil {
+			return false
+		}
+	}
+	hits := func(name string, prefix bool) bool {
+		if re == nil {
+			return read == name || (prefix && strings.HasPrefix(read, name))
+		}
+		return readHits(read, name, name, prefix)
+	}
+	for name, gs := range w.static {
+		if hits(name, false) && slices.ContainsFunc(gs, func(g int) bool { return g != gi }) {
+			return false
+		}
+	}
+	for name, gs := range w.prefix {
+		if hits(name, true) && slices.ContainsFunc(gs, func(g int) bool { return g != gi }) {
+			return false
+		}
+	}
+	return true
+}
+
+// semiPure reports whether a chain's result depends only on its targets'
+// values and on TX values it reads from the transaction by name (realKeys,
+// part of its memo key): its TX selections by regular expression may only
+// see its own writes, and its macros only read TX and MATCHED_VAR.
+func semiPure(r *rule, w *writers) (bool, []string) {
+	var real []string
+	addReal := func(k string) {
+		if !slices.Contains(real, k) {
+			real = append(real, k)
+		}
+	}
+	macroRe := regexp.MustCompile(`%\{([^}]+)\}`)
+	for i, l := range r.levels {
+		pr := r.parsed[i]
+		for _, t := range l.targets {
+			switch {
+			case t.slot >= 0:
+			case t.v == variables.TX && t.keyRx != nil:
+				if !w.onlyBy("/"+t.keyRx.String()+"/", r.group) {
+					return false, nil
+				}
+			case t.v == variables.TX && t.key != "":
+				// Captures (TX:0-9) not set by this match keep what an
+				// earlier rule captured: always part of the key.
+				if isDigit(t.key) || !w.onlyBy(t.key, r.group) {
+					addReal(t.key)
+				}
+			case t.v == variables.MatchedVar || t.v == variables.MatchedVars || t.v == variables.MatchedVarName || t.v == variables.MatchedVarsNames:
+			default:
+				return false, nil
+			}
+		}
+		texts := []string{}
+		if l.argMacro != nil {
+			texts = append(texts, l.arg)
+		}
+		for _, a := range pr.actions {
+			if a.name == "setvar" {
+				texts = append(texts, a.value)
+			}
+		}
+		for _, tx := range texts {
+			for _, m := range macroRe.FindAllStringSubmatch(tx, -1) {
+				name := strings.ToLower(m[1])
+				switch {
+				case name == "matched_var" || name == "matched_var_name":
+				case strings.HasPrefix(name, "tx."):
+					k := name[3:]
+					if isDigit(k) || !w.onlyBy(k, r.group) {
+						addReal(k)
+					}
+				default:
+					return false, nil
+				}
+			}
+		}
+	}
+	return true, real
+}
+
+func isDigit(s string) bool { return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
 
 // quietRule reports whether a rule's actions only steer evaluation: no
 // logging, no message, no variables set, no disruptive action but pass.

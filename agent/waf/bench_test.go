@@ -103,3 +103,31 @@ func BenchmarkInspectProtection(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInspectAttack shows what the gate costs when it cannot skip:
+// attacks through the engine with and without the gate (all protections,
+// PL1). Coraza then evaluates the families whose rules may match, and the
+// gate lets it skip the others.
+func BenchmarkInspectAttack(b *testing.B) {
+	attacks := []struct{ name, method, target, contentType, body string }{
+		{"sqli-json", "POST", "/", "application/json", seedBody},
+		{"xss-query", "GET", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "", ""},
+	}
+	for _, gated := range []bool{true, false} {
+		e, err := compileEngine(rule(8081, allProtections(policy.EffectPrevent)), 1, DefaultInspectionLimit, gated)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, a := range attacks {
+			b.Run(fmt.Sprintf("%s/gate=%v", a.name, gated), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					r, body := benchRequest(a.method, a.target, a.contentType, a.body, 0)
+					if v := e.inspect(r, body); v.effect != policy.EffectPrevent {
+						b.Fatalf("attack not blocked: %v", v.ruleIDs())
+					}
+				}
+			})
+		}
+	}
+}

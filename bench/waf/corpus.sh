@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-bench/waf/out}"
+case "$OUT" in /*) ;; *) OUT="$(pwd)/$OUT" ;; esac
 mkdir -p "$OUT"
-WAF_CORPUS_REPORT_DIR="$(pwd)/$OUT" go test ./agent/waf -count=1 -run 'TestCorpus' \
+WAF_CORPUS_REPORT_DIR="$OUT" go test ./agent/waf -count=1 -run 'TestCorpus' \
 	-waf.corpus=full -waf.pl="${PL:-1}" -timeout 20m -v | grep -v '^=== ' | sed -n '/CRS regression\|libinjection (/,/^---/p' | grep -v '^\s*\(misses\|blocked benign\)'
 echo "full reports with misses: $OUT/crs-regression.txt $OUT/libinjection.txt"

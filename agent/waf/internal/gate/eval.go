@@ -65,14 +65,16 @@ func (r *Request) flush(tx plugintypes.TransactionState) {
 
 // NewRequest starts the gate's state for one transaction; Release ends it.
 func (p *Program) NewRequest() *Request {
-	return &Request{sc: p.scratch.Get().(*scratch)}
+	sc := p.scratch.Get().(*scratch)
+	sc.req.sc = sc
+	return &sc.req
 }
 
-// Release returns the request's state for reuse.
+// Release returns the request's state for reuse; r must not be used after.
 func (r *Request) Release() {
-	if r.sc != nil {
-		r.sc.release()
-		r.sc = nil
+	if sc := r.sc; sc != nil {
+		r.sc, r.pending = nil, r.pending[:0]
+		sc.release()
 	}
 }
 
@@ -173,12 +175,15 @@ type scratch struct {
 	del    map[string]bool
 	mvars  []md     // MATCHED_VARS of the current rule
 	hits   []uint64 // static heads that some value matches, by level.hb
+	req    Request  // the Request this scratch serves
 	hdSnap snapshot // REQUEST_HEADERS, per request
-	keybuf []byte
-	ovl    overlayTx
-	txcol  txCollection
-	mcols  [4]matchedCollection
-	strbuf []string
+	// bitsets are the scans entries refer to (trValue.scans).
+	bitsets [][]uint64
+	keybuf  []byte
+	ovl     overlayTx
+	txcol   txCollection
+	mcols   [4]matchedCollection
+	strbuf  []string
 }
 
 type tkey struct {
@@ -216,6 +221,8 @@ func (sc *scratch) release() {
 	sc.trbuf = sc.trbuf[:0]
 	clear(sc.tmemo)
 	clear(sc.scans)
+	clear(sc.bitsets)
+	sc.bitsets = sc.bitsets[:0]
 	sc.hdSnap = snapshot{all: sc.hdSnap.all[:0], lower: sc.hdSnap.lower[:0]}
 	sc.resetRule()
 	sc.tx = nil
@@ -461,13 +468,7 @@ type entry struct {
 type trValue struct {
 	s              string
 	done, identity bool
-	scans          [nSetKinds]scanRef
-}
-
-// scanRef is a value's scan by one set.
-type scanRef struct {
-	bits []uint64 // nil when the scan failed
-	done bool
+	scans          [nSetKinds]int32 // scan by kind: 0 not yet, -1 failed, else index+1 in scratch.bitsets
 }
 
 // entries returns a cacheable target's values as entries.
@@ -634,15 +635,7 @@ func (sc *scratch) rx(pat *pattern, kind int, s string, tr *trValue) bool {
 		// Unicode classes, where the two may differ, are not in the sets.)
 		s = validUTF8(s)
 	}
-	var bits []uint64
-	if tr != nil && tr.scans[kind].done {
-		bits = tr.scans[kind].bits
-	} else {
-		bits = sc.scan(ps, s)
-		if tr != nil {
-			tr.scans[kind] = scanRef{bits: bits, done: true}
-		}
-	}
+	bits := sc.scanOf(ps, kind, s, tr)
 	if bits == nil {
 		return pat.match(s)
 	}
@@ -657,16 +650,30 @@ func (sc *scratch) mayContain(pat *pattern, s string, tr *trValue) bool {
 	if idx < 0 || ps.set == nil {
 		return true
 	}
-	var bits []uint64
-	if tr != nil && tr.scans[setPM].done {
-		bits = tr.scans[setPM].bits
-	} else {
-		bits = sc.scan(ps, s)
-		if tr != nil {
-			tr.scans[setPM] = scanRef{bits: bits, done: true}
+	bits := sc.scanOf(ps, setPM, s, tr)
+	return bits == nil || bits[idx/64]&(1<<(idx%64)) != 0
+}
+
+// scanOf returns the scan of s by a set, kept in tr when not nil.
+func (sc *scratch) scanOf(ps *patternSet, kind int, s string, tr *trValue) []uint64 {
+	if tr != nil {
+		switch r := tr.scans[kind]; {
+		case r > 0:
+			return sc.bitsets[r-1]
+		case r < 0:
+			return nil
 		}
 	}
-	return bits == nil || bits[idx/64]&(1<<(idx%64)) != 0
+	bits := sc.scan(ps, s)
+	if tr != nil {
+		if bits == nil {
+			tr.scans[kind] = -1
+		} else {
+			sc.bitsets = append(sc.bitsets, bits)
+			tr.scans[kind] = int32(len(sc.bitsets))
+		}
+	}
+	return bits
 }
 
 // scan returns the bitset of the set's patterns that match s, or nil when

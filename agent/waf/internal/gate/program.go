@@ -755,9 +755,9 @@ var knownActions = map[string]bool{
 
 // writers records which rule groups may write which TX variables.
 type writers struct {
-	any    bool                // an unknown action may write anything
-	static map[string][]int    // full names → groups (-1: the setup)
-	prefix map[string][]int    // static prefixes of names built with macros
+	any    bool             // an unknown action may write anything
+	static map[string][]int // full names → groups (-1: the setup)
+	prefix map[string][]int // static prefixes of names built with macros
 }
 
 func txWriters(groups [][]*parsedRule, opts Options) *writers {

@@ -16,15 +16,19 @@ import (
 // maxDynamic bounds the cache of operators built from expanded macros.
 const maxDynamic = 1024
 
-// Memo bounds: values up to memoMaxValue bytes are remembered across
-// requests, at most scanEntries per RE2 set and memoEntries per head memo
-// (one per phase and target) and rule memo; a full memo starts over. Values
-// that repeat (header values, constant parameters) stay remembered; the
-// worst case is a few tens of MiB.
+// Memo bounds (see memo): values up to memoMaxValue bytes are remembered
+// across requests, in generations of at most scanEntries per RE2 set,
+// headEntries per head memo (one per phase and target) and ruleEntries per
+// rule. With about 70 head memos in use, 4 sets and 25 remembered rules,
+// hostile traffic that filled every memo with distinct 256-byte values
+// would hold about 30 MiB; agent/waf's TestMemoWorstCase (new long values
+// in the path, parameters, headers and cookies of every request) measures
+// about 10 MiB; ordinary traffic, a few hundred KiB.
 const (
 	memoMaxValue = 256
-	memoEntries  = 2048
-	scanEntries  = 8192
+	headEntries  = 256
+	ruleEntries  = 256
+	scanEntries  = 4096
 )
 
 // Clean reports whether no rule the gate covers in phase can match the
@@ -350,23 +354,15 @@ func (sc *scratch) pureMatches(r *rule) bool {
 		}
 	}
 	sc.keybuf = key
-	remember := len(key) <= 4*memoMaxValue
+	remember := len(key) <= 2*memoMaxValue
 	if remember {
-		r.memo.mu.RLock()
-		res, ok := r.memo.m[string(key)]
-		r.memo.mu.RUnlock()
-		if ok {
+		if res, ok := r.memo.get(string(key)); ok {
 			return res
 		}
 	}
 	res := sc.chainMatches(r)
 	if remember {
-		r.memo.mu.Lock()
-		if r.memo.m == nil || len(r.memo.m) >= memoEntries {
-			r.memo.m = map[string]bool{}
-		}
-		r.memo.m[string(key)] = res
-		r.memo.mu.Unlock()
+		r.memo.put(string(key), res)
 	}
 	return res
 }
@@ -392,10 +388,7 @@ func (sc *scratch) headHits(phase int) {
 			p.epochMu.Lock()
 			if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
 				for i := range p.memos[phase] {
-					m := &p.memos[phase][i]
-					m.mu.Lock()
-					clear(m.m)
-					m.mu.Unlock()
+					p.memos[phase][i].reset()
 				}
 				p.epochs[phase].Store(&epoch)
 			}
@@ -414,9 +407,7 @@ func (sc *scratch) headHits(phase int) {
 			remember := len(v) <= memoMaxValue
 			var bits []uint64
 			if remember {
-				memo.mu.RLock()
-				bits = memo.m[v]
-				memo.mu.RUnlock()
+				bits, _ = memo.get(v)
 			}
 			if bits == nil {
 				bits = make([]uint64, len(sc.hits))
@@ -426,12 +417,7 @@ func (sc *scratch) headHits(phase int) {
 					}
 				}
 				if remember {
-					memo.mu.Lock()
-					if len(memo.m) >= memoEntries {
-						clear(memo.m)
-					}
-					memo.m[strings.Clone(v)] = bits
-					memo.mu.Unlock()
+					memo.put(v, bits)
 				}
 			}
 			for w, b := range bits {
@@ -680,12 +666,9 @@ func (sc *scratch) scanOf(ps *patternSet, kind int, s string, tr *trValue) []uin
 // RE2 could not finish. Short values are remembered across requests (header
 // values repeat); others once per request.
 func (sc *scratch) scan(ps *patternSet, s string) []uint64 {
-	memo := len(s) <= memoMaxValue
-	if memo {
-		ps.mu.RLock()
-		bits, ok := ps.memo[s]
-		ps.mu.RUnlock()
-		if ok {
+	remember := len(s) <= memoMaxValue
+	if remember {
+		if bits, ok := ps.memo.get(s); ok {
 			return bits
 		}
 	} else if bits, ok := sc.scans[ps][s]; ok {
@@ -699,13 +682,8 @@ func (sc *scratch) scan(ps *patternSet, s string) []uint64 {
 			bits[id/64] |= 1 << (id % 64)
 		}
 	}
-	if memo {
-		ps.mu.Lock()
-		if len(ps.memo) >= scanEntries {
-			clear(ps.memo)
-		}
-		ps.memo[strings.Clone(s)] = bits
-		ps.mu.Unlock()
+	if remember {
+		ps.memo.put(s, bits)
 	} else {
 		if sc.scans[ps] == nil {
 			sc.scans[ps] = map[string][]uint64{}

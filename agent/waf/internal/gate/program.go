@@ -66,10 +66,7 @@ type Program struct {
 
 // headMemo maps a value to the bitset (by level.hb) of the static heads of
 // one target that match it. Bitsets are never changed once stored.
-type headMemo struct {
-	mu sync.RWMutex
-	m  map[string][]uint64
-}
+type headMemo = memo[[]uint64]
 
 // Set kinds (Program.sets, pattern.setIdx, level.setKind).
 const (
@@ -94,8 +91,7 @@ var decodingTransforms = map[string]bool{
 type patternSet struct {
 	set  *experimental.Set
 	pats []*pattern // by pattern.setIdx
-	mu   sync.RWMutex
-	memo map[string][]uint64
+	memo memo[[]uint64]
 }
 
 // lastDyn is a level's operator for its last expanded argument.
@@ -160,10 +156,7 @@ func fileIndex(p *Program, file string, flags map[string]string) int {
 }
 
 // ruleMemo maps the values a pure rule reads to whether it matches.
-type ruleMemo struct {
-	mu sync.RWMutex
-	m  map[string]bool
-}
+type ruleMemo = memo[bool]
 
 // ctlEffect is a ctl:ruleRemoveTargetById or ruleRemoveTargetByTag.
 type ctlEffect struct {
@@ -343,6 +336,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 			continue // a file-skip rule of the configuration
 		}
 		r := &rule{id: id, tags: head.tags(), file: fileIndex(p, head.file, opts.FileFlags), group: gi, parsed: g}
+		r.memo.limit = ruleEntries
 		r.quiet, r.ctls = quietRule(g)
 		for li, pr := range g {
 			l, err := p.compileLevel(pr, chainIDs, slots, rxs, subRoot(root, pr.file))
@@ -410,7 +404,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 		p.heads[phase] = make([][]*level, len(p.targets))
 		p.memos[phase] = make([]headMemo, len(p.targets))
 		for i := range p.memos[phase] {
-			p.memos[phase][i].m = map[string][]uint64{}
+			p.memos[phase][i].limit = headEntries
 		}
 		for _, r := range p.phases[phase] {
 			h := r.levels[0]
@@ -1226,7 +1220,7 @@ func (p *Program) compileSet(rxs map[string]*pattern) error {
 }
 
 func (ps *patternSet) compile(kind int, exprs []string, latin1 bool) {
-	ps.memo = map[string][]uint64{}
+	ps.memo.limit = scanEntries
 	if len(exprs) == 0 {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/taskguard/taskguard/agent/waf/internal/gate"
 	re2 "github.com/wasilibs/go-re2"
 	"rsc.io/binaryregexp"
 )
@@ -78,7 +78,7 @@ func newRx(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 
 func compileRx(expr string) (*rx, error) {
 	pattern := "(?sm)" + expr
-	if matchesBytes(pattern) {
+	if gate.MatchesBytes(pattern) {
 		b, err := binaryregexp.Compile(expr)
 		if err != nil {
 			return nil, fmt.Errorf("@rx %q: %w", expr, err)
@@ -133,7 +133,7 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 			m = o.std.FindStringSubmatchIndex(value)
 		}
 		o.finish(tx, value, m, true)
-		captures = captured(value, m)
+		captures = gate.Captures(value, m)
 	}
 	if short {
 		o.mu.Lock()
@@ -152,50 +152,11 @@ func (o *rx) finish(tx plugintypes.TransactionState, value string, m []int, capt
 		return false
 	}
 	if capturing {
-		for i, c := range captured(value, m) {
+		for i, c := range gate.Captures(value, m) {
 			tx.CaptureField(i, c)
 		}
 	}
 	return true
-}
-
-// captured returns groups 0-8 of a match (Coraza captures at most nine).
-func captured(value string, m []int) []string {
-	n := min(len(m)/2, 9)
-	out := make([]string, n)
-	for i := 0; i < n; i++ {
-		if m[2*i] >= 0 {
-			out[i] = value[m[2*i]:m[2*i+1]]
-		}
-	}
-	return out
-}
-
-// matchesBytes reports whether a pattern's \xNN escapes spell bytes that are
-// not UTF-8, so that it must run on raw bytes (Coraza's rule for @rx).
-func matchesBytes(expr string) bool {
-	decoded := make([]byte, 0, len(expr))
-	for i := 0; i < len(expr); i++ {
-		c := expr[i]
-		if c != '\\' || i+3 >= len(expr) || expr[i+1] != 'x' {
-			decoded = append(decoded, c)
-			continue
-		}
-		sub, advance := expr[i:], 3
-		if len(sub) >= 6 && sub[2] == '{' {
-			if end := strings.IndexByte(sub, '}'); end != -1 {
-				sub, advance = `\x`+sub[3:end], end
-			}
-		}
-		v, multibyte, _, err := strconv.UnquoteChar(sub, 0)
-		if err != nil || multibyte {
-			decoded = append(decoded, c)
-			continue
-		}
-		decoded = append(decoded, byte(v))
-		i += advance
-	}
-	return !utf8.Valid(decoded)
 }
 
 // rulesFS is the embedded rule set with every "@rx " operator of its .conf

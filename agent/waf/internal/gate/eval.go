@@ -944,43 +944,37 @@ func (c *txCollection) FindString(key string) []types.MatchData {
 }
 
 func (c *txCollection) FindRegex(re *regexp.Regexp) []types.MatchData {
-	var out []types.MatchData
+	var real []types.MatchData
 	if r := c.real(); r != nil {
-		out = r.FindRegex(re)
-		if !c.pristine() {
-			kept := out[:0:0]
-			for _, m := range out {
-				if !c.overridden(strings.ToLower(m.Key())) {
-					kept = append(kept, m)
-				}
-			}
-			out = kept
-		}
+		real = r.FindRegex(re)
 	}
-	for k, v := range c.sc.local {
-		if re.MatchString(k) {
-			out = append(out, md{v: variables.TX, key: k, value: v[0]})
-		}
-	}
-	return out
+	return c.merge(real, re.MatchString)
 }
 
 func (c *txCollection) FindAll() []types.MatchData {
-	var out []types.MatchData
+	var real []types.MatchData
 	if r := c.real(); r != nil {
-		out = r.FindAll()
-		if !c.pristine() {
-			kept := out[:0:0]
-			for _, m := range out {
-				if !c.overridden(strings.ToLower(m.Key())) {
-					kept = append(kept, m)
-				}
+		real = r.FindAll()
+	}
+	return c.merge(real, func(string) bool { return true })
+}
+
+// merge returns the transaction's values the rule has not overwritten and
+// the rule's own writes whose key keep accepts.
+func (c *txCollection) merge(real []types.MatchData, keep func(string) bool) []types.MatchData {
+	out := real
+	if !c.pristine() {
+		out = real[:0:0]
+		for _, m := range real {
+			if !c.overridden(strings.ToLower(m.Key())) {
+				out = append(out, m)
 			}
-			out = kept
 		}
 	}
 	for k, v := range c.sc.local {
-		out = append(out, md{v: variables.TX, key: k, value: v[0]})
+		if keep(k) {
+			out = append(out, md{v: variables.TX, key: k, value: v[0]})
+		}
 	}
 	return out
 }

@@ -63,6 +63,12 @@ func (p *pattern) submatches(s string) []string {
 	if m == nil {
 		return nil
 	}
+	return Captures(s, m)
+}
+
+// Captures returns groups 0-8 of a match given by its submatch index, as
+// Coraza's @rx captures them (at most nine; unmatched groups empty).
+func Captures(s string, m []int) []string {
 	n := min(len(m)/2, 9)
 	out := make([]string, n)
 	for i := 0; i < n; i++ {

@@ -191,8 +191,9 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
 	}
+	var prog *gate.Program
 	if gated {
-		if d, err = registerGate(d); err != nil {
+		if d, prog, err = registerGate(d); err != nil {
 			return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
 		}
 	}
@@ -202,7 +203,7 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)
 	}
-	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, gate: gateProgram(d)}, nil
+	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, gate: prog}, nil
 }
 
 // match is one CRS rule that matched a request and was not excepted.

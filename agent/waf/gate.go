@@ -51,14 +51,15 @@ func init() {
 	plugins.RegisterOperator(gateOperator, newGateOperator)
 }
 
-// registerGate compiles the gate program of a configuration and returns the
-// configuration with the program's key in the gate rules.
-func registerGate(config string) (string, error) {
+// registerGate compiles (once per configuration) the gate program of a
+// configuration, and returns the configuration with the program's key in
+// the gate rules, and the program.
+func registerGate(config string) (string, *gate.Program, error) {
 	sum := sha256.Sum256([]byte(config))
 	key := hex.EncodeToString(sum[:12])
 	config = strings.ReplaceAll(config, gateKeyPlaceholder, key)
-	if _, ok := gates.Load(key); ok {
-		return config, nil
+	if p, ok := gates.Load(key); ok {
+		return config, p.(*gate.Program), nil
 	}
 	flags := map[string]string{}
 	for _, f := range Families {
@@ -78,10 +79,10 @@ func registerGate(config string) (string, error) {
 		SetupAction: "tgsetup", SetupTX: setupTX,
 	})
 	if err != nil {
-		return "", fmt.Errorf("compile gate: %w", err)
+		return "", nil, fmt.Errorf("compile gate: %w", err)
 	}
-	gates.LoadOrStore(key, prog)
-	return config, nil
+	p, _ := gates.LoadOrStore(key, prog)
+	return config, p.(*gate.Program), nil
 }
 
 // gateOp is the gate rule's operator: it matches (and the rule skips the
@@ -125,19 +126,6 @@ func (g *gateOp) Evaluate(tx plugintypes.TransactionState, _ string) (clean bool
 // opened for a transaction, so that phase 2 reuses what phase 1 selected.
 var openGates sync.Map
 
-// gateProgram returns the program of a gated configuration (nil if none).
-func gateProgram(config string) *gate.Program {
-	i := strings.Index(config, "@"+gateOperator+" ")
-	if i < 0 {
-		return nil
-	}
-	key, _, _ := strings.Cut(config[i+len(gateOperator)+2:], " ")
-	p, ok := gates.Load(key)
-	if !ok {
-		return nil
-	}
-	return p.(*gate.Program)
-}
 
 // openGate starts the gate state of a transaction; the returned function
 // ends it (after the transaction's request phases).

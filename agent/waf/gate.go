@@ -126,7 +126,6 @@ func (g *gateOp) Evaluate(tx plugintypes.TransactionState, _ string) (clean bool
 // opened for a transaction, so that phase 2 reuses what phase 1 selected.
 var openGates sync.Map
 
-
 // openGate starts the gate state of a transaction; the returned function
 // ends it (after the transaction's request phases).
 func (e *engine) openGate(tx types.Transaction) func() {

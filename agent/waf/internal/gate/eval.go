@@ -82,7 +82,9 @@ func (r *Request) Release() {
 	}
 }
 
-// Clean is Program.Clean for the request's transaction.
+// Clean is Program.Clean for the request's transaction. When it answers
+// false it may still mark clean rule files for Coraza to skip alone
+// (Options.FileFlags); a clean phase 1's target removals wait for phase 2.
 func (req *Request) Clean(tx plugintypes.TransactionState, phase int) bool {
 	if phase < 1 || phase > 2 || req.sc == nil {
 		return false
@@ -1045,25 +1047,6 @@ func (c *matchedCollection) filter(keep func(string) bool) []types.MatchData {
 	return out
 }
 
-// MayMatch returns the IDs of the rules of phase that the gate cannot rule
-// out for the transaction: those that match, or whose partial match leaves
-// state other rules read. Clean is true exactly when it is empty.
-func (p *Program) MayMatch(tx plugintypes.TransactionState, phase int) []int {
-	if phase < 1 || phase > 2 {
-		return nil
-	}
-	sc := p.scratch.Get().(*scratch)
-	defer sc.release()
-	sc.tx = tx
-	sc.headHits(phase)
-	var ids []int
-	for _, r := range p.phases[phase] {
-		if sc.ruleMayMatch(r) && !r.quiet {
-			ids = append(ids, r.id)
-		}
-	}
-	return ids
-}
 
 // Stats describes a compiled program (for tests and diagnostics).
 func (p *Program) Stats() string {
@@ -1095,11 +1078,3 @@ func (p *Program) Stats() string {
 		len(p.sets[setLatin1].pats), alone, len(p.chains), len(p.targets))
 }
 
-// FileSummary describes the files Coraza may skip alone (for tests).
-func (p *Program) FileSummary() string {
-	var b strings.Builder
-	for _, f := range p.files {
-		fmt.Fprintf(&b, "%s global=%v after=%v; ", f.flag, f.global, f.after)
-	}
-	return b.String()
-}

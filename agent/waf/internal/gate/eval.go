@@ -1047,7 +1047,6 @@ func (c *matchedCollection) filter(keep func(string) bool) []types.MatchData {
 	return out
 }
 
-
 // Stats describes a compiled program (for tests and diagnostics).
 func (p *Program) Stats() string {
 	alone := 0
@@ -1077,4 +1076,3 @@ func (p *Program) Stats() string {
 		len(p.phases[1]), len(p.phases[2]), len(p.pats), len(p.sets[setText].pats), len(p.sets[setDecoded].pats),
 		len(p.sets[setLatin1].pats), alone, len(p.chains), len(p.targets))
 }
-

@@ -11,7 +11,7 @@ import (
 
 func cssDecode(data string) (string, bool, error) {
 	if i := strings.IndexByte(data, '\\'); i != -1 {
-		// TODO: This will transform even if the backslash isn't followed by hex,
+		// Upstream (Coraza) note: This will transform even if the backslash isn't followed by hex,
 		// but keep it simple for now.
 		return cssDecodeInplace(data, i), true, nil
 	}

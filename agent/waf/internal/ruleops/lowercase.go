@@ -9,7 +9,7 @@ import (
 )
 
 func lowerCase(data string) (string, bool, error) {
-	// TODO: Explicit implementation of ToLower would allow optimizing away the byte by byte comparison for returning the changed boolean
+	// Upstream (Coraza) note: Explicit implementation of ToLower would allow optimizing away the byte by byte comparison for returning the changed boolean
 	// See https://github.com/corazawaf/coraza/pull/778#discussion_r1186963422
 	transformedData := strings.ToLower(data)
 	return transformedData, data != transformedData, nil

@@ -15,7 +15,7 @@ import (
 // runs in FIPS 140-3 mode (GODEBUG=fips140=on, =debug or =only). See the equivalent comment in
 // sha1.go for how this interacts with rule evaluation.
 //
-// TODO: soften this to GODEBUG=fips140=only once Go 1.25 is no longer supported. Only that mode
+// Upstream (Coraza) note: soften this to GODEBUG=fips140=only once Go 1.25 is no longer supported. Only that mode
 // actually makes crypto/md5 unusable (its checkSum() panics); fips140=on and fips140=debug
 // leave it working. Distinguishing them needs crypto/fips140.Enforced(), which is Go 1.26+, so
 // until the floor moves the stricter policy stands: any FIPS mode disables the transformation.

@@ -7,7 +7,7 @@ package ruleops
 func urlDecode(data string) (string, bool, error) {
 	for i := 0; i < len(data); i++ {
 		if data[i] == '%' || data[i] == '+' {
-			// TODO add error?
+			// Upstream (Coraza) note: add error?
 			return doURLDecode(data, []byte(data), i), true, nil
 		}
 	}

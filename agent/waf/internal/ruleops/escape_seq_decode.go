@@ -11,7 +11,7 @@ import (
 
 func escapeSeqDecode(input string) (string, bool, error) {
 	if i := strings.IndexByte(input, '\\'); i != -1 {
-		// TODO: This will transform even if the backslash isn't followed by an escape,
+		// Upstream (Coraza) note: This will transform even if the backslash isn't followed by an escape,
 		// but keep it simple for now.
 		transformedInput, changed := doEscapeSeqDecode(input, i)
 		return transformedInput, changed, nil

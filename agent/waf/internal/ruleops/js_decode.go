@@ -11,7 +11,7 @@ import (
 
 func jsDecode(data string) (string, bool, error) {
 	if i := strings.IndexByte(data, '\\'); i != -1 {
-		// TODO: This will transform even if the backslash isn't followed by an escape,
+		// Upstream (Coraza) note: This will transform even if the backslash isn't followed by an escape,
 		// but keep it simple for now.
 		transformedData, changed := doJsDecode(data, i)
 		return transformedData, changed, nil

@@ -14,7 +14,7 @@ import (
 // errSHA1NotAvailableFIPS is returned on every evaluation of a rule using t:sha1 when the binary
 // runs in FIPS 140-3 mode (GODEBUG=fips140=on, =debug or =only).
 //
-// TODO: soften this to GODEBUG=fips140=only once Go 1.25 is no longer supported. Only that mode
+// Upstream (Coraza) note: soften this to GODEBUG=fips140=only once Go 1.25 is no longer supported. Only that mode
 // actually makes crypto/sha1 unusable (its checkSum() panics); fips140=on and fips140=debug
 // leave it working. Distinguishing them needs crypto/fips140.Enforced(), which is Go 1.26+, so
 // until the floor moves the stricter policy stands: any FIPS mode disables the transformation.

@@ -136,9 +136,20 @@ func tail(s string, n int) string {
 // files, directories and symbolic links), written to a temporary file.
 func DirLayer(t testing.TB, dir string) v1.Layer {
 	t.Helper()
-	f, err := os.CreateTemp(t.TempDir(), "layer-*.tar")
+	l, err := PackDir(dir, t.TempDir(), tarball.WithCompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		t.Fatal(err)
+	}
+	return l
+}
+
+// PackDir packs the directory dir as an image layer (regular files,
+// directories and symbolic links; no user or group names) in a tar file
+// created in tmpDir. The benchmark image builder uses it too.
+func PackDir(dir, tmpDir string, opts ...tarball.LayerOption) (v1.Layer, error) {
+	f, err := os.CreateTemp(tmpDir, "layer-*.tar")
+	if err != nil {
+		return nil, err
 	}
 	tw := tar.NewWriter(f)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -193,13 +204,9 @@ func DirLayer(t testing.TB, dir string) v1.Layer {
 		err = cerr
 	}
 	if err != nil {
-		t.Fatalf("pack %s as a layer: %v", dir, err)
+		return nil, fmt.Errorf("pack %s as a layer: %w", dir, err)
 	}
-	l, err := tarball.LayerFromFile(f.Name(), tarball.WithCompressionLevel(gzip.BestSpeed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return tarball.LayerFromFile(f.Name(), opts...)
 }
 
 // WriteFiles writes path -> content files (with mode 0644, or 0755 for

@@ -5,13 +5,11 @@
 package main
 
 import (
-	"archive/tar"
 	"flag"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/taskguard/taskguard/scanners/scantest"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -40,7 +38,7 @@ func run(out, ref string, dirs []string) error {
 	}
 	var layers []v1.Layer
 	for _, d := range dirs {
-		l, err := dirLayer(d)
+		l, err := scantest.PackDir(d, "")
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", d, err)
 		}
@@ -51,67 +49,4 @@ func run(out, ref string, dirs []string) error {
 		return err
 	}
 	return tarball.WriteToFile(out, r, img)
-}
-
-// dirLayer packs dir into a temporary tar file and returns it as a layer.
-func dirLayer(dir string) (v1.Layer, error) {
-	f, err := os.CreateTemp("", "mkimage-*.tar")
-	if err != nil {
-		return nil, err
-	}
-	tw := tar.NewWriter(f)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		var link string
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		case info.Mode().IsRegular(), info.IsDir():
-		default:
-			return nil
-		}
-		hdr, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if info.IsDir() {
-			hdr.Name += "/"
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		src, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		_, err = io.Copy(tw, src)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	return tarball.LayerFromFile(f.Name())
 }

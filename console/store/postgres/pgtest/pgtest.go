@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // binDirs are where Debian puts the server programs, newest first.
@@ -26,7 +28,7 @@ type Cluster struct {
 }
 
 // Start starts a cluster for t and stops it when t ends. It skips t when
-// PostgreSQL is not installed, unless TASKGUARD_REQUIRE_POSTGRES=1 (CI).
+// PostgreSQL is not installed, unless CI=true (testenv.Skip), where it fails.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := ""
@@ -37,10 +39,7 @@ func Start(t testing.TB) *Cluster {
 		}
 	}
 	if bin == "" {
-		if os.Getenv("TASKGUARD_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PostgreSQL is not installed (apt-get install postgresql)")
-		}
-		t.Skip("PostgreSQL is not installed (apt-get install postgresql)")
+		testenv.Skip(t, "PostgreSQL is not installed (apt-get install postgresql)")
 	}
 	dir, err := os.MkdirTemp("", "taskguard-pg-")
 	if err != nil {

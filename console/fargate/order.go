@@ -17,7 +17,6 @@ func (td *TaskDefinition) StartOrder() error {
 	for _, c := range td.containers {
 		byName[c.Name()] = c
 	}
-	router := td.fireLensRouter()
 	edges := map[string][]string{} // container -> the containers it waits for
 	for _, c := range td.containers {
 		var deps []dependency
@@ -44,16 +43,59 @@ func (td *TaskDefinition) StartOrder() error {
 			}
 			edges[c.Name()] = append(edges[c.Name()], d.ContainerName)
 		}
+	}
+	td.implicitEdges(edges)
+	if cycle := findCycle(td.containerNames(), edges); cycle != nil {
+
+		return invalid("the containers cannot start: dependency cycle %s (dependsOn, and FireLens: a container logging with awsfirelens waits for the log router)", strings.Join(cycle, " → "))
+	}
+	return nil
+}
+
+// implicitEdges are the dependencies ECS adds from its FireLens rule: a
+// container that logs with awsfirelens waits for the log router.
+func (td *TaskDefinition) implicitEdges(edges map[string][]string) {
+	router := td.fireLensRouter()
+	if router == nil {
+		return
+	}
+	for _, c := range td.containers {
 		var lc logConfiguration
-		if _, err := c.obj.get("logConfiguration", &lc); err == nil && lc.LogDriver == "awsfirelens" && router != nil && router != c &&
+		if _, err := c.obj.get("logConfiguration", &lc); err == nil && lc.LogDriver == "awsfirelens" && c != router &&
 			!slices.Contains(edges[c.Name()], router.Name()) {
 			edges[c.Name()] = append(edges[c.Name()], router.Name())
 		}
 	}
-	if cycle := findCycle(td.containerNames(), edges); cycle != nil {
-		return invalid("the containers cannot start: dependency cycle %s (dependsOn, and FireLens: a container logging with awsfirelens waits for the log router)", strings.Join(cycle, " → "))
+}
+
+// waitsForAny reports whether container from waits, directly or through a
+// chain of dependencies (explicit, or FireLens's implicit ones), for any of
+// targets. Malformed dependsOn entries are ignored here; StartOrder reports them.
+func (td *TaskDefinition) waitsForAny(from string, targets map[string]bool) bool {
+	edges := map[string][]string{}
+	for _, c := range td.containers {
+		var deps []dependency
+		_, _ = c.obj.get("dependsOn", &deps)
+		for _, d := range deps {
+			edges[c.Name()] = append(edges[c.Name()], d.ContainerName)
+		}
 	}
-	return nil
+	td.implicitEdges(edges)
+	seen := map[string]bool{}
+	var walk func(n string) bool
+	walk = func(n string) bool {
+		if seen[n] {
+			return false
+		}
+		seen[n] = true
+		for _, m := range edges[n] {
+			if targets[m] || walk(m) {
+				return true
+			}
+		}
+		return false
+	}
+	return targets[from] || walk(from)
 }
 
 // essential reports the container's essential flag (true when absent).

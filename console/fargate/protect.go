@@ -27,6 +27,10 @@ const (
 	// defenderLabel marks the appended container as taskguard's own, so that
 	// protecting again replaces it instead of nesting.
 	defenderLabel = "io.taskguard.defender"
+	// ptraceLabel on the defender lists the containers whose SYS_PTRACE
+	// taskguard added (not the user), so that leaving one out later takes
+	// back exactly what was added.
+	ptraceLabel = "io.taskguard.added-sys-ptrace"
 )
 
 // Environment variables the transform sets (see the contract in docs/protect.md).
@@ -199,7 +203,8 @@ func ProtectReport(ctx context.Context, td *TaskDefinition, opts Options) (Repor
 			return rep, err
 		}
 	}
-	if err := td.removeDefender(); err != nil {
+	addedPtrace, err := td.removeDefender()
+	if err != nil {
 		return rep, err
 	}
 	platform, err := td.platform(opts.DefenderPlatforms, opts.DefenderImage)
@@ -212,19 +217,24 @@ func ProtectReport(ctx context.Context, td *TaskDefinition, opts Options) (Repor
 	}
 	rep.Skipped = skipped
 	family := td.Family()
+	var ptraceAdded []string
 	for _, c := range td.containers {
 		if !chosen[c.Name()] {
-			if err := c.unprotect(); err != nil {
+			if err := c.unprotect(addedPtrace[c.Name()]); err != nil {
 				return rep, err
 			}
 			continue
 		}
-		if err := c.protect(ctx, family, platform, opts); err != nil {
+		added, err := c.protect(ctx, family, platform, opts)
+		if err != nil {
 			return rep, err
+		}
+		if added || addedPtrace[c.Name()] {
+			ptraceAdded = append(ptraceAdded, c.Name())
 		}
 		rep.Protected = append(rep.Protected, c.Name())
 	}
-	def, notes, err := td.defenderContainer(opts, console, chosen)
+	def, notes, err := td.defenderContainer(opts, console, chosen, ptraceAdded)
 	if err != nil {
 		return rep, err
 	}
@@ -239,21 +249,28 @@ func ProtectReport(ctx context.Context, td *TaskDefinition, opts Options) (Repor
 	return rep, nil
 }
 
-// removeDefender drops a defender container added by an earlier Protect. A
+// removeDefender drops a defender container added by an earlier Protect and
+// returns the containers it recorded as given SYS_PTRACE by taskguard. A
 // container that merely has the reserved name is an error.
-func (td *TaskDefinition) removeDefender() error {
+func (td *TaskDefinition) removeDefender() (map[string]bool, error) {
 	for i, c := range td.containers {
 		if c.Name() != DefenderContainerName {
 			continue
 		}
 		var labels map[string]string
 		if _, err := c.obj.get("dockerLabels", &labels); err != nil || labels[defenderLabel] != "true" {
-			return invalid("container name %q is reserved for the taskguard defender; rename that container", DefenderContainerName)
+			return nil, invalid("container name %q is reserved for the taskguard defender; rename that container", DefenderContainerName)
 		}
 		td.containers = slices.Delete(td.containers, i, i+1)
-		return nil
+		added := map[string]bool{}
+		for _, n := range strings.Split(labels[ptraceLabel], ",") {
+			if n != "" {
+				added[n] = true
+			}
+		}
+		return added, nil
 	}
-	return nil
+	return nil, nil
 }
 
 // platform returns the OCI platform of runtimePlatform (Fargate's default is
@@ -394,7 +411,9 @@ func matchImage(patterns []string, ref string) string {
 	return ""
 }
 
-func (c *Container) protect(ctx context.Context, family, platform string, opts Options) error {
+// protect puts the container under the launcher; added reports whether
+// SYS_PTRACE was added (rather than already there).
+func (c *Container) protect(ctx context.Context, family, platform string, opts Options) (added bool, err error) {
 	name := c.Name()
 	entry := c.EntryPoint()
 	wasProtected := hasLauncherPrefix(entry)
@@ -403,42 +422,42 @@ func (c *Container) protect(ctx context.Context, family, platform string, opts O
 	}
 	if len(entry) == 0 && !wasProtected {
 		if !opts.ExtractEntrypoint {
-			return invalid("container %q has no entryPoint: add the image's ENTRYPOINT to the task definition "+
+			return false, invalid("container %q has no entryPoint: add the image's ENTRYPOINT to the task definition "+
 				`(a default such as "entryPoint": ["/bin/sh", "-c"] when the image has none), ask to extract it from the image (extractEntrypoint=true, --extract-entrypoint), or leave the container out (exclude=%s, --exclude %s)`, name, name, name)
 		}
 		if err := c.adoptImageEntrypoint(ctx, platform, opts.Images); err != nil {
-			return err
+			return false, err
 		}
 		entry = c.EntryPoint()
 	}
 	if err := c.obj.set("entryPoint", slices.Concat(launcherPrefix, entry)); err != nil {
-		return err
+		return false, err
 	}
 	if err := c.addVolumesFrom(); err != nil {
-		return err
+		return false, err
 	}
 	condition := "START"
 	if opts.DefenderHealthCheck {
 		condition = "HEALTHY"
 	}
 	if err := c.addDependsOn(condition); err != nil {
-		return err
+		return false, err
 	}
-	if err := c.addCapability("SYS_PTRACE"); err != nil {
-		return err
+	if added, err = c.addCapability("SYS_PTRACE"); err != nil {
+		return false, err
 	}
 	failClosed := ""
 	if opts.FailClosed {
 		failClosed = "1"
 	}
-	return c.setEnv(map[string]string{EnvContainer: name, EnvImage: c.Image(), EnvTask: family, EnvFailClosed: failClosed})
+	return added, c.setEnv(map[string]string{EnvContainer: name, EnvImage: c.Image(), EnvTask: family, EnvFailClosed: failClosed})
 }
 
 // unprotect undoes an earlier protection of a container that is now left
 // out: the launcher prefix, the defender's volumesFrom and dependsOn entries
-// and taskguard's environment go; SYS_PTRACE stays (the user may have added
-// it). A container never protected is not touched at all.
-func (c *Container) unprotect() error {
+// and taskguard's environment go, and SYS_PTRACE when taskguard added it
+// (ptraceAdded). A container never protected is not touched at all.
+func (c *Container) unprotect(ptraceAdded bool) error {
 	entry := c.EntryPoint()
 	if !hasLauncherPrefix(entry) {
 		return nil
@@ -477,6 +496,9 @@ func (c *Container) unprotect() error {
 				return err
 			}
 		}
+	}
+	if ptraceAdded {
+		return c.removeCapability("SYS_PTRACE")
 	}
 	return nil
 }
@@ -553,28 +575,44 @@ func (c *Container) addDependsOn(condition string) error {
 
 // addCapability adds a Linux capability to linuxParameters.capabilities.add,
 // keeping every other linuxParameters field.
-func (c *Container) addCapability(capability string) error {
-	lp := newObject()
-	if !c.obj.isNull("linuxParameters") {
-		var err error
-		if lp, err = parseObject(c.obj.vals["linuxParameters"]); err != nil {
-			return invalid("container %q: linuxParameters: %v", c.Name(), err)
+func (c *Container) addCapability(capability string) (bool, error) {
+	lp, caps, add, err := c.capabilities()
+	if err != nil {
+		return false, err
+	}
+	if slices.ContainsFunc(add, func(s string) bool { return strings.EqualFold(strings.TrimPrefix(s, "CAP_"), capability) }) {
+		return false, nil
+	}
+	return true, c.setCapabilities(lp, caps, append(add, capability))
+}
+
+// removeCapability takes capability out of linuxParameters.capabilities.add,
+// and drops what that leaves empty.
+func (c *Container) removeCapability(capability string) error {
+	lp, caps, add, err := c.capabilities()
+	if err != nil {
+		return err
+	}
+	add = slices.DeleteFunc(add, func(s string) bool { return strings.EqualFold(strings.TrimPrefix(s, "CAP_"), capability) })
+	if len(add) > 0 {
+		return c.setCapabilities(lp, caps, add)
+	}
+	caps.del("add")
+	if len(caps.keys) > 0 {
+		if err := lp.set("capabilities", caps); err != nil {
+			return err
 		}
+	} else {
+		lp.del("capabilities")
 	}
-	caps := newObject()
-	if !lp.isNull("capabilities") {
-		var err error
-		if caps, err = parseObject(lp.vals["capabilities"]); err != nil {
-			return invalid("container %q: linuxParameters.capabilities: %v", c.Name(), err)
-		}
+	if len(lp.keys) > 0 {
+		return c.obj.set("linuxParameters", lp)
 	}
-	var add []string
-	if _, err := caps.get("add", &add); err != nil {
-		return invalid("container %q: linuxParameters.capabilities: %v", c.Name(), err)
-	}
-	if !slices.ContainsFunc(add, func(s string) bool { return strings.EqualFold(strings.TrimPrefix(s, "CAP_"), capability) }) {
-		add = append(add, capability)
-	}
+	c.obj.del("linuxParameters")
+	return nil
+}
+
+func (c *Container) setCapabilities(lp, caps *object, add []string) error {
 	if err := caps.set("add", add); err != nil {
 		return err
 	}
@@ -582,6 +620,26 @@ func (c *Container) addCapability(capability string) error {
 		return err
 	}
 	return c.obj.set("linuxParameters", lp)
+}
+
+// capabilities reads linuxParameters, its capabilities and their add list.
+func (c *Container) capabilities() (lp, caps *object, add []string, err error) {
+	lp = newObject()
+	if !c.obj.isNull("linuxParameters") {
+		if lp, err = parseObject(c.obj.vals["linuxParameters"]); err != nil {
+			return nil, nil, nil, invalid("container %q: linuxParameters: %v", c.Name(), err)
+		}
+	}
+	caps = newObject()
+	if !lp.isNull("capabilities") {
+		if caps, err = parseObject(lp.vals["capabilities"]); err != nil {
+			return nil, nil, nil, invalid("container %q: linuxParameters.capabilities: %v", c.Name(), err)
+		}
+	}
+	if _, err := caps.get("add", &add); err != nil {
+		return nil, nil, nil, invalid("container %q: linuxParameters.capabilities: %v", c.Name(), err)
+	}
+	return lp, caps, add, nil
 }
 
 type keyValue struct {
@@ -625,7 +683,7 @@ func sortedKeys(m map[string]string) []string {
 
 // defenderContainer builds the appended sidecar; chosen are the containers
 // that run under the launcher. The notes tell the caller about choices made.
-func (td *TaskDefinition) defenderContainer(opts Options, console string, chosen map[string]bool) (*Container, []string, error) {
+func (td *TaskDefinition) defenderContainer(opts Options, console string, chosen map[string]bool, ptraceAdded []string) (*Container, []string, error) {
 	image := opts.DefenderImage
 	if image == "" {
 		image = DefaultDefenderImage
@@ -685,7 +743,11 @@ func (td *TaskDefinition) defenderContainer(opts Options, console string, chosen
 	if note != "" {
 		notes = append(notes, note)
 	}
-	set("dockerLabels", map[string]string{defenderLabel: "true"})
+	labels := map[string]string{defenderLabel: "true"}
+	if len(ptraceAdded) > 0 {
+		labels[ptraceLabel] = strings.Join(ptraceAdded, ",")
+	}
+	set("dockerLabels", labels)
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, err
 	}
@@ -731,10 +793,10 @@ type logConfiguration struct {
 
 // defenderLogConfiguration picks where the defender's logs go: where the
 // protected containers' logs go (else any container's). When that is
-// FireLens and the router itself runs under the launcher (it depends on the
-// defender, and ECS makes every awsfirelens container depend on the router),
-// the defender logs with awslogs to the task's log group instead, so that
-// neither waits for the other.
+// FireLens and the router waits for the defender (it runs under the launcher
+// itself, or waits for a container that does), the defender logs with
+// awslogs to the task's log group instead: ECS makes every awsfirelens
+// container wait for the router, and neither may wait for the other.
 func (td *TaskDefinition) defenderLogConfiguration(chosen map[string]bool) (json.RawMessage, string) {
 	var first json.RawMessage
 	for _, pass := range []bool{true, false} {
@@ -759,18 +821,18 @@ func (td *TaskDefinition) defenderLogConfiguration(chosen map[string]bool) (json
 	if router == nil {
 		return first, ""
 	}
-	if !chosen[router.Name()] {
+	if !td.waitsForAny(router.Name(), chosen) {
 		return first, ""
 	}
 	// The router waits for the defender: the defender must not wait for it.
 	for _, c := range slices.Concat([]*Container{router}, td.containers) {
 		var l logConfiguration
 		if _, err := c.obj.get("logConfiguration", &l); err == nil && l.LogDriver == "awslogs" && l.Options["awslogs-group"] != "" {
-			return c.obj.vals["logConfiguration"], fmt.Sprintf("the defender logs with awslogs to %s (as container %q does), not through FireLens: the FireLens router %q runs under the launcher and so starts after the defender",
+			return c.obj.vals["logConfiguration"], fmt.Sprintf("the defender logs with awslogs to %s (as container %q does), not through FireLens: the FireLens router %q starts after the defender (it runs under the launcher, or waits for a container that does)",
 				l.Options["awslogs-group"], c.Name(), router.Name())
 		}
 	}
-	return nil, fmt.Sprintf("the defender has no logConfiguration: the FireLens router %q runs under the launcher and so starts after the defender, and no container logs with awslogs to copy from; add an awslogs logConfiguration to the router to get the defender's logs", router.Name())
+	return nil, fmt.Sprintf("the defender has no logConfiguration: the FireLens router %q starts after the defender (it runs under the launcher, or waits for a container that does), and no container logs with awslogs to copy from; add an awslogs logConfiguration to the router to get the defender's logs", router.Name())
 }
 
 // fireLensRouter is the container with firelensConfiguration, or nil.

@@ -38,13 +38,13 @@ func describeOutput(t *testing.T, in []byte) []byte {
 	}
 	family := strings.Trim(string(o.vals["family"]), `"`)
 	for k, v := range map[string]any{
-		"taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/" + family + ":7",
-		"revision":          7,
-		"status":            "ACTIVE",
+		"taskDefinitionArn":  "arn:aws:ecs:us-east-1:123456789012:task-definition/" + family + ":7",
+		"revision":           7,
+		"status":             "ACTIVE",
 		"requiresAttributes": []map[string]string{{"name": "com.amazonaws.ecs.capability.docker-remote-api.1.18"}},
-		"compatibilities":   []string{"EC2", "FARGATE"},
-		"registeredAt":      "2026-11-30T10:12:41.214000+00:00",
-		"registeredBy":      "arn:aws:iam::123456789012:role/deployer",
+		"compatibilities":    []string{"EC2", "FARGATE"},
+		"registeredAt":       "2026-11-30T10:12:41.214000+00:00",
+		"registeredBy":       "arn:aws:iam::123456789012:role/deployer",
 	} {
 		if err := o.set(k, v); err != nil {
 			t.Fatal(err)

@@ -28,6 +28,14 @@ var updateGolden = flag.Bool("update", false, "rewrite golden files")
 // know the console's certificate.
 func verifyConsoleWithDefenderEnv(t *testing.T, env map[string]string) {
 	t.Helper()
+	verifyConsoleWithDefenderEnvAt(t, env, "")
+}
+
+// verifyConsoleWithDefenderEnvAt is verifyConsoleWithDefenderEnv connecting
+// to dial (when not empty) instead of the host of TASKGUARD_CONSOLE, whose
+// name is still the one verified: a name the test cannot resolve.
+func verifyConsoleWithDefenderEnvAt(t *testing.T, env map[string]string, dial string) {
+	t.Helper()
 	u, err := url.Parse(env["TASKGUARD_CONSOLE"])
 	if err != nil || u.Scheme != "https" {
 		t.Fatalf("TASKGUARD_CONSOLE = %q", env["TASKGUARD_CONSOLE"])
@@ -36,7 +44,10 @@ func verifyConsoleWithDefenderEnv(t *testing.T, env map[string]string) {
 	if !pool.AppendCertsFromPEM([]byte(env["TASKGUARD_CONSOLE_CA_PEM"])) {
 		t.Fatalf("TASKGUARD_CONSOLE_CA_PEM holds no certificate: %q", env["TASKGUARD_CONSOLE_CA_PEM"])
 	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", u.Host, &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
+	if dial == "" {
+		dial = u.Host
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", dial, &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatalf("TLS handshake with only the defender's CA PEM: %v", err)
 	}
@@ -45,7 +56,7 @@ func verifyConsoleWithDefenderEnv(t *testing.T, env map[string]string) {
 	}
 	conn.Close()
 	// Negative control: without the PEM (system roots only) the same handshake fails.
-	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", u.Host, &tls.Config{ServerName: u.Hostname()}); err == nil {
+	if conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", dial, &tls.Config{ServerName: u.Hostname()}); err == nil {
 		conn.Close()
 		t.Error("the console's certificate verified without the PEM: the test proves nothing")
 	}

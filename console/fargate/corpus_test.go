@@ -309,21 +309,30 @@ func TestDefenderMemory(t *testing.T) {
 	task := func(taskMem string, mem int) string {
 		return `{"family":"f","memory":"` + taskMem + `","containerDefinitions":[{"name":"a","image":"i","entryPoint":["x"],"memory":` + itoa(mem) + `}]}`
 	}
-	out, err := ProtectJSON(context.Background(), []byte(task("512", 448)), Options{})
+	out, err := ProtectJSON(context.Background(), []byte(task("512", 480)), Options{})
 	if err != nil {
-		t.Fatalf("448 of 512 MiB leaves the defender its 64: %v", err)
+		t.Fatalf("480 of 512 MiB leaves the defender its 32: %v", err)
 	}
-	if !strings.Contains(string(out), `"memoryReservation": 64`) {
+	if !strings.Contains(string(out), `"memoryReservation": 32`) {
 		t.Errorf("no memoryReservation:\n%s", out)
 	}
-	_, err = ProtectJSON(context.Background(), []byte(task("512", 480)), Options{})
-	for _, want := range []string{"the task's memory is 512 MiB", "reserve 480 MiB (hard memory: a 480)", "leaves the defender 32 MiB; it needs 64 MiB", "at least 544 MiB"} {
+	_, err = ProtectJSON(context.Background(), []byte(task("512", 490)), Options{})
+	for _, want := range []string{"the task's memory is 512 MiB", "reserve 490 MiB (hard memory: a 490)", "leaves the defender 22 MiB; it needs 32 MiB", "at least 522 MiB"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want %q", err, want)
 		}
 	}
-	if _, err := ProtectJSON(context.Background(), []byte(task("1 GB", 960)), Options{}); err != nil {
-		t.Errorf("1 GB task: %v", err)
+	// With a WAF port the defender needs more.
+	_, err = ProtectJSON(context.Background(), []byte(task("512", 448)), Options{WAFPorts: []uint16{8080}})
+	if err == nil || !strings.Contains(err.Error(), "leaves the defender 64 MiB; it needs 128 MiB") {
+		t.Errorf("WAF: err = %v", err)
+	}
+	out, err = ProtectJSON(context.Background(), []byte(task("1 GB", 896)), Options{WAFPorts: []uint16{8080}})
+	if err != nil || !strings.Contains(string(out), `"memoryReservation": 128`) {
+		t.Errorf("1 GB task with WAF: %v\n%s", err, out)
+	}
+	if _, err := ProtectJSON(context.Background(), []byte(task("512", 448)), Options{DefenderMemoryReservation: 100}); err == nil {
+		t.Error("an explicit reservation that does not fit was accepted")
 	}
 }
 

@@ -7,11 +7,12 @@ import (
 )
 
 // StartOrder checks that ECS can start the task's containers: every
-// dependsOn names a container of the task, HEALTHY is asked only of a
+// dependsOn and volumesFrom names a container of the task, HEALTHY is asked only of a
 // container with a healthCheck, SUCCESS and COMPLETE only of a non-essential
 // one, and no container waits for itself through any chain of dependencies —
-// the explicit dependsOn and the implicit one ECS adds from every container
-// logging with awsfirelens to the FireLens router. A cycle is named.
+// the explicit dependsOn, volumesFrom (the source is made first) and the
+// implicit one ECS adds from every container logging with awsfirelens to the
+// FireLens router. A cycle is named.
 func (td *TaskDefinition) StartOrder() error {
 	byName := map[string]*Container{}
 	for _, c := range td.containers {
@@ -43,13 +44,37 @@ func (td *TaskDefinition) StartOrder() error {
 			}
 			edges[c.Name()] = append(edges[c.Name()], d.ContainerName)
 		}
+		var vfs []volumeFrom
+		if _, err := c.obj.get("volumesFrom", &vfs); err != nil {
+			return invalid("container %q: %v", c.Name(), err)
+		}
+		for _, v := range vfs {
+			if _, ok := byName[v.SourceContainer]; !ok {
+				return invalid("container %q has volumesFrom %q, which is not a container of the task", c.Name(), v.SourceContainer)
+			}
+		}
 	}
+	td.volumeEdges(edges)
 	td.implicitEdges(edges)
 	if cycle := findCycle(td.containerNames(), edges); cycle != nil {
 
-		return invalid("the containers cannot start: dependency cycle %s (dependsOn, and FireLens: a container logging with awsfirelens waits for the log router)", strings.Join(cycle, " → "))
+		return invalid("the containers cannot start: dependency cycle %s (through dependsOn, volumesFrom, or FireLens: a container logging with awsfirelens waits for the log router)", strings.Join(cycle, " → "))
 	}
 	return nil
+}
+
+// volumeEdges add volumesFrom: the source container is made before the
+// container that mounts its volumes.
+func (td *TaskDefinition) volumeEdges(edges map[string][]string) {
+	for _, c := range td.containers {
+		var vfs []volumeFrom
+		_, _ = c.obj.get("volumesFrom", &vfs)
+		for _, v := range vfs {
+			if !slices.Contains(edges[c.Name()], v.SourceContainer) {
+				edges[c.Name()] = append(edges[c.Name()], v.SourceContainer)
+			}
+		}
+	}
 }
 
 // implicitEdges are the dependencies ECS adds from its FireLens rule: a
@@ -80,6 +105,7 @@ func (td *TaskDefinition) waitsForAny(from string, targets map[string]bool) bool
 			edges[c.Name()] = append(edges[c.Name()], d.ContainerName)
 		}
 	}
+	td.volumeEdges(edges)
 	td.implicitEdges(edges)
 	seen := map[string]bool{}
 	var walk func(n string) bool

@@ -120,7 +120,7 @@ func runTaskProtect(ctx context.Context, stdin io.Reader, stdout, stderr io.Writ
 	if f.agentTokenSecret == "" {
 		opts.AgentToken = os.Getenv(fargate.EnvAgentToken)
 	}
-	var warnings []string
+	var warnings, notes []string
 	if f.consoleCA != "" {
 		if f.consoleAddr == "" {
 			return errors.New("--console-ca is for the console the defender reports to: give --console-addr too")
@@ -141,6 +141,10 @@ func runTaskProtect(ctx context.Context, stdin io.Reader, stdout, stderr io.Writ
 			warnings = append(warnings, "--console-ca is given but --console-addr "+u+" is plain HTTP: the certificate is not used")
 		}
 		opts.ConsoleCAPEM = pemText
+	} else if f.consoleAddr != "" {
+		if u, err := fargate.ConsoleURL(f.consoleAddr, false); err == nil && strings.HasPrefix(u, "https://") {
+			notes = append(notes, "no --console-ca: the defender trusts "+u+" only if its certificate is publicly trusted; for the console's self-signed certificate give --console-ca DATA_DIR/tls/console.crt")
+		}
 	}
 	protect := fargate.ProtectJSONReport
 	if f.yaml || isYAML(path) {
@@ -151,6 +155,9 @@ func runTaskProtect(ctx context.Context, stdin io.Reader, stdout, stderr io.Writ
 		return fmt.Errorf("protect %s: %w", path, err)
 	}
 	fmt.Fprint(stderr, rep.String())
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}

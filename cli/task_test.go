@@ -75,7 +75,7 @@ func TestTaskProtectCLI(t *testing.T) {
 	}{
 		{name: "stdout", args: []string{"task", "protect", seedsSample}, wantStdout: `"/var/lib/taskguard/defender",`},
 		{name: "stdin", args: []string{"task", "protect", "-"}, stdin: string(seed), wantStdout: `"name": "taskguard-defender"`},
-		{name: "token from env", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN=tok-123"}, wantStdout: `"value": "tok-123"`},
+		{name: "token from env", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN=tok-123"}, wantStdout: `"value": "tok-123"`, wantStderr: "note: no --console-ca: the defender trusts https://c:8083 only if its certificate is publicly trusted"},
 		{name: "secret arn", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083", "--agent-token-secret", "arn:aws:ssm:us-east-1:1:parameter/tg"}, wantStdout: `"valueFrom": "arn:aws:ssm:us-east-1:1:parameter/tg"`},
 		{name: "waf port", args: []string{"task", "protect", seedsSample, "--waf-port", "8080"}, wantStdout: `"containerPort": 8080`},
 		{name: "console without credential", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN="}, wantCode: 2, wantStderr: "needs an agent credential"},

@@ -1,8 +1,6 @@
 package command
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -207,7 +205,9 @@ func newSidecar() *cobra.Command {
 		Short: "Sync policy from the console and ship audits (the defender container)",
 		Long: `Serves the launchers of this task over a unix socket in the shared volume. With
 --console it long-polls the policy and posts audits with the agent token
-(TASKGUARD_AGENT_TOKEN or --token-file); with --policy it serves a local file and
+(TASKGUARD_AGENT_TOKEN or --token-file). A console with a self-signed certificate
+is trusted through TASKGUARD_CONSOLE_CA_PEM (its PEM text, which protect writes)
+or TASKGUARD_CONSOLE_CA (a file); with --policy it serves a local file and
 writes audits as JSON lines (--audits, default stdout).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -228,17 +228,9 @@ writes audits as JSON lines (--audits, default stdout).`,
 				if token == "" {
 					return errors.New("sidecar: the console needs an agent token: set TASKGUARD_AGENT_TOKEN or --token-file")
 				}
-				tlsConf := &tls.Config{InsecureSkipVerify: o.insecure} //nolint:gosec // opt-in for self-signed consoles
-				if o.caFile != "" {
-					pem, err := os.ReadFile(o.caFile)
-					if err != nil {
-						return fmt.Errorf("console CA: %w", err)
-					}
-					pool := x509.NewCertPool()
-					if !pool.AppendCertsFromPEM(pem) {
-						return fmt.Errorf("console CA %s: no PEM certificate in it", o.caFile)
-					}
-					tlsConf.RootCAs = pool
+				tlsConf, err := sidecar.Trust{CAFile: o.caFile, CAPEM: os.Getenv(sidecar.EnvConsoleCAPEM), Insecure: o.insecure}.TLSConfig()
+				if err != nil {
+					return fmt.Errorf("sidecar: %w", err)
 				}
 				opts.Console = &sidecar.Console{BaseURL: o.consoleURL, Token: token, HTTP: &http.Client{
 					Timeout:   o.wait + 30*time.Second,
@@ -266,7 +258,7 @@ writes audits as JSON lines (--audits, default stdout).`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the agent token (else TASKGUARD_AGENT_TOKEN)")
 	f.StringVar(&o.taskFamily, "task", env("TASKGUARD_TASK", ""), "the task family, which WAF rules are matched against")
 	f.StringVar(&o.wafAddr, "waf-addr", env("TASKGUARD_WAF_ADDR", ""), "address the WAF proxies listen on (default: every address of the task)")
-	f.StringVar(&o.caFile, "ca-file", env("TASKGUARD_CONSOLE_CA", ""), "PEM CA certificate of the console")
+	f.StringVar(&o.caFile, "ca-file", env(sidecar.EnvConsoleCA, ""), "PEM file of the console's certificate or CA, trusted beside the system's roots (also "+sidecar.EnvConsoleCAPEM+": the PEM text itself)")
 	f.BoolVar(&o.insecure, "insecure", false, "skip TLS verification of the console (self-signed, tests only)")
 	f.DurationVar(&o.wait, "policy-wait", 30*time.Second, "long-poll duration asked of the console")
 	f.StringVar(&o.policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "serve this policy file (no console)")

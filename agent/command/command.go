@@ -69,7 +69,7 @@ func auditSink(path string) (audit.Sink, io.Closer, error) {
 func newEntrypoint() *cobra.Command {
 	var socketPath, policyFile, auditFile, logLevel, supervisor string
 	var inventoryMode string
-	var inventoryDelay, inventoryInterval time.Duration
+	var inventoryDelay, inventoryInterval, policyWait time.Duration
 	var failClosed bool
 	cmd := &cobra.Command{
 		Use:   "entrypoint [flags] -- ARGV...",
@@ -78,9 +78,15 @@ func newEntrypoint() *cobra.Command {
 matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). The exit
 status is the app's own. Every flag has an environment variable, since an ECS entryPoint
 is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
-TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
+TASKGUARD_FAIL_CLOSED=1, TASKGUARD_POLICY_WAIT, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
 TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL. With a sidecar, the container's
-packages and compliance are inventoried in the background (low priority) for the console.`,
+packages and compliance are inventoried in the background (low priority) for the console.
+
+Fail-open (the default): when there is no sidecar, no policy within the
+policy wait (5s), or supervision cannot start, the app starts unprotected and a
+log line and a high-severity "defender" audit say so and why. Fail-closed
+(TASKGUARD_FAIL_CLOSED=1): the app is not started then; the launcher waits for
+the policy up to the policy wait (60s) and exits non-zero with the reason.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sink, closer, err := auditSink(auditFile)
@@ -102,6 +108,7 @@ packages and compliance are inventoried in the background (low priority) for the
 				PolicyFile: policyFile,
 				Audits:     sink,
 				FailClosed: failClosed,
+				PolicyWait: policyWait,
 				Supervisor: supervisor,
 				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, socketPath),
 				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
@@ -128,7 +135,8 @@ packages and compliance are inventoried in the background (low priority) for the
 	f.StringVar(&socketPath, "socket", env("TASKGUARD_SOCKET", socket.DefaultPath), "the sidecar's unix socket")
 	f.StringVar(&policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "a local policy file (standalone: no sidecar)")
 	f.StringVar(&auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `write audits as JSON lines to this file ("-" for stdout) instead of the sidecar`)
-	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
+	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "never start the app unprotected: not without a sidecar, not without a policy within --policy-wait, not when supervision cannot start")
+	f.DurationVar(&policyWait, "policy-wait", envDuration("TASKGUARD_POLICY_WAIT", 0), "how long to wait for the sidecar's first policy (0: 5s, or 60s with --fail-closed)")
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "auto"), "auto (seccomp user notification where the kernel offers it, else ptrace), ptrace or usernotif")
 	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")

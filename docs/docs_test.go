@@ -125,6 +125,9 @@ func checkSnippet(t *testing.T, name, block string) {
 	var lines []string
 	pending := ""
 	for _, l := range strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n") {
+		if pending == "" && strings.HasPrefix(strings.TrimSpace(l), "#") {
+			continue // a comment: its apostrophes quote nothing
+		}
 		pending += l
 		if strings.Count(pending, "'")%2 == 1 {
 			pending += " "

@@ -263,8 +263,8 @@ func TestSidecarTrustsConsoleCAPEM(t *testing.T) {
 		return env
 	}
 
-	t.Run("console certificate", func(t *testing.T) {
-		r := startSidecarEnv(t, bin, with(tc.pem))
+	syncs := func(t *testing.T, r *sidecarRun) {
+		t.Helper()
 		p := policyOverSocket(t, r)
 		if len(p.Runtime) != 1 || p.Runtime[0].Name != "seeds" {
 			t.Fatalf("policy %+v, want the console's seeds rule", p)
@@ -277,6 +277,23 @@ func TestSidecarTrustsConsoleCAPEM(t *testing.T) {
 		if strings.Contains(out, "x509") || strings.Contains(out, "tls:") || strings.Contains(out, "policy fetch failed") {
 			t.Errorf("the sidecar logged a TLS or fetch error:\n%s", out)
 		}
+	}
+
+	// Must-show: exactly the environment protect gave the defender
+	// container (protect writes the console's certificate into it).
+	t.Run("the protected defender's environment", func(t *testing.T) {
+		if !strings.Contains(base["TASKGUARD_CONSOLE_CA_PEM"], "-----BEGIN CERTIFICATE-----") {
+			names := make([]string, 0, len(base))
+			for k := range base {
+				names = append(names, k)
+			}
+			t.Fatalf("protect wrote no TASKGUARD_CONSOLE_CA_PEM into the defender container (it has %v): a defender cannot trust this console", names)
+		}
+		syncs(t, startSidecarEnv(t, bin, base))
+	})
+
+	t.Run("console certificate", func(t *testing.T) {
+		syncs(t, startSidecarEnv(t, bin, with(tc.pem)))
 	})
 
 	t.Run("wrong certificate", func(t *testing.T) {

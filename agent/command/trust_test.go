@@ -350,3 +350,18 @@ func otherCertPEM(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
+
+// TestDefenderCarriesFallbackRoots: the defender image holds no CA bundle, so
+// the binary embeds the public roots (used only where the system has none):
+// a console with a publicly signed certificate needs nothing extra.
+func TestDefenderCarriesFallbackRoots(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./cmd/taskguard-defender")
+	cmd.Dir = testenv.RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if !strings.Contains(string(out), "golang.org/x/crypto/x509roots/fallback\n") {
+		t.Fatal("taskguard-defender does not import golang.org/x/crypto/x509roots/fallback")
+	}
+}

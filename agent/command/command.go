@@ -1,8 +1,6 @@
 package command
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -72,7 +70,7 @@ func auditSink(path string) (audit.Sink, io.Closer, error) {
 func newEntrypoint() *cobra.Command {
 	var socketPath, policyFile, auditFile, logLevel, supervisor string
 	var inventoryMode string
-	var inventoryDelay, inventoryInterval time.Duration
+	var inventoryDelay, inventoryInterval, policyWait time.Duration
 	var inventoryCPU float64
 	var failClosed bool
 	cmd := &cobra.Command{
@@ -82,9 +80,15 @@ func newEntrypoint() *cobra.Command {
 matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). The exit
 status is the app's own. Every flag has an environment variable, since an ECS entryPoint
 is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
-TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
+TASKGUARD_FAIL_CLOSED=1, TASKGUARD_POLICY_WAIT, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
 TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL, TASKGUARD_INVENTORY_CPU. With a sidecar, the container's
-packages and compliance are inventoried in the background (low priority) for the console.`,
+packages and compliance are inventoried in the background (low priority) for the console.
+
+Fail-open (the default): when there is no sidecar, no policy within the
+policy wait (5s), or supervision cannot start, the app starts unprotected and a
+log line and a high-severity "defender" audit say so and why. Fail-closed
+(TASKGUARD_FAIL_CLOSED=1): the app is not started then; the launcher waits for
+the policy up to the policy wait (60s) and exits non-zero with the reason.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sink, closer, err := auditSink(auditFile)
@@ -106,6 +110,7 @@ packages and compliance are inventoried in the background (low priority) for the
 				PolicyFile: policyFile,
 				Audits:     sink,
 				FailClosed: failClosed,
+				PolicyWait: policyWait,
 				Supervisor: supervisor,
 				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, inventoryCPU, socketPath),
 				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
@@ -132,7 +137,8 @@ packages and compliance are inventoried in the background (low priority) for the
 	f.StringVar(&socketPath, "socket", env("TASKGUARD_SOCKET", socket.DefaultPath), "the sidecar's unix socket")
 	f.StringVar(&policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "a local policy file (standalone: no sidecar)")
 	f.StringVar(&auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `write audits as JSON lines to this file ("-" for stdout) instead of the sidecar`)
-	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
+	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "never start the app unprotected: not without a sidecar, not without a policy within --policy-wait, not when supervision cannot start")
+	f.DurationVar(&policyWait, "policy-wait", envDuration("TASKGUARD_POLICY_WAIT", 0), "how long to wait for the sidecar's first policy (0: 5s, or 60s with --fail-closed)")
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "auto"), "auto (seccomp user notification where the kernel offers it, else ptrace), ptrace or usernotif")
 	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")
@@ -220,7 +226,9 @@ func newSidecar() *cobra.Command {
 		Short: "Sync policy from the console and ship audits (the defender container)",
 		Long: `Serves the launchers of this task over a unix socket in the shared volume. With
 --console it long-polls the policy and posts audits with the agent token
-(TASKGUARD_AGENT_TOKEN or --token-file); with --policy it serves a local file and
+(TASKGUARD_AGENT_TOKEN or --token-file). A console with a self-signed certificate
+is trusted through TASKGUARD_CONSOLE_CA_PEM (its PEM text, which protect writes)
+or TASKGUARD_CONSOLE_CA (a file); with --policy it serves a local file and
 writes audits as JSON lines (--audits, default stdout).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -241,17 +249,9 @@ writes audits as JSON lines (--audits, default stdout).`,
 				if token == "" {
 					return errors.New("sidecar: the console needs an agent token: set TASKGUARD_AGENT_TOKEN or --token-file")
 				}
-				tlsConf := &tls.Config{InsecureSkipVerify: o.insecure} //nolint:gosec // opt-in for self-signed consoles
-				if o.caFile != "" {
-					pem, err := os.ReadFile(o.caFile)
-					if err != nil {
-						return fmt.Errorf("console CA: %w", err)
-					}
-					pool := x509.NewCertPool()
-					if !pool.AppendCertsFromPEM(pem) {
-						return fmt.Errorf("console CA %s: no PEM certificate in it", o.caFile)
-					}
-					tlsConf.RootCAs = pool
+				tlsConf, err := sidecar.Trust{CAFile: o.caFile, CAPEM: os.Getenv(sidecar.EnvConsoleCAPEM), Insecure: o.insecure}.TLSConfig()
+				if err != nil {
+					return fmt.Errorf("sidecar: %w", err)
 				}
 				opts.Console = &sidecar.Console{BaseURL: o.consoleURL, Token: token, HTTP: &http.Client{
 					Timeout:   o.wait + 30*time.Second,
@@ -279,7 +279,7 @@ writes audits as JSON lines (--audits, default stdout).`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the agent token (else TASKGUARD_AGENT_TOKEN)")
 	f.StringVar(&o.taskFamily, "task", env("TASKGUARD_TASK", ""), "the task family, which WAF rules are matched against")
 	f.StringVar(&o.wafAddr, "waf-addr", env("TASKGUARD_WAF_ADDR", ""), "address the WAF proxies listen on (default: every address of the task)")
-	f.StringVar(&o.caFile, "ca-file", env("TASKGUARD_CONSOLE_CA", ""), "PEM CA certificate of the console")
+	f.StringVar(&o.caFile, "ca-file", env(sidecar.EnvConsoleCA, ""), "PEM file of the console's certificate or CA, trusted beside the system's roots (also "+sidecar.EnvConsoleCAPEM+": the PEM text itself)")
 	f.BoolVar(&o.insecure, "insecure", false, "skip TLS verification of the console (self-signed, tests only)")
 	f.DurationVar(&o.wait, "policy-wait", 30*time.Second, "long-poll duration asked of the console")
 	f.StringVar(&o.policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "serve this policy file (no console)")

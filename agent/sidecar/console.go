@@ -35,9 +35,9 @@ func (c *Console) do(req *http.Request) (*http.Response, error) {
 
 func unwrapURLError(err error) error {
 	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
+		err = ue.Err
 	}
-	return err
+	return trustHint(err)
 }
 
 // Send posts one batch to PathAgentAudits. Any 2xx is success.

@@ -440,7 +440,7 @@ func (s *Shipper) setAside(name string, batch api.AuditBatch, why string) {
 	}
 	s.aside.Add(1)
 	records := 0
-	onlyReports := true
+	onlyReports := len(batch.Audits) > 0
 	for _, a := range batch.Audits {
 		records += max(a.Count, 1)
 		onlyReports = onlyReports && a.Rule == shippingRule

@@ -113,7 +113,7 @@ func TestShipperWAFLongPathDoesNotBlock(t *testing.T) {
 	defer app.Close()
 	ext := freePort(t)
 	rule := policy.WAFRule{Name: "web", Scope: policy.Scope{Tasks: []string{testFamily}}, ExternalPort: ext,
-		AppPort: uint16(appLn.Addr().(*net.TCPAddr).Port),
+		AppPort:     uint16(appLn.Addr().(*net.TCPAddr).Port),
 		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent}}
 	cc, cons := newConsole(t, &policy.Policy{WAF: []policy.WAFRule{rule}})
 	dir := t.TempDir()
@@ -340,4 +340,3 @@ func TestJitter(t *testing.T) {
 		t.Errorf("jitter(1s) drew only %d distinct waits in 50", len(seen))
 	}
 }
-

@@ -198,3 +198,6 @@ func (c *Console) TaskImages() []api.TaskImage {
 	}
 	return l.Images
 }
+
+// Addr is the console's host:port; it stays the same across Restart.
+func (c *Console) Addr() string { return c.addr }

@@ -246,7 +246,11 @@ func setOutputs(gha *githubactions.Action, rep *report.Report, in *inputs) {
 		"critical": strconv.Itoa(v.Critical), "high": strconv.Itoa(v.High), "medium": strconv.Itoa(v.Medium),
 		"low": strconv.Itoa(v.Low), "unknown": strconv.Itoa(v.Unknown),
 		"compliance": strconv.Itoa(rep.Summary.Compliance.Total),
-		"junit":      in.junit, "sarif": in.sarif, "json": in.json,
+		"blocked":    strconv.Itoa(rep.Summary.Blocked), "alerted": strconv.Itoa(rep.Summary.Alerted),
+		"accepted":          strconv.Itoa(rep.Summary.Accepted),
+		"critical-accepted": strconv.Itoa(rep.Summary.VulnerabilitiesAccepted.Critical),
+		"critical-blocked":  strconv.Itoa(rep.Summary.VulnerabilitiesBlocked.Critical),
+		"junit":             in.junit, "sarif": in.sarif, "json": in.json,
 		"protected-task-definition": rep.ProtectedTask,
 	} {
 		gha.SetOutput(name, value)

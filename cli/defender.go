@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/spf13/cobra"
@@ -25,6 +27,7 @@ func newDefenderCommand() *cobra.Command {
 
 type defenderImageFlags struct {
 	output, push, binary, source, tag, user, module string
+	ociLayout, arch                                  string
 	insecure                                        bool
 }
 
@@ -45,8 +48,8 @@ taskguard task run-local --image-archive); --push writes to a registry
 (credentials from the docker config). The digest is printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.output == "" && f.push == "" {
-				return errors.New("defender image: give --output FILE.tar and/or --push REF")
+			if f.output == "" && f.push == "" && f.ociLayout == "" {
+				return errors.New("defender image: give --output FILE.tar, --oci-layout DIR and/or --push REF")
 			}
 			var bin []byte
 			var err error
@@ -58,7 +61,7 @@ taskguard task run-local --image-archive); --push writes to a registry
 			if err != nil {
 				return fmt.Errorf("defender image: %w", err)
 			}
-			img, err := image.Build(image.Options{Binary: bin, Version: Version(), Source: f.source, User: f.user})
+			img, err := image.Build(image.Options{Binary: bin, Version: Version(), Source: f.source, User: f.user, Arch: f.arch})
 			if err != nil {
 				return err
 			}
@@ -79,6 +82,17 @@ taskguard task run-local --image-archive); --push writes to a registry
 					return fmt.Errorf("defender image: write %s: %w", f.output, err)
 				}
 			}
+			if f.ociLayout != "" {
+				// An OCI image layout (the release's artifact): one image,
+				// named by its tag in the index.
+				p, err := layout.Write(f.ociLayout, empty.Index)
+				if err != nil {
+					return fmt.Errorf("defender image: write %s: %w", f.ociLayout, err)
+				}
+				if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": f.tag})); err != nil {
+					return fmt.Errorf("defender image: write %s: %w", f.ociLayout, err)
+				}
+			}
 			if f.push != "" {
 				ref, err := name.ParseReference(f.push, nameOpts...)
 				if err != nil {
@@ -95,6 +109,8 @@ taskguard task run-local --image-archive); --push writes to a registry
 	fl := cmd.Flags()
 	fl.StringVar(&f.output, "output", "", "write a docker-archive tarball here")
 	fl.StringVar(&f.push, "push", "", "push to this registry reference")
+	fl.StringVar(&f.ociLayout, "oci-layout", "", "write an OCI image layout into this (new or empty) directory")
+	fl.StringVar(&f.arch, "arch", "", "the image's architecture (amd64, arm64; default this machine's), matching --binary")
 	fl.StringVar(&f.tag, "tag", "taskguard/defender:"+"latest", "the image name recorded in the --output archive")
 	fl.StringVar(&f.binary, "binary", "", "use this static taskguard-defender binary instead of building one")
 	fl.StringVar(&f.module, "module", ".", "the taskguard module source the binary is built from")

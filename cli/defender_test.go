@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -53,6 +54,32 @@ func TestDefenderImageCLI(t *testing.T) {
 	// Same input again: same digest.
 	if r2 := runTaskguard(t, "", nil, "defender", "image", "--binary", "/bin/busybox", "--output", filepath.Join(dir, "again.tar")); strings.TrimSpace(r2.stdout) != digest {
 		t.Fatalf("second build printed %q, want %s", r2.stdout, digest)
+	}
+
+	// An OCI layout of the same image, for another architecture: the
+	// release's artifact.
+	oci := filepath.Join(dir, "oci")
+	if r := runTaskguard(t, "", nil, "defender", "image", "--binary", "/bin/busybox", "--oci-layout", oci, "--arch", "arm64", "--tag", "taskguard/defender:v1.2.3"); r.code != 0 {
+		t.Fatalf("--oci-layout: exit %d: %s", r.code, r.stderr)
+	}
+	lp, err := layout.FromPath(oci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 || im.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "taskguard/defender:v1.2.3" {
+		t.Fatalf("OCI layout index: %+v (%v)", im, err)
+	}
+	limg, err := lp.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf, err := limg.ConfigFile(); err != nil || cf.Architecture != "arm64" || cf.OS != "linux" {
+		t.Fatalf("OCI layout image: %+v (%v)", cf, err)
 	}
 
 	for _, tt := range []struct {

@@ -27,7 +27,7 @@ func newDefenderCommand() *cobra.Command {
 
 type defenderImageFlags struct {
 	output, push, binary, source, tag, user, module string
-	ociLayout, arch                                  string
+	ociLayout, arch                                 string
 	insecure                                        bool
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/taskguard/taskguard/cli"
+	"github.com/taskguard/taskguard/cli/pipeline"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/report"
 )
@@ -50,10 +51,14 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	if err != nil {
 		return program.ExitError, err
 	}
-	for _, secret := range []string{in.consolePassword, in.consoleToken, in.agentToken} {
-		if secret != "" {
-			gha.AddMask(secret)
+	if err := ghaWrite("secret masks", func() {
+		for _, secret := range []string{in.consolePassword, in.consoleToken, in.agentToken} {
+			if secret != "" {
+				gha.AddMask(secret)
+			}
 		}
+	}); err != nil {
+		return program.ExitError, err
 	}
 	for k, v := range map[string]string{
 		cli.EnvConsoleUser: in.consoleUser, cli.EnvConsolePassword: in.consolePassword, cli.EnvConsoleToken: in.consoleToken,
@@ -87,9 +92,11 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	root.SilenceErrors, root.SilenceUsage = true, true
 	runErr := root.ExecuteContext(ctx)
 	code := program.Code(runErr)
-	if code == program.ExitError {
+	if code == program.ExitError && !errors.Is(runErr, pipeline.ErrProtect) {
 		return code, runErr
 	}
+	// A failed protect comes after the gate: its reports, summary and
+	// outputs are written, then the step fails.
 
 	raw, err := os.ReadFile(jsonPath)
 	if err != nil {
@@ -99,15 +106,31 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	if err := json.Unmarshal(raw, &rep); err != nil {
 		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
 	}
+	// go-githubactions panics when it cannot write a file command or the
+	// log; each write below turns that into an error that says which.
 	if md, err := os.ReadFile(mdPath); err == nil {
-		gha.AddStepSummary(string(md))
+		if err := ghaWrite("job summary (GITHUB_STEP_SUMMARY)", func() { gha.AddStepSummary(string(md)) }); err != nil {
+			return program.ExitError, err
+		}
 	}
-	annotate(gha, &rep, in)
-	setOutputs(gha, &rep, in)
+	if err := ghaWrite("annotations", func() { annotate(gha, &rep, in) }); err != nil {
+		return program.ExitError, err
+	}
+	if err := ghaWrite("outputs (GITHUB_OUTPUT)", func() { setOutputs(gha, &rep, in) }); err != nil {
+		return program.ExitError, err
+	}
 
+	if runErr != nil {
+		return program.ExitError, runErr
+	}
 	if rep.Result == report.ResultBlocked {
 		if !in.failBuild {
-			gha.Warningf("taskguard: the gate blocked, but fail-build is false: %s", strings.Join(rep.BlockReasons, "; "))
+			err := ghaWrite("warning", func() {
+				gha.Warningf("taskguard: the gate blocked, but fail-build is false: %s", strings.Join(rep.BlockReasons, "; "))
+			})
+			if err != nil {
+				return program.ExitError, err
+			}
 			return program.ExitOK, nil
 		}
 		return program.ExitBlocked, fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; "))
@@ -254,6 +277,27 @@ func setOutputs(gha *githubactions.Action, rep *report.Report, in *inputs) {
 		"protected-task-definition": rep.ProtectedTask,
 	} {
 		gha.SetOutput(name, value)
+	}
+}
+
+// ghaWrite runs f, which writes through go-githubactions, and turns the
+// library's panic on a failed write (an output or summary file that cannot
+// be opened or written, a closed log) into an error naming what failed.
+func ghaWrite(what string, f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write the step's %s: %v", what, r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// ReportError reports err as the step's error annotation; if even that
+// cannot be written, it says so on stderr.
+func ReportError(gha *githubactions.Action, err error) {
+	if werr := ghaWrite("error annotation", func() { gha.Errorf("taskguard: %v", err) }); werr != nil {
+		fmt.Fprintf(os.Stderr, "taskguard: %v (%v)\n", err, werr)
 	}
 }
 

@@ -237,3 +237,39 @@ func TestInputErrors(t *testing.T) {
 		})
 	}
 }
+
+// A GITHUB_OUTPUT that cannot be written is a clear error (exit 2), not a
+// panic, and the reports are written before it.
+func TestOutputWriteFailure(t *testing.T) {
+	junit := filepath.Join(t.TempDir(), "taskguard.junit.xml")
+	s := newStep(t, map[string]string{"task-definition": "../testdata/taskdef/seeds-sample.json", "junit": junit, "protected-task-output": filepath.Join(t.TempDir(), "p.json"), "agent-token": "tok"})
+	s.env["GITHUB_OUTPUT"] = t.TempDir() // a directory: opening it for append fails
+	code, err := s.run(t)
+	if code != program.ExitError || err == nil || !strings.Contains(err.Error(), "write the step's outputs (GITHUB_OUTPUT)") {
+		t.Fatalf("code %d, err %v; want 2 and the outputs named", code, err)
+	}
+	if !fileExists(junit) {
+		t.Error("the JUnit report was not written before the failing output")
+	}
+	s.env["GITHUB_OUTPUT"] = filepath.Join(t.TempDir(), "out")
+	s.env["GITHUB_STEP_SUMMARY"] = t.TempDir()
+	if code, err := s.run(t); code != program.ExitError || err == nil || !strings.Contains(err.Error(), "job summary (GITHUB_STEP_SUMMARY)") {
+		t.Fatalf("summary: code %d, err %v", code, err)
+	}
+}
+
+// A failed protect fails the step (exit 2) after the summary and the
+// outputs are written.
+func TestProtectFailureStillReports(t *testing.T) {
+	s := newStep(t, map[string]string{"task-definition": "../testdata/taskdef/no-entrypoint.json", "protected-task-output": filepath.Join(t.TempDir(), "o.json")})
+	code, err := s.run(t)
+	if code != program.ExitError || err == nil || !strings.Contains(err.Error(), `container "reports" has no entryPoint`) {
+		t.Fatalf("code %d, err %v", code, err)
+	}
+	if o := s.outputs(t); o["result"] != "passed" || o["protected-task-definition"] != "" {
+		t.Errorf("outputs = %v", o)
+	}
+	if sum, _ := os.ReadFile(s.summary); !strings.Contains(string(sum), "the task definition was not protected") {
+		t.Errorf("job summary:\n%s", sum)
+	}
+}

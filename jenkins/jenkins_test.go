@@ -445,6 +445,33 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
+			name: "scripted parallel: every branch runs, the first failure fails the build",
+			jenkinsfile: `node {
+    stage('scans') {
+        parallel(
+            good: { Map r = taskguardScan(input: 'image.tar', cacheDir: env.TASKGUARD_CACHE_DIR, skipDbUpdate: 'true', junit: 'good-junit.xml', json: 'good.json'); echo "good: ${r.result}" },
+            bad: { taskguardScan(input: 'image.tar', onlyFixed: 'yes') },
+            later: { echo 'later branch ran' }
+        )
+    }
+}`,
+			files: scanFiles,
+			env:   scanEnv,
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "FAILURE")
+				if p := b.calls("parallel"); len(p) != 1 || fmt.Sprint(p[0]["branches"]) != "[good bad later]" {
+					t.Errorf("parallel: %v", p)
+				}
+				if !strings.Contains(b.Log, "good: passed") || !strings.Contains(b.Log, "later branch ran") {
+					t.Errorf("a branch did not run:\n%s", b.Log)
+				}
+				if !strings.Contains(b.Error, "parameter 'onlyFixed' must be true or false") {
+					t.Errorf("error %q", b.Error)
+				}
+				wantArchived(t, b, "good-junit.xml", "good.json")
+			},
+		},
+		{
 			name:        "taskguard could not run: the stage fails with exit 2 and its reason",
 			jenkinsfile: scanScript(", unstableOnBlock: true"),
 			files:       map[string]string{"fargate.json": scanFiles["fargate.json"]},

@@ -3,12 +3,11 @@ package action
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -16,7 +15,9 @@ import (
 
 	"github.com/taskguard/taskguard/cli"
 	"github.com/taskguard/taskguard/cli/pipeline"
+	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
 )
 
@@ -26,26 +27,23 @@ const maxAnnotations = 10
 
 // Options are the Action's seams for tests.
 type Options struct {
-	// Stdout and Stderr receive the CLI's output (default os.Stdout/os.Stderr).
+	// Stdout and Stderr receive the job's table and messages (default
+	// os.Stdout/os.Stderr).
 	Stdout, Stderr io.Writer
-	// Setenv passes console credentials to the CLI without putting them on a
-	// command line (default os.Setenv).
-	Setenv func(key, value string) error
 }
 
-// Run reads the step's inputs, runs the same pipeline job as `taskguard ci`,
-// and writes the step's outputs, job summary and annotations. It returns the
-// exit code (0 passed, 1 blocked with fail-build, 2 could not run) and the
-// error to report. It never calls gha.Fatalf.
+// Run reads the step's inputs, runs the pipeline job (pipeline.RunJob, the
+// library `taskguard ci` runs) with typed options, and writes the step's
+// outputs, job summary and annotations. Credentials go to the job as
+// fields: no environment variable, no command line. It returns the exit
+// code (0 passed, 1 blocked with fail-build, 2 could not run) and the error
+// to report. It never calls gha.Fatalf.
 func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, error) {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
 	}
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
-	}
-	if opts.Setenv == nil {
-		opts.Setenv = os.Setenv
 	}
 	in, err := readInputs(gha)
 	if err != nil {
@@ -60,66 +58,35 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	}); err != nil {
 		return program.ExitError, err
 	}
-	for k, v := range map[string]string{
-		cli.EnvConsoleUser: in.consoleUser, cli.EnvConsolePassword: in.consolePassword, cli.EnvConsoleToken: in.consoleToken,
-		"TASKGUARD_AGENT_TOKEN": in.agentToken,
-	} {
-		if v == "" {
-			continue
-		}
-		if err := opts.Setenv(k, v); err != nil {
-			return program.ExitError, fmt.Errorf("set %s: %w", k, err)
-		}
-	}
 
-	tmp, err := os.MkdirTemp(gha.Getenv("RUNNER_TEMP"), "taskguard-")
-	if err != nil {
-		return program.ExitError, fmt.Errorf("temporary directory: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	jsonPath := in.json
-	if jsonPath == "" {
-		jsonPath = filepath.Join(tmp, "report.json")
-	}
-	mdPath := filepath.Join(tmp, "summary.md")
-
-	args := in.cliArgs(jsonPath, mdPath)
-	root := cli.NewRootCommand()
-	root.SetArgs(args)
-	root.SetOut(opts.Stdout)
-	var stderr bytes.Buffer
-	root.SetErr(io.MultiWriter(opts.Stderr, &stderr))
-	root.SilenceErrors, root.SilenceUsage = true, true
-	runErr := root.ExecuteContext(ctx)
-	code := program.Code(runErr)
-	if code == program.ExitError && !errors.Is(runErr, pipeline.ErrProtect) {
-		return code, runErr
+	logger := slog.New(slog.NewTextHandler(opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rep, runErr := pipeline.RunJob(ctx, in.job(logger, opts.Stderr))
+	if rep == nil {
+		return program.ExitError, runErr
 	}
 	// A failed protect comes after the gate: its reports, summary and
 	// outputs are written, then the step fails.
-
-	raw, err := os.ReadFile(jsonPath)
-	if err != nil {
-		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
+	if err := report.WriteTable(ctx, opts.Stdout, rep, report.TableOptions{}); err != nil {
+		return program.ExitError, err
 	}
-	var rep report.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
+	if rep.ProtectedTask != "" {
+		fmt.Fprintf(opts.Stderr, "protected task definition written to %s\n", rep.ProtectedTask)
 	}
 	// go-githubactions panics when it cannot write a file command or the
 	// log; each write below turns that into an error that says which.
-	if md, err := os.ReadFile(mdPath); err == nil {
-		if err := ghaWrite("job summary (GITHUB_STEP_SUMMARY)", func() { gha.AddStepSummary(string(md)) }); err != nil {
-			return program.ExitError, err
-		}
-	}
-	if err := ghaWrite("annotations", func() { annotate(gha, &rep, in) }); err != nil {
+	var md bytes.Buffer
+	if err := report.WriteMarkdown(ctx, &md, rep, report.MarkdownOptions{}); err != nil {
 		return program.ExitError, err
 	}
-	if err := ghaWrite("outputs (GITHUB_OUTPUT)", func() { setOutputs(gha, &rep, in) }); err != nil {
+	if err := ghaWrite("job summary (GITHUB_STEP_SUMMARY)", func() { gha.AddStepSummary(md.String()) }); err != nil {
 		return program.ExitError, err
 	}
-
+	if err := ghaWrite("annotations", func() { annotate(gha, rep, in) }); err != nil {
+		return program.ExitError, err
+	}
+	if err := ghaWrite("outputs (GITHUB_OUTPUT)", func() { setOutputs(gha, rep, in) }); err != nil {
+		return program.ExitError, err
+	}
 	if runErr != nil {
 		return program.ExitError, runErr
 	}
@@ -184,44 +151,48 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	return in, nil
 }
 
-// cliArgs turns the inputs into `taskguard ci` arguments. Credentials are
-// passed through the environment, never here.
-func (in *inputs) cliArgs(jsonPath, mdPath string) []string {
-	args := []string{"ci", "--format", "table", "--json", jsonPath, "--markdown", mdPath}
-	add := func(flag, v string) {
-		if v != "" {
-			args = append(args, flag, v)
-		}
+// job turns the inputs into the pipeline job's typed options.
+func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptions {
+	run := pipeline.Options{
+		TaskPath: in.task, SeverityCutoff: in.cutoff, OnlyFixed: in.onlyFixed,
+		ToolVersion: cli.Version(), Logger: logger,
 	}
-	add("--image", in.image)
-	add("--input", in.input)
-	add("--task", in.task)
-	add("--policy", in.policy)
-	add("--ignore-file", in.ignoreFile)
-	add("--severity-cutoff", in.cutoff)
-	add("--junit", in.junit)
-	add("--sarif", in.sarif)
-	add("--db-repository", in.dbRepository)
-	add("--cache-dir", in.cacheDir)
-	add("--console", in.consoleURL)
-	add("--console-ca", in.consoleCA)
-	add("--console-addr", in.consoleAddr)
-	add("--defender-image", in.defenderImage)
-	add("--agent-token-secret", in.agentTokenSecret)
-	add("--dockerfile", in.dockerfile)
+	switch {
+	case in.input != "":
+		run.Image, run.ImageOptions = in.input, image.Options{Kind: image.KindTarball}
+	case in.image != "":
+		run.Image = in.image
+	}
 	if in.task != "" {
-		out := in.protectedTask
-		if out == "" {
-			out = "protected-task-definition.json"
+		run.ProtectOutput = in.protectedTask
+		if run.ProtectOutput == "" {
+			run.ProtectOutput = "protected-task-definition.json"
 		}
-		add("--protected-task-output", out)
-	}
-	for flag, on := range map[string]bool{"--only-fixed": in.onlyFixed, "--extract-entrypoint": in.extract, "--offline": in.offline, "--console-insecure": in.insecure} {
-		if on {
-			args = append(args, flag)
+		run.Protect = fargate.Options{
+			ConsoleAddr:         in.consoleAddr,
+			DefenderImage:       in.defenderImage,
+			AgentTokenSecretARN: in.agentTokenSecret,
+			ExtractEntrypoint:   in.extract,
+		}
+		if in.consoleURL == "" {
+			run.Protect.AgentToken = in.agentToken
 		}
 	}
-	return args
+	job := pipeline.JobOptions{
+		Run:        run,
+		PolicyFile: in.policy,
+		IgnoreFile: in.ignoreFile,
+		DB:         pipeline.DBOptions{Dir: in.cacheDir, Repository: in.dbRepository, Offline: in.offline},
+		Reports:    pipeline.ReportFiles{JUnit: in.junit, SARIF: in.sarif, JSON: in.json, Dockerfile: in.dockerfile},
+		Messages:   messages,
+	}
+	if in.consoleURL != "" {
+		job.Console = &pipeline.ConsoleOptions{
+			URL: in.consoleURL, Token: in.consoleToken, User: in.consoleUser, Password: in.consolePassword,
+			CAFile: in.consoleCA, Insecure: in.insecure,
+		}
+	}
+	return job
 }
 
 // annotate adds error annotations for blocking findings and warnings for

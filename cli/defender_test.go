@@ -62,6 +62,36 @@ func TestDefenderImageCLI(t *testing.T) {
 		t.Fatalf("second build printed %q, want %s", r2.stdout, digest)
 	}
 
+	// An OCI layout of the same image: the release's artifact. Its
+	// index.json is the image index (one platform here), so its digest is
+	// what a push of the same binaries prints.
+	oci := filepath.Join(dir, "oci")
+	if r := runTaskguard(t, "", nil, "defender", "image", "--defender-binary", "/bin/busybox", "--oci-layout", oci, "--tag", "taskguard/defender:v1.2.3"); r.code != 0 {
+		t.Fatalf("--oci-layout: exit %d: %s", r.code, r.stderr)
+	}
+	lp, err := layout.FromPath(oci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("OCI layout index: %+v (%v)", im, err)
+	}
+	limg, err := lp.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf, err := limg.ConfigFile(); err != nil || cf.Architecture != runtime.GOARCH || cf.OS != "linux" {
+		t.Fatalf("OCI layout image: %+v (%v)", cf, err)
+	}
+	if d, _ := limg.Digest(); d.String() != digest {
+		t.Fatalf("OCI layout image %s, the pushed image %s", d, digest)
+	}
+
 	for _, tt := range []struct {
 		name string
 		args []string

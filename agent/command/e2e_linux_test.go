@@ -841,3 +841,40 @@ func TestGoResolver(t *testing.T) {
 		waitMessages(t, e.console, []string{"DNS resolution of suspicious name yahoo.com"})
 	})
 }
+
+// TestAuditsNameWhatRan: the seeds' text names the programs as they were
+// called (/bin/mkdir, /bin/wget), and the audit's process detail names the
+// file the kernel ran: on this usr-merged host (/bin -> usr/bin) that is
+// /usr/bin/mkdir, with the called name kept in calledAs.
+func TestAuditsNameWhatRan(t *testing.T) {
+	rule := seedsRule(policy.EffectPrevent)
+	rule.Network.DeniedOutbound = []policy.Destination{{CIDR: yahooIP.String() + "/32"}}
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}}, func(t *testing.T, e *env) {
+		e.launch(t, "mkdir test\nwget -q -T 3 -t 1 -O- http://10.77.0.1/\nexit 0\n")
+		audits := waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+			"Outbound connection to 10.77.0.1:80 from /bin/wget is explicitly blocked in the runtime rule",
+		})
+		realOf := func(p string) string {
+			r, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		want := map[api.AuditKind][2]string{
+			api.AuditProcess: {realOf("/bin/mkdir"), "/bin/mkdir"},
+			api.AuditNetwork: {realOf("/bin/wget"), "/bin/wget"},
+		}
+		for _, a := range audits {
+			w := want[a.Kind]
+			called := w[1]
+			if w[0] == w[1] {
+				called = "" // not usr-merged: nothing to keep
+			}
+			if a.Process == nil || a.Process.Path != w[0] || a.Process.CalledAs != called {
+				t.Errorf("%s audit process %+v: want path %s called as %q", a.Kind, a.Process, w[0], called)
+			}
+		}
+	})
+}

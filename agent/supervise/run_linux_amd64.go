@@ -74,7 +74,7 @@ func Run(cfg Config) (Status, error) {
 	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 	if cfg.Handler != nil {
 		self, _ := os.Executable()
-		t.procs[pid] = &proc{exe: self}
+		t.procs[pid] = &proc{exe: self, real: self}
 	}
 	return t.loop()
 }
@@ -141,7 +141,8 @@ func startTraced(cfg Config) (int, error) {
 
 // proc is what the tracer knows of one traced thread.
 type proc struct {
-	exe     string // the executable, as shown in audits
+	exe     string // the executable, as shown in audits (the name it was called by)
+	real    string // the executable as the kernel resolved it (/proc/PID/exe at the exec)
 	pending string // path of the exec this thread asked for, until it happens
 }
 
@@ -212,7 +213,7 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 				t.procs[child] = p
 			}
 			if parent := t.procs[tid]; parent != nil && p.exe == "" {
-				p.exe = parent.exe
+				p.exe, p.real = parent.exe, parent.real
 			}
 		}
 		t.cont(tid, 0)
@@ -228,7 +229,8 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 		if former != tid {
 			delete(t.procs, former)
 		}
-		t.procs[tid] = &proc{exe: shownExe(tid, asked)}
+		real, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+		t.procs[tid] = &proc{exe: shownExe(tid, asked), real: real}
 		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_STOP:
 		// The initial stop of a new child (or thread).

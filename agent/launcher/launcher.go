@@ -97,7 +97,11 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 			o.Log.Warn("runtime protection is off: no sidecar (fail-open)", "err", err)
 			break
 		}
-		defer cl.Close()
+		defer func() {
+			if err := cl.Close(); err != nil {
+				o.Log.Warn("audits lost at exit", "err", err)
+			}
+		}()
 		live = true
 		if sink == nil {
 			sink = cl

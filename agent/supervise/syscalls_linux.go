@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -9,9 +11,7 @@ import (
 	"os"
 	pathpkg "path"
 	"path/filepath"
-	"slices"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,27 +21,6 @@ const (
 	maxArgs   = 256  // argv entries read for an audit
 	maxDNS    = 4096 // bytes of a send inspected for a DNS query
 )
-
-// seccomp handles one PTRACE_EVENT_SECCOMP stop of tid.
-func (t *tracer) seccomp(tid int) {
-	var regs unix.PtraceRegs
-	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
-		// A supervised call that cannot be read is never let through.
-		t.h.Enforced(tid, killTracee(tid, err), fmt.Errorf("read the registers of a supervised call: %w", err))
-		return
-	}
-	nr := int(regs.Orig_rax)
-	// The native and i386 numbers the filter traces do not overlap, so the
-	// number tells the ABI without a PTRACE_GETEVENTMSG round trip.
-	if !slices.Contains(nativeSupervised, uint32(nr)) {
-		t.foreign(tid)
-		return
-	}
-	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
-	if t.decide(tid, nr, args) == Deny {
-		t.refuse(tid, func() error { return deny(tid, &regs, unix.EPERM) })
-	}
-}
 
 // decide reads what a native supervised call is about and asks the handler.
 func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
@@ -71,20 +50,6 @@ func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
 	return v
 }
 
-// setRegs writes a stopped tracee's registers. Tests replace it to force
-// the failure of a refusal; nothing else does.
-var setRegs = unix.PtraceSetRegs
-
-// deny skips the system call and makes it return -errno.
-func deny(tid int, regs *unix.PtraceRegs, errno unix.Errno) error {
-	regs.Orig_rax = ^uint64(0)
-	regs.Rax = uint64(-int64(errno))
-	if err := setRegs(tid, regs); err != nil {
-		return fmt.Errorf("set the registers to refuse the call: %w", err)
-	}
-	return nil
-}
-
 // refuse applies a Deny with apply. When apply fails the process is killed,
 // so the call cannot run; the handler learns what happened either way.
 func (t *tracer) refuse(tid int, apply func() error) {
@@ -111,40 +76,6 @@ func killTracee(tid int, cause error) Outcome {
 		return Unenforced
 	}
 	return Killed
-}
-
-// i386 user_regs_struct: 17 32-bit registers; orig_eax and eax by index.
-const (
-	i386Regs    = 17
-	i386Eax     = 6
-	i386OrigEax = 11
-)
-
-// foreign handles a stop of an i386 (int 0x80) system call. PTRACE_GETREGS
-// gives the 64-bit view, which does not hold a compat call's number, so the
-// registers are read and written with PTRACE_GETREGSET in the tracee's view.
-func (t *tracer) foreign(tid int) {
-	var regs [i386Regs]uint32
-	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&regs[0])), Len: uint64(unsafe.Sizeof(regs))}
-	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(tid), uintptr(unix.NT_PRSTATUS), uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 || iov.Len != uint64(unsafe.Sizeof(regs)) {
-		var err error = e
-		if e == 0 {
-			err = fmt.Errorf("register set of %d bytes, want %d", iov.Len, unsafe.Sizeof(regs))
-		}
-		t.h.Enforced(tid, killTracee(tid, err), fmt.Errorf("read the registers of a 32-bit supervised call: %w", err))
-		return
-	}
-	if t.h.Foreign(tid, int(regs[i386OrigEax])) != Deny {
-		return
-	}
-	t.refuse(tid, func() error {
-		regs[i386OrigEax] = ^uint32(0)
-		regs[i386Eax] = ^uint32(unix.EPERM) + 1 // -EPERM
-		if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(tid), uintptr(unix.NT_PRSTATUS), uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 {
-			return fmt.Errorf("set the registers to refuse a 32-bit call: %w", e)
-		}
-		return nil
-	})
 }
 
 // readMem reads len(b) bytes at addr of tid's memory.

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -119,7 +121,7 @@ func (t *tracer) notifyLoop(fd int, done <-chan struct{}) {
 			return
 		}
 		v := Allow
-		if req.Arch == unix.AUDIT_ARCH_X86_64 {
+		if req.Arch == nativeArch {
 			v = t.decide(int(req.PID), int(req.NR), req.Args)
 		} else {
 			v = t.h.Foreign(int(req.PID), int(req.NR))

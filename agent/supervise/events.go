@@ -214,6 +214,24 @@ type Status struct {
 	Code int
 	// Signal is the signal that killed the child, or 0.
 	Signal syscall.Signal
+	// Stops counts the times supervision interrupted the app.
+	Stops Stops
+}
+
+// Stops counts the interruptions of the app by kind: what supervision
+// costs, since each one is a round trip through the supervisor.
+type Stops struct {
+	// Calls are supervised system calls (seccomp stops or notifications).
+	Calls int64
+	// Forks are fork, vfork and clone events (ptrace only).
+	Forks int64
+	// Starts are the first stops of new processes and threads (ptrace only).
+	Starts int64
+	// Execs are exec events (ptrace only; none since the supervisor learns
+	// a new program lazily).
+	Execs int64
+	// Signals are signal-delivery and group stops (ptrace only).
+	Signals int64
 }
 
 // ExitCode returns the shell convention: Code, or 128+Signal.

@@ -120,6 +120,7 @@ func (t *tracer) notifyLoop(fd int, done <-chan struct{}) {
 			}
 			return
 		}
+		t.notified.Add(1)
 		v := Allow
 		if req.Arch == nativeArch {
 			v = t.decide(int(req.PID), int(req.NR), req.Args)

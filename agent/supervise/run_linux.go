@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,8 +23,11 @@ var forwarded = []os.Signal{
 	unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTTIN, unix.SIGTTOU,
 }
 
+// ptraceOptions leave out PTRACE_O_TRACEEXEC: an exec event would cost a
+// stop per program started, and the supervisor learns what a process runs
+// when an audit needs it (exeOf). A seized tracee gets no SIGTRAP at exec.
 const ptraceOptions = unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
-	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
+	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_EXITKILL
 
 // Run starts cfg.Path as a child, supervises it until it ends and returns its
 // status. With a nil Handler nothing is traced. An error means the child
@@ -57,9 +61,10 @@ func Run(cfg Config) (Status, error) {
 	}
 	done := make(chan struct{})
 	defer close(done)
+	var n *tracer
 	if listener >= 0 {
 		// The notifier decides; this goroutine only waits, as for a plain child.
-		n := &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 		go n.notifyLoop(listener, done)
 		cfg.Handler = nil
 	}
@@ -78,7 +83,12 @@ func Run(cfg Config) (Status, error) {
 		self, _ := os.Executable()
 		t.procs[pid] = &proc{exe: self, real: self}
 	}
-	return t.loop()
+	st, err := t.loop()
+	st.Stops = t.stops
+	if n != nil {
+		st.Stops.Calls = n.notified.Load()
+	}
+	return st, err
 }
 
 func files(cfg Config) ([]*os.File, error) {
@@ -149,6 +159,8 @@ type proc struct {
 }
 
 type tracer struct {
+	stops    Stops        // ptrace stops (the tracer's goroutine only)
+	notified atomic.Int64 // notifications answered (user notification)
 	h        Handler
 	main     int
 	procs    map[int]*proc
@@ -190,6 +202,7 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	sig := ws.StopSignal()
 	event := ws.TrapCause()
 	if sig != unix.SIGTRAP {
+		t.stops.Signals++
 		if event == unix.PTRACE_EVENT_STOP {
 			// Group-stop of a seized tracee: keep it stopped, as without a tracer.
 			_, _, _ = unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(tid), 0, 0, 0, 0)
@@ -200,9 +213,11 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	}
 	switch event {
 	case unix.PTRACE_EVENT_SECCOMP:
+		t.stops.Calls++
 		t.seccomp(tid)
 		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_FORK, unix.PTRACE_EVENT_VFORK, unix.PTRACE_EVENT_CLONE:
+		t.stops.Forks++
 		// The child inherits the parent's executable until it execs. Its
 		// initial stop may have come first; it was resumed at once, with
 		// an empty entry (never hold a child: if the parent dies before
@@ -219,28 +234,15 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 			}
 		}
 		t.cont(tid, 0)
-	case unix.PTRACE_EVENT_EXEC:
-		former := tid
-		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
-			former = int(msg)
-		}
-		asked := ""
-		if p := t.procs[former]; p != nil {
-			asked = p.pending
-		}
-		if former != tid {
-			delete(t.procs, former)
-		}
-		real, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
-		t.procs[tid] = &proc{exe: shownExe(tid, asked), real: real}
-		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_STOP:
+		t.stops.Starts++
 		// The initial stop of a new child (or thread).
 		if _, known := t.procs[tid]; !known {
 			t.procs[tid] = &proc{}
 		}
 		t.cont(tid, 0)
 	default:
+		t.stops.Execs++ // not asked for (PTRACE_O_TRACEEXEC is off); resume
 		t.cont(tid, 0)
 	}
 }

@@ -322,3 +322,39 @@ func TestResolveUnder(t *testing.T) {
 		}
 	}
 }
+
+// TestStopsPerExec counts what supervision costs the app: under ptrace an
+// exec of a child costs its fork event, its first stop, its execve and the
+// SIGCHLD its parent receives (every signal stops a tracee), but no exec
+// event; under user notification the execve only. Calls that are not
+// supervised (the shell's file work) never stop.
+func TestStopsPerExec(t *testing.T) {
+	testenv.RequireRoot(t)
+	const n = 20
+	for _, mode := range modes {
+		t.Run(modeName(mode), func(t *testing.T) {
+			r := &recorder{}
+			st, out := runShMode(t, mode, r, `i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i+1)); done; echo done`)
+			if st.Code != 0 || !strings.Contains(out, "done") {
+				t.Fatalf("status %+v output %q", st, out)
+			}
+			s := st.Stops
+			t.Logf("%d execs: %+v", len(r.execs), s)
+			execs := int64(len(r.execs)) // the shell itself and the n children
+			if execs != n+1 {
+				t.Fatalf("saw %d execs, want %d", execs, n+1)
+			}
+			if s.Calls != execs || s.Execs != 0 {
+				t.Errorf("stops %+v: want one call stop per exec, no exec events", s)
+			}
+			// The launcher's stub is a Go program: a few runtime threads
+			// start before it execs the shell.
+			if mode == ModePtrace && (s.Forks < n || s.Forks > n+8 || s.Starts > s.Forks+1 || s.Signals > n+1) {
+				t.Errorf("stops %+v: want one fork event, one first stop and one SIGCHLD per child", s)
+			}
+			if mode == ModeUserNotify && (s.Forks != 0 || s.Starts != 0) {
+				t.Errorf("stops %+v: user notification has no ptrace stops", s)
+			}
+		})
+	}
+}

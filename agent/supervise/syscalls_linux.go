@@ -400,7 +400,7 @@ func (t *tracer) caller(tid int) Caller {
 
 // exeOf is the executable of tid as audits word it (the name it was called by).
 func (t *tracer) exeOf(tid int) string {
-	if p := t.procs[tid]; p != nil && p.exe != "" {
+	if p := t.known(tid); p != nil && p.exe != "" {
 		return p.exe
 	}
 	return shownExe(tid, "")
@@ -408,11 +408,26 @@ func (t *tracer) exeOf(tid int) string {
 
 // realOf is the file tid really runs, as the kernel resolved it at its exec.
 func (t *tracer) realOf(tid int) string {
-	if p := t.procs[tid]; p != nil && p.real != "" {
+	if p := t.known(tid); p != nil && p.real != "" {
 		return p.real
 	}
 	real, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
 	return real
+}
+
+// known returns what the tracer knows of tid, brought up to date: with no
+// exec events, a process that ran a new program since is noticed by its
+// /proc/PID/exe, and named by the exec it asked for last.
+func (t *tracer) known(tid int) *proc {
+	p := t.procs[tid]
+	if p == nil {
+		return nil
+	}
+	real, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+	if err == nil && real != p.real {
+		p.exe, p.real = shownExe(tid, p.pending), real
+	}
+	return p
 }
 
 // maxLinks is the kernel's limit of symlinks followed in one lookup.

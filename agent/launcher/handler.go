@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,74 @@ type handler struct {
 	// says what became of them (Enforced): an audit never claims a refusal
 	// that did not happen.
 	held map[int][]func(audit.Enforcement) api.Audit
+
+	// Verdicts of the current rule, by program and by destination: the
+	// rule's checks parse CIDRs and match globs on every call, the cache
+	// answers a repeat at once. Reset when the rule changes (a new policy
+	// revision stores a new rule); bounded.
+	cacheMu   sync.Mutex
+	cacheRule *policy.RuntimeRule
+	execs     map[string]policy.Decision
+	connects  map[netip.AddrPort]policy.Decision
+}
+
+// maxCached bounds each verdict cache; a full cache starts again.
+const maxCached = 4096
+
+// cachedLocked resets the caches when r is not the rule they hold (cacheMu held).
+func (h *handler) cachedLocked(r *policy.RuntimeRule) {
+	if h.cacheRule != r {
+		h.cacheRule = r
+		h.execs = map[string]policy.Decision{}
+		h.connects = map[netip.AddrPort]policy.Decision{}
+	}
+}
+
+// checkExec is r.CheckExec, cached per (called path, resolved file).
+func (h *handler) checkExec(r *policy.RuntimeRule, path, resolved string) policy.Decision {
+	key := path + "\x00" + resolved
+	h.cacheMu.Lock()
+	h.cachedLocked(r)
+	d, ok := h.execs[key]
+	h.cacheMu.Unlock()
+	if ok {
+		return d
+	}
+	var aliases []string
+	if resolved != "" && resolved != path {
+		aliases = append(aliases, resolved)
+	}
+	d = r.CheckExec(path, aliases...)
+	h.cacheMu.Lock()
+	if h.cacheRule == r {
+		if len(h.execs) >= maxCached {
+			clear(h.execs)
+		}
+		h.execs[key] = d
+	}
+	h.cacheMu.Unlock()
+	return d
+}
+
+// checkConnect is r.CheckConnect, cached per destination.
+func (h *handler) checkConnect(r *policy.RuntimeRule, addr netip.AddrPort) policy.Decision {
+	h.cacheMu.Lock()
+	h.cachedLocked(r)
+	d, ok := h.connects[addr]
+	h.cacheMu.Unlock()
+	if ok {
+		return d
+	}
+	d = r.CheckConnect(addr)
+	h.cacheMu.Lock()
+	if h.cacheRule == r {
+		if len(h.connects) >= maxCached {
+			clear(h.connects)
+		}
+		h.connects[addr] = d
+	}
+	h.cacheMu.Unlock()
+	return d
 }
 
 var _ supervise.Handler = (*handler)(nil)
@@ -144,11 +213,7 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	if r == nil {
 		return supervise.Allow
 	}
-	var aliases []string
-	if e.Resolved != "" && e.Resolved != e.Path {
-		aliases = append(aliases, e.Resolved)
-	}
-	d := r.CheckExec(e.Path, aliases...)
+	d := h.checkExec(r, e.Path, e.Resolved)
 	if !d.Violation() {
 		return supervise.Allow
 	}
@@ -217,7 +282,7 @@ func (h *handler) Connect(e supervise.ConnectEvent) supervise.Verdict {
 	if r == nil {
 		return supervise.Allow
 	}
-	d := r.CheckConnect(e.Addr)
+	d := h.checkConnect(r, e.Addr)
 	if !d.Violation() {
 		return supervise.Allow
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,3 +193,31 @@ func TestHandlerWordsWhatHappened(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestVerdictCacheFollowsPolicy: a cached verdict is reused only while the
+// rule is the same; a new policy revision decides afresh.
+func TestVerdictCacheFollowsPolicy(t *testing.T) {
+	h := &handler{queue: make(chan api.Audit, 16), log: slogDiscard()}
+	deny := func(rev int64, denied []string, cidr string) *policy.Policy {
+		return &policy.Policy{Revision: rev, Runtime: []policy.RuntimeRule{{Name: "r",
+			Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: denied},
+			Network:   policy.NetworkPolicy{Effect: policy.EffectPrevent, DeniedOutbound: []policy.Destination{{CIDR: cidr}}}}}}
+	}
+	ev := supervise.ExecEvent{PID: 3, Path: "/bin/mkdir", Resolved: "/usr/bin/mkdir", Argv: []string{"mkdir"}}
+	conn := supervise.ConnectEvent{Caller: supervise.Caller{PID: 3, Exe: "/bin/wget"}, Addr: netip.MustParseAddrPort("10.0.0.1:80")}
+	h.setPolicy(deny(1, []string{"ls"}, "192.0.2.0/24"))
+	for range 2 { // the second answer comes from the cache
+		if h.Exec(ev) != supervise.Allow || h.Connect(conn) != supervise.Allow {
+			t.Fatal("revision 1 denies neither mkdir nor 10.0.0.1")
+		}
+	}
+	h.setPolicy(deny(2, []string{"mkdir"}, "10.0.0.0/8"))
+	if h.Exec(ev) != supervise.Deny || h.Connect(conn) != supervise.Deny {
+		t.Fatal("revision 2 was answered from the cache of revision 1")
+	}
+	h.Enforced(3, supervise.Refused, nil)
+	h.setPolicy(deny(3, nil, "192.0.2.0/24"))
+	if h.Exec(ev) != supervise.Allow || h.Connect(conn) != supervise.Allow {
+		t.Fatal("revision 3 was answered from the cache of revision 2")
+	}
+}

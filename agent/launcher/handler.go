@@ -162,8 +162,9 @@ func (h *handler) Enforced(pid int, o supervise.Outcome, err error) {
 		h.emit(a)
 	}
 	if len(held) == 0 && o != supervise.Refused {
-		// A supervised call that could not even be read.
-		msg := "A supervised system call of process " + strconv.Itoa(pid) + " could not be read (" + errString(err) + ")"
+		// A supervised call that could not even be read (or the repeat of
+		// a refused exec, whose audit went out once, could not be refused).
+		msg := "A supervised system call of process " + strconv.Itoa(pid) + " could not be checked or refused (" + errString(err) + ")"
 		effect := policy.EffectPrevent
 		switch o {
 		case supervise.Killed:

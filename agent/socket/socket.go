@@ -239,14 +239,20 @@ type Client struct {
 	closed  bool
 	// reconnects counts the links made after the first one.
 	reconnects int
+	// acked is closed and replaced whenever an acknowledgement arrives.
+	acked chan struct{}
 }
+
+// closeWait bounds how long Close waits for the acknowledgement of what
+// was sent last.
+const closeWait = 2 * time.Second
 
 // ErrNoSidecar means no sidecar listens at the socket path.
 var ErrNoSidecar = errors.New("no sidecar socket")
 
 // Dial connects to the sidecar and says hello.
 func Dial(path string, id policy.Identity) (*Client, error) {
-	cl := &Client{path: path, id: id}
+	cl := &Client{path: path, id: id, acked: make(chan struct{})}
 	c, err := cl.dial()
 	if err != nil {
 		return nil, err
@@ -329,6 +335,8 @@ func (cl *Client) ackLocked(seq uint64) {
 	if len(cl.held) == 0 {
 		cl.held = nil
 	}
+	close(cl.acked)
+	cl.acked = make(chan struct{})
 }
 
 func (cl *Client) send(f Frame) error {
@@ -471,11 +479,28 @@ func (cl *Client) read(c net.Conn, onPolicy func(*policy.Policy)) {
 	}
 }
 
-// Close ends the link for good. Frames no sidecar acknowledged are lost;
-// the error says how many.
+// Close ends the link for good, after waiting (at most closeWait) for the
+// acknowledgement of frames sent on a live link. Frames no sidecar
+// acknowledged may be lost; the error says how many.
 func (cl *Client) Close() error {
+	// What was just sent on a live link is acknowledged within moments:
+	// wait for that (bounded), so an exit right after a send loses nothing.
+	timeout := time.NewTimer(closeWait)
+	defer timeout.Stop()
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	for cl.c != nil && len(cl.held) > 0 && !cl.closed {
+		ch := cl.acked
+		cl.mu.Unlock()
+		select {
+		case <-ch:
+			cl.mu.Lock()
+			continue
+		case <-timeout.C:
+		}
+		cl.mu.Lock()
+		break
+	}
 	if cl.closed {
 		return nil
 	}

@@ -275,3 +275,29 @@ func TestCloseReportsUndelivered(t *testing.T) {
 		t.Error("Policies did not return after Close")
 	}
 }
+
+// TestCloseWaitsForAcks: a close right after a send on a live link waits
+// for the sidecar's acknowledgement instead of reporting the frame lost.
+func TestCloseWaitsForAcks(t *testing.T) {
+	ts := serveAt(t, filepath.Join(t.TempDir(), "d.sock"))
+	cl, err := Dial(ts.path, policy.Identity{Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cl.Policies(func(*policy.Policy) {}) }()
+	audits := make([]api.Audit, 50)
+	for i := range audits {
+		audits[i] = api.Audit{ID: fmt.Sprint(i), Message: fmt.Sprint(i)}
+	}
+	if err := cl.Send(context.Background(), audits); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Errorf("close after a send on a live link: %v", err)
+	}
+	for i := range audits {
+		if a := ts.next(t); a.Message != fmt.Sprint(i) {
+			t.Fatalf("audit %d is %q", i, a.Message)
+		}
+	}
+}

@@ -31,6 +31,7 @@ if [ -n "$unformatted" ]; then echo "gofmt would change:"; echo "$unformatted"; 
 
 step "go vet"
 go vet ./...
+GOARCH=arm64 go vet ./agent/... ./cmd/taskguard-defender # the defender ships for Graviton (linux/arm64) too
 
 step "staticcheck"
 staticcheck ./...

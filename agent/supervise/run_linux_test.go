@@ -348,8 +348,9 @@ func TestStopsPerExec(t *testing.T) {
 				t.Errorf("stops %+v: want one call stop per exec, no exec events", s)
 			}
 			// The launcher's stub is a Go program: a few runtime threads
-			// start before it execs the shell.
-			if mode == ModePtrace && (s.Forks < n || s.Forks > n+8 || s.Starts > s.Forks+1 || s.Signals > n+1) {
+			// start before it execs the shell, and on a loaded machine the Go
+			// runtime preempts them with a few SIGURGs (each a signal stop).
+			if mode == ModePtrace && (s.Forks < n || s.Forks > n+8 || s.Starts > s.Forks+1 || s.Signals < n || s.Signals > n+8) {
 				t.Errorf("stops %+v: want one fork event, one first stop and one SIGCHLD per child", s)
 			}
 			if mode == ModeUserNotify && (s.Forks != 0 || s.Starts != 0) {

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -45,6 +46,15 @@ func (f *inventoryForwarder) add(inv api.Inventory) {
 	}
 }
 
+// drop removes inv from the queue unless a newer one replaced it meanwhile.
+func (f *inventoryForwarder) drop(k string, inv api.Inventory) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cur, ok := f.pending[k]; ok && cur.Hash == inv.Hash && cur.Time.Equal(inv.Time) {
+		delete(f.pending, k)
+	}
+}
+
 // run delivers queued inventories until ctx ends.
 func (f *inventoryForwarder) run(ctx context.Context) error {
 	backoff := time.Duration(0)
@@ -74,15 +84,20 @@ func (f *inventoryForwarder) run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
+				var se *api.StatusError
+				if errors.As(err, &se) && !se.Temporary() && !se.Unauthorized() {
+					// The console refuses this inventory itself: sending it
+					// again would be refused again. The launcher sends a
+					// fresh one at its next scan.
+					f.log.Error("inventory refused by the console; dropped", "container", inv.Container, "err", err)
+					f.drop(k, inv)
+					continue
+				}
 				failed = true
 				f.log.Warn("inventory not delivered; will retry", "container", inv.Container, "err", err)
 				continue
 			}
-			f.mu.Lock()
-			if cur, ok := f.pending[k]; ok && cur.Hash == inv.Hash && cur.Time.Equal(inv.Time) {
-				delete(f.pending, k)
-			}
-			f.mu.Unlock()
+			f.drop(k, inv)
 			f.log.Info("inventory delivered", "container", inv.Container, "packages", len(inv.Packages))
 		}
 		if failed {

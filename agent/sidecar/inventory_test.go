@@ -2,8 +2,12 @@ package sidecar
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/taskguard/taskguard/agent/socket"
@@ -54,4 +58,41 @@ func TestInventoryForwarded(t *testing.T) {
 	if got[0].TaskFamily != testFamily || got[0].Container != "web" || got[0].Packages != 1 {
 		t.Errorf("inventory = %+v", got[0])
 	}
+}
+
+// An inventory the console refuses (a 4xx but 401/403/408/429) is dropped,
+// not retried; one it fails on (503) is retried with backoff.
+func TestInventoryRefusedIsDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		posts := map[string]int{}
+		post := func(_ context.Context, inv api.Inventory) error {
+			mu.Lock()
+			defer mu.Unlock()
+			posts[inv.Container]++
+			if inv.Container == "refused" {
+				return &api.StatusError{StatusCode: http.StatusBadRequest, Message: "packages[3].name is empty"}
+			}
+			return &api.StatusError{StatusCode: http.StatusServiceUnavailable}
+		}
+		f := newInventoryForwarder(post, "shop", slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.run(ctx) }()
+		for _, c := range []string{"refused", "unavailable"} {
+			f.add(api.Inventory{TaskID: "t1", Container: c, Hash: "sha256:ab", Time: time.Now().UTC()})
+		}
+		time.Sleep(10 * time.Minute) // the fake clock: backoff 1 s doubling to 5 min
+		synctest.Wait()
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if posts["refused"] != 1 {
+			t.Errorf("the refused inventory was posted %d times, want once", posts["refused"])
+		}
+		if n := posts["unavailable"]; n < 5 || n > 12 {
+			t.Errorf("the inventory answered 503 was posted %d times in 10 minutes, want a backoff of 1 s doubling to 5 min", n)
+		}
+	})
 }

@@ -121,7 +121,8 @@ func newUserAddCommand(loc *storeLocation) *cobra.Command {
 		Use:   "add --role ROLE NAME",
 		Short: "Add a user; prints a generated password unless --password-stdin",
 		Long: `Add a user to the console in the data directory. Roles: admin,
-defender-manager (may protect task definitions), ci (may publish scan results),
+defender-manager (may protect task definitions), ci (may publish scan results
+and protect task definitions: a pipeline's account),
 auditor (read-only), agent (policy fetch and audit post only).
 
 Without --password-stdin a password is generated and printed alone on stdout:

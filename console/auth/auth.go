@@ -238,8 +238,8 @@ func (a *Authenticator) IssueToken(ctx context.Context, p Principal) (string, ti
 // call for one family, on every console replica, returns the same credential
 // and nothing but its digest is stored.
 func (a *Authenticator) AgentToken(ctx context.Context, family string) (string, error) {
-	if family == "" {
-		return "", fmt.Errorf("%w task family: an agent credential needs the task's family", ErrInvalid)
+	if err := ValidateTaskFamily(family); err != nil {
+		return "", fmt.Errorf("an agent credential needs the task's family: %w", err)
 	}
 	key, err := a.store.EnsureSecret(ctx, agentKeyName, []byte(rand.Text()+rand.Text()))
 	if err != nil {

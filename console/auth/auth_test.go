@@ -30,7 +30,7 @@ func TestRoles(t *testing.T) {
 	}{
 		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory}},
 		{RoleDefenderManager, []Permission{PermProtect, PermRead}},
-		{RoleCI, []Permission{PermPublishScans, PermRead}},
+		{RoleCI, []Permission{PermPublishScans, PermProtect, PermRead}},
 		{RoleAuditor, []Permission{PermRead}},
 		{RoleAgent, []Permission{PermAgentPolicy, PermAgentAudits, PermAgentInventory}},
 		{Role("root"), nil},
@@ -128,8 +128,10 @@ func TestAgentToken(t *testing.T) {
 	if _, err := other.Bearer(ctx, web1); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("a foreign agent token: %v, want ErrUnauthorized", err)
 	}
-	if _, err := a.AgentToken(ctx, ""); !errors.Is(err, ErrInvalid) {
-		t.Errorf("AgentToken(\"\") = %v, want ErrInvalid", err)
+	for _, bad := range []string{"", "../etc", "my app", strings.Repeat("x", 300)} {
+		if _, err := a.AgentToken(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("AgentToken(%.20q) = %v, want ErrInvalid", bad, err)
+		}
 	}
 }
 

@@ -15,7 +15,10 @@ const (
 	RoleAdmin Role = "admin"
 	// RoleDefenderManager may protect task definitions (the seeds' "Defender Manager").
 	RoleDefenderManager Role = "defender-manager"
-	// RoleCI may publish scan results and read what CI gates need.
+	// RoleCI is a pipeline's account: it publishes scan results, protects the
+	// task definition it deploys and reads what CI gates need — the whole
+	// documented CI flow (`taskguard ci --console … --protect`), with no
+	// power over policy or users.
 	RoleCI Role = "ci"
 	// RoleAuditor may read, never change.
 	RoleAuditor Role = "auditor"
@@ -46,7 +49,7 @@ const (
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory},
 	RoleDefenderManager: {PermProtect, PermRead},
-	RoleCI:              {PermPublishScans, PermRead},
+	RoleCI:              {PermPublishScans, PermProtect, PermRead},
 	RoleAuditor:         {PermRead},
 	RoleAgent:           {PermAgentPolicy, PermAgentAudits, PermAgentInventory},
 }

@@ -113,6 +113,10 @@ func (s *Server) recoverPanic(_ route, next http.Handler) http.Handler {
 	})
 }
 
+// hstsValue keeps browsers on HTTPS for a year. No includeSubDomains: the
+// console does not speak for other hosts of its domain.
+const hstsValue = "max-age=31536000"
+
 func (s *Server) secureHeaders(_ route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -121,6 +125,10 @@ func (s *Server) secureHeaders(_ route, next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
+		if r.TLS != nil {
+			// Browsers that reached the console over HTTPS never try plain HTTP again.
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

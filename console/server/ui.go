@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,10 @@ func (s *Server) uiRoutes() []route {
 		{method: "GET", path: "/{$}", name: "ui.overview", page: true, perm: auth.PermRead, handler: s.overviewPage},
 		{method: "GET", path: "/policies/runtime", name: "ui.runtime", page: true, perm: auth.PermRead, handler: s.runtimePage},
 		{method: "GET", path: "/policies/waf", name: "ui.waf", page: true, perm: auth.PermRead, handler: s.wafPage},
+		{method: "GET", path: "/policies/ci", name: "ui.ci", page: true, perm: auth.PermRead, handler: s.policyPage("ci.html", "ci", "CI rules")},
+		{method: "GET", path: "/policies/images", name: "ui.images", page: true, perm: auth.PermRead, handler: s.policyPage("images.html", "images", "Image rules")},
+		{method: "GET", path: "/policies/history", name: "ui.policy.history", page: true, perm: auth.PermRead, handler: s.historyPage},
+		{method: "GET", path: "/policies/history/{revision}", name: "ui.policy.revision", page: true, perm: auth.PermRead, handler: s.revisionPage},
 		{method: "GET", path: "/protect", name: "ui.protect", page: true, perm: auth.PermRead, handler: s.protectPage},
 		{method: "GET", path: "/audits/runtime", name: "ui.audits.runtime", page: true, perm: auth.PermRead, handler: s.auditsPage(runtimeKinds, "Runtime audits", api.PathRuntimeAudits)},
 		{method: "GET", path: "/audits/waf", name: "ui.audits.waf", page: true, perm: auth.PermRead, handler: s.auditsPage(firewallKinds, "WAF audits", api.PathFirewallAudits)},
@@ -78,7 +83,8 @@ type pageData struct {
 	User  string
 	Role  string
 	CanEdit,
-	CanProtect bool
+	CanProtect,
+	CanManageUsers bool
 	Error string
 	Data  any
 }
@@ -88,6 +94,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name, nav, title
 	if p, ok := auth.PrincipalFrom(r.Context()); ok {
 		pd.User, pd.Role = p.Subject, string(p.Role)
 		pd.CanEdit, pd.CanProtect = p.Role.Can(auth.PermEditPolicy), p.Role.Can(auth.PermProtect)
+		pd.CanManageUsers = p.Role.Can(auth.PermManageUsers)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pages.ExecuteTemplate(w, name, pd); err != nil {
@@ -206,21 +213,67 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) runtimePage(w http.ResponseWriter, r *http.Request) {
-	p, err := s.store.Policy(r.Context())
-	if err != nil {
-		s.internalError(w, r, "read policy", err)
-		return
-	}
-	s.render(w, r, "runtime.html", "runtime", "Runtime policy", p)
+	s.policyPage("runtime.html", "runtime", "Runtime policy")(w, r)
 }
 
 func (s *Server) wafPage(w http.ResponseWriter, r *http.Request) {
-	p, err := s.store.Policy(r.Context())
+	s.policyPage("waf.html", "waf", "WAF policy")(w, r)
+}
+
+// policyPage renders a rule list's editor page over the current policy.
+func (s *Server) policyPage(page, nav, title string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.store.Policy(r.Context())
+		if err != nil {
+			s.internalError(w, r, "read policy", err)
+			return
+		}
+		s.render(w, r, page, nav, title, p)
+	}
+}
+
+// historyPageSize is how many policy changes the history page lists.
+const historyPageSize = 200
+
+func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
+	changes, err := s.store.PolicyChanges(r.Context(), historyPageSize+1)
 	if err != nil {
-		s.internalError(w, r, "read policy", err)
+		s.internalError(w, r, "list policy changes", err)
 		return
 	}
-	s.render(w, r, "waf.html", "waf", "WAF policy", p)
+	more := len(changes) > historyPageSize
+	if more {
+		changes = changes[:historyPageSize]
+	}
+	s.render(w, r, "history.html", "history", "Policy history", map[string]any{"Changes": changes, "More": more})
+}
+
+func (s *Server) revisionPage(w http.ResponseWriter, r *http.Request) {
+	rev, err := strconv.ParseInt(r.PathValue("revision"), 10, 64)
+	if err != nil || rev < 1 {
+		w.WriteHeader(http.StatusNotFound)
+		s.render(w, r, "error.html", "history", "Not found", fmt.Sprintf("%q is not a policy revision.", r.PathValue("revision")))
+		return
+	}
+	p, err := s.store.PolicyAt(r.Context(), rev)
+	if errors.Is(err, store.ErrNotFound) {
+		w.WriteHeader(http.StatusNotFound)
+		s.render(w, r, "error.html", "history", "Not found", fmt.Sprintf("There is no policy revision %d.", rev))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "read policy revision", err)
+		return
+	}
+	data := map[string]any{"Revision": rev, "Policy": p}
+	if changes, err := s.store.PolicyChanges(r.Context(), historyPageSize); err == nil {
+		for _, c := range changes {
+			if c.Revision == rev {
+				data["Change"] = c
+			}
+		}
+	}
+	s.render(w, r, "revision.html", "history", fmt.Sprintf("Policy revision %d", rev), data)
 }
 
 func (s *Server) protectPage(w http.ResponseWriter, r *http.Request) {
@@ -232,8 +285,11 @@ type auditsView struct {
 	Kinds                           []api.AuditKind
 	Filter                          url.Values
 	Audits                          []api.Audit
-	Next                            string
-	Error                           string
+	// Next is the relative URL of the next (older) page, Newest of the
+	// first page with the same filters when this is not it.
+	Next, Newest string
+	PageSizes    []int
+	Error        string
 }
 
 func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http.HandlerFunc {
@@ -248,7 +304,16 @@ func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http
 				delete(v, k)
 			}
 		}
-		view := auditsView{Heading: heading, APIPath: apiPath, Kinds: kinds, Filter: v}
+		view := auditsView{Heading: heading, APIPath: apiPath, Kinds: kinds, Filter: v, PageSizes: []int{100, 50, 500, 1000}}
+		if v.Get("cursor") != "" {
+			nv := url.Values{}
+			for k, vals := range v {
+				if k != "cursor" {
+					nv[k] = vals
+				}
+			}
+			view.Newest = "?" + nv.Encode()
+		}
 		q, _, err := parseAuditQuery(v, kinds)
 		if err == nil {
 			var page store.AuditPage
@@ -260,7 +325,9 @@ func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http
 					nv[k] = vals
 				}
 				nv.Set("cursor", page.Next)
-				view.Next = nv.Encode()
+				// The whole relative URL: html/template escapes a value
+				// placed after a "?" as one query component.
+				view.Next = "?" + nv.Encode()
 			}
 		}
 		if err != nil {

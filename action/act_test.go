@@ -63,10 +63,8 @@ func TestWorkflowWithAct(t *testing.T) {
 	if err != nil {
 		if gobin := filepath.Join(os.Getenv("HOME"), "go", "bin", "act"); fileExists(gobin) {
 			act = gobin
-		} else if os.Getenv("CI") != "" {
-			t.Fatal("act is not installed (scripts/install-deps.sh: go install github.com/nektos/act@v0.2.89)")
 		} else {
-			t.Skip("act is not installed: go install github.com/nektos/act@v0.2.89")
+			testenv.Skip(t, "act is not installed (scripts/install-deps.sh: go install github.com/nektos/act@v0.2.89)")
 		}
 	}
 	if testing.Short() {

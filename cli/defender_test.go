@@ -14,11 +14,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 func TestDefenderImageCLI(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs busybox-static (apt-get install busybox-static) as a static binary")
+		testenv.Skip(t, "needs busybox-static (apt-get install busybox-static) as a static binary")
 	}
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()

@@ -605,7 +605,7 @@ func TestSignalsAndStatus(t *testing.T) {
 // orphans reparented to it.
 func TestPID1ReapsZombies(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
+		testenv.Skip(t, "unshare (util-linux) not installed")
 	}
 	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
 	r := e.launchWith(t, []string{"unshare", "--pid", "--fork", "--mount-proc"}, `echo "pid=$PPID"
@@ -812,7 +812,7 @@ func TestNonRootApp(t *testing.T) {
 // children (a debugger, strace), and supervision still holds for them.
 func TestAppUsesPtrace(t *testing.T) {
 	if _, err := exec.LookPath("strace"); err != nil {
-		t.Skip("strace not installed")
+		testenv.Skip(t, "strace not installed")
 	}
 	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
 	e.supervisor = "usernotif"

@@ -39,7 +39,7 @@ func chrootContainer(t *testing.T, lower, defender string) string {
 		}
 	}
 	if err := unix.Mount("overlay", merged, "overlay", 0, "lowerdir="+lower+",upperdir="+upper+",workdir="+work); err != nil {
-		t.Skipf("overlayfs unavailable: %v", err)
+		testenv.Skip(t, "overlayfs unavailable: %v", err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(merged, unix.MNT_DETACH) })
 	if err := unix.Mount("proc", filepath.Join(merged, "proc"), "proc", 0, ""); err != nil {

@@ -57,7 +57,9 @@ func (s *Server) agentPolicy(w http.ResponseWriter, r *http.Request) {
 				case <-ctx.Done():
 				}
 			}()
+			s.metrics.longPolls.Inc()
 			rev, err = s.store.WaitPolicy(ctx, rev)
+			s.metrics.longPolls.Dec()
 			cancel()
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				s.internalError(w, r, "wait for a policy change", err)

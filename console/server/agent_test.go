@@ -126,7 +126,7 @@ func TestAgentPolicyLongPollWakes(t *testing.T) {
 			results <- result{p, modified, time.Since(start), err}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	e.waitLongPolls(waiters)
 	changed := time.Now()
 	if _, err := admin.AddRuntimeRule(ctx, policy.RuntimeRule{Name: "new"}); err != nil {
 		t.Fatal(err)
@@ -307,5 +307,24 @@ func TestAgentPolicyImageRules(t *testing.T) {
 	var one policy.Policy
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &one) != nil || names(one) != "web-side web" {
 		t.Errorf("?container&image: %d %s", r.status, r.body)
+	}
+}
+
+// waitLongPolls waits until n policy long-polls are waiting in the server, as
+// its /metrics reports them, so that a test changes the policy only once every
+// defender is really waiting.
+func (e *testEnv) waitLongPolls(n int) {
+	e.t.Helper()
+	want := fmt.Sprintf("taskguard_console_policy_long_polls_waiting %d\n", n)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := e.do("GET", api.PathMetrics, "basic "+userOf(auth.RoleAdmin)+" "+passwords[auth.RoleAdmin], "")
+		if r.status == http.StatusOK && strings.Contains(r.body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d long-polls never waited together (status %d)", n, r.status)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

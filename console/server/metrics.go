@@ -20,6 +20,8 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	audits   *prometheus.CounterVec
 	lastSeen *prometheus.GaugeVec
+	// longPolls counts the agent policy long-polls waiting for a change now.
+	longPolls prometheus.Gauge
 
 	mu       sync.Mutex
 	families map[string]bool
@@ -46,13 +48,17 @@ func newMetrics() *metrics {
 			Name: "taskguard_console_defender_last_seen_timestamp_seconds",
 			Help: "When a defender of the task family last fetched policy or posted audits.",
 		}, []string{"task_family"}),
+		longPolls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "taskguard_console_policy_long_polls_waiting",
+			Help: "Defender policy long-polls waiting for a policy change in this console process.",
+		}),
 		seen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "taskguard_console_defender_task_families",
 			Help: "Task families whose defenders this console process has seen since it started.",
 		}),
 		families: map[string]bool{},
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.seen,
+	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.longPolls, m.seen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.serve = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m

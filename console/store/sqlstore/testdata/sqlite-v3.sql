@@ -1,16 +1,5 @@
-package sqlite
-
-import (
-	"context"
-	"database/sql"
-	"fmt"
-	"time"
-)
-
-// migrations are applied in order, each once, each in its own transaction.
-// Never edit one that has shipped: append a new one.
-var migrations = []string{
-	1: `
+-- A database as the older per-engine store left it (sqlite-v3), with one row per table.
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
 CREATE TABLE users (
 	username      TEXT PRIMARY KEY,
 	role          TEXT NOT NULL,
@@ -31,8 +20,7 @@ CREATE TABLE secrets (
 	name       TEXT PRIMARY KEY,
 	value      BLOB NOT NULL,
 	created_at INTEGER NOT NULL
-);`,
-	2: `
+);
 CREATE TABLE policy_revisions (
 	revision   INTEGER PRIMARY KEY,
 	created_at INTEGER NOT NULL,
@@ -69,8 +57,7 @@ CREATE TABLE scans (
 	summary     TEXT NOT NULL,
 	report      TEXT NOT NULL
 );
-CREATE INDEX scans_image ON scans (image, seq);`,
-	3: `
+CREATE INDEX scans_image ON scans (image, seq);
 CREATE TABLE inventories (
 	seq          INTEGER PRIMARY KEY AUTOINCREMENT,
 	task_family  TEXT NOT NULL,
@@ -83,55 +70,15 @@ CREATE TABLE inventories (
 	body         TEXT NOT NULL,
 	UNIQUE (task_family, task_id, container)
 );
-CREATE INDEX inventories_image ON inventories (image);`,
-}
+CREATE INDEX inventories_image ON inventories (image);
+INSERT INTO schema_migrations (version, applied_at) VALUES (1, 1764000000000);
+INSERT INTO schema_migrations (version, applied_at) VALUES (2, 1764000000000);
+INSERT INTO schema_migrations (version, applied_at) VALUES (3, 1764000000000);
 
-// SchemaVersion is the version Open migrates to.
-func SchemaVersion() int { return len(migrations) - 1 }
-
-func migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	var newest sql.NullInt64
-	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
-		return err
-	}
-	if newest.Valid && int(newest.Int64) > SchemaVersion() {
-		return fmt.Errorf("the database has schema version %d, newer than this console knows (%d): run a newer taskguard-console", newest.Int64, SchemaVersion())
-	}
-	for v := 1; v < len(migrations); v++ {
-		if err := apply(ctx, db, v); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-	}
-	return nil
-}
-
-// apply runs migration v unless it is recorded. The transaction takes the
-// write lock first (_txlock=immediate), so two processes opening the same file
-// cannot both apply it.
-func apply(ctx context.Context, db *sql.DB, v int) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-		v, time.Now().UnixMilli()); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
+INSERT INTO users (username, role, password_hash, created_at, updated_at) VALUES ('admin', 'admin', X'2432612468617368', 1764000000000, 1764000000000);
+INSERT INTO tokens (digest, subject, role, task_family, created_at, expires_at) VALUES (X'0102030405', 'agent:shop', 'agent', 'shop', 1764000000000, 0);
+INSERT INTO secrets (name, value, created_at) VALUES ('session-key', X'00010203', 1764000000000);
+INSERT INTO policy_revisions (revision, created_at, actor, action, rule, document) VALUES (1, 1764000000000, 'admin', 'add runtime rule', 'r1', '{"revision":1,"runtime":[{"name":"r1","effect":"alert"}]}');
+INSERT INTO audits (id, time, received_at, task_family, task_id, container, kind, effect, rule, message, body) VALUES ('old-1', 1764000000000, 1764000000001, 'shop', 't1', 'web', 'dns', 'alert', 'r1', 'DNS resolution of suspicious name yahoo.com', '{"id":"old-1","time":"2025-11-24T16:00:00Z","taskFamily":"shop","taskId":"t1","container":"web","kind":"dns","effect":"alert","rule":"r1","message":"DNS resolution of suspicious name yahoo.com"}');
+INSERT INTO scans (id, received_at, publisher, image, digest, task_family, result, summary, report) VALUES ('scan-1', 1764000000000, 'ci', 'shop:1', 'sha256:aa', 'shop', 'passed', '{"total":0}', '{"image":"shop:1"}');
+INSERT INTO inventories (task_family, task_id, container, image, image_digest, hash, received_at, body) VALUES ('shop', 't1', 'web', 'shop:1', 'sha256:aa', 'h1', 1764000000000, '{"taskFamily":"shop","taskId":"t1","container":"web","image":"shop:1","hash":"h1"}');

@@ -1,18 +1,5 @@
-package postgres
-
-import (
-	"context"
-	"fmt"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-)
-
-// migrations are applied in order, each once, each in its own transaction,
-// under an advisory lock so replicas starting together apply each once.
-// Never edit one that has shipped: append a new one.
-var migrations = []string{
-	1: `
+-- A database as the older per-engine store left it (postgres-v2), with one row per table.
+CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
 CREATE TABLE users (
 	username      TEXT PRIMARY KEY,
 	role          TEXT NOT NULL,
@@ -70,8 +57,7 @@ CREATE TABLE scans (
 	summary     TEXT NOT NULL,
 	report      TEXT NOT NULL
 );
-CREATE INDEX scans_image ON scans (image, seq);`,
-	2: `
+CREATE INDEX scans_image ON scans (image, seq);
 CREATE TABLE inventories (
 	seq          BIGSERIAL PRIMARY KEY,
 	task_family  TEXT NOT NULL,
@@ -84,51 +70,14 @@ CREATE TABLE inventories (
 	body         TEXT NOT NULL,
 	UNIQUE (task_family, task_id, container)
 );
-CREATE INDEX inventories_image ON inventories (image);`,
-}
+CREATE INDEX inventories_image ON inventories (image);
+INSERT INTO schema_migrations (version, applied_at) VALUES (1, 1764000000000);
+INSERT INTO schema_migrations (version, applied_at) VALUES (2, 1764000000000);
 
-// SchemaVersion is the version Open migrates to.
-func SchemaVersion() int { return len(migrations) - 1 }
-
-// migrationLock is the advisory lock key held while migrating.
-const migrationLock = 0x7461736b67756172 // "taskguar"
-
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
-		return err
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at BIGINT NOT NULL)`); err != nil {
-		return err
-	}
-	var newest *int
-	if err := conn.QueryRow(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&newest); err != nil {
-		return err
-	}
-	if newest != nil && *newest > SchemaVersion() {
-		return fmt.Errorf("the database has schema version %d, newer than this console knows (%d): run a newer taskguard-console", *newest, SchemaVersion())
-	}
-	for v := 1; v < len(migrations); v++ {
-		if newest != nil && v <= *newest {
-			continue
-		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, extract(epoch from now())*1000)`, v)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-	}
-	return nil
-}
+INSERT INTO users (username, role, password_hash, created_at, updated_at) VALUES ('admin', 'admin', '\x2432612468617368'::bytea, 1764000000000, 1764000000000);
+INSERT INTO tokens (digest, subject, role, task_family, created_at, expires_at) VALUES ('\x0102030405'::bytea, 'agent:shop', 'agent', 'shop', 1764000000000, 0);
+INSERT INTO secrets (name, value, created_at) VALUES ('session-key', '\x00010203'::bytea, 1764000000000);
+INSERT INTO policy_revisions (revision, created_at, actor, action, rule, document) VALUES (1, 1764000000000, 'admin', 'add runtime rule', 'r1', '{"revision":1,"runtime":[{"name":"r1","effect":"alert"}]}');
+INSERT INTO audits (id, time, received_at, task_family, task_id, container, kind, effect, rule, message, body) VALUES ('old-1', 1764000000000, 1764000000001, 'shop', 't1', 'web', 'dns', 'alert', 'r1', 'DNS resolution of suspicious name yahoo.com', '{"id":"old-1","time":"2025-11-24T16:00:00Z","taskFamily":"shop","taskId":"t1","container":"web","kind":"dns","effect":"alert","rule":"r1","message":"DNS resolution of suspicious name yahoo.com"}');
+INSERT INTO scans (id, received_at, publisher, image, digest, task_family, result, summary, report) VALUES ('scan-1', 1764000000000, 'ci', 'shop:1', 'sha256:aa', 'shop', 'passed', '{"total":0}', '{"image":"shop:1"}');
+INSERT INTO inventories (task_family, task_id, container, image, image_digest, hash, received_at, body) VALUES ('shop', 't1', 'web', 'shop:1', 'sha256:aa', 'h1', 1764000000000, '{"taskFamily":"shop","taskId":"t1","container":"web","image":"shop:1","hash":"h1"}');

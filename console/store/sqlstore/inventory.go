@@ -1,30 +1,31 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/store"
 )
 
 // SaveInventory implements store.Store.
-func (d *DB) SaveInventory(ctx context.Context, si store.StoredInventory) error {
+func (s *DB) SaveInventory(ctx context.Context, si store.StoredInventory) error {
 	inv := si.Inventory
 	body, err := json.Marshal(inv)
 	if err != nil {
 		return fmt.Errorf("save inventory: %w", err)
 	}
-	_, err = d.pool.Exec(ctx, `INSERT INTO inventories
+	_, err = s.exec(ctx, `INSERT INTO inventories
 		(task_family, task_id, container, image, image_digest, hash, received_at, body)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (task_family, task_id, container) DO UPDATE SET
 		image = excluded.image, image_digest = excluded.image_digest, hash = excluded.hash,
 		received_at = excluded.received_at, body = excluded.body`,
-		inv.TaskFamily, inv.TaskID, inv.Container, inv.Image, inv.ImageDigest, inv.Hash, millis(si.ReceivedAt), string(body))
+		api.SafeText(inv.TaskFamily), api.SafeText(inv.TaskID), api.SafeText(inv.Container), api.SafeText(inv.Image),
+		api.SafeText(inv.ImageDigest), api.SafeText(inv.Hash), millis(si.ReceivedAt), string(body))
 	if err != nil {
 		return fmt.Errorf("save inventory of container %q: %w", inv.Container, err)
 	}
@@ -32,13 +33,14 @@ func (d *DB) SaveInventory(ctx context.Context, si store.StoredInventory) error 
 }
 
 // Inventories implements store.Store.
-func (d *DB) Inventories(ctx context.Context, q store.InventoryQuery) ([]store.StoredInventory, error) {
-	limit := q.Limit
-	if limit <= 0 || limit > store.MaxInventories {
-		limit = store.MaxInventories
+func (s *DB) Inventories(ctx context.Context, q store.InventoryQuery) ([]store.StoredInventory, error) {
+	where, args := "", []any{}
+	if q.Image != "" {
+		where, args = " WHERE image = ?", append(args, q.Image)
 	}
-	rows, err := d.pool.Query(ctx, `SELECT seq, received_at, body FROM inventories
-		WHERE ($1 = '' OR image = $1) ORDER BY received_at DESC, seq DESC LIMIT $2`, q.Image, limit)
+	limit := pageSize(q.Limit, store.MaxInventories, store.MaxInventories)
+	rows, err := s.query(ctx, `SELECT seq, received_at, body FROM inventories`+where+
+		` ORDER BY received_at DESC, seq DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list inventories: %w", err)
 	}
@@ -58,20 +60,20 @@ func (d *DB) Inventories(ctx context.Context, q store.InventoryQuery) ([]store.S
 }
 
 // Inventory implements store.Store.
-func (d *DB) Inventory(ctx context.Context, id int64) (store.StoredInventory, error) {
-	si, err := scanInventory(d.pool.QueryRow(ctx, `SELECT seq, received_at, body FROM inventories WHERE seq = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+func (s *DB) Inventory(ctx context.Context, id int64) (store.StoredInventory, error) {
+	si, err := scanInventory(s.queryRow(ctx, `SELECT seq, received_at, body FROM inventories WHERE seq = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
 		return store.StoredInventory{}, fmt.Errorf("inventory %d: %w", id, store.ErrNotFound)
 	}
 	return si, err
 }
 
-func scanInventory(row pgx.Row) (store.StoredInventory, error) {
+func scanInventory(row interface{ Scan(...any) error }) (store.StoredInventory, error) {
 	var si store.StoredInventory
 	var at int64
 	var body string
 	if err := row.Scan(&si.ID, &at, &body); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, sql.ErrNoRows) {
 			return si, err
 		}
 		return si, fmt.Errorf("read inventory: %w", err)

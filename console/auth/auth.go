@@ -371,6 +371,8 @@ type IssuedToken struct {
 	Token     string
 	ID        string
 	ExpiresAt time.Time
+	// OlderExpireAt is, for a rotation, when the family's older credentials stop working.
+	OlderExpireAt time.Time
 }
 
 // RotateAgentToken mints a new, random agent credential for family, valid
@@ -388,7 +390,8 @@ func (a *Authenticator) RotateAgentToken(ctx context.Context, family string, ove
 		return IssuedToken{}, 0, fmt.Errorf("%w overlap %s: give 0 (the old credentials stop at once) or a positive duration", ErrInvalid, overlap)
 	}
 	now := a.now().UTC()
-	cut, err := a.store.ExpireTokensBy(ctx, store.TokenQuery{TaskFamily: family, Role: string(RoleAgent)}, now.Add(overlap).Truncate(time.Millisecond))
+	olderEnd := now.Add(overlap).Truncate(time.Millisecond)
+	cut, err := a.store.ExpireTokensBy(ctx, store.TokenQuery{TaskFamily: family, Role: string(RoleAgent)}, olderEnd)
 	if err != nil {
 		return IssuedToken{}, 0, err
 	}
@@ -403,7 +406,7 @@ func (a *Authenticator) RotateAgentToken(ctx context.Context, family string, ove
 	}); err != nil {
 		return IssuedToken{}, 0, err
 	}
-	return IssuedToken{Token: token, ID: TokenID(d), ExpiresAt: expires}, cut, nil
+	return IssuedToken{Token: token, ID: TokenID(d), ExpiresAt: expires, OlderExpireAt: olderEnd}, cut, nil
 }
 
 // TokenID is the public name of a token: the hex SHA-256 digest the store

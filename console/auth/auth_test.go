@@ -29,10 +29,10 @@ func TestRoles(t *testing.T) {
 		role Role
 		can  []Permission
 	}{
-		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory}},
-		{RoleDefenderManager, []Permission{PermProtect, PermRead}},
-		{RoleCI, []Permission{PermPublishScans, PermProtect, PermRead}},
-		{RoleAuditor, []Permission{PermRead}},
+		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermOwnCredentials}},
+		{RoleDefenderManager, []Permission{PermProtect, PermRead, PermOwnCredentials}},
+		{RoleCI, []Permission{PermPublishScans, PermProtect, PermRead, PermOwnCredentials}},
+		{RoleAuditor, []Permission{PermRead, PermOwnCredentials}},
 		{RoleAgent, []Permission{PermAgentPolicy, PermAgentAudits, PermAgentInventory}},
 		{Role("root"), nil},
 	}

@@ -43,14 +43,17 @@ const (
 	// PermAgentInventory posts the inventory of a running container.
 	PermAgentInventory Permission = "post container inventories"
 	PermEditPolicy     Permission = "change policy"
+	// PermOwnCredentials lets a user list and revoke their own tokens, log
+	// out and change their own password.
+	PermOwnCredentials Permission = "manage their own credentials"
 )
 
 // rolePermissions is the whole access model: a role may do what is listed, nothing else.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory},
-	RoleDefenderManager: {PermProtect, PermRead},
-	RoleCI:              {PermPublishScans, PermProtect, PermRead},
-	RoleAuditor:         {PermRead},
+	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermOwnCredentials},
+	RoleDefenderManager: {PermProtect, PermRead, PermOwnCredentials},
+	RoleCI:              {PermPublishScans, PermProtect, PermRead, PermOwnCredentials},
+	RoleAuditor:         {PermRead, PermOwnCredentials},
 	RoleAgent:           {PermAgentPolicy, PermAgentAudits, PermAgentInventory},
 }
 

@@ -167,7 +167,19 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout revokes the session's token on the console, not only in the
+// browser: the old cookie value is refused from then on, as a cookie and as
+// a bearer token.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if p, err := s.auth.Bearer(r.Context(), c.Value); err == nil {
+			if err := s.auth.RevokeBearer(r.Context(), p); err != nil {
+				s.internalError(w, r, "revoke the session", err)
+				return
+			}
+			info(r.Context()).subject = p.Subject
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)

@@ -284,6 +284,11 @@ func (c *Console) housekeeping(ctx context.Context, authn *auth.Authenticator) {
 		} else if n > 0 {
 			c.log.Debug("deleted expired tokens", "count", n)
 		}
+		if n, err := authn.DeleteExpiredFailures(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("deleting old login-failure counts", "err", err)
+		} else if n > 0 {
+			c.log.Debug("deleted old login-failure counts", "count", n)
+		}
 		if r := c.cfg.AuditRetention; r > 0 {
 			if n, err := c.store.DeleteAuditsBefore(ctx, time.Now().Add(-r)); err != nil && ctx.Err() == nil {
 				c.log.Warn("deleting old audits", "err", err)

@@ -29,12 +29,18 @@ func signIn(t *testing.T, ctx context.Context, e *testEnv, role auth.Role, page,
 }
 
 // waitRevision waits until the page (which reloads after a save) shows the
-// policy revision want in #revision and its script has set up the buttons. A reload destroys the page's script
-// context while the poll runs, so a failed poll is tried again until the
-// deadline.
+// policy revision want in #revision and its script has set up the buttons.
 func waitRevision(t *testing.T, ctx context.Context, want int64) {
 	t.Helper()
-	expr := fmt.Sprintf(`document.body && document.body.dataset.ready === "1" && (document.getElementById("revision") || {}).textContent === "%d"`, want)
+	waitPage(t, ctx, fmt.Sprintf(`(document.getElementById("revision") || {}).textContent === "%d"`, want))
+}
+
+// waitPage waits until expr holds on a page whose script has set up its
+// buttons. A reload destroys the page's script context while the poll
+// runs, so a failed poll is tried again until the deadline.
+func waitPage(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	expr = `document.body && document.body.dataset.ready === "1" && (` + expr + `)`
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		pctx, cancel := context.WithDeadline(ctx, deadline)
@@ -45,7 +51,7 @@ func waitRevision(t *testing.T, ctx context.Context, want int64) {
 		}
 		if time.Now().After(deadline) {
 			body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-			t.Fatalf("the page never showed revision %d: %v\n%s", want, err, body)
+			t.Fatalf("the page never came to %s: %v\n%s", expr, err, body)
 		}
 	}
 }

@@ -64,6 +64,8 @@ func (s *Server) uiRoutes() []route {
 		{method: "GET", path: "/policies/waf", name: "ui.waf", page: true, perm: auth.PermRead, handler: s.wafPage},
 		{method: "GET", path: "/policies/ci", name: "ui.ci", page: true, perm: auth.PermRead, handler: s.policyPage("ci.html", "ci", "CI rules")},
 		{method: "GET", path: "/policies/images", name: "ui.images", page: true, perm: auth.PermRead, handler: s.policyPage("images.html", "images", "Image rules")},
+		{method: "GET", path: "/users", name: "ui.users", page: true, perm: auth.PermManageUsers, handler: s.usersPage},
+		{method: "GET", path: "/tokens", name: "ui.tokens", page: true, perm: auth.PermOwnCredentials, handler: s.tokensPage},
 		{method: "GET", path: "/policies/history", name: "ui.policy.history", page: true, perm: auth.PermRead, handler: s.historyPage},
 		{method: "GET", path: "/policies/history/{revision}", name: "ui.policy.revision", page: true, perm: auth.PermRead, handler: s.revisionPage},
 		{method: "GET", path: "/protect", name: "ui.protect", page: true, perm: auth.PermRead, handler: s.protectPage},
@@ -242,6 +244,29 @@ func (s *Server) policyPage(page, nav, title string) http.HandlerFunc {
 		}
 		s.render(w, r, page, nav, title, p)
 	}
+}
+
+func (s *Server) usersPage(w http.ResponseWriter, r *http.Request) {
+	users, err := s.store.Users(r.Context())
+	if err != nil {
+		s.internalError(w, r, "list users", err)
+		return
+	}
+	out := make([]api.User, 0, len(users))
+	for _, u := range users {
+		out = append(out, apiUser(u))
+	}
+	s.render(w, r, "users.html", "users", "Users", map[string]any{"Users": out, "Roles": auth.Roles})
+}
+
+func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.PrincipalFrom(r.Context())
+	toks, err := s.tokensFor(r, p)
+	if err != nil {
+		s.internalError(w, r, "list tokens", err)
+		return
+	}
+	s.render(w, r, "tokens.html", "tokens", "Tokens", map[string]any{"Tokens": toks})
 }
 
 // historyPageSize is how many policy changes the history page lists.

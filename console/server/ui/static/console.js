@@ -253,6 +253,20 @@ document.addEventListener("DOMContentLoaded", () => {
       try { await api("DELETE", "/api/v1/tokens/" + encodeURIComponent(btn.dataset.revoke)); location.reload(); } catch (e) { alert(e.message); }
     });
   }
+  const rotate = document.getElementById("rotate-form");
+  if (rotate) {
+    rotate.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const status = rotate.querySelector(".status");
+      setStatus(status, "Rotating…");
+      try {
+        const out = JSON.parse(await api("POST", "/api/v1/tokens/agent", { taskFamily: rotate.taskFamily.value.trim(), overlap: rotate.overlap.value.trim() }));
+        const box = document.getElementById("rotated-token");
+        box.value = out.token; box.hidden = false; box.select();
+        setStatus(status, "New credential below, shown once: put it in the family's secret. " + out.older + " older credential(s) stop at " + out.olderExpireAt + ".", "ok");
+      } catch (e) { setStatus(status, e.message, "error"); }
+    });
+  }
   const protect = document.getElementById("protect");
   if (protect) {
     protect.addEventListener("click", async () => {

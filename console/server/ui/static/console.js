@@ -203,7 +203,7 @@ document.addEventListener("DOMContentLoaded", () => {
       document.getElementById("form-title").textContent = "Edit rule " + rule.name;
       form.querySelector("button[type=submit]").textContent = "Save rule";
       form.querySelector(".cancel-edit").hidden = false;
-      form.scrollIntoView({ behavior: "smooth" });
+      form.scrollIntoView();
     });
   }
   for (const btn of document.querySelectorAll(".cancel-edit")) {

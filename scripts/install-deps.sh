@@ -24,6 +24,7 @@ DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and t
 DEBIAN_PACKAGES+=(podman runc catatonit) # cli/localrun, e2e: task run-local (runc: crun fails on hybrid cgroups; catatonit: the pod infra)
 DEBIAN_PACKAGES+=(slirp4netns uidmap) # podman networking (the pod reaches the host loopback) and its user-namespace helpers
 DEBIAN_PACKAGES+=(iproute2)           # e2e, cli/localrun: ip netns list after teardown
+DEBIAN_PACKAGES+=(python3-botocore)   # console/fargate: protect output checked against the ECS API model (service-2.json, ParamValidator)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -42,7 +42,7 @@ func newMetrics() *metrics {
 		}, []string{"route"}),
 		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taskguard_console_audits_ingested_total",
-			Help: "Defender audit records received: stored, or duplicate (already stored, a retried batch).",
+			Help: "Defender audit records received: stored, duplicate (already stored, a retried batch) or rejected (named in the answer, not stored).",
 		}, []string{"result"}),
 		lastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "taskguard_console_defender_last_seen_timestamp_seconds",
@@ -72,9 +72,10 @@ func (m *metrics) observe(route, method string, code int, d time.Duration) {
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
 
-func (m *metrics) auditsIngested(stored, duplicates int) {
+func (m *metrics) auditsIngested(stored, duplicates, rejected int) {
 	m.audits.WithLabelValues("stored").Add(float64(stored))
 	m.audits.WithLabelValues("duplicate").Add(float64(duplicates))
+	m.audits.WithLabelValues("rejected").Add(float64(rejected))
 }
 
 func (m *metrics) defenderSeen(family string) {

@@ -33,6 +33,7 @@ type testEnv struct {
 	auth   *auth.Authenticator
 	store  store.Store
 	logs   *syncBuffer
+	dbPath string // the SQLite file of the store
 
 	mu     sync.Mutex
 	now    time.Time
@@ -61,12 +62,15 @@ func newTestEnv(t *testing.T, throttle auth.ThrottleConfig) *testEnv {
 // newTestEnvWith is newTestEnv with a task image matcher.
 func newTestEnvWith(t *testing.T, throttle auth.ThrottleConfig, images *taskimages.Matcher) *testEnv {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "taskguard.db"))
+	dbPath := filepath.Join(t.TempDir(), "taskguard.db")
+	st, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return newTestEnvOn(t, st, throttle, images)
+	e := newTestEnvOn(t, st, throttle, images)
+	e.dbPath = dbPath
+	return e
 }
 
 // newTestEnvOn is newTestEnvWith over a given store.

@@ -38,3 +38,24 @@ func TestValidateTaskFamily(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidateTaskFamily: an accepted family is what ECS accepts, byte for byte.
+func FuzzValidateTaskFamily(f *testing.F) {
+	for _, s := range []string{"web", "../etc", "a b", strings.Repeat("x", 256), "wéb", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		err := ValidateTaskFamily(s)
+		ok := len(s) >= 1 && len(s) <= 255
+		for i := 0; i < len(s) && ok; i++ {
+			c := s[i]
+			ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		}
+		if ok != (err == nil) {
+			t.Fatalf("ValidateTaskFamily(%q) = %v, ECS would accept: %v", s, err, ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("ValidateTaskFamily(%q) = %v, not ErrInvalid", s, err)
+		}
+	})
+}

@@ -72,3 +72,38 @@ func TestLoginRedirectStaysOnConsole(t *testing.T) {
 		t.Errorf("HTTPS answer has Strict-Transport-Security %q, want %q", got, hstsValue)
 	}
 }
+
+// FuzzSafeNext: whatever the form sends, the redirect target is a path of
+// this console as a browser would resolve it: it starts with one "/", holds
+// no byte a browser drops or rewrites, and parses with no scheme or host.
+func FuzzSafeNext(f *testing.F) {
+	for _, s := range []string{"/", "/a?b=c", "//evil", "/\t/evil", "/\\evil", "https://x", "/%2F/x", "/..//x", "/\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, next string) {
+		got := safeNext(next)
+		if got == "/" {
+			return
+		}
+		if got != next {
+			t.Fatalf("safeNext(%q) = %q: kept values must be unchanged", next, got)
+		}
+		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.ContainsAny(got, "\\\t\r\n ") {
+			t.Fatalf("safeNext(%q) = %q leaves the console", next, got)
+		}
+		for i := 0; i < len(got); i++ {
+			if got[i] < 0x21 || got[i] > 0x7e {
+				t.Fatalf("safeNext(%q) keeps byte %#x", next, got[i])
+			}
+		}
+		// As the browser resolves it against the console's own URL.
+		base, _ := url.Parse("https://console.example:8083/login")
+		u, err := url.Parse(got)
+		if err != nil {
+			t.Fatalf("safeNext(%q) = %q does not parse: %v", next, got, err)
+		}
+		if r := base.ResolveReference(u); r.Host != base.Host || r.Scheme != base.Scheme {
+			t.Fatalf("safeNext(%q) = %q resolves to %s", next, got, r)
+		}
+	})
+}

@@ -79,6 +79,22 @@ func TestBrowserUsersAndTokens(t *testing.T) {
 	if r := e.do("GET", api.PathAgentPolicy, "bearer "+tok, ""); r.status != 200 {
 		t.Errorf("the credential rotated on the page: %d", r.status)
 	}
+	// A user changes their own password: every session ends, the new password signs in.
+	step(t, ctx, "change my password",
+		chromedp.SendKeys(chromedp.CSS(`#password-form input[name="current"]`), passwords[auth.RoleAdmin]),
+		chromedp.SendKeys(chromedp.CSS(`#password-form input[name="password"]`), "admin-password-2"),
+		chromedp.Click(chromedp.CSS(`#password-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#signin")),
+	)
+	if r := e.do("GET", api.PathPolicies, basic(auth.RoleAdmin), ""); r.status != 401 {
+		t.Errorf("the old password after the change: %d", r.status)
+	}
+	step(t, ctx, "sign in with the new password",
+		chromedp.SendKeys(chromedp.CSS("#username"), userOf(auth.RoleAdmin)),
+		chromedp.SetValue(chromedp.CSS("#password"), "admin-password-2"),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.CSS(".tiles")),
+	)
 	// Sign out: the session is revoked on the console.
 	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
 	if err != nil || cookies != "" {

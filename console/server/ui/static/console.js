@@ -253,6 +253,19 @@ document.addEventListener("DOMContentLoaded", () => {
       try { await api("DELETE", "/api/v1/tokens/" + encodeURIComponent(btn.dataset.revoke)); location.reload(); } catch (e) { alert(e.message); }
     });
   }
+  const pwForm = document.getElementById("password-form");
+  if (pwForm) {
+    pwForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const status = pwForm.querySelector(".status");
+      setStatus(status, "Changing…");
+      try {
+        await api("PUT", "/api/v1/users/" + encodeURIComponent(pwForm.dataset.user) + "/password",
+          { password: pwForm.password.value, currentPassword: pwForm.current.value });
+        location.href = "/login";
+      } catch (e) { setStatus(status, e.message, "error"); }
+    });
+  }
   const rotate = document.getElementById("rotate-form");
   if (rotate) {
     rotate.addEventListener("submit", async (ev) => {

@@ -358,7 +358,7 @@ func (a *Authenticator) AgentToken(ctx context.Context, family string) (string, 
 	if err != nil {
 		return "", err
 	}
-	if !t.RevokedAt.IsZero() || !t.ExpiresAt.Equal(expires) {
+	if !t.RevokedAt.IsZero() {
 		return "", fmt.Errorf("%w agent credential: the credential of task family %q for this period was revoked or rotated; "+
 			"rotate it (taskguard-console token rotate %s) and give the new value as a secret (agentTokenSecret)", ErrInvalid, family, family)
 	}
@@ -377,8 +377,10 @@ type IssuedToken struct {
 
 // RotateAgentToken mints a new, random agent credential for family, valid
 // for one AgentTokenTTL (no expiry when agent credentials do not expire),
-// and makes every other credential of the family expire overlap from now
-// (those that expire sooner keep their expiry). Put the value in the
+// and revokes every other credential of the family from overlap after now
+// (those that expire or were revoked sooner keep that time). The revoked
+// records stay until they expire, so a period credential is never minted
+// again once rotated away. Put the value in the
 // family's secret; tasks started from then on use it, and running tasks
 // keep the old one until the overlap ends. It returns the new credential
 // and how many older ones were cut short.
@@ -391,7 +393,7 @@ func (a *Authenticator) RotateAgentToken(ctx context.Context, family string, ove
 	}
 	now := a.now().UTC()
 	olderEnd := now.Add(overlap).Truncate(time.Millisecond)
-	cut, err := a.store.ExpireTokensBy(ctx, store.TokenQuery{TaskFamily: family, Role: string(RoleAgent)}, olderEnd)
+	cut, err := a.store.RevokeTokens(ctx, store.TokenQuery{TaskFamily: family, Role: string(RoleAgent)}, olderEnd)
 	if err != nil {
 		return IssuedToken{}, 0, err
 	}

@@ -156,6 +156,16 @@ func TestAgentTokenPeriodsAndRotation(t *testing.T) {
 	if _, err := a.AgentToken(ctx, "web"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("AgentToken after a rotation in the same period: %v, want ErrInvalid telling to rotate", err)
 	}
+	// Purging expired tokens does not bring it back: the revoked record stays until its period ends.
+	if _, err := a.DeleteExpiredTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := a.AgentToken(ctx, "web"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("AgentToken after the purge: %.12q, %v; the rotated-away credential came back", tk, err)
+	}
+	if _, err := a.Bearer(ctx, t2); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("the rotated-away credential after the purge: %v", err)
+	}
 	// Revoking by ID.
 	if err := a.RevokeToken(ctx, rot.ID, ""); err != nil {
 		t.Fatal(err)

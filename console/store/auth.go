@@ -18,14 +18,11 @@ type AuthStore interface {
 
 	// Tokens lists token records matching q, newest first.
 	Tokens(ctx context.Context, q TokenQuery) ([]Token, error)
-	// RevokeTokens marks the matching, not yet revoked tokens revoked at now
-	// and returns how many. A revoked record is kept until it expires, so a
-	// deterministic token minted again stays revoked.
-	RevokeTokens(ctx context.Context, q TokenQuery, now time.Time) (int64, error)
-	// ExpireTokensBy brings the expiry of the matching, unrevoked tokens
-	// forward to at (tokens that expire earlier keep their expiry) and
-	// returns how many changed.
-	ExpireTokensBy(ctx context.Context, q TokenQuery, at time.Time) (int64, error)
+	// RevokeTokens makes the matching tokens revoked from at (now, or a
+	// later time for a rotation's overlap); tokens revoked before at, or
+	// expiring by then, are left as they are. It returns how many changed. A revoked record is kept until
+	// it expires, so a deterministic token minted again stays revoked.
+	RevokeTokens(ctx context.Context, q TokenQuery, at time.Time) (int64, error)
 
 	// CountFailure atomically counts one attempt against key and returns the
 	// count and the time of the last counted attempt. A count whose last

@@ -95,7 +95,8 @@ type Token struct {
 	CreatedAt  time.Time
 	// ExpiresAt is when the token stops working; zero means it does not expire.
 	ExpiresAt time.Time
-	// RevokedAt is when the token was revoked (logout, an admin); zero: never.
+	// RevokedAt is when the token is revoked from (logout, an admin: at
+	// once; a rotation: when its overlap ends); zero: never.
 	RevokedAt time.Time
 }
 
@@ -105,4 +106,6 @@ func (t Token) Expired(now time.Time) bool {
 }
 
 // Valid reports whether the token may be used at now: not expired, not revoked.
-func (t Token) Valid(now time.Time) bool { return !t.Expired(now) && t.RevokedAt.IsZero() }
+func (t Token) Valid(now time.Time) bool {
+	return !t.Expired(now) && (t.RevokedAt.IsZero() || now.Before(t.RevokedAt))
+}

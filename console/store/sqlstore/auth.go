@@ -132,22 +132,14 @@ func (s *DB) Tokens(ctx context.Context, q store.TokenQuery) ([]store.Token, err
 }
 
 // RevokeTokens implements store.Store.
-func (s *DB) RevokeTokens(ctx context.Context, q store.TokenQuery, now time.Time) (int64, error) {
+func (s *DB) RevokeTokens(ctx context.Context, q store.TokenQuery, at time.Time) (int64, error) {
 	where, args := tokenWhere(q)
-	res, err := s.exec(ctx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at = 0 AND `+where, append([]any{millis(now)}, args...)...)
+	ms := millis(at)
+	res, err := s.exec(ctx, `UPDATE tokens SET revoked_at = ?
+		WHERE (revoked_at = 0 OR revoked_at > ?) AND (expires_at = 0 OR expires_at > ?) AND `+where,
+		append([]any{ms, ms, ms}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("revoke tokens: %w", err)
-	}
-	return res.RowsAffected()
-}
-
-// ExpireTokensBy implements store.Store.
-func (s *DB) ExpireTokensBy(ctx context.Context, q store.TokenQuery, at time.Time) (int64, error) {
-	where, args := tokenWhere(q)
-	res, err := s.exec(ctx, `UPDATE tokens SET expires_at = ? WHERE revoked_at = 0 AND (expires_at = 0 OR expires_at > ?) AND `+where,
-		append([]any{millis(at), millis(at)}, args...)...)
-	if err != nil {
-		return 0, fmt.Errorf("expire tokens: %w", err)
 	}
 	return res.RowsAffected()
 }

@@ -85,7 +85,7 @@ func testTokenRevocation(t *testing.T, s store.Store) {
 		t.Errorf("revoking a revoked token again counts %d", n)
 	}
 	tk, err := s.Token(ctx, []byte("a1"))
-	if err != nil || !tk.RevokedAt.Equal(base.Add(time.Hour)) || tk.Valid(base) {
+	if err != nil || !tk.RevokedAt.Equal(base.Add(time.Hour)) || tk.Valid(base.Add(time.Hour)) || !tk.Valid(base) {
 		t.Errorf("revoked token = %+v, %v", tk, err)
 	}
 	// Minting the same digest again keeps it revoked.
@@ -95,24 +95,37 @@ func testTokenRevocation(t *testing.T, s store.Store) {
 	if tk, _ := s.Token(ctx, []byte("a1")); tk.RevokedAt.IsZero() {
 		t.Error("saving a revoked digest again un-revoked it")
 	}
-	// Rotation: the family's tokens expire at the end of the overlap, unless sooner.
+	// Rotation: the family's tokens are revoked from the end of the overlap;
+	// their expiry stays, so the records outlive the overlap.
 	overlap := base.Add(24 * time.Hour)
-	if n, err := s.ExpireTokensBy(ctx, store.TokenQuery{TaskFamily: "web"}, overlap); err != nil || n != 2 {
-		t.Fatalf("ExpireTokensBy(web) = %d, %v; want 2", n, err)
+	if n, err := s.RevokeTokens(ctx, store.TokenQuery{TaskFamily: "web"}, overlap); err != nil || n != 2 {
+		t.Fatalf("RevokeTokens(web, later) = %d, %v; want 2", n, err)
 	}
 	for _, d := range []string{"w1", "w2"} {
-		if tk, _ := s.Token(ctx, []byte(d)); !tk.ExpiresAt.Equal(overlap) {
-			t.Errorf("%s expires %v, want %v", d, tk.ExpiresAt, overlap)
+		tk, _ := s.Token(ctx, []byte(d))
+		if !tk.RevokedAt.Equal(overlap) || !tk.Valid(overlap.Add(-time.Millisecond)) || tk.Valid(overlap) {
+			t.Errorf("%s: revoked from %v (valid just before: %v), want %v", d, tk.RevokedAt, tk.Valid(overlap.Add(-time.Millisecond)), overlap)
 		}
 	}
-	if n, _ := s.ExpireTokensBy(ctx, store.TokenQuery{TaskFamily: "web"}, base.Add(48*time.Hour)); n != 0 {
-		t.Errorf("a later expiry moved %d tokens back", n)
+	if w2, _ := s.Token(ctx, []byte("w2")); !w2.ExpiresAt.Equal(toks[3].ExpiresAt) {
+		t.Errorf("a scheduled revocation changed the expiry to %v", w2.ExpiresAt)
 	}
-	if tk, _ := s.Token(ctx, []byte("k1")); !tk.ExpiresAt.IsZero() {
+	if n, _ := s.RevokeTokens(ctx, store.TokenQuery{TaskFamily: "web"}, base.Add(48*time.Hour)); n != 0 {
+		t.Errorf("a later revocation moved %d tokens back", n)
+	}
+	if n, _ := s.RevokeTokens(ctx, store.TokenQuery{Digest: []byte("w1")}, base.Add(time.Hour)); n != 1 {
+		t.Errorf("revoking at once a token revoked from later: %d, want 1", n)
+	}
+	if tk, _ := s.Token(ctx, []byte("k1")); !tk.RevokedAt.IsZero() {
 		t.Error("another family's token changed")
 	}
-	if n, _ := s.RevokeTokens(ctx, store.TokenQuery{Subject: "alice"}, base); n != 1 {
-		t.Errorf("revoking alice's tokens counted %d, want the one left", n)
+	// a2 expires at base+1h: revoking from later leaves it to expire; a1 is already revoked.
+	if n, _ := s.RevokeTokens(ctx, store.TokenQuery{Subject: "alice"}, base.Add(2*time.Hour)); n != 0 {
+		t.Errorf("revoking alice's tokens after they ended counted %d, want 0", n)
+	}
+	// From base+30m: a2 is revoked, a1's earlier revocation moves to then too.
+	if n, _ := s.RevokeTokens(ctx, store.TokenQuery{Subject: "alice"}, base.Add(30*time.Minute)); n != 2 {
+		t.Errorf("revoking alice's tokens from base+30m counted %d, want 2", n)
 	}
 }
 

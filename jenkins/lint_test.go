@@ -22,6 +22,7 @@ var groovyFiles = []string{
 	"vars/taskguardPublish.groovy",
 	"examples/Jenkinsfile",
 	"examples/Jenkinsfile.scripted",
+	"examples/Jenkinsfile.parallel",
 	"test/harness.groovy",
 }
 
@@ -62,7 +63,7 @@ func TestGroovyLint(t *testing.T) {
 		args = append(args, filepath.Join(dir, f))
 	}
 	args = append(args, canary)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := killGroup(exec.CommandContext(ctx, lint, args...))
 	cmd.Dir = dir

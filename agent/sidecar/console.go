@@ -52,7 +52,7 @@ func (c *Console) PostAudits(ctx context.Context, audits []api.Audit) (api.Audit
 	}
 	res, err := cl.PostAudits(ctx, api.AuditBatch{Audits: audits})
 	if err != nil {
-		return res, fmt.Errorf("post audits: %w", err)
+		return res, fmt.Errorf("post audits: %w", trustHint(err))
 	}
 	return res, nil
 }
@@ -64,7 +64,7 @@ func (c *Console) SendInventory(ctx context.Context, inv api.Inventory) error {
 		return err
 	}
 	if err := cl.PostInventory(ctx, inv); err != nil {
-		return fmt.Errorf("post inventory: %w", err)
+		return fmt.Errorf("post inventory: %w", trustHint(err))
 	}
 	return nil
 }
@@ -78,7 +78,7 @@ func (c *Console) Policy(ctx context.Context, etag string, wait time.Duration) (
 	}
 	p, tag, modified, err := cl.AgentPolicy(ctx, etag, wait)
 	if err != nil {
-		return nil, etag, fmt.Errorf("get policy: %w", err)
+		return nil, etag, fmt.Errorf("get policy: %w", trustHint(err))
 	}
 	if !modified {
 		return nil, etag, nil

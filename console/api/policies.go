@@ -415,3 +415,9 @@ func (c *Client) UpdateImageRule(ctx context.Context, name string, r policy.Imag
 func (c *Client) DeleteImageRule(ctx context.Context, name string) (int64, error) {
 	return c.writeRules(ctx, http.MethodDelete, rulePath(PathImagePolicy, name), nil, 0)
 }
+
+// DeleteScan removes one scan (admin only).
+func (c *Client) DeleteScan(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, PathScans+"/"+url.PathEscape(id), nil, "", nil)
+	return err
+}

@@ -29,7 +29,7 @@ func TestRoles(t *testing.T) {
 		role Role
 		can  []Permission
 	}{
-		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermOwnCredentials}},
+		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermDeleteScans, PermOwnCredentials}},
 		{RoleDefenderManager, []Permission{PermProtect, PermRead, PermOwnCredentials}},
 		{RoleCI, []Permission{PermPublishScans, PermProtect, PermRead, PermOwnCredentials}},
 		{RoleAuditor, []Permission{PermRead, PermOwnCredentials}},

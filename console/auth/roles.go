@@ -46,11 +46,13 @@ const (
 	// PermOwnCredentials lets a user list and revoke their own tokens, log
 	// out and change their own password.
 	PermOwnCredentials Permission = "manage their own credentials"
+	// PermDeleteScans removes published CI scan results.
+	PermDeleteScans Permission = "delete scan results"
 )
 
 // rolePermissions is the whole access model: a role may do what is listed, nothing else.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermOwnCredentials},
+	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermDeleteScans, PermOwnCredentials},
 	RoleDefenderManager: {PermProtect, PermRead, PermOwnCredentials},
 	RoleCI:              {PermPublishScans, PermProtect, PermRead, PermOwnCredentials},
 	RoleAuditor:         {PermRead, PermOwnCredentials},

@@ -332,7 +332,7 @@ func (s *DB) Scans(ctx context.Context, q store.ScanQuery) (store.ScanPage, erro
 func (s *DB) Scan(ctx context.Context, id string) (store.Scan, error) {
 	var sc store.Scan
 	var at int64
-	var summary, report string
+	var summary, report []byte // scanned as bytes: one copy of a report of up to 16 MiB, not two
 	err := s.queryRow(ctx, `SELECT id, received_at, publisher, image, digest, task_family, result, summary, report
 		FROM scans WHERE id = ?`, id).Scan(&sc.ID, &at, &sc.Publisher, &sc.Image, &sc.Digest, &sc.TaskFamily, &sc.Result, &summary, &report)
 	if errors.Is(err, sql.ErrNoRows) {

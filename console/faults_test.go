@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,4 +194,47 @@ func protectForToken(t *testing.T, p *consoleProcess) string {
 	}
 	t.Fatal("no agent token in the protected task")
 	return ""
+}
+
+// The first case on a real console process, on both engines: a
+// batch with one 20 KB message (and a NUL in its path) and one ordinary
+// audit, posted with an agent token: both are stored, the long one cut.
+func TestLongAuditStoredOnBothEngines(t *testing.T) {
+	for _, e := range []struct {
+		name string
+		args func(t *testing.T) []string
+	}{
+		{"sqlite", func(*testing.T) []string { return nil }},
+		{"postgres", func(t *testing.T) []string { return []string{"--db", pgtest.Start(t).NewDatabase(t)} }},
+	} {
+		t.Run(e.name, func(t *testing.T) {
+			p := startConsoleProcess(t, t.TempDir(), e.args(t)...)
+			agent := p.api(t, api.WithToken(protectForToken(t, p)))
+			ctx := context.Background()
+			now := time.Now().UTC()
+			long := api.Audit{ID: "long", Time: now, Kind: api.AuditWAF, Effect: policy.EffectPrevent,
+				Message: "SQL injection in GET /" + strings.Repeat("a", 20<<10) + "?id=1' OR '1'='1",
+				WAF:     &api.WAFDetail{EventID: "e", Method: "GET", Path: "/x\x00" + strings.Repeat("a", 20<<10), Source: "10.0.0.9"}}
+			ordinary := api.Audit{ID: "ordinary", Time: now.Add(time.Second), Kind: api.AuditDNS, Effect: policy.EffectAlert,
+				Message: "DNS resolution of suspicious name yahoo.com"}
+			res, err := agent.PostAudits(ctx, api.AuditBatch{Audits: []api.Audit{long, ordinary}})
+			if err != nil || res.Stored != 2 || res.Truncated != 1 || len(res.Rejected) != 0 {
+				t.Fatalf("PostAudits = %+v, %v; want both stored, one truncated", res, err)
+			}
+			admin := p.api(t, api.WithBasicAuth("ops", "ops-password-1"))
+			fw, err := admin.FirewallAudits(ctx, api.AuditQuery{})
+			if err != nil || len(fw.Audits) != 1 {
+				t.Fatalf("firewall audits: %+v, %v", fw, err)
+			}
+			got := fw.Audits[0]
+			if !strings.Contains(got.Message, api.TruncatedMarker) || len(got.Message) > 17<<10 ||
+				!strings.HasPrefix(got.WAF.Path, "/x\u2400aaa") || !strings.Contains(got.WAF.Path, api.TruncatedMarker) {
+				t.Errorf("stored %d-byte message ending %q, path starting %q", len(got.Message), got.Message[len(got.Message)-50:], got.WAF.Path[:8])
+			}
+			rt, err := admin.RuntimeAudits(ctx, api.AuditQuery{})
+			if err != nil || len(rt.Audits) != 1 || rt.Audits[0].ID != "ordinary" {
+				t.Fatalf("runtime audits: %+v, %v", rt, err)
+			}
+		})
+	}
 }

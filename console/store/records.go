@@ -81,10 +81,14 @@ type AuditQuery struct {
 	Cursor string
 }
 
-// Page sizes of audit queries.
+// Page sizes of audit queries. A page also stops once its records hold
+// MaxAuditPageBytes of stored JSON (Next then continues after the last one),
+// so that a page of large records (16 KiB fields) cannot make a read cost
+// hundreds of megabytes.
 const (
-	DefaultAuditPage = 100
-	MaxAuditPage     = 5000
+	DefaultAuditPage  = 100
+	MaxAuditPage      = 5000
+	MaxAuditPageBytes = 8 << 20
 )
 
 // AuditPage is one page of audits; Next is empty on the last page.

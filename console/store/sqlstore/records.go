@@ -231,18 +231,20 @@ func (s *DB) Audits(ctx context.Context, q store.AuditQuery) (store.AuditPage, e
 	defer rows.Close()
 	var page store.AuditPage
 	var lastSeq, lastTime int64
+	size := 0
 	for rows.Next() {
 		var seq, t int64
-		var body string
+		var body []byte
 		if err := rows.Scan(&seq, &t, &body); err != nil {
 			return store.AuditPage{}, fmt.Errorf("query audits: %w", err)
 		}
-		if len(page.Audits) == limit {
+		if len(page.Audits) == limit || (len(page.Audits) > 0 && size+len(body) > store.MaxAuditPageBytes) {
 			page.Next = encodeCursor(lastTime, lastSeq)
 			break
 		}
+		size += len(body)
 		var a api.Audit
-		if err := json.Unmarshal([]byte(body), &a); err != nil {
+		if err := json.Unmarshal(body, &a); err != nil {
 			return store.AuditPage{}, fmt.Errorf("decode stored audit: %w", err)
 		}
 		page.Audits = append(page.Audits, a)

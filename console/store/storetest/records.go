@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -369,6 +370,49 @@ func testScans(t *testing.T, s store.Store) {
 	}
 	if err := s.DeleteScan(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second DeleteScan(s2): err = %v, want ErrNotFound", err)
+	}
+}
+
+// A page of large records stops at MaxAuditPageBytes; the cursor goes on
+// from there and every record is seen once.
+func testAuditsPageBytes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 700 // 700 x 16 KiB messages: about 11 MiB, over one page's bytes
+	var batch []api.Audit
+	for i := range n {
+		batch = append(batch, audit(fmt.Sprintf("big-%03d", i), base.Add(time.Duration(i)*time.Millisecond), api.AuditDNS,
+			policy.EffectAlert, "web", "app", "r", strings.Repeat("x", 16<<10)))
+	}
+	if got, err := s.InsertAudits(ctx, batch, base); err != nil || got != n {
+		t.Fatalf("InsertAudits = %d, %v", got, err)
+	}
+	seen := map[string]bool{}
+	pages := 0
+	q := store.AuditQuery{Limit: store.MaxAuditPage}
+	for {
+		p, err := s.Audits(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		size := 0
+		for _, a := range p.Audits {
+			if seen[a.ID] {
+				t.Fatalf("%s on two pages", a.ID)
+			}
+			seen[a.ID] = true
+			size += len(a.Message)
+		}
+		if size > store.MaxAuditPageBytes {
+			t.Fatalf("a page holds %d bytes of messages, over %d", size, store.MaxAuditPageBytes)
+		}
+		if p.Next == "" {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	if len(seen) != n || pages < 2 {
+		t.Fatalf("saw %d of %d records in %d pages; want all, in at least 2 pages", len(seen), n, pages)
 	}
 }
 

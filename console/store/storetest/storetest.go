@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WaitPolicy", testWaitPolicy},
 		{"WaitPolicyAhead", testWaitPolicyAhead},
 		{"AuditsUnsafeText", testAuditsUnsafeText},
+		{"AuditsPageBytes", testAuditsPageBytes},
 		{"Audits", testAudits},
 		{"AuditsSameTime", testAuditsSameTime},
 		{"Scans", testScans},

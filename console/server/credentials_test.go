@@ -145,6 +145,15 @@ func TestLogoutRevokes(t *testing.T) {
 		t.Errorf("a page with the old cookie: %v %v", resp, err)
 	}
 
+	// POST /logout with a bearer token revokes that token too.
+	bt := e.login(userOf(auth.RoleAuditor), passwords[auth.RoleAuditor]).Token
+	if r := e.do("POST", "/logout", "bearer "+bt, ""); r.status != 200 && r.status != http.StatusSeeOther {
+		t.Fatalf("POST /logout with a bearer token: %d", r.status)
+	}
+	if r := e.do("GET", api.PathPolicies, "bearer "+bt, ""); r.status != 401 {
+		t.Errorf("a bearer token after POST /logout: %d, want 401", r.status)
+	}
+
 	// POST /api/v1/logout with a bearer token.
 	tok := e.login(userOf(auth.RoleCI), passwords[auth.RoleCI]).Token
 	if r := e.do("POST", api.PathLogout, "bearer "+tok, ""); r.status != 204 {

@@ -171,10 +171,17 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 // logout revokes the session's token on the console, not only in the
 // browser: the old cookie value is refused from then on, as a cookie and as
-// a bearer token.
+// a bearer token. A bearer token sent to it is revoked too.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	var tokens []string
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if p, err := s.auth.Bearer(r.Context(), c.Value); err == nil {
+		tokens = append(tokens, c.Value)
+	}
+	if scheme, value, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "bearer") {
+		tokens = append(tokens, strings.TrimSpace(value))
+	}
+	for _, tok := range tokens {
+		if p, err := s.auth.Bearer(r.Context(), tok); err == nil {
 			if err := s.auth.RevokeBearer(r.Context(), p); err != nil {
 				s.internalError(w, r, "revoke the session", err)
 				return

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -66,16 +68,16 @@ func (t *tracer) redirectDNS(tid, fd int, addr, size uint64, server netip.AddrPo
 		return false
 	}
 	activeRelays.Add(1)
-	exe := t.exeOf(tid)
+	caller := Caller{PID: tid, Exe: t.exeOf(tid), Real: t.realOf(tid)}
 	go func() {
 		defer activeRelays.Add(-1)
-		relayDNS(t.h, pc, server, exe, tid)
+		relayDNS(t.h, pc, server, caller)
 	}()
 	return true
 }
 
 // relayDNS serves one redirected socket until it is idle.
-func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, exe string, pid int) {
+func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, caller Caller) {
 	defer pc.Close()
 	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
 	if err != nil {
@@ -105,7 +107,7 @@ func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, exe string, pid
 		client.Store(from)
 		q := buf[:n]
 		if names, err := dnsQueryNames(q); err == nil &&
-			h.DNS(DNSEvent{Caller: Caller{PID: pid, Exe: exe}, Names: names, Server: server}) == Deny {
+			h.DNS(DNSEvent{Caller: caller, Names: names, Server: server, Relayed: true}) == Deny {
 			if refused := refuse(q); refused != nil {
 				_, _ = pc.WriteToUDP(refused, from)
 			}

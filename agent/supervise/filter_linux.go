@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -14,9 +16,6 @@ const (
 	traceNative  = 1
 	traceForeign = 2
 )
-
-// i386 numbers of the supervised calls (int 0x80 from a 64-bit process).
-var i386Supervised = []uint32{11 /* execve */, 358 /* execveat */, 102 /* socketcall */, 361 /* bind */, 362 /* connect */, 363 /* listen */, 345 /* sendmmsg */, 369 /* sendto */, 370 /* sendmsg */}
 
 var nativeSupervised = []uint32{
 	unix.SYS_EXECVE, unix.SYS_EXECVEAT, unix.SYS_CONNECT, unix.SYS_SENDTO,
@@ -40,41 +39,6 @@ func seccompProgram(notify bool) ([]unix.SockFilter, error) {
 		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	return out, nil
-}
-
-// seccompInstructions returns the filter; native and foreign are the
-// actions for supervised calls of the native and the i386 ABI.
-func seccompInstructions(native, foreign uint32) []bpf.Instruction {
-	const (
-		offNr   = 0
-		offArch = 4
-		x32Bit  = 0x40000000
-	)
-	ret := func(v uint32) bpf.Instruction { return bpf.RetConstant{Val: v} }
-	var p []bpf.Instruction
-	p = append(p, bpf.LoadAbsolute{Off: offArch, Size: 4})
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_X86_64, SkipTrue: 1})
-	// Not native: the i386 block follows after the native block; jump there.
-	nativeLen := 2 + 2*len(nativeSupervised) + 1 // load nr, x32 test, pairs, allow (errno follows)
-	p = append(p, bpf.Jump{Skip: uint32(nativeLen + 1)})
-	// Native block.
-	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32Bit, SkipTrue: uint8(2*len(nativeSupervised) + 1)})
-	for _, nr := range nativeSupervised {
-		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
-		p = append(p, ret(native))
-	}
-	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
-	p = append(p, ret(unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM)))
-	// i386 block (only reached for a foreign arch).
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_I386, SkipFalse: uint8(1 + 2*len(i386Supervised))})
-	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
-	for _, nr := range i386Supervised {
-		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
-		p = append(p, ret(foreign))
-	}
-	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
-	return p
 }
 
 // installFilter installs the filter on the calling thread. Without

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -7,10 +9,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	pathpkg "path"
 	"path/filepath"
-	"slices"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,25 +21,6 @@ const (
 	maxArgs   = 256  // argv entries read for an audit
 	maxDNS    = 4096 // bytes of a send inspected for a DNS query
 )
-
-// seccomp handles one PTRACE_EVENT_SECCOMP stop of tid.
-func (t *tracer) seccomp(tid int) {
-	var regs unix.PtraceRegs
-	if err := unix.PtraceGetRegs(tid, &regs); err != nil {
-		return
-	}
-	nr := int(regs.Orig_rax)
-	// The native and i386 numbers the filter traces do not overlap, so the
-	// number tells the ABI without a PTRACE_GETEVENTMSG round trip.
-	if !slices.Contains(nativeSupervised, uint32(nr)) {
-		t.foreign(tid)
-		return
-	}
-	args := [6]uint64{regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9}
-	if t.decide(tid, nr, args) == Deny {
-		deny(tid, &regs, unix.EPERM)
-	}
-}
 
 // decide reads what a native supervised call is about and asks the handler.
 func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
@@ -68,35 +50,32 @@ func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
 	return v
 }
 
-// deny skips the system call and makes it return -errno.
-func deny(tid int, regs *unix.PtraceRegs, errno unix.Errno) {
-	regs.Orig_rax = ^uint64(0)
-	regs.Rax = uint64(-int64(errno))
-	_ = unix.PtraceSetRegs(tid, regs)
+// refuse applies a Deny with apply. When apply fails the process is killed,
+// so the call cannot run; the handler learns what happened either way.
+func (t *tracer) refuse(tid int, apply func() error) {
+	err := apply()
+	o := Refused
+	if err != nil {
+		o = killTracee(tid, err)
+	}
+	t.h.Enforced(tid, o, err)
 }
 
-// i386 user_regs_struct: 17 32-bit registers; orig_eax and eax by index.
-const (
-	i386Regs    = 17
-	i386Eax     = 6
-	i386OrigEax = 11
-)
-
-// foreign handles a stop of an i386 (int 0x80) system call. PTRACE_GETREGS
-// gives the 64-bit view, which does not hold a compat call's number, so the
-// registers are read and written with PTRACE_GETREGSET in the tracee's view.
-func (t *tracer) foreign(tid int) {
-	var regs [i386Regs]uint32
-	iov := unix.Iovec{Base: (*byte)(unsafe.Pointer(&regs[0])), Len: uint64(unsafe.Sizeof(regs))}
-	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GETREGSET, uintptr(tid), uintptr(unix.NT_PRSTATUS), uintptr(unsafe.Pointer(&iov)), 0, 0); e != 0 || iov.Len != uint64(unsafe.Sizeof(regs)) {
-		return
+// killTracee kills the process of tid, stopped at a supervised call that
+// could not be refused (cause). A fatal signal makes the kernel skip the call
+// when the tracee resumes. ESRCH from ptrace means the tracee left its stop,
+// which only SIGKILL from elsewhere does: it was gone before our answer.
+func killTracee(tid int, cause error) Outcome {
+	err := unix.Kill(tid, unix.SIGKILL)
+	switch {
+	case errors.Is(cause, unix.ESRCH):
+		return Gone
+	case err == unix.ESRCH:
+		return Gone
+	case err != nil:
+		return Unenforced
 	}
-	if t.h.Foreign(tid, int(regs[i386OrigEax])) != Deny {
-		return
-	}
-	regs[i386OrigEax] = ^uint32(0)
-	regs[i386Eax] = ^uint32(unix.EPERM) + 1 // -EPERM
-	_, _, _ = unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SETREGSET, uintptr(tid), uintptr(unix.NT_PRSTATUS), uintptr(unsafe.Pointer(&iov)), 0, 0)
+	return Killed
 }
 
 // readMem reads len(b) bytes at addr of tid's memory.
@@ -169,11 +148,15 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 	if base != "" {
 		path = filepath.Join(base, name)
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d/root%s", tid, path)); err != nil && !byFD {
-		// Nothing to run there (a shell trying each PATH entry): the
-		// kernel fails this exec itself, no program starts. The path is
-		// looked up in the tracee's root, which may differ from ours.
-		return Allow
+	resolved := path
+	if !byFD {
+		// The file the kernel will run, looked up in the tracee's root,
+		// which may differ from ours.
+		if resolved, err = resolveIn(tid, path); err != nil {
+			// Nothing to run there (a shell trying each PATH entry):
+			// the kernel fails this exec itself, no program starts.
+			return Allow
+		}
 	}
 	if !t.notify { // with ptrace, the exec event names the new program by this path
 		p := t.procs[tid]
@@ -183,7 +166,6 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		}
 		p.pending = path
 	}
-	resolved, _ := filepath.EvalSymlinks(path)
 	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved,
 		parent: func() string { return t.exeOf(tid) },
 		argv:   func() []string { return readArgv(tid, argvAddr) },
@@ -413,12 +395,91 @@ func (t *tracer) bind(tid, fd int, addr, size uint64) Verdict {
 }
 
 func (t *tracer) caller(tid int) Caller {
-	return Caller{PID: tid, exe: func() string { return t.exeOf(tid) }}
+	return Caller{PID: tid, exe: func() string { return t.exeOf(tid) }, real: func() string { return t.realOf(tid) }}
 }
 
+// exeOf is the executable of tid as audits word it (the name it was called by).
 func (t *tracer) exeOf(tid int) string {
-	if p := t.procs[tid]; p != nil && p.exe != "" {
+	if p := t.known(tid); p != nil && p.exe != "" {
 		return p.exe
 	}
 	return shownExe(tid, "")
+}
+
+// realOf is the file tid really runs, as the kernel resolved it at its exec.
+func (t *tracer) realOf(tid int) string {
+	if p := t.known(tid); p != nil && p.real != "" {
+		return p.real
+	}
+	real, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+	return real
+}
+
+// known returns what the tracer knows of tid, brought up to date: with no
+// exec events, a process that ran a new program since is noticed by its
+// /proc/PID/exe, and named by the exec it asked for last.
+func (t *tracer) known(tid int) *proc {
+	p := t.procs[tid]
+	if p == nil {
+		return nil
+	}
+	real, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+	if err == nil && real != p.real {
+		p.exe, p.real = shownExe(tid, p.pending), real
+	}
+	return p
+}
+
+// maxLinks is the kernel's limit of symlinks followed in one lookup.
+const maxLinks = 40
+
+// resolveIn resolves every symlink of the absolute path p the way the kernel
+// looks it up for process tid: inside tid's root directory (/proc/tid/root),
+// so an absolute link target starts again at that root, never at ours. It
+// returns the path of the file within that root.
+func resolveIn(tid int, p string) (string, error) {
+	root := fmt.Sprintf("/proc/%d/root", tid)
+	return resolveUnder(root, p)
+}
+
+// resolveUnder is resolveIn for the root directory root.
+func resolveUnder(root, p string) (string, error) {
+	out := "/"
+	rest := strings.Split(p, "/")
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			out = pathpkg.Dir(out)
+			continue
+		}
+		next := pathpkg.Join(out, c)
+		fi, err := os.Lstat(root + next)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			if len(rest) > 0 && !fi.IsDir() {
+				return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ENOTDIR}
+			}
+			out = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(root + next)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(target, "/") {
+			out = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return out, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -9,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -20,8 +23,11 @@ var forwarded = []os.Signal{
 	unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTTIN, unix.SIGTTOU,
 }
 
+// ptraceOptions leave out PTRACE_O_TRACEEXEC: an exec event would cost a
+// stop per program started, and the supervisor learns what a process runs
+// when an audit needs it (exeOf). A seized tracee gets no SIGTRAP at exec.
 const ptraceOptions = unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
-	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_TRACEEXEC | unix.PTRACE_O_EXITKILL
+	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_EXITKILL
 
 // Run starts cfg.Path as a child, supervises it until it ends and returns its
 // status. With a nil Handler nothing is traced. An error means the child
@@ -55,9 +61,10 @@ func Run(cfg Config) (Status, error) {
 	}
 	done := make(chan struct{})
 	defer close(done)
+	var n *tracer
 	if listener >= 0 {
 		// The notifier decides; this goroutine only waits, as for a plain child.
-		n := &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 		go n.notifyLoop(listener, done)
 		cfg.Handler = nil
 	}
@@ -74,9 +81,14 @@ func Run(cfg Config) (Status, error) {
 	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 	if cfg.Handler != nil {
 		self, _ := os.Executable()
-		t.procs[pid] = &proc{exe: self}
+		t.procs[pid] = &proc{exe: self, real: self}
 	}
-	return t.loop()
+	st, err := t.loop()
+	st.Stops = t.stops
+	if n != nil {
+		st.Stops.Calls = n.notified.Load()
+	}
+	return st, err
 }
 
 func files(cfg Config) ([]*os.File, error) {
@@ -141,11 +153,14 @@ func startTraced(cfg Config) (int, error) {
 
 // proc is what the tracer knows of one traced thread.
 type proc struct {
-	exe     string // the executable, as shown in audits
+	exe     string // the executable, as shown in audits (the name it was called by)
+	real    string // the executable as the kernel resolved it (/proc/PID/exe at the exec)
 	pending string // path of the exec this thread asked for, until it happens
 }
 
 type tracer struct {
+	stops    Stops        // ptrace stops (the tracer's goroutine only)
+	notified atomic.Int64 // notifications answered (user notification)
 	h        Handler
 	main     int
 	procs    map[int]*proc
@@ -187,6 +202,7 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	sig := ws.StopSignal()
 	event := ws.TrapCause()
 	if sig != unix.SIGTRAP {
+		t.stops.Signals++
 		if event == unix.PTRACE_EVENT_STOP {
 			// Group-stop of a seized tracee: keep it stopped, as without a tracer.
 			_, _, _ = unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(tid), 0, 0, 0, 0)
@@ -197,9 +213,11 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	}
 	switch event {
 	case unix.PTRACE_EVENT_SECCOMP:
+		t.stops.Calls++
 		t.seccomp(tid)
 		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_FORK, unix.PTRACE_EVENT_VFORK, unix.PTRACE_EVENT_CLONE:
+		t.stops.Forks++
 		// The child inherits the parent's executable until it execs. Its
 		// initial stop may have come first; it was resumed at once, with
 		// an empty entry (never hold a child: if the parent dies before
@@ -212,31 +230,19 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 				t.procs[child] = p
 			}
 			if parent := t.procs[tid]; parent != nil && p.exe == "" {
-				p.exe = parent.exe
+				p.exe, p.real = parent.exe, parent.real
 			}
 		}
 		t.cont(tid, 0)
-	case unix.PTRACE_EVENT_EXEC:
-		former := tid
-		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
-			former = int(msg)
-		}
-		asked := ""
-		if p := t.procs[former]; p != nil {
-			asked = p.pending
-		}
-		if former != tid {
-			delete(t.procs, former)
-		}
-		t.procs[tid] = &proc{exe: shownExe(tid, asked)}
-		t.cont(tid, 0)
 	case unix.PTRACE_EVENT_STOP:
+		t.stops.Starts++
 		// The initial stop of a new child (or thread).
 		if _, known := t.procs[tid]; !known {
 			t.procs[tid] = &proc{}
 		}
 		t.cont(tid, 0)
 	default:
+		t.stops.Execs++ // not asked for (PTRACE_O_TRACEEXEC is off); resume
 		t.cont(tid, 0)
 	}
 }

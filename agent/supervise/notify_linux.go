@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64)
+
 package supervise
 
 import (
@@ -118,8 +120,9 @@ func (t *tracer) notifyLoop(fd int, done <-chan struct{}) {
 			}
 			return
 		}
+		t.notified.Add(1)
 		v := Allow
-		if req.Arch == unix.AUDIT_ARCH_X86_64 {
+		if req.Arch == nativeArch {
 			v = t.decide(int(req.PID), int(req.NR), req.Args)
 		} else {
 			v = t.h.Foreign(int(req.PID), int(req.NR))
@@ -127,12 +130,52 @@ func (t *tracer) notifyLoop(fd int, done <-chan struct{}) {
 		// The memory read above belongs to this very call only if the
 		// notification is still pending (the task did not die meanwhile).
 		if e := notifyIoctl(fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&req.ID)); e != 0 {
+			if v == Deny {
+				t.h.Enforced(int(req.PID), Gone, fmt.Errorf("the call is no longer waiting: %w", e))
+			}
 			continue
 		}
 		resp := seccompNotifResp{ID: req.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
 		if v == Deny {
 			resp.Flags, resp.Error = 0, -int32(unix.EPERM)
 		}
-		_ = notifyIoctl(fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&resp))
+		e := sendNotif(fd, &resp)
+		if v != Deny {
+			continue
+		}
+		if e != 0 {
+			err := fmt.Errorf("answer the notification with EPERM: %w", e)
+			t.h.Enforced(int(req.PID), killNotified(fd, req.ID, int(req.PID)), err)
+			continue
+		}
+		t.h.Enforced(int(req.PID), Refused, nil)
 	}
+}
+
+// sendNotif answers a notification. Tests replace it to force the failure
+// of a refusal; nothing else does.
+var sendNotif = func(fd int, resp *seccompNotifResp) unix.Errno {
+	return notifyIoctl(fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(resp))
+}
+
+// killNotified kills the process of tid, which waits on notification id
+// that could not be refused. The pidfd is opened before the notification is
+// checked once more, so a recycled pid is never hit; a task killed while it
+// waits never runs its call.
+func killNotified(fd int, id uint64, tid int) Outcome {
+	pidfd, err := unix.PidfdOpen(tgidOf(tid), 0)
+	if err != nil {
+		if err == unix.ESRCH {
+			return Gone
+		}
+		return Unenforced
+	}
+	defer unix.Close(pidfd)
+	if e := notifyIoctl(fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id)); e != 0 {
+		return Gone // no longer waiting: the task died, or a signal interrupted the call
+	}
+	if err := unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0); err != nil {
+		return Unenforced
+	}
+	return Killed
 }

@@ -53,6 +53,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: api.PathOpenAPI, name: "openapi", handler: s.openAPI},
 		{method: "GET", path: api.PathMetrics, name: "metrics", perm: auth.PermRead, handler: s.serveMetrics},
 	}
+	rts = append(rts, s.credentialRoutes()...)
 	rts = append(rts, sectionRoutes(s, runtimeSection)...)
 	rts = append(rts, sectionRoutes(s, wafSection)...)
 	rts = append(rts, sectionRoutes(s, ciSection)...)

@@ -88,6 +88,17 @@ CREATE TABLE inventories (
 	UNIQUE (task_family, task_id, container)
 );
 CREATE INDEX inventories_image ON inventories (image);`,
+	4: `
+ALTER TABLE users ADD COLUMN task_families TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN disabled {{int}} NOT NULL DEFAULT 0;
+ALTER TABLE tokens ADD COLUMN revoked_at {{int}} NOT NULL DEFAULT 0;
+CREATE INDEX tokens_subject ON tokens (subject);
+CREATE TABLE login_failures (
+	name     TEXT PRIMARY KEY,
+	attempts {{int}} NOT NULL,
+	last_at  {{int}} NOT NULL
+);
+CREATE INDEX login_failures_last_at ON login_failures (last_at);`,
 }
 
 // SchemaVersion is the version Open migrates to.

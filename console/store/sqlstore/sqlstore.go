@@ -56,8 +56,8 @@ func (s *DB) Close() error {
 // CreateUser implements store.Store.
 func (s *DB) CreateUser(ctx context.Context, u store.User) error {
 	_, err := s.exec(ctx,
-		`INSERT INTO users (username, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
-		u.Username, u.Role, u.PasswordHash, millis(u.CreatedAt), millis(u.UpdatedAt))
+		`INSERT INTO users (username, role, password_hash, task_families, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.Username, u.Role, u.PasswordHash, joinFamilies(u.TaskFamilies), boolInt(u.Disabled), millis(u.CreatedAt), millis(u.UpdatedAt))
 	if s.dialect.isUnique(err) {
 		return fmt.Errorf("user %q: %w", u.Username, store.ErrExists)
 	}
@@ -70,7 +70,7 @@ func (s *DB) CreateUser(ctx context.Context, u store.User) error {
 // User implements store.Store.
 func (s *DB) User(ctx context.Context, username string) (store.User, error) {
 	u, err := scanUser(s.queryRow(ctx,
-		`SELECT username, role, password_hash, created_at, updated_at FROM users WHERE username = ?`, username))
+		`SELECT `+userColumns+` FROM users WHERE username = ?`, username))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.User{}, fmt.Errorf("user %q: %w", username, store.ErrNotFound)
 	}
@@ -82,7 +82,7 @@ func (s *DB) User(ctx context.Context, username string) (store.User, error) {
 
 // Users implements store.Store.
 func (s *DB) Users(ctx context.Context) ([]store.User, error) {
-	rows, err := s.query(ctx, `SELECT username, role, password_hash, created_at, updated_at FROM users ORDER BY username`)
+	rows, err := s.query(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -127,9 +127,9 @@ func (s *DB) SetPassword(ctx context.Context, username string, hash []byte, now 
 // SaveToken implements store.Store.
 func (s *DB) SaveToken(ctx context.Context, t store.Token) error {
 	_, err := s.exec(ctx,
-		`INSERT INTO tokens (digest, subject, role, task_family, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+		`INSERT INTO tokens (digest, subject, role, task_family, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (digest) DO NOTHING`,
-		t.Digest, t.Subject, t.Role, t.TaskFamily, millis(t.CreatedAt), millis(t.ExpiresAt))
+		t.Digest, t.Subject, t.Role, t.TaskFamily, millis(t.CreatedAt), millis(t.ExpiresAt), millis(t.RevokedAt))
 	if err != nil {
 		return fmt.Errorf("save token for %q: %w", t.Subject, err)
 	}
@@ -138,18 +138,13 @@ func (s *DB) SaveToken(ctx context.Context, t store.Token) error {
 
 // Token implements store.Store.
 func (s *DB) Token(ctx context.Context, digest []byte) (store.Token, error) {
-	var t store.Token
-	var created, expires int64
-	err := s.queryRow(ctx,
-		`SELECT digest, subject, role, task_family, created_at, expires_at FROM tokens WHERE digest = ?`, digest).
-		Scan(&t.Digest, &t.Subject, &t.Role, &t.TaskFamily, &created, &expires)
+	t, err := scanToken(s.queryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE digest = ?`, digest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Token{}, fmt.Errorf("token: %w", store.ErrNotFound)
 	}
 	if err != nil {
 		return store.Token{}, fmt.Errorf("read token: %w", err)
 	}
-	t.CreatedAt, t.ExpiresAt = fromMillis(created), fromMillis(expires)
 	return t, nil
 }
 
@@ -178,12 +173,16 @@ func (s *DB) EnsureSecret(ctx context.Context, name string, value []byte) ([]byt
 
 type rowScanner interface{ Scan(dest ...any) error }
 
+const userColumns = `username, role, password_hash, task_families, disabled, created_at, updated_at`
+
 func scanUser(s rowScanner) (store.User, error) {
 	var u store.User
-	var created, updated int64
-	if err := s.Scan(&u.Username, &u.Role, &u.PasswordHash, &created, &updated); err != nil {
+	var created, updated, disabled int64
+	var families string
+	if err := s.Scan(&u.Username, &u.Role, &u.PasswordHash, &families, &disabled, &created, &updated); err != nil {
 		return store.User{}, err
 	}
+	u.TaskFamilies, u.Disabled = splitFamilies(families), disabled != 0
 	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return u, nil
 }

@@ -143,6 +143,11 @@ func (s *Server) postAudits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
+	if p.TaskFamily == "" {
+		// An admin files records under the families they name: each is
+		// checked (an agent's records take the credential's family).
+		batch.refuseBadFamilies()
+	}
 	res, err := s.ingestAudits(r.Context(), batch, p.TaskFamily, time.Now().UTC())
 	if err != nil {
 		s.internalError(w, r, "store audits", err)
@@ -152,4 +157,17 @@ func (s *Server) postAudits(w http.ResponseWriter, r *http.Request) {
 		s.metrics.defenderSeen(p.TaskFamily)
 	}
 	writeJSON(w, http.StatusAccepted, res)
+}
+
+// checkFamily validates a task family that entered the console through
+// field (a JSON field or a query parameter) with auth.ValidateTaskFamily,
+// naming the field. An empty family passes unless required.
+func checkFamily(field, family string, required bool) error {
+	if family == "" && !required {
+		return nil
+	}
+	if err := auth.ValidateTaskFamily(family); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	return nil
 }

@@ -40,6 +40,9 @@ func parseAuditQuery(v url.Values, kinds []api.AuditKind) (store.AuditQuery, str
 		Kinds: kinds, Task: v.Get("task"), Container: v.Get("container"), Rule: v.Get("rule"),
 		Text: v.Get("q"), Cursor: v.Get("cursor"),
 	}
+	if err := checkTaskFilter(q.Task); err != nil {
+		return q, "", err
+	}
 	var err error
 	if q.From, err = parseTime("from", v.Get("from")); err != nil {
 		return q, "", err
@@ -73,6 +76,26 @@ func parseAuditQuery(v url.Values, kinds []api.AuditKind) (store.AuditQuery, str
 		return q, "", fmt.Errorf("format=%q: use json or csv", format)
 	}
 	return q, format, nil
+}
+
+// maxTaskARN bounds a task ARN given as the task filter.
+const maxTaskARN = 1600
+
+// checkTaskFilter validates ?task= of an audit list: a task family (ECS
+// rules) or a task's ID or ARN (arn:...:ecs:REGION:ACCOUNT:task/...).
+func checkTaskFilter(task string) error {
+	if task == "" {
+		return nil
+	}
+	ferr := checkFamily("task", task, false)
+	if ferr == nil {
+		return nil
+	}
+	if strings.HasPrefix(task, "arn:") && strings.Contains(task, ":task/") && len(task) <= maxTaskARN &&
+		!strings.ContainsFunc(task, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return nil
+	}
+	return fmt.Errorf("%w (or give a task ARN, arn:aws:ecs:REGION:ACCOUNT:task/CLUSTER/ID)", ferr)
 }
 
 func kindList(kinds []api.AuditKind) string {
@@ -241,6 +264,23 @@ func parseAuditBatch(body io.Reader) (auditBatch, error) {
 		b.index = append(b.index, i)
 	}
 	return b, nil
+}
+
+// refuseBadFamilies moves the records whose taskFamily is not a valid ECS
+// family name ("../etc", spaces, 300 characters) to the rejected ones,
+// naming the field; the others are stored. Used for records an admin posts:
+// an agent's records are filed under its credential's family.
+func (b *auditBatch) refuseBadFamilies() {
+	audits, index := b.audits[:0], b.index[:0]
+	for i, a := range b.audits {
+		if err := checkFamily(fmt.Sprintf("audits[%d].taskFamily", b.index[i]), a.TaskFamily, false); err != nil {
+			b.rejected = append(b.rejected, api.AuditRejection{Index: b.index[i], ID: shortID(a.ID), Reason: err.Error()})
+			continue
+		}
+		audits, index = append(audits, a), append(index, b.index[i])
+	}
+	b.audits, b.index = audits, index
+	slices.SortFunc(b.rejected, func(x, y api.AuditRejection) int { return x.Index - y.Index })
 }
 
 // recordError names what is wrong with a record that did not decode.

@@ -32,6 +32,10 @@ func (s *Server) postInventory(w http.ResponseWriter, r *http.Request) {
 	}
 	if p, ok := auth.PrincipalFrom(r.Context()); ok && p.TaskFamily != "" {
 		inv.TaskFamily = p.TaskFamily
+	} else if err := checkFamily("request body: taskFamily", inv.TaskFamily, true); err != nil {
+		// An admin names the family; an inventory is listed under it.
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	si := store.StoredInventory{ReceivedAt: time.Now().UTC(), Inventory: inv}
 	if err := s.store.SaveInventory(r.Context(), si); err != nil {

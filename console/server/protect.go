@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/tlscert"
@@ -33,9 +34,9 @@ type Serving struct {
 // Response headers of the protect endpoints: the body stays the task
 // definition alone (it registers as is), the report travels beside it.
 const (
-	HeaderProtected = "X-Taskguard-Protected"
-	HeaderSkipped   = "X-Taskguard-Skipped"
-	HeaderWarning   = "X-Taskguard-Warning"
+	HeaderProtected = api.HeaderProtected
+	HeaderSkipped   = api.HeaderSkipped
+	HeaderWarning   = api.HeaderWarning
 )
 
 // list reads a repeatable, comma-separated query parameter.
@@ -159,11 +160,16 @@ func (s *Server) protect(w http.ResponseWriter, r *http.Request, ctype string, i
 		s.protectError(w, r, err)
 		return
 	}
+	if td.Family() == "" {
+		writeError(w, http.StatusBadRequest, `invalid task definition: it has no "family": add the task family's name (ECS needs it, and the defender's credential belongs to it)`)
+		return
+	}
+	if err := checkFamily(`invalid task definition: "family"`, td.Family(), true); err != nil {
+		// With a secret ARN too: the defender's audits are filed under it.
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if opts.AgentTokenSecretARN == "" {
-		if td.Family() == "" {
-			writeError(w, http.StatusBadRequest, `invalid task definition: it has no "family": add the task family's name (ECS needs it, and the defender's credential belongs to it)`)
-			return
-		}
 		// The defender's credential: one agent token per task family.
 		if opts.AgentToken, err = s.auth.AgentToken(r.Context(), td.Family()); err != nil {
 			s.protectError(w, r, err)

@@ -46,6 +46,13 @@ func parseReport(body []byte) (report.Report, error) {
 	case rep.Result != report.ResultPassed && rep.Result != report.ResultBlocked:
 		return rep, fmt.Errorf("request body: result %q: want %q or %q", rep.Result, report.ResultPassed, report.ResultBlocked)
 	}
+	if rep.Task != nil {
+		// A task definition without a family is reported as such (empty);
+		// a family that is not a valid ECS name is refused.
+		if err := checkFamily("request body: task.family", rep.Task.Family, false); err != nil {
+			return rep, err
+		}
+	}
 	return rep, nil
 }
 

@@ -8,11 +8,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/vuln"
@@ -38,6 +40,9 @@ type Filter struct {
 
 // Validate reports a malformed filter.
 func (f Filter) Validate() error {
+	if err := validFamilyGlob(f.Task); err != nil {
+		return err
+	}
 	for _, g := range []string{f.Task, f.Image} {
 		if _, err := path.Match(g, ""); err != nil {
 			return fmt.Errorf("pattern %q: %w", g, err)
@@ -255,6 +260,23 @@ func (u *Updater) install(staging, dir string) error {
 		if err := os.Rename(filepath.Join(staging, name), filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("install the new vulnerability DB in %s: %w", dir, err)
 		}
+	}
+	return nil
+}
+
+// validFamilyGlob accepts a glob over task families: what a family may hold
+// (ASCII letters, digits, '-', '_', as ECS allows) and the glob characters
+// * ? [ ] ^, at most auth.MaxTaskFamilyLen bytes.
+func validFamilyGlob(g string) error {
+	if len(g) > auth.MaxTaskFamilyLen {
+		return fmt.Errorf("task: %d characters, a task family is at most %d", len(g), auth.MaxTaskFamilyLen)
+	}
+	for i := 0; i < len(g); i++ {
+		c := g[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_*?[]^", c) >= 0 {
+			continue
+		}
+		return fmt.Errorf("task: character %s at byte %d; a task family glob is letters, digits, '-', '_' and * ? [ ] ^", strconv.QuoteRune(rune(c)), i)
 	}
 	return nil
 }

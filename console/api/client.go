@@ -146,6 +146,24 @@ type ProtectOptions struct {
 	// defender's credential; the protected task then references it instead of
 	// carrying a credential minted by the console (agentTokenSecret).
 	AgentTokenSecret string
+	// Include names containers to protect even though they look like
+	// infrastructure: a FireLens router, the proxy container, a SkipImages
+	// match (include, comma-joined).
+	Include []string
+	// Exclude names containers to leave as they are (exclude).
+	Exclude []string
+	// SkipImages are image globs whose containers are left as they are
+	// (skipImage).
+	SkipImages []string
+	// FailClosed: protected apps never start without supervision and policy
+	// (failClosed=true, TASKGUARD_FAIL_CLOSED=1). Default: fail-open.
+	FailClosed bool
+	// DefenderPlatforms are the platforms the defender image carries
+	// ("linux/amd64", "linux/arm64"); empty: the console's default, amd64
+	// (defenderPlatforms).
+	DefenderPlatforms []string
+	// The console's CA PEM is not an option: the console gives the defender
+	// the certificate it serves when no public CA signed it.
 }
 
 // Query returns the options as URL query parameters.
@@ -161,13 +179,60 @@ func (o ProtectOptions) Query() url.Values {
 	if o.AgentTokenSecret != "" {
 		q.Set("agentTokenSecret", o.AgentTokenSecret)
 	}
+	for key, v := range map[string][]string{"include": o.Include, "exclude": o.Exclude, "skipImage": o.SkipImages, "defenderPlatforms": o.DefenderPlatforms} {
+		for _, s := range v {
+			q.Add(key, s)
+		}
+	}
+	if o.FailClosed {
+		q.Set("failClosed", "true")
+	}
 	return q
+}
+
+// Response headers of the protect endpoints (the body is the task
+// definition alone).
+const (
+	HeaderProtected = "X-Taskguard-Protected"
+	HeaderSkipped   = "X-Taskguard-Skipped"
+	HeaderWarning   = "X-Taskguard-Warning"
+)
+
+// ProtectResult is a protected task definition with what the console said
+// about it.
+type ProtectResult struct {
+	// Task is the protected task definition JSON.
+	Task []byte
+	// Protected names the containers put under the launcher.
+	Protected []string
+	// Skipped are the containers left as they are: "name: reason".
+	Skipped []string
+	// Warnings are what the caller should know (the certificate does not
+	// cover the address, resources are tight, ...).
+	Warnings []string
 }
 
 // ProtectFargate sends a task definition (RegisterTaskDefinition JSON or
 // DescribeTaskDefinition output) and returns the protected task definition JSON.
 func (c *Client) ProtectFargate(ctx context.Context, taskJSON []byte, opts ProtectOptions) ([]byte, error) {
 	return c.do(ctx, http.MethodPost, PathFargateJSON, opts.Query(), "application/json", bytes.NewReader(taskJSON))
+}
+
+// ProtectFargateReport is ProtectFargate with the console's report: which
+// containers were protected, which were skipped and why, and warnings.
+func (c *Client) ProtectFargateReport(ctx context.Context, taskJSON []byte, opts ProtectOptions) (ProtectResult, error) {
+	resp, err := c.send(ctx, http.MethodPost, PathFargateJSON, opts.Query(), http.Header{"Content-Type": {"application/json"}}, bytes.NewReader(taskJSON))
+	if err != nil {
+		return ProtectResult{}, err
+	}
+	h := resp.header
+	res := ProtectResult{Task: resp.body, Skipped: h.Values(HeaderSkipped), Warnings: h.Values(HeaderWarning)}
+	for _, n := range strings.Split(h.Get(HeaderProtected), ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			res.Protected = append(res.Protected, n)
+		}
+	}
+	return res, nil
 }
 
 func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, in, out any) error {

@@ -177,16 +177,75 @@ func protectTo(ctx context.Context, task []byte, opts Options) error {
 	return nil
 }
 
+// protect protects the task offline, or through opts.Console with every
+// option the console's API takes (containers included, excluded or skipped
+// by image, fail-closed, the defender's platforms). The console mints the
+// credential, maps its WAF rules' ports and gives the defender its own
+// certificate; options only an offline protect honours are refused rather
+// than dropped.
 func protect(ctx context.Context, task []byte, opts Options) ([]byte, error) {
-	if opts.Console == nil {
-		return fargate.ProtectJSON(ctx, task, opts.Protect)
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
 	}
-	return opts.Console.ProtectFargate(ctx, task, api.ProtectOptions{
-		ConsoleAddr:       opts.Protect.ConsoleAddr,
-		DefenderImage:     opts.Protect.DefenderImage,
-		ExtractEntrypoint: opts.Protect.ExtractEntrypoint,
-		AgentTokenSecret:  opts.Protect.AgentTokenSecretARN,
+	p := opts.Protect
+	if opts.Console == nil {
+		out, rep, err := fargate.ProtectJSONReport(ctx, task, p)
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("task protected offline", "protected", rep.Protected, "skipped", skippedList(rep.Skipped), "notes", rep.Notes)
+		return out, nil
+	}
+	if err := consoleOnly(p); err != nil {
+		return nil, err
+	}
+	res, err := opts.Console.ProtectFargateReport(ctx, task, api.ProtectOptions{
+		ConsoleAddr:       p.ConsoleAddr,
+		DefenderImage:     p.DefenderImage,
+		ExtractEntrypoint: p.ExtractEntrypoint,
+		AgentTokenSecret:  p.AgentTokenSecretARN,
+		Include:           p.Include,
+		Exclude:           p.Exclude,
+		SkipImages:        p.SkipImages,
+		FailClosed:        p.FailClosed,
+		DefenderPlatforms: p.DefenderPlatforms,
 	})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("task protected by the console", "protected", res.Protected, "skipped", res.Skipped, "warnings", res.Warnings)
+	return res.Task, nil
+}
+
+// consoleOnly refuses the protect options the console's API does not take,
+// so that none is silently lost when the console protects.
+func consoleOnly(p fargate.Options) error {
+	var lost []string
+	if p.ConsoleCAPEM != "" {
+		lost = append(lost, "the console's CA PEM (the console writes the certificate it serves)")
+	}
+	if len(p.WAFPorts) > 0 {
+		lost = append(lost, "WAF ports (the console maps the ports of its WAF rules)")
+	}
+	if p.DefenderHealthCheck {
+		lost = append(lost, "the defender health check")
+	}
+	if p.DefenderMemoryReservation != 0 {
+		lost = append(lost, "the defender's memory reservation")
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("protecting through the console cannot take %s: protect offline (without a console) to set them", strings.Join(lost, ", "))
+	}
+	return nil
+}
+
+func skippedList(sk []fargate.Skipped) []string {
+	out := make([]string, len(sk))
+	for i, s := range sk {
+		out[i] = s.Name + ": " + s.Reason
+	}
+	return out
 }
 
 func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *policy.CIRule, at time.Time, r *report.Report) error {

@@ -99,6 +99,11 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl.StringVar(&f.protect.defenderImage, "defender-image", "", "defender image (default "+fargate.DefaultDefenderImage+")")
 	fl.BoolVar(&f.protect.extractEntrypoint, "extract-entrypoint", false, "read ENTRYPOINT/CMD from the image when a container has no entryPoint")
 	fl.StringVar(&f.protect.agentTokenSecret, "agent-token-secret", "", "ARN of the secret holding the agent credential")
+	fl.StringSliceVar(&f.protect.include, "include", nil, "protect these containers even if they look like infrastructure (names, repeatable)")
+	fl.StringSliceVar(&f.protect.exclude, "exclude", nil, "leave these containers as they are (names, repeatable)")
+	fl.StringSliceVar(&f.protect.skipImages, "skip-image", nil, "leave containers whose image matches this glob as they are (repeatable)")
+	fl.BoolVar(&f.protect.failClosed, "fail-closed", false, "protected apps never start without supervision and policy (TASKGUARD_FAIL_CLOSED=1)")
+	fl.StringSliceVar(&f.protect.defenderPlatforms, "defender-platforms", nil, "platforms the defender image carries (linux/amd64, linux/arm64; default linux/amd64)")
 	return cmd
 }
 
@@ -159,6 +164,11 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 			DefenderImage:       f.protect.defenderImage,
 			AgentTokenSecretARN: f.protect.agentTokenSecret,
 			ExtractEntrypoint:   f.protect.extractEntrypoint,
+			Include:             f.protect.include,
+			Exclude:             f.protect.exclude,
+			SkipImages:          f.protect.skipImages,
+			FailClosed:          f.protect.failClosed,
+			DefenderPlatforms:   f.protect.defenderPlatforms,
 		}
 		if client != nil {
 			// The console mints the defender's agent credential.

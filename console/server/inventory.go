@@ -84,14 +84,10 @@ func (s *Server) listTaskImages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	invs, err := s.store.Inventories(r.Context(), store.InventoryQuery{})
+	// The inventories are read and matched one at a time (taskimages.List).
+	list, err := s.images.List(r.Context(), s.store, f)
 	if err != nil {
-		s.internalError(w, r, "list inventories", err)
-		return
-	}
-	list, err := s.images.Match(r.Context(), invs, f, false)
-	if err != nil {
-		s.internalError(w, r, "match inventories", err)
+		s.internalError(w, r, "list task images", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -136,14 +132,10 @@ func (s *Server) taskImagesPage(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, "error.html", "task-images", "Bad filter", err.Error())
 		return
 	}
-	invs, err := s.store.Inventories(r.Context(), store.InventoryQuery{})
+	// The inventories are read and matched one at a time (taskimages.List).
+	list, err := s.images.List(r.Context(), s.store, f)
 	if err != nil {
-		s.internalError(w, r, "list inventories", err)
-		return
-	}
-	list, err := s.images.Match(r.Context(), invs, f, false)
-	if err != nil {
-		s.internalError(w, r, "match inventories", err)
+		s.internalError(w, r, "list task images", err)
 		return
 	}
 	s.render(w, r, "taskimages.html", "task-images", "Images in tasks", map[string]any{

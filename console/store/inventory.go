@@ -14,9 +14,17 @@ import (
 type InventoryStore interface {
 	// SaveInventory stores inv as the current inventory of its task family,
 	// task and container, replacing the previous one (which keeps its ID).
+	// A task family keeps at most MaxInventoriesPerFamily inventories: a new
+	// task and container beyond that replaces the family's oldest one, so
+	// that one agent credential cannot fill the console.
 	SaveInventory(ctx context.Context, inv StoredInventory) error
 	// Inventories returns stored inventories matching q, newest first.
+	// Each may be as large as an upload (16 MiB): callers that go through
+	// many use InventoryHeads and read the bodies one by one.
 	Inventories(ctx context.Context, q InventoryQuery) ([]StoredInventory, error)
+	// InventoryHeads returns what identifies the stored inventories
+	// matching q, newest first, without their packages and findings.
+	InventoryHeads(ctx context.Context, q InventoryQuery) ([]InventoryHead, error)
 	// Inventory returns one by ID, or ErrNotFound.
 	Inventory(ctx context.Context, id int64) (StoredInventory, error)
 }
@@ -29,6 +37,19 @@ type StoredInventory struct {
 	Inventory  api.Inventory
 }
 
+// InventoryHead is a stored inventory without its body: enough to list,
+// filter and read it (Inventory) when needed.
+type InventoryHead struct {
+	ID          int64
+	ReceivedAt  time.Time
+	TaskFamily  string
+	TaskID      string
+	Container   string
+	Image       string
+	ImageDigest string
+	Hash        string
+}
+
 // InventoryQuery filters inventories; zero fields do not filter.
 type InventoryQuery struct {
 	// Image is the exact image reference.
@@ -39,3 +60,8 @@ type InventoryQuery struct {
 
 // MaxInventories bounds one query's result.
 const MaxInventories = 5000
+
+// MaxInventoriesPerFamily bounds the inventories kept per task family
+// (distinct tasks and containers): beyond it, saving replaces the family's
+// oldest.
+const MaxInventoriesPerFamily = 256

@@ -18,7 +18,7 @@ import (
 // inventories and the audit stream.
 type AlertStore interface {
 	Policy(ctx context.Context) (policy.Policy, error)
-	Inventories(ctx context.Context, q store.InventoryQuery) ([]store.StoredInventory, error)
+	InventorySource
 	InsertAudits(ctx context.Context, audits []api.Audit, received time.Time) (int, error)
 }
 
@@ -36,13 +36,59 @@ type Alerter struct {
 }
 
 // EvaluateAll evaluates every stored inventory (after a DB update) and
-// returns how many new alerts were written.
+// returns how many new alerts were written. The inventories are read and
+// evaluated one at a time (within the Matcher's match slots), never all held.
 func (a *Alerter) EvaluateAll(ctx context.Context) (int, error) {
-	invs, err := a.Store.Inventories(ctx, store.InventoryQuery{})
+	p, err := a.Store.Policy(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("image alerts: read policy: %w", err)
+	}
+	if len(p.Images) == 0 {
+		return 0, nil
+	}
+	heads, err := a.Store.InventoryHeads(ctx, store.InventoryQuery{})
 	if err != nil {
 		return 0, fmt.Errorf("image alerts: list inventories: %w", err)
 	}
-	return a.Evaluate(ctx, invs)
+	now := time.Now().UTC()
+	if a.Now != nil {
+		now = a.Now().UTC()
+	}
+	// The lock before a match slot, as List takes them.
+	a.Matcher.mu.RLock()
+	defer a.Matcher.mu.RUnlock()
+	mt := a.Matcher.open()
+	defer mt.close()
+	total := 0
+	for _, h := range heads {
+		n, _, err := eachStored(ctx, a.Store, h.ID, func(si store.StoredInventory) (int, bool, error) {
+			ti, _, err := mt.match(ctx, si, Filter{}, true)
+			if err != nil {
+				return 0, false, fmt.Errorf("image alerts: %w", err)
+			}
+			return a.insert(ctx, Alerts(&p, ti, now), now)
+		})
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// insert stores alert audits, counting the new ones.
+func (a *Alerter) insert(ctx context.Context, audits []api.Audit, now time.Time) (int, bool, error) {
+	if len(audits) == 0 {
+		return 0, true, nil
+	}
+	n, err := a.Store.InsertAudits(ctx, audits, now)
+	if err != nil {
+		return 0, false, fmt.Errorf("image alerts: store %d audits: %w", len(audits), err)
+	}
+	if n > 0 && a.Logger != nil {
+		a.Logger.Info("image alerts written", "new", n, "evaluated", len(audits))
+	}
+	return n, true, nil
 }
 
 // Evaluate evaluates invs and returns how many new alerts were written.

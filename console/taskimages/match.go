@@ -58,14 +58,14 @@ func (f Filter) Validate() error {
 
 func (f Filter) vulnFilter() bool { return f.Severity != "" || f.CVE != "" || f.Fixed }
 
-func (f Filter) keepsImage(inv api.Inventory) bool {
+func (f Filter) keepsImage(family, image string) bool {
 	if f.Task != "" {
-		if ok, _ := path.Match(f.Task, inv.TaskFamily); !ok {
+		if ok, _ := path.Match(f.Task, family); !ok {
 			return false
 		}
 	}
 	if f.Image != "" {
-		if ok, _ := path.Match(f.Image, inv.Image); !ok {
+		if ok, _ := path.Match(f.Image, image); !ok {
 			return false
 		}
 	}
@@ -101,63 +101,159 @@ type Matcher struct {
 // keeps images the vulnerability filters leave empty.
 // Without a DB the images come back unmatched with a warning.
 func (m *Matcher) Match(ctx context.Context, invs []store.StoredInventory, f Filter, detail bool) (api.TaskImageList, error) {
-	out := api.TaskImageList{Images: []api.TaskImage{}}
-	var db *vulndb.DB
-	var dbErr error
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if m.Dir == "" {
-		dbErr = errors.New("the console has no vulnerability DB (--vuln-db-dir)")
-	} else if db, dbErr = vulndb.Open(m.Dir); dbErr == nil {
-		defer db.Close()
-		out.DBUpdatedAt = db.Metadata().UpdatedAt
-	}
-	logger := m.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	mt := m.open()
+	defer mt.close()
+	out := api.TaskImageList{Images: []api.TaskImage{}, DBUpdatedAt: mt.updated}
 	for _, si := range invs {
-		inv := si.Inventory
-		if !f.keepsImage(inv) {
+		if !f.keepsImage(si.Inventory.TaskFamily, si.Inventory.Image) {
 			continue
 		}
-		ti := api.TaskImage{
-			ID: si.ID, TaskFamily: inv.TaskFamily, TaskID: inv.TaskID, Container: inv.Container,
-			Image: inv.Image, ImageDigest: inv.ImageDigest, ReceivedAt: si.ReceivedAt, ScannedAt: inv.Time,
-			OS: inv.OS, Packages: len(inv.Packages), Severities: map[string]int{}, Compliance: len(inv.Compliance),
+		ti, keep, err := mt.match(ctx, si, f, detail)
+		if err != nil {
+			return out, err
 		}
-		if db == nil {
-			ti.Warnings = append(ti.Warnings, "vulnerabilities not matched: "+dbErr.Error())
-		} else {
-			res, err := vuln.Detect(ctx, db, toAnalyzer(inv), logger)
-			if err != nil {
-				return out, fmt.Errorf("match inventory %d: %w", si.ID, err)
-			}
-			ti.Warnings = append(ti.Warnings, res.Warnings...)
-			for _, v := range res.Findings {
-				tv := api.TaskVulnerability{
-					VulnerabilityID: v.VulnerabilityID, PkgType: v.PkgType, PkgName: v.PkgName,
-					InstalledVersion: v.InstalledVersion, FixedVersion: v.FixedVersion, Status: v.Status,
-					Severity: v.Severity, Title: v.Title, PrimaryURL: v.PrimaryURL,
-				}
-				if !f.keepsVuln(tv) {
-					continue
-				}
-				ti.Severities[tv.Severity]++
-				if detail {
-					ti.Vulnerabilities = append(ti.Vulnerabilities, tv)
-				}
-			}
+		if keep {
+			out.Images = append(out.Images, ti)
 		}
-		if f.vulnFilter() && len(ti.Severities) == 0 && !detail {
-			continue
-		}
-		if detail {
-			ti.ComplianceFindings = inv.Compliance
-		}
-		out.Images = append(out.Images, ti)
 	}
 	return out, nil
+}
+
+// InventorySource is where List reads stored inventories: the heads of all
+// of them, then the bodies one by one (store.Store is one).
+type InventorySource interface {
+	InventoryHeads(ctx context.Context, q store.InventoryQuery) ([]store.InventoryHead, error)
+	Inventory(ctx context.Context, id int64) (store.StoredInventory, error)
+}
+
+// MaxConcurrentMatches bounds how many stored inventories this process holds
+// decoded at once for listing and alerting, across all requests: each may be
+// as large as an upload (16 MiB of JSON), so memory stays bounded however
+// many inventories are stored and however many lists are asked for at once.
+const MaxConcurrentMatches = 2
+
+var matchSlots = make(chan struct{}, MaxConcurrentMatches)
+
+// List is Match over every stored inventory of src that f keeps, without
+// holding them all: it reads the heads (task, container, image), filters on
+// them, then reads and matches one body at a time, keeping only the summary
+// of each (no detail). An inventory replaced or dropped meanwhile is left out.
+func (m *Matcher) List(ctx context.Context, src InventorySource, f Filter) (api.TaskImageList, error) {
+	heads, err := src.InventoryHeads(ctx, store.InventoryQuery{})
+	if err != nil {
+		return api.TaskImageList{}, fmt.Errorf("list inventories: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	mt := m.open()
+	defer mt.close()
+	out := api.TaskImageList{Images: []api.TaskImage{}, DBUpdatedAt: mt.updated}
+	for _, h := range heads {
+		if !f.keepsImage(h.TaskFamily, h.Image) {
+			continue
+		}
+		ti, keep, err := eachStored(ctx, src, h.ID, func(si store.StoredInventory) (api.TaskImage, bool, error) {
+			return mt.match(ctx, si, f, false)
+		})
+		if err != nil {
+			return out, err
+		}
+		if keep {
+			out.Images = append(out.Images, ti)
+		}
+	}
+	return out, nil
+}
+
+// eachStored reads inventory id within a match slot and runs fn on it; an
+// inventory that is gone is skipped (keep false).
+func eachStored[T any](ctx context.Context, src InventorySource, id int64, fn func(store.StoredInventory) (T, bool, error)) (T, bool, error) {
+	var zero T
+	select {
+	case matchSlots <- struct{}{}:
+		defer func() { <-matchSlots }()
+	case <-ctx.Done():
+		return zero, false, ctx.Err()
+	}
+	si, err := src.Inventory(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, fmt.Errorf("read inventory %d: %w", id, err)
+	}
+	return fn(si)
+}
+
+// matching is one opened DB (or why there is none) for a run of matches.
+type matching struct {
+	db      *vulndb.DB
+	dbErr   error
+	updated time.Time
+	logger  *slog.Logger
+}
+
+// open opens the DB; the caller holds m.mu.
+func (m *Matcher) open() *matching {
+	mt := &matching{logger: m.Logger}
+	if mt.logger == nil {
+		mt.logger = slog.New(slog.DiscardHandler)
+	}
+	if m.Dir == "" {
+		mt.dbErr = errors.New("the console has no vulnerability DB (--vuln-db-dir)")
+	} else if mt.db, mt.dbErr = vulndb.Open(m.Dir); mt.dbErr == nil {
+		mt.updated = mt.db.Metadata().UpdatedAt
+	}
+	return mt
+}
+
+func (mt *matching) close() {
+	if mt.db != nil {
+		mt.db.Close()
+	}
+}
+
+// match matches one inventory; keep is false when the vulnerability
+// filters leave a summary (not detail) empty.
+func (mt *matching) match(ctx context.Context, si store.StoredInventory, f Filter, detail bool) (api.TaskImage, bool, error) {
+	inv := si.Inventory
+	ti := api.TaskImage{
+		ID: si.ID, TaskFamily: inv.TaskFamily, TaskID: inv.TaskID, Container: inv.Container,
+		Image: inv.Image, ImageDigest: inv.ImageDigest, ReceivedAt: si.ReceivedAt, ScannedAt: inv.Time,
+		OS: inv.OS, Packages: len(inv.Packages), Severities: map[string]int{}, Compliance: len(inv.Compliance),
+	}
+	if mt.db == nil {
+		ti.Warnings = append(ti.Warnings, "vulnerabilities not matched: "+mt.dbErr.Error())
+	} else {
+		res, err := vuln.Detect(ctx, mt.db, toAnalyzer(inv), mt.logger)
+		if err != nil {
+			return ti, false, fmt.Errorf("match inventory %d: %w", si.ID, err)
+		}
+		ti.Warnings = append(ti.Warnings, res.Warnings...)
+		for _, v := range res.Findings {
+			tv := api.TaskVulnerability{
+				VulnerabilityID: v.VulnerabilityID, PkgType: v.PkgType, PkgName: v.PkgName,
+				InstalledVersion: v.InstalledVersion, FixedVersion: v.FixedVersion, Status: v.Status,
+				Severity: v.Severity, Title: v.Title, PrimaryURL: v.PrimaryURL,
+			}
+			if !f.keepsVuln(tv) {
+				continue
+			}
+			ti.Severities[tv.Severity]++
+			if detail {
+				ti.Vulnerabilities = append(ti.Vulnerabilities, tv)
+			}
+		}
+	}
+	if f.vulnFilter() && len(ti.Severities) == 0 && !detail {
+		return ti, false, nil
+	}
+	if detail {
+		ti.ComplianceFindings = inv.Compliance
+	}
+	return ti, true, nil
 }
 
 // toAnalyzer turns the wire inventory back into the scanners' type.

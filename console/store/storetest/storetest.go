@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditsSameTime", testAuditsSameTime},
 		{"Scans", testScans},
 		{"Inventories", testInventories},
+		{"InventoryFamilyCap", testInventoryFamilyCap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,9 +34,9 @@ func hostileInventory(pkgs []byte, i int) []byte {
 }
 
 // TestTaskImagesListingMemory: an agent token posts hostileInventories
-// distinct containers of near-16 MiB inventories to a real console process;
-// listing the task images (four lists at once) reads them one by one and
-// keeps the process's peak RSS under taskImagesRSSBound.
+// distinct containers of near-16 MiB inventories to a real console process,
+// four at a time; listing the task images (four lists at once) reads them
+// one by one, and the process's peak RSS stays under taskImagesRSSBound.
 func TestTaskImagesListingMemory(t *testing.T) {
 	p := startConsoleProcess(t, t.TempDir())
 	token := protectForToken(t, p)
@@ -51,20 +51,34 @@ func TestTaskImagesListingMemory(t *testing.T) {
 		}
 		fmt.Fprintf(&pkgs, `{"type":"dpkg","name":"lib%s-%06d","version":"1.0.%d","location":{"path":"/var/lib/dpkg/status"}}`, long, i, i)
 	}
-	for i := range hostileInventories {
+	// Four uploads at a time, as many defenders would.
+	post := func(i int) {
 		body := hostileInventory(pkgs.Bytes(), i)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+api.PathAgentInventory, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := p.client.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
 		msg, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("post inventory %d (%d bytes): %d %s", i, len(body), resp.StatusCode, msg)
+			t.Errorf("post inventory %d (%d bytes): %d %s", i, len(body), resp.StatusCode, msg)
 		}
+	}
+	var uploads sync.WaitGroup
+	for w := range 4 {
+		uploads.Go(func() {
+			for i := w; i < hostileInventories; i += 4 {
+				post(i)
+			}
+		})
+	}
+	uploads.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	filled := p.peakRSS(t)
 

@@ -17,12 +17,25 @@ import (
 // inventoryBody bounds a posted container inventory.
 const inventoryBody = 16 << 20
 
+// inventoryParses bounds how many inventories are parsed, stored and
+// evaluated at once in this process, so that concurrent 16 MiB uploads
+// cannot multiply the console's memory (beyond their raw bodies).
+var inventoryParses = make(chan struct{}, 1)
+
 // postInventory stores a defender's inventory of its container. An agent
 // token belongs to one task family: the inventory is filed under it.
 func (s *Server) postInventory(w http.ResponseWriter, r *http.Request) {
 	body, err := readBody(r)
 	if err != nil {
 		badBody(w, err)
+		return
+	}
+	// The body is read first: a request waiting here with its body unread
+	// would hold HTTP/2 flow control from the requests it waits for.
+	select {
+	case inventoryParses <- struct{}{}:
+		defer func() { <-inventoryParses }()
+	case <-r.Context().Done():
 		return
 	}
 	inv, err := parseInventory(body)
@@ -106,22 +119,16 @@ func (s *Server) getTaskImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	si, err := s.store.Inventory(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "no task image with id "+strconv.FormatInt(id, 10))
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "read inventory", err)
-		return
-	}
-	f.Task, f.Image = "", "" // the ID chose the image
-	list, err := s.images.Match(r.Context(), []store.StoredInventory{si}, f, true)
+	ti, found, err := s.images.One(r.Context(), s.store, id, f)
 	if err != nil {
 		s.internalError(w, r, "match inventory", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list.Images[0])
+	if !found {
+		writeError(w, http.StatusNotFound, "no task image with id "+strconv.FormatInt(id, 10))
+		return
+	}
+	writeJSON(w, http.StatusOK, ti)
 }
 
 // taskImagesPage is the "Images in tasks" web page.
@@ -154,20 +161,14 @@ func (s *Server) taskImagePage(w http.ResponseWriter, r *http.Request) {
 		notFound()
 		return
 	}
-	si, err := s.store.Inventory(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		notFound()
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, "read inventory", err)
-		return
-	}
-	list, err := s.images.Match(r.Context(), []store.StoredInventory{si}, taskimages.Filter{}, true)
+	im, found, err := s.images.One(r.Context(), s.store, id, taskimages.Filter{})
 	if err != nil {
 		s.internalError(w, r, "match inventory", err)
 		return
 	}
-	im := list.Images[0]
+	if !found {
+		notFound()
+		return
+	}
 	s.render(w, r, "taskimage.html", "task-images", im.Container+" in "+im.TaskFamily, map[string]any{"Image": im})
 }

@@ -57,15 +57,18 @@ func parseReport(body []byte) (report.Report, error) {
 }
 
 func (s *Server) publishScan(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		badBody(w, err)
+		return
+	}
+	// The body is read before waiting: a request waiting with its body
+	// unread would hold the HTTP/2 connection's flow control from the
+	// requests it waits for (on one connection, a deadlock).
 	select {
 	case scanParses <- struct{}{}:
 		defer func() { <-scanParses }()
 	case <-r.Context().Done():
-		return
-	}
-	body, err := readBody(r)
-	if err != nil {
-		badBody(w, err)
 		return
 	}
 	rep, err := parseReport(body)

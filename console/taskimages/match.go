@@ -167,6 +167,20 @@ func (m *Matcher) List(ctx context.Context, src InventorySource, f Filter) (api.
 	return out, nil
 }
 
+// One is inventory id of src in detail (vulnerabilities and compliance
+// findings, filtered by f's vulnerability filters), read and matched within
+// a match slot; found is false when there is no such inventory.
+func (m *Matcher) One(ctx context.Context, src InventorySource, id int64, f Filter) (ti api.TaskImage, found bool, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	mt := m.open()
+	defer mt.close()
+	f.Task, f.Image = "", "" // the ID chose the image
+	return eachStored(ctx, src, id, func(si store.StoredInventory) (api.TaskImage, bool, error) {
+		return mt.match(ctx, si, f, true)
+	})
+}
+
 // eachStored reads inventory id within a match slot and runs fn on it; an
 // inventory that is gone is skipped (keep false).
 func eachStored[T any](ctx context.Context, src InventorySource, id int64, fn func(store.StoredInventory) (T, bool, error)) (T, bool, error) {

@@ -266,6 +266,7 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	if !slices.Equal(got, want) {
 		t.Errorf("console audits:\n%q\nwant exactly:\n%q", got, want)
 	}
+	t.Logf("the console holds the runtime audits %q", got)
 	checkTeardown(t, ctx, stderr.String())
 }
 

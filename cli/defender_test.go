@@ -19,11 +19,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 func TestDefenderImageCLI(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs busybox-static (apt-get install busybox-static) as a static binary")
+		testenv.Skip(t, "needs busybox-static (apt-get install busybox-static) as a static binary")
 	}
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
@@ -58,6 +60,36 @@ func TestDefenderImageCLI(t *testing.T) {
 	// Same input again: same digest.
 	if r2 := runTaskguard(t, "", nil, "defender", "image", "--binary", "/bin/busybox", "--output", filepath.Join(dir, "again.tar")); strings.TrimSpace(r2.stdout) != digest {
 		t.Fatalf("second build printed %q, want %s", r2.stdout, digest)
+	}
+
+	// An OCI layout of the same image: the release's artifact. Its
+	// index.json is the image index (one platform here), so its digest is
+	// what a push of the same binaries prints.
+	oci := filepath.Join(dir, "oci")
+	if r := runTaskguard(t, "", nil, "defender", "image", "--defender-binary", "/bin/busybox", "--oci-layout", oci, "--tag", "taskguard/defender:v1.2.3"); r.code != 0 {
+		t.Fatalf("--oci-layout: exit %d: %s", r.code, r.stderr)
+	}
+	lp, err := layout.FromPath(oci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 {
+		t.Fatalf("OCI layout index: %+v (%v)", im, err)
+	}
+	limg, err := lp.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cf, err := limg.ConfigFile(); err != nil || cf.Architecture != runtime.GOARCH || cf.OS != "linux" {
+		t.Fatalf("OCI layout image: %+v (%v)", cf, err)
+	}
+	if d, _ := limg.Digest(); d.String() != digest {
+		t.Fatalf("OCI layout image %s, the pushed image %s", d, digest)
 	}
 
 	for _, tt := range []struct {

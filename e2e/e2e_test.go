@@ -59,14 +59,11 @@ func requireTools(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, b := range []string{"podman", "runc", "catatonit", "slirp4netns", "dash", "mkdir", "wget", "curl", "ip"} {
 		if _, err := exec.LookPath(b); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed (scripts/install-deps.sh installs it)", b)
-			}
-			t.Skipf("needs %s (apt-get install podman runc catatonit slirp4netns busybox-static)", b)
+			testenv.Skip(t, "needs %s (apt-get install podman runc catatonit slirp4netns busybox-static)", b)
 		}
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs busybox-static")
+		testenv.Skip(t, "needs busybox-static")
 	}
 }
 
@@ -601,7 +598,7 @@ func startWebSites(t *testing.T) *hitCounter {
 	hits := &hitCounter{n: map[string]int{}}
 	l, err := net.Listen("tcp", "127.0.0.1:80")
 	if err != nil {
-		t.Skipf("the web sites need 127.0.0.1:80: %v", err)
+		testenv.Skip(t, "the web sites need 127.0.0.1:80: %v", err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
@@ -647,7 +644,7 @@ func startDNS(t *testing.T, addr string) {
 		}()
 		if err := <-started; err != nil {
 			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EADDRINUSE) {
-				t.Skipf("the test's DNS server needs 127.0.0.1:53: %v", err)
+				testenv.Skip(t, "the test's DNS server needs 127.0.0.1:53: %v", err)
 			}
 			t.Fatalf("DNS on 127.0.0.1:53/%s: %v", network, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +71,7 @@ func newEntrypoint() *cobra.Command {
 	var socketPath, policyFile, auditFile, logLevel, supervisor string
 	var inventoryMode string
 	var inventoryDelay, inventoryInterval, policyWait time.Duration
+	var inventoryCPU float64
 	var failClosed bool
 	cmd := &cobra.Command{
 		Use:   "entrypoint [flags] -- ARGV...",
@@ -79,7 +81,7 @@ matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). T
 status is the app's own. Every flag has an environment variable, since an ECS entryPoint
 is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
 TASKGUARD_FAIL_CLOSED=1, TASKGUARD_POLICY_WAIT, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
-TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL. With a sidecar, the container's
+TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL, TASKGUARD_INVENTORY_CPU. With a sidecar, the container's
 packages and compliance are inventoried in the background (low priority) for the console.
 
 Fail-open (the default): when there is no sidecar, no policy within the
@@ -110,7 +112,7 @@ the policy up to the policy wait (60s) and exits non-zero with the reason.`,
 				FailClosed: failClosed,
 				PolicyWait: policyWait,
 				Supervisor: supervisor,
-				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, socketPath),
+				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, inventoryCPU, socketPath),
 				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 				Log:        logger(logLevel),
 			})
@@ -141,6 +143,7 @@ the policy up to the policy wait (60s) and exits non-zero with the reason.`,
 	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "auto"), "auto (seccomp user notification where the kernel offers it, else ptrace), ptrace or usernotif")
 	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")
 	f.DurationVar(&inventoryDelay, "inventory-delay", envDuration("TASKGUARD_INVENTORY_DELAY", inventory.DefaultDelay), "wait this long after the app starts before the first inventory (0: at once)")
+	f.Float64Var(&inventoryCPU, "inventory-cpu", envFloat("TASKGUARD_INVENTORY_CPU", inventory.DefaultCPUBudget), "share of one CPU the inventory walk may use (0 < x <= 1; it also runs at the lowest CPU and I/O priority)")
 	f.DurationVar(&inventoryInterval, "inventory-interval", envDuration("TASKGUARD_INVENTORY_INTERVAL", inventory.DefaultInterval), "check the package databases this often; rescan when they changed")
 	return cmd
 }
@@ -153,9 +156,18 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+// envFloat reads a number from the environment; def when unset or not a
+// number in (0, 1].
+func envFloat(name string, def float64) float64 {
+	if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f > 0 && f <= 1 {
+		return f
+	}
+	return def
+}
+
 // inventorySchedule is the launcher's inventory configuration, nil when
 // turned off. The defender's own volume (the socket's folder) is not scanned.
-func inventorySchedule(mode string, delay, interval time.Duration, socketPath string) *inventory.Schedule {
+func inventorySchedule(mode string, delay, interval time.Duration, cpu float64, socketPath string) *inventory.Schedule {
 	if !inventory.Enabled(func(string) string { return mode }) {
 		return nil
 	}
@@ -168,9 +180,10 @@ func inventorySchedule(mode string, delay, interval time.Duration, socketPath st
 	}
 	return &inventory.Schedule{
 		Options: inventory.Options{
-			Root:     "/",
-			SkipDirs: inventory.SkipDirsFor("/", skip...),
-			UID:      os.Geteuid(),
+			Root:      "/",
+			SkipDirs:  inventory.SkipDirsFor("/", skip...),
+			UID:       os.Geteuid(),
+			CPUBudget: cpu,
 		},
 		Identity: policy.Identity{
 			TaskFamily: os.Getenv("TASKGUARD_TASK"),

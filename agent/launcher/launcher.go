@@ -115,7 +115,11 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 			startsUnprotected(o, h, fmt.Sprintf("no sidecar (%v)", err))
 			break
 		}
-		defer cl.Close()
+		defer func() {
+			if err := cl.Close(); err != nil {
+				o.Log.Warn("audits lost at exit", "err", err)
+			}
+		}()
 		live = true
 		if sink == nil {
 			sink = cl

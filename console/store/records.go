@@ -55,6 +55,8 @@ type PolicyChange struct {
 type AuditStore interface {
 	// InsertAudits stores the records whose ID is not stored yet and returns
 	// how many it stored; a record with a known ID is skipped, never updated.
+	// The batch is stored whole or not at all. Text an engine cannot hold
+	// (NUL, invalid UTF-8) is replaced, never a reason to fail.
 	InsertAudits(ctx context.Context, audits []api.Audit, received time.Time) (int, error)
 	// Audits returns one page of records matching q, newest first.
 	Audits(ctx context.Context, q AuditQuery) (AuditPage, error)
@@ -99,6 +101,8 @@ type ScanStore interface {
 	Scans(ctx context.Context, q ScanQuery) (ScanPage, error)
 	// Scan returns one scan with its report, or ErrNotFound.
 	Scan(ctx context.Context, id string) (Scan, error)
+	// DeleteScan removes one scan, or returns ErrNotFound.
+	DeleteScan(ctx context.Context, id string) error
 }
 
 // Scan is one CI report as the console keeps it. The store does not read the

@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PolicyRevisions", testPolicyRevisions},
 		{"PolicyConcurrentSave", testPolicyConcurrentSave},
 		{"WaitPolicy", testWaitPolicy},
+		{"WaitPolicyAhead", testWaitPolicyAhead},
+		{"AuditsUnsafeText", testAuditsUnsafeText},
 		{"Audits", testAudits},
 		{"AuditsSameTime", testAuditsSameTime},
 		{"Scans", testScans},

@@ -67,8 +67,14 @@ type Result struct {
 	OS       *OS
 	Packages []Package
 	// OwnedFiles are files an OS package installed (relative paths);
-	// language packages found in them are dropped.
+	// language packages found in them are dropped, unless Owner is in
+	// the ThirdParty list of another result.
 	OwnedFiles []string
+	// Owner names the OS package that installed OwnedFiles, when known.
+	Owner string
+	// ThirdParty names OS packages from outside the distribution, whose
+	// files do not hide the language packages in them.
+	ThirdParty []string
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -140,7 +146,12 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	}
 	inv := &Inventory{}
 	var osFrom, debPoint string
-	owned := map[string]bool{}
+	type ownership struct {
+		owner string
+		files []string
+	}
+	var owners []ownership
+	thirdParty := map[string]bool{}
 	for _, k := range kept {
 		fr, ok := k.Value.(*fileResult)
 		if !ok || fr == nil {
@@ -155,9 +166,21 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 				inv.OS, osFrom = res.OS, k.Path
 			}
 			inv.Packages = append(inv.Packages, res.Packages...)
-			for _, f := range res.OwnedFiles {
-				owned[f] = true
+			if len(res.OwnedFiles) > 0 {
+				owners = append(owners, ownership{res.Owner, res.OwnedFiles})
 			}
+			for _, n := range res.ThirdParty {
+				thirdParty[n] = true
+			}
+		}
+	}
+	owned := map[string]bool{}
+	for _, o := range owners {
+		if o.owner != "" && thirdParty[o.owner] {
+			continue
+		}
+		for _, f := range o.files {
+			owned[f] = true
 		}
 	}
 	if len(owned) > 0 {

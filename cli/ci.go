@@ -174,6 +174,9 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	}
 
 	if opts.Image != "" {
+		if err := image.CheckSource(opts.Image, opts.ImageOptions.Kind); err != nil {
+			return err
+		}
 		db, err := openDB(cmd, &f.db, f.skipDBUpdate)
 		if err != nil {
 			return err

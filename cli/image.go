@@ -100,7 +100,14 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	if format != "json" && format != "table" {
 		return fmt.Errorf("--format %q: want table or json", format)
 	}
+	if err := image.CheckSource(ref, kind); err != nil {
+		return err
+	}
 	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
+	if kind == image.KindRootFS {
+		// A live root filesystem's kernel trees hold no packages.
+		iopts.SkipDirs = []string{"proc", "sys", "dev"}
+	}
 	if f.platform != "" {
 		p, err := v1.ParsePlatform(f.platform)
 		if err != nil {

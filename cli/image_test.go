@@ -385,3 +385,30 @@ func TestImageScanLockfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingImageFile: a local path that does not exist is reported as a
+// missing file before any DB step (here there is no DB at all, and
+// --offline would fail on it) and never becomes a registry pull.
+func TestMissingImageFile(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "empty-cache")
+	for _, args := range [][]string{
+		{"image", "scan", "--offline", "--cache-dir", cache, "--input", filepath.Join(dir, "nope.tar")},
+		{"image", "scan", "--offline", "--cache-dir", cache, "./nope.tar"},
+		{"image", "scan", "--offline", "--cache-dir", cache, "--rootfs", filepath.Join(dir, "no-root")},
+		{"ci", "--offline", "--cache-dir", cache, "--input", filepath.Join(dir, "nope.tar")},
+		{"ci", "--offline", "--cache-dir", cache, "--image", "./nope.tar"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, stderr, code := run(t, args...)
+			if code != 2 || !strings.Contains(stderr, "no such file") {
+				t.Errorf("exit %d, stderr %q; want exit 2 and a missing file", code, stderr)
+			}
+			for _, wrong := range []string{"vulnerability", "https://", "database"} {
+				if strings.Contains(stderr, wrong) {
+					t.Errorf("stderr mentions %q: %s", wrong, stderr)
+				}
+			}
+		})
+	}
+}

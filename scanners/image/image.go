@@ -77,9 +77,11 @@ type Image struct {
 
 	img v1.Image
 	dir string
-	// tarPath and tarLayers locate the layers of a docker archive, read
-	// straight from the archive (ggcr would recompress uncompressed ones).
+	// tarPath, tarOpen and tarLayers locate the layers of a docker
+	// archive, read straight from the archive (ggcr would recompress
+	// uncompressed ones).
 	tarPath   string
+	tarOpen   opener
 	tarLayers []string
 	max       int64
 	maxLayer  int64
@@ -122,10 +124,11 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		}
 		return im, nil
 	case KindTarball:
-		im.img, err = openTarball(ref)
+		var open opener
+		im.img, open, err = openTarball(ref, im.layerLimit())
 		if err == nil {
-			im.tarPath = ref
-			im.tarLayers = archiveLayers(ref)
+			im.tarPath, im.tarOpen = ref, open
+			im.tarLayers = archiveLayers(open)
 		}
 	case KindLayout:
 		im.img, err = openLayout(ref, opts.Platform)
@@ -173,9 +176,55 @@ func (im *Image) Digest() (string, error) {
 	return im.digest, im.digestErr
 }
 
+// LocalPath reports whether ref can only be a local path, never a registry
+// reference: it starts with "/", "." or "~", or it has no ":" (no tag,
+// no port) and ends like an archive (.tar, .tar.gz, .tgz, .tar.zst).
+func LocalPath(ref string) bool {
+	for _, p := range []string{"/", ".", "~"} {
+		if strings.HasPrefix(ref, p) {
+			return true
+		}
+	}
+	if strings.Contains(ref, ":") {
+		return false
+	}
+	for _, s := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst"} {
+		if strings.HasSuffix(strings.ToLower(ref), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckSource returns a clear error when ref is a local source (kind
+// tarball, OCI layout or rootfs, or a path by LocalPath when kind is
+// empty) that does not exist, so that a command can say so before it
+// touches the vulnerability DB or a registry.
+func CheckSource(ref string, kind Kind) error {
+	switch kind {
+	case KindRegistry:
+		return nil
+	case "":
+		if !LocalPath(ref) {
+			return nil
+		}
+	}
+	if _, err := os.Stat(ref); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("image %s: no such file or directory (a local image path; a registry reference looks like registry.example.com/app:1.0): %w", ref, ErrNotFound)
+		}
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	return nil
+}
+
 func guessKind(ref string) Kind {
 	st, err := os.Stat(ref)
 	switch {
+	case err != nil && LocalPath(ref):
+		// Reported by openTarball as a missing file, not a registry pull
+		// of "./nope.tar".
+		return KindTarball
 	case err != nil:
 		return KindRegistry
 	case !st.IsDir():
@@ -187,15 +236,28 @@ func guessKind(ref string) Kind {
 	return KindRootFS
 }
 
-func openTarball(path string) (v1.Image, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open tarball %s: %w", path, err)
+// openTarball opens a docker archive, plain or compressed as a whole
+// (docker save | gzip), and returns the image and an opener of the plain
+// archive.
+func openTarball(path string, max int64) (v1.Image, opener, error) {
+	if err := CheckSource(path, KindTarball); err != nil {
+		return nil, nil, err
 	}
-	img, err := tarball.ImageFromPath(path, nil)
+	open := fileOpener(path)
+	compressed, err := compressedArchive(path)
 	if err != nil {
-		return nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull): %w", path, err)
+		return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
 	}
-	return img, nil
+	if compressed {
+		if open, err = unpackArchive(path, max); err != nil {
+			return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
+		}
+	}
+	img, err := tarball.Image(tarball.Opener(open), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull, plain or gzip/zstd-compressed): %w", path, err)
+	}
+	return img, open, nil
 }
 
 func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
@@ -337,7 +399,7 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 		}
 		open := l.Compressed
 		if len(im.tarLayers) == len(layers) {
-			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
+			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarOpen, im.tarPath, im.tarLayers[i]) }
 		}
 		if err := walkLayer(ctx, fl, id.String(), open, im.layerLimit(), fn); err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)

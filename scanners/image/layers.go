@@ -71,7 +71,7 @@ func (im *Image) WalkLayers(ctx context.Context, parallel int, visit VisitFunc) 
 			}
 			open := l.Compressed
 			if len(im.tarLayers) == len(layers) {
-				open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
+				open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarOpen, im.tarPath, im.tarLayers[i]) }
 			}
 			indexes[i], err = indexLayerBlob(gctx, id.String(), open, im.max, im.layerLimit(), im.logger, visit)
 			return err

@@ -198,15 +198,6 @@ func javaFromManifest(m map[string]string, fileName string) (Package, bool) {
 	return Package{Type: TypeJar, Name: group + ":" + title, Version: version}, true
 }
 
-func firstOf(m map[string]string, keys ...string) string {
-	for _, k := range keys {
-		if v := m[k]; v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // jarFileName matches "artifact-1.2.3.jar" style names.
 var jarFileName = regexp.MustCompile(`^(.+?)-(\d[\w.\-]*)\.(?:jar|war|ear|par)$`)
 

@@ -77,6 +77,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 		},
 	}
 	f.db.register(cmd)
+	f.db.registerLayerCache(cmd)
 	f.console.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.cutoff, "severity-cutoff", "", "block vulnerabilities at or above this severity, whatever the policy's block threshold (LOW, MEDIUM, HIGH, CRITICAL)")
@@ -118,6 +119,9 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		opts.Image = f.image
 	}
 	opts.ImageOptions.Insecure = f.db.insecure
+	if opts.Image != "" {
+		opts.ImageOptions.Cache = f.db.layerCache(cmd)
+	}
 
 	client, err := f.console.client()
 	if err != nil {

@@ -63,6 +63,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 		},
 	}
 	f.db.register(cmd)
+	f.db.registerLayerCache(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan")
 	fl.StringVar(&f.layout, "layout", "", "OCI layout directory to scan")
@@ -103,7 +104,7 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	if err := image.CheckSource(ref, kind); err != nil {
 		return err
 	}
-	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
+	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize, Cache: f.db.layerCache(cmd)}
 	if kind == image.KindRootFS {
 		// A live root filesystem's kernel trees hold no packages.
 		iopts.SkipDirs = []string{"proc", "sys", "dev"}

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/layercache"
 )
 
 // Package types: the package manager or ecosystem a package belongs to.
@@ -101,6 +102,14 @@ type Walker interface {
 	WalkLayers(ctx context.Context, parallel int, visit image.VisitFunc) ([]image.Kept, error)
 }
 
+// cachedWalker is an image that can keep what was learnt from its layers
+// (*image.Image opened with a layer cache).
+type cachedWalker interface {
+	WalkLayersCached(ctx context.Context, parallel int, visit image.VisitFunc, cache image.LayerCache) ([]image.Kept, error)
+	LayerCache() *layercache.Cache
+	MaxFileSize() int64
+}
+
 // ErrNotApplicable is returned by an analyzer for a file that turns out not
 // to be its kind (an executable that is not a Go binary); Run skips the file
 // without a warning.
@@ -138,9 +147,17 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	if parallel <= 0 {
 		parallel = runtime.GOMAXPROCS(0)
 	}
-	kept, err := img.WalkLayers(ctx, parallel, func(f image.File) (any, error) {
+	visit := func(f image.File) (any, error) {
 		return analyzeFile(ctx, f, analyzers, logger)
-	})
+	}
+	var kept []image.Kept
+	var err error
+	if ci, ok := img.(cachedWalker); ok && ci.LayerCache() != nil {
+		lc := layerCache{c: ci.LayerCache(), sig: CacheSignature(analyzers, ci.MaxFileSize())}
+		kept, err = ci.WalkLayersCached(ctx, parallel, visit, lc)
+	} else {
+		kept, err = img.WalkLayers(ctx, parallel, visit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/taskguard/taskguard/scanners/layercache"
 )
 
 // Kind names where an image comes from.
@@ -62,6 +64,9 @@ type Options struct {
 	// "proc") whose subtrees a root filesystem walk does not enter; used to
 	// inventory a running container's own "/" without /proc, /sys or /dev.
 	SkipDirs []string
+	// Cache keeps what analysers learnt from each layer between scans
+	// (analyzer.Run uses it); nil means no layer cache.
+	Cache *layercache.Cache
 }
 
 // Image is an opened image: either an OCI image (registry, tarball, layout)
@@ -87,6 +92,7 @@ type Image struct {
 	maxLayer  int64
 	logger    *slog.Logger
 	skip      map[string]bool
+	cache     *layercache.Cache
 }
 
 // ErrNotFound is returned when the reference names nothing that can be read.
@@ -98,7 +104,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if kind == "" {
 		kind = guessKind(ref)
 	}
-	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger}
+	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger, cache: opts.Cache}
 	if im.max <= 0 {
 		im.max = DefaultMaxFileSize
 	}
@@ -165,6 +171,13 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	}()
 	return im, nil
 }
+
+// LayerCache returns the layer cache the image was opened with, or nil.
+func (im *Image) LayerCache() *layercache.Cache { return im.cache }
+
+// MaxFileSize returns the largest file content a walk hands out: what is
+// learnt from a layer depends on it.
+func (im *Image) MaxFileSize() int64 { return im.max }
 
 // Digest returns the image's manifest digest ("sha256:..."), empty for a root
 // filesystem. For a tarball it is computed in the background from Open on,

@@ -68,7 +68,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan")
 	fl.StringVar(&f.layout, "layout", "", "OCI layout directory to scan")
 	fl.StringVar(&f.rootfs, "rootfs", "", "root filesystem directory to scan")
-	fl.StringVarP(&f.format, "format", "f", "", "output format: table or json (default table on a terminal, else json)")
+	fl.StringVarP(&f.format, "format", "f", "", "output format: table, json, or an SBOM: cyclonedx (CycloneDX 1.6 JSON) or spdx-json (SPDX 2.3); default table on a terminal, else json")
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
@@ -98,8 +98,8 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 			format = "table"
 		}
 	}
-	if format != "json" && format != "table" {
-		return fmt.Errorf("--format %q: want table or json", format)
+	if format != "json" && format != "table" && !sbomFormat(format) {
+		return fmt.Errorf("--format %q: want table, json, cyclonedx or spdx-json", format)
 	}
 	if err := image.CheckSource(ref, kind); err != nil {
 		return err
@@ -116,6 +116,15 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 		}
 		iopts.Platform = p
 	}
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var analyzers []analyzer.Analyzer
+	if f.lockfiles {
+		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
+	}
+	if sbomFormat(format) {
+		// An inventory needs no vulnerability DB.
+		return writeImageSBOM(cmd.Context(), out, ref, iopts, analyzers, f.parallel, logger, f.output, format)
+	}
 	dir, err := f.db.dir()
 	if err != nil {
 		return err
@@ -130,11 +139,6 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 		return err
 	}
 	defer db.Close()
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var analyzers []analyzer.Analyzer
-	if f.lockfiles {
-		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
-	}
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
 		Image:       iopts,
 		Analyzers:   analyzers,

@@ -28,6 +28,7 @@ Exit codes: 0 passed, 1 blocked by the gate, 2 could not run.`,
 		newImageCommand(),
 		newDBCommand(),
 		newCacheCommand(),
+		newSBOMCommand(),
 		newDefenderCommand(),
 	)
 	return root

@@ -301,7 +301,7 @@ func TestImageScan(t *testing.T) {
 			{"missing image", []string{"image", "scan", reg + "/no/such:1", "--cache-dir", dbDir, "--skip-db-update"}, "fetch image"},
 			{"no DB offline", []string{"image", "scan", "--input", tarPath, "--cache-dir", t.TempDir(), "--offline"}, "offline"},
 			{"no DB skip update", []string{"image", "scan", "--input", tarPath, "--cache-dir", t.TempDir(), "--skip-db-update"}, "taskguard db update"},
-			{"bad format", []string{"image", "scan", "--input", tarPath, "--cache-dir", dbDir, "--skip-db-update", "-f", "xml"}, "want table or json"},
+			{"bad format", []string{"image", "scan", "--input", tarPath, "--cache-dir", dbDir, "--skip-db-update", "-f", "xml"}, "want table, json, cyclonedx or spdx-json"},
 			{"two sources", []string{"image", "scan", ref, "--input", tarPath}, "only one of"},
 			{"no source", []string{"image", "scan"}, "name an image"},
 			{"bad severity", []string{"image", "scan", ref, "--fail-on", "severe"}, "unknown severity"},

@@ -76,6 +76,7 @@ func ownedPath(line string) string {
 // file they were found in.
 var languageTypes = map[string]bool{
 	TypeGoBinary: true,
+	TypeGoMod:    true,
 	TypeNpm:      true,
 	TypePython:   true,
 	TypeJar:      true,

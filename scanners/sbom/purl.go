@@ -50,7 +50,7 @@ func PURL(os *analyzer.OS, p analyzer.Package) string {
 			}
 			q = append(q, packageurl.Qualifier{Key: "upstream", Value: up})
 		}
-	case analyzer.TypeGoBinary:
+	case analyzer.TypeGoBinary, analyzer.TypeGoMod:
 		typ = packageurl.TypeGolang
 		if i := strings.LastIndexByte(name, '/'); i >= 0 {
 			ns, name = name[:i], name[i+1:]

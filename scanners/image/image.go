@@ -159,6 +159,16 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	}
 	// A docker-archive's manifest digest needs a hash of every compressed
 	// layer: computed beside the walk, which reads the same layers anyway.
+	// With a layer cache, the digest of an archive file seen before (same
+	// device, inode, size, modification and change times) is remembered,
+	// so that a re-scan of the same file reads no layer at all.
+	memoKey := archiveMemoKey(ref)
+	if im.cache != nil && memoKey != "" {
+		if b, ok, err := im.cache.Get(memoKey); err == nil && ok && strings.HasPrefix(string(b), "sha256:") {
+			im.digest = string(b)
+			return im, nil
+		}
+	}
 	im.digestDone = make(chan struct{})
 	go func() {
 		defer close(im.digestDone)
@@ -168,6 +178,11 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			return
 		}
 		im.digest = d.String()
+		if im.cache != nil && memoKey != "" {
+			if err := im.cache.Put(memoKey, []byte(im.digest)); err != nil {
+				im.logger.Warn("could not remember the archive's digest", "err", err)
+			}
+		}
 	}()
 	return im, nil
 }

@@ -2,9 +2,13 @@ package image
 
 import (
 	"os"
+	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/scanners/layercache"
 )
 
 // specialFS are the magic numbers (statfs f_type) of kernel filesystems
@@ -57,4 +61,22 @@ func specialMount(p string, rootDev uint64) (string, bool) {
 	}
 	name, ok := specialFS[int64(st.Type)]
 	return name, ok
+}
+
+// archiveMemoKey names a docker archive file by its identity (absolute
+// path, device, inode, size, modification and change times in
+// nanoseconds): the change time cannot be set back from user space, so a
+// rewritten file gets a new key. "" when the file cannot be stat'ed.
+func archiveMemoKey(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return ""
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err != nil {
+		return ""
+	}
+	return layercache.Key("archive-digest/1", abs,
+		strconv.FormatUint(st.Dev, 10), strconv.FormatUint(st.Ino, 10), strconv.FormatInt(st.Size, 10),
+		strconv.FormatInt(st.Mtim.Nano(), 10), strconv.FormatInt(st.Ctim.Nano(), 10))
 }

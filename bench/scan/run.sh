@@ -145,14 +145,17 @@ for row in cold rescan newlayer; do
 	newlayer) img=$IMAGE2 ;;
 	esac
 	echo "== $row ($RUNS paired runs)"
-	prepare "$row" tg && tg "$img" "${tgflags[@]}" >/dev/null 2>&1 # warm-up (page cache; rescan's cache)
-	if [ -n "${TRIVY:-}" ]; then prepare "$row" tv && tv "$img" "${tvflags[@]}" >/dev/null 2>&1; fi
+	tgcmd=("$WORK/taskguard" image scan --input "$img" --cache-dir "$WORK/db" --skip-db-update --format json "${tgflags[@]}")
+	tvcmd=("${TRIVY:-trivy}" image --input "$img" --skip-db-update --skip-java-db-update --offline-scan
+		--cache-dir "$WORK/trivy-cache" --scanners vuln --format json --quiet "${tvflags[@]}")
+	prepare "$row" tg && "${tgcmd[@]}" >/dev/null 2>&1 # warm-up (page cache; rescan's cache)
+	if [ -n "${TRIVY:-}" ]; then prepare "$row" tv && "${tvcmd[@]}" >/dev/null 2>&1; fi
 	for _ in $(seq "$RUNS"); do
 		prepare "$row" tg
-		once "tg-$row" "$WORK/tg-$row.json" tg "$img" "${tgflags[@]}"
+		once "tg-$row" "$WORK/tg-$row.json" "${tgcmd[@]}"
 		if [ -n "${TRIVY:-}" ]; then
 			prepare "$row" tv
-			once "tv-$row" "$WORK/tv-$row.json" tv "$img" "${tvflags[@]}"
+			once "tv-$row" "$WORK/tv-$row.json" "${tvcmd[@]}"
 		fi
 	done
 	tg_findings "$WORK/tg-$row.json" >"$WORK/tg-$row.tsv"

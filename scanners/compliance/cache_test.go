@@ -1,12 +1,7 @@
 package compliance
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -16,70 +11,8 @@ import (
 
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/layercache"
+	"github.com/taskguard/taskguard/scanners/scantest"
 )
-
-// spoilLayers copies the docker archive at src to dst with every layer
-// blob replaced by bytes that are no layer: a walk that reads a layer
-// fails.
-func spoilLayers(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	type entry struct {
-		hdr  *tar.Header
-		body []byte
-	}
-	var entries []entry
-	layers := map[string]bool{}
-	tr := tar.NewReader(in)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Name == "manifest.json" {
-			var m []struct{ Layers []string }
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatal(err)
-			}
-			for _, l := range m[0].Layers {
-				layers[l] = true
-			}
-		}
-		entries = append(entries, entry{hdr, b})
-	}
-	tw := tar.NewWriter(out)
-	for _, e := range entries {
-		if layers[e.hdr.Name] {
-			e.body = []byte("\x1f\x8b this is not a layer")
-			e.hdr.Size = int64(len(e.body))
-		}
-		if err := tw.WriteHeader(e.hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestCheckImageLayerCache: with a layer cache, the checks find what they
 // find without it, and once the layers are cached they are not read: the
@@ -131,7 +64,7 @@ func TestCheckImageLayerCache(t *testing.T) {
 		}
 	}
 	spoiled := filepath.Join(t.TempDir(), "spoiled.tar")
-	spoilLayers(t, path, spoiled)
+	scantest.SpoilLayers(t, path, spoiled)
 	if _, err := CheckImage(context.Background(), openImage(t, spoiled), in); err == nil {
 		t.Fatal("the spoiled archive walks without an error: the test proves nothing")
 	}

@@ -113,3 +113,59 @@ func TestSBOMRoundTrip(t *testing.T) {
 		t.Errorf("ci did not say where the SBOM went: %s", errOut)
 	}
 }
+
+// TestSBOMScanTrivySBOMs: CycloneDX and SPDX documents written by Trivy
+// v0.74.0 (testdata/trivy, from `trivy image --format cyclonedx|spdx-json`
+// of the image built below) give the findings taskguard finds in the
+// image itself.
+func TestSBOMScanTrivySBOMs(t *testing.T) {
+	dbDir := buildDB(t)
+	facts := readFacts(t, "rootfs-ssl-expected-debian.json")
+	base := layerFromFiles(t, map[string][]byte{
+		"etc/os-release":      []byte("ID=debian\nVERSION_ID=\"12\"\n"),
+		"etc/debian_version":  []byte("12.12\n"),
+		"var/lib/dpkg/status": dpkgStatusOf(facts),
+	})
+	app := layerFromFiles(t, map[string][]byte{
+		"app/node_modules/lodash/package.json":   []byte(`{"name":"lodash","version":"4.17.15"}`),
+		"app/node_modules/minimist/package.json": []byte(`{"name":"minimist","version":"1.2.5"}`),
+	})
+	img, err := mutate.AppendLayers(empty.Image, base, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(t.TempDir(), "web.tar")
+	r, _ := name.ParseReference("registry.example.com/shop/web:1.0")
+	if err := tarball.WriteToFile(tarPath, r, img); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "image", "scan", "--input", tarPath, "--cache-dir", dbDir, "--skip-db-update", "--format", "json")
+	if code != 0 {
+		t.Fatalf("image scan: %d %s", code, errOut)
+	}
+	var want scan.Report
+	if err := json.Unmarshal([]byte(out), &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Findings) < 10 {
+		t.Fatalf("only %d findings", len(want.Findings))
+	}
+	for _, file := range []string{"web.cdx.json", "web.spdx.json"} {
+		t.Run(file, func(t *testing.T) {
+			out, errOut, code := run(t, "sbom", "scan", filepath.Join("testdata", "trivy", file), "--cache-dir", dbDir, "--skip-db-update", "--format", "json")
+			if code != 0 {
+				t.Fatalf("sbom scan: %d %s", code, errOut)
+			}
+			var got scan.Report
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(allFindings(&got), allFindings(&want)) {
+				t.Errorf("findings from Trivy's %s\n got %q\nwant %q", file, allFindings(&got), allFindings(&want))
+			}
+			if got.Summary.Packages != want.Summary.Packages || len(got.Warnings) != 0 {
+				t.Errorf("%d packages (want %d), warnings %q", got.Summary.Packages, want.Summary.Packages, got.Warnings)
+			}
+		})
+	}
+}

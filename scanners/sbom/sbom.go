@@ -57,6 +57,7 @@ const (
 	// Trivy's names for the same facts.
 	trivySrcName    = "aquasecurity:trivy:SrcName"
 	trivySrcVersion = "aquasecurity:trivy:SrcVersion"
+	trivySrcRelease = "aquasecurity:trivy:SrcRelease"
 	trivySrcEpoch   = "aquasecurity:trivy:SrcEpoch"
 )
 
@@ -283,7 +284,13 @@ func readCycloneDX(b []byte) (*Document, error) {
 			if v := firstNonEmpty(props[propSrcName], props[trivySrcName]); v != "" {
 				p.SrcName = v
 			}
-			if v := firstNonEmpty(props[propSrcVersion], props[trivySrcVersion]); v != "" {
+			if v := props[propSrcVersion]; v != "" {
+				p.SrcVersion = v
+			} else if v := props[trivySrcVersion]; v != "" {
+				// Trivy splits the source version: epoch, version, release.
+				if r := props[trivySrcRelease]; r != "" {
+					v += "-" + r
+				}
 				if e := props[trivySrcEpoch]; e != "" && e != "0" {
 					v = e + ":" + v
 				}

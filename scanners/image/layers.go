@@ -54,32 +54,48 @@ func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit Visit
 		})
 		return kept, err
 	}
-	layers, err := im.img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("image %s: layers: %w", im.Name, err)
-	}
+	var layers []v1.Layer
 	var diffIDs []v1.Hash
-	if cf, err := im.img.ConfigFile(); err == nil && cf != nil && len(cf.RootFS.DiffIDs) == len(layers) {
+	cf, cfErr := im.img.ConfigFile()
+	if cfErr == nil && cf != nil && len(im.tarLayers) > 0 && len(cf.RootFS.DiffIDs) == len(im.tarLayers) {
+		// A docker archive's layers are read straight from the archive, by
+		// the config's diff IDs: asking ggcr for its layers would hash
+		// every layer blob (for the manifest) even when the cache holds
+		// them all.
 		diffIDs = cf.RootFS.DiffIDs
+	} else {
+		var err error
+		if layers, err = im.img.Layers(); err != nil {
+			return nil, fmt.Errorf("image %s: layers: %w", im.Name, err)
+		}
+		if cfErr == nil && cf != nil && len(cf.RootFS.DiffIDs) == len(layers) {
+			diffIDs = cf.RootFS.DiffIDs
+		}
+	}
+	n := len(layers)
+	if layers == nil {
+		n = len(diffIDs)
 	}
 	if parallel < 1 {
 		parallel = 1
 	}
-	indexes := make([]*LayerIndex, len(layers))
+	indexes := make([]*LayerIndex, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
-	for i, l := range layers {
+	for i := range n {
 		g.Go(func() error {
 			var id v1.Hash
 			var err error
 			if diffIDs != nil {
 				id = diffIDs[i]
-			} else if id, err = l.DiffID(); err != nil {
+			} else if id, err = layers[i].DiffID(); err != nil {
 				return fmt.Errorf("layer %d: diff id: %w", i, err)
 			}
-			open := l.Compressed
-			if len(im.tarLayers) == len(layers) {
+			var open func() (io.ReadCloser, error)
+			if len(im.tarLayers) == n {
 				open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarOpen, im.tarPath, im.tarLayers[i]) }
+			} else {
+				open = layers[i].Compressed
 			}
 			if cache != nil {
 				idx, err := cache.Load(id.String())

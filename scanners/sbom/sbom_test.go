@@ -245,3 +245,19 @@ func golden(t *testing.T, name string, b []byte) {
 		t.Errorf("%s differs from the golden file (UPDATE_GOLDEN=1 rewrites it):\n%s", name, b)
 	}
 }
+
+// FuzzRead: no document makes Read panic.
+func FuzzRead(f *testing.F) {
+	for _, name := range []string{"image.cdx.json", "image.spdx.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","purl":"pkg:deb/debian/x@1?upstream=%40&distro=debian-"}]}`))
+	f.Add([]byte(`{"spdxVersion":"SPDX-2.3","packages":[{"SPDXID":"SPDXRef-a","name":"a","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:npm/%40/x@"}]}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = Read(bytes.NewReader(b))
+	})
+}

@@ -63,6 +63,9 @@ TASKGUARD_ADMIN_PASSWORD.`,
 			if cfg.Auth.TokenTTL <= 0 {
 				return fmt.Errorf("--token-ttl %s: give a positive duration such as 1h", cfg.Auth.TokenTTL)
 			}
+			if cfg.Auth.AgentTokenTTL == 0 {
+				return errors.New("--agent-token-ttl 0: give a positive duration such as 2160h, or -1s for agent credentials that never expire")
+			}
 			cfg.DataDir, cfg.DB = loc.dataDir, loc.db
 			cfg.AdminUser, cfg.AdminPassword = getenv(EnvAdminUser), getenv(EnvAdminPassword)
 			cfg.Logger, cfg.Stderr = logger, cmd.ErrOrStderr()
@@ -76,15 +79,17 @@ TASKGUARD_ADMIN_PASSWORD.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate to serve instead of the self-signed one (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
-	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
+	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable): every name or address defenders dial, as given to protect's consoleaddr")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
 	f.StringVar(&cfg.VulnDBDir, "vuln-db-dir", "", "vulnerability DB directory that images running in tasks are matched against (as `taskguard db update --cache-dir DIR` makes it)")
 	f.StringVar(&cfg.VulnDBRepository, "vuln-db-repository", "", "registry artifact the vulnerability DB is downloaded from (a mirror); empty: "+vulndb.DefaultRepository)
 	f.DurationVar(&cfg.VulnDBUpdate, "vuln-db-update", 12*time.Hour, "refresh the vulnerability DB this often (downloads only when due); 0 never downloads (offline)")
 	f.DurationVar(&cfg.Auth.TokenTTL, "token-ttl", auth.DefaultTokenTTL, "lifetime of the tokens POST /api/v1/authenticate returns")
+	f.DurationVar(&cfg.Auth.AgentTokenTTL, "agent-token-ttl", auth.DefaultAgentTokenTTL, "period of the agent credentials protect mints: one works until the end of the next period; -1s: they never expire")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.AddCommand(newUserCommand(loc))
+	cmd.AddCommand(newTokenCommand(loc))
 	return cmd
 }
 
@@ -109,6 +114,7 @@ func newUserCommand(loc *storeLocation) *cobra.Command {
 		Short: "Manage console users in the data directory (works while the console runs)",
 	}
 	cmd.AddCommand(newUserAddCommand(loc), newUserListCommand(loc))
+	cmd.AddCommand(userLifecycleCommands(loc)...)
 	return cmd
 }
 
@@ -116,13 +122,16 @@ func newUserAddCommand(loc *storeLocation) *cobra.Command {
 	var (
 		role          string
 		passwordStdin bool
+		families      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "add --role ROLE NAME",
 		Short: "Add a user; prints a generated password unless --password-stdin",
 		Long: `Add a user to the console in the data directory. Roles: admin,
-defender-manager (may protect task definitions), ci (may publish scan results),
-auditor (read-only), agent (policy fetch and audit post only).
+defender-manager (may protect task definitions), ci (may publish scan results
+and protect task definitions: a pipeline's account),
+auditor (read-only), agent (policy fetch and audit post only, for the task
+families given with --task-family).
 
 Without --password-stdin a password is generated and printed alone on stdout:
   PASS=$(taskguard-console user add --role defender-manager jenkins)`,
@@ -141,7 +150,7 @@ Without --password-stdin a password is generated and printed alone on stdout:
 				password, generated = auth.GeneratePassword(), true
 			}
 			return withStore(cmd.Context(), loc, func(st store.Store) error {
-				err := auth.New(auth.Config{Store: st}).CreateUser(cmd.Context(), args[0], password, r)
+				err := auth.New(auth.Config{Store: st}).CreateUser(cmd.Context(), args[0], password, r, families...)
 				if errors.Is(err, store.ErrExists) {
 					return fmt.Errorf("user %q already exists", args[0])
 				}
@@ -158,6 +167,7 @@ Without --password-stdin a password is generated and printed alone on stdout:
 	}
 	cmd.Flags().StringVar(&role, "role", "", "the user's role (required)")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	cmd.Flags().StringSliceVar(&families, "task-family", nil, "task family an agent-role user defends (required for --role agent; repeatable)")
 	cmd.MarkFlagRequired("role")
 	return cmd
 }
@@ -174,9 +184,13 @@ func newUserListCommand(loc *storeLocation) *cobra.Command {
 					return err
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "USERNAME\tROLE\tCREATED")
+				fmt.Fprintln(tw, "USERNAME\tROLE\tSTATE\tTASK FAMILIES\tCREATED")
 				for _, u := range users {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Username, u.Role, u.CreatedAt.Format(time.RFC3339))
+					state := "enabled"
+					if u.Disabled {
+						state = "disabled"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Username, u.Role, state, strings.Join(u.TaskFamilies, ","), u.CreatedAt.Format(time.RFC3339))
 				}
 				return tw.Flush()
 			})

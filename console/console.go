@@ -133,6 +133,7 @@ func (c *Console) start(ctx context.Context) error {
 	}
 
 	var tlsConfig *tls.Config
+	serving := server.Serving{PlainHTTP: c.cfg.InsecureHTTP}
 	if !c.cfg.InsecureHTTP {
 		res, err := tlscert.Load(tlscert.Options{
 			CertFile: c.cfg.TLSCert, KeyFile: c.cfg.TLSKey,
@@ -147,7 +148,10 @@ func (c *Console) start(ctx context.Context) error {
 		}
 		c.log.Info("TLS certificate", "path", res.Path, "sha256", res.Fingerprint(), "notAfter", res.Leaf.NotAfter)
 		c.cert = res.Leaf
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{res.Certificate}, MinVersion: tls.VersionTLS12}
+		if serving.Chain, err = res.Chain(); err != nil {
+			return err
+		}
+		tlsConfig = serverTLSConfig(res.Certificate)
 	} else if c.cfg.TLSCert != "" || c.cfg.TLSKey != "" {
 		return errors.New("--insecure-http serves plain HTTP: drop --tls-cert/--tls-key, or drop --insecure-http")
 	}
@@ -161,7 +165,7 @@ func (c *Console) start(ctx context.Context) error {
 	images := &taskimages.Matcher{Dir: c.cfg.VulnDBDir, Logger: c.cfg.Logger}
 	alerts := &taskimages.Alerter{Matcher: images, Store: c.store, Logger: c.cfg.Logger}
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images, ImageAlerts: alerts}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images, ImageAlerts: alerts, Serving: serving}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -200,6 +204,28 @@ func (c *Console) start(ctx context.Context) error {
 	}
 	c.log.Info("console listening", "url", c.url, "dataDir", c.cfg.DataDir)
 	return nil
+}
+
+// serverTLSConfig is the console's TLS: 1.3 as Go offers it, and 1.2 with
+// forward-secret AEAD suites only (no CBC, no RSA key exchange).
+func serverTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		// Only consulted for TLS 1.2; TLS 1.3 suites are all AEAD and not configurable.
+		CipherSuites: tls12Suites,
+	}
+}
+
+// tls12Suites are the TLS 1.2 suites the console offers: ECDHE with AES-GCM
+// or ChaCha20-Poly1305, for ECDSA (the self-signed certificate) and RSA keys.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // URL is the base URL the console serves, e.g. https://127.0.0.1:8083.
@@ -261,6 +287,11 @@ func (c *Console) housekeeping(ctx context.Context, authn *auth.Authenticator) {
 			c.log.Warn("deleting expired tokens", "err", err)
 		} else if n > 0 {
 			c.log.Debug("deleted expired tokens", "count", n)
+		}
+		if n, err := authn.DeleteExpiredFailures(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("deleting old login-failure counts", "err", err)
+		} else if n > 0 {
+			c.log.Debug("deleted old login-failure counts", "count", n)
 		}
 		if r := c.cfg.AuditRetention; r > 0 {
 			if n, err := c.store.DeleteAuditsBefore(ctx, time.Now().Add(-r)); err != nil && ctx.Err() == nil {

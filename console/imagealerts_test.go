@@ -78,7 +78,7 @@ func TestImageAlertsAfterScheduledDBUpdate(t *testing.T) {
 	cfg.VulnDBDir, cfg.VulnDBRepository, cfg.VulnDBUpdate = dbDir, ref, 200*time.Millisecond
 	c := start(t, cfg)
 	admin := client(t, c, api.WithBasicAuth("secops", "env-admin-password"))
-	if _, err := admin.CreateUser(ctx, api.CreateUserRequest{Username: "agent", Password: "agent-password", Role: "agent"}); err != nil {
+	if _, err := admin.CreateUser(ctx, api.CreateUserRequest{Username: "agent", Password: "agent-password", Role: "agent", TaskFamilies: []string{"shop-web"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := admin.AddImageRule(ctx, policy.ImageRule{Name: "all", Vulnerabilities: policy.VulnRule{AlertThreshold: "UNKNOWN"}}); err != nil {

@@ -1,43 +1,14 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
 	"log/slog"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
 )
-
-// SendInventory posts one container's inventory to PathAgentInventory. Any
-// 2xx is success.
-func (c *Console) SendInventory(ctx context.Context, inv api.Inventory) error {
-	body, err := json.Marshal(inv)
-	if err != nil {
-		return fmt.Errorf("encode inventory: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+api.PathAgentInventory, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("post inventory: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post inventory: console answered %s", resp.Status)
-	}
-	return nil
-}
 
 // inventoryForwarder posts each container's latest inventory to the
 // console, retrying failures with backoff (1 s doubling to 5 min). A newer
@@ -75,6 +46,15 @@ func (f *inventoryForwarder) add(inv api.Inventory) {
 	}
 }
 
+// drop removes inv from the queue unless a newer one replaced it meanwhile.
+func (f *inventoryForwarder) drop(k string, inv api.Inventory) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cur, ok := f.pending[k]; ok && cur.Hash == inv.Hash && cur.Time.Equal(inv.Time) {
+		delete(f.pending, k)
+	}
+}
+
 // run delivers queued inventories until ctx ends.
 func (f *inventoryForwarder) run(ctx context.Context) error {
 	backoff := time.Duration(0)
@@ -104,15 +84,20 @@ func (f *inventoryForwarder) run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
+				var se *api.StatusError
+				if errors.As(err, &se) && !se.Temporary() && !se.Unauthorized() {
+					// The console refuses this inventory itself: sending it
+					// again would be refused again. The launcher sends a
+					// fresh one at its next scan.
+					f.log.Error("inventory refused by the console; dropped", "container", inv.Container, "err", err)
+					f.drop(k, inv)
+					continue
+				}
 				failed = true
 				f.log.Warn("inventory not delivered; will retry", "container", inv.Container, "err", err)
 				continue
 			}
-			f.mu.Lock()
-			if cur, ok := f.pending[k]; ok && cur.Hash == inv.Hash && cur.Time.Equal(inv.Time) {
-				delete(f.pending, k)
-			}
-			f.mu.Unlock()
+			f.drop(k, inv)
 			f.log.Info("inventory delivered", "container", inv.Container, "packages", len(inv.Packages))
 		}
 		if failed {

@@ -23,9 +23,13 @@ type AuthenticateResponse struct {
 
 // User is a console account as the API shows it: never with a password or hash.
 type User struct {
-	Username  string    `json:"username"`
-	Role      string    `json:"role"`
-	CreatedAt time.Time `json:"createdAt"`
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	// TaskFamilies are the families an agent-role user is bound to.
+	TaskFamilies []string  `json:"taskFamilies,omitempty"`
+	Disabled     bool      `json:"disabled,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt,omitzero"`
 }
 
 // CreateUserRequest is the body of a POST to PathUsers.
@@ -33,6 +37,9 @@ type CreateUserRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	Role     string `json:"role"`
+	// TaskFamilies binds an agent-role user to task families (required for
+	// that role, refused for the others).
+	TaskFamilies []string `json:"taskFamilies,omitempty"`
 }
 
 // Error is the body of every console error response.

@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,11 +44,23 @@ const (
 // DefaultTokenTTL is how long a token from Login lives unless Config says otherwise.
 const DefaultTokenTTL = time.Hour
 
+// DefaultAgentTokenTTL is the period of agent credentials unless Config says
+// otherwise: a credential minted in one period works until the end of the
+// next, so it lives between one and two periods.
+const DefaultAgentTokenTTL = 90 * 24 * time.Hour
+
+// DefaultRotationOverlap is how long the older agent credentials of a family
+// keep working after a rotation, unless the caller says otherwise.
+const DefaultRotationOverlap = 24 * time.Hour
+
 // Config configures an Authenticator. Store is required; the rest has defaults.
 type Config struct {
 	Store store.Store
 	// TokenTTL is the lifetime of user tokens (default DefaultTokenTTL).
 	TokenTTL time.Duration
+	// AgentTokenTTL is the period of agent credentials (default
+	// DefaultAgentTokenTTL); negative means agent credentials never expire.
+	AgentTokenTTL time.Duration
 	// BcryptCost for new password hashes (default bcrypt.DefaultCost).
 	BcryptCost int
 	// Throttle sets the slow-down of repeated password failures.
@@ -60,6 +75,7 @@ type Config struct {
 type Authenticator struct {
 	store    store.Store
 	ttl      time.Duration
+	agentTTL time.Duration
 	cost     int
 	throttle *throttle
 	dummy    []byte
@@ -72,8 +88,9 @@ func New(cfg Config) *Authenticator {
 	a := &Authenticator{
 		store:    cfg.Store,
 		ttl:      cfg.TokenTTL,
+		agentTTL: cfg.AgentTokenTTL,
 		cost:     cfg.BcryptCost,
-		throttle: newThrottle(cfg.Throttle),
+		throttle: newThrottle(cfg.Throttle, cfg.Store),
 		now:      cfg.Now,
 		sleep:    cfg.Sleep,
 	}
@@ -82,6 +99,12 @@ func New(cfg Config) *Authenticator {
 	a.dummy, _ = HashPassword(rand.Text(), a.cost)
 	if a.ttl == 0 {
 		a.ttl = DefaultTokenTTL
+	}
+	switch {
+	case a.agentTTL == 0:
+		a.agentTTL = DefaultAgentTokenTTL
+	case a.agentTTL < 0:
+		a.agentTTL = 0 // never expire
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -97,10 +120,17 @@ type Principal struct {
 	// Subject is the user name, or "agent:<family>" for an agent credential.
 	Subject string
 	Role    Role
-	// TaskFamily is set for agent credentials: the task family they were minted for.
+	// TaskFamily is set for agent credentials: the task family they were
+	// minted for. For an agent-role user the server sets it to the family
+	// the request acts for, one of TaskFamilies.
 	TaskFamily string
+	// TaskFamilies are the families an agent-role user is bound to.
+	TaskFamilies []string
 	// Method is "basic" or "bearer".
 	Method string
+	// TokenID identifies the bearer token the request came with (TokenID of
+	// its digest), so that logout can revoke it; empty for basic auth.
+	TokenID string
 }
 
 type principalKey struct{}
@@ -116,12 +146,18 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 	return p, ok
 }
 
-// CreateUser validates and stores a new user with a hashed password.
-func (a *Authenticator) CreateUser(ctx context.Context, username, password string, role Role) error {
+// CreateUser validates and stores a new user with a hashed password. An
+// agent-role user must be bound to one or more task families, and only an
+// agent-role user may be.
+func (a *Authenticator) CreateUser(ctx context.Context, username, password string, role Role, families ...string) error {
 	if err := ValidateUsername(username); err != nil {
 		return err
 	}
 	if _, err := ParseRole(string(role)); err != nil {
+		return err
+	}
+	families, err := checkFamilies(role, families)
+	if err != nil {
 		return err
 	}
 	hash, err := HashPassword(password, a.cost)
@@ -130,9 +166,38 @@ func (a *Authenticator) CreateUser(ctx context.Context, username, password strin
 	}
 	now := a.now().UTC()
 	return a.store.CreateUser(ctx, store.User{
-		Username: username, Role: string(role), PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
+		Username: username, Role: string(role), PasswordHash: hash, TaskFamilies: families, CreatedAt: now, UpdatedAt: now,
 	})
 }
+
+// checkFamilies validates the task families of a user of role.
+func checkFamilies(role Role, families []string) ([]string, error) {
+	if role != RoleAgent {
+		if len(families) > 0 {
+			return nil, fmt.Errorf("%w task families: only agent-role users are bound to task families, not %s", ErrInvalid, role)
+		}
+		return nil, nil
+	}
+	if len(families) == 0 {
+		return nil, fmt.Errorf("%w task families: an agent-role user must be bound to the task families it defends (--task-family, \"taskFamilies\")", ErrInvalid)
+	}
+	var out []string
+	for _, f := range families {
+		if err := ValidateTaskFamily(f); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) > maxUserFamilies {
+		return nil, fmt.Errorf("%w task families: %d, at most %d per user", ErrInvalid, len(out), maxUserFamilies)
+	}
+	return out, nil
+}
+
+// maxUserFamilies bounds the families one agent-role user is bound to.
+const maxUserFamilies = 100
 
 // Request authenticates r from its Authorization header: Basic (user and
 // password) or Bearer (a token). It returns ErrUnauthorized, a
@@ -162,12 +227,19 @@ func Source(r *http.Request) string {
 	return host
 }
 
-// Password checks a user name and password coming from source. Repeated
-// failures for the same user and source are answered more and more slowly,
-// then refused with a *ThrottledError until the window passes.
+// Password checks a user name and password coming from source. Every
+// attempt is counted in the store before the password is checked (per user
+// and address, per user, per address); past a limit the attempt is refused
+// with a *ThrottledError without checking, and failures past the first few
+// are answered more and more slowly. A disabled user is refused like a wrong
+// password.
 func (a *Authenticator) Password(ctx context.Context, username, password, source string) (Principal, error) {
-	key := username + "\x00" + source
-	if wait := a.throttle.locked(key, a.now()); wait > 0 {
+	keys := keysFor(username, source)
+	wait, n, err := a.throttle.attempt(ctx, keys, a.now())
+	if err != nil {
+		return Principal{}, err
+	}
+	if wait > 0 {
 		return Principal{}, &ThrottledError{RetryAfter: wait}
 	}
 	u, err := a.store.User(ctx, username)
@@ -179,34 +251,46 @@ func (a *Authenticator) Password(ctx context.Context, username, password, source
 	case !errors.Is(err, store.ErrNotFound):
 		return Principal{}, err
 	}
-	if !checkPassword(hash, password) || !known {
-		a.sleep(ctx, a.throttle.fail(key, a.now()))
+	if !checkPassword(hash, password) || !known || u.Disabled {
+		a.sleep(ctx, a.throttle.delay(n))
 		return Principal{}, ErrUnauthorized
 	}
-	a.throttle.succeed(key)
-	return Principal{Subject: u.Username, Role: Role(u.Role), Method: "basic"}, nil
+	if err := a.throttle.succeed(ctx, keys); err != nil {
+		return Principal{}, err
+	}
+	return userPrincipal(u, "basic"), nil
+}
+
+func userPrincipal(u store.User, method string) Principal {
+	p := Principal{Subject: u.Username, Role: Role(u.Role), Method: method}
+	if p.Role == RoleAgent {
+		p.TaskFamilies = u.TaskFamilies
+	}
+	return p
 }
 
 // Bearer checks a token. User tokens act with the user's current role (a
-// deleted user's tokens stop working); agent tokens with the agent role.
-// Tokens are 256-bit random or keyed-hash values, so failures are not
-// throttled: a fleet of defenders behind one address must not lock each other out.
+// deleted or disabled user's tokens stop working); agent tokens with the
+// agent role. Revoked and expired tokens are refused. Tokens are 256-bit
+// random or keyed-hash values, so failures are not throttled: a fleet of
+// defenders behind one address must not lock each other out.
 func (a *Authenticator) Bearer(ctx context.Context, token string) (Principal, error) {
 	if !strings.HasPrefix(token, userTokenPrefix) && !strings.HasPrefix(token, agentTokenPrefix) {
 		return Principal{}, ErrUnauthorized
 	}
-	t, err := a.store.Token(ctx, digest(token))
+	d := digest(token)
+	t, err := a.store.Token(ctx, d)
 	if errors.Is(err, store.ErrNotFound) {
 		return Principal{}, ErrUnauthorized
 	}
 	if err != nil {
 		return Principal{}, err
 	}
-	if t.Expired(a.now()) {
+	if !t.Valid(a.now()) {
 		return Principal{}, ErrUnauthorized
 	}
 	if Role(t.Role) == RoleAgent && t.TaskFamily != "" {
-		return Principal{Subject: t.Subject, Role: RoleAgent, TaskFamily: t.TaskFamily, Method: "bearer"}, nil
+		return Principal{Subject: t.Subject, Role: RoleAgent, TaskFamily: t.TaskFamily, Method: "bearer", TokenID: TokenID(d)}, nil
 	}
 	u, err := a.store.User(ctx, t.Subject)
 	if errors.Is(err, store.ErrNotFound) {
@@ -215,7 +299,12 @@ func (a *Authenticator) Bearer(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{Subject: u.Username, Role: Role(u.Role), Method: "bearer"}, nil
+	if u.Disabled {
+		return Principal{}, ErrUnauthorized
+	}
+	p := userPrincipal(u, "bearer")
+	p.TokenID = TokenID(d)
+	return p, nil
 }
 
 // IssueToken returns a new random bearer token for p and when it expires.
@@ -232,28 +321,215 @@ func (a *Authenticator) IssueToken(ctx context.Context, p Principal) (string, ti
 }
 
 // AgentToken returns the agent credential of a task family: it may fetch
-// policy and post audits as that family, nothing else, and does not expire
-// (the defender runs as long as the task definition is used). The value is a
-// keyed hash of the family under a console secret kept in the store, so every
-// call for one family, on every console replica, returns the same credential
-// and nothing but its digest is stored.
+// policy and post audits as that family, nothing else. The value is a keyed
+// hash of the family and the current period (AgentTokenTTL) under a console
+// secret kept in the store, so every call for one family in one period, on
+// every console replica, returns the same credential (protecting a task
+// twice gives the same task definition) and nothing but its digest is
+// stored. It works until the end of the next period. A credential that was
+// revoked, or cut short by a rotation, is not handed out again: the error
+// says to rotate and pass the new value as a secret.
 func (a *Authenticator) AgentToken(ctx context.Context, family string) (string, error) {
-	if family == "" {
-		return "", fmt.Errorf("%w task family: an agent credential needs the task's family", ErrInvalid)
+	if err := ValidateTaskFamily(family); err != nil {
+		return "", fmt.Errorf("an agent credential needs the task's family: %w", err)
 	}
 	key, err := a.store.EnsureSecret(ctx, agentKeyName, []byte(rand.Text()+rand.Text()))
 	if err != nil {
 		return "", err
 	}
+	now := a.now().UTC()
+	msg := "taskguard agent token\x00" + family
+	var expires time.Time
+	if a.agentTTL > 0 {
+		period := now.UnixMilli() / a.agentTTL.Milliseconds()
+		msg += "\x00" + strconv.FormatInt(period, 10)
+		expires = time.UnixMilli((period + 2) * a.agentTTL.Milliseconds()).UTC()
+	}
 	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("taskguard agent token\x00" + family))
+	mac.Write([]byte(msg))
 	token := agentTokenPrefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	d := digest(token)
 	if err := a.store.SaveToken(ctx, store.Token{
-		Digest: digest(token), Subject: "agent:" + family, Role: string(RoleAgent), TaskFamily: family, CreatedAt: a.now().UTC(),
+		Digest: d, Subject: "agent:" + family, Role: string(RoleAgent), TaskFamily: family, CreatedAt: now, ExpiresAt: expires,
 	}); err != nil {
 		return "", err
 	}
+	t, err := a.store.Token(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	if !t.RevokedAt.IsZero() {
+		return "", fmt.Errorf("%w agent credential: the credential of task family %q for this period was revoked or rotated; "+
+			"rotate it (taskguard-console token rotate %s) and give the new value as a secret (agentTokenSecret)", ErrInvalid, family, family)
+	}
 	return token, nil
+}
+
+// IssuedToken is a credential just made: the value, shown once, its ID and
+// when it expires (zero: never).
+type IssuedToken struct {
+	Token     string
+	ID        string
+	ExpiresAt time.Time
+	// OlderExpireAt is, for a rotation, when the family's older credentials stop working.
+	OlderExpireAt time.Time
+}
+
+// RotateAgentToken mints a new, random agent credential for family, valid
+// for one AgentTokenTTL (no expiry when agent credentials do not expire),
+// and revokes every other credential of the family from overlap after now
+// (those that expire or were revoked sooner keep that time). The revoked
+// records stay until they expire, so a period credential is never minted
+// again once rotated away. Put the value in the
+// family's secret; tasks started from then on use it, and running tasks
+// keep the old one until the overlap ends. It returns the new credential
+// and how many older ones were cut short.
+func (a *Authenticator) RotateAgentToken(ctx context.Context, family string, overlap time.Duration) (IssuedToken, int64, error) {
+	if err := ValidateTaskFamily(family); err != nil {
+		return IssuedToken{}, 0, err
+	}
+	if overlap < 0 {
+		return IssuedToken{}, 0, fmt.Errorf("%w overlap %s: give 0 (the old credentials stop at once) or a positive duration", ErrInvalid, overlap)
+	}
+	now := a.now().UTC()
+	olderEnd := now.Add(overlap).Truncate(time.Millisecond)
+	cut, err := a.store.RevokeTokens(ctx, store.TokenQuery{TaskFamily: family, Role: string(RoleAgent)}, olderEnd)
+	if err != nil {
+		return IssuedToken{}, 0, err
+	}
+	token := agentTokenPrefix + rand.Text() + rand.Text()
+	var expires time.Time
+	if a.agentTTL > 0 {
+		expires = now.Add(a.agentTTL).Truncate(time.Millisecond)
+	}
+	d := digest(token)
+	if err := a.store.SaveToken(ctx, store.Token{
+		Digest: d, Subject: "agent:" + family, Role: string(RoleAgent), TaskFamily: family, CreatedAt: now, ExpiresAt: expires,
+	}); err != nil {
+		return IssuedToken{}, 0, err
+	}
+	return IssuedToken{Token: token, ID: TokenID(d), ExpiresAt: expires, OlderExpireAt: olderEnd}, cut, nil
+}
+
+// TokenID is the public name of a token: the hex SHA-256 digest the store
+// keys it by. It reveals nothing of the token, and lists and revocations use it.
+func TokenID(digest []byte) string { return hex.EncodeToString(digest) }
+
+// ParseTokenID reads a TokenID back into a digest.
+func ParseTokenID(id string) ([]byte, error) {
+	d, err := hex.DecodeString(id)
+	if err != nil || len(d) != sha256.Size {
+		return nil, fmt.Errorf("%w token ID %.80q: want the 64 hex digits that token lists show", ErrInvalid, id)
+	}
+	return d, nil
+}
+
+// RevokeToken revokes the token with that ID; store.ErrNotFound when no such
+// token exists (or, with owner set, when it is not owner's).
+func (a *Authenticator) RevokeToken(ctx context.Context, id, owner string) error {
+	d, err := ParseTokenID(id)
+	if err != nil {
+		return err
+	}
+	t, err := a.store.Token(ctx, d)
+	if err != nil {
+		return err
+	}
+	if owner != "" && t.Subject != owner {
+		return fmt.Errorf("token %s: %w", id, store.ErrNotFound)
+	}
+	_, err = a.store.RevokeTokens(ctx, store.TokenQuery{Digest: d}, a.now().UTC())
+	return err
+}
+
+// RevokeBearer revokes the token a principal authenticated with (logout);
+// nothing for basic auth.
+func (a *Authenticator) RevokeBearer(ctx context.Context, p Principal) error {
+	if p.TokenID == "" {
+		return nil
+	}
+	return a.RevokeToken(ctx, p.TokenID, "")
+}
+
+// SetPassword replaces a user's password and revokes every token issued to
+// them, so a changed password ends the sessions of whoever knew the old one.
+func (a *Authenticator) SetPassword(ctx context.Context, username, password string) error {
+	hash, err := HashPassword(password, a.cost)
+	if err != nil {
+		return err
+	}
+	now := a.now().UTC()
+	if err := a.store.SetPassword(ctx, username, hash, now); err != nil {
+		return err
+	}
+	_, err = a.store.RevokeTokens(ctx, store.TokenQuery{Subject: username}, now)
+	return err
+}
+
+// CheckPassword reports whether password is username's (for a user changing
+// their own password), without counting toward the slow-down.
+func (a *Authenticator) CheckPassword(ctx context.Context, username, password string) (bool, error) {
+	u, err := a.store.User(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		checkPassword(a.dummy, password)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return checkPassword(u.PasswordHash, password), nil
+}
+
+// UserChange is what UpdateUser changes; nil fields are kept.
+type UserChange struct {
+	Role         *Role
+	TaskFamilies *[]string
+	Disabled     *bool
+}
+
+// UpdateUser changes a user's role, task families or disabled flag.
+// Disabling a user revokes their tokens.
+func (a *Authenticator) UpdateUser(ctx context.Context, username string, c UserChange) (store.User, error) {
+	u, err := a.store.User(ctx, username)
+	if err != nil {
+		return store.User{}, err
+	}
+	role := Role(u.Role)
+	if c.Role != nil {
+		if role, err = ParseRole(string(*c.Role)); err != nil {
+			return store.User{}, err
+		}
+	}
+	fams := u.TaskFamilies
+	if c.TaskFamilies != nil {
+		fams = *c.TaskFamilies
+	}
+	if role != RoleAgent && c.TaskFamilies == nil {
+		fams = nil
+	}
+	if fams, err = checkFamilies(role, fams); err != nil {
+		return store.User{}, err
+	}
+	u.Role, u.TaskFamilies = string(role), fams
+	if c.Disabled != nil {
+		u.Disabled = *c.Disabled
+	}
+	now := a.now().UTC()
+	u.UpdatedAt = now
+	if err := a.store.UpdateUser(ctx, u); err != nil {
+		return store.User{}, err
+	}
+	if u.Disabled {
+		if _, err := a.store.RevokeTokens(ctx, store.TokenQuery{Subject: username}, now); err != nil {
+			return store.User{}, err
+		}
+	}
+	return u, nil
+}
+
+// DeleteExpiredFailures forgets login-failure counts past the window.
+func (a *Authenticator) DeleteExpiredFailures(ctx context.Context) (int64, error) {
+	return a.store.DeleteFailuresBefore(ctx, a.now().Add(-a.throttle.cfg.Window))
 }
 
 // DeleteExpiredTokens removes expired tokens from the store.

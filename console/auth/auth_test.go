@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,10 +29,10 @@ func TestRoles(t *testing.T) {
 		role Role
 		can  []Permission
 	}{
-		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory}},
-		{RoleDefenderManager, []Permission{PermProtect, PermRead}},
-		{RoleCI, []Permission{PermPublishScans, PermRead}},
-		{RoleAuditor, []Permission{PermRead}},
+		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermDeleteScans, PermOwnCredentials}},
+		{RoleDefenderManager, []Permission{PermProtect, PermRead, PermOwnCredentials}},
+		{RoleCI, []Permission{PermPublishScans, PermProtect, PermRead, PermOwnCredentials}},
+		{RoleAuditor, []Permission{PermRead, PermOwnCredentials}},
 		{RoleAgent, []Permission{PermAgentPolicy, PermAgentAudits, PermAgentInventory}},
 		{Role("root"), nil},
 	}
@@ -55,14 +56,18 @@ func TestRoles(t *testing.T) {
 }
 
 func TestThrottleDelays(t *testing.T) {
-	th := newThrottle(ThrottleConfig{FreeFailures: 3, BaseDelay: time.Second, MaxDelay: 5 * time.Second, Lockout: 9, Window: time.Minute})
+	ctx := context.Background()
+	th := newThrottle(ThrottleConfig{FreeFailures: 3, BaseDelay: time.Second, MaxDelay: 5 * time.Second, Lockout: 9, Window: time.Minute},
+		openStore(t, filepath.Join(t.TempDir(), "t.db")))
 	now := time.Unix(1000, 0)
+	k := keysFor("alice", "203.0.113.7")
 	var got []time.Duration
 	for range 9 {
-		if th.locked("k", now) != 0 {
-			t.Fatal("locked too early")
+		wait, n, err := th.attempt(ctx, k, now)
+		if err != nil || wait != 0 {
+			t.Fatalf("refused too early: %v, %v", wait, err)
 		}
-		got = append(got, th.fail("k", now))
+		got = append(got, th.delay(n))
 	}
 	want := []time.Duration{0, 0, 0, 1 * time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}
 	for i := range want {
@@ -70,25 +75,46 @@ func TestThrottleDelays(t *testing.T) {
 			t.Fatalf("delays = %v, want %v", got, want)
 		}
 	}
-	if wait := th.locked("k", now.Add(10*time.Second)); wait != 50*time.Second {
-		t.Errorf("locked wait = %v, want 50s", wait)
+	// The tenth attempt is refused, and the lockout lasts a window from it.
+	if wait, _, _ := th.attempt(ctx, k, now.Add(10*time.Second)); wait != time.Minute {
+		t.Errorf("locked wait = %v, want 1m", wait)
 	}
-	if th.locked("other", now) != 0 {
-		t.Error("another key is locked")
+	if wait, _, _ := th.attempt(ctx, k, now.Add(20*time.Second)); wait != 50*time.Second {
+		t.Errorf("a refused attempt moved the lockout: wait %v, want 50s", wait)
 	}
-	if th.locked("k", now.Add(time.Minute)) != 0 {
+	if wait, _, _ := th.attempt(ctx, keysFor("bob", "203.0.113.7"), now); wait != 0 {
+		t.Error("another user from the address is locked")
+	}
+	if wait, _, _ := th.attempt(ctx, k, now.Add(10*time.Second+time.Minute)); wait != 0 {
 		t.Error("still locked after the window")
 	}
 }
 
-func TestThrottleBounded(t *testing.T) {
-	th := newThrottle(ThrottleConfig{MaxKeys: 10, Window: time.Minute})
+// The per-user count holds across addresses, the per-address count across users.
+func TestThrottleUserAndAddress(t *testing.T) {
+	ctx := context.Background()
+	th := newThrottle(ThrottleConfig{Lockout: 100, UserLockout: 5, AddressLockout: 7, Window: time.Minute},
+		openStore(t, filepath.Join(t.TempDir(), "t.db")))
 	now := time.Unix(1000, 0)
-	for i := range 1000 {
-		th.fail(strings.Repeat("x", i), now)
+	for i := range 5 {
+		if wait, _, _ := th.attempt(ctx, keysFor("alice", fmt.Sprintf("198.51.100.%d", i)), now); wait != 0 {
+			t.Fatalf("attempt %d refused", i)
+		}
 	}
-	if len(th.keys) > 10 {
-		t.Fatalf("throttle holds %d keys, want at most 10", len(th.keys))
+	if wait, _, _ := th.attempt(ctx, keysFor("alice", "198.51.100.99"), now); wait == 0 {
+		t.Error("a sixth address guessing alice's password was not refused")
+	}
+	for i := range 7 {
+		if wait, _, _ := th.attempt(ctx, keysFor(fmt.Sprintf("user%d", i), "203.0.113.9"), now); wait != 0 {
+			t.Fatalf("user %d refused", i)
+		}
+	}
+	if wait, _, _ := th.attempt(ctx, keysFor("user99", "203.0.113.9"), now); wait == 0 {
+		t.Error("an address trying an eighth user was not refused")
+	}
+	// User names of any length make keys of one length.
+	if k := keysFor(strings.Repeat("x", 1<<16), "a"); len(k.user) > 40 || len(k.pair) > 40 {
+		t.Errorf("keys grow with the user name: %d bytes", len(k.user))
 	}
 }
 
@@ -128,8 +154,10 @@ func TestAgentToken(t *testing.T) {
 	if _, err := other.Bearer(ctx, web1); !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("a foreign agent token: %v, want ErrUnauthorized", err)
 	}
-	if _, err := a.AgentToken(ctx, ""); !errors.Is(err, ErrInvalid) {
-		t.Errorf("AgentToken(\"\") = %v, want ErrInvalid", err)
+	for _, bad := range []string{"", "../etc", "my app", strings.Repeat("x", 300)} {
+		if _, err := a.AgentToken(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("AgentToken(%.20q) = %v, want ErrInvalid", bad, err)
+		}
 	}
 }
 

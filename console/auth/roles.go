@@ -15,7 +15,10 @@ const (
 	RoleAdmin Role = "admin"
 	// RoleDefenderManager may protect task definitions (the seeds' "Defender Manager").
 	RoleDefenderManager Role = "defender-manager"
-	// RoleCI may publish scan results and read what CI gates need.
+	// RoleCI is a pipeline's account: it publishes scan results, protects the
+	// task definition it deploys and reads what CI gates need — the whole
+	// documented CI flow (`taskguard ci --console … --protect`), with no
+	// power over policy or users.
 	RoleCI Role = "ci"
 	// RoleAuditor may read, never change.
 	RoleAuditor Role = "auditor"
@@ -40,14 +43,19 @@ const (
 	// PermAgentInventory posts the inventory of a running container.
 	PermAgentInventory Permission = "post container inventories"
 	PermEditPolicy     Permission = "change policy"
+	// PermOwnCredentials lets a user list and revoke their own tokens, log
+	// out and change their own password.
+	PermOwnCredentials Permission = "manage their own credentials"
+	// PermDeleteScans removes published CI scan results.
+	PermDeleteScans Permission = "delete scan results"
 )
 
 // rolePermissions is the whole access model: a role may do what is listed, nothing else.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory},
-	RoleDefenderManager: {PermProtect, PermRead},
-	RoleCI:              {PermPublishScans, PermRead},
-	RoleAuditor:         {PermRead},
+	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermDeleteScans, PermOwnCredentials},
+	RoleDefenderManager: {PermProtect, PermRead, PermOwnCredentials},
+	RoleCI:              {PermPublishScans, PermProtect, PermRead, PermOwnCredentials},
+	RoleAuditor:         {PermRead, PermOwnCredentials},
 	RoleAgent:           {PermAgentPolicy, PermAgentAudits, PermAgentInventory},
 }
 

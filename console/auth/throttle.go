@@ -1,28 +1,41 @@
 package auth
 
 import (
-	"sync"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
+
+	"github.com/taskguard/taskguard/console/store"
 )
 
-// ThrottleConfig sets how repeated password failures for one user from one
-// source are slowed down. The zero value of a field takes its default.
+// ThrottleConfig sets how password failures are slowed down and then
+// refused. Attempts are counted in the store, atomically, so every console
+// replica on one database shares the counts, and concurrent guesses cannot
+// slip past them. Three counts apply, each refusing with 429 past its limit:
+// one user from one address (Lockout), one user from any address
+// (UserLockout: a guesser spread over many addresses) and one address for
+// any user (AddressLockout: one address trying many users). The zero value
+// of a field takes its default.
 type ThrottleConfig struct {
-	// FreeFailures are answered without delay (default 3).
+	// FreeFailures of one user from one address are answered without delay (default 3).
 	FreeFailures int
 	// BaseDelay is the delay before answering the first slowed failure; it
 	// doubles with each further failure (default 250ms).
 	BaseDelay time.Duration
 	// MaxDelay caps the delay (default 4s).
 	MaxDelay time.Duration
-	// Lockout is the failure count from which attempts are refused with 429
-	// before the password is even checked (default 10).
+	// Lockout is how many attempts one user from one address may make
+	// within Window; further attempts are refused with 429 before the
+	// password is checked (default 10).
 	Lockout int
-	// Window is how long after its last failure a key's count is forgotten,
-	// which also ends a lockout (default 10m).
+	// UserLockout is the same for one user from every address together (default 50).
+	UserLockout int
+	// AddressLockout is the same for one address trying any user (default 100).
+	AddressLockout int
+	// Window is how long after its last counted attempt a count is
+	// forgotten, which also ends a lockout (default 10m).
 	Window time.Duration
-	// MaxKeys bounds the memory the throttle holds (default 100,000 keys).
-	MaxKeys int
 }
 
 func (c ThrottleConfig) withDefaults() ThrottleConfig {
@@ -38,56 +51,69 @@ func (c ThrottleConfig) withDefaults() ThrottleConfig {
 	if c.Lockout == 0 {
 		c.Lockout = 10
 	}
+	if c.UserLockout == 0 {
+		c.UserLockout = 50
+	}
+	if c.AddressLockout == 0 {
+		c.AddressLockout = 100
+	}
 	if c.Window == 0 {
 		c.Window = 10 * time.Minute
-	}
-	if c.MaxKeys == 0 {
-		c.MaxKeys = 100_000
 	}
 	return c
 }
 
-// throttle counts failures per key (user and source address). It lives in the
-// process: with several console replicas each counts on its own, so an
-// attacker spread over N replicas gets N times the attempts before lockout.
+// throttle counts password attempts in the store. An attempt is counted
+// before the password is checked (so 150 concurrent guesses take 150
+// distinct counts), and a success takes it back.
 type throttle struct {
-	cfg  ThrottleConfig
-	mu   sync.Mutex
-	keys map[string]failures
+	cfg   ThrottleConfig
+	store store.AuthStore
 }
 
-type failures struct {
-	count int
-	last  time.Time
+func newThrottle(cfg ThrottleConfig, st store.AuthStore) *throttle {
+	return &throttle{cfg: cfg.withDefaults(), store: st}
 }
 
-func newThrottle(cfg ThrottleConfig) *throttle {
-	return &throttle{cfg: cfg.withDefaults(), keys: map[string]failures{}}
-}
+// attemptKeys are the store keys of one attempt. User names come from the
+// request (any length, any bytes), so they are hashed into the key.
+type attemptKeys struct{ pair, user, addr string }
 
-// locked returns how long key must wait before it may try again, or 0.
-func (t *throttle) locked(key string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, ok := t.current(key, now)
-	if !ok || f.count < t.cfg.Lockout {
-		return 0
+func keysFor(username, source string) attemptKeys {
+	h := func(s string) string {
+		d := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(d[:16])
 	}
-	return f.last.Add(t.cfg.Window).Sub(now)
+	return attemptKeys{pair: "p:" + h(username+"\x00"+source), user: "u:" + h(username), addr: "a:" + h(source)}
 }
 
-// fail records a failure and returns how long to wait before answering it.
-func (t *throttle) fail(key string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f, _ := t.current(key, now)
-	f.count++
-	f.last = now
-	if len(t.keys) >= t.cfg.MaxKeys {
-		t.sweep(now)
+// attempt counts one attempt. It returns how long the caller must wait when
+// a count is past its limit (refuse with 429), else 0 and the count of the
+// user from this address (for the delay). The counts are taken one after the
+// other, stopping at the first refusal, so a guesser locked out on one
+// address does not also use up the user's count from every address.
+func (t *throttle) attempt(ctx context.Context, k attemptKeys, now time.Time) (wait time.Duration, pair int, err error) {
+	for _, c := range []struct {
+		key   string
+		limit int
+	}{{k.pair, t.cfg.Lockout}, {k.user, t.cfg.UserLockout}, {k.addr, t.cfg.AddressLockout}} {
+		n, last, err := t.store.CountFailure(ctx, c.key, now, t.cfg.Window, c.limit)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n > c.limit {
+			return max(last.Add(t.cfg.Window).Sub(now), time.Second), 0, nil
+		}
+		if c.key == k.pair {
+			pair = n
+		}
 	}
-	t.keys[key] = f
-	over := f.count - t.cfg.FreeFailures
+	return 0, pair, nil
+}
+
+// delay is how long to wait before answering the pair's n-th failure.
+func (t *throttle) delay(n int) time.Duration {
+	over := n - t.cfg.FreeFailures
 	if over <= 0 {
 		return 0
 	}
@@ -98,31 +124,12 @@ func (t *throttle) fail(key string, now time.Time) time.Duration {
 	return min(d, t.cfg.MaxDelay)
 }
 
-// succeed forgets key's failures.
-func (t *throttle) succeed(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.keys, key)
-}
-
-func (t *throttle) current(key string, now time.Time) (failures, bool) {
-	f, ok := t.keys[key]
-	if ok && now.Sub(f.last) >= t.cfg.Window {
-		delete(t.keys, key)
-		return failures{}, false
+// succeed forgets the user's failures and takes this attempt back from the
+// address, so that an office behind one address is not locked out by its
+// own successful sign-ins.
+func (t *throttle) succeed(ctx context.Context, k attemptKeys) error {
+	if err := t.store.ClearFailures(ctx, k.pair, k.user); err != nil {
+		return err
 	}
-	return f, ok
-}
-
-// sweep drops expired keys; when every key is live it drops them all rather
-// than grow without bound.
-func (t *throttle) sweep(now time.Time) {
-	for k, f := range t.keys {
-		if now.Sub(f.last) >= t.cfg.Window {
-			delete(t.keys, k)
-		}
-	}
-	if len(t.keys) >= t.cfg.MaxKeys {
-		clear(t.keys)
-	}
+	return t.store.ForgiveFailure(ctx, k.addr)
 }

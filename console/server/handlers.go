@@ -73,7 +73,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		badBody(w, err)
 		return
 	}
-	err := s.auth.CreateUser(r.Context(), req.Username, req.Password, auth.Role(req.Role))
+	err := s.auth.CreateUser(r.Context(), req.Username, req.Password, auth.Role(req.Role), req.TaskFamilies...)
 	switch {
 	case errors.Is(err, auth.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -95,7 +95,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func apiUser(u store.User) api.User {
-	return api.User{Username: u.Username, Role: u.Role, CreatedAt: u.CreatedAt}
+	return api.User{Username: u.Username, Role: u.Role, TaskFamilies: u.TaskFamilies, Disabled: u.Disabled, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 // internalError logs what failed and answers 500 without the detail.

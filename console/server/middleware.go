@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/taskguard/taskguard/console/auth"
@@ -113,6 +115,10 @@ func (s *Server) recoverPanic(_ route, next http.Handler) http.Handler {
 	})
 }
 
+// hstsValue keeps browsers on HTTPS for a year. No includeSubDomains: the
+// console does not speak for other hosts of its domain.
+const hstsValue = "max-age=31536000"
+
 func (s *Server) secureHeaders(_ route, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -121,6 +127,10 @@ func (s *Server) secureHeaders(_ route, next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
+		if r.TLS != nil {
+			// Browsers that reached the console over HTTPS never try plain HTTP again.
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -177,8 +187,42 @@ func (s *Server) requireRole(rt route, next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("role %q may not %s", p.Role, rt.perm))
 			return
 		}
+		if p.Role == auth.RoleAgent && p.TaskFamily == "" {
+			fam, err := agentFamily(r, p)
+			if err != nil {
+				writeError(w, http.StatusForbidden, err.Error())
+				return
+			}
+			p.TaskFamily = fam
+		}
 		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
+}
+
+// familyHeader names the task family an agent-role user bound to several
+// families acts for; ?family= does the same.
+const familyHeader = "X-Taskguard-Task-Family"
+
+// agentFamily is the task family an agent-role user's request acts for: its
+// only family, or the one it names among its families. The handlers then
+// serve that family's rules and file records under it, as for an agent
+// token; an agent user bound to no family may do nothing.
+func agentFamily(r *http.Request, p auth.Principal) (string, error) {
+	want := r.Header.Get(familyHeader)
+	if want == "" {
+		want = r.URL.Query().Get("family")
+	}
+	switch {
+	case len(p.TaskFamilies) == 0:
+		return "", fmt.Errorf("agent user %q is bound to no task family: an admin binds it (taskguard-console user update --task-family)", p.Subject)
+	case want == "" && len(p.TaskFamilies) == 1:
+		return p.TaskFamilies[0], nil
+	case want == "":
+		return "", fmt.Errorf("agent user %q is bound to several task families (%s): name one with the %s header or ?family=", p.Subject, strings.Join(p.TaskFamilies, ", "), familyHeader)
+	case slices.Contains(p.TaskFamilies, want):
+		return want, nil
+	}
+	return "", fmt.Errorf("agent user %q is not bound to the task family %q", p.Subject, want)
 }
 
 // authenticate reads the Authorization header or, from a browser, the

@@ -214,7 +214,7 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request, status int
 			s.internalError(w, r, "change policy", err)
 			return
 		}
-		if err := p.Validate(); err != nil {
+		if err := errors.Join(p.Validate(), addressableNames(p)); err != nil {
 			writeValidation(w, err)
 			return
 		}
@@ -245,21 +245,54 @@ func (s *Server) changePolicy(w http.ResponseWriter, r *http.Request, status int
 	}
 }
 
+// addressableNames refuses rule names that cannot be one segment of a URL
+// path: "." and "..", which browsers and proxies resolve away before the
+// console sees them. Any other name, "a/b" or "../x" too, is addressed by
+// its percent-encoded form.
+func addressableNames(p policy.Policy) error {
+	var errs []error
+	check := func(list string, names []string) {
+		for i, n := range names {
+			if n == "." || n == ".." {
+				errs = append(errs, &policy.FieldError{Field: fmt.Sprintf("%s[%d].name", list, i),
+					Message: fmt.Sprintf("%q cannot be addressed in a URL: choose another name", n)})
+			}
+		}
+	}
+	names := func(n int, at func(int) string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = at(i)
+		}
+		return out
+	}
+	check("runtime", names(len(p.Runtime), func(i int) string { return p.Runtime[i].Name }))
+	check("waf", names(len(p.WAF), func(i int) string { return p.WAF[i].Name }))
+	check("ci", names(len(p.CI), func(i int) string { return p.CI[i].Name }))
+	check("images", names(len(p.Images), func(i int) string { return p.Images[i].Name }))
+	return errors.Join(errs...)
+}
+
 // writeValidation answers 400 naming every invalid field.
 func writeValidation(w http.ResponseWriter, err error) {
 	out := api.ValidationError{Error: err.Error()}
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
-	}
-	for _, e := range errs {
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
 		var fe *policy.FieldError
 		if errors.As(e, &fe) {
 			out.Fields = append(out.Fields, api.FieldError{Field: fe.Field, Message: fe.Message})
 		}
 	}
+	walk(err)
 	writeJSON(w, http.StatusBadRequest, out)
 }
 

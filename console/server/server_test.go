@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/console/taskimages"
 	"golang.org/x/crypto/bcrypt"
@@ -30,7 +31,9 @@ type testEnv struct {
 	client *http.Client
 	srv    *httptest.Server
 	auth   *auth.Authenticator
+	store  store.Store
 	logs   *syncBuffer
+	dbPath string // the SQLite file of the store
 
 	mu     sync.Mutex
 	now    time.Time
@@ -48,6 +51,9 @@ var passwords = map[auth.Role]string{
 
 func userOf(r auth.Role) string { return "user-" + string(r) }
 
+// agentUserFamily is the task family the test agent-role user is bound to.
+const agentUserFamily = "shop-web"
+
 func newTestEnv(t *testing.T, throttle auth.ThrottleConfig) *testEnv {
 	t.Helper()
 	return newTestEnvWith(t, throttle, nil)
@@ -56,13 +62,22 @@ func newTestEnv(t *testing.T, throttle auth.ThrottleConfig) *testEnv {
 // newTestEnvWith is newTestEnv with a task image matcher.
 func newTestEnvWith(t *testing.T, throttle auth.ThrottleConfig, images *taskimages.Matcher) *testEnv {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "taskguard.db"))
+	dbPath := filepath.Join(t.TempDir(), "taskguard.db")
+	st, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &testEnv{t: t, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), logs: &syncBuffer{}}
+	e := newTestEnvOn(t, st, throttle, images)
+	e.dbPath = dbPath
+	return e
+}
+
+// newTestEnvOn is newTestEnvWith over a given store.
+func newTestEnvOn(t *testing.T, st store.Store, throttle auth.ThrottleConfig, images *taskimages.Matcher) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	e := &testEnv{t: t, store: st, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), logs: &syncBuffer{}}
 	e.auth = auth.New(auth.Config{
 		Store:      st,
 		BcryptCost: bcrypt.MinCost,
@@ -75,7 +90,11 @@ func newTestEnvWith(t *testing.T, throttle auth.ThrottleConfig, images *taskimag
 		},
 	})
 	for role, pw := range passwords {
-		if err := e.auth.CreateUser(ctx, userOf(role), pw, role); err != nil {
+		var fams []string
+		if role == auth.RoleAgent {
+			fams = []string{agentUserFamily}
+		}
+		if err := e.auth.CreateUser(ctx, userOf(role), pw, role, fams...); err != nil {
 			t.Fatal(err)
 		}
 	}

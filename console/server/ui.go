@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,12 @@ func (s *Server) uiRoutes() []route {
 		{method: "GET", path: "/{$}", name: "ui.overview", page: true, perm: auth.PermRead, handler: s.overviewPage},
 		{method: "GET", path: "/policies/runtime", name: "ui.runtime", page: true, perm: auth.PermRead, handler: s.runtimePage},
 		{method: "GET", path: "/policies/waf", name: "ui.waf", page: true, perm: auth.PermRead, handler: s.wafPage},
+		{method: "GET", path: "/policies/ci", name: "ui.ci", page: true, perm: auth.PermRead, handler: s.policyPage("ci.html", "ci", "CI rules")},
+		{method: "GET", path: "/policies/images", name: "ui.images", page: true, perm: auth.PermRead, handler: s.policyPage("images.html", "images", "Image rules")},
+		{method: "GET", path: "/users", name: "ui.users", page: true, perm: auth.PermManageUsers, handler: s.usersPage},
+		{method: "GET", path: "/tokens", name: "ui.tokens", page: true, perm: auth.PermOwnCredentials, handler: s.tokensPage},
+		{method: "GET", path: "/policies/history", name: "ui.policy.history", page: true, perm: auth.PermRead, handler: s.historyPage},
+		{method: "GET", path: "/policies/history/{revision}", name: "ui.policy.revision", page: true, perm: auth.PermRead, handler: s.revisionPage},
 		{method: "GET", path: "/protect", name: "ui.protect", page: true, perm: auth.PermRead, handler: s.protectPage},
 		{method: "GET", path: "/audits/runtime", name: "ui.audits.runtime", page: true, perm: auth.PermRead, handler: s.auditsPage(runtimeKinds, "Runtime audits", api.PathRuntimeAudits)},
 		{method: "GET", path: "/audits/waf", name: "ui.audits.waf", page: true, perm: auth.PermRead, handler: s.auditsPage(firewallKinds, "WAF audits", api.PathFirewallAudits)},
@@ -78,7 +85,8 @@ type pageData struct {
 	User  string
 	Role  string
 	CanEdit,
-	CanProtect bool
+	CanProtect,
+	CanManageUsers bool
 	Error string
 	Data  any
 }
@@ -88,6 +96,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name, nav, title
 	if p, ok := auth.PrincipalFrom(r.Context()); ok {
 		pd.User, pd.Role = p.Subject, string(p.Role)
 		pd.CanEdit, pd.CanProtect = p.Role.Can(auth.PermEditPolicy), p.Role.Can(auth.PermProtect)
+		pd.CanManageUsers = p.Role.Can(auth.PermManageUsers)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pages.ExecuteTemplate(w, name, pd); err != nil {
@@ -99,9 +108,23 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "login.html", "", "Sign in", map[string]string{"Next": safeNext(r.URL.Query().Get("next"))})
 }
 
-// safeNext keeps a redirect target on this console.
+// safeNext keeps a redirect target on this console: a path of its own,
+// never a scheme, a host, a protocol-relative "//host" or "/\\host". Only
+// printable ASCII other than the backslash is kept (a request URI is
+// percent-encoded anyway): browsers drop tabs and newlines from URLs, so
+// "/\t/evil.example" would become "//evil.example". Anything else is "/".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || next[0] != '/' || len(next) > 2048 {
+		return "/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
 		return "/"
 	}
 	return next
@@ -146,7 +169,26 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout revokes the session's token on the console, not only in the
+// browser: the old cookie value is refused from then on, as a cookie and as
+// a bearer token. A bearer token sent to it is revoked too.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	var tokens []string
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		tokens = append(tokens, c.Value)
+	}
+	if scheme, value, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "bearer") {
+		tokens = append(tokens, strings.TrimSpace(value))
+	}
+	for _, tok := range tokens {
+		if p, err := s.auth.Bearer(r.Context(), tok); err == nil {
+			if err := s.auth.RevokeBearer(r.Context(), p); err != nil {
+				s.internalError(w, r, "revoke the session", err)
+				return
+			}
+			info(r.Context()).subject = p.Subject
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -192,21 +234,90 @@ func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) runtimePage(w http.ResponseWriter, r *http.Request) {
-	p, err := s.store.Policy(r.Context())
-	if err != nil {
-		s.internalError(w, r, "read policy", err)
-		return
-	}
-	s.render(w, r, "runtime.html", "runtime", "Runtime policy", p)
+	s.policyPage("runtime.html", "runtime", "Runtime policy")(w, r)
 }
 
 func (s *Server) wafPage(w http.ResponseWriter, r *http.Request) {
-	p, err := s.store.Policy(r.Context())
+	s.policyPage("waf.html", "waf", "WAF policy")(w, r)
+}
+
+// policyPage renders a rule list's editor page over the current policy.
+func (s *Server) policyPage(page, nav, title string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.store.Policy(r.Context())
+		if err != nil {
+			s.internalError(w, r, "read policy", err)
+			return
+		}
+		s.render(w, r, page, nav, title, p)
+	}
+}
+
+func (s *Server) usersPage(w http.ResponseWriter, r *http.Request) {
+	users, err := s.store.Users(r.Context())
 	if err != nil {
-		s.internalError(w, r, "read policy", err)
+		s.internalError(w, r, "list users", err)
 		return
 	}
-	s.render(w, r, "waf.html", "waf", "WAF policy", p)
+	out := make([]api.User, 0, len(users))
+	for _, u := range users {
+		out = append(out, apiUser(u))
+	}
+	s.render(w, r, "users.html", "users", "Users", map[string]any{"Users": out, "Roles": auth.Roles})
+}
+
+func (s *Server) tokensPage(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.PrincipalFrom(r.Context())
+	toks, err := s.tokensFor(r, p)
+	if err != nil {
+		s.internalError(w, r, "list tokens", err)
+		return
+	}
+	s.render(w, r, "tokens.html", "tokens", "Tokens", map[string]any{"Tokens": toks})
+}
+
+// historyPageSize is how many policy changes the history page lists.
+const historyPageSize = 200
+
+func (s *Server) historyPage(w http.ResponseWriter, r *http.Request) {
+	changes, err := s.store.PolicyChanges(r.Context(), historyPageSize+1)
+	if err != nil {
+		s.internalError(w, r, "list policy changes", err)
+		return
+	}
+	more := len(changes) > historyPageSize
+	if more {
+		changes = changes[:historyPageSize]
+	}
+	s.render(w, r, "history.html", "history", "Policy history", map[string]any{"Changes": changes, "More": more})
+}
+
+func (s *Server) revisionPage(w http.ResponseWriter, r *http.Request) {
+	rev, err := strconv.ParseInt(r.PathValue("revision"), 10, 64)
+	if err != nil || rev < 1 {
+		w.WriteHeader(http.StatusNotFound)
+		s.render(w, r, "error.html", "history", "Not found", fmt.Sprintf("%q is not a policy revision.", r.PathValue("revision")))
+		return
+	}
+	p, err := s.store.PolicyAt(r.Context(), rev)
+	if errors.Is(err, store.ErrNotFound) {
+		w.WriteHeader(http.StatusNotFound)
+		s.render(w, r, "error.html", "history", "Not found", fmt.Sprintf("There is no policy revision %d.", rev))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "read policy revision", err)
+		return
+	}
+	data := map[string]any{"Revision": rev, "Policy": p}
+	if changes, err := s.store.PolicyChanges(r.Context(), historyPageSize); err == nil {
+		for _, c := range changes {
+			if c.Revision == rev {
+				data["Change"] = c
+			}
+		}
+	}
+	s.render(w, r, "revision.html", "history", fmt.Sprintf("Policy revision %d", rev), data)
 }
 
 func (s *Server) protectPage(w http.ResponseWriter, r *http.Request) {
@@ -218,8 +329,11 @@ type auditsView struct {
 	Kinds                           []api.AuditKind
 	Filter                          url.Values
 	Audits                          []api.Audit
-	Next                            string
-	Error                           string
+	// Next is the relative URL of the next (older) page, Newest of the
+	// first page with the same filters when this is not it.
+	Next, Newest string
+	PageSizes    []int
+	Error        string
 }
 
 func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http.HandlerFunc {
@@ -234,7 +348,16 @@ func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http
 				delete(v, k)
 			}
 		}
-		view := auditsView{Heading: heading, APIPath: apiPath, Kinds: kinds, Filter: v}
+		view := auditsView{Heading: heading, APIPath: apiPath, Kinds: kinds, Filter: v, PageSizes: []int{100, 50, 500, 1000}}
+		if v.Get("cursor") != "" {
+			nv := url.Values{}
+			for k, vals := range v {
+				if k != "cursor" {
+					nv[k] = vals
+				}
+			}
+			view.Newest = "?" + nv.Encode()
+		}
 		q, _, err := parseAuditQuery(v, kinds)
 		if err == nil {
 			var page store.AuditPage
@@ -246,7 +369,9 @@ func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http
 					nv[k] = vals
 				}
 				nv.Set("cursor", page.Next)
-				view.Next = nv.Encode()
+				// The whole relative URL: html/template escapes a value
+				// placed after a "?" as one query component.
+				view.Next = "?" + nv.Encode()
 			}
 		}
 		if err != nil {

@@ -1,8 +1,9 @@
 // Package store is the console's persistence seam: one small interface that
 // the server, the auth package and the CLI use, with SQLite (the embedded
-// default, package sqlite) and PostgreSQL behind it. Implementations run their
-// own versioned migrations when opened, and every one of them must pass the
-// conformance suite in package storetest.
+// default) and PostgreSQL behind it: package sqlstore is the one
+// implementation, a database/sql store with a small dialect per engine. It
+// runs its versioned migrations when opened and passes the conformance suite
+// in package storetest on both engines.
 //
 // The store holds users, bearer-token records, console secrets, the policy
 // with its revisions, defender audits, CI scan reports and the inventories of
@@ -55,6 +56,7 @@ type Store interface {
 	// stores value first; when two callers race, both get the one that won.
 	EnsureSecret(ctx context.Context, name string, value []byte) ([]byte, error)
 
+	AuthStore
 	PolicyStore
 	AuditStore
 	ScanStore
@@ -70,8 +72,13 @@ type User struct {
 	Username     string
 	Role         string
 	PasswordHash []byte
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// TaskFamilies binds an agent-role user to these task families: it reads
+	// their rules and files audits and inventories under them, nothing else.
+	TaskFamilies []string
+	// Disabled users cannot sign in; their tokens are refused.
+	Disabled  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Token is the stored record of a bearer token: its SHA-256 digest, never the
@@ -88,9 +95,17 @@ type Token struct {
 	CreatedAt  time.Time
 	// ExpiresAt is when the token stops working; zero means it does not expire.
 	ExpiresAt time.Time
+	// RevokedAt is when the token is revoked from (logout, an admin: at
+	// once; a rotation: when its overlap ends); zero: never.
+	RevokedAt time.Time
 }
 
 // Expired reports whether the token is past its expiry at now.
 func (t Token) Expired(now time.Time) bool {
 	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+// Valid reports whether the token may be used at now: not expired, not revoked.
+func (t Token) Valid(now time.Time) bool {
+	return !t.Expired(now) && (t.RevokedAt.IsZero() || now.Before(t.RevokedAt))
 }

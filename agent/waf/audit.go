@@ -28,7 +28,13 @@ var protectionNames = map[policy.Protection]string{
 	policy.ProtectionAttackTools:   "attack tool",
 	policy.ProtectionShellshock:    "Shellshock",
 	policy.ProtectionProtocol:      "HTTP protocol violation",
+	protectionBodyLimit:            "oversized body",
 }
+
+// The protections of a rule beyond CRS's families, by the name audits carry.
+const (
+	protectionBodyLimit = "body-limit"
+)
 
 // secretHeaders are headers whose values never reach an audit.
 var secretHeaders = map[string]bool{
@@ -53,6 +59,14 @@ func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, v verdict
 	if v.effect == policy.EffectPrevent {
 		action = "blocked"
 	}
+	msg := fmt.Sprintf("%s %s %s from %s", strings.Join(names, ", "), action, r.Method+" "+r.URL.Path, src)
+	if v.note != "" {
+		msg += ": " + v.note
+	}
+	sev := v.severity
+	if sev == "" || len(v.matches) > 0 {
+		sev = severity(v)
+	}
 	now := time.Now().UTC()
 	p.opts.sink(ctx, api.Audit{
 		ID:         eventID,
@@ -63,8 +77,8 @@ func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, v verdict
 		Kind:       api.AuditWAF,
 		Effect:     v.effect,
 		Rule:       e.rule.Name,
-		Severity:   severity(v),
-		Message:    fmt.Sprintf("%s %s %s from %s (event %s)", strings.Join(names, ", "), action, r.Method+" "+r.URL.Path, src, eventID),
+		Severity:   sev,
+		Message:    fmt.Sprintf("%s (event %s)", msg, eventID),
 		WAF: &api.WAFDetail{
 			EventID:     eventID,
 			Method:      r.Method,

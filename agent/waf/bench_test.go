@@ -57,7 +57,7 @@ func BenchmarkInspect(b *testing.B) {
 			for b.Loop() {
 				n++
 				r, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, n)
-				if v := e.inspect(r, body); v.effect != policy.EffectDisable {
+				if v := e.inspect(r, body, false); v.effect != policy.EffectDisable {
 					b.Fatalf("benign request flagged: %v", v.ruleIDs())
 				}
 			}
@@ -96,7 +96,7 @@ func BenchmarkInspectProtection(b *testing.B) {
 				n++
 				tc := benchRequests[n%len(benchRequests)]
 				r, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, n)
-				if v := e.inspect(r, body); v.effect != policy.EffectDisable {
+				if v := e.inspect(r, body, false); v.effect != policy.EffectDisable {
 					b.Fatalf("benign request flagged: %v", v.ruleIDs())
 				}
 			}
@@ -123,7 +123,7 @@ func BenchmarkInspectAttack(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					r, body := benchRequest(a.method, a.target, a.contentType, a.body, 0)
-					if v := e.inspect(r, body); v.effect != policy.EffectPrevent {
+					if v := e.inspect(r, body, false); v.effect != policy.EffectPrevent {
 						b.Fatalf("attack not blocked: %v", v.ruleIDs())
 					}
 				}

@@ -2,13 +2,18 @@
 // rule's external port, inspects every request with Coraza and the embedded
 // OWASP Core Rule Set, and forwards clean traffic to 127.0.0.1:appPort.
 //
-// The request path, top to bottom (Proxy.ServeHTTP): read up to the
-// inspection limit of the body under a deadline (the rest streams on
-// uninspected) → run CRS's request phases → decide per protection (alert
+// The request path, top to bottom (Proxy.ServeHTTP): read the body, whole,
+// up to the rule's bodyLimit (default 12.5 MiB, Coraza's own) under a
+// deadline; a larger body is decided by the rule's oversizeEffect (prevent:
+// 413 and an audit; alert: its prefix is inspected, a parse error caused by
+// the cut is not a protocol violation, the body is forwarded and the audit
+// says it was not inspected beyond the limit) → run CRS's request phases → decide per protection (alert
 // forwards and audits, prevent answers with a block page carrying an event ID
 // and audits) → httputil.ReverseProxy to the app, which handles WebSocket
 // upgrades after the inspected handshake, hop-by-hop headers and
-// X-Forwarded-*. Serve speaks HTTP/1.1 and cleartext HTTP/2 (h2c).
+// X-Forwarded-*. While the app's port refuses connections (the app is
+// starting), a request waits for it, bounded (WithAppWait), then gets 503
+// with Retry-After, never 502. Serve speaks HTTP/1.1 and cleartext HTTP/2 (h2c).
 //
 // Each policy.Protection maps to CRS rule families (Families). Only the
 // enabled families are loaded, rules above the paranoia level are removed at

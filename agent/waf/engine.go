@@ -31,6 +31,8 @@ type engine struct {
 	waf       coraza.WAF
 	enabled   map[policy.Protection]bool
 	bodyLimit int
+	// oversize is the effect on a body larger than bodyLimit.
+	oversize policy.Effect
 	// upstream forwards clean requests to the app; set by Proxy.SetRule.
 	upstream http.Handler
 	// gate is the gate's program (nil without the gate).
@@ -203,7 +205,16 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)
 	}
-	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, gate: prog}, nil
+	oversize := rule.OversizeEffect
+	if oversize == "" {
+		oversize = policy.EffectDisable
+		for _, eff := range rule.Protections {
+			if eff == policy.EffectPrevent || eff == policy.EffectAlert && oversize != policy.EffectPrevent {
+				oversize = eff
+			}
+		}
+	}
+	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, oversize: oversize, gate: prog}, nil
 }
 
 // match is one CRS rule that matched a request and was not excepted.
@@ -222,6 +233,10 @@ type verdict struct {
 	matches     []match
 	protections []string
 	score       int
+	// note is said in the audit message after the protections (why).
+	note string
+	// severity overrides the matches' severity when there are none.
+	severity string
 	// gated counts the request phases whose rule families the gate skipped;
 	// filesSkipped the rule files Coraza skipped alone when it could not.
 	gated, filesSkipped int
@@ -255,9 +270,11 @@ func score(id int, s types.RuleSeverity) int {
 	return 0
 }
 
-// inspect runs the request phases on r. body holds the inspected prefix of
-// the request body (at most the inspection limit); r.Body is not read.
-func (e *engine) inspect(r *http.Request, body []byte) verdict {
+// inspect runs the request phases on r. body holds the request body, or
+// its first bodyLimit bytes when truncated; r.Body is not read. A truncated
+// body that fails to parse is not a protocol violation (it was cut here):
+// its prefix is inspected as one opaque value instead.
+func (e *engine) inspect(r *http.Request, body []byte, truncated bool) verdict {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	defer e.openGate(tx)()
@@ -270,6 +287,9 @@ func (e *engine) inspect(r *http.Request, body []byte) verdict {
 	_, _ = tx.ProcessRequestBody()
 	mrs := tx.MatchedRules()
 	matches, parseErr := e.collect(mrs, r.URL.Path, nil)
+	if truncated {
+		matches = slices.DeleteFunc(matches, func(m match) bool { return m.id == 200002 || m.id == 200003 })
+	}
 	if parseErr && len(body) > 0 {
 		matches = e.inspectRaw(r, body, matches)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
@@ -23,9 +24,10 @@ import (
 
 // Defaults of the proxy's limits.
 const (
-	// DefaultInspectionLimit is how many body bytes are inspected; the rest
-	// of a larger body is streamed to the app uninspected.
-	DefaultInspectionLimit = 128 << 10
+	// DefaultInspectionLimit is how many body bytes are inspected, whole,
+	// for a rule that sets no bodyLimit: Coraza's own default. What a rule
+	// does with a larger body is its oversizeEffect.
+	DefaultInspectionLimit = policy.DefaultWAFBodyLimit
 	// DefaultBodyTimeout bounds reading the inspected part of a body, so a
 	// slow client cannot hold a request in inspection forever.
 	DefaultBodyTimeout = 30 * time.Second
@@ -33,6 +35,11 @@ const (
 	DefaultHeaderTimeout = 10 * time.Second
 	// DefaultIdleTimeout closes idle keep-alive connections.
 	DefaultIdleTimeout = 120 * time.Second
+	// DefaultAppWait is how long a request waits for the app's port while
+	// nothing listens there (the app is starting); then it gets 503.
+	DefaultAppWait = 10 * time.Second
+	// retryAfterSeconds is the Retry-After of a 503 for an app not listening.
+	retryAfterSeconds = "5"
 )
 
 // AuditSink receives one audit per inspected request that matched an alert or
@@ -51,6 +58,7 @@ type options struct {
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
 	upstreamHost  string
+	appWait       time.Duration
 	logger        *slog.Logger
 }
 
@@ -60,7 +68,8 @@ func WithAuditSink(s AuditSink) Option { return func(o *options) { o.sink = s } 
 // WithIdentity names the task and container the proxy protects; audits carry it.
 func WithIdentity(id policy.Identity) Option { return func(o *options) { o.identity = id } }
 
-// WithInspectionLimit sets how many body bytes are inspected (default DefaultInspectionLimit).
+// WithInspectionLimit sets how many body bytes are inspected for rules that
+// set no bodyLimit (default DefaultInspectionLimit).
 func WithInspectionLimit(n int) Option { return func(o *options) { o.limit = n } }
 
 // WithParanoiaLevel sets the CRS paranoia level, 1 (default) to 4.
@@ -81,6 +90,11 @@ func WithTimeouts(header, body, idle time.Duration) Option {
 	}
 }
 
+// WithAppWait sets how long a request waits for the app's port to accept
+// connections (default DefaultAppWait) before it is answered 503 with
+// Retry-After; zero answers at once.
+func WithAppWait(d time.Duration) Option { return func(o *options) { o.appWait = max(d, 0) } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -92,6 +106,8 @@ type Proxy struct {
 	transport *http.Transport
 
 	inspected, passed, alerted, prevented, badRequests, fastPath atomic.Uint64
+	// appRefused counts dials to the app that were refused (nothing listening).
+	appRefused atomic.Uint64
 }
 
 // Stats counts what the proxy decided since it started, one counter per
@@ -136,6 +152,7 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		headerTimeout: DefaultHeaderTimeout,
 		idleTimeout:   DefaultIdleTimeout,
 		upstreamHost:  "127.0.0.1",
+		appWait:       DefaultAppWait,
 		logger:        slog.Default(),
 	}
 	for _, opt := range opts {
@@ -145,15 +162,13 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		return nil, fmt.Errorf("waf: inspection limit %d is negative", o.limit)
 	}
 	o.logger = o.logger.With("component", "waf", "rule", rule.Name)
-	p := &Proxy{
-		opts: o,
-		transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          512,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
+	p := &Proxy{opts: o}
+	p.transport = &http.Transport{
+		DialContext:           p.dialApp,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
 	}
 	if err := p.SetRule(rule); err != nil {
 		return nil, err
@@ -164,7 +179,11 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 // SetRule compiles rule and, only if that succeeds, makes it the proxy's rule
 // for the requests that follow. Requests in flight finish under the old rule.
 func (p *Proxy) SetRule(rule policy.WAFRule) error {
-	e, err := newEngine(rule, p.opts.paranoia, p.opts.limit)
+	limit := p.opts.limit
+	if rule.BodyLimit > 0 {
+		limit = int(rule.BodyLimit)
+	}
+	e, err := newEngine(rule, p.opts.paranoia, limit)
 	if err != nil {
 		return err
 	}
@@ -235,7 +254,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 // decide (audit, block), forward.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := p.eng.Load()
-	body, err := p.readPrefix(w, r, e.bodyLimit)
+	body, truncated, err := p.readBody(w, r, e.bodyLimit)
 	if err != nil {
 		p.badRequests.Add(1)
 		p.opts.logger.DebugContext(r.Context(), "read request body", "err", err, "source", r.RemoteAddr)
@@ -243,7 +262,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.inspected.Add(1)
-	v := e.inspect(r, body)
+	if truncated && e.oversize == policy.EffectPrevent {
+		p.prevented.Add(1)
+		eventID := newEventID()
+		v := verdict{effect: policy.EffectPrevent, protections: []string{protectionBodyLimit}, severity: "medium",
+			note: fmt.Sprintf("body larger than the inspection limit of %d bytes%s", e.bodyLimit, declaredLength(r))}
+		p.audit(r.Context(), e, r, v, eventID)
+		// The rest of the body is not read: the connection cannot be reused.
+		w.Header().Set("Connection", "close")
+		writeStatusPage(w, http.StatusRequestEntityTooLarge, eventID)
+		return
+	}
+	v := e.inspect(r, body, truncated)
+	if truncated && e.oversize == policy.EffectAlert {
+		if v.effect == policy.EffectDisable {
+			// Matches below the anomaly threshold are no finding of their own.
+			v = verdict{effect: policy.EffectAlert, severity: "medium", gated: v.gated}
+		}
+		v.protections = append(v.protections, protectionBodyLimit)
+		v.note = fmt.Sprintf("body not inspected beyond %d bytes%s", e.bodyLimit, declaredLength(r))
+	}
 	if v.gated == 2 {
 		p.fastPath.Add(1)
 	}
@@ -263,32 +301,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.upstream.ServeHTTP(w, r)
 }
 
-// readPrefix reads up to limit body bytes under the body timeout and puts
-// them back in front of the rest of the body, which streams on uninspected.
-func (p *Proxy) readPrefix(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+// readBody reads the body, up to limit bytes, under the body timeout. When
+// the body is larger (truncated), the bytes read are put back in front of
+// the rest, which streams on to the app uninspected if the rule lets it.
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, limit int) (body []byte, truncated bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody || limit == 0 {
-		return nil, nil
+		return nil, r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody, nil
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(p.opts.bodyTimeout)) // not every transport supports it
 	var buf []byte
-	var err error
 	if r.ContentLength >= 0 {
+		truncated = r.ContentLength > int64(limit)
 		buf = make([]byte, min(r.ContentLength, int64(limit)))
 		var got int
 		got, err = io.ReadFull(r.Body, buf)
 		buf = buf[:got]
-	} else { // chunked: size unknown, grow as it comes
-		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)))
+	} else { // chunked: size unknown, grow as it comes; one byte more tells
+		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+		if len(buf) > limit {
+			truncated = true
+		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		// Keep the deadline: the server must not wait for the rest either.
 		w.Header().Set("Connection", "close")
-		return nil, err
+		return nil, false, err
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	r.Body = prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-	return buf, nil
+	return buf[:min(len(buf), limit)], truncated, nil
+}
+
+// declaredLength is ", N declared" for a body with a Content-Length.
+func declaredLength(r *http.Request) string {
+	if r.ContentLength > 0 {
+		return fmt.Sprintf(" (%d declared)", r.ContentLength)
+	}
+	return ""
 }
 
 type prefixedBody struct {
@@ -313,9 +363,46 @@ func (p *Proxy) reverseProxy(appPort uint16) *httputil.ReverseProxy {
 			pr.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				// Nothing listens on the app port: it is starting (or
+				// restarting). Not a gateway failure; the client may retry.
+				p.opts.logger.InfoContext(r.Context(), "app not listening yet", "app", target.Host, "waited", p.opts.appWait)
+				w.Header().Set("Retry-After", retryAfterSeconds)
+				http.Error(w, "the application is starting; retry shortly", http.StatusServiceUnavailable)
+				return
+			}
 			p.opts.logger.WarnContext(r.Context(), "app unreachable", "app", target.Host, "err", err)
 			http.Error(w, "upstream app unreachable", http.StatusBadGateway)
 		},
+	}
+}
+
+// dialApp connects to the app. While the app's port refuses connections
+// (the app is still starting), it retries with backoff for up to the app
+// wait, so that the first requests of a task wait for the app instead of
+// failing.
+func (p *Proxy) dialApp(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	deadline := time.Now().Add(p.opts.appWait)
+	backoff := 20 * time.Millisecond
+	for {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			return conn, err
+		}
+		p.appRefused.Add(1)
+		wait := min(backoff, time.Until(deadline))
+		if wait <= 0 {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

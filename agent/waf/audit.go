@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,12 +30,11 @@ var protectionNames = map[policy.Protection]string{
 	policy.ProtectionShellshock:    "Shellshock",
 	policy.ProtectionProtocol:      "HTTP protocol violation",
 	protectionBodyLimit:            "oversized body",
+	protectionAPI:                  "API violation",
+	protectionRateLimit:            "rate limit",
+	protectionSources:              "source address",
+	protectionBots:                 "bot",
 }
-
-// The protections of a rule beyond CRS's families, by the name audits carry.
-const (
-	protectionBodyLimit = "body-limit"
-)
 
 // secretHeaders are headers whose values never reach an audit.
 var secretHeaders = map[string]bool{
@@ -43,13 +43,16 @@ var secretHeaders = map[string]bool{
 }
 
 // audit builds the audit of one inspected request and hands it to the sink.
-func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, v verdict, eventID string) {
+func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, client netip.Addr, v verdict, eventID string) {
 	if p.opts.sink == nil {
 		return
 	}
 	src, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		src = r.RemoteAddr
+	}
+	if client.IsValid() {
+		src = client.String()
 	}
 	names := make([]string, 0, len(v.protections))
 	for _, pr := range v.protections {

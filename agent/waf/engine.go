@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
@@ -33,6 +34,9 @@ type engine struct {
 	bodyLimit int
 	// oversize is the effect on a body larger than bodyLimit.
 	oversize policy.Effect
+	// checks are the rule's protections besides CRS (sources, rate limit,
+	// API, bots).
+	checks checks
 	// upstream forwards clean requests to the app; set by Proxy.SetRule.
 	upstream http.Handler
 	// gate is the gate's program (nil without the gate).
@@ -214,7 +218,11 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 			}
 		}
 	}
-	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, oversize: oversize, gate: prog}, nil
+	c, err := newChecks(rule, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+	}
+	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, oversize: oversize, checks: c, gate: prog}, nil
 }
 
 // match is one CRS rule that matched a request and was not excepted.

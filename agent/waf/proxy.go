@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync/atomic"
@@ -187,6 +188,10 @@ func (p *Proxy) SetRule(rule policy.WAFRule) error {
 	if err != nil {
 		return err
 	}
+	if old := p.eng.Load(); old != nil && old.checks.rate != nil && e.checks.rate != nil && old.checks.rate.cfg == e.checks.rate.cfg {
+		// The same limit: clients keep what they have spent.
+		e.checks.rate = old.checks.rate
+	}
 	e.upstream = p.reverseProxy(rule.AppPort)
 	if old := p.eng.Swap(e); old != nil {
 		// Releases the old rule set's share of Coraza's compiled-pattern
@@ -254,25 +259,44 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 // decide (audit, block), forward.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := p.eng.Load()
+	client, known := e.checks.clients.addr(r)
+	// The rule's own checks first: sources and rate limit need no body.
+	var alerts []finding
+	for _, f := range e.checks.beforeBody(r, client, known) {
+		if f.effect == policy.EffectPrevent {
+			p.auditAll(r.Context(), e, r, client, alerts)
+			p.refuse(w, r, e, client, f)
+			return
+		}
+		alerts = append(alerts, f)
+	}
 	body, truncated, err := p.readBody(w, r, e.bodyLimit)
 	if err != nil {
 		p.badRequests.Add(1)
 		p.opts.logger.DebugContext(r.Context(), "read request body", "err", err, "source", r.RemoteAddr)
+		p.auditAll(r.Context(), e, r, client, alerts)
 		http.Error(w, "request body could not be read", http.StatusBadRequest)
 		return
 	}
 	p.inspected.Add(1)
 	if truncated && e.oversize == policy.EffectPrevent {
-		p.prevented.Add(1)
-		eventID := newEventID()
-		v := verdict{effect: policy.EffectPrevent, protections: []string{protectionBodyLimit}, severity: "medium",
-			note: fmt.Sprintf("body larger than the inspection limit of %d bytes%s", e.bodyLimit, declaredLength(r))}
-		p.audit(r.Context(), e, r, v, eventID)
+		p.auditAll(r.Context(), e, r, client, alerts)
 		// The rest of the body is not read: the connection cannot be reused.
 		w.Header().Set("Connection", "close")
-		writeStatusPage(w, http.StatusRequestEntityTooLarge, eventID)
+		p.refuse(w, r, e, client, finding{protection: protectionBodyLimit, effect: policy.EffectPrevent, severity: "medium",
+			note:   fmt.Sprintf("body larger than the inspection limit of %d bytes%s", e.bodyLimit, declaredLength(r)),
+			status: http.StatusRequestEntityTooLarge})
 		return
 	}
+	for _, f := range e.checks.afterBody(r.Context(), r, body, truncated) {
+		if f.effect == policy.EffectPrevent {
+			p.auditAll(r.Context(), e, r, client, alerts)
+			p.refuse(w, r, e, client, f)
+			return
+		}
+		alerts = append(alerts, f)
+	}
+	p.auditAll(r.Context(), e, r, client, alerts)
 	v := e.inspect(r, body, truncated)
 	if truncated && e.oversize == policy.EffectAlert {
 		if v.effect == policy.EffectDisable {
@@ -289,16 +313,38 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case policy.EffectPrevent:
 		p.prevented.Add(1)
 		eventID := newEventID()
-		p.audit(r.Context(), e, r, v, eventID)
+		p.audit(r.Context(), e, r, client, v, eventID)
 		writeBlockPage(w, eventID)
 		return
 	case policy.EffectAlert:
 		p.alerted.Add(1)
-		p.audit(r.Context(), e, r, v, newEventID())
+		p.audit(r.Context(), e, r, client, v, newEventID())
 	default:
-		p.passed.Add(1)
+		if len(alerts) > 0 {
+			p.alerted.Add(1)
+		} else {
+			p.passed.Add(1)
+		}
 	}
 	e.upstream.ServeHTTP(w, r)
+}
+
+// refuse answers a request that a check prevents, with its audit.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *engine, client netip.Addr, f finding) {
+	p.prevented.Add(1)
+	eventID := newEventID()
+	p.audit(r.Context(), e, r, client, f.verdict(), eventID)
+	if f.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfter(f.retryAfter))
+	}
+	writeStatusPage(w, f.status, eventID)
+}
+
+// auditAll audits the alert findings of a request, one audit each.
+func (p *Proxy) auditAll(ctx context.Context, e *engine, r *http.Request, client netip.Addr, fs []finding) {
+	for _, f := range fs {
+		p.audit(ctx, e, r, client, f.verdict(), newEventID())
+	}
 }
 
 // readBody reads the body, up to limit bytes, under the body timeout. When

@@ -13,6 +13,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/taskguard/taskguard/console/policy"
 )
 
 // apiSpec is a rule's compiled OpenAPI 3 document: requests to paths or
@@ -26,16 +28,8 @@ type apiSpec struct {
 // document's servers are matched on their path only (the proxy does not
 // know the public host names); external references are not followed.
 func newAPISpec(spec string) (*apiSpec, error) {
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = false
-	doc, err := loader.LoadFromData([]byte(spec))
+	doc, err := policy.LoadOpenAPI(spec)
 	if err != nil {
-		return nil, fmt.Errorf("api spec: %w", err)
-	}
-	if doc.OpenAPI == "" || !strings.HasPrefix(doc.OpenAPI, "3.") {
-		return nil, fmt.Errorf("api spec: openapi version %q is not 3.x", doc.OpenAPI)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("api spec: %w", err)
 	}
 	for _, s := range doc.Servers {

@@ -148,7 +148,7 @@ paths:
 `} {
 		r := rule(8081, map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent})
 		r.API = &policy.WAFAPI{Effect: policy.EffectPrevent, Spec: spec}
-		if _, err := New(r); err == nil || !strings.Contains(err.Error(), "api spec") {
+		if _, err := New(r); err == nil || !strings.Contains(err.Error(), "api.spec") {
 			t.Errorf("spec %.30q: New error %v, want an api spec error", spec, err)
 		}
 	}

@@ -152,8 +152,10 @@ func validateWAFExtras(add addFunc, f string, r WAFRule) {
 		switch {
 		case strings.TrimSpace(a.Spec) == "":
 			add(f+".api.spec", "is required: an OpenAPI 3 document (JSON or YAML)")
-		case len(a.Spec) > MaxWAFAPISpec:
-			add(f+".api.spec", "is %d bytes, more than %d", len(a.Spec), MaxWAFAPISpec)
+		default:
+			if _, err := LoadOpenAPI(a.Spec); err != nil {
+				add(f+".api.spec", "%v", err)
+			}
 		}
 	}
 	if rl := r.RateLimit; rl != nil {

@@ -69,7 +69,7 @@ func (a *apiSpec) check(ctx context.Context, r *http.Request, body []byte, trunc
 	case err != nil:
 		return fmt.Sprintf("path %s is not described in the API", r.URL.Path)
 	}
-	rq := r.Clone(ctx)
+	rq := r.WithContext(ctx) // a shallow copy: the validator only reads it
 	rq.Body = io.NopCloser(bytes.NewReader(body))
 	rq.ContentLength = int64(len(body))
 	err = openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{

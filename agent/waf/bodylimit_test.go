@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -182,5 +184,59 @@ func TestOversizeEffect(t *testing.T) {
 	}
 	if got := rec.all(); len(got) != 1 || !strings.Contains(got[0].Message, "SQL injection") || !strings.Contains(got[0].Message, "not inspected beyond 65536 bytes") {
 		t.Fatalf("audits %+v", got)
+	}
+}
+
+// TestBodyMemoryBudget: large bodies in flight share a bounded memory
+// budget; one beyond it gets 503 with Retry-After while small bodies pass,
+// and the budget comes back when the request is done.
+func TestBodyMemoryBudget(t *testing.T) {
+	arrived, proceed := make(chan struct{}, 4), make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/hold" {
+			arrived <- struct{}{}
+			<-proceed
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(app.Close)
+	port := app.Listener.Addr().(*net.TCPAddr).Port
+	p, base, _ := startProxy(t, rule(uint16(port), allProtections(policy.EffectPrevent)), WithBodyMemory(1<<20))
+
+	large := largeJSON(t, 400<<10) // reserves ~800 KiB of the 1 MiB budget
+	held := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(base+"/hold", "application/json", bytes.NewReader(large))
+		if err != nil {
+			held <- 0
+			return
+		}
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	<-arrived
+	for _, chunked := range []bool{false, true} {
+		var rd io.Reader = bytes.NewReader(large)
+		if chunked {
+			rd = io.MultiReader(rd)
+		}
+		resp, _ := post(t, base+"/other", "application/json", rd)
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("large body beyond the budget (chunked %v): status %d, want 503 with Retry-After", chunked, resp.StatusCode)
+		}
+	}
+	if resp, _ := post(t, base+"/small", "application/json", strings.NewReader(`{"q":"small"}`)); resp.StatusCode != http.StatusOK {
+		t.Errorf("small body while the budget is used: status %d", resp.StatusCode)
+	}
+	close(proceed)
+	if st := <-held; st != http.StatusOK {
+		t.Fatalf("held request: status %d", st)
+	}
+	if resp, _ := post(t, base+"/other", "application/json", bytes.NewReader(large)); resp.StatusCode != http.StatusOK {
+		t.Errorf("large body after the budget came back: status %d", resp.StatusCode)
+	}
+	if got := p.Stats().Busy; got != 2 {
+		t.Errorf("Stats.Busy = %d, want 2", got)
 	}
 }

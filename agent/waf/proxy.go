@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 )
@@ -39,6 +41,10 @@ const (
 	// DefaultAppWait is how long a request waits for the app's port while
 	// nothing listens there (the app is starting); then it gets 503.
 	DefaultAppWait = 10 * time.Second
+	// DefaultBodyMemory bounds the body bytes (the proxy's copies and
+	// Coraza's) that requests in flight may hold; a large body beyond it
+	// gets 503 with Retry-After.
+	DefaultBodyMemory = 128 << 20
 	// retryAfterSeconds is the Retry-After of a 503 for an app not listening.
 	retryAfterSeconds = "5"
 )
@@ -60,6 +66,7 @@ type options struct {
 	idleTimeout   time.Duration
 	upstreamHost  string
 	appWait       time.Duration
+	bodyMemory    int64
 	logger        *slog.Logger
 }
 
@@ -96,6 +103,11 @@ func WithTimeouts(header, body, idle time.Duration) Option {
 // Retry-After; zero answers at once.
 func WithAppWait(d time.Duration) Option { return func(o *options) { o.appWait = max(d, 0) } }
 
+// WithBodyMemory sets the body memory budget (default DefaultBodyMemory).
+// Bodies up to 64 KiB are not counted; a larger one reserves twice its size
+// (at most twice the rule's bodyLimit) while its request is in flight.
+func WithBodyMemory(n int64) Option { return func(o *options) { o.bodyMemory = n } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -107,6 +119,10 @@ type Proxy struct {
 	transport *http.Transport
 
 	inspected, passed, alerted, prevented, badRequests, fastPath atomic.Uint64
+	// busy counts requests refused for the body memory budget.
+	busy atomic.Uint64
+	// bodyMemory is the budget of body bytes held by requests in flight.
+	bodyMemory *semaphore.Weighted
 	// appRefused counts dials to the app that were refused (nothing listening).
 	appRefused atomic.Uint64
 }
@@ -124,6 +140,9 @@ type Stats struct {
 	Prevented uint64
 	// BadRequests could not be read (slow or broken body) and got 400.
 	BadRequests uint64
+	// Busy were large bodies refused with 503 because the body memory
+	// budget was in use by other requests.
+	Busy uint64
 	// FastPath were inspected in both request phases by the gate alone:
 	// it proved that no rule of the enabled families could match.
 	FastPath uint64
@@ -137,6 +156,7 @@ func (p *Proxy) Stats() Stats {
 		Alerted:     p.alerted.Load(),
 		Prevented:   p.prevented.Load(),
 		BadRequests: p.badRequests.Load(),
+		Busy:        p.busy.Load(),
 		FastPath:    p.fastPath.Load(),
 	}
 }
@@ -154,6 +174,7 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		idleTimeout:   DefaultIdleTimeout,
 		upstreamHost:  "127.0.0.1",
 		appWait:       DefaultAppWait,
+		bodyMemory:    DefaultBodyMemory,
 		logger:        slog.Default(),
 	}
 	for _, opt := range opts {
@@ -163,7 +184,10 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		return nil, fmt.Errorf("waf: inspection limit %d is negative", o.limit)
 	}
 	o.logger = o.logger.With("component", "waf", "rule", rule.Name)
-	p := &Proxy{opts: o}
+	if o.bodyMemory <= 0 {
+		return nil, fmt.Errorf("waf: body memory budget %d is not positive", o.bodyMemory)
+	}
+	p := &Proxy{opts: o, bodyMemory: semaphore.NewWeighted(o.bodyMemory)}
 	p.transport = &http.Transport{
 		DialContext:           p.dialApp,
 		MaxIdleConns:          512,
@@ -270,7 +294,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		alerts = append(alerts, f)
 	}
-	body, truncated, err := p.readBody(w, r, e.bodyLimit)
+	body, truncated, release, err := p.readBody(w, r, e.bodyLimit, e.oversize == policy.EffectPrevent)
+	defer release()
+	if errors.Is(err, errBusy) {
+		p.busy.Add(1)
+		p.opts.logger.WarnContext(r.Context(), "request body refused: the body memory budget is in use", "budget", p.opts.bodyMemory, "source", r.RemoteAddr, "length", r.ContentLength)
+		p.auditAll(r.Context(), e, r, client, alerts)
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the server is busy with other large requests; retry shortly", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		p.badRequests.Add(1)
 		p.opts.logger.DebugContext(r.Context(), "read request body", "err", err, "source", r.RemoteAddr)
@@ -347,36 +381,72 @@ func (p *Proxy) auditAll(ctx context.Context, e *engine, r *http.Request, client
 	}
 }
 
+// smallBody is the body size read without a reservation from the proxy's
+// body memory budget.
+const smallBody = 64 << 10
+
+// errBusy is a body that would exceed the proxy's body memory budget.
+var errBusy = errors.New("too many large request bodies in flight")
+
 // readBody reads the body, up to limit bytes, under the body timeout. When
 // the body is larger (truncated), the bytes read are put back in front of
-// the rest, which streams on to the app uninspected if the rule lets it.
-func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, limit int) (body []byte, truncated bool, err error) {
+// the rest, which streams on to the app uninspected if the rule lets it;
+// with refuseOversized, a body whose Content-Length is over the limit is not
+// read at all. A body over smallBody first reserves twice its size (the
+// copy here and Coraza's) from the body memory budget; release gives it
+// back, once the request is done.
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, limit int, refuseOversized bool) (body []byte, truncated bool, release func(), err error) {
+	release = func() {}
 	if r.Body == nil || r.Body == http.NoBody || limit == 0 {
-		return nil, r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody, nil
+		return nil, r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody, release, nil
+	}
+	reserve := func(n int64) bool {
+		// A body larger than the whole budget may still have it all.
+		n = min(2*n, p.opts.bodyMemory)
+		if !p.bodyMemory.TryAcquire(n) {
+			return false
+		}
+		release = func() { p.bodyMemory.Release(n) }
+		return true
+	}
+	if r.ContentLength > int64(limit) && refuseOversized {
+		return nil, true, release, nil
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(p.opts.bodyTimeout)) // not every transport supports it
 	var buf []byte
 	if r.ContentLength >= 0 {
 		truncated = r.ContentLength > int64(limit)
-		buf = make([]byte, min(r.ContentLength, int64(limit)))
+		n := min(r.ContentLength, int64(limit))
+		if n > smallBody && !reserve(n) {
+			return nil, false, release, errBusy
+		}
+		buf = make([]byte, n)
 		var got int
 		got, err = io.ReadFull(r.Body, buf)
 		buf = buf[:got]
 	} else { // chunked: size unknown, grow as it comes; one byte more tells
-		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
-		if len(buf) > limit {
-			truncated = true
+		first := min(limit, smallBody)
+		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(first)+1))
+		if err == nil && len(buf) > first && limit > first {
+			if !reserve(int64(limit)) {
+				return nil, false, release, errBusy
+			}
+			var more []byte
+			more, err = io.ReadAll(io.LimitReader(r.Body, int64(limit+1-len(buf))))
+			buf = append(buf, more...)
 		}
+		truncated = len(buf) > limit
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		// Keep the deadline: the server must not wait for the rest either.
 		w.Header().Set("Connection", "close")
-		return nil, false, err
+		release()
+		return nil, false, func() {}, err
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	r.Body = prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-	return buf[:min(len(buf), limit)], truncated, nil
+	return buf[:min(len(buf), limit)], truncated, release, nil
 }
 
 // declaredLength is ", N declared" for a body with a Content-Length.

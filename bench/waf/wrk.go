@@ -26,6 +26,7 @@ import (
 	"github.com/corazawaf/coraza/v3"
 	txhttp "github.com/corazawaf/coraza/v3/http"
 
+	"github.com/taskguard/taskguard/agent/waf"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
@@ -48,9 +49,18 @@ var shopAPI string
 func runServe(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("waf-bench serve", flag.ContinueOnError)
 	kind := fs.String("kind", "app", "app, bare or coraza")
-	upstream := fs.String("upstream", "", "host:port of the app (bare, coraza)")
+	upstream := fs.String("upstream", "", "host:port of the app (bare, coraza, taskguard)")
+	policyFile := fs.String("policy", "", "taskguard: the policy file whose first WAF rule the proxy applies (its app port is replaced by the upstream's)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process until it ends")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		stop, err := profileIf(true, *cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	var h http.Handler
@@ -73,6 +83,24 @@ SecAuditEngine Off
 			}
 			h = txhttp.WrapHandler(w, h)
 		}
+	case "taskguard": // the sidecar's proxy in this process, to profile it
+		b, err := os.ReadFile(*policyFile)
+		if err != nil {
+			return err
+		}
+		var pol policy.Policy
+		if err := json.Unmarshal(b, &pol); err != nil || len(pol.WAF) == 0 {
+			return fmt.Errorf("policy %s: no WAF rule (%v)", *policyFile, err)
+		}
+		_, port, _ := net.SplitHostPort(*upstream)
+		p, _ := strconv.Atoi(port)
+		rule := pol.WAF[0]
+		rule.AppPort = uint16(p)
+		proxy, err := waf.New(rule)
+		if err != nil {
+			return err
+		}
+		h = proxy
 	default:
 		return fmt.Errorf("unknown kind %q", *kind)
 	}

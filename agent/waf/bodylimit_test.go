@@ -21,6 +21,13 @@ import (
 // largeJSON returns a valid JSON order document of about n bytes.
 func largeJSON(t *testing.T, n int) []byte {
 	t.Helper()
+	return largeJSONNotes(t, n, 0)
+}
+
+// largeJSONNotes is largeJSON with a note of extra bytes per item (fewer
+// items, so fewer arguments, for the same size).
+func largeJSONNotes(t *testing.T, n, extra int) []byte {
+	t.Helper()
 	type item struct {
 		SKU   string  `json:"sku"`
 		Name  string  `json:"name"`
@@ -32,9 +39,9 @@ func largeJSON(t *testing.T, n int) []byte {
 	size := 0
 	for i := 0; size < n; i++ {
 		it := item{SKU: fmt.Sprintf("SKU-%06d", i), Name: fmt.Sprintf("Garden chair model %d", i%97),
-			Note: "Deliver to the back door, it's the blue house", Price: float64(i%500) + 0.99, Qty: i%7 + 1}
+			Note: "Deliver to the back door, it's the blue house" + strings.Repeat(" — merci", extra/10), Price: float64(i%500) + 0.99, Qty: i%7 + 1}
 		items = append(items, it)
-		size += 120
+		size += 120 + extra
 	}
 	b, err := json.Marshal(map[string]any{"customer": "c-1042", "items": items})
 	if err != nil {
@@ -97,7 +104,7 @@ func TestNoBypassBySize(t *testing.T) {
 		body        []byte
 	}{
 		{"200 KB JSON", "application/json", largeJSON(t, 200_000)},
-		{"2 MB JSON", "application/json", largeJSON(t, 2_000_000)},
+		{"2 MB JSON", "application/json", largeJSONNotes(t, 2_000_000, 1000)},
 		{"300 KB multipart", mw.FormDataContentType(), mp.Bytes()},
 		{"250 KB XML", "application/xml", xml.Bytes()},
 	}
@@ -204,7 +211,7 @@ func TestBodyMemoryBudget(t *testing.T) {
 	port := app.Listener.Addr().(*net.TCPAddr).Port
 	p, base, _ := startProxy(t, rule(uint16(port), allProtections(policy.EffectPrevent)), WithBodyMemory(1<<20))
 
-	large := largeJSON(t, 400<<10) // reserves ~800 KiB of the 1 MiB budget
+	large := largeJSONNotes(t, 400<<10, 1000) // reserves ~800 KiB of the 1 MiB budget
 	held := make(chan int, 1)
 	go func() {
 		resp, err := http.Post(base+"/hold", "application/json", bytes.NewReader(large))
@@ -215,7 +222,11 @@ func TestBodyMemoryBudget(t *testing.T) {
 		resp.Body.Close()
 		held <- resp.StatusCode
 	}()
-	<-arrived
+	select {
+	case <-arrived:
+	case st := <-held:
+		t.Fatalf("the request to hold ended with status %d before reaching the app", st)
+	}
 	for _, chunked := range []bool{false, true} {
 		var rd io.Reader = bytes.NewReader(large)
 		if chunked {
@@ -238,5 +249,35 @@ func TestBodyMemoryBudget(t *testing.T) {
 	}
 	if got := p.Stats().Busy; got != 2 {
 		t.Errorf("Stats.Busy = %d, want 2", got)
+	}
+}
+
+// TestArgumentsLimit: arguments beyond the inspected number are not
+// dropped silently: the rule's oversizeEffect decides, as for bytes.
+func TestArgumentsLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := range argumentsLimit + 50 {
+		fmt.Fprintf(&b, `"k%d":"v%d",`, i, i)
+	}
+	b.WriteString(`"q":"1' union all select password,2 from users--"}`)
+	body := b.String()
+	a := newApp(t)
+	r := rule(a.port(t), allProtections(policy.EffectPrevent))
+	_, base, rec := startProxy(t, r)
+	resp, _ := post(t, base+"/orders", "application/json", strings.NewReader(body))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || len(a.requests()) != 0 {
+		t.Fatalf("SQL injection after %d arguments: status %d, want 413", argumentsLimit+50, resp.StatusCode)
+	}
+	want := fmt.Sprintf("oversized body blocked POST /orders from 127.0.0.1: more than %d arguments, the inspection limit", argumentsLimit)
+	if got := rec.all(); len(got) != 1 || !strings.HasPrefix(got[0].Message, want) {
+		t.Fatalf("audits %+v, want %q", got, want)
+	}
+	r.OversizeEffect = policy.EffectAlert
+	_, base, rec = startProxy(t, r)
+	resp, _ = post(t, base+"/orders", "application/json", strings.NewReader(body))
+	want = fmt.Sprintf("oversized body detected POST /orders from 127.0.0.1: arguments not inspected beyond %d", argumentsLimit)
+	if got := rec.all(); resp.StatusCode != http.StatusOK || len(got) != 1 || !strings.HasPrefix(got[0].Message, want) {
+		t.Fatalf("alert: status %d, audits %+v, want 200 and %q", resp.StatusCode, got, want)
 	}
 }

@@ -4,7 +4,9 @@
 //
 // The request path, top to bottom (Proxy.ServeHTTP): read the body, whole,
 // up to the rule's bodyLimit (default 12.5 MiB, Coraza's own) under a
-// deadline; a larger body is decided by the rule's oversizeEffect (prevent:
+// deadline (within a per-proxy memory budget for bodies in flight); a larger
+// body, or one with more than 10,000 arguments (Coraza drops the rest), is
+// decided by the rule's oversizeEffect (prevent:
 // 413 and an audit; alert: its prefix is inspected, a parse error caused by
 // the cut is not a protocol violation, the body is forwarded and the audit
 // says it was not inspected beyond the limit) → run CRS's request phases → decide per protection (alert
@@ -31,6 +33,9 @@
 // Coraza evaluates every rule as usual: the verdict is always Coraza's. Tests
 // replay the CRS regression and libinjection corpora through engines with
 // and without the gate and require the same matches.
+// Before the body is read, the rule's source lists and per-client rate
+// limit apply; after it, its OpenAPI document (kin-openapi) and the
+// alert-only bot signals; each with its own protection name in audits.
 // Requests are scored as CRS does (anomaly threshold 5) from the matches that
 // the rule's exceptions (path glob, parameter, protections) leave.
 //

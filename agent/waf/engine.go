@@ -94,13 +94,14 @@ SecAuditEngine Off
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction ProcessPartial
+SecArgumentsLimit %d
 Include @crs-setup.conf.example
 SecRuleRemoveById 900990
 %sSecAction "id:900991,phase:1,pass,t:none,nolog,tgsetup:%s"
 Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
 SecRuleRemoveById %s
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
-`, bodyLimit, bodyLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupKey, strings.Join(removedIDs, " "))
+`, bodyLimit, bodyLimit, argumentsLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupKey, strings.Join(removedIDs, " "))
 	if gated {
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 1\" \"id:%d,phase:1,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[0], gateEnd)
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 2\" \"id:%d,phase:2,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[1], gateEnd)
@@ -170,8 +171,22 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	if gated {
 		fmt.Fprintf(&b, "SecMarker %s\n", gateEnd)
 	}
+	// Past the gate: arguments beyond SecArgumentsLimit are dropped by
+	// Coraza, not inspected; the proxy treats that like a body over the
+	// limit (the rule's oversizeEffect decides).
+	fmt.Fprintf(&b, "SecRule ARGUMENTS_LIMIT_REACHED \"@eq 1\" \"id:%d,phase:2,pass,nolog,t:none\"\n", argsLimitID)
 	return b.String(), nil
 }
+
+// argsLimitID is the rule that reports arguments dropped by Coraza.
+const argsLimitID = 9002001
+
+// argumentsLimit is Coraza's SecArgumentsLimit here: how many arguments
+// (query, form, JSON leaves, multipart fields) are inspected. Coraza's own
+// default of 1000 would cut a 200 KB JSON document; inspection costs time
+// per argument and rule, so the bound stays finite: more arguments are
+// decided by the rule's oversizeEffect.
+const argumentsLimit = 10_000
 
 // newEngine validates rule and compiles its WAF, with the gate.
 func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
@@ -241,6 +256,8 @@ type verdict struct {
 	matches     []match
 	protections []string
 	score       int
+	// argsCut is set when Coraza dropped arguments beyond argumentsLimit.
+	argsCut bool
 	// note is said in the audit message after the protections (why).
 	note string
 	// severity overrides the matches' severity when there are none.
@@ -308,6 +325,8 @@ func (e *engine) inspect(r *http.Request, body []byte, truncated bool) verdict {
 			v.gated++
 		case id > fileSkipID && id < fileSkipID+1000:
 			v.filesSkipped++
+		case id == argsLimitID:
+			v.argsCut = true
 		}
 	}
 	return v

@@ -332,13 +332,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.auditAll(r.Context(), e, r, client, alerts)
 	v := e.inspect(r, body, truncated)
-	if truncated && e.oversize == policy.EffectAlert {
+	if v.argsCut && e.oversize == policy.EffectPrevent && v.effect != policy.EffectPrevent {
+		p.refuse(w, r, e, client, finding{protection: protectionBodyLimit, effect: policy.EffectPrevent, severity: "medium",
+			note:   fmt.Sprintf("more than %d arguments, the inspection limit", argumentsLimit),
+			status: http.StatusRequestEntityTooLarge})
+		return
+	}
+	if (truncated || v.argsCut) && e.oversize == policy.EffectAlert {
 		if v.effect == policy.EffectDisable {
 			// Matches below the anomaly threshold are no finding of their own.
 			v = verdict{effect: policy.EffectAlert, severity: "medium", gated: v.gated}
 		}
 		v.protections = append(v.protections, protectionBodyLimit)
-		v.note = fmt.Sprintf("body not inspected beyond %d bytes%s", e.bodyLimit, declaredLength(r))
+		if truncated {
+			v.note = fmt.Sprintf("body not inspected beyond %d bytes%s", e.bodyLimit, declaredLength(r))
+		} else {
+			v.note = fmt.Sprintf("arguments not inspected beyond %d", argumentsLimit)
+		}
 	}
 	if v.gated == 2 {
 		p.fastPath.Add(1)

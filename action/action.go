@@ -3,19 +3,21 @@ package action
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/taskguard/taskguard/cli"
+	"github.com/taskguard/taskguard/cli/pipeline"
+	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
 )
 
@@ -25,17 +27,17 @@ const maxAnnotations = 10
 
 // Options are the Action's seams for tests.
 type Options struct {
-	// Stdout and Stderr receive the CLI's output (default os.Stdout/os.Stderr).
+	// Stdout and Stderr receive the job's table and messages (default
+	// os.Stdout/os.Stderr).
 	Stdout, Stderr io.Writer
-	// Setenv passes console credentials to the CLI without putting them on a
-	// command line (default os.Setenv).
-	Setenv func(key, value string) error
 }
 
-// Run reads the step's inputs, runs the same pipeline job as `taskguard ci`,
-// and writes the step's outputs, job summary and annotations. It returns the
-// exit code (0 passed, 1 blocked with fail-build, 2 could not run) and the
-// error to report. It never calls gha.Fatalf.
+// Run reads the step's inputs, runs the pipeline job (pipeline.RunJob, the
+// library `taskguard ci` runs) with typed options, and writes the step's
+// outputs, job summary and annotations. Credentials go to the job as
+// fields: no environment variable, no command line. It returns the exit
+// code (0 passed, 1 blocked with fail-build, 2 could not run) and the error
+// to report. It never calls gha.Fatalf.
 func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, error) {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
@@ -43,71 +45,59 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
-	if opts.Setenv == nil {
-		opts.Setenv = os.Setenv
-	}
 	in, err := readInputs(gha)
 	if err != nil {
 		return program.ExitError, err
 	}
-	for _, secret := range []string{in.consolePassword, in.consoleToken, in.agentToken} {
-		if secret != "" {
-			gha.AddMask(secret)
+	if err := ghaWrite("secret masks", func() {
+		for _, secret := range []string{in.consolePassword, in.consoleToken, in.agentToken} {
+			if secret != "" {
+				gha.AddMask(secret)
+			}
 		}
-	}
-	for k, v := range map[string]string{
-		cli.EnvConsoleUser: in.consoleUser, cli.EnvConsolePassword: in.consolePassword, cli.EnvConsoleToken: in.consoleToken,
-		"TASKGUARD_AGENT_TOKEN": in.agentToken,
-	} {
-		if v == "" {
-			continue
-		}
-		if err := opts.Setenv(k, v); err != nil {
-			return program.ExitError, fmt.Errorf("set %s: %w", k, err)
-		}
+	}); err != nil {
+		return program.ExitError, err
 	}
 
-	tmp, err := os.MkdirTemp(gha.Getenv("RUNNER_TEMP"), "taskguard-")
-	if err != nil {
-		return program.ExitError, fmt.Errorf("temporary directory: %w", err)
+	logger := slog.New(slog.NewTextHandler(opts.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rep, runErr := pipeline.RunJob(ctx, in.job(logger, opts.Stderr))
+	if rep == nil {
+		return program.ExitError, runErr
 	}
-	defer os.RemoveAll(tmp)
-	jsonPath := in.json
-	if jsonPath == "" {
-		jsonPath = filepath.Join(tmp, "report.json")
+	// A failed protect comes after the gate: its reports, summary and
+	// outputs are written, then the step fails.
+	if err := report.WriteTable(ctx, opts.Stdout, rep, report.TableOptions{}); err != nil {
+		return program.ExitError, err
 	}
-	mdPath := filepath.Join(tmp, "summary.md")
-
-	args := in.cliArgs(jsonPath, mdPath)
-	root := cli.NewRootCommand()
-	root.SetArgs(args)
-	root.SetOut(opts.Stdout)
-	var stderr bytes.Buffer
-	root.SetErr(io.MultiWriter(opts.Stderr, &stderr))
-	root.SilenceErrors, root.SilenceUsage = true, true
-	runErr := root.ExecuteContext(ctx)
-	code := program.Code(runErr)
-	if code == program.ExitError {
-		return code, runErr
+	if rep.ProtectedTask != "" {
+		fmt.Fprintf(opts.Stderr, "protected task definition written to %s\n", rep.ProtectedTask)
 	}
-
-	raw, err := os.ReadFile(jsonPath)
-	if err != nil {
-		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
+	// go-githubactions panics when it cannot write a file command or the
+	// log; each write below turns that into an error that says which.
+	var md bytes.Buffer
+	if err := report.WriteMarkdown(ctx, &md, rep, report.MarkdownOptions{}); err != nil {
+		return program.ExitError, err
 	}
-	var rep report.Report
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return program.ExitError, fmt.Errorf("read the JSON report: %w", err)
+	if err := ghaWrite("job summary (GITHUB_STEP_SUMMARY)", func() { gha.AddStepSummary(md.String()) }); err != nil {
+		return program.ExitError, err
 	}
-	if md, err := os.ReadFile(mdPath); err == nil {
-		gha.AddStepSummary(string(md))
+	if err := ghaWrite("annotations", func() { annotate(gha, rep, in) }); err != nil {
+		return program.ExitError, err
 	}
-	annotate(gha, &rep, in)
-	setOutputs(gha, &rep, in)
-
+	if err := ghaWrite("outputs (GITHUB_OUTPUT)", func() { setOutputs(gha, rep, in) }); err != nil {
+		return program.ExitError, err
+	}
+	if runErr != nil {
+		return program.ExitError, runErr
+	}
 	if rep.Result == report.ResultBlocked {
 		if !in.failBuild {
-			gha.Warningf("taskguard: the gate blocked, but fail-build is false: %s", strings.Join(rep.BlockReasons, "; "))
+			err := ghaWrite("warning", func() {
+				gha.Warningf("taskguard: the gate blocked, but fail-build is false: %s", strings.Join(rep.BlockReasons, "; "))
+			})
+			if err != nil {
+				return program.ExitError, err
+			}
 			return program.ExitOK, nil
 		}
 		return program.ExitBlocked, fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; "))
@@ -161,44 +151,48 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	return in, nil
 }
 
-// cliArgs turns the inputs into `taskguard ci` arguments. Credentials are
-// passed through the environment, never here.
-func (in *inputs) cliArgs(jsonPath, mdPath string) []string {
-	args := []string{"ci", "--format", "table", "--json", jsonPath, "--markdown", mdPath}
-	add := func(flag, v string) {
-		if v != "" {
-			args = append(args, flag, v)
-		}
+// job turns the inputs into the pipeline job's typed options.
+func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptions {
+	run := pipeline.Options{
+		TaskPath: in.task, SeverityCutoff: in.cutoff, OnlyFixed: in.onlyFixed,
+		ToolVersion: cli.Version(), Logger: logger,
 	}
-	add("--image", in.image)
-	add("--input", in.input)
-	add("--task", in.task)
-	add("--policy", in.policy)
-	add("--ignore-file", in.ignoreFile)
-	add("--severity-cutoff", in.cutoff)
-	add("--junit", in.junit)
-	add("--sarif", in.sarif)
-	add("--db-repository", in.dbRepository)
-	add("--cache-dir", in.cacheDir)
-	add("--console", in.consoleURL)
-	add("--console-ca", in.consoleCA)
-	add("--console-addr", in.consoleAddr)
-	add("--defender-image", in.defenderImage)
-	add("--agent-token-secret", in.agentTokenSecret)
-	add("--dockerfile", in.dockerfile)
+	switch {
+	case in.input != "":
+		run.Image, run.ImageOptions = in.input, image.Options{Kind: image.KindTarball}
+	case in.image != "":
+		run.Image = in.image
+	}
 	if in.task != "" {
-		out := in.protectedTask
-		if out == "" {
-			out = "protected-task-definition.json"
+		run.ProtectOutput = in.protectedTask
+		if run.ProtectOutput == "" {
+			run.ProtectOutput = "protected-task-definition.json"
 		}
-		add("--protected-task-output", out)
-	}
-	for flag, on := range map[string]bool{"--only-fixed": in.onlyFixed, "--extract-entrypoint": in.extract, "--offline": in.offline, "--console-insecure": in.insecure} {
-		if on {
-			args = append(args, flag)
+		run.Protect = fargate.Options{
+			ConsoleAddr:         in.consoleAddr,
+			DefenderImage:       in.defenderImage,
+			AgentTokenSecretARN: in.agentTokenSecret,
+			ExtractEntrypoint:   in.extract,
+		}
+		if in.consoleURL == "" {
+			run.Protect.AgentToken = in.agentToken
 		}
 	}
-	return args
+	job := pipeline.JobOptions{
+		Run:        run,
+		PolicyFile: in.policy,
+		IgnoreFile: in.ignoreFile,
+		DB:         pipeline.DBOptions{Dir: in.cacheDir, Repository: in.dbRepository, Offline: in.offline},
+		Reports:    pipeline.ReportFiles{JUnit: in.junit, SARIF: in.sarif, JSON: in.json, Dockerfile: in.dockerfile},
+		Messages:   messages,
+	}
+	if in.consoleURL != "" {
+		job.Console = &pipeline.ConsoleOptions{
+			URL: in.consoleURL, Token: in.consoleToken, User: in.consoleUser, Password: in.consolePassword,
+			CAFile: in.consoleCA, Insecure: in.insecure,
+		}
+	}
+	return job
 }
 
 // annotate adds error annotations for blocking findings and warnings for
@@ -246,10 +240,35 @@ func setOutputs(gha *githubactions.Action, rep *report.Report, in *inputs) {
 		"critical": strconv.Itoa(v.Critical), "high": strconv.Itoa(v.High), "medium": strconv.Itoa(v.Medium),
 		"low": strconv.Itoa(v.Low), "unknown": strconv.Itoa(v.Unknown),
 		"compliance": strconv.Itoa(rep.Summary.Compliance.Total),
-		"junit":      in.junit, "sarif": in.sarif, "json": in.json,
+		"blocked":    strconv.Itoa(rep.Summary.Blocked), "alerted": strconv.Itoa(rep.Summary.Alerted),
+		"accepted":          strconv.Itoa(rep.Summary.Accepted),
+		"critical-accepted": strconv.Itoa(rep.Summary.VulnerabilitiesAccepted.Critical),
+		"critical-blocked":  strconv.Itoa(rep.Summary.VulnerabilitiesBlocked.Critical),
+		"junit":             in.junit, "sarif": in.sarif, "json": in.json,
 		"protected-task-definition": rep.ProtectedTask,
 	} {
 		gha.SetOutput(name, value)
+	}
+}
+
+// ghaWrite runs f, which writes through go-githubactions, and turns the
+// library's panic on a failed write (an output or summary file that cannot
+// be opened or written, a closed log) into an error naming what failed.
+func ghaWrite(what string, f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write the step's %s: %v", what, r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// ReportError reports err as the step's error annotation; if even that
+// cannot be written, it says so on stderr.
+func ReportError(gha *githubactions.Action, err error) {
+	if werr := ghaWrite("error annotation", func() { gha.Errorf("taskguard: %v", err) }); werr != nil {
+		fmt.Fprintf(os.Stderr, "taskguard: %v (%v)\n", err, werr)
 	}
 }
 

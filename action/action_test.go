@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +20,8 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/taskguard/taskguard/cli"
+	"github.com/taskguard/taskguard/console"
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/internal/testenv"
 )
@@ -51,8 +55,15 @@ func newStep(t *testing.T, inputs map[string]string) *step {
 
 func (s *step) run(t *testing.T) (int, error) {
 	t.Helper()
-	env := map[string]string{}
-	return Run(context.Background(), s.gha, Options{Stdout: &s.stdout, Stderr: io.Discard, Setenv: func(k, v string) error { env[k] = v; t.Setenv(k, v); return nil }})
+	code, err := Run(context.Background(), s.gha, Options{Stdout: &s.stdout, Stderr: io.Discard})
+	// Credentials go to the job as typed options, never through the
+	// process environment.
+	for _, k := range []string{"TASKGUARD_AGENT_TOKEN", cli.EnvConsolePassword, cli.EnvConsoleToken, cli.EnvConsoleUser} {
+		if v, ok := os.LookupEnv(k); ok {
+			t.Errorf("the action set %s=%q in its environment", k, v)
+		}
+	}
+	return code, err
 }
 
 // outputs parses the GITHUB_OUTPUT file (name<<delimiter ... delimiter).
@@ -235,5 +246,86 @@ func TestInputErrors(t *testing.T) {
 				t.Fatalf("code %d, err %v, want 2 and %q", code, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A GITHUB_OUTPUT that cannot be written is a clear error (exit 2), not a
+// panic, and the reports are written before it.
+func TestOutputWriteFailure(t *testing.T) {
+	junit := filepath.Join(t.TempDir(), "taskguard.junit.xml")
+	s := newStep(t, map[string]string{"task-definition": "../testdata/taskdef/seeds-sample.json", "junit": junit, "protected-task-output": filepath.Join(t.TempDir(), "p.json"), "agent-token": "tok"})
+	s.env["GITHUB_OUTPUT"] = t.TempDir() // a directory: opening it for append fails
+	code, err := s.run(t)
+	if code != program.ExitError || err == nil || !strings.Contains(err.Error(), "write the step's outputs (GITHUB_OUTPUT)") {
+		t.Fatalf("code %d, err %v; want 2 and the outputs named", code, err)
+	}
+	if !fileExists(junit) {
+		t.Error("the JUnit report was not written before the failing output")
+	}
+	s.env["GITHUB_OUTPUT"] = filepath.Join(t.TempDir(), "out")
+	s.env["GITHUB_STEP_SUMMARY"] = t.TempDir()
+	if code, err := s.run(t); code != program.ExitError || err == nil || !strings.Contains(err.Error(), "job summary (GITHUB_STEP_SUMMARY)") {
+		t.Fatalf("summary: code %d, err %v", code, err)
+	}
+}
+
+// A failed protect fails the step (exit 2) after the summary and the
+// outputs are written.
+func TestProtectFailureStillReports(t *testing.T) {
+	s := newStep(t, map[string]string{"task-definition": "../testdata/taskdef/no-entrypoint.json", "protected-task-output": filepath.Join(t.TempDir(), "o.json")})
+	code, err := s.run(t)
+	if code != program.ExitError || err == nil || !strings.Contains(err.Error(), `container "reports" has no entryPoint`) {
+		t.Fatalf("code %d, err %v", code, err)
+	}
+	if o := s.outputs(t); o["result"] != "passed" || o["protected-task-definition"] != "" {
+		t.Errorf("outputs = %v", o)
+	}
+	if sum, _ := os.ReadFile(s.summary); !strings.Contains(string(sum), "the task definition was not protected") {
+		t.Errorf("job summary:\n%s", sum)
+	}
+}
+
+// With a console, the job takes its CI rules from it, has it protect the
+// task, and publishes the results, with the credentials as typed options.
+func TestConsole(t *testing.T) {
+	c, err := console.Start(context.Background(), console.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminUser: "admin", AdminPassword: "correct-horse-battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Shutdown(context.Background()) })
+	ca := filepath.Join(t.TempDir(), "console.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "tg_fargate.json")
+	inputs := map[string]string{
+		"task-definition": "../testdata/taskdef/seeds-sample.json", "protected-task-output": out,
+		"console-url": c.URL(), "console-ca": ca, "console-user": "admin", "console-password": "correct-horse-battery",
+	}
+	s := newStep(t, inputs)
+	if code, err := s.run(t); code != program.ExitOK || err != nil {
+		t.Fatalf("code %d, err %v\n%s", code, err, s.log)
+	}
+	b, err := os.ReadFile(out)
+	host := strings.TrimPrefix(c.URL(), "https://")
+	if err != nil || !strings.Contains(string(b), `"name": "TASKGUARD_AGENT_TOKEN"`) || !strings.Contains(string(b), `"value": "https://`+host+`"`) {
+		t.Fatalf("protected task: %v\n%s", err, b)
+	}
+	if !strings.Contains(s.log.String(), "::add-mask::correct-horse-battery") {
+		t.Errorf("the console password is not masked:\n%s", s.log)
+	}
+	admin, err := api.NewClient(c.URL(), api.WithBasicAuth("admin", "correct-horse-battery"), api.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := admin.Scans(context.Background(), "", "")
+	if err != nil || len(page.Scans) != 1 || page.Scans[0].Result != "passed" {
+		t.Fatalf("published scans: %+v (%v)", page, err)
+	}
+
+	inputs["console-password"] = "wrong"
+	s = newStep(t, inputs)
+	if code, err := s.run(t); code != program.ExitError || err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong password: code %d, err %v", code, err)
 	}
 }

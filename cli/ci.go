@@ -150,7 +150,7 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	if err != nil {
 		return fmt.Errorf("--ignore-file: %w", err)
 	}
-	opts.Ignore = ign.Ignore
+	opts.Ignore, opts.IgnoreFile = ign.Ignore, ignorePath
 
 	if f.task != "" && f.protectOut != "" {
 		opts.ProtectOutput = f.protectOut
@@ -181,10 +181,12 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		defer db.Close()
 		opts.DB = db
 	}
-	rep, err := pipeline.Run(ctx, opts)
-	if err != nil {
-		return err
+	rep, runErr := pipeline.Run(ctx, opts)
+	if rep == nil {
+		return runErr
 	}
+	// From here on the reports are written whatever else fails (a failed
+	// protect included): the job's findings are never lost.
 	fmt.Fprintf(cmd.ErrOrStderr(), "policy: %s (rule %s)\n", strings.TrimSpace(rep.Policy.Source+" "+rep.Policy.Location), rep.Policy.Rule)
 	if err := writeReports(ctx, cmd, f, rep); err != nil {
 		return err
@@ -208,6 +210,10 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		default:
 			fmt.Fprintf(cmd.ErrOrStderr(), "scan results published to the console (scan %s)\n", sum.ID)
 		}
+	}
+	if runErr != nil {
+		// The protect failed after the gate ran: exit 2, reports written.
+		return runErr
 	}
 	if rep.Result == report.ResultBlocked {
 		return program.Blocked(fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; ")))

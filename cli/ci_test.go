@@ -144,6 +144,14 @@ func TestCIGate(t *testing.T) {
 		if len(rep.Vulnerabilities) != 1 || rep.Vulnerabilities[0].Verdict.Action != report.ActionIgnore || !strings.Contains(rep.Vulnerabilities[0].Verdict.Reason, "never called") {
 			t.Errorf("verdicts: %+v", rep.Vulnerabilities)
 		}
+		// The report says the finding was accepted, by whom and until when,
+		// and counts it apart from the blocked and alerted ones.
+		if a := rep.Vulnerabilities[0].Verdict.Accepted; a == nil || a.Source != report.AcceptedByIgnoreFile || a.Location != valid || a.Expires != "2999-12-31" {
+			t.Errorf("acceptance: %+v", a)
+		}
+		if s := rep.Summary; s.Accepted != 1 || s.VulnerabilitiesAccepted.High != 1 || s.VulnerabilitiesBlocked.Total != 0 || s.Vulnerabilities.High != 1 {
+			t.Errorf("summary: %+v", s)
+		}
 		_, errOut, code := run(t, f.args("--policy", pol, "--ignore-file", expired, "--json", jsonPath)...)
 		if code != program.ExitBlocked {
 			t.Fatalf("expired exception: code %d: %s", code, errOut)
@@ -243,6 +251,32 @@ func TestCIGate(t *testing.T) {
 		_, errOut, code := run(t, "ci", "--task", task, "--policy", pol, "--format", "none")
 		if code != program.ExitBlocked || !strings.Contains(errOut, "TG-TASK-004 Root filesystem is writable (container twistlock-fargate-task)") {
 			t.Errorf("code %d: %s", code, errOut)
+		}
+	})
+
+	t.Run("a failed protect still writes every report", func(t *testing.T) {
+		dir := t.TempDir()
+		paths := map[string]string{"--junit": filepath.Join(dir, "junit.xml"), "--sarif": filepath.Join(dir, "r.sarif"), "--json": filepath.Join(dir, "r.json"), "--markdown": filepath.Join(dir, "summary.md")}
+		args := f.args("--task", "../testdata/taskdef/no-entrypoint.json", "--protected-task-output", filepath.Join(dir, "protected.json"))
+		for flag, p := range paths {
+			args = append(args, flag, p)
+		}
+		_, errOut, code := run(t, args...)
+		if code != program.ExitError || !strings.Contains(errOut, `container "reports" has no entryPoint`) {
+			t.Fatalf("code %d, want 2 with the protect error: %s", code, errOut)
+		}
+		for flag, p := range paths {
+			if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+				t.Errorf("%s report not written: %v", flag, err)
+			}
+		}
+		var rep report.Report
+		readJSON(t, paths["--json"], &rep)
+		if rep.ProtectedTask != "" || !strings.Contains(strings.Join(rep.Warnings, "\n"), "the task definition was not protected: protect") {
+			t.Errorf("report: protected %q, warnings %q", rep.ProtectedTask, rep.Warnings)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "protected.json")); !os.IsNotExist(err) {
+			t.Errorf("a protected task was written (stat: %v)", err)
 		}
 	})
 

@@ -44,8 +44,16 @@ func newVersionCommand() *cobra.Command {
 	}
 }
 
-// Version returns the module version the binary was built from, or "devel".
+// releaseVersion is set by the release build (scripts/release.sh:
+// -ldflags "-X github.com/taskguard/taskguard/cli.releaseVersion=v1.2.3").
+var releaseVersion string
+
+// Version returns the release version, else the module version the binary
+// was built from, or "devel".
 func Version() string {
+	if releaseVersion != "" {
+		return releaseVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}

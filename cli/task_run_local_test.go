@@ -35,7 +35,7 @@ func TestTaskRunLocalCLI(t *testing.T) {
 
 	testenv.RequireRoot(t)
 	if _, err := exec.LookPath("podman"); err != nil {
-		t.Skip("needs podman (apt-get install podman runc catatonit slirp4netns)")
+		testenv.Skip(t, "needs podman (apt-get install podman runc catatonit slirp4netns)")
 	}
 	archive := testimage.Build(t, "localhost/taskguard-test/busybox:cli", testimage.Spec{})
 	task := filepath.Join(dir, "task.json")

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/taskguard/taskguard/console/tlscert"
 )
 
 var taskguardBin string
@@ -73,7 +75,7 @@ func TestTaskProtectCLI(t *testing.T) {
 	}{
 		{name: "stdout", args: []string{"task", "protect", seedsSample}, wantStdout: `"/var/lib/taskguard/defender",`},
 		{name: "stdin", args: []string{"task", "protect", "-"}, stdin: string(seed), wantStdout: `"name": "taskguard-defender"`},
-		{name: "token from env", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN=tok-123"}, wantStdout: `"value": "tok-123"`},
+		{name: "token from env", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN=tok-123"}, wantStdout: `"value": "tok-123"`, wantStderr: "note: no --console-ca: the defender trusts https://c:8083 only if its certificate is publicly trusted"},
 		{name: "secret arn", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083", "--agent-token-secret", "arn:aws:ssm:us-east-1:1:parameter/tg"}, wantStdout: `"valueFrom": "arn:aws:ssm:us-east-1:1:parameter/tg"`},
 		{name: "waf port", args: []string{"task", "protect", seedsSample, "--waf-port", "8080"}, wantStdout: `"containerPort": 8080`},
 		{name: "console without credential", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN="}, wantCode: 2, wantStderr: "needs an agent credential"},
@@ -82,6 +84,15 @@ func TestTaskProtectCLI(t *testing.T) {
 		{name: "no entrypoint", args: []string{"task", "protect", "../testdata/taskdef/no-entrypoint.json"}, wantCode: 2, wantStderr: `container "reports" has no entryPoint`},
 		{name: "bad port", args: []string{"task", "protect", seedsSample, "--waf-port", "70000"}, wantCode: 2, wantStderr: `"70000" is not a port`},
 		{name: "no args", args: []string{"task", "protect"}, wantCode: 2, wantStderr: "accepts 1 arg"},
+		{name: "report on stderr", args: []string{"task", "protect", "../testdata/taskdef/corpus/appmesh-firelens.json"}, wantStdout: `"name": "taskguard-defender"`,
+			wantStderr: "protected: app\nnot protected: envoy: the proxyConfiguration container (App Mesh / Service Connect proxy); include it by name to protect it\nnot protected: log_router: FireLens log router"},
+		{name: "exclude and fail closed", args: []string{"task", "protect", "../testdata/taskdef/corpus/web-worker.json", "--exclude", "worker", "--fail-closed"}, wantStdout: `"name": "TASKGUARD_FAIL_CLOSED",`, wantStderr: "not protected: worker: excluded by name"},
+		{name: "arm64 refused", args: []string{"task", "protect", "../testdata/taskdef/corpus/arm64.json"}, wantCode: 2, wantStderr: "--defender-platforms linux/amd64,linux/arm64"},
+		{name: "arm64 declared", args: []string{"task", "protect", "../testdata/taskdef/corpus/arm64.json", "--defender-platforms", "linux/amd64,linux/arm64"}, wantStdout: `"cpuArchitecture": "ARM64"`},
+		{name: "windows refused", args: []string{"task", "protect", "../testdata/taskdef/corpus/windows.json"}, wantCode: 2, wantStderr: "Windows task definitions cannot be protected"},
+		{name: "plain http console", args: []string{"task", "protect", seedsSample, "--console-addr", "http://10.0.2.2:8083"}, env: []string{"TASKGUARD_AGENT_TOKEN=tok"}, wantStdout: `"value": "http://10.0.2.2:8083"`},
+		{name: "console ca without addr", args: []string{"task", "protect", seedsSample, "--console-ca", seedsSample}, wantCode: 2, wantStderr: "give --console-addr too"},
+		{name: "console ca not pem", args: []string{"task", "protect", seedsSample, "--console-addr", "c:8083", "--console-ca", seedsSample}, env: []string{"TASKGUARD_AGENT_TOKEN=tok"}, wantCode: 2, wantStderr: "not a PEM file of certificates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,6 +137,48 @@ func TestTaskProtectOutputFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(again); !bytes.Equal(b, first) {
 		t.Error("re-protecting the output changed it")
+	}
+}
+
+// --console-ca: the console's self-signed certificate (as the console makes
+// it in its data directory) goes into the defender as
+// TASKGUARD_CONSOLE_CA_PEM; an address it does not cover is warned about.
+func TestTaskProtectConsoleCA(t *testing.T) {
+	dir := t.TempDir()
+	res, err := tlscert.Load(tlscert.Options{Dir: dir, SANs: []string{"10.0.2.2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText, err := os.ReadFile(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"TASKGUARD_AGENT_TOKEN=tok"}
+	r := runTaskguard(t, "", env, "task", "protect", seedsSample, "--console-addr", "10.0.2.2:8083", "--console-ca", res.Path)
+	if r.code != 0 || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("code %d stderr %s", r.code, r.stderr)
+	}
+	var task struct {
+		C []struct {
+			Name        string
+			Environment []struct{ Name, Value string }
+		} `json:"containerDefinitions"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &task); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for _, e := range task.C[len(task.C)-1].Environment {
+		if e.Name == "TASKGUARD_CONSOLE_CA_PEM" {
+			got = e.Value
+		}
+	}
+	if got != string(pemText) {
+		t.Errorf("TASKGUARD_CONSOLE_CA_PEM = %q, want the certificate file", got)
+	}
+	r = runTaskguard(t, "", env, "task", "protect", seedsSample, "--console-addr", "console.example.com:8083", "--console-ca", res.Path)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: the console's certificate does not cover console.example.com") {
+		t.Errorf("uncovered name: code %d stderr %s", r.code, r.stderr)
 	}
 }
 

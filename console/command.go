@@ -76,7 +76,7 @@ TASKGUARD_ADMIN_PASSWORD.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate to serve instead of the self-signed one (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
-	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable)")
+	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable): every name or address defenders dial, as given to protect's consoleaddr")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
 	f.StringVar(&cfg.VulnDBDir, "vuln-db-dir", "", "vulnerability DB directory that images running in tasks are matched against (as `taskguard db update --cache-dir DIR` makes it)")
 	f.StringVar(&cfg.VulnDBRepository, "vuln-db-repository", "", "registry artifact the vulnerability DB is downloaded from (a mirror); empty: "+vulndb.DefaultRepository)

@@ -133,6 +133,7 @@ func (c *Console) start(ctx context.Context) error {
 	}
 
 	var tlsConfig *tls.Config
+	serving := server.Serving{PlainHTTP: c.cfg.InsecureHTTP}
 	if !c.cfg.InsecureHTTP {
 		res, err := tlscert.Load(tlscert.Options{
 			CertFile: c.cfg.TLSCert, KeyFile: c.cfg.TLSKey,
@@ -147,6 +148,9 @@ func (c *Console) start(ctx context.Context) error {
 		}
 		c.log.Info("TLS certificate", "path", res.Path, "sha256", res.Fingerprint(), "notAfter", res.Leaf.NotAfter)
 		c.cert = res.Leaf
+		if serving.Chain, err = res.Chain(); err != nil {
+			return err
+		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{res.Certificate}, MinVersion: tls.VersionTLS12}
 	} else if c.cfg.TLSCert != "" || c.cfg.TLSKey != "" {
 		return errors.New("--insecure-http serves plain HTTP: drop --tls-cert/--tls-key, or drop --insecure-http")
@@ -161,7 +165,7 @@ func (c *Console) start(ctx context.Context) error {
 	images := &taskimages.Matcher{Dir: c.cfg.VulnDBDir, Logger: c.cfg.Logger}
 	alerts := &taskimages.Alerter{Matcher: images, Store: c.store, Logger: c.cfg.Logger}
 	c.srv = &http.Server{
-		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images, ImageAlerts: alerts}),
+		Handler:           server.New(server.Config{Store: c.store, Auth: authn, Logger: c.cfg.Logger, Stopping: stopping, TaskImages: images, ImageAlerts: alerts, Serving: serving}),
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,

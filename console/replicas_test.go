@@ -3,6 +3,10 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,7 +59,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		p, _, modified, err := defender.AgentPolicy(ctx, etag, 30*time.Second)
 		done <- got{p, modified, err}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitLongPolls(t, consoles[1], "admin", "replica-admin-password", 1)
 	changed := time.Now()
 	if _, err := admin.AddRuntimeRule(ctx, policy.RuntimeRule{Name: "from-replica-a",
 		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}}}); err != nil {
@@ -103,7 +107,7 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 		}
 		done <- err
 	}()
-	time.Sleep(500 * time.Millisecond)
+	waitLongPolls(t, c, "admin", "admin-password-1", 1)
 	start := time.Now()
 	if err := c.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
@@ -113,5 +117,38 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Shutdown waited %v for a long-poll", d)
+	}
+}
+
+// waitLongPolls waits until n policy long-polls are waiting in console c, as
+// its /metrics reports them (read with the admin's Basic credentials).
+func waitLongPolls(t *testing.T, c *Console, user, password string, n int) {
+	t.Helper()
+	want := fmt.Sprintf("taskguard_console_policy_long_polls_waiting %d\n", n)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if cert := c.Certificate(); cert != nil {
+		hc = trusting(cert)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, err := http.NewRequest("GET", c.URL()+api.PathMetrics, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(user, password)
+		var body []byte
+		status := 0
+		if resp, err := hc.Do(req); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			status = resp.StatusCode
+		}
+		if status == http.StatusOK && strings.Contains(string(body), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d long-polls never waited in %s (status %d)", n, c.URL(), status)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

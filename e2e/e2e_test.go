@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,12 +46,12 @@ var seedsAudits = []string{
 	"DNS resolution of suspicious name yahoo.com",
 }
 
-// entry.sh is the seeds' sample app.
+// entry.sh is the seeds' sample app (without its final five-minute sleep:
+// the task ends when it is done, and the audits still reach the console).
 const entrySh = `#!/bin/sh
 mkdir test && echo "mkdir test: created" || echo "mkdir test: refused"
 wget -q -T 5 -O - http://yahoo.com/ && echo "yahoo.com: fetched" || echo "yahoo.com: failed"
 wget -q -T 5 -O - http://google.com/ && echo "google.com: fetched" || echo "google.com: failed"
-sleep 3
 `
 
 func requireTools(t *testing.T) {
@@ -56,14 +59,11 @@ func requireTools(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, b := range []string{"podman", "runc", "catatonit", "slirp4netns", "dash", "mkdir", "wget", "curl", "ip"} {
 		if _, err := exec.LookPath(b); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed (scripts/install-deps.sh installs it)", b)
-			}
-			t.Skipf("needs %s (apt-get install podman runc catatonit slirp4netns busybox-static)", b)
+			testenv.Skip(t, "needs %s (apt-get install podman runc catatonit slirp4netns busybox-static)", b)
 		}
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("needs busybox-static")
+		testenv.Skip(t, "needs busybox-static")
 	}
 }
 
@@ -71,6 +71,8 @@ func requireTools(t *testing.T) {
 // running console.
 type env struct {
 	root, dir, taskguard, defenderTar, consoleURL string
+	// client trusts the console's self-signed certificate (no -k).
+	client *http.Client
 }
 
 // TestE2E runs the seeds' scenarios end to end (issue 9): the runtime rule on
@@ -78,7 +80,7 @@ type env struct {
 // pod, container or network namespace left (must-show 3).
 func TestE2E(t *testing.T) {
 	requireTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	e := &env{root: testenv.RepoRoot(t), dir: t.TempDir()}
 
@@ -87,12 +89,13 @@ func TestE2E(t *testing.T) {
 	goBuild(t, e.root, bin, "./cmd/taskguard", "./cmd/taskguard-console")
 	e.taskguard = filepath.Join(bin, "taskguard")
 
-	// The defender image, from the module source.
+	// The defender image, from the module source, for this machine only (the
+	// pod runs it; the two-platform index is TestDefenderImageIndexCLI's).
 	e.defenderTar = filepath.Join(e.dir, "defender.tar")
-	out := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", e.defenderTar, "--tag", defenderImage)
+	out := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--platform", "linux/"+runtime.GOARCH, "--output", e.defenderTar, "--tag", defenderImage)
 	t.Logf("defender image %s", strings.TrimSpace(out))
 	// Reproducible from source: a second build prints the same digest.
-	if again := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--output", filepath.Join(e.dir, "again.tar"), "--tag", defenderImage); again != out {
+	if again := run(t, ctx, nil, e.taskguard, "defender", "image", "--module", e.root, "--platform", "linux/"+runtime.GOARCH, "--output", filepath.Join(e.dir, "again.tar"), "--tag", defenderImage); again != out {
 		t.Errorf("second defender image build: %s, first: %s", again, out)
 	}
 
@@ -101,14 +104,19 @@ func TestE2E(t *testing.T) {
 	hits := startWebSites(t)
 	startDNS(t, localrun.HostLoopback)
 
-	// A real console, plain HTTP on loopback.
-	e.consoleURL = startConsole(t, ctx, filepath.Join(bin, "taskguard-console"), filepath.Join(e.dir, "console"))
+	// A real console with its defaults: HTTPS with a self-signed certificate
+	// made at first start. --san adds the address the pod reaches the host's
+	// loopback at, which run-local rewrites TASKGUARD_CONSOLE to.
+	e.consoleURL, e.client = startConsole(t, ctx, filepath.Join(bin, "taskguard-console"), filepath.Join(e.dir, "console"))
 
 	t.Run("runtime", func(t *testing.T) { seedsRuntime(t, ctx, e, hits) })
 	t.Run("waf", func(t *testing.T) { seedsWAF(t, ctx, e) })
 }
 
-// protect sends the seeds' sample task, its image replaced, to the console.
+// protect sends the seeds' sample task, its image replaced, to the console
+// with the seeds' curl (word for word but for the host names and the local
+// defender image), and checks that the protected defender container carries
+// what the defender needs to trust the console.
 func (e *env) protect(t *testing.T, ctx context.Context, image string) []byte {
 	t.Helper()
 	sample, err := os.ReadFile(filepath.Join(e.root, "testdata", "taskdef", "seeds-sample.json"))
@@ -116,8 +124,48 @@ func (e *env) protect(t *testing.T, ctx context.Context, image string) []byte {
 		t.Fatal(err)
 	}
 	sample = bytes.Replace(sample, []byte(`"matthewabq/twistlock-fargate-auto"`), []byte(`"`+image+`"`), 1)
-	consoleAddr := strings.TrimPrefix(e.consoleURL, "http://")
-	return call(t, ctx, http.MethodPost, e.consoleURL+api.PathFargateJSON+"?consoleaddr="+consoleAddr+"&defenderImage="+defenderImage, string(sample), http.StatusOK)
+	work := t.TempDir()
+	if err := os.WriteFile(filepath.Join(work, "fargate.json"), sample, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	curl := exec.CommandContext(ctx, "sh", "-c", `curl -s -k -u $TG_USER:$TG_PASS "https://$TG_CONSOLE/api/v1/defenders/fargate.json?consoleaddr=$TG_CONSOLE&defenderImage=$TG_DEFENDER_IMAGE" -X POST -H "Content-Type:application/json" --data-binary "@fargate.json" | jq . > tg_fargate.json`)
+	curl.Dir = work
+	curl.Env = append(os.Environ(), "TG_USER=admin", "TG_PASS="+adminPassword,
+		"TG_CONSOLE="+strings.TrimPrefix(e.consoleURL, "https://"), "TG_DEFENDER_IMAGE="+defenderImage)
+	if out, err := curl.CombinedOutput(); err != nil {
+		t.Fatalf("the seeds' curl: %v\n%s", err, out)
+	}
+	protected, err := os.ReadFile(filepath.Join(work, "tg_fargate.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var td struct {
+		Containers []struct {
+			Name        string `json:"name"`
+			Environment []struct {
+				Name  string `json:"name"`
+				Value string `json:"value"`
+			} `json:"environment"`
+		} `json:"containerDefinitions"`
+	}
+	if err := json.Unmarshal(protected, &td); err != nil {
+		t.Fatalf("protect answered %v:\n%s", err, protected)
+	}
+	defEnv := map[string]string{}
+	for _, c := range td.Containers {
+		if c.Name == "taskguard-defender" {
+			for _, kv := range c.Environment {
+				defEnv[kv.Name] = kv.Value
+			}
+		}
+	}
+	if defEnv["TASKGUARD_CONSOLE"] != e.consoleURL {
+		t.Errorf("the defender's TASKGUARD_CONSOLE is %q, want %s", defEnv["TASKGUARD_CONSOLE"], e.consoleURL)
+	}
+	if !strings.Contains(defEnv["TASKGUARD_CONSOLE_CA_PEM"], "-----BEGIN CERTIFICATE-----") {
+		t.Fatalf("the protected defender container has no TASKGUARD_CONSOLE_CA_PEM: it cannot trust the console's self-signed certificate:\n%s", protected)
+	}
+	return protected
 }
 
 // runLocal returns the run-local command for a protected task.
@@ -127,7 +175,7 @@ func (e *env) runLocal(ctx context.Context, task []byte, image, archive string) 
 		return nil, nil, nil, err
 	}
 	cmd := exec.CommandContext(ctx, e.taskguard, "task", "run-local", taskFile, "-v",
-		"--console", e.consoleURL, "--dns", localrun.HostLoopback, "--stop-timeout", "5s",
+		"--dns", localrun.HostLoopback, "--stop-timeout", "5s",
 		"--image-archive", image+"="+archive, "--image-archive", defenderImage+"="+e.defenderTar)
 	// A test that ends early interrupts it like Ctrl-C, so that it still
 	// tears the pod down (SIGKILL would leave the pod behind).
@@ -153,7 +201,7 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	rule := `{"name": "seeds", "scope": {"containers": ["twistlock-fargate-task"]},
 	  "processes": {"effect": "prevent", "denied": ["mkdir"]},
 	  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"]}}`
-	call(t, ctx, http.MethodPost, e.consoleURL+api.PathRuntimePolicy, rule, http.StatusOK, http.StatusCreated)
+	e.call(t, ctx, http.MethodPost, e.consoleURL+api.PathRuntimePolicy, rule, http.StatusOK, http.StatusCreated)
 
 	protected := e.protect(t, ctx, appImage)
 	cmd, stdout, stderr, err := e.runLocal(ctx, protected, appImage, appTar)
@@ -166,6 +214,16 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 		t.Fatalf("run-local: %v", err)
 	}
 	logs := stdout.String()
+	// The defender trusted the console: no certificate error, and the app
+	// did not start unprotected.
+	for _, bad := range []string{"x509", "tls: failed", "runtime protection is off", "policy fetch failed"} {
+		if strings.Contains(logs, bad) || strings.Contains(stderr.String(), bad) {
+			t.Errorf("the task's output holds %q: the defender did not get its policy cleanly", bad)
+		}
+	}
+	if !strings.Contains(logs, "taskguard-defender | ") || !strings.Contains(logs, `msg="policy updated"`) {
+		t.Errorf("the defender did not log the policy it got from the console")
+	}
 	for _, want := range []string{"mkdir test: refused", "yahoo.com: failed", "google.com: fetched"} {
 		if !strings.Contains(logs, "twistlock-fargate-task | "+want) {
 			t.Errorf("the app did not print %q", want)
@@ -183,7 +241,7 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		got = got[:0]
-		for _, a := range audits(t, ctx, e.consoleURL+api.PathRuntimeAudits+"?task="+family) {
+		for _, a := range e.audits(t, ctx, e.consoleURL+api.PathRuntimeAudits+"?task="+family) {
 			got = append(got, a.Message)
 		}
 		slices.Sort(got)
@@ -201,21 +259,25 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 }
 
 // seedsWAF is the seeds' WAF test: a web server on port 80 behind a WAF rule
-// with external port 8080 (SQLi prevent), the seeds' curl request blocked,
+// with a free external port (the seeds use 8080; SQLi prevent), the seeds' curl request blocked,
 // a benign one answered by the app, the WAF audit in the console.
 func seedsWAF(t *testing.T, ctx context.Context, e *env) {
-	if l, err := net.Listen("tcp", "127.0.0.1:8080"); err != nil {
-		t.Skipf("the WAF test publishes 127.0.0.1:8080: %v", err)
-	} else {
-		l.Close()
+	// The seeds use external port 8080; any free port does, so that the
+	// test runs beside whatever listens on 8080.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	wafURL := "http://127.0.0.1:" + strconv.Itoa(port)
 	const webImage = "localhost/taskguard-e2e/web:seeds"
 	webTar := testimage.Build(t, webImage, testimage.Spec{
 		Files: map[string]string{"/bin/entry.sh": "#!/bin/sh\necho 'the app page' > /tmp/index.html\nexec httpd -f -p 80 -h /tmp\n"},
 	})
 	rule := `{"name": "seeds-waf", "scope": {"containers": ["twistlock-fargate-task"]},
-	  "externalPort": 8080, "appPort": 80, "protections": {"sqli": "prevent"}}`
-	call(t, ctx, http.MethodPost, e.consoleURL+api.PathWAFPolicy, rule, http.StatusOK, http.StatusCreated)
+	  "externalPort": ` + strconv.Itoa(port) + `, "appPort": 80, "protections": {"sqli": "prevent"}}`
+	e.call(t, ctx, http.MethodPost, e.consoleURL+api.PathWAFPolicy, rule, http.StatusOK, http.StatusCreated)
 
 	protected := e.protect(t, ctx, webImage)
 	// The console's protect maps the WAF rule's external port on the defender.
@@ -233,11 +295,11 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	mapped := false
 	for _, c := range td.Containers {
 		for _, pm := range c.PortMappings {
-			mapped = mapped || c.Name == "taskguard-defender" && pm.ContainerPort == 8080
+			mapped = mapped || c.Name == "taskguard-defender" && pm.ContainerPort == port
 		}
 	}
 	if !mapped {
-		t.Fatalf("the protected task does not map the WAF port 8080 on the defender:\n%s", protected)
+		t.Fatalf("the protected task does not map the WAF port %d on the defender:\n%s", port, protected)
 	}
 
 	cmd, stdout, stderr, err := e.runLocal(ctx, protected, webImage, webTar)
@@ -264,7 +326,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	// Wait for the app's page through the WAF.
 	var page string
 	for deadline := time.Now().Add(45 * time.Second); ; {
-		resp, err := http.Get("http://127.0.0.1:8080/")
+		resp, err := http.Get(wafURL + "/")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -282,7 +344,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 			t.Fatal("the defender did not start the WAF proxy")
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("127.0.0.1:8080 did not answer: %v", err)
+			t.Fatalf("%s did not answer: %v", wafURL, err)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -290,9 +352,9 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 		t.Errorf("benign request got %q, want the app's page", page)
 	}
 
-	// The seeds' curl, word for word.
+	// The seeds' curl, word for word but for the port.
 	work := t.TempDir()
-	curl := exec.CommandContext(ctx, "sh", "-c", `curl -o reply.html -H 'Content-Type: application/json' -X POST -d '{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}' http://127.0.0.1:8080`)
+	curl := exec.CommandContext(ctx, "sh", "-c", `curl -o reply.html -H 'Content-Type: application/json' -X POST -d '{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}' `+wafURL)
 	curl.Dir = work
 	if out, err := curl.CombinedOutput(); err != nil {
 		t.Fatalf("curl: %v\n%s", err, out)
@@ -323,7 +385,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	// The console shows the WAF audit.
 	var found *api.Audit
 	for deadline := time.Now().Add(30 * time.Second); found == nil && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		for _, a := range audits(t, ctx, e.consoleURL+api.PathFirewallAudits+"?task="+family) {
+		for _, a := range e.audits(t, ctx, e.consoleURL+api.PathFirewallAudits+"?task="+family) {
 			if a.WAF != nil && a.WAF.EventID == event {
 				found = &a
 				break
@@ -331,7 +393,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 		}
 	}
 	if found == nil {
-		all, _ := json.Marshal(audits(t, ctx, e.consoleURL+api.PathFirewallAudits))
+		all, _ := json.Marshal(e.audits(t, ctx, e.consoleURL+api.PathFirewallAudits))
 		t.Fatalf("the console has no WAF audit with event ID %s; it has %s", event, all)
 	}
 	if !slices.Contains(found.WAF.Protections, "sqli") || found.Container != "twistlock-fargate-task" || found.Effect != "prevent" {
@@ -340,9 +402,9 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	checkTeardown(t, ctx, stderr.String())
 }
 
-func audits(t *testing.T, ctx context.Context, url string) []api.Audit {
+func (e *env) audits(t *testing.T, ctx context.Context, url string) []api.Audit {
 	t.Helper()
-	body := call(t, ctx, http.MethodGet, url, "", http.StatusOK)
+	body := e.call(t, ctx, http.MethodGet, url, "", http.StatusOK)
 	var page struct {
 		Audits []api.Audit `json:"audits"`
 	}
@@ -434,7 +496,7 @@ func run(t *testing.T, ctx context.Context, env []string, name string, args ...s
 	return string(out)
 }
 
-func call(t *testing.T, ctx context.Context, method, url, body string, want ...int) []byte {
+func (e *env) call(t *testing.T, ctx context.Context, method, url, body string, want ...int) []byte {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
@@ -442,7 +504,7 @@ func call(t *testing.T, ctx context.Context, method, url, body string, want ...i
 	}
 	req.SetBasicAuth("admin", adminPassword)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -454,7 +516,10 @@ func call(t *testing.T, ctx context.Context, method, url, body string, want ...i
 	return b
 }
 
-func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) string {
+// startConsole runs taskguard-console with its defaults (HTTPS, a
+// self-signed certificate) on a free loopback port, and returns its URL and
+// a client that trusts its certificate, read from the data directory.
+func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) (string, *http.Client) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -462,34 +527,48 @@ func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) str
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(binary, "--data-dir", dataDir, "--listen", addr, "--insecure-http", "--log-level", "warn")
+	cmd := exec.Command(binary, "--data-dir", dataDir, "--listen", addr, "--san", localrun.HostLoopback, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "TASKGUARD_ADMIN_PASSWORD="+adminPassword, "TASKGUARD_ADMIN_USER=admin")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("console log:\n%s", logs.String())
 		}
 	})
-	url := "http://" + addr
+	url := "https://" + addr
+	certFile := filepath.Join(dataDir, "tls", "console.crt")
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+api.PathPing, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
+		if pemBytes, err := os.ReadFile(certFile); err == nil {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(pemBytes) {
+				tr := http.DefaultTransport.(*http.Transport).Clone()
+				tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+				client := &http.Client{Transport: tr, Timeout: time.Minute}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+api.PathPing, nil)
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						return url, client
+					}
+				}
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("console did not answer on %s: %v\n%s", url, err, logs.String())
+		select {
+		case err := <-exited:
+			t.Fatalf("the console exited: %v\n%s", err, logs.String())
+		case <-time.After(100 * time.Millisecond):
 		}
-		time.Sleep(100 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("console did not answer on %s with the certificate %s\n%s", url, certFile, logs.String())
+		}
 	}
 }
 
@@ -510,7 +589,7 @@ func startWebSites(t *testing.T) *hitCounter {
 	hits := &hitCounter{n: map[string]int{}}
 	l, err := net.Listen("tcp", "127.0.0.1:80")
 	if err != nil {
-		t.Skipf("the web sites need 127.0.0.1:80: %v", err)
+		testenv.Skip(t, "the web sites need 127.0.0.1:80: %v", err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
@@ -556,7 +635,7 @@ func startDNS(t *testing.T, addr string) {
 		}()
 		if err := <-started; err != nil {
 			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EADDRINUSE) {
-				t.Skipf("the test's DNS server needs 127.0.0.1:53: %v", err)
+				testenv.Skip(t, "the test's DNS server needs 127.0.0.1:53: %v", err)
 			}
 			t.Fatalf("DNS on 127.0.0.1:53/%s: %v", network, err)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/testenv"
 	"github.com/taskguard/taskguard/scanners/scantest"
 )
@@ -35,10 +36,7 @@ func requireTool(t *testing.T, path, hint string) string {
 	if p, err := exec.LookPath(path); err == nil {
 		return p
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found; CI must have it: %s", path, hint)
-	}
-	t.Skipf("%s not found (%s); skipping", path, hint)
+	testenv.Skip(t, "%s not found (%s)", path, hint)
 	return ""
 }
 
@@ -115,11 +113,12 @@ func TestSharedLibrary(t *testing.T) {
 		"ci/fake-aws/aws":   "#!/bin/sh\necho \"$@\" >> \"$WORKSPACE/aws-calls.txt\"\n",
 	}
 	declarativeEnv := map[string]string{
-		"TASKGUARD_CACHE_DIR":      f.db,
-		"TASKGUARD_SKIP_DB_UPDATE": "true",
-		"TG_CONSOLE":               strings.TrimPrefix(f.consoleURL, "https://"),
-		"TG_CONSOLE_CA":            f.consoleCA,
-		"TEST_IMAGE_TAR":           f.imageTar,
+		"TASKGUARD_CACHE_DIR":       f.db,
+		"TASKGUARD_SKIP_DB_UPDATE":  "true",
+		"TG_CONSOLE":                strings.TrimPrefix(f.consoleURL, "https://"),
+		"TG_CONSOLE_CA":             f.consoleCA,
+		"TEST_IMAGE_TAR":            f.imageTar,
+		"TG_AGENT_TOKEN_SECRET_ARN": agentSecretARN,
 	}
 	scanScript := func(extra string) string {
 		return fmt.Sprintf(`node {
@@ -146,10 +145,11 @@ func TestSharedLibrary(t *testing.T) {
 			name:        "seeds flow: protect through the console, archive tg_fargate.json",
 			jenkinsfile: "examples/Jenkinsfile.scripted",
 			files:       map[string]string{"fargate.json": "@" + filepath.Join(f.root, "testdata/taskdef/seeds-sample.json")},
-			env:         map[string]string{"TG_CONSOLE": strings.TrimPrefix(f.consoleURL, "https://")},
+			env:         map[string]string{"TG_CONSOLE": strings.TrimPrefix(f.consoleURL, "https://"), "TG_AGENT_TOKEN_SECRET_ARN": agentSecretARN},
 			check: func(t *testing.T, b *buildResult) {
 				wantResult(t, b, "SUCCESS")
 				wantStages(t, b, "Clone repository: SUCCESS", "Fargate Task call: SUCCESS", "Publish Function: SUCCESS")
+				wantSecretReference(t, b.archived(t, "tg_fargate.json"))
 				if len(b.calls("checkout")) != 1 {
 					t.Errorf("checkout calls: %v", b.calls("checkout"))
 				}
@@ -232,6 +232,11 @@ func TestSharedLibrary(t *testing.T) {
 				if len(creds) != 1 || !strings.Contains(fmt.Sprint(creds[0]["bindings"]), "credentialsId:taskguardDefenderManager") || !strings.Contains(fmt.Sprint(creds[0]["bindings"]), "passwordVariable:TASKGUARD_CONSOLE_PASSWORD") {
 					t.Errorf("withCredentials: %v", creds)
 				}
+				wantSecretReference(t, b.archived(t, "tg_fargate.json"))
+				// The console's CI rules applied (none matches: its default rule).
+				if !strings.Contains(b.Log, "policy: console "+f.consoleURL) {
+					t.Errorf("the console's CI rules did not gate the scan:\n%s", b.Log)
+				}
 				// The console protected it: the defender dials the console's host:port.
 				if !strings.Contains(string(b.archived(t, "tg_fargate.json")), strings.TrimPrefix(f.consoleURL, "https://")) {
 					t.Errorf("the protected task does not name the console %s", f.consoleURL)
@@ -251,7 +256,7 @@ func TestSharedLibrary(t *testing.T) {
 				if !strings.Contains(b.Error, "taskguard: build/image.tar "+reason) {
 					t.Errorf("stage error %q lacks the gate's reason %q", b.Error, reason)
 				}
-				if sh := findSh(t, b, "'ci'"); !strings.Contains(sh["script"].(string), "'--policy' 'taskguard-policy.yaml'") || sh["exitCode"] != float64(1) {
+				if sh := findSh(t, b, "'ci'"); !strings.Contains(sh["script"].(string), "'--policy' 'taskguard-policy.yaml'") {
 					t.Errorf("taskguard ci: %v", sh)
 				}
 				junit := b.calls("junit")
@@ -302,33 +307,165 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
-			name:        "scan with publish: true hands the JSON report to taskguardPublish",
-			jenkinsfile: scanScript(", json: 'out/report.json', publish: true, consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true"),
-			files:       scanFiles,
+			name:        "consoleUrl alone: the console's CI rules gate the scan, and the results are published",
+			jenkinsfile: strings.ReplaceAll(scanScript(", json: 'out/report.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: 'true', failBuild: 'false'"), "'image.tar'", "'rules/image.tar'"),
+			files:       map[string]string{"rules/image.tar": "@" + f.imageTar, "fargate.json": scanFiles["fargate.json"]},
 			env:         merge(scanEnv, map[string]string{"CONSOLE_URL": f.consoleURL}),
 			check: func(t *testing.T, b *buildResult) {
-				sh := findSh(t, b, "curl -K -")
-				if sh["exitCode"] != float64(0) {
-					t.Errorf("publish script exit %v, want 0", sh["exitCode"])
-				}
-				env := fmt.Sprint(b.calls("withEnv"))
-				for _, want := range []string{"TG_REPORT=out/report.json", "TG_URL=" + f.consoleURL + "/api/v1/scans", "TG_CONSOLE_INSECURE=true"} {
-					if !strings.Contains(env, want) {
-						t.Errorf("withEnv %s lacks %s", env, want)
+				ci := findSh(t, b, "'ci'")
+				for _, want := range []string{"'--console' '" + f.consoleURL + "'", "'--console-insecure'"} {
+					if !strings.Contains(ci["script"].(string), want) {
+						t.Errorf("taskguard ci lacks %s:\n%s", want, ci["script"])
 					}
 				}
-				if ci := findSh(t, b, "'ci'"); strings.Contains(ci["script"].(string), "--console") {
-					t.Errorf("no protection asked, yet taskguard ci got the console:\n%s", ci["script"])
+				if strings.Contains(ci["script"].(string), "--no-publish") || strings.Contains(ci["script"].(string), "--protected-task-output") {
+					t.Errorf("taskguard ci:\n%s", ci["script"])
 				}
-				wantResult(t, b, "SUCCESS")
-				if !strings.Contains(b.Log, "published to "+f.consoleURL) {
+				// The console's rule for rules/* blocks images running as root
+				// (the same rule blocks in the CLI and the Action).
+				if !strings.Contains(b.Log, "scan result: blocked") || !strings.Contains(b.Log, "TG-IMG-001") || !strings.Contains(b.Log, "failBuild is false") {
 					t.Errorf("log:\n%s", b.Log)
 				}
-				if !consoleHasScan(t, f, "image.tar", "passed") {
+				wantResult(t, b, "SUCCESS")
+				if !strings.Contains(b.Log, "scan results published to the console") {
+					t.Errorf("log:\n%s", b.Log)
+				}
+				if !consoleHasScan(t, f, "rules/image.tar", "blocked") {
 					t.Error("the console does not list the published scan")
+				}
+				creds := fmt.Sprint(b.calls("withCredentials"))
+				if !strings.Contains(creds, "credentialsId:ci") || !strings.Contains(creds, "passwordVariable:TASKGUARD_CONSOLE_PASSWORD") {
+					t.Errorf("withCredentials: %s", creds)
 				}
 				wantArchived(t, b, "out/report.json", "taskguard-junit.xml")
 				wantNoSecret(t, b, ciPassword)
+			},
+		},
+		{
+			name:        "boolean parameters are parsed strictly from strings",
+			jenkinsfile: scanScript(", policy: 'taskguard-policy.yaml', failBuild: 'false', onlyFixed: 'false', unstableOnBlock: 'false'") + "\nnode { stage('bad') { taskguardScan(input: 'image.tar', failBuild: 'no') } }\n",
+			files:       scanFiles,
+			env:         scanEnv,
+			check: func(t *testing.T, b *buildResult) {
+				// 'false' is false: the blocked gate only warns, and no
+				// --only-fixed is passed.
+				sh := findSh(t, b, "'ci'")
+				if strings.Contains(sh["script"].(string), "--only-fixed") {
+					t.Errorf("onlyFixed 'false' turned --only-fixed on:\n%s", sh["script"])
+				}
+				if !strings.Contains(b.Log, "scan result: blocked") || !strings.Contains(b.Log, "failBuild is false") {
+					t.Errorf("log:\n%s", b.Log)
+				}
+				wantStages(t, b, "scan: SUCCESS", "after: SUCCESS", "bad: FAILURE")
+				if b.Error != "taskguardScan: parameter 'failBuild' must be true or false (a boolean, or the string 'true' or 'false'), not 'no'" {
+					t.Errorf("error %q", b.Error)
+				}
+				if n := len(b.calls("sh")); n != 1 {
+					t.Errorf("%d sh calls, want 1: the bad parameter must stop the step before it runs", n)
+				}
+			},
+		},
+		{
+			name:        "parallel scans with string parameters, stage post, when, and the token as an ECS secret",
+			jenkinsfile: "examples/Jenkinsfile.parallel",
+			files: map[string]string{
+				"build/web.tar": "@" + f.imageTar, "build/worker.tar": "@" + f.imageTar,
+				"fargate.json":          "@" + filepath.Join(f.root, "testdata/taskdef/seeds-sample.json"),
+				"taskguard-policy.yaml": strictPolicy,
+			},
+			env: merge(declarativeEnv, map[string]string{"TG_FAIL_BUILD": "false", "TG_ONLY_FIXED": "true"}),
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "SUCCESS")
+				wantStages(t, b, "web: SUCCESS", "worker: SUCCESS", "Scan: SUCCESS", "Protect: SUCCESS", "Deploy: skipped (when)")
+				if p := b.calls("parallel"); len(p) != 1 || fmt.Sprint(p[0]["branches"]) != "[web worker]" {
+					t.Errorf("parallel: %v", p)
+				}
+				for _, name := range []string{"web", "worker"} {
+					sh := findSh(t, b, "'build/"+name+".tar'")
+					if !strings.Contains(sh["script"].(string), "'--only-fixed'") || !strings.Contains(sh["script"].(string), "'--skip-db-update'") {
+						t.Errorf("%s: onlyFixed/skipDbUpdate 'true' not applied:\n%s", name, sh["script"])
+					}
+					if !strings.Contains(sh["script"].(string), "mktemp") {
+						t.Errorf("%s: the step's scratch file is not its own:\n%s", name, sh["script"])
+					}
+				}
+				// The strict policy blocks web (failBuild 'false': a warning);
+				// worker runs under the default policy and passes.
+				for _, want := range []string{"web: blocked", "failBuild is false", "worker: passed", "web: scanned", "worker: scanned"} {
+					if !strings.Contains(b.Log, want) {
+						t.Errorf("log lacks %q:\n%s", want, b.Log)
+					}
+				}
+				if strings.Contains(b.Log, "web: the scan stage failed") {
+					t.Errorf("post { failure } ran for a stage that passed")
+				}
+				posts := fmt.Sprint(b.calls("post"))
+				for _, want := range []string{"condition:always stage:web", "condition:always stage:worker", "condition:always stage:<nil>"} {
+					if !strings.Contains(posts, want) {
+						t.Errorf("post calls %s lack %s", posts, want)
+					}
+				}
+				wantArchived(t, b, "reports/web-junit.xml", "reports/web.json", "reports/web.sarif", "reports/worker-junit.xml", "reports/worker.json", "reports/worker.sarif", "tg_fargate.json")
+				wantSecretReference(t, b.archived(t, "tg_fargate.json"))
+				if ri := b.calls("recordIssues"); len(ri) != 1 || !strings.Contains(fmt.Sprint(ri[0]["files"]), "web.sarif") || !strings.Contains(fmt.Sprint(ri[0]["files"]), "worker.sarif") {
+					t.Errorf("recordIssues: %v", ri)
+				}
+				if _, err := os.Stat(filepath.Join(b.workspace, "aws-calls.txt")); err == nil {
+					t.Errorf("Deploy ran although DEPLOY is not 'true'")
+				}
+				wantNoScratch(t, b)
+				wantNoSecret(t, b, managerPassword)
+			},
+		},
+		{
+			name:        "parallel: a bad string parameter fails its branch by name, the other branch still runs",
+			jenkinsfile: "examples/Jenkinsfile.parallel",
+			files: map[string]string{
+				"build/web.tar": "@" + f.imageTar, "build/worker.tar": "@" + f.imageTar,
+				"fargate.json":          "@" + filepath.Join(f.root, "testdata/taskdef/seeds-sample.json"),
+				"taskguard-policy.yaml": strictPolicy,
+			},
+			env: merge(declarativeEnv, map[string]string{"TG_FAIL_BUILD": "False", "TG_ONLY_FIXED": "false", "DEPLOY": "true"}),
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "FAILURE")
+				wantStages(t, b, "web: FAILURE", "worker: FAILURE", "Scan: FAILURE", "Protect: skipped", "Deploy: skipped")
+				const msg = "taskguardScan: parameter 'failBuild' must be true or false (a boolean, or the string 'true' or 'false'), not 'False'"
+				if strings.Count(b.Error, msg) != 2 {
+					t.Errorf("error %q, want the message for each branch: %s", b.Error, msg)
+				}
+				if !strings.Contains(b.Log, "web: the scan stage failed") || !strings.Contains(b.Log, "worker: scanned") {
+					t.Errorf("stage post blocks did not run:\n%s", b.Log)
+				}
+				if len(b.calls("sh")) != 0 {
+					t.Errorf("sh ran: %v", b.calls("sh"))
+				}
+			},
+		},
+		{
+			name: "scripted parallel: every branch runs, the first failure fails the build",
+			jenkinsfile: `node {
+    stage('scans') {
+        parallel(
+            good: { Map r = taskguardScan(input: 'image.tar', cacheDir: env.TASKGUARD_CACHE_DIR, skipDbUpdate: 'true', junit: 'good-junit.xml', json: 'good.json'); echo "good: ${r.result}" },
+            bad: { taskguardScan(input: 'image.tar', onlyFixed: 'yes') },
+            later: { echo 'later branch ran' }
+        )
+    }
+}`,
+			files: scanFiles,
+			env:   scanEnv,
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "FAILURE")
+				if p := b.calls("parallel"); len(p) != 1 || fmt.Sprint(p[0]["branches"]) != "[good bad later]" {
+					t.Errorf("parallel: %v", p)
+				}
+				if !strings.Contains(b.Log, "good: passed") || !strings.Contains(b.Log, "later branch ran") {
+					t.Errorf("a branch did not run:\n%s", b.Log)
+				}
+				if !strings.Contains(b.Error, "parameter 'onlyFixed' must be true or false") {
+					t.Errorf("error %q", b.Error)
+				}
+				wantArchived(t, b, "good-junit.xml", "good.json")
 			},
 		},
 		{
@@ -490,6 +627,17 @@ func newFixture(t *testing.T) *fixture {
 	run(t, nil, filepath.Join(f.bin, "taskguard"), "db", "build", "--advisories", filepath.Join(testenv.SharedDir(t), "corpora", "advisories"), "--cache-dir", f.db)
 	f.imageTar = writeImage(t, filepath.Join(tmp, "image.tar"))
 	f.startConsole(t, filepath.Join(tmp, "console"))
+	// A console CI rule for the images under rules/ only: it blocks images
+	// that run as root, where the default rule only alerts.
+	admin, err := api.NewClient(f.consoleURL, api.WithBasicAuth("admin", "admin-password-for-tests"), api.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddCIRule(context.Background(), policy.CIRule{Name: "jenkins-rules-only", Scope: policy.Scope{Images: []string{"rules/*"}},
+		Vulnerabilities: policy.VulnRule{BlockThreshold: "CRITICAL", OnlyFixed: true},
+		Compliance:      policy.ComplianceRule{Checks: map[string]policy.Action{"TG-IMG-001": policy.ActionBlock}}}); err != nil {
+		t.Fatalf("add the console's CI rule: %v", err)
+	}
 	return f
 }
 
@@ -771,6 +919,54 @@ func wantProtected(t *testing.T, data []byte, family string, argv ...string) {
 	if got := strings.Join(task.ContainerDefinitions[0].EntryPoint, " "); got != strings.Join(argv, " ") {
 		t.Errorf("app container entryPoint %q, want %q", got, strings.Join(argv, " "))
 	}
+}
+
+// wantSecretReference checks that the defender gets its credential as an ECS
+// secret (valueFrom the ARN) and that no container holds a plain token.
+func wantSecretReference(t *testing.T, data []byte) {
+	t.Helper()
+	var task struct {
+		ContainerDefinitions []struct {
+			Name        string `json:"name"`
+			Environment []struct {
+				Name string `json:"name"`
+			} `json:"environment"`
+			Secrets []struct {
+				Name      string `json:"name"`
+				ValueFrom string `json:"valueFrom"`
+			} `json:"secrets"`
+		} `json:"containerDefinitions"`
+	}
+	if err := json.Unmarshal(data, &task); err != nil {
+		t.Fatalf("protected task: %v", err)
+	}
+	found := false
+	for _, c := range task.ContainerDefinitions {
+		for _, e := range c.Environment {
+			if e.Name == "TASKGUARD_AGENT_TOKEN" {
+				t.Errorf("container %s carries a plain TASKGUARD_AGENT_TOKEN", c.Name)
+			}
+		}
+		for _, s := range c.Secrets {
+			if s.Name == "TASKGUARD_AGENT_TOKEN" && s.ValueFrom == agentSecretARN {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no container holds TASKGUARD_AGENT_TOKEN as a secret from %s:\n%s", agentSecretARN, data)
+	}
+}
+
+// wantNoScratch checks that the steps left no scratch file in the workspace.
+func wantNoScratch(t *testing.T, b *buildResult) {
+	t.Helper()
+	filepath.WalkDir(b.workspace, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".stderr") || strings.HasSuffix(path, ".err") || strings.HasSuffix(path, ".response")) {
+			t.Errorf("scratch file left in the workspace: %s", path)
+		}
+		return nil
+	})
 }
 
 func wantJUnit(t *testing.T, data []byte, failures int) {

@@ -19,12 +19,15 @@ DEBIAN_PACKAGES+=(wget)       # defender end-to-end tests: the seeds' script fet
 DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
 DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 DEBIAN_PACKAGES+=(wrk)        # bench/waf wrk.sh: the external load generator driving the real sidecar
+DEBIAN_PACKAGES+=(qemu-user-static) # defender arm64: the supervisor's parsers, filter and path tests run under qemu-aarch64-static
+# (scripts/arm64-vm-check.sh, run by hand, also needs qemu-system-arm and cpio: it boots an arm64 kernel)
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and the tiny test images
 DEBIAN_PACKAGES+=(podman runc catatonit) # cli/localrun, e2e: task run-local (runc: crun fails on hybrid cgroups; catatonit: the pod infra)
 DEBIAN_PACKAGES+=(slirp4netns uidmap) # podman networking (the pod reaches the host loopback) and its user-namespace helpers
 DEBIAN_PACKAGES+=(iproute2)           # e2e, cli/localrun: ip netns list after teardown
+DEBIAN_PACKAGES+=(python3-botocore)   # console/fargate: protect output checked against the ECS API model (service-2.json, ParamValidator)
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

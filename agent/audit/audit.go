@@ -27,10 +27,33 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Enforcement is what the defender really did about a call its rule
+// prevents. Audits word it, so they never claim a refusal that did not happen.
+type Enforcement int
+
+// The enforcements.
+const (
+	// Blocked: the call was refused (it failed with EPERM and did not run).
+	Blocked Enforcement = iota
+	// Killed: the call could not be refused, so the process was killed
+	// before the call ran.
+	Killed
+	// Ended: the process ended before the answer; the call did not run.
+	Ended
+	// NotEnforced: the call could be neither refused nor its process
+	// killed; it may have run.
+	NotEnforced
+)
+
 // ExecMessage words a process audit:
 // "/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test".
 func ExecMessage(path, parent string, argv []string, d policy.Decision) string {
-	return fmt.Sprintf("%s launched from %s and %s. Full command: %s", path, parent, verdictPhrase(d), strings.Join(argv, " "))
+	return ExecMessageAs(path, parent, argv, d, Blocked)
+}
+
+// ExecMessageAs is ExecMessage for what really happened (e) to a prevented exec.
+func ExecMessageAs(path, parent string, argv []string, d policy.Decision, e Enforcement) string {
+	return fmt.Sprintf("%s launched from %s and %s. Full command: %s", path, parent, verdictPhrase(d, e), strings.Join(argv, " "))
 }
 
 // DNSMessage words a DNS audit: "DNS resolution of suspicious name yahoo.com".
@@ -38,18 +61,40 @@ func DNSMessage(name string) string {
 	return "DNS resolution of suspicious name " + name
 }
 
+// DNSMessageAs is DNSMessage for what really happened (e) to a prevented query.
+func DNSMessageAs(name string, d policy.Decision, e Enforcement) string {
+	if !d.Prevent() || e == Blocked {
+		return DNSMessage(name)
+	}
+	return DNSMessage(name) + "; " + outcomeClause(e)
+}
+
 // ConnectMessage words an outbound connection audit.
 func ConnectMessage(addr string, parent string, d policy.Decision) string {
-	return fmt.Sprintf("Outbound connection to %s from %s %s", addr, parent, verdictPhrase(d))
+	return ConnectMessageAs(addr, parent, d, Blocked)
+}
+
+// ConnectMessageAs is ConnectMessage for what really happened (e) to a prevented connect.
+func ConnectMessageAs(addr string, parent string, d policy.Decision, e Enforcement) string {
+	return fmt.Sprintf("Outbound connection to %s from %s %s", addr, parent, verdictPhrase(d, e))
 }
 
 // ListenMessage words a listening port audit.
 func ListenMessage(port uint16, proto, parent string, d policy.Decision) string {
-	return fmt.Sprintf("Listening on %s port %d by %s %s", proto, port, parent, verdictPhrase(d))
+	return ListenMessageAs(port, proto, parent, d, Blocked)
 }
 
-func verdictPhrase(d policy.Decision) string {
+// ListenMessageAs is ListenMessage for what really happened (e) to a prevented listener.
+func ListenMessageAs(port uint16, proto, parent string, d policy.Decision, e Enforcement) string {
+	return fmt.Sprintf("Listening on %s port %d by %s %s", proto, port, parent, verdictPhrase(d, e))
+}
+
+func verdictPhrase(d policy.Decision, e Enforcement) string {
 	switch {
+	case d.Prevent() && e != Blocked && d.Reason == policy.ReasonDenied:
+		return "is explicitly denied in the runtime rule; " + outcomeClause(e)
+	case d.Prevent() && e != Blocked:
+		return "is not allowed by the runtime rule; " + outcomeClause(e)
 	case d.Reason == policy.ReasonDenied && d.Prevent():
 		return "is explicitly blocked in the runtime rule"
 	case d.Reason == policy.ReasonDenied:
@@ -59,6 +104,17 @@ func verdictPhrase(d policy.Decision) string {
 	default:
 		return "is not allowed by the runtime rule (alert only)"
 	}
+}
+
+// outcomeClause says what happened instead of a refusal.
+func outcomeClause(e Enforcement) string {
+	switch e {
+	case Killed:
+		return "the call could not be refused, so the process was killed before it ran"
+	case Ended:
+		return "the process ended before the call was refused; the call did not run"
+	}
+	return "the call could be neither refused nor its process killed, so it may have run"
 }
 
 // JSONLines writes each audit as one JSON object per line. It is safe for

@@ -1,8 +1,6 @@
 package command
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,7 +70,8 @@ func auditSink(path string) (audit.Sink, io.Closer, error) {
 func newEntrypoint() *cobra.Command {
 	var socketPath, policyFile, auditFile, logLevel, supervisor string
 	var inventoryMode string
-	var inventoryDelay, inventoryInterval time.Duration
+	var inventoryDelay, inventoryInterval, policyWait time.Duration
+	var inventoryCPU float64
 	var failClosed bool
 	cmd := &cobra.Command{
 		Use:   "entrypoint [flags] -- ARGV...",
@@ -80,9 +80,15 @@ func newEntrypoint() *cobra.Command {
 matches this container (TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE). The exit
 status is the app's own. Every flag has an environment variable, since an ECS entryPoint
 is fixed: TASKGUARD_SOCKET, TASKGUARD_POLICY_FILE, TASKGUARD_AUDIT_FILE,
-TASKGUARD_FAIL_CLOSED=1, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
-TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL. With a sidecar, the container's
-packages and compliance are inventoried in the background (low priority) for the console.`,
+TASKGUARD_FAIL_CLOSED=1, TASKGUARD_POLICY_WAIT, TASKGUARD_SUPERVISOR, TASKGUARD_LOG_LEVEL, TASKGUARD_INVENTORY=off,
+TASKGUARD_INVENTORY_DELAY, TASKGUARD_INVENTORY_INTERVAL, TASKGUARD_INVENTORY_CPU. With a sidecar, the container's
+packages and compliance are inventoried in the background (low priority) for the console.
+
+Fail-open (the default): when there is no sidecar, no policy within the
+policy wait (5s), or supervision cannot start, the app starts unprotected and a
+log line and a high-severity "defender" audit say so and why. Fail-closed
+(TASKGUARD_FAIL_CLOSED=1): the app is not started then; the launcher waits for
+the policy up to the policy wait (60s) and exits non-zero with the reason.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sink, closer, err := auditSink(auditFile)
@@ -104,8 +110,9 @@ packages and compliance are inventoried in the background (low priority) for the
 				PolicyFile: policyFile,
 				Audits:     sink,
 				FailClosed: failClosed,
+				PolicyWait: policyWait,
 				Supervisor: supervisor,
-				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, socketPath),
+				Inventory:  inventorySchedule(inventoryMode, inventoryDelay, inventoryInterval, inventoryCPU, socketPath),
 				Files:      [3]*os.File{os.Stdin, os.Stdout, os.Stderr},
 				Log:        logger(logLevel),
 			})
@@ -130,11 +137,13 @@ packages and compliance are inventoried in the background (low priority) for the
 	f.StringVar(&socketPath, "socket", env("TASKGUARD_SOCKET", socket.DefaultPath), "the sidecar's unix socket")
 	f.StringVar(&policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "a local policy file (standalone: no sidecar)")
 	f.StringVar(&auditFile, "audits", env("TASKGUARD_AUDIT_FILE", ""), `write audits as JSON lines to this file ("-" for stdout) instead of the sidecar`)
-	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "refuse to start the app when supervision cannot start")
+	f.BoolVar(&failClosed, "fail-closed", env("TASKGUARD_FAIL_CLOSED", "") == "1", "never start the app unprotected: not without a sidecar, not without a policy within --policy-wait, not when supervision cannot start")
+	f.DurationVar(&policyWait, "policy-wait", envDuration("TASKGUARD_POLICY_WAIT", 0), "how long to wait for the sidecar's first policy (0: 5s, or 60s with --fail-closed)")
 	f.StringVar(&logLevel, "log-level", env("TASKGUARD_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	f.StringVar(&supervisor, "supervisor", env("TASKGUARD_SUPERVISOR", "auto"), "auto (seccomp user notification where the kernel offers it, else ptrace), ptrace or usernotif")
 	f.StringVar(&inventoryMode, "inventory", env(inventory.EnvOptOut, "on"), "on: inventory this container's packages and compliance for the console (through the sidecar); off: never")
 	f.DurationVar(&inventoryDelay, "inventory-delay", envDuration("TASKGUARD_INVENTORY_DELAY", inventory.DefaultDelay), "wait this long after the app starts before the first inventory (0: at once)")
+	f.Float64Var(&inventoryCPU, "inventory-cpu", envFloat("TASKGUARD_INVENTORY_CPU", inventory.DefaultCPUBudget), "share of one CPU the inventory walk may use (0 < x <= 1; it also runs at the lowest CPU and I/O priority)")
 	f.DurationVar(&inventoryInterval, "inventory-interval", envDuration("TASKGUARD_INVENTORY_INTERVAL", inventory.DefaultInterval), "check the package databases this often; rescan when they changed")
 	return cmd
 }
@@ -147,9 +156,18 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
+// envFloat reads a number from the environment; def when unset or not a
+// number in (0, 1].
+func envFloat(name string, def float64) float64 {
+	if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f > 0 && f <= 1 {
+		return f
+	}
+	return def
+}
+
 // inventorySchedule is the launcher's inventory configuration, nil when
 // turned off. The defender's own volume (the socket's folder) is not scanned.
-func inventorySchedule(mode string, delay, interval time.Duration, socketPath string) *inventory.Schedule {
+func inventorySchedule(mode string, delay, interval time.Duration, cpu float64, socketPath string) *inventory.Schedule {
 	if !inventory.Enabled(func(string) string { return mode }) {
 		return nil
 	}
@@ -162,9 +180,10 @@ func inventorySchedule(mode string, delay, interval time.Duration, socketPath st
 	}
 	return &inventory.Schedule{
 		Options: inventory.Options{
-			Root:     "/",
-			SkipDirs: inventory.SkipDirsFor("/", skip...),
-			UID:      os.Geteuid(),
+			Root:      "/",
+			SkipDirs:  inventory.SkipDirsFor("/", skip...),
+			UID:       os.Geteuid(),
+			CPUBudget: cpu,
 		},
 		Identity: policy.Identity{
 			TaskFamily: os.Getenv("TASKGUARD_TASK"),
@@ -207,7 +226,9 @@ func newSidecar() *cobra.Command {
 		Short: "Sync policy from the console and ship audits (the defender container)",
 		Long: `Serves the launchers of this task over a unix socket in the shared volume. With
 --console it long-polls the policy and posts audits with the agent token
-(TASKGUARD_AGENT_TOKEN or --token-file); with --policy it serves a local file and
+(TASKGUARD_AGENT_TOKEN or --token-file). A console with a self-signed certificate
+is trusted through TASKGUARD_CONSOLE_CA_PEM (its PEM text, which protect writes)
+or TASKGUARD_CONSOLE_CA (a file); with --policy it serves a local file and
 writes audits as JSON lines (--audits, default stdout).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -228,17 +249,9 @@ writes audits as JSON lines (--audits, default stdout).`,
 				if token == "" {
 					return errors.New("sidecar: the console needs an agent token: set TASKGUARD_AGENT_TOKEN or --token-file")
 				}
-				tlsConf := &tls.Config{InsecureSkipVerify: o.insecure} //nolint:gosec // opt-in for self-signed consoles
-				if o.caFile != "" {
-					pem, err := os.ReadFile(o.caFile)
-					if err != nil {
-						return fmt.Errorf("console CA: %w", err)
-					}
-					pool := x509.NewCertPool()
-					if !pool.AppendCertsFromPEM(pem) {
-						return fmt.Errorf("console CA %s: no PEM certificate in it", o.caFile)
-					}
-					tlsConf.RootCAs = pool
+				tlsConf, err := sidecar.Trust{CAFile: o.caFile, CAPEM: os.Getenv(sidecar.EnvConsoleCAPEM), Insecure: o.insecure}.TLSConfig()
+				if err != nil {
+					return fmt.Errorf("sidecar: %w", err)
 				}
 				opts.Console = &sidecar.Console{BaseURL: o.consoleURL, Token: token, HTTP: &http.Client{
 					Timeout:   o.wait + 30*time.Second,
@@ -266,7 +279,7 @@ writes audits as JSON lines (--audits, default stdout).`,
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the agent token (else TASKGUARD_AGENT_TOKEN)")
 	f.StringVar(&o.taskFamily, "task", env("TASKGUARD_TASK", ""), "the task family, which WAF rules are matched against")
 	f.StringVar(&o.wafAddr, "waf-addr", env("TASKGUARD_WAF_ADDR", ""), "address the WAF proxies listen on (default: every address of the task)")
-	f.StringVar(&o.caFile, "ca-file", env("TASKGUARD_CONSOLE_CA", ""), "PEM CA certificate of the console")
+	f.StringVar(&o.caFile, "ca-file", env(sidecar.EnvConsoleCA, ""), "PEM file of the console's certificate or CA, trusted beside the system's roots (also "+sidecar.EnvConsoleCAPEM+": the PEM text itself)")
 	f.BoolVar(&o.insecure, "insecure", false, "skip TLS verification of the console (self-signed, tests only)")
 	f.DurationVar(&o.wait, "policy-wait", 30*time.Second, "long-poll duration asked of the console")
 	f.StringVar(&o.policyFile, "policy", env("TASKGUARD_POLICY_FILE", ""), "serve this policy file (no console)")

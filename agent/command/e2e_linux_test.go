@@ -181,6 +181,8 @@ type env struct {
 	queries chan string
 	// supervisor is TASKGUARD_SUPERVISOR for the launches ("" = default ptrace).
 	supervisor string
+	// stopSidecar stops the running sidecar and waits for its exit.
+	stopSidecar func()
 }
 
 func serveHTTP(t *testing.T, addr, body string) {
@@ -238,14 +240,17 @@ func newEnv(t *testing.T, p *policy.Policy) *env {
 		t.Cleanup(func() { srv.Close() })
 		e.consURL = "http://" + l.Addr().String()
 	})
-	e.startSidecar(t)
+	e.stopSidecar = e.startSidecar(t)
 	return e
 }
 
 func (e *env) socket() string { return filepath.Join(e.dir, "defender.sock") }
 
-func (e *env) startSidecar(t *testing.T) {
+// startSidecar starts the sidecar and waits for its socket; the returned
+// func stops it (SIGINT) and waits for its exit (the test's cleanup does too).
+func (e *env) startSidecar(t *testing.T) (stop func()) {
 	defender, _ := binaries(t)
+	_ = os.Remove(e.socket())
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, defender, "sidecar", "--console", e.consURL, "--socket", e.socket(),
@@ -258,17 +263,21 @@ func (e *env) startSidecar(t *testing.T) {
 			t.Fatalf("start sidecar: %v", err)
 		}
 	})
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("sidecar output:\n%s", out.String())
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("sidecar output:\n%s", out.String())
+			}
+		})
+	}
+	t.Cleanup(stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(e.socket()); err == nil {
-			return
+			return stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("sidecar socket never appeared; output:\n%s", out.String())
@@ -605,7 +614,7 @@ func TestSignalsAndStatus(t *testing.T) {
 // orphans reparented to it.
 func TestPID1ReapsZombies(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
+		testenv.Skip(t, "unshare (util-linux) not installed")
 	}
 	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
 	r := e.launchWith(t, []string{"unshare", "--pid", "--fork", "--mount-proc"}, `echo "pid=$PPID"
@@ -812,7 +821,7 @@ func TestNonRootApp(t *testing.T) {
 // children (a debugger, strace), and supervision still holds for them.
 func TestAppUsesPtrace(t *testing.T) {
 	if _, err := exec.LookPath("strace"); err != nil {
-		t.Skip("strace not installed")
+		testenv.Skip(t, "strace not installed")
 	}
 	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
 	e.supervisor = "usernotif"
@@ -840,4 +849,118 @@ func TestGoResolver(t *testing.T) {
 		}
 		waitMessages(t, e.console, []string{"DNS resolution of suspicious name yahoo.com"})
 	})
+}
+
+// TestAuditsNameWhatRan: the seeds' text names the programs as they were
+// called (/bin/mkdir, /bin/wget), and the audit's process detail names the
+// file the kernel ran: on this usr-merged host (/bin -> usr/bin) that is
+// /usr/bin/mkdir, with the called name kept in calledAs.
+func TestAuditsNameWhatRan(t *testing.T) {
+	rule := seedsRule(policy.EffectPrevent)
+	rule.Network.DeniedOutbound = []policy.Destination{{CIDR: yahooIP.String() + "/32"}}
+	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}}, func(t *testing.T, e *env) {
+		e.launch(t, "mkdir test\nwget -q -T 3 -t 1 -O- http://10.77.0.1/\nexit 0\n")
+		audits := waitMessages(t, e.console, []string{
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test",
+			"Outbound connection to 10.77.0.1:80 from /bin/wget is explicitly blocked in the runtime rule",
+		})
+		realOf := func(p string) string {
+			r, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		want := map[api.AuditKind][2]string{
+			api.AuditProcess: {realOf("/bin/mkdir"), "/bin/mkdir"},
+			api.AuditNetwork: {realOf("/bin/wget"), "/bin/wget"},
+		}
+		for _, a := range audits {
+			w := want[a.Kind]
+			called := w[1]
+			if w[0] == w[1] {
+				called = "" // not usr-merged: nothing to keep
+			}
+			if a.Process == nil || a.Process.Path != w[0] || a.Process.CalledAs != called {
+				t.Errorf("%s audit process %+v: want path %s called as %q", a.Kind, a.Process, w[0], called)
+			}
+		}
+	})
+}
+
+// waitFile polls (with a deadline) until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLauncherReconnects: the sidecar process is stopped while the app runs
+// and started again; the launcher keeps enforcing the policy it holds, links
+// to the new sidecar and delivers the audits it held meanwhile.
+func TestLauncherReconnects(t *testing.T) {
+	e := newEnv(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+	syncDir := filepath.Join(e.dir, "sync")
+	if err := os.MkdirAll(syncDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.launchCmd(t, nil, `mkdir one
+touch "$SYNC/one"
+while [ ! -e "$SYNC/stopped" ]; do sleep 0.02; done
+mkdir two; echo "two=$?"
+mkdir three; echo "three=$?"
+touch "$SYNC/away"
+while [ ! -e "$SYNC/delivered" ]; do sleep 0.02; done
+exit 3
+`, "SYNC="+syncDir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var err error
+	e.net.in(t, func() { err = cmd.Start() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	msg := func(dir string) string {
+		return "/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir " + dir
+	}
+	waitFile(t, filepath.Join(syncDir, "one"))
+	waitMessages(t, e.console, []string{msg("one")})
+	e.stopSidecar()
+	if err := os.WriteFile(filepath.Join(syncDir, "stopped"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(syncDir, "away"))
+	e.stopSidecar = e.startSidecar(t)
+	waitMessages(t, e.console, []string{msg("one"), msg("two"), msg("three")})
+	if err := os.WriteFile(filepath.Join(syncDir, "delivered"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+			t.Errorf("launcher ended with %v, want the app's exit 3", err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the app did not end")
+	}
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	for _, want := range []string{"two=1", "three=1"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q: the policy was not enforced while the sidecar was away", want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "work", "two")); err == nil {
+		t.Error("directory two exists: mkdir ran while the sidecar was away")
+	}
 }

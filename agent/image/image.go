@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -61,8 +62,17 @@ func Build(opts Options) (v1.Image, error) {
 	if len(opts.Binary) == 0 {
 		return nil, errors.New("defender image: the defender binary is empty")
 	}
+	arch := opts.Arch
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
 	if !isStaticELF(opts.Binary) {
 		return nil, errors.New("defender image: the binary is not a static ELF executable (build it with CGO_ENABLED=0)")
+	}
+	if got, err := BinaryArch(opts.Binary); err != nil {
+		return nil, fmt.Errorf("defender image: %w", err)
+	} else if got != arch {
+		return nil, fmt.Errorf("defender image: the binary is for linux/%s, not linux/%s", got, arch)
 	}
 	user := opts.User
 	if user == "" {
@@ -101,10 +111,6 @@ func Build(opts Options) (v1.Image, error) {
 		return nil, fmt.Errorf("defender image: config: %w", err)
 	}
 	cf = cf.DeepCopy()
-	arch := opts.Arch
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
 	version := opts.Version
 	if version == "" {
 		version = "devel"
@@ -176,17 +182,30 @@ func parseUser(s string) (uid, gid int, err error) {
 // isStaticELF reports whether b is an ELF executable with no program
 // interpreter (PT_INTERP), i.e. one that runs in an image with no libc.
 func isStaticELF(b []byte) bool {
-	if len(b) < 64 || !bytes.Equal(b[:4], []byte("\x7fELF")) {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
 		return false
 	}
-	return !bytes.Contains(b[:min(len(b), 4096)], []byte("/lib64/ld-linux")) &&
-		!bytes.Contains(b[:min(len(b), 4096)], []byte("/lib/ld-"))
+	defer f.Close()
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return false
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }
 
-// BuildBinary compiles cmd/taskguard-defender from the module at moduleDir
-// with CGO_ENABLED=0 and -trimpath (so the bytes do not depend on where the
-// source lives) and returns the binary.
-func BuildBinary(ctx context.Context, moduleDir string) ([]byte, error) {
+// BuildBinary compiles cmd/taskguard-defender for linux/arch (empty: this
+// machine's) from the module at moduleDir with CGO_ENABLED=0 and -trimpath
+// (so the bytes do not depend on where the source lives) and returns the
+// binary. moduleDir must be a taskguard source tree (IsSourceTree).
+func BuildBinary(ctx context.Context, moduleDir, arch string) ([]byte, error) {
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
 	dir, err := os.MkdirTemp("", "taskguard-defender-build-")
 	if err != nil {
 		return nil, fmt.Errorf("build defender: %w", err)
@@ -195,11 +214,11 @@ func BuildBinary(ctx context.Context, moduleDir string) ([]byte, error) {
 	out := filepath.Join(dir, "taskguard-defender")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, "./cmd/taskguard-defender")
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("build defender in %s: %w: %s", moduleDir, err, bytes.TrimSpace(stderr.Bytes()))
+		return nil, fmt.Errorf("build defender for linux/%s in %s: %w: %s", arch, moduleDir, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {

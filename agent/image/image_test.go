@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // staticBinary returns a static ELF executable: Debian's busybox-static.
@@ -23,10 +25,10 @@ func staticBinary(t *testing.T) []byte {
 	t.Helper()
 	b, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("needs busybox-static (apt-get install busybox-static): %v", err)
+		testenv.Skip(t, "needs busybox-static (apt-get install busybox-static): %v", err)
 	}
 	if !isStaticELF(b) {
-		t.Skip("/bin/busybox is not static: install busybox-static")
+		testenv.Skip(t, "/bin/busybox is not static: install busybox-static")
 	}
 	return b
 }

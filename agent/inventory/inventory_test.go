@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
@@ -253,45 +254,50 @@ func TestEnabled(t *testing.T) {
 // databases stay the same, a new one when a package is installed.
 func TestRunSkipsUnchanged(t *testing.T) {
 	root := writeRootfs(t)
-	var mu sync.Mutex
-	var sent []api.Inventory
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run(ctx, Schedule{
-			Options: Options{Root: root, CPUBudget: 1}, Delay: -1, Interval: 20 * time.Millisecond,
-		}, func(_ context.Context, inv api.Inventory) error {
+	// The bubble's fake clock makes "nothing sent for ten intervals" exact:
+	// time moves only when every goroutine of the test waits.
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var sent []api.Inventory
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Run(ctx, Schedule{
+				Options: Options{Root: root, CPUBudget: 1}, Delay: -1, Interval: 20 * time.Millisecond,
+			}, func(_ context.Context, inv api.Inventory) error {
+				mu.Lock()
+				sent = append(sent, inv)
+				mu.Unlock()
+				return nil
+			})
+		}()
+		count := func() int {
 			mu.Lock()
-			sent = append(sent, inv)
-			mu.Unlock()
-			return nil
-		})
-	}()
-	count := func() int {
+			defer mu.Unlock()
+			return len(sent)
+		}
+		waitFor(t, func() bool { return count() >= 1 })
+		time.Sleep(200 * time.Millisecond) // ten intervals
+		synctest.Wait()
+		if n := count(); n != 1 {
+			t.Fatalf("%d inventories sent with nothing changed, want 1", n)
+		}
+		if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(dpkgStatus+"\nPackage: curl\nStatus: install ok installed\nVersion: 7.88.1-10\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return count() >= 2 })
+		cancel()
+		<-done
 		mu.Lock()
 		defer mu.Unlock()
-		return len(sent)
-	}
-	waitFor(t, func() bool { return count() >= 1 })
-	time.Sleep(200 * time.Millisecond) // about ten intervals
-	if n := count(); n != 1 {
-		t.Fatalf("%d inventories sent with nothing changed, want 1", n)
-	}
-	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte(dpkgStatus+"\nPackage: curl\nStatus: install ok installed\nVersion: 7.88.1-10\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return count() >= 2 })
-	cancel()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Contains(packageNames(sent[1].Packages), "dpkg:curl@7.88.1-10") {
-		t.Errorf("second inventory lacks the new package: %v", packageNames(sent[1].Packages))
-	}
-	if sent[0].Container == "" {
-		t.Error("container is empty; want the hostname when no identity is set")
-	}
+		if !slices.Contains(packageNames(sent[1].Packages), "dpkg:curl@7.88.1-10") {
+			t.Errorf("second inventory lacks the new package: %v", packageNames(sent[1].Packages))
+		}
+		if sent[0].Container == "" {
+			t.Error("container is empty; want the hostname when no identity is set")
+		}
+	})
 }
 
 // TestRunRetriesFailedSend: an inventory the sidecar did not take is sent
@@ -447,40 +453,43 @@ func TestRunRescansWhenCustomChecksChange(t *testing.T) {
 	}
 	var pol atomic.Pointer[policy.Policy]
 	pol.Store(rule("/usr/sbin/sshd"))
-	var mu sync.Mutex
-	var sent []api.Inventory
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Run(ctx, Schedule{
-			Options: Options{Root: root, CPUBudget: 1}, Delay: -1, Interval: 20 * time.Millisecond, Policy: pol.Load,
-		}, func(_ context.Context, inv api.Inventory) error {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var sent []api.Inventory
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			Run(ctx, Schedule{
+				Options: Options{Root: root, CPUBudget: 1}, Delay: -1, Interval: 20 * time.Millisecond, Policy: pol.Load,
+			}, func(_ context.Context, inv api.Inventory) error {
+				mu.Lock()
+				sent = append(sent, inv)
+				mu.Unlock()
+				return nil
+			})
+		}()
+		count := func() int {
 			mu.Lock()
-			sent = append(sent, inv)
-			mu.Unlock()
-			return nil
-		})
-	}()
-	count := func() int {
+			defer mu.Unlock()
+			return len(sent)
+		}
+		waitFor(t, func() bool { return count() >= 1 })
+		time.Sleep(200 * time.Millisecond) // ten intervals
+		synctest.Wait()
+		if n := count(); n != 1 {
+			t.Fatalf("%d inventories sent with nothing changed, want 1", n)
+		}
+		pol.Store(rule("/nothing/*"))
+		waitFor(t, func() bool { return count() >= 2 })
+		cancel()
+		<-done
 		mu.Lock()
 		defer mu.Unlock()
-		return len(sent)
-	}
-	waitFor(t, func() bool { return count() >= 1 })
-	time.Sleep(200 * time.Millisecond)
-	if n := count(); n != 1 {
-		t.Fatalf("%d inventories sent with nothing changed, want 1", n)
-	}
-	pol.Store(rule("/nothing/*"))
-	waitFor(t, func() bool { return count() >= 2 })
-	cancel()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Contains(checkIDs(sent[0].Compliance), "ACME-1") || slices.Contains(checkIDs(sent[1].Compliance), "ACME-1") {
-		t.Errorf("ACME-1 in the first %v and not in the second %v expected", checkIDs(sent[0].Compliance), checkIDs(sent[1].Compliance))
-	}
+		if !slices.Contains(checkIDs(sent[0].Compliance), "ACME-1") || slices.Contains(checkIDs(sent[1].Compliance), "ACME-1") {
+			t.Errorf("ACME-1 in the first %v and not in the second %v expected", checkIDs(sent[0].Compliance), checkIDs(sent[1].Compliance))
+		}
+	})
 }
 
 func writeFile(t *testing.T, path, content string) {

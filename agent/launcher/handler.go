@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,78 @@ type handler struct {
 
 	mu       sync.Mutex
 	lastDeny map[int]string // per pid: the last refused exec, so PATH retries audit once
+	// held are the audits of Deny verdicts, per pid, until the supervisor
+	// says what became of them (Enforced): an audit never claims a refusal
+	// that did not happen.
+	held map[int][]func(audit.Enforcement) api.Audit
+
+	// Verdicts of the current rule, by program and by destination: the
+	// rule's checks parse CIDRs and match globs on every call, the cache
+	// answers a repeat at once. Reset when the rule changes (a new policy
+	// revision stores a new rule); bounded.
+	cacheMu   sync.Mutex
+	cacheRule *policy.RuntimeRule
+	execs     map[string]policy.Decision
+	connects  map[netip.AddrPort]policy.Decision
+}
+
+// maxCached bounds each verdict cache; a full cache starts again.
+const maxCached = 4096
+
+// cachedLocked resets the caches when r is not the rule they hold (cacheMu held).
+func (h *handler) cachedLocked(r *policy.RuntimeRule) {
+	if h.cacheRule != r {
+		h.cacheRule = r
+		h.execs = map[string]policy.Decision{}
+		h.connects = map[netip.AddrPort]policy.Decision{}
+	}
+}
+
+// checkExec is r.CheckExec, cached per (called path, resolved file).
+func (h *handler) checkExec(r *policy.RuntimeRule, path, resolved string) policy.Decision {
+	key := path + "\x00" + resolved
+	h.cacheMu.Lock()
+	h.cachedLocked(r)
+	d, ok := h.execs[key]
+	h.cacheMu.Unlock()
+	if ok {
+		return d
+	}
+	var aliases []string
+	if resolved != "" && resolved != path {
+		aliases = append(aliases, resolved)
+	}
+	d = r.CheckExec(path, aliases...)
+	h.cacheMu.Lock()
+	if h.cacheRule == r {
+		if len(h.execs) >= maxCached {
+			clear(h.execs)
+		}
+		h.execs[key] = d
+	}
+	h.cacheMu.Unlock()
+	return d
+}
+
+// checkConnect is r.CheckConnect, cached per destination.
+func (h *handler) checkConnect(r *policy.RuntimeRule, addr netip.AddrPort) policy.Decision {
+	h.cacheMu.Lock()
+	h.cachedLocked(r)
+	d, ok := h.connects[addr]
+	h.cacheMu.Unlock()
+	if ok {
+		return d
+	}
+	d = r.CheckConnect(addr)
+	h.cacheMu.Lock()
+	if h.cacheRule == r {
+		if len(h.connects) >= maxCached {
+			clear(h.connects)
+		}
+		h.connects[addr] = d
+	}
+	h.cacheMu.Unlock()
+	return d
 }
 
 var _ supervise.Handler = (*handler)(nil)
@@ -53,6 +126,75 @@ func (h *handler) emit(a api.Audit) {
 	}
 }
 
+// record emits the audit mk words, or holds it until Enforced when the call
+// is to be refused.
+func (h *handler) record(pid int, d policy.Decision, mk func(audit.Enforcement) api.Audit) {
+	if !d.Prevent() {
+		h.emit(mk(audit.Blocked))
+		return
+	}
+	h.mu.Lock()
+	if h.held == nil {
+		h.held = map[int][]func(audit.Enforcement) api.Audit{}
+	}
+	h.held[pid] = append(h.held[pid], mk)
+	h.mu.Unlock()
+}
+
+// Enforced emits the audits held for pid, worded for what really happened.
+func (h *handler) Enforced(pid int, o supervise.Outcome, err error) {
+	h.mu.Lock()
+	held := h.held[pid]
+	delete(h.held, pid)
+	h.mu.Unlock()
+	e := map[supervise.Outcome]audit.Enforcement{
+		supervise.Refused: audit.Blocked, supervise.Killed: audit.Killed,
+		supervise.Gone: audit.Ended, supervise.Unenforced: audit.NotEnforced,
+	}[o]
+	if o != supervise.Refused {
+		h.log.Warn("a supervised call could not be refused", "pid", pid, "outcome", o.String(), "err", err)
+	}
+	for _, mk := range held {
+		a := mk(e)
+		if e == audit.NotEnforced {
+			a.Effect, a.Severity = policy.EffectAlert, "critical"
+		}
+		h.emit(a)
+	}
+	if len(held) == 0 && o != supervise.Refused {
+		// A supervised call that could not even be read (or the repeat of
+		// a refused exec, whose audit went out once, could not be refused).
+		msg := "A supervised system call of process " + strconv.Itoa(pid) + " could not be checked or refused (" + errString(err) + ")"
+		effect := policy.EffectPrevent
+		switch o {
+		case supervise.Killed:
+			msg += "; the process was killed before the call ran"
+		case supervise.Gone:
+			msg += "; the process ended before the call ran"
+		default:
+			msg += "; the process could not be killed, so the call may have run"
+			effect = policy.EffectAlert
+		}
+		h.emit(api.Audit{Kind: api.AuditDefender, Effect: effect, Severity: "high", Message: msg, Process: &api.ProcessDetail{PID: pid}})
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no error given"
+	}
+	return err.Error()
+}
+
+// calledAs is the name a program was called by, kept when it differs from
+// the file that really runs.
+func calledAs(called, real string) string {
+	if called == real {
+		return ""
+	}
+	return called
+}
+
 func severity(d policy.Decision) string {
 	if d.Prevent() {
 		return "high"
@@ -72,11 +214,7 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	if r == nil {
 		return supervise.Allow
 	}
-	var aliases []string
-	if e.Resolved != "" && e.Resolved != e.Path {
-		aliases = append(aliases, e.Resolved)
-	}
-	d := r.CheckExec(e.Path, aliases...)
+	d := h.checkExec(r, e.Path, e.Resolved)
 	if !d.Violation() {
 		return supervise.Allow
 	}
@@ -92,10 +230,16 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	h.lastDeny[e.PID] = key
 	h.mu.Unlock()
 	if !repeat || !d.Prevent() {
-		h.emit(api.Audit{
-			Kind: api.AuditProcess, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-			Message: audit.ExecMessage(e.Path, parent, argv, d),
-			Process: &api.ProcessDetail{Path: e.Path, Parent: parent, Argv: argv, PID: e.PID},
+		real := e.Resolved
+		if real == "" {
+			real = e.Path
+		}
+		h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
+			return api.Audit{
+				Kind: api.AuditProcess, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
+				Message: audit.ExecMessageAs(e.Path, parent, argv, d, enf),
+				Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: parent, Argv: argv, PID: e.PID},
+			}
 		})
 	}
 	return verdict(d)
@@ -112,12 +256,21 @@ func (h *handler) DNS(e supervise.DNSEvent) supervise.Verdict {
 		if !d.Violation() {
 			continue
 		}
-		h.emit(api.Audit{
-			Kind: api.AuditDNS, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-			Message: audit.DNSMessage(name),
-			Process: &api.ProcessDetail{Path: e.Executable(), PID: e.PID},
-			Network: &api.NetworkDetail{Direction: "dns", Domain: name, IP: e.Server.Addr().String(), Port: int(e.Server.Port())},
-		})
+		exe, real := e.Executable(), e.RealExe()
+		mk := func(enf audit.Enforcement) api.Audit {
+			return api.Audit{
+				Kind: api.AuditDNS, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
+				Message: audit.DNSMessageAs(name, d, enf),
+				Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real), PID: e.PID},
+				Network: &api.NetworkDetail{Direction: "dns", Domain: name, IP: e.Server.Addr().String(), Port: int(e.Server.Port())},
+			}
+		}
+		if e.Relayed {
+			// The relay refuses the query itself: it never reaches the server.
+			h.emit(mk(audit.Blocked))
+		} else {
+			h.record(e.PID, d, mk)
+		}
 		if d.Prevent() {
 			v = supervise.Deny
 		}
@@ -130,15 +283,18 @@ func (h *handler) Connect(e supervise.ConnectEvent) supervise.Verdict {
 	if r == nil {
 		return supervise.Allow
 	}
-	d := r.CheckConnect(e.Addr)
+	d := h.checkConnect(r, e.Addr)
 	if !d.Violation() {
 		return supervise.Allow
 	}
-	h.emit(api.Audit{
-		Kind: api.AuditNetwork, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-		Message: audit.ConnectMessage(e.Addr.String(), e.Executable(), d),
-		Process: &api.ProcessDetail{Path: e.Executable(), PID: e.PID},
-		Network: &api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())},
+	exe, real := e.Executable(), e.RealExe()
+	h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
+		return api.Audit{
+			Kind: api.AuditNetwork, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
+			Message: audit.ConnectMessageAs(e.Addr.String(), exe, d, enf),
+			Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real), PID: e.PID},
+			Network: &api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())},
+		}
 	})
 	return verdict(d)
 }
@@ -152,11 +308,14 @@ func (h *handler) Listen(e supervise.ListenEvent) supervise.Verdict {
 	if !d.Violation() {
 		return supervise.Allow
 	}
-	h.emit(api.Audit{
-		Kind: api.AuditNetwork, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-		Message: audit.ListenMessage(e.Port, e.Protocol, e.Executable(), d),
-		Process: &api.ProcessDetail{Path: e.Executable(), PID: e.PID},
-		Network: &api.NetworkDetail{Direction: "listen", Port: int(e.Port), Protocol: e.Protocol},
+	exe, real := e.Executable(), e.RealExe()
+	h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
+		return api.Audit{
+			Kind: api.AuditNetwork, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
+			Message: audit.ListenMessageAs(e.Port, e.Protocol, exe, d, enf),
+			Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real), PID: e.PID},
+			Network: &api.NetworkDetail{Direction: "listen", Port: int(e.Port), Protocol: e.Protocol},
+		}
 	})
 	return verdict(d)
 }
@@ -168,12 +327,27 @@ func (h *handler) Foreign(pid, nr int) supervise.Verdict {
 	if r == nil || (r.Processes.Effect != policy.EffectPrevent && r.Network.Effect != policy.EffectPrevent) {
 		return supervise.Allow
 	}
-	h.emit(api.Audit{
-		Kind: api.AuditProcess, Effect: policy.EffectPrevent, Rule: r.Name, Severity: "high",
-		Message: "32-bit system call " + strconv.Itoa(nr) + " refused: it cannot be checked against the runtime rule",
-		Process: &api.ProcessDetail{PID: pid},
+	h.record(pid, policy.Decision{Effect: policy.EffectPrevent}, func(enf audit.Enforcement) api.Audit {
+		msg := "32-bit system call " + strconv.Itoa(nr) + " refused: it cannot be checked against the runtime rule"
+		if enf != audit.Blocked {
+			msg = "32-bit system call " + strconv.Itoa(nr) + " cannot be checked against the runtime rule; " + outcomeWords(enf)
+		}
+		return api.Audit{
+			Kind: api.AuditProcess, Effect: policy.EffectPrevent, Rule: r.Name, Severity: "high",
+			Message: msg, Process: &api.ProcessDetail{PID: pid},
+		}
 	})
 	return supervise.Deny
+}
+
+func outcomeWords(e audit.Enforcement) string {
+	switch e {
+	case audit.Killed:
+		return "it could not be refused, so the process was killed before it ran"
+	case audit.Ended:
+		return "the process ended before it was refused; it did not run"
+	}
+	return "it could be neither refused nor its process killed, so it may have run"
 }
 
 // startWriter sends queued audits to sink until stop is called; stop flushes

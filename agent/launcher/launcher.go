@@ -30,6 +30,17 @@ var ErrNotFound = errors.New("program not found")
 // configured to fail closed.
 var ErrProtectionOff = errors.New("runtime protection could not start")
 
+// ErrNoPolicy means no policy arrived from the sidecar in time and the
+// launcher is configured to fail closed: the app was not started.
+var ErrNoPolicy = errors.New("no policy from the sidecar")
+
+// Default waits for the sidecar's first policy: short when the app may start
+// unprotected (fail-open), longer when it may not (fail-closed).
+const (
+	DefaultPolicyWait           = 5 * time.Second
+	DefaultFailClosedPolicyWait = 60 * time.Second
+)
+
 // Options configure a launch.
 type Options struct {
 	// Identity is the protected container (from TASKGUARD_TASK, TASKGUARD_CONTAINER, TASKGUARD_IMAGE).
@@ -42,13 +53,17 @@ type Options struct {
 	PolicyFile string
 	// Audits receives audits in standalone mode (nil: the sidecar, or none).
 	Audits audit.Sink
-	// FailClosed refuses to start the app when supervision cannot start.
+	// FailClosed refuses to start the app unprotected: when supervision
+	// cannot start, when there is no sidecar, and when no policy arrived
+	// within PolicyWait (TASKGUARD_FAIL_CLOSED=1).
 	FailClosed bool
 	// Supervisor picks the mechanism: "ptrace" (the default), "usernotif"
 	// (seccomp user notification), or "auto" (user notification when the
 	// kernel offers it, else ptrace).
 	Supervisor string
-	// PolicyWait bounds the wait for the sidecar's first policy frame.
+	// PolicyWait bounds the wait for the sidecar's first policy frame
+	// (default DefaultPolicyWait, or DefaultFailClosedPolicyWait when
+	// FailClosed).
 	PolicyWait time.Duration
 	// Inventory, when set, inventories this container's filesystem in the
 	// background (low priority, after its delay) and sends the result to
@@ -67,7 +82,10 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.PolicyWait == 0 {
-		o.PolicyWait = 5 * time.Second
+		o.PolicyWait = DefaultPolicyWait
+		if o.FailClosed {
+			o.PolicyWait = DefaultFailClosedPolicyWait
+		}
 	}
 	path, err := lookPath(argv[0], env)
 	if err != nil {
@@ -94,10 +112,14 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 			if o.FailClosed {
 				return supervise.Status{}, fmt.Errorf("%w (fail-closed): %v", ErrProtectionOff, err)
 			}
-			o.Log.Warn("runtime protection is off: no sidecar (fail-open)", "err", err)
+			startsUnprotected(o, h, fmt.Sprintf("no sidecar (%v)", err))
 			break
 		}
-		defer cl.Close()
+		defer func() {
+			if err := cl.Close(); err != nil {
+				o.Log.Warn("audits lost at exit", "err", err)
+			}
+		}()
 		live = true
 		if sink == nil {
 			sink = cl
@@ -120,7 +142,11 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 		select {
 		case <-first:
 		case <-time.After(o.PolicyWait):
-			o.Log.Warn("no policy from the sidecar yet; starting with none", "waited", o.PolicyWait)
+			why := fmt.Sprintf("no policy from the sidecar within %s", o.PolicyWait)
+			if o.FailClosed {
+				return supervise.Status{}, notStarted(ctx, o, h, cl, why)
+			}
+			startsUnprotected(o, h, why+"; protection starts when one arrives")
 		}
 		if o.Inventory != nil {
 			sched := *o.Inventory
@@ -140,6 +166,7 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	}
 	cfg := supervise.Config{Path: path, Argv: argv, Env: env, Files: o.Files}
 	if !live && h.rule.Load() == nil {
+		flushUnsent(ctx, o, h, sink)
 		if os.Getpid() != 1 {
 			// Nothing can ever be enforced: become the app.
 			if err := unix.Exec(path, argv, env); err != nil {
@@ -164,14 +191,14 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 		}
 		o.Log.Info("supervision mechanism unavailable", "mechanism", m.String(), "err", err)
 	}
-	h.emit(api.Audit{
-		Kind: api.AuditDefender, Effect: policy.EffectAlert, Severity: "high",
-		Message: fmt.Sprintf("Runtime protection is off for container %s: %v", o.Identity.Container, err),
-	})
 	if o.FailClosed {
+		h.emit(api.Audit{
+			Kind: api.AuditDefender, Effect: policy.EffectAlert, Severity: "high",
+			Message: fmt.Sprintf("Runtime protection is off for container %s: %v; the app was not started (fail-closed)", o.Identity.Container, err),
+		})
 		return supervise.Status{}, fmt.Errorf("%w (fail-closed): %v", ErrProtectionOff, err)
 	}
-	o.Log.Warn("supervision could not start; running the app unprotected (fail-open)", "err", err)
+	startsUnprotected(o, h, fmt.Sprintf("%v (supervision could not start)", err))
 	cfg.Handler = nil
 	return supervise.Run(cfg)
 }

@@ -3,6 +3,8 @@ package launcher
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,7 +67,7 @@ func TestLoadPolicyRejectsBadFiles(t *testing.T) {
 }
 
 func TestHandlerDecisions(t *testing.T) {
-	h := &handler{id: policy.Identity{Container: "c"}, queue: make(chan api.Audit, 16)}
+	h := &handler{id: policy.Identity{Container: "c"}, queue: make(chan api.Audit, 16), log: slogDiscard()}
 	h.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{{
 		Name:      "r",
 		Scope:     policy.Scope{Containers: []string{"c"}},
@@ -76,10 +78,12 @@ func TestHandlerDecisions(t *testing.T) {
 	if h.Exec(ev) != supervise.Deny {
 		t.Fatal("mkdir not denied")
 	}
-	ev.Path = "/usr/bin/mkdir" // the shell's retry with the next PATH entry
+	h.Enforced(ev.PID, supervise.Refused, nil) // the supervisor's report after each Deny
+	ev.Path = "/usr/bin/mkdir"                 // the shell's retry with the next PATH entry
 	if h.Exec(ev) != supervise.Deny {
 		t.Fatal("retry not denied")
 	}
+	h.Enforced(ev.PID, supervise.Refused, nil)
 	if h.Exec(supervise.ExecEvent{PID: 7, Path: "/bin/ls", Resolved: "/usr/bin/ls", Argv: []string{"ls"}}) != supervise.Allow {
 		t.Fatal("ls denied")
 	}
@@ -126,5 +130,94 @@ func TestProtectedWithoutSidecar(t *testing.T) {
 	}
 	if time.Since(start) < 300*time.Millisecond {
 		t.Error("gave up before waiting for the sidecar to start")
+	}
+}
+
+// TestHandlerWordsWhatHappened: the audit of a prevented call waits for the
+// supervisor's outcome and says "killed" (never "blocked") when the call
+// could not be refused; the real path and the called name are both kept.
+func TestHandlerWordsWhatHappened(t *testing.T) {
+	rule := policy.RuntimeRule{
+		Name:      "r",
+		Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}},
+		Network:   policy.NetworkPolicy{Effect: policy.EffectPrevent, DeniedDomains: []string{"yahoo.com"}},
+	}
+	ev := supervise.ExecEvent{PID: 9, Path: "/bin/mkdir", Resolved: "/usr/bin/mkdir", Parent: "/bin/dash", Argv: []string{"mkdir", "x"}}
+	tests := []struct {
+		name    string
+		outcome supervise.Outcome
+		want    string
+		effect  policy.Effect
+	}{
+		{"refused", supervise.Refused,
+			"/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir x", policy.EffectPrevent},
+		{"killed", supervise.Killed,
+			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the call could not be refused, so the process was killed before it ran. Full command: mkdir x", policy.EffectPrevent},
+		{"gone", supervise.Gone,
+			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the process ended before the call was refused; the call did not run. Full command: mkdir x", policy.EffectPrevent},
+		{"unenforced", supervise.Unenforced,
+			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the call could be neither refused nor its process killed, so it may have run. Full command: mkdir x", policy.EffectAlert},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &handler{queue: make(chan api.Audit, 4)}
+			h.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{rule}})
+			h.log = slogDiscard()
+			if h.Exec(ev) != supervise.Deny {
+				t.Fatal("mkdir not denied")
+			}
+			if len(h.queue) != 0 {
+				t.Fatal("the audit went out before the supervisor said what happened")
+			}
+			h.Enforced(ev.PID, tt.outcome, errors.New("cause"))
+			if len(h.queue) != 1 {
+				t.Fatalf("%d audits, want 1", len(h.queue))
+			}
+			a := <-h.queue
+			if a.Message != tt.want || a.Effect != tt.effect {
+				t.Errorf("audit %q (effect %s)\nwant  %q (effect %s)", a.Message, a.Effect, tt.want, tt.effect)
+			}
+			if a.Process.Path != "/usr/bin/mkdir" || a.Process.CalledAs != "/bin/mkdir" {
+				t.Errorf("process detail %+v: want path /usr/bin/mkdir called as /bin/mkdir", a.Process)
+			}
+		})
+	}
+	// A call that could not be read at all: the process was killed, and a
+	// defender audit says so.
+	h := &handler{queue: make(chan api.Audit, 4), log: slogDiscard()}
+	h.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{rule}})
+	h.Enforced(11, supervise.Killed, errors.New("no such process"))
+	if a := <-h.queue; a.Kind != api.AuditDefender || !strings.Contains(a.Message, "killed") {
+		t.Errorf("audit %+v, want a defender audit saying the process was killed", a)
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestVerdictCacheFollowsPolicy: a cached verdict is reused only while the
+// rule is the same; a new policy revision decides afresh.
+func TestVerdictCacheFollowsPolicy(t *testing.T) {
+	h := &handler{queue: make(chan api.Audit, 16), log: slogDiscard()}
+	deny := func(rev int64, denied []string, cidr string) *policy.Policy {
+		return &policy.Policy{Revision: rev, Runtime: []policy.RuntimeRule{{Name: "r",
+			Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: denied},
+			Network:   policy.NetworkPolicy{Effect: policy.EffectPrevent, DeniedOutbound: []policy.Destination{{CIDR: cidr}}}}}}
+	}
+	ev := supervise.ExecEvent{PID: 3, Path: "/bin/mkdir", Resolved: "/usr/bin/mkdir", Argv: []string{"mkdir"}}
+	conn := supervise.ConnectEvent{Caller: supervise.Caller{PID: 3, Exe: "/bin/wget"}, Addr: netip.MustParseAddrPort("10.0.0.1:80")}
+	h.setPolicy(deny(1, []string{"ls"}, "192.0.2.0/24"))
+	for range 2 { // the second answer comes from the cache
+		if h.Exec(ev) != supervise.Allow || h.Connect(conn) != supervise.Allow {
+			t.Fatal("revision 1 denies neither mkdir nor 10.0.0.1")
+		}
+	}
+	h.setPolicy(deny(2, []string{"mkdir"}, "10.0.0.0/8"))
+	if h.Exec(ev) != supervise.Deny || h.Connect(conn) != supervise.Deny {
+		t.Fatal("revision 2 was answered from the cache of revision 1")
+	}
+	h.Enforced(3, supervise.Refused, nil)
+	h.setPolicy(deny(3, nil, "192.0.2.0/24"))
+	if h.Exec(ev) != supervise.Allow || h.Connect(conn) != supervise.Allow {
+		t.Fatal("revision 3 was answered from the cache of revision 2")
 	}
 }

@@ -1,64 +1,70 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
-// Console talks to the two agent endpoints of the console API with the
-// agent token (a bearer token that can only fetch policy and post audits).
+// Console is the sidecar's view of the console: its address, the agent token
+// (a bearer token that can only fetch policy, post audits and inventories)
+// and the HTTP client carrying its TLS settings. Every request goes through
+// the one console client, api.Client, whose errors are typed
+// (*api.StatusError: status and the console's message).
 type Console struct {
 	BaseURL string
 	Token   string
 	HTTP    *http.Client
+
+	once   sync.Once
+	client *api.Client
+	err    error
 }
 
-func (c *Console) do(req *http.Request) (*http.Response, error) {
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		// Never let the token or query reach a log: name the path only.
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, unwrapURLError(err))
-	}
-	return resp, nil
+func (c *Console) api() (*api.Client, error) {
+	c.once.Do(func() {
+		hc := c.HTTP
+		if hc == nil {
+			hc = http.DefaultClient
+		}
+		c.client, c.err = api.NewClient(c.BaseURL, api.WithToken(c.Token), api.WithHTTPClient(hc))
+	})
+	return c.client, c.err
 }
 
-func unwrapURLError(err error) error {
-	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
-	}
+// Send posts one batch to PathAgentAudits; it implements audit.Sink.
+func (c *Console) Send(ctx context.Context, audits []api.Audit) error {
+	_, err := c.PostAudits(ctx, audits)
 	return err
 }
 
-// Send posts one batch to PathAgentAudits. Any 2xx is success.
-func (c *Console) Send(ctx context.Context, audits []api.Audit) error {
-	body, err := json.Marshal(api.AuditBatch{Audits: audits})
+// PostAudits posts one batch and returns the console's answer, which names
+// the records it did not store.
+func (c *Console) PostAudits(ctx context.Context, audits []api.Audit) (api.AuditIngestResponse, error) {
+	cl, err := c.api()
 	if err != nil {
-		return fmt.Errorf("encode audits: %w", err)
+		return api.AuditIngestResponse{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+api.PathAgentAudits, bytes.NewReader(body))
+	res, err := cl.PostAudits(ctx, api.AuditBatch{Audits: audits})
 	if err != nil {
-		return fmt.Errorf("post audits: %w", err)
+		return res, fmt.Errorf("post audits: %w", trustHint(err))
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.do(req)
+	return res, nil
+}
+
+// SendInventory posts one container's inventory to PathAgentInventory.
+func (c *Console) SendInventory(ctx context.Context, inv api.Inventory) error {
+	cl, err := c.api()
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post audits: console answered %s", resp.Status)
+	if err := cl.PostInventory(ctx, inv); err != nil {
+		return fmt.Errorf("post inventory: %w", trustHint(err))
 	}
 	return nil
 }
@@ -66,35 +72,19 @@ func (c *Console) Send(ctx context.Context, audits []api.Audit) error {
 // Policy fetches the policy. With etag set the console may hold the request
 // up to wait and answer 304 Not Modified: then Policy returns nil and the same etag.
 func (c *Console) Policy(ctx context.Context, etag string, wait time.Duration) (*policy.Policy, string, error) {
-	u := strings.TrimSuffix(c.BaseURL, "/") + api.PathAgentPolicy
-	if wait > 0 {
-		u += "?wait=" + wait.String()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, etag, fmt.Errorf("get policy: %w", err)
-	}
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
-	}
-	resp, err := c.do(req)
+	cl, err := c.api()
 	if err != nil {
 		return nil, etag, err
 	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusNotModified:
-		return nil, etag, nil
-	case http.StatusOK:
-	default:
-		return nil, etag, fmt.Errorf("get policy: console answered %s", resp.Status)
+	p, tag, modified, err := cl.AgentPolicy(ctx, etag, wait)
+	if err != nil {
+		return nil, etag, fmt.Errorf("get policy: %w", trustHint(err))
 	}
-	var p policy.Policy
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&p); err != nil {
-		return nil, etag, fmt.Errorf("get policy: decode: %w", err)
+	if !modified {
+		return nil, etag, nil
 	}
 	if err := p.Validate(); err != nil {
 		return nil, etag, fmt.Errorf("get policy: console sent an invalid policy (kept the last good one): %w", err)
 	}
-	return &p, resp.Header.Get("ETag"), nil
+	return &p, tag, nil
 }

@@ -1,43 +1,13 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
 )
-
-// SendInventory posts one container's inventory to PathAgentInventory. Any
-// 2xx is success.
-func (c *Console) SendInventory(ctx context.Context, inv api.Inventory) error {
-	body, err := json.Marshal(inv)
-	if err != nil {
-		return fmt.Errorf("encode inventory: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+api.PathAgentInventory, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("post inventory: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("post inventory: console answered %s", resp.Status)
-	}
-	return nil
-}
 
 // inventoryForwarder posts each container's latest inventory to the
 // console, retrying failures with backoff (1 s doubling to 5 min). A newer

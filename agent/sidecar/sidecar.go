@@ -37,6 +37,9 @@ type Options struct {
 	// WAFAddr is the address WAF proxies listen on; empty means every
 	// address of the task (the external ports must be reachable).
 	WAFAddr string
+	// Shipper, when set, adjusts the audit shipper before it starts (its
+	// batching window, backoff; tests).
+	Shipper func(*Shipper)
 	// Ready, when set, is closed once the socket listens.
 	Ready chan<- struct{}
 	Log   *slog.Logger
@@ -64,6 +67,9 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("sidecar: no audit destination")
 	}
 	ship := NewShipper(sink, filepath.Join(o.StateDir, "spool"), o.Log.With("component", "audits"))
+	if o.Shipper != nil {
+		o.Shipper(ship)
+	}
 	srv := socket.NewServer(ship.Add, o.Log.With("component", "socket"))
 	g, ctx := errgroup.WithContext(ctx)
 	firewalls := newWAFs(ctx, o.TaskFamily, o.WAFAddr, ship.Add, o.Log.With("component", "waf"))

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,9 +16,9 @@ import (
 	"time"
 
 	"github.com/taskguard/taskguard/agent/audit"
-	"github.com/taskguard/taskguard/agent/internal/testconsole"
 	"github.com/taskguard/taskguard/agent/socket"
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
@@ -24,19 +26,50 @@ func rec(msg string) api.Audit {
 	return api.Audit{ID: audit.NewID(), Time: audit.Now(), Kind: api.AuditDNS, Effect: policy.EffectPrevent, Message: msg}
 }
 
-func newConsole(t *testing.T, p *policy.Policy) (*testconsole.Console, *Console, *httptest.Server) {
-	tc := testconsole.New("tok", p)
-	srv := httptest.NewServer(tc)
-	t.Cleanup(srv.Close)
-	return tc, &Console{BaseURL: srv.URL, Token: "tok", HTTP: srv.Client()}, srv
+// newConsole starts a real console (consoletest) holding p's runtime and
+// WAF rules, and returns it with the sidecar's view of it for the task
+// family "twistlock-fargate-task".
+func newConsole(t *testing.T, p *policy.Policy) (*consoletest.Console, *Console) {
+	t.Helper()
+	cc := consoletest.Start(t)
+	setPolicy(t, cc, p)
+	return cc, &Console{BaseURL: cc.URL, Token: cc.AgentToken(testFamily), HTTP: cc.HTTP}
 }
 
-// TestShipperRetriesWithoutDuplicates: failed posts are retried from the
-// spool with the same IDs, repeats are aggregated, nothing is lost.
+const testFamily = "twistlock-fargate-task"
+
+// setPolicy replaces the console's runtime and WAF rules with p's, through
+// the admin API; every call makes a new revision.
+func setPolicy(t *testing.T, cc *consoletest.Console, p *policy.Policy) {
+	t.Helper()
+	ctx := context.Background()
+	admin := cc.Admin()
+	if _, err := admin.SetRuntimeRules(ctx, nonNil(p.Runtime), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.SetWAFRules(ctx, nonNil(p.WAF), 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// countLines counts the log lines holding s.
+func countLines(log *syncBuffer, s string) int { return strings.Count(log.String(), s) }
+
+// TestShipperRetriesWithoutDuplicates: posts that fail (the console is
+// down) are retried from the spool with the same IDs, repeats are
+// aggregated, nothing is lost or stored twice.
 func TestShipperRetriesWithoutDuplicates(t *testing.T) {
-	tc, c, _ := newConsole(t, &policy.Policy{})
-	tc.FailNext(2)
-	s := NewShipper(c, t.TempDir(), nil)
+	cc, c := newConsole(t, &policy.Policy{})
+	cc.Stop()
+	var logs syncBuffer
+	s := NewShipper(c, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	s.FlushEvery, s.MinBackoff, s.MaxBackoff = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
 	for range 3 {
 		s.Add(rec("DNS resolution of suspicious name yahoo.com"))
@@ -45,22 +78,26 @@ func TestShipperRetriesWithoutDuplicates(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	got := tc.WaitAudits(5*time.Second, func(a []api.Audit) bool { return len(a) >= 2 })
+	waitFor(t, func() bool { return countLines(&logs, "audits not delivered") >= 2 })
+	cc.Restart()
+	cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) >= 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	got := cc.Audits()
 	if len(got) != 2 {
 		t.Fatalf("console holds %d records, want 2 (aggregated): %+v", len(got), got)
 	}
-	if got[0].Count != 3 || got[1].Count != 1 {
-		t.Errorf("counts %d and %d, want 3 and 1", got[0].Count, got[1].Count)
+	counts := map[string]int{}
+	for _, a := range got {
+		counts[a.Message] = a.Count
 	}
-	if tc.Posts() < 3 {
-		t.Errorf("console saw %d posts, want the 2 failures and a retry", tc.Posts())
+	if counts["DNS resolution of suspicious name yahoo.com"] != 3 || counts["DNS resolution of suspicious name bing.com"] != 1 {
+		t.Errorf("counts %v, want 3 and 1", counts)
 	}
-	if left, _ := os.ReadDir(s.SpoolDir); len(left) != 0 {
-		t.Errorf("spool keeps %d files after delivery", len(left))
+	if left := s.batches(); len(left) != 0 {
+		t.Errorf("spool keeps %v after delivery", left)
 	}
 }
 
@@ -78,18 +115,17 @@ func TestShipperSpoolsWhileConsoleAway(t *testing.T) {
 			t.Fatal("delivery to a console that is down succeeded")
 		}
 	}
-	files, _ := os.ReadDir(spool)
-	if len(files) != 2 {
+	if files := s.batches(); len(files) != 2 {
 		t.Fatalf("spool holds %d batches, want MaxSpool 2", len(files))
 	}
 
 	done := make(chan error)
-	tc, up, _ := newConsole(t, &policy.Policy{})
+	cc, up := newConsole(t, &policy.Policy{})
 	s2 := NewShipper(up, spool, nil)
 	s2.FlushEvery = 10 * time.Millisecond
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	go func() { done <- s2.Run(ctx2) }()
-	got := tc.WaitAudits(5*time.Second, func(a []api.Audit) bool { return len(a) >= 3 })
+	got := cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) >= 3 })
 	cancel2()
 	<-done
 	msgs := map[string]bool{}
@@ -97,7 +133,7 @@ func TestShipperSpoolsWhileConsoleAway(t *testing.T) {
 		msgs[a.Message] = true
 	}
 	// MaxSpool 2: the oldest batch ("one") was dropped and that is reported.
-	if !msgs["two"] || !msgs["three"] || !msgs["Audit spool full: 1 audits were dropped"] {
+	if !msgs["two"] || !msgs["three"] || !msgs["Audit spool full: 1 audits were dropped"] || msgs["one"] {
 		t.Errorf("delivered %v, want two, three and the spool-full report", msgs)
 	}
 }
@@ -106,7 +142,7 @@ func TestShipperSpoolsWhileConsoleAway(t *testing.T) {
 // last good policy and pushes changes to launchers over the socket.
 func TestPollPolicy(t *testing.T) {
 	rule := policy.RuntimeRule{Name: "r", Processes: policy.ProcessPolicy{Effect: policy.EffectPrevent, Denied: []string{"mkdir"}}}
-	tc, c, _ := newConsole(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{rule}})
+	cc, c := newConsole(t, &policy.Policy{Runtime: []policy.RuntimeRule{rule}})
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "s.sock")
 	ready := make(chan struct{})
@@ -137,23 +173,16 @@ func TestPollPolicy(t *testing.T) {
 			}
 		}
 	}
-	wait(1)
-	tc.SetPolicy(&policy.Policy{Revision: 2})
-	wait(2)
+	wait(2) // the console's revisions: 1 the runtime rules, 2 the (empty) WAF rules
+	setPolicy(t, cc, &policy.Policy{})
+	wait(4)
 	b, err := os.ReadFile(filepath.Join(dir, "state", "policy.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stored policy.Policy
-	if err := json.Unmarshal(b, &stored); err != nil || stored.Revision != 2 {
-		t.Errorf("last good policy on disk: revision %d, %v; want 2", stored.Revision, err)
-	}
-	// An invalid policy never replaces the good one.
-	tc.SetPolicy(&policy.Policy{Revision: 3, Runtime: []policy.RuntimeRule{{Name: "", Processes: policy.ProcessPolicy{Effect: "block"}}}})
-	select {
-	case r := <-revs:
-		t.Errorf("invalid revision %d reached the launcher", r)
-	case <-time.After(500 * time.Millisecond):
+	if err := json.Unmarshal(b, &stored); err != nil || stored.Revision != 4 {
+		t.Errorf("last good policy on disk: revision %d, %v; want 4", stored.Revision, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -163,9 +192,9 @@ func TestPollPolicy(t *testing.T) {
 
 // TestConsolePolicyNotModified checks the client side of the ETag contract.
 func TestConsolePolicyNotModified(t *testing.T) {
-	_, c, _ := newConsole(t, &policy.Policy{Revision: 7})
+	_, c := newConsole(t, &policy.Policy{})
 	p, tag, err := c.Policy(context.Background(), "", 0)
-	if err != nil || p == nil || p.Revision != 7 || tag != `"rev-7"` {
+	if err != nil || p == nil || p.Revision != 2 || tag != `"2"` {
 		t.Fatalf("first fetch: %+v %q %v", p, tag, err)
 	}
 	p, tag2, err := c.Policy(context.Background(), tag, 100*time.Millisecond)
@@ -173,8 +202,24 @@ func TestConsolePolicyNotModified(t *testing.T) {
 		t.Fatalf("unchanged fetch: %+v %q %v; want 304", p, tag2, err)
 	}
 	bad := &Console{BaseURL: c.BaseURL, Token: "wrong", HTTP: c.HTTP}
-	if _, _, err := bad.Policy(context.Background(), "", 0); err == nil {
-		t.Fatal("a wrong token was accepted")
+	if _, _, err := bad.Policy(context.Background(), "", 0); !api.IsStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("a wrong token: %v, want a 401 StatusError", err)
+	}
+}
+
+// TestConsoleInvalidPolicyKept: a policy that does not validate never
+// replaces the good one. The real console validates every change, so only
+// a broken or hostile console could send one: a handler stands in for it.
+func TestConsoleInvalidPolicyKept(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("ETag", `"3"`)
+		io.WriteString(w, `{"revision":3,"runtime":[{"name":"","processes":{"effect":"block"}}]}`)
+	}))
+	defer srv.Close()
+	c := &Console{BaseURL: srv.URL, Token: "t", HTTP: srv.Client()}
+	p, tag, err := c.Policy(context.Background(), `"2"`, 0)
+	if err == nil || p != nil || tag != `"2"` || !strings.Contains(err.Error(), "invalid policy") {
+		t.Fatalf("Policy = %+v, %q, %v; want the invalid policy refused and the old ETag kept", p, tag, err)
 	}
 }
 

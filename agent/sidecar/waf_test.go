@@ -59,7 +59,7 @@ func TestWAFFollowsPolicy(t *testing.T) {
 	other := rule
 	other.Name, other.Scope.Tasks = "other", []string{"shop-*"}
 	other.ExternalPort = freePort(t)
-	tc, cons, _ := newConsole(t, &policy.Policy{Revision: 1, WAF: []policy.WAFRule{rule, other}})
+	cc, cons := newConsole(t, &policy.Policy{WAF: []policy.WAFRule{rule, other}})
 
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -84,7 +84,7 @@ func TestWAFFollowsPolicy(t *testing.T) {
 	if code, body := post(t, ext, `{"q": "shoes"}`); code != http.StatusOK || body != "hello from the app" {
 		t.Fatalf("benign: %d %q", code, body)
 	}
-	audits := tc.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	audits := cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
 	if len(audits) != 1 || audits[0].Kind != api.AuditWAF || audits[0].WAF == nil || audits[0].TaskFamily != "twistlock-fargate-task" ||
 		audits[0].Effect != policy.EffectPrevent || !strings.Contains(strings.Join(audits[0].WAF.Protections, ","), "sqli") {
 		t.Fatalf("audits = %+v", audits)
@@ -98,11 +98,11 @@ func TestWAFFollowsPolicy(t *testing.T) {
 	// The rule switches to alert: the attack now reaches the app.
 	alerting := rule
 	alerting.Protections = map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectAlert}
-	tc.SetPolicy(&policy.Policy{Revision: 2, WAF: []policy.WAFRule{alerting}})
+	setPolicy(t, cc, &policy.Policy{WAF: []policy.WAFRule{alerting}})
 	waitFor(t, func() bool { code, _ := post(t, ext, seedsSQLi); return code == http.StatusOK })
 
 	// The rule is removed: the proxy stops listening.
-	tc.SetPolicy(&policy.Policy{Revision: 3})
+	setPolicy(t, cc, &policy.Policy{})
 	waitFor(t, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
 		if err == nil {

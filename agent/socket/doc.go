@@ -1,6 +1,9 @@
 // Package socket is the link between a launcher and its sidecar: a unix
 // socket in the shared volume (/var/lib/taskguard/defender.sock by default)
 // carrying newline-delimited JSON frames. The sidecar pushes the whole policy
-// on connect and whenever it changes; the launcher sends audits. It is not a
-// general RPC layer: one frame type, three optional fields.
+// on connect and whenever it changes; the launcher sends audits and its
+// inventory, numbered, and the sidecar acknowledges them. When the sidecar
+// restarts, the launcher dials it again and sends what was not acknowledged
+// (bounded; what overflows is counted and reported). It is not a general RPC
+// layer: one frame type, a few optional fields.
 package socket

@@ -2,10 +2,10 @@ package socket
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
@@ -14,7 +14,8 @@ import (
 // TestInventoryFrames: an inventory reaches the server's handler; one too
 // large for a frame is refused by the client and the link stays usable.
 func TestInventoryFrames(t *testing.T) {
-	srv, path, audits := startServer(t)
+	ts := serveAt(t, filepath.Join(t.TempDir(), "d.sock"))
+	srv, path := ts.srv, ts.path
 	var mu sync.Mutex
 	var got []api.Inventory
 	srv.OnInventory(func(inv api.Inventory) {
@@ -43,11 +44,7 @@ func TestInventoryFrames(t *testing.T) {
 	if err := cl.Send(context.Background(), []api.Audit{{ID: "a", Message: "after"}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(audits()) < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if a := audits(); len(a) != 1 || a[0].Message != "after" {
+	if a := ts.next(t); a.Message != "after" {
 		t.Errorf("audit after the refused frame: %+v", a)
 	}
 	mu.Lock()

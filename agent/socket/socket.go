@@ -3,6 +3,8 @@ package socket
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
@@ -32,6 +35,13 @@ type Frame struct {
 	Audit *api.Audit `json:"audit,omitempty"`
 	// Inventory is the container's inventory (launcher → sidecar).
 	Inventory *api.Inventory `json:"inventory,omitempty"`
+	// Seq numbers a launcher's audit and inventory frames (from 1); the
+	// sidecar answers each numbered frame it has taken with Ack, and the
+	// launcher keeps a frame until it is acknowledged, so a frame written
+	// just before a sidecar dies is sent again to the next one (the
+	// console stores an audit once per ID).
+	Seq uint64 `json:"seq,omitempty"`
+	Ack uint64 `json:"ack,omitempty"`
 }
 
 // Server is the sidecar's end. Policies given to SetPolicy reach every
@@ -108,12 +118,15 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// Serve accepts launchers until ctx ends.
+// Serve accepts launchers until ctx ends; it returns once every
+// connection it accepted is closed.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	go func() {
 		<-ctx.Done()
 		l.Close()
 	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -122,7 +135,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return fmt.Errorf("accept launcher: %w", err)
 		}
-		go s.handle(ctx, c)
+		wg.Go(func() { s.handle(ctx, c) })
 	}
 }
 
@@ -146,6 +159,22 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			return
 		}
 	}
+	var lastSeq atomic.Uint64
+	ackNow := make(chan struct{}, 1)
+	acksDone := make(chan struct{})
+	defer func() { <-acksDone }()
+	defer close(ackNow)
+	go func() {
+		defer close(acksDone)
+		for range ackNow {
+			if err := sc.send(Frame{Ack: lastSeq.Load()}); err != nil {
+				c.Close()
+				for range ackNow { // drain until the reader ends
+				}
+				return
+			}
+		}
+	}()
 	sc2 := bufio.NewScanner(c)
 	sc2.Buffer(make([]byte, 64<<10), maxFrame)
 	for sc2.Scan() {
@@ -168,51 +197,166 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 				fn(*f.Inventory)
 			}
 		}
+		if f.Seq != 0 {
+			// Acknowledged by another goroutine, cumulatively: this loop
+			// never waits on a launcher that is busy writing.
+			lastSeq.Store(f.Seq)
+			select {
+			case ackNow <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
-// Client is the launcher's end.
+// Bounds of what a client holds while its sidecar is away.
+const (
+	maxHeldFrames = 4096
+	maxHeldBytes  = 16 << 20
+)
+
+// Redial backoff after the sidecar went away.
+const (
+	redialFirst = 50 * time.Millisecond
+	redialMax   = 2 * time.Second
+)
+
+// Client is the launcher's end. When the sidecar goes away (restart,
+// crash) the client dials it again and holds what it is given to send
+// meanwhile: up to maxHeldFrames frames and maxHeldBytes bytes, in order.
+// Frames beyond are dropped and counted; the count reaches the sidecar as
+// an audit once it is back.
 type Client struct {
-	c  net.Conn
-	mu sync.Mutex
+	path string
+	id   policy.Identity
+
+	mu      sync.Mutex
+	c       net.Conn    // nil while the sidecar is away
+	held    []heldFrame // numbered frames not yet acknowledged, in order
+	heldLen int
+	seq     uint64
+	dropped int64
+	closed  bool
+	// reconnects counts the links made after the first one.
+	reconnects int
+	// acked is closed and replaced whenever an acknowledgement arrives.
+	acked chan struct{}
 }
+
+// closeWait bounds how long Close waits for the acknowledgement of what
+// was sent last.
+const closeWait = 2 * time.Second
 
 // ErrNoSidecar means no sidecar listens at the socket path.
 var ErrNoSidecar = errors.New("no sidecar socket")
 
 // Dial connects to the sidecar and says hello.
 func Dial(path string, id policy.Identity) (*Client, error) {
-	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	cl := &Client{path: path, id: id, acked: make(chan struct{})}
+	c, err := cl.dial()
 	if err != nil {
-		return nil, fmt.Errorf("%w at %s: %v", ErrNoSidecar, path, err)
-	}
-	cl := &Client{c: c}
-	if err := cl.send(Frame{Hello: &id}); err != nil {
-		c.Close()
 		return nil, err
 	}
+	cl.c = c
 	return cl, nil
 }
 
-func (cl *Client) send(f Frame) error {
-	b, err := json.Marshal(f)
+// dial opens a link and says hello on it.
+func (cl *Client) dial() (net.Conn, error) {
+	c, err := net.DialTimeout("unix", cl.path, 2*time.Second)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%w at %s: %v", ErrNoSidecar, cl.path, err)
 	}
-	if len(b)+1 > maxFrame {
-		// The sidecar would drop the whole link on an oversize line.
-		return fmt.Errorf("send to sidecar: frame of %d bytes exceeds the %d byte limit", len(b)+1, maxFrame)
+	b, err := json.Marshal(Frame{Hello: &cl.id})
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	_ = cl.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := cl.c.Write(append(b, '\n')); err != nil {
+	if err := write(c, b); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func write(c net.Conn, line []byte) error {
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("send to sidecar: %w", err)
 	}
 	return nil
 }
 
-// Send passes audits to the sidecar.
+// breakLocked drops the current link (cl.mu held); the reader, whose read
+// then fails, makes a new one.
+func (cl *Client) breakLocked() {
+	if cl.c == nil {
+		return
+	}
+	cl.c.Close()
+	cl.c = nil
+}
+
+type heldFrame struct {
+	seq  uint64
+	line []byte
+}
+
+// holdLocked numbers f and keeps it until it is acknowledged (cl.mu held).
+// Beyond the bounds it is dropped and counted; force ignores the bounds.
+func (cl *Client) holdLocked(f Frame, force bool) ([]byte, error) {
+	cl.seq++
+	f.Seq = cl.seq
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)+1 > maxFrame {
+		// The sidecar would drop the whole link on an oversize line.
+		return nil, fmt.Errorf("send to sidecar: frame of %d bytes exceeds the %d byte limit", len(b)+1, maxFrame)
+	}
+	if !force && (len(cl.held) >= maxHeldFrames || cl.heldLen+len(b) > maxHeldBytes) {
+		cl.dropped++
+		return nil, nil
+	}
+	cl.held = append(cl.held, heldFrame{cl.seq, b})
+	cl.heldLen += len(b)
+	return b, nil
+}
+
+// ackLocked forgets the frames up to seq (cl.mu held).
+func (cl *Client) ackLocked(seq uint64) {
+	i := 0
+	for i < len(cl.held) && cl.held[i].seq <= seq {
+		cl.heldLen -= len(cl.held[i].line)
+		i++
+	}
+	cl.held = cl.held[i:]
+	if len(cl.held) == 0 {
+		cl.held = nil
+	}
+	close(cl.acked)
+	cl.acked = make(chan struct{})
+}
+
+func (cl *Client) send(f Frame) error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.closed {
+		return net.ErrClosed
+	}
+	b, err := cl.holdLocked(f, false)
+	if err != nil || b == nil || cl.c == nil {
+		return err // held (or dropped and counted) while the sidecar is away
+	}
+	if err := write(cl.c, b); err != nil {
+		// The sidecar went away: the frame is held for the next link.
+		cl.breakLocked()
+	}
+	return nil
+}
+
+// Send passes audits to the sidecar, or holds them while it is away.
 func (cl *Client) Send(_ context.Context, audits []api.Audit) error {
 	for i := range audits {
 		if err := cl.send(Frame{Audit: &audits[i]}); err != nil {
@@ -227,25 +371,149 @@ func (cl *Client) SendInventory(_ context.Context, inv api.Inventory) error {
 	return cl.send(Frame{Inventory: &inv})
 }
 
-// Policies reads policy frames until the connection ends, calling onPolicy
-// for each (on the caller's goroutine).
+// Stats reports how many frames the client holds (not yet acknowledged by
+// a sidecar), how many it dropped since the last report went out, and how
+// many times it linked again after the first link.
+func (cl *Client) Stats() (held int, dropped int64, reconnects int) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return len(cl.held), cl.dropped, cl.reconnects
+}
+
+// reconnect dials until a link is made (then delivers what is held, in
+// order, and reports drops) or the client is closed.
+func (cl *Client) reconnect() (net.Conn, error) {
+	wait := redialFirst
+	for {
+		cl.mu.Lock()
+		closed := cl.closed
+		cl.mu.Unlock()
+		if closed {
+			return nil, net.ErrClosed
+		}
+		c, err := cl.dial()
+		if err == nil {
+			cl.mu.Lock()
+			if cl.closed {
+				cl.mu.Unlock()
+				c.Close()
+				return nil, net.ErrClosed
+			}
+			err = cl.flushLocked(c)
+			if err == nil {
+				cl.c = c
+				cl.reconnects++
+				cl.mu.Unlock()
+				return c, nil
+			}
+			cl.mu.Unlock()
+			c.Close()
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, redialMax)
+	}
+}
+
+// flushLocked sends the drop report and every frame not yet acknowledged
+// on c (cl.mu held).
+func (cl *Client) flushLocked(c net.Conn) error {
+	if cl.dropped > 0 {
+		a := api.Audit{ID: newID(), Time: time.Now().UTC(), Kind: api.AuditDefender, Effect: policy.EffectAlert, Severity: "high",
+			Container: cl.id.Container, TaskFamily: cl.id.TaskFamily, Image: cl.id.Image,
+			Message: fmt.Sprintf("Launcher buffer overflow: %d records were dropped while the sidecar was away", cl.dropped)}
+		if _, err := cl.holdLocked(Frame{Audit: &a}, true); err != nil {
+			return err
+		}
+		cl.dropped = 0
+	}
+	for _, h := range cl.held {
+		if err := write(c, h.line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Policies reads policy frames until the client is closed, calling onPolicy
+// for each (on the caller's goroutine). When the sidecar goes away it dials
+// it again; the sidecar sends its current policy on each new link. It
+// returns net.ErrClosed after Close.
 func (cl *Client) Policies(onPolicy func(*policy.Policy)) error {
-	sc := bufio.NewScanner(cl.c)
+	cl.mu.Lock()
+	c := cl.c
+	cl.mu.Unlock()
+	for {
+		if c != nil {
+			cl.read(c, onPolicy)
+			cl.mu.Lock()
+			if cl.c == c {
+				cl.breakLocked()
+			}
+			cl.mu.Unlock()
+		}
+		var err error
+		if c, err = cl.reconnect(); err != nil {
+			return err
+		}
+	}
+}
+
+// read delivers the policies read on c until the link ends or a frame does
+// not parse (then the link is dropped and made again).
+func (cl *Client) read(c net.Conn, onPolicy func(*policy.Policy)) {
+	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 64<<10), maxFrame)
 	for sc.Scan() {
 		var f Frame
 		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
-			return fmt.Errorf("bad frame from sidecar: %w", err)
+			return
+		}
+		if f.Ack != 0 {
+			cl.mu.Lock()
+			cl.ackLocked(f.Ack)
+			cl.mu.Unlock()
 		}
 		if f.Policy != nil {
 			onPolicy(f.Policy)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read from sidecar: %w", err)
+}
+
+// Close ends the link for good, after waiting (at most closeWait) for the
+// acknowledgement of frames sent on a live link. Frames no sidecar
+// acknowledged may be lost; the error says how many.
+func (cl *Client) Close() error {
+	// What was just sent on a live link is acknowledged within moments:
+	// wait for that (bounded), so an exit right after a send loses nothing.
+	timeout := time.NewTimer(closeWait)
+	defer timeout.Stop()
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	for cl.c != nil && len(cl.held) > 0 && !cl.closed {
+		ch := cl.acked
+		cl.mu.Unlock()
+		select {
+		case <-ch:
+			cl.mu.Lock()
+			continue
+		case <-timeout.C:
+		}
+		cl.mu.Lock()
+		break
+	}
+	if cl.closed {
+		return nil
+	}
+	cl.closed = true
+	cl.breakLocked()
+	if n := len(cl.held); n > 0 || cl.dropped > 0 {
+		return fmt.Errorf("sidecar link at close: %d held records (not acknowledged) and %d dropped ones may not have been delivered", n, cl.dropped)
 	}
 	return nil
 }
 
-// Close ends the connection.
-func (cl *Client) Close() error { return cl.c.Close() }
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -2,9 +2,12 @@ package socket
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,40 +17,73 @@ import (
 	"github.com/taskguard/taskguard/console/policy"
 )
 
-func startServer(t *testing.T) (*Server, string, func() []api.Audit) {
+// testServer is a sidecar end on a real unix socket; audits arrive on a channel.
+type testServer struct {
+	path   string
+	srv    *Server
+	audits chan api.Audit
+	stop   func()
+}
+
+// serveAt starts a server at path; stop closes it and waits for Serve to end.
+func serveAt(t *testing.T, path string) *testServer {
 	t.Helper()
-	var mu sync.Mutex
-	var got []api.Audit
-	srv := NewServer(func(a api.Audit) {
-		mu.Lock()
-		got = append(got, a)
-		mu.Unlock()
-	}, slog.New(slog.DiscardHandler))
-	path := filepath.Join(t.TempDir(), "d.sock")
+	ts := &testServer{path: path, audits: make(chan api.Audit, 8192)}
+	ts.srv = NewServer(func(a api.Audit) { ts.audits <- a }, slog.New(slog.DiscardHandler))
 	l, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Serve(ctx, l) }()
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(ts.stop)
+	return ts
+}
+
+func startServer(t *testing.T) (*Server, string, func() []api.Audit) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "d.sock")
+	ts := serveAt(t, path)
+	var got []api.Audit
+	return ts.srv, path, func() []api.Audit {
+		for {
+			select {
+			case a := <-ts.audits:
+				got = append(got, a)
+			default:
+				return append([]api.Audit(nil), got...)
+			}
 		}
-	})
-	return srv, path, func() []api.Audit {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]api.Audit(nil), got...)
 	}
 }
 
+// next waits for the next audit the server receives.
+func (ts *testServer) next(t *testing.T) api.Audit {
+	t.Helper()
+	select {
+	case a := <-ts.audits:
+		return a
+	case <-time.After(10 * time.Second):
+		t.Fatal("no audit reached the server")
+	}
+	return api.Audit{}
+}
+
 func TestPolicyAndAudits(t *testing.T) {
-	srv, path, audits := startServer(t)
+	ts := serveAt(t, filepath.Join(t.TempDir(), "d.sock"))
+	srv := ts.srv
 	srv.SetPolicy(&policy.Policy{Revision: 1})
-	cl, err := Dial(path, policy.Identity{Container: "app"})
+	cl, err := Dial(ts.path, policy.Identity{Container: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +105,8 @@ func TestPolicyAndAudits(t *testing.T) {
 	if err := cl.Send(context.Background(), []api.Audit{{ID: "a", Message: "m1"}, {ID: "b", Message: "m2"}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(audits()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := audits(); len(got) != 2 || got[0].Message != "m1" || got[1].Message != "m2" {
-		t.Errorf("server got %+v", got)
+	if a, b := ts.next(t), ts.next(t); a.Message != "m1" || b.Message != "m2" {
+		t.Errorf("server got %q, %q; want m1, m2 in order", a.Message, b.Message)
 	}
 }
 
@@ -113,5 +145,159 @@ func TestDialWithoutSidecar(t *testing.T) {
 	_, err := Dial(filepath.Join(t.TempDir(), "none.sock"), policy.Identity{})
 	if err == nil || !strings.Contains(err.Error(), "no sidecar socket") {
 		t.Fatalf("dial error %v, want ErrNoSidecar", err)
+	}
+}
+
+// TestReconnectDeliversHeld: the sidecar stops and starts again at the same
+// path; the client dials it again, receives its policy anew and delivers
+// what it was given meanwhile, in order.
+func TestReconnectDeliversHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.sock")
+	first := serveAt(t, path)
+	first.srv.SetPolicy(&policy.Policy{Revision: 1})
+	cl, err := Dial(path, policy.Identity{Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	revs := make(chan int64, 8)
+	go func() { _ = cl.Policies(func(p *policy.Policy) { revs <- p.Revision }) }()
+	if r := <-revs; r != 1 {
+		t.Fatalf("revision %d, want 1", r)
+	}
+	send := func(msg string) {
+		if err := cl.Send(context.Background(), []api.Audit{{ID: msg, Message: msg}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("before")
+	if a := first.next(t); a.Message != "before" {
+		t.Fatalf("got %q", a.Message)
+	}
+	first.stop()
+	for i := range 5 {
+		send(fmt.Sprintf("away-%d", i))
+	}
+	second := serveAt(t, path)
+	second.srv.SetPolicy(&policy.Policy{Revision: 2})
+	select {
+	case r := <-revs:
+		if r != 2 {
+			t.Fatalf("revision %d after the restart, want the new sidecar's 2", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client did not link to the restarted sidecar")
+	}
+	send("after")
+	// Delivery is at least once: "before" may come again if its
+	// acknowledgement was lost with the first sidecar (the console keeps one
+	// record per ID). The rest comes in order.
+	var got []string
+	for len(got) < 6 {
+		if a := second.next(t); a.Message != "before" {
+			got = append(got, a.Message)
+		}
+	}
+	if want := "away-0 away-1 away-2 away-3 away-4 after"; strings.Join(got, " ") != want {
+		t.Fatalf("after the restart the sidecar got %q, want %q", strings.Join(got, " "), want)
+	}
+	// Every frame is acknowledged: nothing stays held.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		held, dropped, reconnects := cl.Stats()
+		if held == 0 && dropped == 0 && reconnects == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats held %d dropped %d reconnects %d, want 0 0 1", held, dropped, reconnects)
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestHeldOverflowIsReported: beyond the bound, records are dropped,
+// counted, and the count reaches the sidecar as an audit.
+func TestHeldOverflowIsReported(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.sock")
+	first := serveAt(t, path)
+	cl, err := Dial(path, policy.Identity{Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	go func() { _ = cl.Policies(func(*policy.Policy) {}) }()
+	first.stop()
+	// Until the client notices, a send may still hit the dead link; it is
+	// held all the same.
+	const extra = 7
+	for i := range maxHeldFrames + extra {
+		if err := cl.Send(context.Background(), []api.Audit{{ID: fmt.Sprint(i), Message: fmt.Sprint(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, dropped, _ := cl.Stats(); held != maxHeldFrames || dropped != extra {
+		// The frames the stopped sidecar never acknowledged count as held.
+		t.Fatalf("held %d dropped %d, want %d and %d", held, dropped, maxHeldFrames, extra)
+	}
+	second := serveAt(t, path)
+	for i := range maxHeldFrames {
+		if a := second.next(t); a.Message != fmt.Sprint(i) {
+			t.Fatalf("audit %d is %q", i, a.Message)
+		}
+	}
+	a := second.next(t)
+	if a.Kind != api.AuditDefender || a.Container != "app" || !strings.Contains(a.Message, "7 records were dropped") {
+		t.Errorf("overflow audit %+v", a)
+	}
+}
+
+// TestCloseReportsUndelivered: closing while the sidecar is away says what is lost.
+func TestCloseReportsUndelivered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.sock")
+	first := serveAt(t, path)
+	cl, err := Dial(path, policy.Identity{Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- cl.Policies(func(*policy.Policy) {}) }()
+	first.stop()
+	_ = cl.Send(context.Background(), []api.Audit{{ID: "x"}, {ID: "y"}})
+	if err := cl.Close(); err == nil || !strings.Contains(err.Error(), "2 held records") {
+		t.Errorf("close error %v, want the 2 held records named", err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Policies ended with %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Policies did not return after Close")
+	}
+}
+
+// TestCloseWaitsForAcks: a close right after a send on a live link waits
+// for the sidecar's acknowledgement instead of reporting the frame lost.
+func TestCloseWaitsForAcks(t *testing.T) {
+	ts := serveAt(t, filepath.Join(t.TempDir(), "d.sock"))
+	cl, err := Dial(ts.path, policy.Identity{Container: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cl.Policies(func(*policy.Policy) {}) }()
+	audits := make([]api.Audit, 50)
+	for i := range audits {
+		audits[i] = api.Audit{ID: fmt.Sprint(i), Message: fmt.Sprint(i)}
+	}
+	if err := cl.Send(context.Background(), audits); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Errorf("close after a send on a live link: %v", err)
+	}
+	for i := range audits {
+		if a := ts.next(t); a.Message != fmt.Sprint(i) {
+			t.Fatalf("audit %d is %q", i, a.Message)
+		}
 	}
 }

@@ -21,12 +21,47 @@ const (
 	Deny
 )
 
+// Outcome is what became of a Deny verdict; the supervisor reports it to
+// Handler.Enforced after every Deny, so an audit never claims a refusal that
+// did not happen.
+type Outcome int
+
+// The outcomes of a Deny.
+const (
+	// Refused: the system call failed with EPERM; it did not run.
+	Refused Outcome = iota
+	// Killed: the call could not be made to fail, so the calling process
+	// was killed (SIGKILL) before the call ran.
+	Killed
+	// Gone: the process died before the answer (killed from elsewhere);
+	// the call did not run.
+	Gone
+	// Unenforced: the call could neither be refused nor the process
+	// killed; the call may have run.
+	Unenforced
+)
+
+// String names the outcome for logs.
+func (o Outcome) String() string {
+	switch o {
+	case Refused:
+		return "refused"
+	case Killed:
+		return "killed"
+	case Gone:
+		return "gone"
+	}
+	return "unenforced"
+}
+
 // ExecEvent is a program about to start (execve or execveat).
 type ExecEvent struct {
 	PID int
-	// Path is the program as the app named it, made absolute.
+	// Path is the program as the app named it, made absolute (the name
+	// the program was called by).
 	Path string
-	// Resolved is Path with symlinks resolved ("" when it cannot be).
+	// Resolved is the file the kernel will run: Path with every symlink
+	// resolved in the calling process's root ("" when it cannot be).
 	Resolved string
 	// Parent is the executable of the process that asks for the exec, and
 	// Argv the new program's arguments. The supervisor leaves them empty and
@@ -59,11 +94,15 @@ func (e ExecEvent) Args() []string {
 // Caller is the process making a supervised network call.
 type Caller struct {
 	PID int
-	// Exe is its executable; the supervisor leaves it empty and reads it on
-	// demand (Executable).
+	// Exe is its executable as the program was called (/bin/wget); the
+	// supervisor leaves it empty and reads it on demand (Executable).
 	Exe string
+	// Real is the file that really runs, as the kernel resolved it
+	// (/usr/bin/wget on a usr-merged image); read on demand (RealExe).
+	Real string
 
-	exe func() string
+	exe  func() string
+	real func() string
 }
 
 // Executable returns Exe, reading it from /proc when it is not set.
@@ -72,6 +111,18 @@ func (c Caller) Executable() string {
 		return c.exe()
 	}
 	return c.Exe
+}
+
+// RealExe returns Real, reading it from /proc when it is not set; it falls
+// back to Executable when the process cannot be read.
+func (c Caller) RealExe() string {
+	if c.Real == "" && c.real != nil {
+		c.Real = c.real()
+	}
+	if c.Real == "" {
+		return c.Executable()
+	}
+	return c.Real
 }
 
 // ConnectEvent is an outbound connect to an IPv4 or IPv6 address.
@@ -85,6 +136,11 @@ type DNSEvent struct {
 	Caller
 	Names  []string
 	Server netip.AddrPort
+	// Relayed marks a query read by the supervisor's DNS relay (sent with
+	// write on a connected UDP socket) rather than at a stopped call: the
+	// relay answers a denied query REFUSED and never forwards it, and no
+	// Enforced call follows.
+	Relayed bool
 }
 
 // ListenEvent is a socket that starts listening (TCP listen, or bind of a
@@ -106,6 +162,12 @@ type Handler interface {
 	// Foreign is a supervised system call made through a foreign ABI (32-bit
 	// int 0x80 on amd64) that the tracer cannot decode.
 	Foreign(pid int, nr int) Verdict
+	// Enforced follows every Deny of a stopped call (on the same goroutine, before the next
+	// call of the same pid is decided) with what really happened; err says
+	// why a refusal failed. It is also called without a preceding Deny when
+	// a supervised call could not even be read (o is then Killed, Gone or
+	// Unenforced): such a call is never let through unchecked.
+	Enforced(pid int, o Outcome, err error)
 }
 
 // Mode is how supervised system calls reach the supervisor.
@@ -152,6 +214,24 @@ type Status struct {
 	Code int
 	// Signal is the signal that killed the child, or 0.
 	Signal syscall.Signal
+	// Stops counts the times supervision interrupted the app.
+	Stops Stops
+}
+
+// Stops counts the interruptions of the app by kind: what supervision
+// costs, since each one is a round trip through the supervisor.
+type Stops struct {
+	// Calls are supervised system calls (seccomp stops or notifications).
+	Calls int64
+	// Forks are fork, vfork and clone events (ptrace only).
+	Forks int64
+	// Starts are the first stops of new processes and threads (ptrace only).
+	Starts int64
+	// Execs are exec events (ptrace only; none since the supervisor learns
+	// a new program lazily).
+	Execs int64
+	// Signals are signal-delivery and group stops (ptrace only).
+	Signals int64
 }
 
 // ExitCode returns the shell convention: Code, or 128+Signal.

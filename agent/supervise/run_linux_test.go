@@ -1,8 +1,9 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package supervise
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/taskguard/taskguard/internal/testenv"
 )
@@ -19,6 +22,16 @@ type recorder struct {
 	mu    sync.Mutex
 	deny  []string
 	execs []ExecEvent
+	// killOnDeny kills the caller (SIGKILL) before answering Deny: the
+	// tracee dies in the middle of its stop.
+	killOnDeny bool
+	outcomes   []outcome
+}
+
+type outcome struct {
+	pid int
+	o   Outcome
+	err error
 }
 
 func (r *recorder) Exec(e ExecEvent) Verdict {
@@ -27,9 +40,18 @@ func (r *recorder) Exec(e ExecEvent) Verdict {
 	e.Parent, e.Argv = e.ParentExe(), e.Args() // read while the caller waits
 	r.execs = append(r.execs, e)
 	if slices.Contains(r.deny, filepath.Base(e.Path)) {
+		if r.killOnDeny {
+			_ = syscall.Kill(e.PID, syscall.SIGKILL)
+		}
 		return Deny
 	}
 	return Allow
+}
+
+func (r *recorder) Enforced(pid int, o Outcome, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outcomes = append(r.outcomes, outcome{pid, o, err})
 }
 func (r *recorder) Connect(ConnectEvent) Verdict { return Allow }
 func (r *recorder) DNS(DNSEvent) Verdict         { return Allow }
@@ -125,5 +147,214 @@ func testDeniesExecInTree(t *testing.T, mode Mode) {
 		if filepath.Base(e.Resolved) != "mkdir" || e.Parent != "/bin/dash" || len(e.Argv) != 2 || e.Argv[1] == "" {
 			t.Errorf("exec event %+v, want mkdir from /bin/dash", e)
 		}
+	}
+}
+
+func modeName(m Mode) string {
+	return map[Mode]string{ModePtrace: "ptrace", ModeUserNotify: "notify"}[m]
+}
+
+// TestRefusalFailureKills: when the refusal of a denied exec cannot be
+// applied (the register write or the notification answer fails), the
+// process is killed before the program runs and the handler hears Killed.
+func TestRefusalFailureKills(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, mode := range modes {
+		t.Run(modeName(mode), func(t *testing.T) {
+			forced := errors.New("forced register write failure")
+			savedRegs, savedSend := setRegs, sendNotif
+			setRegs = func(int, *unix.PtraceRegs) error { return forced }
+			sendNotif = func(fd int, resp *seccompNotifResp) unix.Errno {
+				if resp.Error != 0 { // fail the refusals only
+					return unix.EIO
+				}
+				return savedSend(fd, resp)
+			}
+			t.Cleanup(func() { setRegs, sendNotif = savedRegs, savedSend })
+			dir := t.TempDir()
+			r := &recorder{deny: []string{"mkdir"}}
+			st, out := runShMode(t, mode, r, `cd '`+dir+`' && mkdir a; echo "first=$?"; touch c; ls`)
+			if st.Code != 0 || !strings.Contains(out, "first=137") || !strings.Contains(out, "c") {
+				t.Errorf("status %+v output %q: want the mkdir process killed (137) and the script going on", st, out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+				t.Error("directory a was created: the denied program ran")
+			}
+			if len(r.outcomes) == 0 {
+				t.Fatal("the handler heard no outcome for the denied exec")
+			}
+			for _, o := range r.outcomes {
+				if o.o != Killed || o.err == nil {
+					t.Errorf("outcome %v (err %v), want killed with the cause", o.o, o.err)
+				}
+			}
+		})
+	}
+}
+
+// TestTraceeDiesMidStop: the denied caller is killed while it waits for the
+// verdict (a real failure of the refusal, not a forced one). The program
+// never runs and the outcome is never "refused" under ptrace, where the
+// register write fails on the dead tracee.
+func TestTraceeDiesMidStop(t *testing.T) {
+	testenv.RequireRoot(t)
+	for _, mode := range modes {
+		t.Run(modeName(mode), func(t *testing.T) {
+			dir := t.TempDir()
+			r := &recorder{deny: []string{"mkdir"}, killOnDeny: true}
+			_, out := runShMode(t, mode, r, `cd '`+dir+`' && mkdir a; echo "first=$?"`)
+			if !strings.Contains(out, "first=137") {
+				t.Errorf("output %q: want the mkdir process dead by SIGKILL", out)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "a")); err == nil {
+				t.Error("directory a was created: the denied program ran")
+			}
+			if len(r.outcomes) == 0 {
+				t.Fatal("the handler heard no outcome for the denied exec")
+			}
+			for _, o := range r.outcomes {
+				switch {
+				case o.o == Unenforced:
+					t.Errorf("outcome unenforced (%v) for a process that died", o.err)
+				case mode == ModePtrace && o.o != Gone:
+					t.Errorf("ptrace outcome %v (err %v), want gone: the tracee was dead before the answer", o.o, o.err)
+				}
+			}
+		})
+	}
+}
+
+// TestExecNamesTheRealFile: on a usr-merged layout (bin -> usr/bin) the exec
+// event keeps the name the program was called by and resolves the file the
+// kernel runs; on a layout where bin is a real directory both agree.
+func TestExecNamesTheRealFile(t *testing.T) {
+	testenv.RequireRoot(t)
+	prog, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, plain := t.TempDir(), t.TempDir()
+	for _, d := range []string{filepath.Join(merged, "usr", "bin"), filepath.Join(plain, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "prog"), prog, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(merged, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range modes {
+		t.Run(modeName(mode), func(t *testing.T) {
+			r := &recorder{}
+			st, out := runShMode(t, mode, r, `'`+merged+`/bin/prog' && '`+plain+`/bin/prog' && echo ran`)
+			if st.Code != 0 || !strings.Contains(out, "ran") {
+				t.Fatalf("status %+v output %q", st, out)
+			}
+			want := map[string]string{
+				filepath.Join(merged, "bin", "prog"): filepath.Join(merged, "usr", "bin", "prog"),
+				filepath.Join(plain, "bin", "prog"):  filepath.Join(plain, "bin", "prog"),
+			}
+			seen := 0
+			for _, e := range r.execs {
+				if real, ok := want[e.Path]; ok {
+					seen++
+					if e.Resolved != real {
+						t.Errorf("exec of %s resolved to %q, want %q", e.Path, e.Resolved, real)
+					}
+				}
+			}
+			if seen != 2 {
+				t.Errorf("saw %d of the 2 execs: %+v", seen, r.execs)
+			}
+		})
+	}
+}
+
+// TestResolveUnder: symlinks resolve inside the given root, as the kernel
+// resolves them for a process whose root it is; absolute targets start
+// again at that root, never at ours.
+func TestResolveUnder(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"usr/bin", "opt/app/bin", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"usr/bin/dash", "usr/bin/wget-real", "opt/app/bin/tool", "etc/file"} {
+		if err := os.WriteFile(filepath.Join(root, f), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"bin":              "usr/bin",
+		"usr/bin/sh":       "dash",
+		"usr/bin/wget":     "/usr/bin/wget-real", // absolute: inside root
+		"usr/bin/tool":     "../../opt/app/bin/tool",
+		"usr/bin/loop":     "loop",
+		"usr/bin/escape":   "../../../../../../etc/file", // .. stops at the root
+		"usr/bin/dangling": "/nonexistent",
+	}
+	for l, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		path, want string
+		wantErr    bool
+	}{
+		{"/bin/sh", "/usr/bin/dash", false},
+		{"/bin/wget", "/usr/bin/wget-real", false},
+		{"/bin/tool", "/opt/app/bin/tool", false},
+		{"/usr/bin/../bin/./dash", "/usr/bin/dash", false},
+		{"/bin/escape", "/etc/file", false},
+		{"/bin/loop", "", true},
+		{"/bin/dangling", "", true},
+		{"/bin/missing", "", true},
+		{"/etc/file/x", "", true},
+	}
+	for _, tt := range tests {
+		got, err := resolveUnder(root, tt.path)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("resolveUnder(%s) = %q, %v; want %q, error %v", tt.path, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestStopsPerExec counts what supervision costs the app: under ptrace an
+// exec of a child costs its fork event, its first stop, its execve and the
+// SIGCHLD its parent receives (every signal stops a tracee), but no exec
+// event; under user notification the execve only. Calls that are not
+// supervised (the shell's file work) never stop.
+func TestStopsPerExec(t *testing.T) {
+	testenv.RequireRoot(t)
+	const n = 20
+	for _, mode := range modes {
+		t.Run(modeName(mode), func(t *testing.T) {
+			r := &recorder{}
+			st, out := runShMode(t, mode, r, `i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i+1)); done; echo done`)
+			if st.Code != 0 || !strings.Contains(out, "done") {
+				t.Fatalf("status %+v output %q", st, out)
+			}
+			s := st.Stops
+			t.Logf("%d execs: %+v", len(r.execs), s)
+			execs := int64(len(r.execs)) // the shell itself and the n children
+			if execs != n+1 {
+				t.Fatalf("saw %d execs, want %d", execs, n+1)
+			}
+			if s.Calls != execs || s.Execs != 0 {
+				t.Errorf("stops %+v: want one call stop per exec, no exec events", s)
+			}
+			// The launcher's stub is a Go program: a few runtime threads
+			// start before it execs the shell.
+			if mode == ModePtrace && (s.Forks < n || s.Forks > n+8 || s.Starts > s.Forks+1 || s.Signals > n+1) {
+				t.Errorf("stops %+v: want one fork event, one first stop and one SIGCHLD per child", s)
+			}
+			if mode == ModeUserNotify && (s.Forks != 0 || s.Starts != 0) {
+				t.Errorf("stops %+v: user notification has no ptrace stops", s)
+			}
+		})
 	}
 }

@@ -38,7 +38,7 @@ func requirePodman(t *testing.T) {
 	for _, b := range []string{"podman", "runc", "catatonit", "slirp4netns"} {
 		if _, err := exec.LookPath(b); err != nil {
 			if _, err2 := exec.LookPath("/usr/libexec/podman/" + b); err2 != nil {
-				t.Skipf("needs %s (apt-get install podman runc catatonit slirp4netns)", b)
+				testenv.Skip(t, "needs %s (apt-get install podman runc catatonit slirp4netns)", b)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -52,6 +53,9 @@ type Options struct {
 	PolicySource report.PolicySource
 	// Ignore are accepted findings from the repository's ignore file.
 	Ignore []policy.Exception
+	// IgnoreFile is the ignore file's path, for the reports (where a
+	// finding was accepted).
+	IgnoreFile string
 	// SeverityCutoff, when set, replaces the rule's vulnerability block
 	// threshold (the Action's severity-cutoff input).
 	SeverityCutoff string
@@ -72,8 +76,16 @@ type Options struct {
 	Now func() time.Time
 }
 
+// ErrProtect marks a failed protect: the gate ran and its report is
+// complete, but the protected task definition could not be made or written.
+var ErrProtect = errors.New("protect failed")
+
 // Run runs the CI job and returns its report. An error means the job could
 // not run (exit code 2); a blocked gate is a report with Result "blocked".
+//
+// When only the protect step fails, Run returns both the report (whose
+// Warnings say that the task was not protected, and why) and an error that
+// wraps ErrProtect: the caller writes the reports, then fails with exit code 2.
 func Run(ctx context.Context, opts Options) (*report.Report, error) {
 	now := time.Now
 	if opts.Now != nil {
@@ -143,18 +155,26 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 	if opts.TaskPath != "" && opts.ProtectOutput != "" {
 		if r.Result == report.ResultBlocked {
 			r.Warnings = append(r.Warnings, "the task definition was not protected because the gate blocked")
+		} else if err := protectTo(ctx, taskJSON, opts); err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("the task definition was not protected: %v", err))
+			return r, fmt.Errorf("%w: %w", ErrProtect, err)
 		} else {
-			out, err := protect(ctx, taskJSON, opts)
-			if err != nil {
-				return nil, fmt.Errorf("protect %s: %w", opts.TaskPath, err)
-			}
-			if err := os.WriteFile(opts.ProtectOutput, out, 0o644); err != nil {
-				return nil, fmt.Errorf("write protected task definition: %w", err)
-			}
 			r.ProtectedTask = opts.ProtectOutput
 		}
 	}
 	return r, nil
+}
+
+// protectTo protects the task and writes it to opts.ProtectOutput.
+func protectTo(ctx context.Context, task []byte, opts Options) error {
+	out, err := protect(ctx, task, opts)
+	if err != nil {
+		return fmt.Errorf("protect %s: %w", opts.TaskPath, err)
+	}
+	if err := os.WriteFile(opts.ProtectOutput, out, 0o644); err != nil {
+		return fmt.Errorf("write the protected task definition: %w", err)
+	}
+	return nil
 }
 
 func protect(ctx context.Context, task []byte, opts Options) ([]byte, error) {
@@ -222,9 +242,9 @@ func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *pol
 			vf.FixDate = *f.PublishedDate
 		}
 		v := rule.DecideVulnerability(vf, at, opts.Ignore)
-		r.Vulnerabilities = append(r.Vulnerabilities, report.Vulnerability{Finding: f, Verdict: report.Verdict{Action: string(v.Action), Reason: v.Reason}})
+		r.Vulnerabilities = append(r.Vulnerabilities, report.Vulnerability{Finding: f, Verdict: verdict(v, rule, opts)})
 	}
-	addCompliance(r, rule, findings, at, opts.Ignore)
+	addCompliance(r, rule, findings, at, opts)
 	return nil
 }
 
@@ -244,15 +264,41 @@ func checkTask(opts Options, rule *policy.CIRule, at time.Time, r *report.Report
 		return nil, fmt.Errorf("%s: %w", opts.TaskPath, err)
 	}
 	r.Task = &report.Task{Path: opts.TaskPath, Family: td.Family()}
-	addCompliance(r, rule, compliance.CheckTask(task), at, opts.Ignore)
+	addCompliance(r, rule, compliance.CheckTask(task), at, opts)
 	return data, nil
 }
 
-func addCompliance(r *report.Report, rule *policy.CIRule, findings []compliance.Finding, at time.Time, ignore []policy.Exception) {
+func addCompliance(r *report.Report, rule *policy.CIRule, findings []compliance.Finding, at time.Time, opts Options) {
 	for _, f := range findings {
-		v := rule.DecideCompliance(policy.ComplianceFinding{CheckID: f.CheckID, Severity: f.Severity}, at, ignore)
-		r.Compliance = append(r.Compliance, report.ComplianceResult{Finding: f, Verdict: report.Verdict{Action: string(v.Action), Reason: v.Reason}})
+		v := rule.DecideCompliance(policy.ComplianceFinding{CheckID: f.CheckID, Severity: f.Severity}, at, opts.Ignore)
+		r.Compliance = append(r.Compliance, report.ComplianceResult{Finding: f, Verdict: verdict(v, rule, opts)})
 	}
+}
+
+// verdict is the report's form of the gate's verdict; an exception's
+// acceptance says whether the ignore file or the policy rule accepted it.
+func verdict(v policy.Verdict, rule *policy.CIRule, opts Options) report.Verdict {
+	out := report.Verdict{Action: string(v.Action), Reason: v.Reason}
+	if v.Exception == nil || v.Action != policy.ActionIgnore {
+		return out
+	}
+	ex := *v.Exception
+	a := &report.Acceptance{Source: report.AcceptedByPolicy, Location: rule.Name, Reason: ex.Reason}
+	if !ex.Expires.IsZero() {
+		a.Expires = ex.Expires.Format(time.DateOnly)
+	}
+	if slices.ContainsFunc(opts.Ignore, func(e policy.Exception) bool { return sameException(e, ex) }) {
+		a.Source, a.Location = report.AcceptedByIgnoreFile, opts.IgnoreFile
+		if a.Location == "" {
+			a.Location = policy.IgnoreFileName
+		}
+	}
+	out.Accepted = a
+	return out
+}
+
+func sameException(a, b policy.Exception) bool {
+	return a.ID == b.ID && a.Package == b.Package && a.Reason == b.Reason && a.Expires.Equal(b.Expires.Time)
 }
 
 // blockReasons says in words why the gate blocked.

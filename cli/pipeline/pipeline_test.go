@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/scanners/report"
 )
 
 func TestDefaultPolicy(t *testing.T) {
@@ -57,4 +60,45 @@ func mustPolicy(t *testing.T, y string) *policy.Policy {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// A failed protect returns the finished report with the error, so that the
+// caller can still write it.
+func TestFailedProtectKeepsTheReport(t *testing.T) {
+	out := t.TempDir() + "/protected.json"
+	r, err := Run(context.Background(), Options{TaskPath: "../../testdata/taskdef/no-entrypoint.json", ProtectOutput: out})
+	if !errors.Is(err, ErrProtect) || !strings.Contains(err.Error(), "has no entryPoint") {
+		t.Fatalf("err = %v, want ErrProtect with the cause", err)
+	}
+	if r == nil || r.Task == nil || r.Result != "passed" || r.ProtectedTask != "" || !strings.Contains(strings.Join(r.Warnings, " "), "was not protected: protect") {
+		t.Fatalf("report = %+v", r)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("protected task written: %v", err)
+	}
+}
+
+// An exception of the policy and one of the ignore file are told apart.
+func TestAcceptanceSource(t *testing.T) {
+	pol := mustPolicy(t, "ci:\n  - name: shop\n    compliance:\n      checks: {TG-TASK-004: block, TG-TASK-003: block}\n      exceptions: [{id: TG-TASK-004, reason: read-only root next sprint, expires: 2999-01-31}]\n")
+	ign := []policy.Exception{{ID: "TG-TASK-003", Reason: "checked by the platform team"}}
+	r, err := Run(context.Background(), Options{TaskPath: "../../testdata/taskdef/multi-container.json", Policy: pol, Ignore: ign, IgnoreFile: "ci/.taskguardignore"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*report.Acceptance{}
+	for _, c := range r.Compliance {
+		if c.Verdict.Accepted != nil {
+			got[c.CheckID] = c.Verdict.Accepted
+		}
+	}
+	if a := got["TG-TASK-004"]; a == nil || a.Source != report.AcceptedByPolicy || a.Location != "shop" || a.Expires != "2999-01-31" {
+		t.Errorf("policy acceptance: %+v", a)
+	}
+	if a := got["TG-TASK-003"]; a == nil || a.Source != report.AcceptedByIgnoreFile || a.Location != "ci/.taskguardignore" || a.Expires != "" {
+		t.Errorf("ignore-file acceptance: %+v", a)
+	}
+	if r.Result != "passed" || r.Summary.Accepted != 4 || len(got) != 2 || r.Summary.Blocked != 0 {
+		t.Errorf("result %s, summary %+v", r.Result, r.Summary)
+	}
 }

@@ -18,7 +18,7 @@ func main() {
 	code, err := action.Run(ctx, gha, action.Options{})
 	stop()
 	if err != nil {
-		gha.Errorf("taskguard: %v", err)
+		action.ReportError(gha, err)
 	}
 	os.Exit(code)
 }

@@ -5,6 +5,11 @@ package main
 import (
 	"os"
 
+	// The defender image has no CA bundle: a console whose certificate a
+	// public CA signed is verified with these roots (used only when the
+	// system has none).
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/taskguard/taskguard/agent/command"
 	"github.com/taskguard/taskguard/internal/program"
 )

@@ -50,10 +50,15 @@ type Audit struct {
 
 // ProcessDetail describes an exec.
 type ProcessDetail struct {
-	Path   string   `json:"path"`
-	Parent string   `json:"parent,omitempty"` // the parent's executable path
-	Argv   []string `json:"argv,omitempty"`
-	PID    int      `json:"pid,omitempty"`
+	// Path is the file that ran, as the kernel resolved it (every symlink
+	// followed: /usr/bin/wget on a usr-merged image).
+	Path string `json:"path"`
+	// CalledAs is the name the program was called by when it differs from
+	// Path (/bin/wget); the audit's message words it this way.
+	CalledAs string   `json:"calledAs,omitempty"`
+	Parent   string   `json:"parent,omitempty"` // the parent's executable path
+	Argv     []string `json:"argv,omitempty"`
+	PID      int      `json:"pid,omitempty"`
 }
 
 // NetworkDetail describes a DNS query, an outbound connection or a listener.

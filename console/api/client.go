@@ -85,6 +85,19 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("console answered %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Message)
 }
 
+// Temporary reports whether the same request may succeed later: the console
+// is overloaded or failing (408, 429, 5xx). Any other 4xx says the request
+// itself is refused and will be refused again.
+func (e *StatusError) Temporary() bool {
+	return e.StatusCode == http.StatusRequestTimeout || e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
+}
+
+// Unauthorized reports whether the console refused the credential: 401 (not
+// known, expired, revoked) or 403 (not allowed).
+func (e *StatusError) Unauthorized() bool {
+	return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+}
+
 // IsStatus reports whether err is a *StatusError with that code.
 func IsStatus(err error, code int) bool {
 	var e *StatusError

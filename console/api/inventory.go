@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -140,4 +144,14 @@ type TaskImageList struct {
 	Images []TaskImage `json:"images"`
 	// DBUpdatedAt is when the vulnerability DB used was built, zero without one.
 	DBUpdatedAt time.Time `json:"dbUpdatedAt"`
+}
+
+// PostInventory sends one container's inventory (role agent).
+func (c *Client) PostInventory(ctx context.Context, inv Inventory) error {
+	b, err := json.Marshal(inv)
+	if err != nil {
+		return fmt.Errorf("encode inventory: %w", err)
+	}
+	_, err = c.do(ctx, http.MethodPost, PathAgentInventory, nil, "application/json", bytes.NewReader(b))
+	return err
 }

@@ -60,13 +60,30 @@ type PolicyChange struct {
 	Rule     string    `json:"rule,omitempty"`
 }
 
-// AuditIngestResponse is the answer (202) to a POST to PathAgentAudits.
+// AuditIngestResponse is the answer (202) to a POST to PathAgentAudits. The
+// console takes a batch record by record: a record it cannot store is named
+// in Rejected and the others are stored; text fields over the console's limit
+// are stored cut, with TruncatedMarker, and counted in Truncated.
 type AuditIngestResponse struct {
 	// Received is how many records the batch held, Stored how many were new,
 	// Duplicates how many were already stored (a retried batch).
 	Received   int `json:"received"`
 	Stored     int `json:"stored"`
 	Duplicates int `json:"duplicates"`
+	// Truncated is how many stored records had a field cut.
+	Truncated int `json:"truncated,omitempty"`
+	// Rejected are the records that were not stored, with the reason. Sending
+	// them again does not help: they are refused for what they hold.
+	Rejected []AuditRejection `json:"rejected,omitempty"`
+}
+
+// AuditRejection names one record of a batch the console did not store.
+type AuditRejection struct {
+	// Index is the record's position in the batch, from 0.
+	Index int `json:"index"`
+	// ID is the record's id as sent (made safe, at most 128 bytes), if any.
+	ID     string `json:"id,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // AuditPage is one page of an audit query; pass Next as ?cursor= for the next.
@@ -397,4 +414,10 @@ func (c *Client) UpdateImageRule(ctx context.Context, name string, r policy.Imag
 // DeleteImageRule deletes the image rule called name.
 func (c *Client) DeleteImageRule(ctx context.Context, name string) (int64, error) {
 	return c.writeRules(ctx, http.MethodDelete, rulePath(PathImagePolicy, name), nil, 0)
+}
+
+// DeleteScan removes one scan (admin only).
+func (c *Client) DeleteScan(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, PathScans+"/"+url.PathEscape(id), nil, "", nil)
+	return err
 }

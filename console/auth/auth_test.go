@@ -28,7 +28,7 @@ func TestRoles(t *testing.T) {
 		role Role
 		can  []Permission
 	}{
-		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory}},
+		{RoleAdmin, []Permission{PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermDeleteScans}},
 		{RoleDefenderManager, []Permission{PermProtect, PermRead}},
 		{RoleCI, []Permission{PermPublishScans, PermRead}},
 		{RoleAuditor, []Permission{PermRead}},

@@ -40,11 +40,13 @@ const (
 	// PermAgentInventory posts the inventory of a running container.
 	PermAgentInventory Permission = "post container inventories"
 	PermEditPolicy     Permission = "change policy"
+	// PermDeleteScans removes published CI scan results.
+	PermDeleteScans Permission = "delete scan results"
 )
 
 // rolePermissions is the whole access model: a role may do what is listed, nothing else.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory},
+	RoleAdmin:           {PermManageUsers, PermProtect, PermPublishScans, PermRead, PermAgentPolicy, PermAgentAudits, PermEditPolicy, PermAgentInventory, PermDeleteScans},
 	RoleDefenderManager: {PermProtect, PermRead},
 	RoleCI:              {PermPublishScans, PermRead},
 	RoleAuditor:         {PermRead},

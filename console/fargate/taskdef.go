@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 )
 
 // ErrInvalidTask is wrapped by every error about the task definition itself
@@ -60,11 +61,30 @@ func Parse(data []byte) (*TaskDefinition, error) {
 	for _, f := range readOnlyFields {
 		obj.del(f)
 	}
+	if err := obj.dropNulls(); err != nil {
+		return nil, err
+	}
 	td := &TaskDefinition{obj: obj}
 	if err := td.parseContainers(); err != nil {
 		return nil, err
 	}
 	return td, nil
+}
+
+// dropNulls removes null members at every depth (see dropNulls).
+func (o *object) dropNulls() error {
+	for _, k := range slices.Clone(o.keys) {
+		if o.isNull(k) {
+			o.del(k)
+			continue
+		}
+		v, err := dropNulls(o.vals[k], k)
+		if err != nil {
+			return err
+		}
+		o.vals[k] = v
+	}
+	return nil
 }
 
 func unwrapDescribe(outer *object) (*object, error) {

@@ -10,13 +10,20 @@ import (
 // ProtectYAML is ProtectJSON for a task definition written in YAML; the
 // result is YAML too. YAML output orders keys alphabetically.
 func ProtectYAML(ctx context.Context, task []byte, opts Options) ([]byte, error) {
+	out, _, err := ProtectYAMLReport(ctx, task, opts)
+	return out, err
+}
+
+// ProtectYAMLReport is ProtectYAML that reports what it did.
+func ProtectYAMLReport(ctx context.Context, task []byte, opts Options) ([]byte, Report, error) {
 	j, err := yaml.YAMLToJSON(task)
 	if err != nil {
-		return nil, fmt.Errorf("%w: invalid YAML: %v", ErrInvalidTask, err)
+		return nil, Report{}, fmt.Errorf("%w: invalid YAML: %v", ErrInvalidTask, err)
 	}
-	out, err := ProtectJSON(ctx, j, opts)
+	out, rep, err := ProtectJSONReport(ctx, j, opts)
 	if err != nil {
-		return nil, err
+		return nil, Report{}, err
 	}
-	return yaml.JSONToYAML(out)
+	y, err := yaml.JSONToYAML(out)
+	return y, rep, err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path"
 	"strings"
@@ -13,19 +12,10 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/policy"
-	"github.com/taskguard/taskguard/console/taskimages"
 )
 
 // maxWait caps ?wait= of the agent policy long-poll.
 const maxWait = 60 * time.Second
-
-// Audit batch limits.
-const (
-	auditBody      = 4 << 20
-	maxAuditBatch  = 1000
-	maxAuditID     = 128
-	maxAuditString = 16 << 10
-)
 
 // agentPolicy serves a defender the rules of its task family, with the
 // revision as ETag; If-None-Match with ?wait= holds the request until the
@@ -57,7 +47,9 @@ func (s *Server) agentPolicy(w http.ResponseWriter, r *http.Request) {
 				case <-ctx.Done():
 				}
 			}()
+			s.metrics.longPolls.Inc()
 			rev, err = s.store.WaitPolicy(ctx, rev)
+			s.metrics.longPolls.Dec()
 			cancel()
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 				s.internalError(w, r, "wait for a policy change", err)
@@ -140,7 +132,7 @@ func globAny(patterns []string, v string) bool {
 	return false
 }
 
-// postAudits stores a defender's batch. Records are stored once per ID. An
+// postAudits stores a defender's batch, record by record (ingestAudits). An
 // agent credential belongs to one task family: every record is filed under
 // that family whatever it says, so a defender cannot write another family's
 // audits.
@@ -151,80 +143,13 @@ func (s *Server) postAudits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := auth.PrincipalFrom(r.Context())
-	now := time.Now().UTC()
-	for i := range batch.Audits {
-		a := &batch.Audits[i]
-		if p.TaskFamily != "" {
-			a.TaskFamily = p.TaskFamily
-		}
-		if a.Time.IsZero() {
-			a.Time = now
-		}
-	}
-	n, err := s.store.InsertAudits(r.Context(), batch.Audits, now)
+	res, err := s.ingestAudits(r.Context(), batch, p.TaskFamily, time.Now().UTC())
 	if err != nil {
 		s.internalError(w, r, "store audits", err)
 		return
 	}
-	s.metrics.auditsIngested(n, len(batch.Audits)-n)
 	if p.TaskFamily != "" {
 		s.metrics.defenderSeen(p.TaskFamily)
 	}
-	writeJSON(w, http.StatusAccepted, api.AuditIngestResponse{Received: len(batch.Audits), Stored: n, Duplicates: len(batch.Audits) - n})
-}
-
-// parseAuditBatch reads and checks the body of a POST of audits.
-func parseAuditBatch(body io.Reader) (api.AuditBatch, error) {
-	var batch api.AuditBatch
-	if err := decodeJSON(body, &batch); err != nil {
-		return api.AuditBatch{}, err
-	}
-	if err := checkBatch(batch); err != nil {
-		return api.AuditBatch{}, err
-	}
-	return batch, nil
-}
-
-var auditKinds = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditWAF, api.AuditDefender}
-
-func checkBatch(b api.AuditBatch) error {
-	if len(b.Audits) == 0 {
-		return errors.New(`request body: "audits" is empty`)
-	}
-	if len(b.Audits) > maxAuditBatch {
-		return fmt.Errorf(`request body: %d audits in one batch, at most %d`, len(b.Audits), maxAuditBatch)
-	}
-	seen := make(map[string]bool, len(b.Audits))
-	for i, a := range b.Audits {
-		f := fmt.Sprintf("audits[%d]", i)
-		switch {
-		case strings.TrimSpace(a.ID) == "":
-			return fmt.Errorf("%s.id is required", f)
-		case len(a.ID) > maxAuditID:
-			return fmt.Errorf("%s.id is longer than %d bytes", f, maxAuditID)
-		case strings.HasPrefix(a.ID, taskimages.AlertIDPrefix):
-			// The console writes these; a defender's record must not take the ID of an image alert.
-			return fmt.Errorf("%s.id %q: the prefix %q is the console's", f, a.ID, taskimages.AlertIDPrefix)
-		case seen[a.ID]:
-			// Harmless, but a sign of a defender bug: the second would be lost.
-			return fmt.Errorf("%s.id %q appears twice in the batch", f, a.ID)
-		case !validKind(a.Kind):
-			return fmt.Errorf("%s.kind %q is not one of process, network, dns, waf, defender", f, a.Kind)
-		case a.Effect != "" && !a.Effect.Valid():
-			return fmt.Errorf("%s.effect %q is not one of disable, alert, prevent", f, a.Effect)
-		case len(a.Message) > maxAuditString:
-			return fmt.Errorf("%s.message is longer than %d bytes", f, maxAuditString)
-		}
-		seen[a.ID] = true
-	}
-	return nil
-}
-
-func validKind(k api.AuditKind) bool {
-	for _, x := range auditKinds {
-		if k == x {
-			return true
-		}
-	}
-	return false
+	writeJSON(w, http.StatusAccepted, res)
 }

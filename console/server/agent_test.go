@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func TestAgentPolicyLongPollWakes(t *testing.T) {
 			results <- result{p, modified, time.Since(start), err}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	e.waitLongPolls(waiters)
 	changed := time.Now()
 	if _, err := admin.AddRuntimeRule(ctx, policy.RuntimeRule{Name: "new"}); err != nil {
 		t.Fatal(err)
@@ -160,14 +161,14 @@ func TestAuditIngestAndQuery(t *testing.T) {
 	batch.Audits[2].Time = batch.Audits[2].Time.Add(2 * time.Second)
 	batch.Audits[2].WAF = &api.WAFDetail{EventID: "e", Method: "GET", Path: "/q", Source: "10.0.0.9", Protections: []string{"sqli"}}
 	res, err := agent.PostAudits(ctx, batch)
-	if err != nil || res != (api.AuditIngestResponse{Received: 3, Stored: 3}) {
+	if err != nil || !reflect.DeepEqual(res, api.AuditIngestResponse{Received: 3, Stored: 3}) {
 		t.Fatalf("PostAudits = %+v, %v", res, err)
 	}
 	// The retry of a batch the defender did not see acknowledged.
 	batch.Audits = append(batch.Audits, auditFor("a4", api.AuditNetwork, policy.EffectAlert, "Outbound connection to 203.0.113.5:443"))
 	batch.Audits[3].Time = batch.Audits[3].Time.Add(3 * time.Second)
 	res, err = agent.PostAudits(ctx, batch)
-	if err != nil || res != (api.AuditIngestResponse{Received: 4, Stored: 1, Duplicates: 3}) {
+	if err != nil || !reflect.DeepEqual(res, api.AuditIngestResponse{Received: 4, Stored: 1, Duplicates: 3}) {
 		t.Fatalf("PostAudits of a retried batch = %+v, %v", res, err)
 	}
 
@@ -239,6 +240,8 @@ func ids(p api.AuditPage) string {
 	return strings.Join(s, " ")
 }
 
+// A batch that is not a batch is refused whole (400/413), naming the
+// problem; nothing of it is stored.
 func TestAuditIngestRefusesBadBatches(t *testing.T) {
 	e := newTestEnv(t, auth.ThrottleConfig{})
 	tok := "bearer " + agentToken(t, e, "web")
@@ -253,10 +256,9 @@ func TestAuditIngestRefusesBadBatches(t *testing.T) {
 		want       string
 	}{
 		{"empty", `{"audits":[]}`, 400, "empty"},
-		{"no id", `{"audits":[{"kind":"process","message":"m"}]}`, 400, "audits[0].id"},
-		{"bad kind", `{"audits":[{"id":"x","kind":"mystery"}]}`, 400, "audits[0].kind"},
-		{"bad effect", `{"audits":[{"id":"x","kind":"dns","effect":"block"}]}`, 400, "audits[0].effect"},
-		{"repeated id", `{"audits":[{"id":"x","kind":"dns"},{"id":"x","kind":"dns"}]}`, 400, "audits[1].id"},
+		{"null", `{"audits":null}`, 400, "empty"},
+		{"not an object", `[]`, 400, "JSON object"},
+		{"records not objects", `{"audits":"x"}`, 400, "audits"},
 		{"too many", string(bigBody), 400, "at most 1000"},
 		{"too large", `{"audits":[{"id":"x","kind":"dns","message":"` + strings.Repeat("a", auditBody) + `"}]}`, 413, "limit"},
 		{"unknown field", `{"audits":[],"extra":1}`, 400, "extra"},
@@ -269,6 +271,9 @@ func TestAuditIngestRefusesBadBatches(t *testing.T) {
 	}
 	if r := e.do("POST", api.PathAgentAudits, basic(auth.RoleCI), `{"audits":[{"id":"x","kind":"dns"}]}`); r.status != http.StatusForbidden {
 		t.Errorf("ci posts audits: %d, want 403", r.status)
+	}
+	if p, err := e.apiClient(auth.RoleAuditor).RuntimeAudits(context.Background(), api.AuditQuery{}); err != nil || len(p.Audits) != 0 {
+		t.Errorf("after refused batches the console holds %q, %v; want nothing", ids(p), err)
 	}
 }
 
@@ -307,5 +312,24 @@ func TestAgentPolicyImageRules(t *testing.T) {
 	var one policy.Policy
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &one) != nil || names(one) != "web-side web" {
 		t.Errorf("?container&image: %d %s", r.status, r.body)
+	}
+}
+
+// waitLongPolls waits until n policy long-polls are waiting in the server, as
+// its /metrics reports them, so that a test changes the policy only once every
+// defender is really waiting.
+func (e *testEnv) waitLongPolls(n int) {
+	e.t.Helper()
+	want := fmt.Sprintf("taskguard_console_policy_long_polls_waiting %d\n", n)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := e.do("GET", api.PathMetrics, "basic "+userOf(auth.RoleAdmin)+" "+passwords[auth.RoleAdmin], "")
+		if r.status == http.StatusOK && strings.Contains(r.body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d long-polls never waited together (status %d)", n, r.status)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

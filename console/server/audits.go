@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +17,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/taskimages"
 )
 
 // The audit kinds each audit list shows.
@@ -170,4 +174,185 @@ func csvSafe(s string) string {
 		return "'" + s
 	}
 	return s
+}
+
+// Audit batch limits. A text field longer than maxAuditString is stored cut
+// (api.Truncate), never refused: an attacker's 20 KB path must not cost the
+// console the audit of the attack, nor the audits after it.
+const (
+	auditBody      = 4 << 20
+	maxAuditBatch  = 1000
+	maxAuditID     = 128
+	maxAuditString = 16 << 10
+)
+
+// auditBatch is a parsed batch: the records fit to store, cleaned, and the
+// ones that are not, named.
+type auditBatch struct {
+	received  int
+	audits    []api.Audit
+	index     []int // index[i] is the position of audits[i] in the batch
+	truncated int
+	rejected  []api.AuditRejection
+}
+
+// rawAuditBatch is the body of a POST of audits, each record kept raw so one
+// malformed record does not cost the others.
+type rawAuditBatch struct {
+	Audits []json.RawMessage `json:"audits"`
+}
+
+// parseAuditBatch reads the body of a POST of audits. The batch itself must
+// be well formed (one JSON object, 1 to maxAuditBatch records, within
+// auditBody): otherwise the error names the problem and nothing is stored.
+// Each record is then checked on its own (checkAudit).
+func parseAuditBatch(body io.Reader) (auditBatch, error) {
+	var raw rawAuditBatch
+	if err := decodeJSON(body, &raw); err != nil {
+		return auditBatch{}, err
+	}
+	if len(raw.Audits) == 0 {
+		return auditBatch{}, errors.New(`request body: "audits" is empty`)
+	}
+	if len(raw.Audits) > maxAuditBatch {
+		return auditBatch{}, fmt.Errorf(`request body: %d audits in one batch, at most %d`, len(raw.Audits), maxAuditBatch)
+	}
+	b := auditBatch{received: len(raw.Audits)}
+	seen := make(map[string]bool, len(raw.Audits))
+	for i, r := range raw.Audits {
+		var a api.Audit
+		// Unknown fields of a record are dropped, not refused: a newer
+		// defender's records are still stored.
+		if err := json.Unmarshal(r, &a); err != nil {
+			b.rejected = append(b.rejected, api.AuditRejection{Index: i, ID: rawID(r),
+				Reason: recordError(i, err)})
+			continue
+		}
+		if err := checkAudit(i, a, seen); err != nil {
+			b.rejected = append(b.rejected, api.AuditRejection{Index: i, ID: shortID(a.ID), Reason: err.Error()})
+			continue
+		}
+		seen[a.ID] = true
+		a, cut := a.Sanitized(maxAuditString)
+		if len(cut) > 0 {
+			b.truncated++
+		}
+		b.audits = append(b.audits, a)
+		b.index = append(b.index, i)
+	}
+	return b, nil
+}
+
+// recordError names what is wrong with a record that did not decode.
+func recordError(i int, err error) string {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return fmt.Sprintf("audits[%d].%s must be a JSON %s, not %s", i, typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	}
+	var perr *time.ParseError
+	if errors.As(err, &perr) {
+		return fmt.Sprintf("audits[%d]: a time %q is not RFC 3339 (2026-01-02T15:04:05Z)", i, api.Truncate(api.SafeText(perr.Value), 64))
+	}
+	return fmt.Sprintf("audits[%d] is not a valid record: %s", i, trimJSONPrefix(err.Error()))
+}
+
+// rawID digs the id out of a record that did not decode, to name it.
+func rawID(r json.RawMessage) string {
+	var x struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(r, &x)
+	return shortID(x.ID)
+}
+
+// shortID is an ID fit to echo: safe text, at most maxAuditID bytes.
+func shortID(id string) string {
+	id = api.SafeText(id)
+	if len(id) > maxAuditID {
+		id = strings.ToValidUTF8(id[:maxAuditID], "")
+	}
+	return id
+}
+
+var auditKinds = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditWAF, api.AuditDefender}
+
+// checkAudit says why record i cannot be stored at all, or nil. Only what
+// makes a record unstorable or unsafe is refused: no ID (it could not be
+// stored once), an ID the console reserves or one repeated in the batch, a
+// kind or effect the console does not know.
+func checkAudit(i int, a api.Audit, seen map[string]bool) error {
+	f := fmt.Sprintf("audits[%d]", i)
+	switch {
+	case strings.TrimSpace(a.ID) == "":
+		return fmt.Errorf("%s.id is required", f)
+	case len(a.ID) > maxAuditID:
+		return fmt.Errorf("%s.id is longer than %d bytes", f, maxAuditID)
+	case strings.HasPrefix(a.ID, taskimages.AlertIDPrefix):
+		// The console writes these; a defender's record must not take the ID of an image alert.
+		return fmt.Errorf("%s.id %q: the prefix %q is the console's", f, shortID(a.ID), taskimages.AlertIDPrefix)
+	case seen[a.ID]:
+		// A sign of a defender bug: the first is stored, this one would be lost.
+		return fmt.Errorf("%s.id %q appears twice in the batch", f, shortID(a.ID))
+	case !validKind(a.Kind):
+		return fmt.Errorf("%s.kind %q is not one of process, network, dns, waf, defender", f, api.Truncate(api.SafeText(string(a.Kind)), 64))
+	case a.Effect != "" && !a.Effect.Valid():
+		return fmt.Errorf("%s.effect %q is not one of disable, alert, prevent", f, api.Truncate(api.SafeText(string(a.Effect)), 64))
+	}
+	return nil
+}
+
+func validKind(k api.AuditKind) bool {
+	return slices.Contains(auditKinds, k)
+}
+
+// ingestAudits files the batch's records under family (when the credential
+// has one), gives records without a time now, and stores them. It stores the
+// batch in one transaction; when the store refuses that, it stores the
+// records one by one so that only the record that cannot be stored is named
+// (and logged) and the rest are kept. It fails only when nothing could be
+// stored for a reason that is not the records' (the database is away): the
+// defender then keeps the batch and sends it again.
+func (s *Server) ingestAudits(ctx context.Context, b auditBatch, family string, now time.Time) (api.AuditIngestResponse, error) {
+	for i := range b.audits {
+		a := &b.audits[i]
+		if family != "" {
+			a.TaskFamily = family
+		}
+		if a.Time.IsZero() {
+			a.Time = now
+		}
+	}
+	res := api.AuditIngestResponse{Received: b.received, Truncated: b.truncated, Rejected: b.rejected}
+	if len(b.audits) > 0 {
+		n, err := s.store.InsertAudits(ctx, b.audits, now)
+		attempted := len(b.audits)
+		if err != nil {
+			if ctx.Err() != nil {
+				return api.AuditIngestResponse{}, err
+			}
+			s.log.Warn("a batch of audits was refused whole; storing its records one by one", "records", len(b.audits), "err", err)
+			n, attempted = 0, 0
+			for i, a := range b.audits {
+				k, err := s.store.InsertAudits(ctx, []api.Audit{a}, now)
+				if err != nil {
+					if ctx.Err() != nil {
+						return api.AuditIngestResponse{}, err
+					}
+					s.log.Error("audit not stored", "index", b.index[i], "id", shortID(a.ID), "err", err)
+					res.Rejected = append(res.Rejected, api.AuditRejection{Index: b.index[i], ID: shortID(a.ID),
+						Reason: fmt.Sprintf("audits[%d]: the console could not store this record (its log says why)", b.index[i])})
+					continue
+				}
+				n += k
+				attempted++
+			}
+			if attempted == 0 {
+				return api.AuditIngestResponse{}, fmt.Errorf("no record of the batch could be stored: %w", err)
+			}
+			slices.SortFunc(res.Rejected, func(x, y api.AuditRejection) int { return x.Index - y.Index })
+		}
+		res.Stored, res.Duplicates = n, attempted-n
+	}
+	s.metrics.auditsIngested(res.Stored, res.Duplicates, len(res.Rejected))
+	return res, nil
 }

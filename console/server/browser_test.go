@@ -15,20 +15,19 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/policy"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // chromiumPath is Debian's chromium binary.
 const chromiumPath = "/usr/lib/chromium/chromium"
 
 // browser starts headless Chromium for t, or skips when it is not installed
-// (CI installs it: TASKGUARD_REQUIRE_CHROMIUM=1 makes its absence a failure).
+// (CI installs it: CI=true makes its absence a failure).
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("TASKGUARD_REQUIRE_CHROMIUM") == "1" {
-			t.Fatalf("chromium is not installed: %v", err)
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
+		testenv.Skip(t, "chromium is not installed (apt-get install chromium): %v", err)
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),

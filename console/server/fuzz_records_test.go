@@ -6,14 +6,16 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/scanners/report"
 )
 
-// FuzzParseAuditBatch: a defender's body never panics the parser; what it
-// accepts holds 1 to 1000 records with unique non-empty IDs and known kinds,
-// and survives a round trip.
+// FuzzParseAuditBatch: a defender's body never panics the parser; a batch
+// it accepts holds 1 to 1000 records, each either kept (unique non-empty ID,
+// known kind, text safe for every engine and within the limit plus the
+// marker) or named as rejected, and the kept records survive a round trip.
 func FuzzParseAuditBatch(f *testing.F) {
 	for _, seed := range []string{
 		`{"audits":[{"id":"a","kind":"dns","effect":"prevent","message":"DNS resolution of suspicious name yahoo.com"}]}`,
@@ -22,6 +24,7 @@ func FuzzParseAuditBatch(f *testing.F) {
 		`{"audits":[]}`, `{"audits":[{"id":"","kind":"dns"}]}`, `{"audits":[{"id":"a","kind":"x"}]}`,
 		`{"audits":[{"id":"a","kind":"dns"},{"id":"a","kind":"dns"}]}`, `{"audits":null}`, `[]`, `{`, ``,
 		`{"audits":[{"id":"a","kind":"dns","time":"yesterday"}]}`,
+		`{"audits":[{"id":"a\u0000","kind":"waf","message":"\u0000\ud800","waf":{"path":"/\u0000"}}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -33,22 +36,36 @@ func FuzzParseAuditBatch(f *testing.F) {
 			}
 			return
 		}
-		if len(b.Audits) == 0 || len(b.Audits) > maxAuditBatch {
-			t.Fatalf("accepted a batch of %d", len(b.Audits))
+		if b.received == 0 || b.received > maxAuditBatch || len(b.audits)+len(b.rejected) != b.received {
+			t.Fatalf("accepted a batch of %d: %d kept, %d rejected", b.received, len(b.audits), len(b.rejected))
+		}
+		for _, r := range b.rejected {
+			if r.Reason == "" || r.Index < 0 || r.Index >= b.received || len(r.ID) > maxAuditID || !utf8.ValidString(r.ID) {
+				t.Fatalf("rejection %+v", r)
+			}
 		}
 		seen := map[string]bool{}
-		for _, a := range b.Audits {
+		for _, a := range b.audits {
 			if strings.TrimSpace(a.ID) == "" || seen[a.ID] || !validKind(a.Kind) {
 				t.Fatalf("accepted record %+v", a)
 			}
 			seen[a.ID] = true
+			for _, s := range []string{a.ID, a.Message, a.TaskID, a.Container, a.Rule} {
+				if !utf8.ValidString(s) || strings.ContainsRune(s, 0) || len(s) > maxAuditString+len(api.TruncatedMarker)+32 {
+					t.Fatalf("kept text %q", s)
+				}
+			}
 		}
-		again, err := json.Marshal(b)
+		again, err := json.Marshal(api.AuditBatch{Audits: b.audits})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := parseAuditBatch(bytes.NewReader(again)); err != nil {
-			t.Fatalf("round trip of %s: %v", again, err)
+		if len(b.audits) == 0 {
+			return
+		}
+		b2, err := parseAuditBatch(bytes.NewReader(again))
+		if err != nil || len(b2.rejected) != 0 || len(b2.audits) != len(b.audits) {
+			t.Fatalf("round trip of %s: %+v, %v", again, b2.rejected, err)
 		}
 	})
 }

@@ -20,6 +20,8 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	audits   *prometheus.CounterVec
 	lastSeen *prometheus.GaugeVec
+	// longPolls counts the agent policy long-polls waiting for a change now.
+	longPolls prometheus.Gauge
 
 	mu       sync.Mutex
 	families map[string]bool
@@ -40,19 +42,23 @@ func newMetrics() *metrics {
 		}, []string{"route"}),
 		audits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taskguard_console_audits_ingested_total",
-			Help: "Defender audit records received: stored, or duplicate (already stored, a retried batch).",
+			Help: "Defender audit records received: stored, duplicate (already stored, a retried batch) or rejected (named in the answer, not stored).",
 		}, []string{"result"}),
 		lastSeen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "taskguard_console_defender_last_seen_timestamp_seconds",
 			Help: "When a defender of the task family last fetched policy or posted audits.",
 		}, []string{"task_family"}),
+		longPolls: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "taskguard_console_policy_long_polls_waiting",
+			Help: "Defender policy long-polls waiting for a policy change in this console process.",
+		}),
 		seen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "taskguard_console_defender_task_families",
 			Help: "Task families whose defenders this console process has seen since it started.",
 		}),
 		families: map[string]bool{},
 	}
-	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.seen,
+	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.longPolls, m.seen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.serve = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
@@ -66,9 +72,10 @@ func (m *metrics) observe(route, method string, code int, d time.Duration) {
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
 }
 
-func (m *metrics) auditsIngested(stored, duplicates int) {
+func (m *metrics) auditsIngested(stored, duplicates, rejected int) {
 	m.audits.WithLabelValues("stored").Add(float64(stored))
 	m.audits.WithLabelValues("duplicate").Add(float64(duplicates))
+	m.audits.WithLabelValues("rejected").Add(float64(rejected))
 }
 
 func (m *metrics) defenderSeen(family string) {

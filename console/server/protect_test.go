@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/fargate"
+	"github.com/taskguard/taskguard/console/tlscert"
 	"github.com/taskguard/taskguard/internal/testenv"
 	"sigs.k8s.io/yaml"
 )
@@ -299,5 +301,113 @@ func TestProtectMapsWAFPorts(t *testing.T) {
 	}
 	if !slices.Equal(ports, []int{8080}) {
 		t.Errorf("defender ports = %v, want [8080]", ports)
+	}
+}
+
+// The API's selection parameters: the App Mesh + FireLens task protects only
+// its app by default, the headers say which containers were left out and
+// why, and include/exclude/failClosed/defenderPlatforms reach the transform.
+func TestProtectSelectionParameters(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	task := taskFile(t, filepath.Join("corpus", "appmesh-firelens.json"))
+	resp := e.do("POST", fargatePath, basic(auth.RoleDefenderManager), task)
+	if resp.status != 200 {
+		t.Fatalf("protect: %d %s", resp.status, resp.body)
+	}
+	if got := resp.header.Get(HeaderProtected); got != "app" {
+		t.Errorf("%s = %q, want app", HeaderProtected, got)
+	}
+	skipped := strings.Join(resp.header.Values(HeaderSkipped), "\n")
+	if !strings.Contains(skipped, "envoy: the proxyConfiguration container") || !strings.Contains(skipped, "log_router: FireLens log router") {
+		t.Errorf("%s:\n%s", HeaderSkipped, skipped)
+	}
+	p := parseProtected(t, resp.body)
+	for _, c := range p.ContainerDefinitions {
+		launched := len(c.EntryPoint) > 0 && c.EntryPoint[0] == "/var/lib/taskguard/defender"
+		if launched != (c.Name == "app") {
+			t.Errorf("container %s entryPoint %q", c.Name, c.EntryPoint)
+		}
+	}
+	if p.env("app", "TASKGUARD_FAIL_CLOSED") != "" {
+		t.Errorf("fail-closed without failClosed=true")
+	}
+
+	resp = e.do("POST", fargatePath+"&exclude=app&include=envoy&failClosed=true", basic(auth.RoleDefenderManager), strings.Replace(task, `"user": "1337",`, `"user": "1337", "entryPoint": ["/usr/bin/envoy"],`, 1))
+	if resp.status != 200 {
+		t.Fatalf("protect with include/exclude: %d %s", resp.status, resp.body)
+	}
+	if got := resp.header.Get(HeaderProtected); got != "envoy" {
+		t.Errorf("%s = %q, want envoy", HeaderProtected, got)
+	}
+	if got := parseProtected(t, resp.body).env("envoy", "TASKGUARD_FAIL_CLOSED"); got != "1" {
+		t.Errorf("TASKGUARD_FAIL_CLOSED = %q, want 1", got)
+	}
+
+	arm := taskFile(t, filepath.Join("corpus", "arm64.json"))
+	if resp := e.do("POST", fargatePath, basic(auth.RoleDefenderManager), arm); resp.status != 400 || !strings.Contains(errorMessage(t, resp.body), "defenderPlatforms=linux/amd64,linux/arm64") {
+		t.Errorf("ARM64 task without an arm64 defender: %d %s", resp.status, resp.body)
+	}
+	if resp := e.do("POST", fargatePath+"&defenderPlatforms=linux/amd64,linux/arm64", basic(auth.RoleDefenderManager), arm); resp.status != 200 {
+		t.Errorf("ARM64 task with an arm64 defender: %d %s", resp.status, resp.body)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"&defenderPlatforms=linux/s390x", `"linux/s390x" is not linux/amd64 or linux/arm64`},
+		{"&failClosed=maybe", `failClosed="maybe"`},
+		{"&exclude=ghost", `container "ghost" is named to include or exclude`},
+	} {
+		if resp := e.do("POST", fargatePath+tc.query, basic(auth.RoleDefenderManager), task); resp.status != 400 || !strings.Contains(errorMessage(t, resp.body), tc.want) {
+			t.Errorf("%s: %d %s", tc.query, resp.status, resp.body)
+		}
+	}
+}
+
+// consoleTrust: the scheme follows how the console serves, a self-signed
+// certificate travels as PEM, an address it does not cover is a warning.
+func TestConsoleTrust(t *testing.T) {
+	res, err := tlscert.Load(tlscert.Options{Dir: t.TempDir(), SANs: []string{"console.internal", "10.0.2.2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := res.Chain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsServer := &Server{serving: Serving{Chain: chain}}
+	plain := &Server{serving: Serving{PlainHTTP: true}}
+	tests := []struct {
+		name         string
+		s            *Server
+		addr         string
+		wantURL      string
+		wantPEM      bool
+		wantWarnings string
+	}{
+		{"self-signed, covered name", tlsServer, "console.internal:8083", "https://console.internal:8083", true, ""},
+		{"self-signed, covered address", tlsServer, "10.0.2.2:8083", "https://10.0.2.2:8083", true, ""},
+		{"self-signed, uncovered", tlsServer, "console.example.com:8083", "https://console.example.com:8083", true, "does not cover console.example.com"},
+		{"plain console, bare address", plain, "console.internal:8083", "http://console.internal:8083", false, ""},
+		{"plain console behind a TLS proxy", plain, "https://console.example.com", "https://console.example.com", false, "serves plain HTTP"},
+		{"TLS console, http address", tlsServer, "http://console.internal:8083", "http://console.internal:8083", false, "serves HTTPS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := fargate.Options{ConsoleAddr: tt.addr}
+			warnings, err := tt.s.consoleTrust(&opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.ConsoleAddr != tt.wantURL {
+				t.Errorf("console URL %q, want %q", opts.ConsoleAddr, tt.wantURL)
+			}
+			if (opts.ConsoleCAPEM != "") != tt.wantPEM {
+				t.Errorf("CA PEM %q, want one: %v", opts.ConsoleCAPEM, tt.wantPEM)
+			}
+			if got := strings.Join(warnings, "\n"); (tt.wantWarnings == "") != (got == "") || !strings.Contains(got, tt.wantWarnings) {
+				t.Errorf("warnings %q, want %q", got, tt.wantWarnings)
+			}
+		})
+	}
+	if _, err := tlsServer.consoleTrust(&fargate.Options{ConsoleAddr: "https://c/api"}); err == nil {
+		t.Error("a consoleaddr with a path was accepted")
 	}
 }

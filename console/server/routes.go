@@ -46,6 +46,7 @@ func (s *Server) routes() []route {
 		{method: "POST", path: api.PathScans, name: "scans.publish", perm: auth.PermPublishScans, maxBody: scanBody, handler: s.publishScan},
 		{method: "GET", path: api.PathScans, name: "scans.list", perm: auth.PermRead, handler: s.listScans},
 		{method: "GET", path: api.PathScans + "/{id}", name: "scans.get", perm: auth.PermRead, handler: s.getScan},
+		{method: "DELETE", path: api.PathScans + "/{id}", name: "scans.delete", perm: auth.PermDeleteScans, handler: s.deleteScan},
 		{method: "POST", path: api.PathAgentInventory, name: "agent.inventory", perm: auth.PermAgentInventory, maxBody: inventoryBody, handler: s.postInventory},
 		{method: "GET", path: api.PathTaskImages, name: "images.tasks.list", perm: auth.PermRead, handler: s.listTaskImages},
 		{method: "GET", path: api.PathTaskImages + "/{id}", name: "images.tasks.get", perm: auth.PermRead, handler: s.getTaskImage},

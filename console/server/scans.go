@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
@@ -17,10 +19,24 @@ import (
 // scanBody bounds a posted CI report.
 const scanBody = 16 << 20
 
-// parseReport reads a CI report: schema version 1, with a result. Unknown
-// fields are kept (newer CLIs add fields without changing the version).
+// maxReportDepth bounds how deeply a report's JSON may nest. The report
+// schema nests less than 10 deep; unknown fields are kept, so without a bound
+// an upload of arrays nested thousands deep would be kept too (and cost
+// memory and time at every read).
+const maxReportDepth = 64
+
+// scanParses bounds how many reports are parsed at once in this process, so
+// that concurrent 16 MiB uploads cannot multiply the console's memory.
+var scanParses = make(chan struct{}, 2)
+
+// parseReport reads a CI report: schema version 1, with a result, nested at
+// most maxReportDepth deep. Unknown fields are kept (newer CLIs add fields
+// without changing the version), within that depth and the body limit.
 func parseReport(body []byte) (report.Report, error) {
 	var rep report.Report
+	if d, at := jsonDepth(body, maxReportDepth); d > maxReportDepth {
+		return rep, fmt.Errorf("request body nests deeper than %d levels (at byte %d): a CI report is not that deep", maxReportDepth, at)
+	}
 	if err := json.Unmarshal(body, &rep); err != nil {
 		return rep, describeJSONError(err)
 	}
@@ -34,6 +50,12 @@ func parseReport(body []byte) (report.Report, error) {
 }
 
 func (s *Server) publishScan(w http.ResponseWriter, r *http.Request) {
+	select {
+	case scanParses <- struct{}{}:
+		defer func() { <-scanParses }()
+	case <-r.Context().Done():
+		return
+	}
 	body, err := readBody(r)
 	if err != nil {
 		badBody(w, err)
@@ -102,6 +124,9 @@ func (s *Server) listScans(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// getScan answers api.ScanDetail. The stored report (compact JSON, checked
+// when it was published) is written as it is, after the summary fields: the
+// answer is as large as the upload, never re-encoded or indented.
 func (s *Server) getScan(w http.ResponseWriter, r *http.Request) {
 	sc, err := s.store.Scan(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
@@ -112,5 +137,73 @@ func (s *Server) getScan(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "read scan", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.ScanDetail{ScanSummary: scanSummary(sc), Report: sc.Report})
+	head, err := json.Marshal(scanSummary(sc))
+	if err != nil || len(head) < 2 {
+		s.internalError(w, r, "encode scan", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(head)+len(`,"report":`)+len(orNullReport(sc.Report))))
+	w.WriteHeader(http.StatusOK)
+	w.Write(head[:len(head)-1])
+	io.WriteString(w, `,"report":`)
+	w.Write(orNullReport(sc.Report))
+	io.WriteString(w, "}")
+}
+
+func orNullReport(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+// deleteScan removes a scan (admins): 204, or 404 when there is none.
+func (s *Server) deleteScan(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := s.store.DeleteScan(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no scan %q", id))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "delete scan", err)
+		return
+	}
+	s.log.Info("scan deleted", "id", info(r.Context()).id, "scan", id, "by", info(r.Context()).subject)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// jsonDepth returns how deeply the JSON text b nests arrays and objects, and
+// the offset where it first went deeper than limit (the scan stops there).
+// Strings are skipped, escapes included; b need not be valid JSON.
+func jsonDepth(b []byte, limit int) (depth, at int) {
+	cur, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			cur++
+			if cur > depth {
+				depth = cur
+				if depth > limit {
+					return depth, i
+				}
+			}
+		case ']', '}':
+			cur--
+		}
+	}
+	return depth, -1
 }

@@ -128,3 +128,82 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("metrics without credentials: %d, want 401", r.status)
 	}
 }
+
+// The issue's upload: unknown fields holding arrays nested 9,990 deep. It is
+// refused (400, naming the depth) instead of being kept; a report with
+// ordinary unknown fields is kept, and read back as large as it was sent,
+// never re-encoded.
+func TestScanUploadDepthAndReadSize(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	deep := strings.Repeat("[", 9990) + strings.Repeat("]", 9990)
+	hostile := `{"schemaVersion":1,"result":"passed","x1":` + deep + `,"x2":` + deep + `}`
+	r := e.do("POST", api.PathScans, basic(auth.RoleCI), hostile)
+	if r.status != 400 || !strings.Contains(errorMessage(t, r.body), "deeper than 64 levels") {
+		t.Fatalf("deeply nested upload: %d %.200s; want 400 naming the depth", r.status, r.body)
+	}
+	// Just under the limit, in an unknown field: kept.
+	ok := ciReport(t, "registry.example/web:1", "HIGH")
+	ok = append(ok[:len(ok)-1], []byte(`,"futureField":`+strings.Repeat("[", 60)+`"kept"`+strings.Repeat("]", 60)+`}`)...)
+	sum, err := e.apiClient(auth.RoleCI).PublishScan(ctx, ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.do("GET", api.PathScans+"/"+sum.ID, basic(auth.RoleAuditor), "")
+	if got.status != 200 || !strings.Contains(got.body, `"kept"`) {
+		t.Fatalf("GET the scan: %d", got.status)
+	}
+	if len(got.body) > len(ok)+1024 {
+		t.Errorf("the answer is %d bytes for a %d-byte upload: re-encoded", len(got.body), len(ok))
+	}
+	var detail api.ScanDetail
+	if err := json.Unmarshal([]byte(got.body), &detail); err != nil || detail.ID != sum.ID || detail.Image != "registry.example/web:1" {
+		t.Fatalf("the answer is not a ScanDetail: %+v, %v", detail.ScanSummary, err)
+	}
+}
+
+func TestDeleteScan(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	sum, err := e.apiClient(auth.RoleCI).PublishScan(ctx, ciReport(t, "registry.example/web:1", "HIGH"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []auth.Role{auth.RoleCI, auth.RoleAuditor, auth.RoleDefenderManager} {
+		if err := e.apiClient(role).DeleteScan(ctx, sum.ID); statusOf(err) != http.StatusForbidden {
+			t.Errorf("%s deletes a scan: %v, want 403", role, err)
+		}
+	}
+	admin := e.apiClient(auth.RoleAdmin)
+	if err := admin.DeleteScan(ctx, sum.ID); err != nil {
+		t.Fatalf("admin deletes the scan: %v", err)
+	}
+	if _, err := admin.Scan(ctx, sum.ID); statusOf(err) != http.StatusNotFound {
+		t.Errorf("the deleted scan: %v, want 404", err)
+	}
+	if err := admin.DeleteScan(ctx, sum.ID); statusOf(err) != http.StatusNotFound {
+		t.Errorf("deleting it again: %v, want 404", err)
+	}
+}
+
+func TestJSONDepth(t *testing.T) {
+	tests := []struct {
+		in    string
+		depth int
+	}{
+		{`{}`, 1},
+		{`{"a":[1,{"b":[]}]}`, 4},
+		{`"[[[["`, 0},
+		{`{"a":"\"[[["}`, 1},
+		{`{"a":"\\"}`, 1},
+		{`[[[`, 3},
+	}
+	for _, tt := range tests {
+		if d, _ := jsonDepth([]byte(tt.in), 100); d != tt.depth {
+			t.Errorf("jsonDepth(%s) = %d, want %d", tt.in, d, tt.depth)
+		}
+	}
+	if d, at := jsonDepth([]byte(`[[[[`), 2); d != 3 || at != 2 {
+		t.Errorf("jsonDepth past the limit = %d at %d, want 3 at 2", d, at)
+	}
+}

@@ -25,6 +25,9 @@ type Config struct {
 	// ImageAlerts evaluates the image rules when an inventory arrives; nil
 	// means one over TaskImages and Store.
 	ImageAlerts *taskimages.Alerter
+	// Serving is how the console serves (plain HTTP, or its TLS chain): the
+	// protect endpoint tells defenders how to reach and trust it.
+	Serving Serving
 }
 
 // Server holds the handlers' dependencies.
@@ -37,11 +40,12 @@ type Server struct {
 	stopping <-chan struct{}
 	images   *taskimages.Matcher
 	alerts   *taskimages.Alerter
+	serving  Serving
 }
 
 // New returns the console's HTTP handler.
 func New(cfg Config) http.Handler {
-	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping, images: cfg.TaskImages}
+	s := &Server{store: cfg.Store, auth: cfg.Auth, log: cfg.Logger.With("component", "http"), metrics: newMetrics(), stopping: cfg.Stopping, images: cfg.TaskImages, serving: cfg.Serving}
 	if s.images == nil {
 		s.images = &taskimages.Matcher{}
 	}

@@ -31,6 +31,7 @@ type testEnv struct {
 	srv    *httptest.Server
 	auth   *auth.Authenticator
 	logs   *syncBuffer
+	dbPath string // the SQLite file of the store
 
 	mu     sync.Mutex
 	now    time.Time
@@ -57,12 +58,13 @@ func newTestEnv(t *testing.T, throttle auth.ThrottleConfig) *testEnv {
 func newTestEnvWith(t *testing.T, throttle auth.ThrottleConfig, images *taskimages.Matcher) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "taskguard.db"))
+	dbPath := filepath.Join(t.TempDir(), "taskguard.db")
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &testEnv{t: t, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), logs: &syncBuffer{}}
+	e := &testEnv{t: t, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), logs: &syncBuffer{}, dbPath: dbPath}
 	e.auth = auth.New(auth.Config{
 		Store:      st,
 		BcryptCost: bcrypt.MinCost,

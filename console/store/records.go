@@ -55,6 +55,8 @@ type PolicyChange struct {
 type AuditStore interface {
 	// InsertAudits stores the records whose ID is not stored yet and returns
 	// how many it stored; a record with a known ID is skipped, never updated.
+	// The batch is stored whole or not at all. Text an engine cannot hold
+	// (NUL, invalid UTF-8) is replaced, never a reason to fail.
 	InsertAudits(ctx context.Context, audits []api.Audit, received time.Time) (int, error)
 	// Audits returns one page of records matching q, newest first.
 	Audits(ctx context.Context, q AuditQuery) (AuditPage, error)
@@ -79,10 +81,14 @@ type AuditQuery struct {
 	Cursor string
 }
 
-// Page sizes of audit queries.
+// Page sizes of audit queries. A page also stops once its records hold
+// MaxAuditPageBytes of stored JSON (Next then continues after the last one),
+// so that a page of large records (16 KiB fields) cannot make a read cost
+// hundreds of megabytes.
 const (
-	DefaultAuditPage = 100
-	MaxAuditPage     = 5000
+	DefaultAuditPage  = 100
+	MaxAuditPage      = 5000
+	MaxAuditPageBytes = 8 << 20
 )
 
 // AuditPage is one page of audits; Next is empty on the last page.
@@ -99,6 +105,8 @@ type ScanStore interface {
 	Scans(ctx context.Context, q ScanQuery) (ScanPage, error)
 	// Scan returns one scan with its report, or ErrNotFound.
 	Scan(ctx context.Context, id string) (Scan, error)
+	// DeleteScan removes one scan, or returns ErrNotFound.
+	DeleteScan(ctx context.Context, id string) error
 }
 
 // Scan is one CI report as the console keeps it. The store does not read the

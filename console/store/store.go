@@ -1,8 +1,9 @@
 // Package store is the console's persistence seam: one small interface that
 // the server, the auth package and the CLI use, with SQLite (the embedded
-// default, package sqlite) and PostgreSQL behind it. Implementations run their
-// own versioned migrations when opened, and every one of them must pass the
-// conformance suite in package storetest.
+// default) and PostgreSQL behind it: package sqlstore is the one
+// implementation, a database/sql store with a small dialect per engine. It
+// runs its versioned migrations when opened and passes the conformance suite
+// in package storetest on both engines.
 //
 // The store holds users, bearer-token records, console secrets, the policy
 // with its revisions, defender audits, CI scan reports and the inventories of

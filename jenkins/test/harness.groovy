@@ -11,16 +11,29 @@
 // Jenkins masks credentials), rawLog (unmasked), archived files and stages.
 
 // The harness runs on a build machine, not in a Java EE container, and takes
-// the pipeline's untyped step arguments apart: these rules do not apply.
+// the pipeline's untyped step arguments apart: these rules do not apply. The
+// declarative DSL's names are Jenkins' own (`when`, `post`, `equals`, ...).
 /* groovylint-disable JavaIoPackageAccess, Instanceof, FileCreateTempFile */
+/* groovylint-disable EqualsOverloaded, ConfusingMethodName, UnusedMethodParameter */
 
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
+import java.lang.annotation.ElementType
+import java.lang.annotation.Retention
+import java.lang.annotation.RetentionPolicy
+import java.lang.annotation.Target
+import org.codehaus.groovy.control.CompilerConfiguration
+import org.codehaus.groovy.control.customizers.ImportCustomizer
 import java.nio.file.FileSystems
 import java.nio.file.Files
 import java.nio.file.PathMatcher
 import java.nio.file.StandardCopyOption
 import java.util.concurrent.TimeUnit
+
+/** Jenkins' @NonCPS, which pipeline scripts use without an import. */
+@Retention(RetentionPolicy.RUNTIME)
+@Target(ElementType.METHOD)
+@interface NonCPS { }
 
 /** Thrown by `error` and failing steps, like hudson.AbortException. */
 class AbortException extends RuntimeException {
@@ -76,6 +89,85 @@ class PostBlock {
         }
         conditions[name] = (args as Object[])[-1] as Closure
     }
+}
+
+/**
+ * A declarative `when {}`: its conditions, all of which must hold. Supports
+ * expression, environment, branch, equals, not, allOf and anyOf.
+ */
+class WhenBlock {
+    Harness h
+    List<Closure<Boolean>> conditions = []
+
+    void expression(Closure c) { conditions << { -> c.call() as boolean } }
+
+    void environment(Map a) { conditions << { -> h.env.vars[a.name as String] == a.value?.toString() } }
+
+    void branch(String pattern) {
+        conditions << { ->
+            String b = h.env.vars.BRANCH_NAME
+            b != null && FileSystems.default.getPathMatcher('glob:' + pattern).matches(java.nio.file.Paths.get(b))
+        }
+    }
+
+    void equals(Map a) { conditions << { -> a.expected?.toString() == a.actual?.toString() } }
+
+    void not(Closure c) {
+        WhenBlock inner = h.when(c)
+        conditions << { -> !inner.holds() }
+    }
+
+    void allOf(Closure c) {
+        WhenBlock inner = h.when(c)
+        conditions << { -> inner.holds() }
+    }
+
+    void anyOf(Closure c) {
+        WhenBlock inner = h.when(c)
+        conditions << { -> inner.conditions.any { it.call() } }
+    }
+
+    boolean holds() { conditions.every { it.call() } }
+}
+
+/**
+ * One declarative stage's sections, collected before any runs: `when` is
+ * judged first, then `environment`, then `steps`, `parallel` or `stages`,
+ * then the stage's own `post`.
+ */
+class StageBlock {
+    Harness h
+    WhenBlock when
+    Closure environmentBody
+    Closure stepsBody
+    Closure parallelBody
+    Closure stagesBody
+    PostBlock post
+
+    void when(Closure c) { when = h.when(c) }
+
+    void environment(Closure c) { environmentBody = c }
+
+    void steps(Closure c) { stepsBody = c }
+
+    void parallel(Closure c) { parallelBody = c }
+
+    void stages(Closure c) { stagesBody = c }
+
+    void post(Closure c) { post = h.postBlock(c) }
+
+    void agent(Object a) { h.record('agent', [agent: a.toString()]) }
+
+    void options(Closure c) { h.record('options', [:]) }
+
+    void failFast(boolean b) { h.record('failFast', [value: b]) }
+}
+
+/** Collects the `stage` calls of a declarative `parallel {}` block. */
+class ParallelBlock {
+    Map<String, Closure> branches = [:]
+
+    void stage(String name, Closure body) { branches[name] = body }
 }
 
 /** Harness is one build: a workspace, its steps and what they did. */
@@ -330,6 +422,10 @@ class Harness {
             (a[-1] as Closure).call()
         })
         binding.setVariable('stage', { String name, Closure body -> h.stage(name, body) })
+        // Scripted parallel: branches run one after the other (the harness's
+        // environment is one map), each to its end even when one fails,
+        // unless failFast; then the first failure fails the step.
+        binding.setVariable('parallel', { Map branches -> h.parallelBranches(branches) })
 
         // Declarative pipelines.
         binding.setVariable('pipeline', { Closure body -> h.pipeline(body) })
@@ -343,38 +439,152 @@ class Harness {
         binding.setVariable('stages', { Closure body -> body.call() })
         binding.setVariable('steps', { Closure body -> body.call() })
         binding.setVariable('script', { Closure body -> body.call() })
-        binding.setVariable('post', { Closure body ->
-            PostBlock post = new PostBlock()
-            body.delegate = post
-            body.resolveStrategy = Closure.DELEGATE_FIRST
-            body.call()
-            h.binding.setVariable('__post', post)
-        })
+        binding.setVariable('post', { Closure body -> h.binding.setVariable('__post', h.postBlock(body)) })
+    }
+
+    WhenBlock when(Closure c) {
+        WhenBlock w = new WhenBlock(h: this)
+        c.delegate = w
+        c.resolveStrategy = Closure.DELEGATE_FIRST
+        c.call()
+        w
+    }
+
+    PostBlock postBlock(Closure body) {
+        PostBlock post = new PostBlock()
+        body.delegate = post
+        body.resolveStrategy = Closure.DELEGATE_FIRST
+        body.call()
+        post
+    }
+
+    /** Runs a post block's conditions for a result, as Jenkins orders them. */
+    void runPost(PostBlock post, String result, String where) {
+        for (String cond : ['always', result.toLowerCase(), 'cleanup']) {
+            Closure c = post.conditions[cond]
+            if (c != null) {
+                record('post', [condition: cond, stage: where])
+                c.call()
+            }
+        }
     }
 
     def stage(String name, Closure body) {
-        if (declarative && stageFailed) {
-            stages << name + ': skipped'
-            record('stage', [name: name, status: 'skipped'])
-            return null
+        if (declarative) {
+            return declarativeStage(name, body)
         }
         record('stage', [name: name])
         print("[Pipeline] { (${name})\n")
-        Object r = null
         try {
-            r = body.call()
+            Object r = body.call()
             stages << name + ': ' + (currentBuild.result ?: 'SUCCESS')
+            return r
         } catch (AbortException e) {
             stages << name + ': FAILURE'
             currentBuild.setResult('FAILURE')
             print("ERROR: ${e.message}\n")
-            if (!declarative) {
-                throw e
+            throw e
+        }
+    }
+
+    def declarativeStage(String name, Closure body) {
+        if (stageFailed) {
+            stages << name + ': skipped'
+            record('stage', [name: name, status: 'skipped'])
+            return null
+        }
+        StageBlock sb = new StageBlock(h: this)
+        body.delegate = sb
+        body.resolveStrategy = Closure.DELEGATE_FIRST
+        body.call()
+        if (sb.when != null && !sb.when.holds()) {
+            stages << name + ': skipped (when)'
+            record('stage', [name: name, status: 'skipped (when)'])
+            return null
+        }
+        record('stage', [name: name])
+        print("[Pipeline] { (${name})\n")
+        String before = currentBuild.currentResult
+        String status = 'SUCCESS'
+        Map<String, String> saved = new LinkedHashMap<String, String>(env.vars)
+        try {
+            if (sb.environmentBody != null) {
+                sb.environmentBody.delegate = new EnvironmentBlock(env: env)
+                sb.environmentBody.resolveStrategy = Closure.DELEGATE_FIRST
+                sb.environmentBody.call()
             }
+            if (sb.parallelBody != null) {
+                ParallelBlock pb = new ParallelBlock()
+                sb.parallelBody.delegate = pb
+                sb.parallelBody.resolveStrategy = Closure.DELEGATE_FIRST
+                sb.parallelBody.call()
+                parallelStages(pb.branches)
+            } else if (sb.stagesBody != null) {
+                sb.stagesBody.call()
+            } else if (sb.stepsBody != null) {
+                sb.stepsBody.call()
+            }
+            if (stageFailed) {
+                status = 'FAILURE'
+            } else if (currentBuild.currentResult == 'UNSTABLE' && before != 'UNSTABLE') {
+                status = 'UNSTABLE'
+            }
+        } catch (AbortException e) {
+            status = 'FAILURE'
+            currentBuild.setResult('FAILURE')
+            print("ERROR: ${e.message}\n")
             stageFailed = true
             record('stageError', [name: name, message: e.message])
+        } finally {
+            env.vars.clear()
+            env.vars.putAll(saved)
         }
-        return r
+        stages << name + ': ' + (status == 'SUCCESS' ? (currentBuild.result ?: 'SUCCESS') : status)
+        if (sb.post != null) {
+            try {
+                runPost(sb.post, status, name)
+            } catch (AbortException e) {
+                currentBuild.setResult('FAILURE')
+                stageFailed = true
+                record('stageError', [name: name + ' (post)', message: e.message])
+            }
+        }
+        return null
+    }
+
+    /** Declarative parallel stages: every branch runs, then any failure fails the parent. */
+    void parallelStages(Map<String, Closure> branches) {
+        record('parallel', [branches: branches.keySet() as List])
+        boolean failed = false
+        for (Map.Entry<String, Closure> b : branches) {
+            stageFailed = false
+            stage(b.key, b.value)
+            failed = failed || stageFailed
+        }
+        stageFailed = failed
+    }
+
+    /** Scripted parallel: a map of branch name to closure (failFast: optional). */
+    def parallelBranches(Map branches) {
+        boolean failFast = branches.failFast as boolean
+        Map<String, Closure> todo = branches.findAll { k, v -> k != 'failFast' } as Map<String, Closure>
+        record('parallel', [branches: todo.keySet() as List, failFast: failFast])
+        AbortException first = null
+        for (Map.Entry<String, Closure> b : todo) {
+            try {
+                b.value.call()
+            } catch (AbortException e) {
+                print("ERROR: branch ${b.key}: ${e.message}\n")
+                first = first ?: e
+                if (failFast) {
+                    break
+                }
+            }
+        }
+        if (first != null) {
+            throw first
+        }
+        return null
     }
 
     def pipeline(Closure body) {
@@ -382,20 +592,19 @@ class Harness {
         body.call()
         PostBlock post = binding.hasVariable('__post') ? binding.getVariable('__post') as PostBlock : null
         if (post != null) {
-            String result = currentBuild.currentResult
-            List<String> order = ['always', result.toLowerCase(), 'cleanup']
-            for (String cond : order) {
-                Closure c = post.conditions[cond]
-                if (c != null) {
-                    record('post', [condition: cond])
-                    c.call()
-                }
-            }
+            runPost(post, currentBuild.currentResult, null)
         }
     }
 
+    /** Compiles pipeline code as Jenkins does: @NonCPS needs no import. */
+    GroovyShell shell() {
+        CompilerConfiguration config = new CompilerConfiguration()
+        config.addCompilationCustomizers(new ImportCustomizer().addImport('NonCPS', NonCPS.name))
+        new GroovyShell(this.class.classLoader, binding, config)
+    }
+
     void loadVars() {
-        GroovyShell shell = new GroovyShell(binding)
+        GroovyShell shell = shell()
         varsDir.eachFileMatch(~/.*\.groovy/) { File f ->
             String name = f.name - '.groovy'
             Script s = shell.parse(f.text, name)
@@ -409,7 +618,7 @@ class Harness {
         String text = jenkinsfile.text.replaceAll(/(?m)^@Library\(.*\)\s*_\s*$/, '')
         String error = null
         try {
-            Script s = new GroovyShell(binding).parse(text, 'Jenkinsfile')
+            Script s = shell().parse(text, 'Jenkinsfile')
             s.run()
             if (stageFailed) {
                 error = calls.findAll { it.step == 'stageError' }.collect { it.message }.join('\n')

@@ -2,6 +2,10 @@
 // archives it (the seeds' tw_fargate.json): through the console API
 // (consoleUrl + credentialsId, the seeds' curl step) or offline with
 // `taskguard task protect`. See taskguardProtectTask.txt.
+//
+// CPS: only strings, lists and maps live across steps; the helpers that take
+// text apart are @NonCPS and call no step. Each run's error file is its own
+// mktemp file (parallel stages share a workspace), removed at once.
 
 import groovy.transform.Field
 
@@ -14,7 +18,7 @@ import groovy.transform.Field
 // The console call: credentials reach curl on its standard input (a config
 // file), never on a command line or in the trace; every other value comes in
 // through the environment, so nothing is interpolated into the script.
-@Field static final String PROTECT_SCRIPT = '''set +x
+@Field static final String PROTECT_SCRIPT = '''
 mkdir -p "$(dirname "$TG_OUT")"
 resp="$TG_OUT.response"
 set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_TASK" -o "$resp" -w '%{http_code}'
@@ -35,12 +39,29 @@ echo "protected task definition written to $TG_OUT"
 '''
 
 // The offline transform: the same result without a console.
-@Field static final String OFFLINE_SCRIPT = '''rc=0
+@Field static final String OFFLINE_SCRIPT = '''
 mkdir -p "$(dirname "$TG_OUT")"
-"$TG_TASKGUARD" task protect "$TG_TASK" -o "$TG_OUT" "$@" 2>"$TG_ERR" || rc=$?
+"$TG_TASKGUARD" task protect "$TG_TASK" -o "$TG_OUT" "$@" 2>"$TG_ERR" || { rc=$?; cat "$TG_ERR" >&2; exit $rc; }
 cat "$TG_ERR" >&2
-exit $rc
 '''
+
+// wrap runs a script in a subshell whose output goes to the log; the
+// step's stdout is the exit status, then the error file (the reason).
+@Field static final String WRAP_HEAD = '''set +x
+TMP=$TMPDIR
+[ -n "$TMP" ] || TMP=/tmp
+TG_ERR=$(mktemp "$TMP/taskguard-protect.XXXXXX")
+rc=0
+(
+'''
+@Field static final String WRAP_TAIL = '''
+) >&2 || rc=$?
+echo "$rc"
+cat "$TG_ERR"
+rm -f "$TG_ERR"
+'''
+
+@Field static final List<String> PROTECT_BOOLEANS = ['consoleInsecure', 'extractEntrypoint', 'archive']
 
 Map call(Map args = [:]) {
     for (String key : args.keySet()) {
@@ -51,17 +72,27 @@ Map call(Map args = [:]) {
     Map o = [
         protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard',
     ] + args
+    for (String key : PROTECT_BOOLEANS) {
+        String bad = badBoolean(o[key])
+        if (bad != null) {
+            error("taskguardProtectTask: parameter '${key}' must be true or false " +
+                  "(a boolean, or the string 'true' or 'false'), not ${bad}")
+        }
+        o[key] = o[key] == null ? null : o[key].toString() == 'true'
+    }
+    if (o.agentTokenSecret && o.agentTokenCredentialsId) {
+        error('taskguardProtectTask: give agentTokenSecret (an ARN, recommended) or agentTokenCredentialsId, not both')
+    }
     if (!o.taskDefinition) {
         error('taskguardProtectTask: taskDefinition is required (the ECS task definition JSON to protect)')
     }
     if (!fileExists(o.taskDefinition as String)) {
         error("taskguardProtectTask: task definition ${o.taskDefinition} does not exist")
     }
-    String errFile = '.taskguard-protect.err'
     List<String> envVars = [
-        "TG_TASK=${o.taskDefinition}", "TG_OUT=${o.protectedTaskOutput}", "TG_ERR=${errFile}",
+        "TG_TASK=${o.taskDefinition}", "TG_OUT=${o.protectedTaskOutput}",
     ]
-    int status
+    String out
     if (o.consoleUrl) {
         if (!o.credentialsId) {
             error('taskguardProtectTask: consoleUrl needs credentialsId (a username/password credential ' +
@@ -86,7 +117,8 @@ Map call(Map args = [:]) {
         withEnv(envVars) {
             withCredentials([usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TG_USER',
                                               passwordVariable: 'TG_PASS')]) {
-                status = sh(script: PROTECT_SCRIPT, returnStatus: true, label: 'taskguard: protect the task definition')
+                out = sh(script: WRAP_HEAD + PROTECT_SCRIPT + WRAP_TAIL, returnStdout: true,
+                         label: 'taskguard: protect the task definition')
             }
         }
     } else {
@@ -103,21 +135,28 @@ Map call(Map args = [:]) {
         if (o.extractEntrypoint) {
             flags << '--extract-entrypoint'
         }
-        String script = 'set -- ' + quoteAll(flags) + '\n' + OFFLINE_SCRIPT
+        String script = WRAP_HEAD + 'set -- ' + quoteAll(flags) + '\n' + OFFLINE_SCRIPT + WRAP_TAIL
         envVars << "TG_TASKGUARD=${o.taskguard}"
         withEnv(envVars) {
             if (o.agentTokenCredentialsId) {
                 withCredentials([string(credentialsId: o.agentTokenCredentialsId, variable: 'TASKGUARD_AGENT_TOKEN')]) {
-                    status = sh(script: script, returnStatus: true, label: 'taskguard task protect')
+                    out = sh(script: script, returnStdout: true, label: 'taskguard task protect')
                 }
             } else {
-                status = sh(script: script, returnStatus: true, label: 'taskguard task protect')
+                out = sh(script: script, returnStdout: true, label: 'taskguard task protect')
             }
         }
     }
-    if (status != 0) {
-        String reason = fileExists(errFile) ? (readFile(errFile) as String).trim() : ''
-        error(reason ?: "taskguardProtectTask: protection failed (exit ${status})")
+    Map run = parseRun(out)
+    if (run.status != 0) {
+        error((run.reason ?: "taskguardProtectTask: protection failed (exit ${run.status})") as String)
+    }
+    // With a secret ARN the task must hold the credential as an ECS secret
+    // only: a plain token in the archived file would leak it to every reader
+    // of the build's artifacts.
+    if (o.agentTokenSecret && plainAgentToken(readFile(o.protectedTaskOutput as String) as String)) {
+        error("taskguardProtectTask: ${o.protectedTaskOutput} carries a plain TASKGUARD_AGENT_TOKEN although " +
+              'agentTokenSecret was given; it was not archived')
     }
     if (o.archive) {
         archiveArtifacts(artifacts: o.protectedTaskOutput, fingerprint: true)
@@ -125,17 +164,58 @@ Map call(Map args = [:]) {
     return [protectedTaskDefinition: o.protectedTaskOutput]
 }
 
-private String consoleHost(String url) {
+// badBoolean returns null for an acceptable boolean parameter (unset, a
+// Boolean, 'true' or 'false'), else the value quoted for the error message.
+@NonCPS
+private static String badBoolean(Object value) {
+    if (value == null || value == true || value == false) {
+        return null
+    }
+    String s = value
+    return s in ['true', 'false'] ? null : "'" + s + "'"
+}
+
+// parseRun reads the wrapped script's stdout: the exit status, then the reason.
+@NonCPS
+private static Map parseRun(String out) {
+    List<String> lines = (out ?: '').readLines()
+    String first = lines ? lines[0].trim() : ''
+    if (!(first ==~ /\d+/)) {
+        return [status: 2, reason: "taskguardProtectTask: the step printed no exit status (${first})"]
+    }
+    return [status: first as int, reason: lines.drop(1).join('\n').trim()]
+}
+
+// plainAgentToken reports whether a task definition's containers carry the
+// agent credential as a plain environment value.
+@NonCPS
+private static boolean plainAgentToken(String taskJSON) {
+    Map doc = new groovy.json.JsonSlurperClassic().parseText(taskJSON) as Map
+    Map task = (doc.taskDefinition ?: doc) as Map
+    for (Map c : (task.containerDefinitions ?: []) as List<Map>) {
+        for (Map e : (c.environment ?: []) as List<Map>) {
+            if (e.name == 'TASKGUARD_AGENT_TOKEN') {
+                return true
+            }
+        }
+    }
+    return false
+}
+
+@NonCPS
+private static String consoleHost(String url) {
     String rest = url.replaceFirst('^[a-zA-Z][a-zA-Z0-9+.-]*://', '')
     int slash = rest.indexOf('/')
     return slash < 0 ? rest : rest.substring(0, slash)
 }
 
-private String enc(String s) {
+@NonCPS
+private static String enc(String s) {
     return URLEncoder.encode(s, 'UTF-8')
 }
 
-private String quoteAll(List<String> words) {
+@NonCPS
+private static String quoteAll(List<String> words) {
     List<String> quoted = []
     for (String w : words) {
         quoted << "'" + w.replace("'", "'\"'\"'") + "'"

@@ -11,6 +11,11 @@ import groovy.transform.Field
 // Credentials reach curl on its standard input (a config file), never on a
 // command line or in the trace; the other values come in through the environment.
 @Field static final String PUBLISH_SCRIPT = '''set +x
+TMP=$TMPDIR
+[ -n "$TMP" ] || TMP=/tmp
+TG_ERR=$(mktemp "$TMP/taskguard-publish.XXXXXX")
+rc=0
+(
 resp="$TG_ERR.response"
 set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_REPORT" -o "$resp" -w '%{http_code}'
 if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
@@ -26,7 +31,13 @@ case "$code" in
    echo "taskguardPublish: the console answered HTTP $code: $body" >"$TG_ERR"
    rm -f "$resp"; exit 1 ;;
 esac
+) >&2 || rc=$?
+echo "$rc"
+cat "$TG_ERR"
+rm -f "$TG_ERR"
 '''
+
+@Field static final List<String> PUBLISH_BOOLEANS = ['consoleInsecure', 'failOnError']
 
 Map call(Map args = [:]) {
     for (String key : args.keySet()) {
@@ -35,6 +46,14 @@ Map call(Map args = [:]) {
         }
     }
     Map o = [json: 'taskguard-report.json', consoleInsecure: false, failOnError: true] + args
+    for (String key : PUBLISH_BOOLEANS) {
+        String bad = badBoolean(o[key])
+        if (bad != null) {
+            error("taskguardPublish: parameter '${key}' must be true or false " +
+                  "(a boolean, or the string 'true' or 'false'), not ${bad}")
+        }
+        o[key] = o[key] == null ? null : o[key].toString() == 'true'
+    }
     if (!o.consoleUrl || !o.credentialsId) {
         error('taskguardPublish: consoleUrl and credentialsId are required (a console user with the ci role)')
     }
@@ -42,22 +61,34 @@ Map call(Map args = [:]) {
         error("taskguardPublish: report ${o.json} does not exist (write it with taskguardScan's json parameter)")
     }
     String base = (o.consoleUrl as String).replaceAll('/+$', '')
-    String errFile = '.taskguard-publish.err'
-    int status
-    withEnv(["TG_REPORT=${o.json}", "TG_URL=${base}/api/v1/scans", "TG_CONSOLE_URL=${base}", "TG_ERR=${errFile}",
+    String out
+    withEnv(["TG_REPORT=${o.json}", "TG_URL=${base}/api/v1/scans", "TG_CONSOLE_URL=${base}",
              "TG_CA_CERT=${o.consoleCa ?: ''}", "TG_CONSOLE_INSECURE=${o.consoleInsecure ? 'true' : 'false'}"]) {
         withCredentials([usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TG_USER',
                                           passwordVariable: 'TG_PASS')]) {
-            status = sh(script: PUBLISH_SCRIPT, returnStatus: true, label: 'taskguard: publish the scan report')
+            out = sh(script: PUBLISH_SCRIPT, returnStdout: true, label: 'taskguard: publish the scan report')
         }
     }
-    if (status == 0) {
+    List<String> lines = (out ?: '').readLines()
+    String first = lines ? lines[0].trim() : ''
+    if (first == '0') {
         return [published: true]
     }
-    String reason = fileExists(errFile) ? (readFile(errFile) as String).trim() : "taskguardPublish: exit ${status}"
+    String reason = lines.size() > 1 ? lines.drop(1).join('\n').trim() : "taskguardPublish: exit ${first}"
     if (o.failOnError) {
         error(reason)
     }
     echo("WARNING: ${reason} (failOnError is false: the build goes on)")
     return [published: false, reason: reason]
+}
+
+// badBoolean returns null for an acceptable boolean parameter (unset, a
+// Boolean, 'true' or 'false'), else the value quoted for the error message.
+@NonCPS
+private static String badBoolean(Object value) {
+    if (value == null || value == true || value == false) {
+        return null
+    }
+    String s = value
+    return s in ['true', 'false'] ? null : "'" + s + "'"
 }

@@ -3,6 +3,9 @@
 // decision to the build: exit 0 passed, 1 blocked (the stage fails, or the
 // build turns UNSTABLE with unstableOnBlock), 2 could not run (the stage
 // fails). See taskguardScan.txt for every parameter.
+//
+// CPS: the step keeps only strings, numbers, lists and maps between steps;
+// the helpers that take text apart are @NonCPS and call no step.
 
 import groovy.transform.Field
 
@@ -15,6 +18,30 @@ import groovy.transform.Field
     'dockerfile', 'taskguard',
 ]
 
+@Field static final List<String> SCAN_BOOLEANS = [
+    'onlyFixed', 'failBuild', 'unstableOnBlock', 'archive', 'skipDbUpdate', 'offline',
+    'consoleInsecure', 'publish', 'extractEntrypoint',
+]
+
+// The command's output goes to the log; the script's own stdout carries only
+// the exit status and the last line of taskguard's stderr (the gate's
+// reason). No scratch file is shared between steps: each run has its own
+// mktemp file, removed at once, so parallel stages in one workspace never
+// overwrite each other. Secrets only ever travel in the environment
+// (TASKGUARD_CONSOLE_USER/PASSWORD, TASKGUARD_AGENT_TOKEN), never on the
+// command line.
+@Field static final String RUN_SCRIPT = '''
+TMP=$TMPDIR
+[ -n "$TMP" ] || TMP=/tmp
+err=$(mktemp "$TMP/taskguard-ci.XXXXXX")
+rc=0
+"$@" 2>"$err" >&2 || rc=$?
+cat "$err" >&2
+echo "$rc"
+grep -v '^[[:space:]]*$' "$err" | tail -n 1
+rm -f "$err"
+'''
+
 Map call(Map args = [:]) {
     for (String key : args.keySet()) {
         if (!(key in SCAN_PARAMETERS)) {
@@ -23,17 +50,42 @@ Map call(Map args = [:]) {
     }
     Map o = [
         junit: 'taskguard-junit.xml', json: 'taskguard-report.json',
-        failBuild: true, unstableOnBlock: false, archive: true, publish: false,
+        failBuild: true, unstableOnBlock: false, archive: true,
         taskguard: 'taskguard',
     ] + args
+    // Booleans come from Jenkins parameters and environment variables as
+    // strings, and Groovy takes the string 'false' as true: only a boolean
+    // or the strings 'true' and 'false' are accepted.
+    for (String key : SCAN_BOOLEANS) {
+        String bad = badBoolean(o[key])
+        if (bad != null) {
+            error("taskguardScan: parameter '${key}' must be true or false " +
+                  "(a boolean, or the string 'true' or 'false'), not ${bad}")
+        }
+        o[key] = o[key] == null ? null : o[key].toString() == 'true'
+    }
+    if (o.publish == null) {
+        // With a console, the results go to it unless publish is false.
+        o.publish = o.consoleUrl as boolean
+    }
     if (!o.image && !o.input && !o.taskDefinition) {
         error('taskguardScan: give image, input (a docker-archive tarball) or taskDefinition')
     }
     if (o.image && o.input) {
         error('taskguardScan: give either image or input, not both')
     }
-    if (o.consoleUrl && !o.credentialsId && (o.protectedTaskOutput || o.publish)) {
-        error('taskguardScan: consoleUrl needs credentialsId (a username/password credential of a console user)')
+    if (o.consoleUrl && !o.credentialsId) {
+        error('taskguardScan: consoleUrl needs credentialsId (a username/password credential of a console user: ' +
+              'the ci role reads the CI rules and publishes; protecting needs a role that may protect)')
+    }
+    if (o.publish && !o.consoleUrl) {
+        error('taskguardScan: publish needs consoleUrl and credentialsId')
+    }
+    if (o.agentTokenSecret && o.agentTokenCredentialsId) {
+        error('taskguardScan: give agentTokenSecret (an ARN, recommended) or agentTokenCredentialsId, not both')
+    }
+    if (o.protectedTaskOutput && !o.taskDefinition) {
+        error('taskguardScan: protectedTaskOutput needs taskDefinition')
     }
 
     List<String> cmd = [o.taskguard as String, 'ci', '--format', 'table']
@@ -43,9 +95,7 @@ Map call(Map args = [:]) {
     addFlag(cmd, '--policy', o.policy)
     addFlag(cmd, '--ignore-file', o.ignoreFile)
     addFlag(cmd, '--severity-cutoff', o.severityCutoff)
-    if (o.onlyFixed) {
-        cmd << '--only-fixed'
-    }
+    addSwitch(cmd, '--only-fixed', o.onlyFixed)
     addFlag(cmd, '--junit', o.junit)
     addFlag(cmd, '--sarif', o.sarif)
     addFlag(cmd, '--json', o.json)
@@ -53,58 +103,48 @@ Map call(Map args = [:]) {
     addFlag(cmd, '--dockerfile', o.dockerfile)
     addFlag(cmd, '--db-repository', o.dbRepository)
     addFlag(cmd, '--cache-dir', o.cacheDir)
-    if (o.skipDbUpdate) {
-        cmd << '--skip-db-update'
-    }
-    if (o.offline) {
-        cmd << '--offline'
-    }
-    if (o.protectedTaskOutput) {
-        if (!o.taskDefinition) {
-            error('taskguardScan: protectedTaskOutput needs taskDefinition')
-        }
-        addFlag(cmd, '--protected-task-output', o.protectedTaskOutput)
-        // With a console, the console protects the task and mints the
-        // defender's credential; without, taskguard protects it offline.
+    addSwitch(cmd, '--skip-db-update', o.skipDbUpdate)
+    addSwitch(cmd, '--offline', o.offline)
+    // A console's CI rules apply whenever consoleUrl is given, as in the CLI
+    // and the GitHub Action: the same rule gives the same verdict everywhere.
+    if (o.consoleUrl) {
         addFlag(cmd, '--console', o.consoleUrl)
         addFlag(cmd, '--console-ca', o.consoleCa)
-        if (o.consoleInsecure) {
-            cmd << '--console-insecure'
-        }
+        addSwitch(cmd, '--console-insecure', o.consoleInsecure)
+        addSwitch(cmd, '--no-publish', !o.publish)
+    }
+    if (o.protectedTaskOutput) {
+        // With a console, the console protects the task and mints the
+        // defender's credential (none with agentTokenSecret: the task then
+        // holds the ARN as an ECS secret); without, taskguard protects it
+        // offline.
+        addFlag(cmd, '--protected-task-output', o.protectedTaskOutput)
         addFlag(cmd, '--console-addr', o.consoleAddr)
         addFlag(cmd, '--agent-token-secret', o.agentTokenSecret)
         addFlag(cmd, '--defender-image', o.defenderImage)
-        if (o.extractEntrypoint) {
-            cmd << '--extract-entrypoint'
-        }
+        addSwitch(cmd, '--extract-entrypoint', o.extractEntrypoint)
     }
 
-    // stderr goes to a file too, so that the gate's reason reaches the
-    // stage's error message. Secrets only ever travel in the environment
-    // (TASKGUARD_CONSOLE_USER/PASSWORD, TASKGUARD_AGENT_TOKEN), never on the
-    // command line.
-    String stderrFile = '.taskguard-ci.stderr'
-    String script = 'rc=0\n' +
-        quoteAll(cmd) + ' 2>' + quote(stderrFile) + ' || rc=$?\n' +
-        'cat ' + quote(stderrFile) + ' >&2\n' +
-        'exit $rc\n'
+    String script = 'set -- ' + quoteAll(cmd) + '\n' + RUN_SCRIPT
     List creds = []
-    if (o.consoleUrl && o.protectedTaskOutput && o.credentialsId) {
+    if (o.consoleUrl) {
         creds << usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TASKGUARD_CONSOLE_USER',
                                   passwordVariable: 'TASKGUARD_CONSOLE_PASSWORD')
     }
     if (o.agentTokenCredentialsId) {
         creds << string(credentialsId: o.agentTokenCredentialsId, variable: 'TASKGUARD_AGENT_TOKEN')
     }
-    int status
+    String out
     if (creds) {
         withCredentials(creds) {
-            status = sh(script: script, returnStatus: true, label: 'taskguard ci')
+            out = sh(script: script, returnStdout: true, label: 'taskguard ci')
         }
     } else {
-        status = sh(script: script, returnStatus: true, label: 'taskguard ci')
+        out = sh(script: script, returnStdout: true, label: 'taskguard ci')
     }
-    String reason = fileExists(stderrFile) ? lastLine(readFile(stderrFile) as String) : ''
+    Map run = parseRun(out)
+    int status = run.status as int
+    String reason = run.reason as String
 
     Map result = [
         status: status, result: status == 0 ? 'passed' : (status == 1 ? 'blocked' : 'error'), reason: reason,
@@ -126,10 +166,6 @@ Map call(Map args = [:]) {
             archiveArtifacts(artifacts: files.join(','), fingerprint: true)
         }
     }
-    if (o.publish && result.json) {
-        taskguardPublish(json: result.json, consoleUrl: o.consoleUrl, credentialsId: o.credentialsId,
-                         consoleCa: o.consoleCa, consoleInsecure: o.consoleInsecure)
-    }
 
     String target = (o.image ?: o.input ?: o.taskDefinition) as String
     if (status == 1) {
@@ -147,33 +183,55 @@ Map call(Map args = [:]) {
     return result
 }
 
-private void addFlag(List<String> cmd, String flag, Object value) {
+private String present(Object path) {
+    return path && fileExists(path as String) ? path as String : null
+}
+
+// badBoolean returns null for an acceptable boolean parameter (unset, a
+// Boolean, 'true' or 'false'), else the value quoted for the error message.
+@NonCPS
+private static String badBoolean(Object value) {
+    if (value == null || value == true || value == false) {
+        return null
+    }
+    String s = value
+    return s in ['true', 'false'] ? null : "'" + s + "'"
+}
+
+// parseRun reads RUN_SCRIPT's stdout: the exit status, then the reason.
+@NonCPS
+private static Map parseRun(String out) {
+    List<String> lines = (out ?: '').readLines()
+    String first = lines ? lines[0].trim() : ''
+    if (!(first ==~ /\d+/)) {
+        return [status: 2, reason: "taskguardScan: the taskguard step printed no exit status (${first})"]
+    }
+    String reason = lines.size() > 1 ? lines[1].trim().replaceFirst('^taskguard: ', '') : ''
+    return [status: first as int, reason: reason]
+}
+
+@NonCPS
+private static void addFlag(List<String> cmd, String flag, Object value) {
     if (value) {
         cmd << flag
         cmd << value.toString()
     }
 }
 
-private String present(Object path) {
-    return path && fileExists(path as String) ? path as String : null
-}
-
-private String lastLine(String text) {
-    List<String> lines = text.readLines()
-    for (int i = lines.size() - 1; i >= 0; i--) {
-        String line = lines[i].trim()
-        if (line) {
-            return line.replaceFirst('^taskguard: ', '')
-        }
+@NonCPS
+private static void addSwitch(List<String> cmd, String flag, Object on) {
+    if (on) {
+        cmd << flag
     }
-    return ''
 }
 
-private String quote(String s) {
+@NonCPS
+private static String quote(String s) {
     return "'" + s.replace("'", "'\"'\"'") + "'"
 }
 
-private String quoteAll(List<String> words) {
+@NonCPS
+private static String quoteAll(List<String> words) {
     List<String> quoted = []
     for (String w : words) {
         quoted << quote(w)

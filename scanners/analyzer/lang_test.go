@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/taskguard/taskguard/scanners/image"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 const apkSample = `C:Q1Ef0zdZ9vpnPsIWtSDdXxdJTGQ8A=
@@ -100,16 +102,16 @@ func TestPythonMatchesImportlib(t *testing.T) {
 	const site = "/usr/lib/python3/dist-packages"
 	py := "/usr/bin/python3"
 	if _, err := os.Stat(site); err != nil {
-		t.Skipf("no %s here", site)
+		testenv.Skip(t, "no %s here", site)
 	}
 	if _, err := os.Stat(py); err != nil {
-		t.Skipf("no %s here", py)
+		testenv.Skip(t, "no %s here", py)
 	}
 	out, err := exec.Command(py, "-c", `import importlib.metadata as m, sys
 for d in m.distributions(path=[sys.argv[1]]):
     print(d.metadata["Name"] + " " + d.version)`, site).Output()
 	if err != nil {
-		t.Skipf("importlib.metadata: %v", err)
+		testenv.Skip(t, "importlib.metadata: %v", err)
 	}
 	want := strings.Split(strings.TrimSpace(string(out)), "\n")
 	sort.Strings(want)

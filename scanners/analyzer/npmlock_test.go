@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 func lockNames(pkgs []Package) []string {
@@ -21,7 +23,7 @@ func lockNames(pkgs []Package) []string {
 // dependencies and a dev dependency, and reads it back.
 func TestNpmLockFromNpm(t *testing.T) {
 	if _, err := exec.LookPath("npm"); err != nil {
-		t.Skip("npm not installed")
+		testenv.Skip(t, "npm not installed")
 	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"shop","version":"1.0.0"}`), 0o644); err != nil {
@@ -34,7 +36,7 @@ func TestNpmLockFromNpm(t *testing.T) {
 		cmd := exec.Command("npm", args...)
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("npm %v (registry unreachable?): %v\n%s", args, err, out)
+			testenv.Skip(t, "npm %v (registry unreachable?): %v\n%s", args, err, out)
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // rpmQuery lists the packages of an rpm database with rpm itself, in the
@@ -65,7 +67,7 @@ func goRPMDBTestdata(t *testing.T) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/knqyf263/go-rpmdb").Output()
 	if err != nil {
-		t.Skipf("go list go-rpmdb: %v", err)
+		testenv.Skip(t, "go list go-rpmdb: %v", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "pkg", "testdata")
 }
@@ -75,7 +77,7 @@ func goRPMDBTestdata(t *testing.T) string {
 func TestRPMSQLiteMatchesRPM(t *testing.T) {
 	for _, tool := range []string{"rpm", "rpmbuild"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (scripts/install-deps.sh installs rpm)", tool)
+			testenv.Skip(t, "%s not installed (scripts/install-deps.sh installs rpm)", tool)
 		}
 	}
 	dir := t.TempDir()
@@ -112,7 +114,7 @@ func TestRPMSQLiteMatchesRPM(t *testing.T) {
 // data) and compares the analyzer with rpm -qa.
 func TestRPMBerkeleyDBMatchesRPM(t *testing.T) {
 	if _, err := exec.LookPath("rpm"); err != nil {
-		t.Skip("rpm not installed (scripts/install-deps.sh installs it)")
+		testenv.Skip(t, "rpm not installed (scripts/install-deps.sh installs it)")
 	}
 	dir := filepath.Join(goRPMDBTestdata(t), "centos7-plain")
 	want := rpmQuery(t, dir, "bdb_ro")

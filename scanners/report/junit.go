@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,8 @@ const (
 
 // WriteJUnit writes r as JUnit XML: one suite per check family, one test case
 // per finding. What the gate blocks is a failure; an alert passes with the
-// reason in system-out; a finding ignored by an exception is skipped.
+// reason in system-out; a finding accepted by an exception is skipped,
+// with the acceptance's reason and expiry.
 func WriteJUnit(_ context.Context, w io.Writer, r *Report) error {
 	suites := junit.Testsuites{Name: "taskguard"}
 	props := r.junitProperties()
@@ -93,6 +95,8 @@ func testcase(class, name string, severity string, v Verdict, detail string) jun
 		tc.Failure = &junit.Result{Message: "blocked: " + v.Reason, Type: severity, Data: detail}
 	case v.Action == ActionAlert:
 		tc.SystemOut = &junit.Output{Data: "ALERT (" + v.Reason + ")\n" + detail}
+	case v.accepted():
+		tc.Skipped = &junit.Result{Message: "accepted: " + v.Accepted.Justification()}
 	case strings.HasPrefix(v.Reason, "exception"):
 		tc.Skipped = &junit.Result{Message: v.Reason}
 	default:
@@ -111,7 +115,10 @@ func (r *Report) classname() string {
 }
 
 func (r *Report) junitProperties() []junit.Property {
-	props := []junit.Property{{Name: "taskguard.result", Value: r.Result}, {Name: "taskguard.policy", Value: r.Policy.Source + " " + r.Policy.Location}}
+	props := []junit.Property{{Name: "taskguard.result", Value: r.Result}, {Name: "taskguard.policy", Value: r.Policy.Source + " " + r.Policy.Location},
+		{Name: "taskguard.blocked", Value: strconv.Itoa(r.Summary.Blocked)},
+		{Name: "taskguard.alerted", Value: strconv.Itoa(r.Summary.Alerted)},
+		{Name: "taskguard.accepted", Value: strconv.Itoa(r.Summary.Accepted)}}
 	if r.Image != nil {
 		props = append(props, junit.Property{Name: "image.name", Value: r.Image.Name})
 		if r.Image.Digest != "" {

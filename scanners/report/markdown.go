@@ -54,7 +54,11 @@ func WriteMarkdown(_ context.Context, w io.Writer, r *Report, opts MarkdownOptio
 	}{{"Vulnerabilities", s.Vulnerabilities}, {"Compliance", s.Compliance}} {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d |\n", row.name, row.c.Critical, row.c.High, row.c.Medium, row.c.Low, row.c.Unknown, row.c.Total)
 	}
-	fmt.Fprintf(&b, "\nGate: **%d blocking**, %d alerts, %d ignored.\n", s.Blocked, s.Alerted, s.Ignored)
+	fmt.Fprintf(&b, "\nGate: **%d blocking**, %d alerts, %d accepted, %d ignored otherwise.", s.Blocked, s.Alerted, s.Accepted, s.Ignored-s.Accepted)
+	if a := s.VulnerabilitiesAccepted; a.Total > 0 {
+		fmt.Fprintf(&b, " Accepted vulnerabilities: %d critical, %d high, %d medium, %d low, %d unknown (counted in the table above).", a.Critical, a.High, a.Medium, a.Low, a.Unknown)
+	}
+	b.WriteString("\n")
 
 	var blockV, restV []Vulnerability
 	for _, v := range r.Vulnerabilities {
@@ -116,7 +120,7 @@ func writeVulnTable(b *strings.Builder, vs []Vulnerability, maxRows int) {
 		if v.PrimaryURL != "" {
 			id = fmt.Sprintf("[%s](%s)", id, v.PrimaryURL)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s: %s |\n", id, v.Severity, mdEscape(v.PkgName), mdEscape(v.InstalledVersion), mdEscape(dash(v.FixedVersion)), v.Verdict.Action, mdEscape(v.Verdict.Reason))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", id, v.Severity, mdEscape(v.PkgName), mdEscape(v.InstalledVersion), mdEscape(dash(v.FixedVersion)), mdVerdict(v.Verdict))
 	}
 }
 
@@ -130,6 +134,15 @@ func writeComplianceTable(b *strings.Builder, cs []ComplianceResult, maxRows int
 			fmt.Fprintf(b, "\n…and %d more (see the JSON report).\n", len(cs)-maxRows)
 			break
 		}
-		fmt.Fprintf(b, "| %s %s | %s | %s | %s | %s: %s |\n", c.CheckID, mdEscape(c.Title), c.Severity, mdEscape(c.Target), mdEscape(c.Message), c.Verdict.Action, mdEscape(c.Verdict.Reason))
+		fmt.Fprintf(b, "| %s %s | %s | %s | %s | %s |\n", c.CheckID, mdEscape(c.Title), c.Severity, mdEscape(c.Target), mdEscape(c.Message), mdVerdict(c.Verdict))
 	}
+}
+
+// mdVerdict is a verdict cell: "accepted: why (who; until)" for an accepted
+// finding, else "action: reason".
+func mdVerdict(v Verdict) string {
+	if v.accepted() {
+		return "accepted: " + mdEscape(v.Accepted.Justification())
+	}
+	return v.Action + ": " + mdEscape(v.Reason)
 }

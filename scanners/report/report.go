@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -67,6 +68,46 @@ type Task struct {
 type Verdict struct {
 	Action string `json:"action"`
 	Reason string `json:"reason"`
+	// Accepted is set when an exception (the ignore file's or the policy's)
+	// accepted the finding; Action is then ActionIgnore.
+	Accepted *Acceptance `json:"accepted,omitempty"`
+}
+
+// Sources of an acceptance.
+const (
+	AcceptedByIgnoreFile = "ignore-file"
+	AcceptedByPolicy     = "policy"
+)
+
+// Acceptance says who accepted a finding, why and until when.
+type Acceptance struct {
+	// Source is AcceptedByIgnoreFile or AcceptedByPolicy.
+	Source string `json:"source"`
+	// Location is the ignore file's path or the policy rule's name.
+	Location string `json:"location,omitempty"`
+	Reason   string `json:"reason"`
+	// Expires is the last day the acceptance applies (YYYY-MM-DD); empty: never expires.
+	Expires string `json:"expires,omitempty"`
+}
+
+// accepted reports whether the verdict accepts the finding through an exception.
+func (v Verdict) accepted() bool { return v.Action == ActionIgnore && v.Accepted != nil }
+
+// Justification is the acceptance in words: the reason, who accepted it and
+// until when.
+func (a *Acceptance) Justification() string {
+	by := "the policy"
+	if a.Source == AcceptedByIgnoreFile {
+		by = "the ignore file"
+	}
+	if a.Location != "" {
+		by += " " + a.Location
+	}
+	until := "does not expire"
+	if a.Expires != "" {
+		until = "expires " + a.Expires
+	}
+	return fmt.Sprintf("%s (accepted in %s; %s)", a.Reason, by, until)
 }
 
 // Vulnerability is a vulnerability finding with its verdict.
@@ -115,13 +156,26 @@ func (c *Counts) add(severity string) {
 	}
 }
 
-// Summary counts the findings and the verdicts.
+// Summary counts the findings and the verdicts. Vulnerabilities and
+// Compliance count every finding, whatever the gate decided; the
+// By-verdict counts split them.
 type Summary struct {
 	Vulnerabilities Counts `json:"vulnerabilities"`
 	Compliance      Counts `json:"compliance"`
-	Blocked         int    `json:"blocked"`
-	Alerted         int    `json:"alerted"`
-	Ignored         int    `json:"ignored"`
+	// Blocked, Alerted and Ignored count findings (vulnerabilities and
+	// compliance) by the gate's action; they add up to all findings.
+	Blocked int `json:"blocked"`
+	Alerted int `json:"alerted"`
+	Ignored int `json:"ignored"`
+	// Accepted counts the ignored findings that an exception accepted (the
+	// ignore file's or the policy's); it is part of Ignored.
+	Accepted int `json:"accepted"`
+	// VulnerabilitiesBlocked, VulnerabilitiesAlerted and
+	// VulnerabilitiesAccepted count vulnerabilities by severity for each
+	// verdict.
+	VulnerabilitiesBlocked  Counts `json:"vulnerabilitiesBlocked"`
+	VulnerabilitiesAlerted  Counts `json:"vulnerabilitiesAlerted"`
+	VulnerabilitiesAccepted Counts `json:"vulnerabilitiesAccepted"`
 }
 
 // severityRank orders severities for sorting.
@@ -159,23 +213,34 @@ func (r *Report) Finish() {
 		return severityRank[a.Severity] > severityRank[b.Severity]
 	})
 	s := Summary{}
-	count := func(action string) {
-		switch action {
+	count := func(v Verdict) {
+		switch v.Action {
 		case ActionBlock:
 			s.Blocked++
 		case ActionAlert:
 			s.Alerted++
 		default:
 			s.Ignored++
+			if v.accepted() {
+				s.Accepted++
+			}
 		}
 	}
 	for _, v := range r.Vulnerabilities {
 		s.Vulnerabilities.add(v.Severity)
-		count(v.Verdict.Action)
+		count(v.Verdict)
+		switch {
+		case v.Verdict.Action == ActionBlock:
+			s.VulnerabilitiesBlocked.add(v.Severity)
+		case v.Verdict.Action == ActionAlert:
+			s.VulnerabilitiesAlerted.add(v.Severity)
+		case v.Verdict.accepted():
+			s.VulnerabilitiesAccepted.add(v.Severity)
+		}
 	}
 	for _, c := range r.Compliance {
 		s.Compliance.add(c.Severity)
-		count(c.Verdict.Action)
+		count(c.Verdict)
 	}
 	r.Summary = s
 	r.Result = ResultPassed

@@ -18,6 +18,8 @@ import (
 	"github.com/taskguard/taskguard/scanners/compliance"
 	"github.com/taskguard/taskguard/scanners/scan"
 	"github.com/taskguard/taskguard/scanners/vuln"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -34,19 +36,19 @@ func fixture() *Report {
 		Task:          &Task{Path: "deploy/task.json", Family: "shop-web"},
 		Vulnerabilities: []Vulnerability{
 			{Finding: vuln.Finding{VulnerabilityID: "CVE-2024-5535", PkgType: "dpkg", PkgName: "libssl3", InstalledVersion: "3.0.11-1~deb12u2", FixedVersion: "3.0.15-1~deb12u1", Severity: "LOW", Title: "openssl: SSL_select_next_proto buffer overread", PrimaryURL: "https://security-tracker.debian.org/tracker/CVE-2024-5535", Location: analyzer.Location{Path: "var/lib/dpkg/status"}},
-				Verdict: Verdict{ActionIgnore, "LOW below the thresholds"}},
+				Verdict: Verdict{Action: ActionIgnore, Reason: "LOW below the thresholds"}},
 			{Finding: vuln.Finding{VulnerabilityID: "GHSA-35jh-r3h4-6jhm", PkgType: "npm", PkgName: "lodash", InstalledVersion: "4.17.15", FixedVersion: "4.17.21", Severity: "HIGH", Title: "Command Injection in lodash | <script>alert(1)</script>", PrimaryURL: "https://github.com/advisories/GHSA-35jh-r3h4-6jhm", Location: analyzer.Location{Path: "app/node_modules/lodash/package.json"}},
-				Verdict: Verdict{ActionBlock, "HIGH at or above the block threshold HIGH"}},
+				Verdict: Verdict{Action: ActionBlock, Reason: "HIGH at or above the block threshold HIGH"}},
 			{Finding: vuln.Finding{VulnerabilityID: "GO-2021-0061", PkgType: "gobinary", PkgName: "gopkg.in/yaml.v2", InstalledVersion: "v2.2.7", FixedVersion: "v2.2.8", Severity: "MEDIUM", Title: "Denial of service in gopkg.in/yaml.v2", Location: analyzer.Location{Path: "usr/local/bin/app"}},
-				Verdict: Verdict{ActionAlert, "MEDIUM at or above the alert threshold MEDIUM"}},
+				Verdict: Verdict{Action: ActionAlert, Reason: "MEDIUM at or above the alert threshold MEDIUM"}},
 			{Finding: vuln.Finding{VulnerabilityID: "CVE-2023-44487", PkgType: "gobinary", PkgName: "golang.org/x/net", InstalledVersion: "v0.7.0", FixedVersion: "v0.17.0", Severity: "HIGH", Title: "HTTP/2 rapid reset", Location: analyzer.Location{Path: "usr/local/bin/app"}},
-				Verdict: Verdict{ActionIgnore, "exception: HTTP/2 is not served"}},
+				Verdict: Verdict{Action: ActionIgnore, Reason: "exception: HTTP/2 is not served", Accepted: &Acceptance{Source: AcceptedByIgnoreFile, Location: ".taskguardignore", Reason: "HTTP/2 is not served", Expires: "2027-03-31"}}},
 		},
 		Compliance: []ComplianceResult{
 			{Finding: compliance.Finding{CheckID: "TG-IMG-001", Family: "image", Title: "Image runs as root", Severity: "MEDIUM", Target: "image", Message: "the image has no USER, so it runs as root", Remediation: "Add a USER instruction."},
-				Verdict: Verdict{ActionAlert, "default compliance action alert"}},
+				Verdict: Verdict{Action: ActionAlert, Reason: "default compliance action alert"}},
 			{Finding: compliance.Finding{CheckID: "TG-TASK-005", Family: "task", Title: "Secret in plain environment", Severity: "HIGH", Target: "container web", Message: "environment variable DB_PASSWORD holds a value under a credential-like name", Remediation: "Use secrets."},
-				Verdict: Verdict{ActionBlock, "rule sets TG-TASK-005 to block"}},
+				Verdict: Verdict{Action: ActionBlock, Reason: "rule sets TG-TASK-005 to block"}},
 		},
 		ExpiredExceptions: []Exception{{ID: "CVE-2022-0001", Reason: "was accepted for Q3", Expires: "2026-10-01"}},
 	}
@@ -107,7 +109,12 @@ func TestFinishOrdersAndCounts(t *testing.T) {
 	if s.Blocked != 2 || s.Alerted != 2 || s.Ignored != 2 || s.Vulnerabilities.High != 2 || s.Vulnerabilities.Total != 4 || s.Compliance.Total != 2 {
 		t.Errorf("summary = %+v", s)
 	}
-	passing := &Report{Vulnerabilities: []Vulnerability{{Finding: vuln.Finding{Severity: "CRITICAL"}, Verdict: Verdict{ActionAlert, "x"}}}}
+	// The accepted HIGH is counted as found, as accepted, and not as blocked.
+	if s.Accepted != 1 || s.VulnerabilitiesAccepted.High != 1 || s.VulnerabilitiesAccepted.Total != 1 ||
+		s.VulnerabilitiesBlocked.High != 1 || s.VulnerabilitiesAlerted.Medium != 1 || s.VulnerabilitiesBlocked.Total != 1 {
+		t.Errorf("verdict counts = %+v", s)
+	}
+	passing := &Report{Vulnerabilities: []Vulnerability{{Finding: vuln.Finding{Severity: "CRITICAL"}, Verdict: Verdict{Action: ActionAlert, Reason: "x"}}}}
 	passing.Finish()
 	if passing.Result != ResultPassed || passing.Compliance == nil {
 		t.Errorf("alerts only: %+v", passing)
@@ -171,10 +178,7 @@ func requireTool(t *testing.T, name, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (Debian package %s; scripts/install-deps.sh installs it)", name, pkg)
-		}
-		t.Skipf("%s not installed (apt-get install %s)", name, pkg)
+		testenv.Skip(t, "%s is not installed (apt-get install %s)", name, pkg)
 	}
 	return path
 }
@@ -199,9 +203,13 @@ func TestSARIFValid(t *testing.T) {
 				} `json:"driver"`
 			} `json:"tool"`
 			Results []struct {
-				RuleID    string            `json:"ruleId"`
-				Level     string            `json:"level"`
-				Locations []json.RawMessage `json:"locations"`
+				RuleID       string                `json:"ruleId"`
+				Level        string                `json:"level"`
+				Locations    []json.RawMessage     `json:"locations"`
+				Message      struct{ Text string } `json:"message"`
+				Suppressions []struct {
+					Kind, Status, Justification string
+				} `json:"suppressions"`
 			} `json:"results"`
 		} `json:"runs"`
 	}
@@ -223,16 +231,47 @@ func TestSARIFValid(t *testing.T) {
 		t.Errorf("levels = %v", levels)
 	}
 
+	// The accepted finding is suppressed externally, with the ignore file's
+	// reason and expiry; nothing else is suppressed.
+	for _, r := range doc.Runs[0].Results {
+		switch {
+		case r.RuleID == "CVE-2023-44487":
+			if len(r.Suppressions) != 1 || r.Suppressions[0].Kind != "external" || r.Suppressions[0].Status != "accepted" ||
+				!strings.Contains(r.Suppressions[0].Justification, "HTTP/2 is not served") || !strings.Contains(r.Suppressions[0].Justification, "expires 2027-03-31") ||
+				!strings.Contains(r.Message.Text, "Gate: accepted") {
+				t.Errorf("accepted result %+v: want one external suppression with the reason and expiry", r)
+			}
+		case len(r.Suppressions) != 0:
+			t.Errorf("%s is suppressed but was not accepted: %+v", r.RuleID, r.Suppressions)
+		}
+	}
+	validateSARIF(t, b.Bytes())
+
+	// A finding accepted by a policy exception points at the policy rule.
+	r := fixture()
+	r.Compliance[1].Verdict = Verdict{Action: ActionIgnore, Reason: "exception: secrets move next sprint",
+		Accepted: &Acceptance{Source: AcceptedByPolicy, Location: "shop", Reason: "secrets move next sprint"}}
+	r.Finish()
+	b.Reset()
+	if err := WriteSARIF(context.Background(), &b, r, SARIFOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"fullyQualifiedName": "policy/shop"`) || !strings.Contains(b.String(), "accepted in the policy shop; does not expire") {
+		t.Errorf("policy acceptance not in the suppression:\n%s", b.String())
+	}
+	validateSARIF(t, b.Bytes())
+}
+
+// validateSARIF runs Microsoft's SARIF Multitool on doc with GitHub's rules.
+func validateSARIF(t *testing.T, doc []byte) {
+	t.Helper()
 	tool := os.Getenv("TASKGUARD_SARIF_MULTITOOL")
 	if tool == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("TASKGUARD_SARIF_MULTITOOL is not set (scripts/install-deps.sh installs @microsoft/sarif-multitool)")
-		}
-		t.Skip("set TASKGUARD_SARIF_MULTITOOL to the Sarif.Multitool binary to validate")
+		testenv.Skip(t, "TASKGUARD_SARIF_MULTITOOL is not set to the Sarif.Multitool binary (scripts/install-deps.sh installs @microsoft/sarif-multitool)")
 	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "taskguard.sarif")
-	if err := os.WriteFile(in, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(in, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(tool, "validate", in, "-o", filepath.Join(dir, "validation.sarif"), "--rule-kind", "Gh;Sarif", "--level", "Error").CombinedOutput()

@@ -2,6 +2,7 @@ package report
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"sort"
@@ -57,7 +58,26 @@ func securitySeverity(severity string) string {
 
 type sarifResult struct {
 	ruleID, severity, message, file string
-	blocked                         bool
+	verdict                         Verdict
+}
+
+// rank orders results for the cap: blocking first, accepted last.
+func (r sarifResult) rank() int {
+	switch {
+	case r.verdict.Action == ActionBlock:
+		return 2
+	case r.verdict.accepted():
+		return 0
+	}
+	return 1
+}
+
+// gateText is the verdict in the words of a result's message.
+func gateText(v Verdict) string {
+	if v.accepted() {
+		return "Gate: accepted, " + v.Accepted.Justification() + "."
+	}
+	return fmt.Sprintf("Gate: %s (%s).", v.Action, v.Reason)
 }
 
 // WriteSARIF writes r as SARIF 2.1.0 for GitHub code scanning: one rule per
@@ -104,9 +124,9 @@ func WriteSARIF(_ context.Context, w io.Writer, r *Report, opts SARIFOptions) er
 				rule.WithHelpURI(v.PrimaryURL)
 			}
 		}
-		msg := fmt.Sprintf("%s in %s %s (installed %s, fixed in %s), found at %s. Gate: %s (%s).",
-			v.VulnerabilityID, v.PkgType, v.PkgName, v.InstalledVersion, dash(v.FixedVersion), v.Location.Path, v.Verdict.Action, v.Verdict.Reason)
-		results = append(results, sarifResult{v.VulnerabilityID, v.Severity, msg, imageFile, v.Verdict.Action == ActionBlock})
+		msg := fmt.Sprintf("%s in %s %s (installed %s, fixed in %s), found at %s. %s",
+			v.VulnerabilityID, v.PkgType, v.PkgName, v.InstalledVersion, dash(v.FixedVersion), v.Location.Path, gateText(v.Verdict))
+		results = append(results, sarifResult{v.VulnerabilityID, v.Severity, msg, imageFile, v.Verdict})
 	}
 	for _, c := range r.Compliance {
 		if !rules[c.CheckID] {
@@ -122,13 +142,13 @@ func WriteSARIF(_ context.Context, w io.Writer, r *Report, opts SARIFOptions) er
 		if c.Family == "task" && taskFile != "" {
 			file = taskFile
 		}
-		msg := fmt.Sprintf("%s: %s (%s). Gate: %s (%s).", c.Title, c.Message, c.Target, c.Verdict.Action, c.Verdict.Reason)
-		results = append(results, sarifResult{c.CheckID, c.Severity, msg, file, c.Verdict.Action == ActionBlock})
+		msg := fmt.Sprintf("%s: %s (%s). %s", c.Title, c.Message, c.Target, gateText(c.Verdict))
+		results = append(results, sarifResult{c.CheckID, c.Severity, msg, file, c.Verdict})
 	}
 
 	sort.SliceStable(results, func(i, j int) bool {
-		if results[i].blocked != results[j].blocked {
-			return results[i].blocked
+		if results[i].rank() != results[j].rank() {
+			return results[i].rank() > results[j].rank()
 		}
 		return severityRank[results[i].severity] > severityRank[results[j].severity]
 	})
@@ -140,13 +160,21 @@ func WriteSARIF(_ context.Context, w io.Writer, r *Report, opts SARIFOptions) er
 		results = results[:limit]
 	}
 	for _, res := range results {
-		run.CreateResultForRule(res.ruleID).
+		result := run.CreateResultForRule(res.ruleID).
 			WithLevel(sarifLevel(res.severity)).
-			WithMessage(sarif.NewTextMessage(res.message)).
-			AddLocation(sarif.NewLocationWithPhysicalLocation(
-				sarif.NewPhysicalLocation().
-					WithArtifactLocation(sarif.NewSimpleArtifactLocation(res.file)).
-					WithRegion(sarif.NewSimpleRegion(1, 1))))
+			WithMessage(sarif.NewTextMessage(res.message))
+		result.AddLocation(sarif.NewLocationWithPhysicalLocation(
+			sarif.NewPhysicalLocation().
+				WithArtifactLocation(sarif.NewSimpleArtifactLocation(res.file)).
+				WithRegion(sarif.NewSimpleRegion(1, 1))))
+		result.Properties = sarif.Properties{"gate": res.verdict.Action}
+		if res.verdict.accepted() {
+			// An accepted finding is suppressed outside the code (in the
+			// ignore file or the policy): code scanning shows it dismissed
+			// instead of opening an alert the gate accepted.
+			result.Properties["gate"] = "accepted"
+			result.AddSuppression(suppression(res))
+		}
 	}
 	doc.AddRun(run)
 	if err := doc.PrettyWrite(w); err != nil {
@@ -176,4 +204,30 @@ func truncate(s string, n int) string {
 func mdEscape(s string) string {
 	r := strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "\n", " ", "\r", "")
 	return r.Replace(s)
+}
+
+// suppression is an accepted result's external suppression: where it was
+// accepted (the ignore file, else the policy rule), why and until when. Its
+// guid is derived from the result and the acceptance, so that the same
+// acceptance keeps the same guid from run to run (go-sarif writes location
+// and guid as null when unset, which the schema refuses).
+func suppression(res sarifResult) *sarif.Suppression {
+	a := res.verdict.Accepted
+	loc := sarif.NewLocation()
+	switch {
+	case a.Source == AcceptedByIgnoreFile && a.Location != "":
+		loc.WithPhysicalLocation(sarif.NewPhysicalLocation().WithArtifactLocation(sarif.NewSimpleArtifactLocation(a.Location)))
+	default:
+		name := firstNonEmpty(a.Location, a.Source)
+		loc.LogicalLocations = []*sarif.LogicalLocation{sarif.NewLogicalLocation().WithName(name).WithFullyQualifiedName(a.Source + "/" + name)}
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{res.ruleID, res.file, res.message, a.Source, a.Location, a.Reason, a.Expires}, "\x00")))
+	sum[6] = sum[6]&0x0f | 0x50 // name-based UUID layout
+	sum[8] = sum[8]&0x3f | 0x80
+	guid := fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	return sarif.NewSuppression("external").
+		WithStatus("accepted").
+		WithLocation(loc).
+		WithGuid(guid).
+		WithJustifcation(a.Justification())
 }

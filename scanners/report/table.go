@@ -36,9 +36,9 @@ func WriteTable(_ context.Context, w io.Writer, r *Report, opts TableOptions) er
 	}
 	fmt.Fprintf(&b, "%s: %s (policy: %s)\n", r.subject(), result, strings.TrimSpace(r.Policy.Source+" "+r.Policy.Location))
 	s := r.Summary
-	fmt.Fprintf(&b, "Vulnerabilities: %d (CRITICAL %d, HIGH %d, MEDIUM %d, LOW %d, UNKNOWN %d)  Compliance: %d  Gate: %d blocking, %d alerts, %d ignored\n",
+	fmt.Fprintf(&b, "Vulnerabilities: %d (CRITICAL %d, HIGH %d, MEDIUM %d, LOW %d, UNKNOWN %d)  Compliance: %d  Gate: %d blocking, %d alerts, %d accepted, %d ignored otherwise\n",
 		s.Vulnerabilities.Total, s.Vulnerabilities.Critical, s.Vulnerabilities.High, s.Vulnerabilities.Medium, s.Vulnerabilities.Low, s.Vulnerabilities.Unknown,
-		s.Compliance.Total, s.Blocked, s.Alerted, s.Ignored)
+		s.Compliance.Total, s.Blocked, s.Alerted, s.Accepted, s.Ignored-s.Accepted)
 	for _, reason := range r.BlockReasons {
 		fmt.Fprintf(&b, "blocked: %s\n", reason)
 	}

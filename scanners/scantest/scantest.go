@@ -6,14 +6,18 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // CacheDir returns $XDG_CACHE_HOME/taskguard/<name> (or the platform's user
@@ -77,15 +82,23 @@ func exportedName(pkg string) string {
 // CacheDir("debootstrap") so that later runs take no time. It needs root and
 // the debootstrap program; the mirror is $TASKGUARD_DEBIAN_MIRROR or
 // http://deb.debian.org/debian.
+//
+// Test processes of several packages call it at once (go test -p N): one
+// holds an exclusive flock on <key>.lock while it builds, the others wait for
+// it and then find the tree. The tree is built in a temporary folder beside
+// the cache entry and renamed into place only when complete; whatever a failed
+// (or killed) debootstrap left mounted inside its target is unmounted before the
+// folder is removed, so a failure never poisons the next run.
 func Debootstrap(t testing.TB, suite string, include []string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("debootstrap needs root")
+		testenv.Skip(t, "debootstrap needs root")
 	}
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		t.Fatalf("debootstrap is not installed (scripts/install-deps.sh installs it): %v", err)
 	}
 	cache := CacheDir(t, "debootstrap")
+	include = slices.Clone(include)
 	sort.Strings(include)
 	key := suite + "-minbase"
 	if len(include) > 0 {
@@ -97,8 +110,20 @@ func Debootstrap(t testing.TB, suite string, include []string) string {
 	if _, err := os.Stat(done); err == nil {
 		return root
 	}
-	if err := os.RemoveAll(root); err != nil {
+	unlock, err := LockFile(filepath.Join(cache, key+".lock"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := os.Stat(done); err == nil {
+		return root // built by another process while this one waited
+	}
+	// Leftovers of an earlier run that died: unmount, then remove.
+	stale, _ := filepath.Glob(filepath.Join(cache, key+".tmp-*"))
+	for _, dir := range append(stale, root) {
+		if err := removeTree(dir); err != nil {
+			t.Fatalf("remove the unfinished debootstrap tree %s: %v", dir, err)
+		}
 	}
 	mirror := os.Getenv("TASKGUARD_DEBIAN_MIRROR")
 	if mirror == "" {
@@ -108,21 +133,130 @@ func Debootstrap(t testing.TB, suite string, include []string) string {
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	tmp, err := os.MkdirTemp(cache, key+".tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"--variant=minbase", "--cache-dir=" + debs}
 	if len(include) > 0 {
 		args = append(args, "--include="+strings.Join(include, ","))
 	}
-	args = append(args, suite, root, mirror)
+	args = append(args, suite, tmp, mirror)
 	cmd := exec.Command("debootstrap", args...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("debootstrap %s: %v\n%s", strings.Join(args, " "), err, tail(log.String(), 3000))
+	runErr := cmd.Run()
+	// debootstrap mounts proc (and sys) inside the target; a finished run
+	// unmounts them, a failed one may not.
+	if err := unmountUnder(tmp); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		if err := removeTree(tmp); err != nil {
+			t.Logf("remove %s: %v", tmp, err)
+		}
+		t.Fatalf("debootstrap %s: %v\n%s", strings.Join(args, " "), runErr, tail(log.String(), 3000))
+	}
+	if err := os.Rename(tmp, root); err != nil {
+		t.Fatalf("move the debootstrap tree into place: %v", err)
 	}
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return root
+}
+
+// LockFile takes an exclusive flock on path (created if needed), waiting for
+// other processes that hold it, and returns the function that releases it.
+// Tests use it around caches shared by the test binaries of several packages.
+func LockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// unmountUnder detaches every mount point at or below dir, deepest first.
+func unmountUnder(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	var points []string
+	for _, mp := range mountPoints(string(b)) {
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			points = append(points, mp)
+		}
+	}
+	// Deepest first: a mount inside another is detached before its parent.
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, mp := range points {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mountPoints lists the mount points of a /proc/self/mountinfo text.
+func mountPoints(mountinfo string) []string {
+	var points []string
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 {
+			points = append(points, unescapeMountPath(f[4]))
+		}
+	}
+	return points
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space...).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeTree unmounts whatever is mounted inside dir, then removes it.
+func removeTree(dir string) error {
+	if _, err := os.Lstat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
 }
 
 func tail(s string, n int) string {

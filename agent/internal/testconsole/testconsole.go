@@ -1,7 +1,10 @@
-// Package testconsole is a small, real HTTP implementation of the agent
-// endpoints of the console API (policy long-poll with ETag, audit batches
-// stored once per record ID, container inventories), for the defender's tests until the console
-// serves them. It follows the contract written down in agent/README.md.
+// Package testconsole is a small HTTP imitation of the agent endpoints of
+// the console API (policy long-poll with ETag, audit batches stored once per
+// record ID, container inventories). The sidecar's tests use the real
+// console (console/consoletest) instead; this package remains only for the
+// launcher and command end-to-end tests (agent/launcher, agent/command) until
+// they move to console/consoletest too. It answers as the console does
+// (202 with api.AuditIngestResponse for audits).
 package testconsole
 
 import (
@@ -150,19 +153,25 @@ func (c *Console) serveAudits(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	res := api.AuditIngestResponse{Received: len(b.Audits)}
 	for _, a := range b.Audits {
 		if a.ID == "" || c.seen[a.ID] {
+			res.Duplicates++
 			continue
 		}
 		c.seen[a.ID] = true
 		c.audits = append(c.audits, a)
+		res.Stored++
 	}
 	c.mu.Unlock()
 	select {
 	case c.arrived <- struct{}{}:
 	default:
 	}
-	w.WriteHeader(http.StatusNoContent)
+	// The console's answer: 202 with the counts (api.Client decodes it).
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(res)
 }
 
 // FailInventories makes the next n inventory posts answer 503.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,7 +141,7 @@ func testWaitPolicy(t *testing.T, s store.Store) {
 		}()
 	}
 	ready.Wait()
-	time.Sleep(100 * time.Millisecond)
+	waitForWaiters(t, s, waiters)
 	if _, err := s.SavePolicy(ctx, 1, policy.Policy{}, store.PolicyChange{Actor: "a", Action: "change"}); err != nil {
 		t.Fatal(err)
 	}
@@ -356,5 +358,131 @@ func testScans(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Scan(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Scan(nope): err = %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteScan(ctx, "s2"); err != nil {
+		t.Fatalf("DeleteScan(s2): %v", err)
+	}
+	if _, err := s.Scan(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Scan(s2) after DeleteScan: err = %v, want ErrNotFound", err)
+	}
+	if got, _ := list(store.ScanQuery{}); got != "[s3 s1]" {
+		t.Errorf("Scans after deleting s2 = %s, want [s3 s1]", got)
+	}
+	if err := s.DeleteScan(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second DeleteScan(s2): err = %v, want ErrNotFound", err)
+	}
+}
+
+// A page of large records stops at MaxAuditPageBytes; the cursor goes on
+// from there and every record is seen once.
+func testAuditsPageBytes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 700 // 700 x 16 KiB messages: about 11 MiB, over one page's bytes
+	var batch []api.Audit
+	for i := range n {
+		batch = append(batch, audit(fmt.Sprintf("big-%03d", i), base.Add(time.Duration(i)*time.Millisecond), api.AuditDNS,
+			policy.EffectAlert, "web", "app", "r", strings.Repeat("x", 16<<10)))
+	}
+	if got, err := s.InsertAudits(ctx, batch, base); err != nil || got != n {
+		t.Fatalf("InsertAudits = %d, %v", got, err)
+	}
+	seen := map[string]bool{}
+	pages := 0
+	q := store.AuditQuery{Limit: store.MaxAuditPage}
+	for {
+		p, err := s.Audits(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		size := 0
+		for _, a := range p.Audits {
+			if seen[a.ID] {
+				t.Fatalf("%s on two pages", a.ID)
+			}
+			seen[a.ID] = true
+			size += len(a.Message)
+		}
+		if size > store.MaxAuditPageBytes {
+			t.Fatalf("a page holds %d bytes of messages, over %d", size, store.MaxAuditPageBytes)
+		}
+		if p.Next == "" {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	if len(seen) != n || pages < 2 {
+		t.Fatalf("saw %d of %d records in %d pages; want all, in at least 2 pages", len(seen), n, pages)
+	}
+}
+
+// PolicyWaiters is implemented by stores that can say how many WaitPolicy
+// calls are blocked, so a test knows its waiters are in place before it
+// changes the policy instead of sleeping and hoping.
+type PolicyWaiters interface {
+	PolicyWaiters() int
+}
+
+// waitForWaiters polls until n waiters block in s (when s can tell).
+func waitForWaiters(t *testing.T, s store.Store, n int) {
+	t.Helper()
+	pw, ok := s.(PolicyWaiters)
+	if !ok {
+		return
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for pw.PolicyWaiters() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d policy waiters are blocked after 20s", pw.PolicyWaiters(), n)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A caller that knows a newer revision than the database holds (a restored
+// database, another console's revision) is answered at once, not left
+// waiting for the database to catch up.
+func testWaitPolicyAhead(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.SavePolicy(ctx, 0, policy.Policy{}, store.PolicyChange{Actor: "a", Action: "init"}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s.WaitPolicy(ctx, 7)
+	if err != nil || rev != 1 {
+		t.Fatalf("WaitPolicy(7) with revision 1 stored = %d, %v; want 1 at once", rev, err)
+	}
+}
+
+// Text an engine cannot hold as is (NUL on PostgreSQL, invalid UTF-8) is
+// stored replaced, visibly, and never fails the batch it came in.
+func testAuditsUnsafeText(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	bad := audit("nul", base, api.AuditWAF, policy.EffectPrevent, "web", "app", "waf", "GET /a\x00b \xff\xfe done")
+	bad.WAF = &api.WAFDetail{EventID: "e\x00", Method: "GET", Path: "/a\x00b\xc3", Source: "10.0.0.1"}
+	bad.Process = &api.ProcessDetail{Path: "/bin/sh", Argv: []string{"sh", "-c", "\x00\xff"}}
+	ok := audit("ok", base.Add(time.Second), api.AuditDNS, policy.EffectAlert, "web", "app", "dns", "ordinary")
+	n, err := s.InsertAudits(ctx, []api.Audit{bad, ok}, base)
+	if err != nil || n != 2 {
+		t.Fatalf("InsertAudits with NUL and invalid UTF-8 = %d, %v; want 2 stored", n, err)
+	}
+	p, err := s.Audits(ctx, store.AuditQuery{Text: "done"})
+	if err != nil || len(p.Audits) != 1 {
+		t.Fatalf("Audits(text done) = %+v, %v; want the record", p.Audits, err)
+	}
+	got := p.Audits[0]
+	if want := "GET /a\u2400b \uFFFD done"; got.Message != want {
+		t.Errorf("stored message = %q, want %q", got.Message, want)
+	}
+	if got.WAF == nil || got.WAF.Path != "/a\u2400b\uFFFD" || got.WAF.EventID != "e\u2400" {
+		t.Errorf("stored WAF detail = %+v", got.WAF)
+	}
+	if got.Process == nil || fmt.Sprint(got.Process.Argv) != "[sh -c \u2400\uFFFD]" {
+		t.Errorf("stored argv = %+v", got.Process)
+	}
+	// Posting it again is a duplicate, not a second record.
+	if n, err := s.InsertAudits(ctx, []api.Audit{bad}, base); err != nil || n != 0 {
+		t.Errorf("InsertAudits of the same record again = %d, %v; want 0", n, err)
 	}
 }

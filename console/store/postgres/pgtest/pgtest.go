@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // binDirs are where Debian puts the server programs, newest first.
@@ -25,10 +28,32 @@ type Cluster struct {
 	Port            int
 }
 
+// ErrNotInstalled means Debian's PostgreSQL server programs are missing.
+var ErrNotInstalled = errors.New("PostgreSQL is not installed (apt-get install postgresql)")
+
 // Start starts a cluster for t and stops it when t ends. It skips t when
-// PostgreSQL is not installed, unless TASKGUARD_REQUIRE_POSTGRES=1 (CI).
+// PostgreSQL is not installed, unless CI=true (testenv.Skip), where it fails.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
+	c, err := StartShared()
+	if errors.Is(err, ErrNotInstalled) {
+		testenv.Skip(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Log(err)
+		}
+	})
+	return c
+}
+
+// StartShared starts a cluster that outlives any one test (a package's
+// TestMain stops it with Stop). It returns ErrNotInstalled when PostgreSQL
+// is missing; the caller decides whether to skip (testenv.Skip).
+func StartShared() (*Cluster, error) {
 	bin := ""
 	for _, d := range binDirs {
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
@@ -37,45 +62,51 @@ func Start(t testing.TB) *Cluster {
 		}
 	}
 	if bin == "" {
-		if os.Getenv("TASKGUARD_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PostgreSQL is not installed (apt-get install postgresql)")
-		}
-		t.Skip("PostgreSQL is not installed (apt-get install postgresql)")
+		return nil, ErrNotInstalled
 	}
 	dir, err := os.MkdirTemp("", "taskguard-pg-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	c := &Cluster{dir: dir, bin: bin}
+	fail := func(err error) (*Cluster, error) {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	if os.Geteuid() == 0 {
 		c.runAs = "postgres"
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Fatalf("running as root needs the postgres user: %v", err)
+			return fail(fmt.Errorf("running as root needs the postgres user: %w", err))
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
 	}
 	data := filepath.Join(dir, "data")
 	if out, err := c.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		return fail(fmt.Errorf("initdb: %w\n%s", err, out))
 	}
-	c.Port = freePort(t)
+	if c.Port, err = freePort(); err != nil {
+		return fail(err)
+	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c max_connections=300 -c shared_buffers=32MB", c.Port, dir)
 	if out, err := c.run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
 		logs, _ := os.ReadFile(filepath.Join(dir, "log"))
-		t.Fatalf("pg_ctl start: %v\n%s\n%s", err, out, logs)
+		return fail(fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, logs))
 	}
-	t.Cleanup(func() {
-		if out, err := c.run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"); err != nil {
-			t.Logf("pg_ctl stop: %v\n%s", err, out)
-		}
-	})
-	return c
+	return c, nil
+}
+
+// Stop stops the cluster at once and removes its files.
+func (c *Cluster) Stop() error {
+	defer os.RemoveAll(c.dir)
+	if out, err := c.run("pg_ctl", "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
+	}
+	return nil
 }
 
 func (c *Cluster) run(prog string, args ...string) ([]byte, error) {
@@ -116,11 +147,11 @@ func (c *Cluster) URL(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, name)
 }
 
-func freePort(t testing.TB) int {
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -1,0 +1,291 @@
+//go:build linux && (amd64 || arm64)
+
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// forwarded are the signals the supervisor passes on to the child.
+var forwarded = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGWINCH, unix.SIGALRM, unix.SIGCONT, unix.SIGTTIN, unix.SIGTTOU,
+}
+
+// ptraceOptions leave out PTRACE_O_TRACEEXEC: an exec event would cost a
+// stop per program started, and the supervisor learns what a process runs
+// when an audit needs it (exeOf). A seized tracee gets no SIGTRAP at exec.
+const ptraceOptions = unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
+	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_EXITKILL
+
+// Run starts cfg.Path as a child, supervises it until it ends and returns its
+// status. With a nil Handler nothing is traced. An error means the child
+// could not be started or supervision could not be set up; the child is not
+// running then.
+func Run(cfg Config) (Status, error) {
+	if len(cfg.Argv) == 0 {
+		return Status{}, errors.New("run: empty argv")
+	}
+	// Every ptrace request must come from the thread that attached.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+
+	var pid int
+	var err error
+	listener := -1
+	switch {
+	case cfg.Handler == nil:
+		pid, err = startPlain(cfg)
+	case cfg.Mode == ModeUserNotify:
+		pid, listener, err = startNotify(cfg)
+	default:
+		pid, err = startTraced(cfg)
+	}
+	if err != nil {
+		return Status{}, err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	var n *tracer
+	if listener >= 0 {
+		// The notifier decides; this goroutine only waits, as for a plain child.
+		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+		go n.notifyLoop(listener, done)
+		cfg.Handler = nil
+	}
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				_ = unix.Kill(pid, s.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+	if cfg.Handler != nil {
+		self, _ := os.Executable()
+		t.procs[pid] = &proc{exe: self, real: self}
+	}
+	st, err := t.loop()
+	st.Stops = t.stops
+	if n != nil {
+		st.Stops.Calls = n.notified.Load()
+	}
+	return st, err
+}
+
+func files(cfg Config) ([]*os.File, error) {
+	out := make([]*os.File, 3)
+	for i, f := range cfg.Files {
+		if f == nil {
+			n, err := os.Open(os.DevNull)
+			if err != nil {
+				return nil, err
+			}
+			f = n
+		}
+		out[i] = f
+	}
+	return out, nil
+}
+
+func startPlain(cfg Config) (int, error) {
+	fs, err := files(cfg)
+	if err != nil {
+		return 0, err
+	}
+	p, err := os.StartProcess(cfg.Path, cfg.Argv, &os.ProcAttr{Env: cfg.Env, Files: fs})
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", cfg.Path, err)
+	}
+	return p.Pid, nil
+}
+
+func startTraced(cfg Config) (int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("find own executable for the supervised child: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("sync pipe: %w", err)
+	}
+	defer r.Close()
+	defer w.Close()
+	fs, err := files(cfg)
+	if err != nil {
+		return 0, err
+	}
+	argv := append([]string{self, stubArg, cfg.Path}, cfg.Argv...)
+	p, err := os.StartProcess(self, argv, &os.ProcAttr{Env: cfg.Env, Files: append(fs, r)})
+	if err != nil {
+		return 0, fmt.Errorf("start supervised child: %w", err)
+	}
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(p.Pid), 0, ptraceOptions, 0, 0); e != 0 {
+		_ = p.Kill()
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(p.Pid, &ws, 0, nil)
+		return 0, fmt.Errorf("ptrace seize: %w", e)
+	}
+	if _, err := w.Write([]byte{1}); err != nil {
+		_ = p.Kill()
+		return 0, fmt.Errorf("release supervised child: %w", err)
+	}
+	return p.Pid, nil
+}
+
+// proc is what the tracer knows of one traced thread.
+type proc struct {
+	exe     string // the executable, as shown in audits (the name it was called by)
+	real    string // the executable as the kernel resolved it (/proc/PID/exe at the exec)
+	pending string // path of the exec this thread asked for, until it happens
+}
+
+type tracer struct {
+	stops    Stops        // ptrace stops (the tracer's goroutine only)
+	notified atomic.Int64 // notifications answered (user notification)
+	h        Handler
+	main     int
+	procs    map[int]*proc
+	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
+	notify   bool                      // seccomp user notification instead of ptrace
+}
+
+func (t *tracer) loop() (Status, error) {
+	for {
+		var ws unix.WaitStatus
+		tid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return Status{}, fmt.Errorf("wait for the supervised child: %w", err)
+		}
+		switch {
+		case ws.Exited() || ws.Signaled():
+			delete(t.procs, tid)
+			if tid == t.main {
+				if ws.Signaled() {
+					return Status{Signal: syscall.Signal(ws.Signal())}, nil
+				}
+				return Status{Code: ws.ExitStatus()}, nil
+			}
+		case ws.Stopped():
+			t.stopped(tid, ws)
+		}
+	}
+}
+
+func (t *tracer) cont(tid, sig int) {
+	// ESRCH: the thread died meanwhile (SIGKILL, exit of its group); its exit is reported later.
+	_ = unix.PtraceCont(tid, sig)
+}
+
+func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
+	sig := ws.StopSignal()
+	event := ws.TrapCause()
+	if sig != unix.SIGTRAP {
+		t.stops.Signals++
+		if event == unix.PTRACE_EVENT_STOP {
+			// Group-stop of a seized tracee: keep it stopped, as without a tracer.
+			_, _, _ = unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(tid), 0, 0, 0, 0)
+			return
+		}
+		t.cont(tid, int(sig)) // signal-delivery-stop: deliver the signal
+		return
+	}
+	switch event {
+	case unix.PTRACE_EVENT_SECCOMP:
+		t.stops.Calls++
+		t.seccomp(tid)
+		t.cont(tid, 0)
+	case unix.PTRACE_EVENT_FORK, unix.PTRACE_EVENT_VFORK, unix.PTRACE_EVENT_CLONE:
+		t.stops.Forks++
+		// The child inherits the parent's executable until it execs. Its
+		// initial stop may have come first; it was resumed at once, with
+		// an empty entry (never hold a child: if the parent dies before
+		// its event, nothing would release it).
+		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
+			child := int(msg)
+			p := t.procs[child]
+			if p == nil {
+				p = &proc{}
+				t.procs[child] = p
+			}
+			if parent := t.procs[tid]; parent != nil && p.exe == "" {
+				p.exe, p.real = parent.exe, parent.real
+			}
+		}
+		t.cont(tid, 0)
+	case unix.PTRACE_EVENT_STOP:
+		t.stops.Starts++
+		// The initial stop of a new child (or thread).
+		if _, known := t.procs[tid]; !known {
+			t.procs[tid] = &proc{}
+		}
+		t.cont(tid, 0)
+	default:
+		t.stops.Execs++ // not asked for (PTRACE_O_TRACEEXEC is off); resume
+		t.cont(tid, 0)
+	}
+}
+
+// shownExe names the running executable of tid the way audits show it: the
+// path the program was started by when it names the same file (so /bin/sh
+// shows as /bin/dash, not /usr/bin/dash), else the shortest path that names
+// the real binary.
+func shownExe(tid int, asked string) string {
+	real, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+	if err != nil {
+		return asked
+	}
+	realInfo, err := os.Stat(real)
+	if err != nil {
+		return real
+	}
+	if asked != "" {
+		if target := lastLink(asked); filepath.Base(target) == filepath.Base(real) {
+			if fi, err := os.Stat(target); err == nil && os.SameFile(fi, realInfo) {
+				return target
+			}
+		}
+	}
+	if short, ok := strings.CutPrefix(real, "/usr"); ok {
+		if fi, err := os.Stat(short); err == nil && os.SameFile(fi, realInfo) {
+			return short
+		}
+	}
+	return real
+}
+
+// lastLink resolves symlinks of the last path element only: /bin/sh -> /bin/dash.
+func lastLink(p string) string {
+	for range 8 {
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = target
+	}
+	return p
+}

@@ -1,0 +1,485 @@
+//go:build linux && (amd64 || arm64)
+
+package supervise
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	pathpkg "path"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	maxString = 4096 // longest path or argument read from the tracee
+	maxArgs   = 256  // argv entries read for an audit
+	maxDNS    = 4096 // bytes of a send inspected for a DNS query
+)
+
+// decide reads what a native supervised call is about and asks the handler.
+func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
+	var v Verdict
+	switch nr {
+	case unix.SYS_EXECVE:
+		v = t.exec(tid, unix.AT_FDCWD, args[0], args[1], 0)
+	case unix.SYS_EXECVEAT:
+		v = t.exec(tid, int(int32(args[0])), args[1], args[2], int(args[4]))
+	case unix.SYS_CONNECT:
+		v = t.connect(tid, int(args[0]), args[1], args[2])
+	case unix.SYS_SENDTO:
+		v = t.sendto(tid, int(args[0]), args[1], args[2], args[4], args[5])
+	case unix.SYS_SENDMSG:
+		v = t.sendmsg(tid, int(args[0]), args[1])
+	case unix.SYS_SENDMMSG:
+		// struct mmsghdr is a msghdr and a count, 64 bytes; look at the
+		// first few (a resolver sends A and AAAA together).
+		for i := uint64(0); i < min(args[2], 8) && v == Allow; i++ {
+			v = t.sendmsg(tid, int(args[0]), args[1]+64*i)
+		}
+	case unix.SYS_LISTEN:
+		v = t.listen(tid, int(args[0]))
+	case unix.SYS_BIND:
+		v = t.bind(tid, int(args[0]), args[1], args[2])
+	}
+	return v
+}
+
+// refuse applies a Deny with apply. When apply fails the process is killed,
+// so the call cannot run; the handler learns what happened either way.
+func (t *tracer) refuse(tid int, apply func() error) {
+	err := apply()
+	o := Refused
+	if err != nil {
+		o = killTracee(tid, err)
+	}
+	t.h.Enforced(tid, o, err)
+}
+
+// killTracee kills the process of tid, stopped at a supervised call that
+// could not be refused (cause). A fatal signal makes the kernel skip the call
+// when the tracee resumes. ESRCH from ptrace means the tracee left its stop,
+// which only SIGKILL from elsewhere does: it was gone before our answer.
+func killTracee(tid int, cause error) Outcome {
+	err := unix.Kill(tid, unix.SIGKILL)
+	switch {
+	case errors.Is(cause, unix.ESRCH):
+		return Gone
+	case err == unix.ESRCH:
+		return Gone
+	case err != nil:
+		return Unenforced
+	}
+	return Killed
+}
+
+// readMem reads len(b) bytes at addr of tid's memory.
+func readMem(tid int, addr uint64, b []byte) (int, error) {
+	if addr == 0 || len(b) == 0 {
+		return 0, errors.New("null pointer")
+	}
+	local := []unix.Iovec{{Base: &b[0], Len: uint64(len(b))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
+	return unix.ProcessVMReadv(tid, local, remote, 0)
+}
+
+// readString reads a NUL-terminated string, never crossing into an unmapped page.
+func readString(tid int, addr uint64) (string, error) {
+	const page = 4096
+	var out []byte
+	for len(out) < maxString {
+		n := page - int(addr%page)
+		buf := make([]byte, n)
+		got, err := readMem(tid, addr, buf)
+		if err != nil {
+			return "", fmt.Errorf("read string at %#x: %w", addr, err)
+		}
+		if i := bytes.IndexByte(buf[:got], 0); i >= 0 {
+			return string(append(out, buf[:i]...)), nil
+		}
+		out = append(out, buf[:got]...)
+		addr += uint64(got)
+	}
+	return string(out), nil
+}
+
+func readArgv(tid int, addr uint64) []string {
+	var argv []string
+	for i := 0; addr != 0 && i < maxArgs; i++ {
+		var p [8]byte
+		if _, err := readMem(tid, addr+uint64(8*i), p[:]); err != nil {
+			break
+		}
+		ptr := binary.NativeEndian.Uint64(p[:])
+		if ptr == 0 {
+			break
+		}
+		s, err := readString(tid, ptr)
+		if err != nil {
+			break
+		}
+		argv = append(argv, s)
+	}
+	return argv
+}
+
+func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verdict {
+	name, err := readString(tid, pathAddr)
+	if err != nil {
+		return Allow // the kernel fails the exec with EFAULT itself
+	}
+	var base string
+	byFD := name == "" && flags&unix.AT_EMPTY_PATH != 0
+	switch {
+	case byFD: // fexecve: the program is an open file, maybe a memfd or deleted
+		name, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, dirfd))
+	case strings.HasPrefix(name, "/"):
+	case dirfd == unix.AT_FDCWD:
+		base, _ = os.Readlink(fmt.Sprintf("/proc/%d/cwd", tid))
+	default:
+		base, _ = os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, dirfd))
+	}
+	path := name
+	if base != "" {
+		path = filepath.Join(base, name)
+	}
+	resolved := path
+	if !byFD {
+		// The file the kernel will run, looked up in the tracee's root,
+		// which may differ from ours.
+		if resolved, err = resolveIn(tid, path); err != nil {
+			// Nothing to run there (a shell trying each PATH entry):
+			// the kernel fails this exec itself, no program starts.
+			return Allow
+		}
+	}
+	if !t.notify { // with ptrace, the exec event names the new program by this path
+		p := t.procs[tid]
+		if p == nil {
+			p = &proc{}
+			t.procs[tid] = p
+		}
+		p.pending = path
+	}
+	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved,
+		parent: func() string { return t.exeOf(tid) },
+		argv:   func() []string { return readArgv(tid, argvAddr) },
+	})
+}
+
+func readSockaddr(tid int, addr, size uint64) (netip.AddrPort, error) {
+	if addr == 0 || size < 2 {
+		return netip.AddrPort{}, errNotIP
+	}
+	b := make([]byte, min(size, 128))
+	n, err := readMem(tid, addr, b)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return parseSockaddr(b[:n])
+}
+
+func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
+	ap, err := readSockaddr(tid, addr, size)
+	if err != nil {
+		return Allow // unix sockets and the like; bad pointers fail in the kernel
+	}
+	v := t.h.Connect(ConnectEvent{Caller: t.caller(tid), Addr: ap})
+	if v == Allow && ap.Port() == 53 {
+		t.redirectDNS(tid, fd, addr, size, ap)
+	}
+	return v
+}
+
+// socketOf duplicates the tracee's socket fd into this process (pidfd_getfd)
+// and calls f on it.
+func socketOf(tid, fd int, f func(int) error) error {
+	pidfd, err := unix.PidfdOpen(tid, 0)
+	if err != nil { // tid is not a thread-group leader (EINVAL or ENOENT by kernel)
+		if tgid := tgidOf(tid); tgid != tid {
+			pidfd, err = unix.PidfdOpen(tgid, 0)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", tid, err)
+	}
+	defer unix.Close(pidfd)
+	local, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd_getfd %d/%d: %w", tid, fd, err)
+	}
+	defer unix.Close(local)
+	return f(local)
+}
+
+func tgidOf(tid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tid))
+	if err != nil {
+		return tid
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			var n int
+			if _, err := fmt.Sscan(v, &n); err == nil {
+				return n
+			}
+		}
+	}
+	return tid
+}
+
+func sockaddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), true
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)), true
+	}
+	return netip.AddrPort{}, false
+}
+
+// peerOf returns the peer of the tracee's connected socket fd. The peer of a
+// TCP socket never changes, so it is cached by socket inode: a TCP send then
+// costs one readlink instead of a pidfd round trip.
+func (t *tracer) peerOf(tid, fd int) (netip.AddrPort, bool) {
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	if err != nil || !strings.HasPrefix(link, "socket:") {
+		return netip.AddrPort{}, false
+	}
+	if ap, ok := t.tcpPeers[link]; ok {
+		return ap, ap.IsValid()
+	}
+	var ap netip.AddrPort
+	var ok, stream bool
+	_ = socketOf(tid, fd, func(s int) error {
+		typ, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE)
+		stream = err == nil && typ == unix.SOCK_STREAM
+		sa, err := unix.Getpeername(s)
+		if err != nil {
+			return err
+		}
+		ap, ok = sockaddrPort(sa)
+		return nil
+	})
+	if stream && ok {
+		if len(t.tcpPeers) >= 8192 {
+			clear(t.tcpPeers)
+		}
+		t.tcpPeers[link] = ap
+	}
+	return ap, ok
+}
+
+// dns inspects data sent to dest; only port 53 is looked at.
+func (t *tracer) dns(tid int, dest netip.AddrPort, data []byte) Verdict {
+	if dest.Port() != 53 {
+		return Allow
+	}
+	names, err := dnsQueryNames(data)
+	if err != nil {
+		return Allow
+	}
+	return t.h.DNS(DNSEvent{Caller: t.caller(tid), Names: names, Server: dest})
+}
+
+func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
+	var ap netip.AddrPort
+	var err error
+	if dest != 0 {
+		if ap, err = readSockaddr(tid, dest, destLen); err != nil {
+			return Allow
+		}
+	} else {
+		var ok bool
+		if ap, ok = t.peerOf(tid, fd); !ok {
+			return Allow
+		}
+	}
+	if ap.Port() != 53 || size == 0 {
+		return Allow
+	}
+	b := make([]byte, min(size, maxDNS))
+	n, err := readMem(tid, buf, b)
+	if err != nil {
+		return Allow
+	}
+	return t.dns(tid, ap, b[:n])
+}
+
+func (t *tracer) sendmsg(tid, fd int, msgAddr uint64) Verdict {
+	// struct msghdr on amd64: name *, namelen u32, pad, iov *, iovlen u64, ...
+	var raw [56]byte
+	if _, err := readMem(tid, msgAddr, raw[:]); err != nil {
+		return Allow
+	}
+	name := binary.NativeEndian.Uint64(raw[0:])
+	nameLen := uint64(binary.NativeEndian.Uint32(raw[8:]))
+	iovAddr := binary.NativeEndian.Uint64(raw[16:])
+	iovLen := binary.NativeEndian.Uint64(raw[24:])
+	var ap netip.AddrPort
+	var err error
+	if name != 0 {
+		if ap, err = readSockaddr(tid, name, nameLen); err != nil {
+			return Allow
+		}
+	} else {
+		var ok bool
+		if ap, ok = t.peerOf(tid, fd); !ok {
+			return Allow
+		}
+	}
+	if ap.Port() != 53 || iovAddr == 0 {
+		return Allow
+	}
+	// Gather the first iovecs up to maxDNS bytes (TCP DNS often sends the
+	// length prefix and the message as two iovecs).
+	var data []byte
+	for i := uint64(0); i < min(iovLen, 8) && len(data) < maxDNS; i++ {
+		var iov [16]byte
+		if _, err := readMem(tid, iovAddr+16*i, iov[:]); err != nil {
+			break
+		}
+		base, n := binary.NativeEndian.Uint64(iov[:8]), binary.NativeEndian.Uint64(iov[8:])
+		if n == 0 {
+			continue
+		}
+		b := make([]byte, min(n, uint64(maxDNS-len(data))))
+		got, err := readMem(tid, base, b)
+		if err != nil {
+			break
+		}
+		data = append(data, b[:got]...)
+	}
+	return t.dns(tid, ap, data)
+}
+
+func (t *tracer) listen(tid, fd int) Verdict {
+	var port uint16
+	_ = socketOf(tid, fd, func(s int) error {
+		sa, err := unix.Getsockname(s)
+		if err != nil {
+			return err
+		}
+		if ap, ok := sockaddrPort(sa); ok {
+			port = ap.Port()
+		}
+		return nil
+	})
+	if port == 0 {
+		return Allow
+	}
+	return t.h.Listen(ListenEvent{Caller: t.caller(tid), Port: port, Protocol: "tcp"})
+}
+
+// bind reports UDP sockets bound to a fixed port: UDP servers never call listen.
+func (t *tracer) bind(tid, fd int, addr, size uint64) Verdict {
+	ap, err := readSockaddr(tid, addr, size)
+	if err != nil || ap.Port() == 0 {
+		return Allow
+	}
+	udp := false
+	_ = socketOf(tid, fd, func(s int) error {
+		typ, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE)
+		udp = err == nil && typ == unix.SOCK_DGRAM
+		return err
+	})
+	if !udp {
+		return Allow
+	}
+	return t.h.Listen(ListenEvent{Caller: t.caller(tid), Port: ap.Port(), Protocol: "udp"})
+}
+
+func (t *tracer) caller(tid int) Caller {
+	return Caller{PID: tid, exe: func() string { return t.exeOf(tid) }, real: func() string { return t.realOf(tid) }}
+}
+
+// exeOf is the executable of tid as audits word it (the name it was called by).
+func (t *tracer) exeOf(tid int) string {
+	if p := t.known(tid); p != nil && p.exe != "" {
+		return p.exe
+	}
+	return shownExe(tid, "")
+}
+
+// realOf is the file tid really runs, as the kernel resolved it at its exec.
+func (t *tracer) realOf(tid int) string {
+	if p := t.known(tid); p != nil && p.real != "" {
+		return p.real
+	}
+	real, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+	return real
+}
+
+// known returns what the tracer knows of tid, brought up to date: with no
+// exec events, a process that ran a new program since is noticed by its
+// /proc/PID/exe, and named by the exec it asked for last.
+func (t *tracer) known(tid int) *proc {
+	p := t.procs[tid]
+	if p == nil {
+		return nil
+	}
+	real, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", tid))
+	if err == nil && real != p.real {
+		p.exe, p.real = shownExe(tid, p.pending), real
+	}
+	return p
+}
+
+// maxLinks is the kernel's limit of symlinks followed in one lookup.
+const maxLinks = 40
+
+// resolveIn resolves every symlink of the absolute path p the way the kernel
+// looks it up for process tid: inside tid's root directory (/proc/tid/root),
+// so an absolute link target starts again at that root, never at ours. It
+// returns the path of the file within that root.
+func resolveIn(tid int, p string) (string, error) {
+	root := fmt.Sprintf("/proc/%d/root", tid)
+	return resolveUnder(root, p)
+}
+
+// resolveUnder is resolveIn for the root directory root.
+func resolveUnder(root, p string) (string, error) {
+	out := "/"
+	rest := strings.Split(p, "/")
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			out = pathpkg.Dir(out)
+			continue
+		}
+		next := pathpkg.Join(out, c)
+		fi, err := os.Lstat(root + next)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			if len(rest) > 0 && !fi.IsDir() {
+				return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ENOTDIR}
+			}
+			out = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", &os.PathError{Op: "resolve", Path: p, Err: unix.ELOOP}
+		}
+		target, err := os.Readlink(root + next)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(target, "/") {
+			out = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return out, nil
+}

@@ -1,0 +1,294 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/vulndb"
+)
+
+// JobOptions describe a whole CI job with typed options, for callers that
+// are not a command line (the GitHub Action): where the gate's rules come
+// from, the vulnerability DB, the console and the report files, around the
+// run's own Options. Credentials are fields, never environment variables.
+type JobOptions struct {
+	// Run is the scan-gate-protect run; its Policy, PolicySource, Ignore,
+	// IgnoreFile, DB and Console are filled from the fields below.
+	Run Options
+	// PolicyFile is a local policy file; empty: the console's CI rules with
+	// Console, else the embedded default policy.
+	PolicyFile string
+	// IgnoreFile is the ignore file; empty: .taskguardignore when it exists.
+	IgnoreFile string
+	DB         DBOptions
+	// Console, when set, supplies the CI rules, receives the results and
+	// protects the task (it mints the defender's credential).
+	Console *ConsoleOptions
+	Reports ReportFiles
+	// Messages receives what the job says on the way (the policy used, the
+	// publication); nil discards it.
+	Messages io.Writer
+}
+
+// DBOptions locate the vulnerability DB and say whether it may be updated.
+type DBOptions struct {
+	// Dir is the DB's directory; empty: vulndb.DefaultDir().
+	Dir        string
+	Repository string
+	Offline    bool
+	SkipUpdate bool
+}
+
+// ConsoleOptions reach the console.
+type ConsoleOptions struct {
+	URL string
+	// Token, else User and Password, authenticate.
+	Token, User, Password string
+	// CAFile is a PEM file of certificates to trust; Insecure skips the check.
+	CAFile   string
+	Insecure bool
+	// NoPublish keeps the results from the console.
+	NoPublish bool
+}
+
+// ReportFiles are the report files to write; empty paths are skipped.
+// Markdown is appended to (a GitHub step summary is shared by every step).
+type ReportFiles struct {
+	JUnit, SARIF, JSON, Markdown string
+	// Dockerfile is the repository file SARIF image findings point at.
+	Dockerfile string
+}
+
+// RunJob prepares the run from opts (policy, ignore file, DB, console),
+// runs it, writes every report file, and publishes the results to the
+// console. A blocked gate is a report with Result "blocked" and no error.
+// A failed protect returns the report, written, and an error wrapping
+// ErrProtect; any other error means the job could not run.
+func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
+	msg := opts.Messages
+	if msg == nil {
+		msg = io.Discard
+	}
+	run := opts.Run
+	var client *api.Client
+	if opts.Console != nil {
+		var err error
+		if client, err = opts.Console.client(); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case opts.PolicyFile != "":
+		p, err := policy.LoadPolicy(opts.PolicyFile)
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		run.Policy, run.PolicySource = p, report.PolicySource{Source: "file", Location: opts.PolicyFile}
+	case client != nil:
+		rules, rev, err := client.CIRules(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("console: fetch the CI rules: %w", err)
+		}
+		p := &policy.Policy{Revision: rev, CI: rules}
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("console: the console's CI rules: %w", err)
+		}
+		run.Policy = p
+		run.PolicySource = report.PolicySource{Source: "console", Location: fmt.Sprintf("%s (revision %d)", opts.Console.URL, rev)}
+	}
+	ignorePath, optional := opts.IgnoreFile, false
+	if ignorePath == "" {
+		ignorePath, optional = policy.IgnoreFileName, true
+	}
+	ign, err := policy.LoadIgnoreFile(ignorePath, optional)
+	if err != nil {
+		return nil, fmt.Errorf("ignore file: %w", err)
+	}
+	run.Ignore, run.IgnoreFile = ign.Ignore, ignorePath
+
+	if client != nil && run.TaskPath != "" && run.ProtectOutput != "" {
+		run.Console = client
+		if run.Protect.ConsoleAddr == "" {
+			if run.Protect.ConsoleAddr, err = consoleHost(opts.Console.URL); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if run.Image != "" {
+		db, err := openDB(ctx, opts.DB)
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		run.DB = db
+	}
+	rep, runErr := Run(ctx, run)
+	if rep == nil {
+		return nil, runErr
+	}
+	fmt.Fprintf(msg, "policy: %s (rule %s)\n", strings.TrimSpace(rep.Policy.Source+" "+rep.Policy.Location), rep.Policy.Rule)
+	// The reports are written whatever else fails, a failed protect included.
+	if err := WriteReports(ctx, rep, opts.Reports); err != nil {
+		return nil, err
+	}
+	if client != nil && !opts.Console.NoPublish {
+		if err := publish(ctx, client, rep, msg); err != nil {
+			return rep, err
+		}
+	}
+	return rep, runErr
+}
+
+func publish(ctx context.Context, client *api.Client, rep *report.Report, msg io.Writer) error {
+	var buf bytes.Buffer
+	if err := report.WriteJSON(ctx, &buf, rep); err != nil {
+		return err
+	}
+	sum, err := client.PublishScan(ctx, buf.Bytes())
+	switch {
+	case api.IsStatus(err, http.StatusForbidden):
+		// A user that may protect but not publish: the job's result stands.
+		fmt.Fprintf(msg, "warning: the console user may not publish scan results (that needs the ci role); the results were not published: %v\n", err)
+		return nil
+	case err != nil:
+		return fmt.Errorf("console: publish the scan results: %w", err)
+	}
+	fmt.Fprintf(msg, "scan results published to the console (scan %s)\n", sum.ID)
+	return nil
+}
+
+func openDB(ctx context.Context, o DBOptions) (*vulndb.DB, error) {
+	dir := o.Dir
+	if dir == "" {
+		var err error
+		if dir, err = vulndb.DefaultDir(); err != nil {
+			return nil, err
+		}
+	}
+	if !o.SkipUpdate {
+		if _, err := vulndb.Update(ctx, dir, vulndb.UpdateOptions{Repository: o.Repository, Offline: o.Offline}); err != nil {
+			return nil, err
+		}
+	}
+	return vulndb.Open(dir)
+}
+
+// WriteReports writes every report file of files: whole files through a
+// rename, the Markdown appended.
+func WriteReports(ctx context.Context, rep *report.Report, files ReportFiles) error {
+	for _, f := range []struct {
+		what, path string
+		write      func(io.Writer) error
+		appendTo   bool
+	}{
+		{"JUnit", files.JUnit, func(w io.Writer) error { return report.WriteJUnit(ctx, w, rep) }, false},
+		{"SARIF", files.SARIF, func(w io.Writer) error {
+			return report.WriteSARIF(ctx, w, rep, report.SARIFOptions{ImageFile: files.Dockerfile})
+		}, false},
+		{"JSON", files.JSON, func(w io.Writer) error { return report.WriteJSON(ctx, w, rep) }, false},
+		{"Markdown", files.Markdown, func(w io.Writer) error {
+			return report.WriteMarkdown(ctx, w, rep, report.MarkdownOptions{})
+		}, true},
+	} {
+		if f.path == "" {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := f.write(&buf); err != nil {
+			return err
+		}
+		if err := writeFile(f.path, buf.Bytes(), f.appendTo); err != nil {
+			return fmt.Errorf("write the %s report: %w", f.what, err)
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, data []byte, appendTo bool) error {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if appendTo {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
+
+func (o *ConsoleOptions) client() (*api.Client, error) {
+	var opts []api.Option
+	switch {
+	case o.Token != "":
+		opts = append(opts, api.WithToken(o.Token))
+	case o.User != "" && o.Password != "":
+		opts = append(opts, api.WithBasicAuth(o.User, o.Password))
+	default:
+		return nil, errors.New("console: no credentials: give a token, or a user and a password")
+	}
+	if o.CAFile != "" || o.Insecure {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
+		if o.CAFile != "" {
+			pem, err := os.ReadFile(o.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("console CA: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("console CA: %s holds no PEM certificate", o.CAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		opts = append(opts, api.WithTLSConfig(cfg))
+	}
+	return api.NewClient(o.URL, opts...)
+}
+
+func consoleHost(raw string) (string, error) {
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", errors.New("console: want https://host[:port]")
+	}
+	return u.Host, nil
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Builds a taskguard release into a dist directory: the four programs for
+# linux/darwin/windows x amd64/arm64 (taskguard-defender for linux only: it
+# uses ptrace), one archive per program and platform (tar.gz; zip for
+# windows), a CycloneDX SBOM of each archive's binary, the defender image as
+# an OCI image layout per architecture (taskguard defender image), and
+# checksums.txt (sha256sum format) over every file.
+#
+#   scripts/release.sh VERSION [DIST]          e.g. scripts/release.sh v0.9.0
+#
+# Environment:
+#   TASKGUARD_RELEASE_TARGETS  space-separated os/arch list (default: all six)
+#   SOURCE_DATE_EPOCH          timestamp of the archives' entries (default: the
+#                              last commit's time, else 0): the same source and
+#                              version give the same archives
+#
+# It is what .github/workflows/release.yml runs, and what action/release_test.go
+# runs for a snapshot release (linux/amd64 only). Why a script rather than
+# goreleaser: see docs/releases.md.
+set -euo pipefail
+
+version="${1:?usage: scripts/release.sh VERSION [DIST]}"
+dist="${2:-dist}"
+case "$version" in
+v[0-9]*) ;;
+*) echo "release: version $version: want vMAJOR.MINOR.PATCH[-suffix]" >&2; exit 2 ;;
+esac
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+targets="${TASKGUARD_RELEASE_TARGETS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64}"
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	SOURCE_DATE_EPOCH="$(git -C "$root" log -1 --format=%ct 2>/dev/null || echo 0)"
+fi
+export SOURCE_DATE_EPOCH
+
+mkdir -p "$dist"
+dist="$(cd "$dist" && pwd)"
+if [ -n "$(ls -A "$dist")" ]; then
+	echo "release: $dist is not empty" >&2
+	exit 2
+fi
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+step() { printf 'release: %s\n' "$*" >&2; }
+
+# build OS ARCH PROGRAM -> path of the binary
+build() {
+	local os="$1" arch="$2" prog="$3" ext=""
+	[ "$os" = windows ] && ext=.exe
+	local out="$work/bin/${os}_${arch}/$prog$ext"
+	mkdir -p "$(dirname "$out")"
+	(cd "$root" && CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" GOFLAGS="${GOFLAGS:-} -buildvcs=false" \
+		go build -trimpath -ldflags "-s -w -X github.com/taskguard/taskguard/cli.releaseVersion=$version" -o "$out" "./cmd/$prog")
+	echo "$out"
+}
+
+# archive NAME OS FILE...: a reproducible tar.gz (zip on windows) in dist.
+archive() {
+	local name="$1" os="$2"
+	shift 2
+	local stage="$work/stage/$name"
+	rm -rf "$stage" && mkdir -p "$stage"
+	cp "$@" "$stage/"
+	cp "$root/README.md" "$stage/"
+	[ -f "$root/LICENSE" ] && cp "$root/LICENSE" "$stage/"
+	find "$stage" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+	if [ "$os" = windows ]; then
+		(cd "$stage" && find . -type f | LC_ALL=C sort | zip -q -X -D "$dist/$name.zip" -@)
+		echo "$dist/$name.zip"
+	else
+		tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+			-C "$stage" -cf - . | gzip -n -9 >"$dist/$name.tar.gz"
+		echo "$dist/$name.tar.gz"
+	fi
+}
+
+# The SBOMs come from taskguard itself (image scan --format cyclonedx, over a
+# root filesystem holding the binary: its Go build info lists the modules).
+host_os="$(go env GOOS)"
+host_arch="$(go env GOARCH)"
+step "building taskguard for this machine ($host_os/$host_arch) to write the SBOMs and the defender image"
+tg="$(build "$host_os" "$host_arch" taskguard)"
+sbom=true
+if ! "$tg" image scan --help 2>/dev/null | grep -q cyclonedx; then
+	sbom=false
+	step "this taskguard cannot write CycloneDX (image scan --format cyclonedx): no SBOMs"
+fi
+
+for target in $targets; do
+	os="${target%/*}"
+	arch="${target#*/}"
+	programs="taskguard taskguard-console taskguard-action"
+	[ "$os" = linux ] && programs="$programs taskguard-defender"
+	for prog in $programs; do
+		step "$prog $os/$arch"
+		bin="$(build "$os" "$arch" "$prog")"
+		name="${prog}_${version}_${os}_${arch}"
+		out="$(archive "$name" "$os" "$bin")"
+		if $sbom; then
+			rootfs="$work/sbom/$name"
+			mkdir -p "$rootfs/usr/local/bin"
+			cp "$bin" "$rootfs/usr/local/bin/"
+			"$tg" image scan --rootfs "$rootfs" --format cyclonedx --output "$out.cdx.json" >/dev/null
+		fi
+		if [ "$prog" = taskguard-defender ]; then
+			step "defender image linux/$arch (OCI layout)"
+			layout="$work/oci/$arch"
+			"$tg" defender image --defender-binary "linux/$arch=$bin" --oci-layout "$layout" \
+				--tag "ghcr.io/taskguard/defender:${version#v}" >"$work/digest-$arch"
+			tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+				-C "$layout" -cf "$dist/taskguard-defender-image_${version}_linux_${arch}.oci.tar" .
+		fi
+	done
+done
+
+step "checksums"
+(cd "$dist" && find . -maxdepth 1 -type f ! -name checksums.txt -printf '%f\n' | LC_ALL=C sort | xargs sha256sum >checksums.txt)
+step "done: $(wc -l <"$dist/checksums.txt") files in $dist"

@@ -1,6 +1,8 @@
 package launcher
 
 import (
+	"slices"
+
 	"github.com/taskguard/taskguard/agent/audit"
 	"github.com/taskguard/taskguard/agent/detect"
 	"github.com/taskguard/taskguard/agent/supervise"
@@ -98,6 +100,11 @@ func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) super
 		return supervise.Allow
 	}
 	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args})
+	if first := !h.entryDone.Load() && h.entryDone.CompareAndSwap(false, true); first && e.Path == h.entry {
+		fs = slices.DeleteFunc(fs, func(f detect.Finding) bool {
+			return f.Detector.ID == detect.Fileless.ID || f.Detector.ID == detect.TempDir.ID || f.Detector.ID == detect.Drift.ID
+		})
+	}
 	if len(fs) == 0 {
 		return supervise.Allow
 	}

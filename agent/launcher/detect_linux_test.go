@@ -474,3 +474,19 @@ func TestDetectTools(t *testing.T) {
 		}
 	})
 }
+
+// The launched program itself (the task's command) is exempt from the
+// file-location detectors once: its re-exec from /tmp is not.
+func TestDetectEntrypointExemptOnce(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "entry.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n[ \"$1\" = again ] && { echo second-run; exit 0; }\nexec \"$0\" again\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := launchDetect(t, nil, []string{script})
+	if r.code != 0 || !strings.Contains(r.out, "second-run") {
+		t.Fatalf("exit %d, output %q", r.code, r.out)
+	}
+	if as := r.threats("tempdir-exec"); len(as) != 1 || as[0].Process.Argv[1] != "again" {
+		t.Errorf("tempdir-exec audits %+v, want one, for the re-exec only", as)
+	}
+}

@@ -31,6 +31,12 @@ type handler struct {
 	// launcher's pid, where an audit's process tree stops.
 	det  *detect.Engine
 	self int
+	// entry is the program the launcher starts (the task definition's
+	// command); its first exec is exempt from the file-location detectors
+	// (fileless, temp-dir, drift): the container's declared command is not
+	// an intrusion wherever its file lies. entryDone marks it consumed.
+	entry     string
+	entryDone atomic.Bool
 
 	mu       sync.Mutex
 	lastDeny map[int]string // per pid: the last refused exec, so PATH retries audit once

@@ -93,7 +93,7 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 		return supervise.Status{}, err
 	}
 	h := &handler{id: o.Identity, taskID: o.TaskID, queue: make(chan api.Audit, 4096), log: o.Log,
-		det: &detect.Engine{Start: detect.KernelNow()}, self: os.Getpid()}
+		det: &detect.Engine{Start: detect.KernelNow()}, self: os.Getpid(), entry: path}
 	live := false
 	sink := o.Audits
 	switch {

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/taskguard/taskguard/console/policy"
@@ -75,6 +76,9 @@ type Exec struct {
 type Engine struct {
 	Start time.Time
 	Proc  string
+
+	mu     sync.Mutex
+	hashes map[hashKey]string
 }
 
 func (en *Engine) proc() string {

@@ -2,6 +2,8 @@ package detect
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -96,5 +98,27 @@ func TestHexAddr(t *testing.T) {
 		if got := hexAddr(in); got != want {
 			t.Errorf("hexAddr(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestHashCachedByIdentity(t *testing.T) {
+	en := &Engine{}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "x")
+	if err := os.WriteFile(f, []byte("one"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid()
+	if got := en.Hash(pid, f); got != "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed" {
+		t.Fatalf("Hash = %s", got)
+	}
+	if err := os.WriteFile(f, []byte("two!"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := en.Hash(pid, f); got != "a97b629a5b1da759586c3353a9bc284bf673970d8eca56e11e556b715c329614" {
+		t.Fatalf("Hash after a change = %s: the cache served a stale sum", got)
+	}
+	if got := en.Hash(pid, "/memfd:x (deleted)"); got != "" {
+		t.Errorf("Hash of a memfd name = %q", got)
 	}
 }

@@ -277,10 +277,14 @@ func (en *Engine) DNS(name, exe string) []Finding {
 	return nil
 }
 
-// Listen runs the listener detectors; exe is the listener as called and
-// real the file that runs.
-func (en *Engine) Listen(port uint16, protocol, exe, real string) []Finding {
+// Listen runs the listener detectors for process pid; exe is the listener
+// as called and real the file that runs. For a multi-call binary (busybox)
+// the applet is its argv[0], read from /proc.
+func (en *Engine) Listen(pid int, port uint16, protocol, exe, real string) []Finding {
 	names := baseOf(exe, real)
+	if slices.Contains(names, "busybox") {
+		names = append(names, baseOf(en.argv0(pid))...)
+	}
 	what := protocol + " port " + itoa(int(port))
 	if n, ok := anyIn(names, netcats); ok {
 		return []Finding{{Detector: NetcatListener, Message: n + " listens on " + what, File: real}}

@@ -78,13 +78,13 @@ func TestNetworkDetectors(t *testing.T) {
 			t.Errorf("DNS(%s) found %v, want %v", name, got, want)
 		}
 	}
-	if got := ids(en.Listen(4444, "tcp", "/bin/nc", "/usr/bin/busybox")); !slices.Equal(got, []string{"netcat-listener"}) {
+	if got := ids(en.Listen(1, 4444, "tcp", "/bin/nc", "/usr/bin/busybox")); !slices.Equal(got, []string{"netcat-listener"}) {
 		t.Errorf("nc listen = %v", got)
 	}
-	if got := ids(en.Listen(4444, "tcp", "/bin/sh", "/usr/bin/dash")); !slices.Equal(got, []string{"shell-listener"}) {
+	if got := ids(en.Listen(1, 4444, "tcp", "/bin/sh", "/usr/bin/dash")); !slices.Equal(got, []string{"shell-listener"}) {
 		t.Errorf("sh listen = %v", got)
 	}
-	if got := en.Listen(8080, "tcp", "/usr/bin/python3", "/usr/bin/python3.11"); got != nil {
+	if got := en.Listen(1, 8080, "tcp", "/usr/bin/python3", "/usr/bin/python3.11"); got != nil {
 		t.Errorf("python listen = %v", got)
 	}
 }

@@ -102,6 +102,16 @@ func hexAddr(s string) string {
 	return ip + ":" + strconv.FormatUint(port, 10)
 }
 
+// argv0 is the process's argv[0] ("" when unreadable).
+func (en *Engine) argv0(pid int) string {
+	b, err := readBounded(en.proc()+"/"+itoa(pid)+"/cmdline", 4096)
+	if err != nil {
+		return ""
+	}
+	a, _, _ := bytes.Cut(b, []byte{0})
+	return string(a)
+}
+
 // MaxTree bounds the process tree of an audit.
 const MaxTree = 16
 

@@ -150,7 +150,7 @@ func (h *handler) detectListen(r *policy.RuntimeRule, e supervise.ListenEvent) s
 		return supervise.Allow
 	}
 	exe, real := e.Executable(), e.RealExe()
-	fs := h.det.Listen(e.Port, e.Protocol, exe, real)
+	fs := h.det.Listen(e.PID, e.Port, e.Protocol, exe, real)
 	if len(fs) == 0 {
 		return supervise.Allow
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -490,3 +491,47 @@ func TestDetectEntrypointExemptOnce(t *testing.T) {
 		t.Errorf("tempdir-exec audits %+v, want one, for the re-exec only", as)
 	}
 }
+
+// In alert mode a netcat listener is reported twice: at its exec (the
+// listen option) and at its listen stop (the port).
+func TestDetectNetcatListenStop(t *testing.T) {
+	nc := filepath.Join(t.TempDir(), "nc")
+	if err := os.Symlink(testenv.LookPath(t, "busybox", "busybox"), nc); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	ln.Close()
+	connected := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			if err == nil {
+				_, err = io.WriteString(c, "hello-listener\n")
+				c.Close()
+				connected <- err
+				return
+			}
+			runtimeGosched()
+		}
+		connected <- fmt.Errorf("nc never listened on %s", addr)
+	}()
+	r := launchDetect(t, map[string]policy.Effect{"tempdir-exec": policy.EffectOff}, []string{"/bin/sh", "-c", nc + " -l -p " + port})
+	if err := <-connected; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.out, "hello-listener") {
+		t.Errorf("nc output %q: the listener did not run", r.out)
+	}
+	as := r.threats("netcat-listener")
+	if len(as) != 2 || !strings.Contains(as[1].Message, "nc listens on tcp port "+port) || as[1].Network == nil || as[1].Network.Direction != "listen" {
+		t.Errorf("netcat-listener audits %+v, want the exec and the listen on port %s", as, port)
+	}
+}
+
+func runtimeGosched() { runtime.Gosched() }

@@ -172,7 +172,7 @@ func launchDetect(t *testing.T, det map[string]policy.Effect, argv []string, env
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	st, err := Run(ctx, argv, append([]string{"PATH=/usr/bin:/bin"}, env...), Options{
-		Identity: policy.Identity{Container: "c"}, PolicyFile: pf, Audits: sink,
+		Identity: policy.Identity{Container: "c"}, PolicyFile: pf, Audits: sink, Supervisor: supervisorMode,
 		Files: [3]*os.File{nil, out, out}, Log: slogDiscard(),
 	})
 	if err != nil {
@@ -182,6 +182,20 @@ func launchDetect(t *testing.T, det map[string]policy.Effect, argv []string, env
 	sink.mu.Lock()
 	defer sink.mu.Unlock()
 	return launchResult{code: st.ExitCode(), out: string(o), audits: sink.a}
+}
+
+// supervisorMode is the mechanism launchDetect uses (Options.Supervisor).
+var supervisorMode = "ptrace"
+
+// bothMechanisms runs f under ptrace and under seccomp user notification.
+func bothMechanisms(t *testing.T, f func(t *testing.T)) {
+	for _, m := range []string{"ptrace", "usernotif"} {
+		t.Run(m, func(t *testing.T) {
+			supervisorMode = m
+			defer func() { supervisorMode = "ptrace" }()
+			f(t)
+		})
+	}
 }
 
 func helperEnv(mode string) string { return "TASKGUARD_DETECT_HELPER=" + mode }
@@ -220,32 +234,34 @@ func checkThreat(t *testing.T, r launchResult, id string, eff policy.Effect, msg
 }
 
 func TestDetectFilelessMemfd(t *testing.T) {
-	h := self(t)
-	for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
-		t.Run(string(eff), func(t *testing.T) {
-			r := launchDetect(t, map[string]policy.Effect{"fileless-exec": eff, "tempdir-exec": policy.EffectOff},
-				[]string{h, "/bin/echo", "memfd-ran"}, helperEnv("memfd"))
-			a := checkThreat(t, r, "fileless-exec", eff, "/memfd:payload")
-			if a.Technique != "T1620" {
-				t.Errorf("technique %q", a.Technique)
-			}
-			if eff == policy.EffectPrevent {
-				if r.code != 3 || !strings.Contains(r.out, "exec failed: operation not permitted") || strings.Contains(r.out, "memfd-ran") {
-					t.Errorf("prevent: exit %d, output %q; want the exec refused with EPERM", r.code, r.out)
+	bothMechanisms(t, func(t *testing.T) {
+		h := self(t)
+		for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
+			t.Run(string(eff), func(t *testing.T) {
+				r := launchDetect(t, map[string]policy.Effect{"fileless-exec": eff, "tempdir-exec": policy.EffectOff},
+					[]string{h, "/bin/echo", "memfd-ran"}, helperEnv("memfd"))
+				a := checkThreat(t, r, "fileless-exec", eff, "/memfd:payload")
+				if a.Technique != "T1620" {
+					t.Errorf("technique %q", a.Technique)
 				}
-			} else if r.code != 0 || !strings.Contains(r.out, "memfd-ran") {
-				t.Errorf("alert: exit %d, output %q; want the memfd program to run", r.code, r.out)
-			}
-			if tr := a.Process.Tree[0]; tr.PID != a.Process.PID || len(tr.Argv) == 0 || tr.Argv[0] != h {
-				t.Errorf("tree[0] = %+v, want the helper %s with its argv", tr, h)
+				if eff == policy.EffectPrevent {
+					if r.code != 3 || !strings.Contains(r.out, "exec failed: operation not permitted") || strings.Contains(r.out, "memfd-ran") {
+						t.Errorf("prevent: exit %d, output %q; want the exec refused with EPERM", r.code, r.out)
+					}
+				} else if r.code != 0 || !strings.Contains(r.out, "memfd-ran") {
+					t.Errorf("alert: exit %d, output %q; want the memfd program to run", r.code, r.out)
+				}
+				if tr := a.Process.Tree[0]; tr.PID != a.Process.PID || len(tr.Argv) == 0 || tr.Argv[0] != h {
+					t.Errorf("tree[0] = %+v, want the helper %s with its argv", tr, h)
+				}
+			})
+		}
+		t.Run("benign", func(t *testing.T) {
+			r := launchDetect(t, nil, []string{"/bin/sh", "-c", "/bin/echo image-binary-ran"})
+			if r.code != 0 || !strings.Contains(r.out, "image-binary-ran") || len(r.threats("fileless-exec")) != 0 || len(r.threats("tempdir-exec")) != 0 {
+				t.Errorf("an image binary: exit %d, output %q, audits %+v", r.code, r.out, r.audits)
 			}
 		})
-	}
-	t.Run("benign", func(t *testing.T) {
-		r := launchDetect(t, nil, []string{"/bin/sh", "-c", "/bin/echo image-binary-ran"})
-		if r.code != 0 || !strings.Contains(r.out, "image-binary-ran") || len(r.threats("fileless-exec")) != 0 || len(r.threats("tempdir-exec")) != 0 {
-			t.Errorf("an image binary: exit %d, output %q, audits %+v", r.code, r.out, r.audits)
-		}
 	})
 }
 
@@ -299,32 +315,34 @@ func TestDetectTempDirExec(t *testing.T) {
 }
 
 func TestDetectDrift(t *testing.T) {
-	dir := t.TempDir()
-	old := filepath.Join(dir, "old")
-	copyFile(t, "/bin/true", old) // before the container starts: part of the "image"
-	fresh := filepath.Join(dir, "fresh")
-	script := fmt.Sprintf("cp /bin/true %s && %s; echo fresh=$?; %s; echo old=$?; /bin/true; echo image=$?", fresh, fresh, old)
-	for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
-		t.Run(string(eff), func(t *testing.T) {
-			_ = os.Remove(fresh)
-			r := launchDetect(t, map[string]policy.Effect{"drift": eff, "tempdir-exec": policy.EffectOff}, []string{"/bin/sh", "-c", script})
-			want := "fresh=126"
-			if eff == policy.EffectAlert {
-				want = "fresh=0"
-			}
-			if !strings.Contains(r.out, want) || !strings.Contains(r.out, "old=0") || !strings.Contains(r.out, "image=0") {
-				t.Errorf("output %q: want %s, old=0, image=0", r.out, want)
-			}
-			as := r.threats("drift")
-			if len(as) != 1 {
-				t.Fatalf("%d drift audits, want 1 (the file written after start only): %+v", len(as), as)
-			}
-			a := checkThreat(t, r, "drift", eff, fresh+" was written or changed after the container started")
-			if a.Process.SHA256 != sha256File(t, "/bin/true") {
-				t.Errorf("sha256 %q", a.Process.SHA256)
-			}
-		})
-	}
+	bothMechanisms(t, func(t *testing.T) {
+		dir := t.TempDir()
+		old := filepath.Join(dir, "old")
+		copyFile(t, "/bin/true", old) // before the container starts: part of the "image"
+		fresh := filepath.Join(dir, "fresh")
+		script := fmt.Sprintf("cp /bin/true %s && %s; echo fresh=$?; %s; echo old=$?; /bin/true; echo image=$?", fresh, fresh, old)
+		for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
+			t.Run(string(eff), func(t *testing.T) {
+				_ = os.Remove(fresh)
+				r := launchDetect(t, map[string]policy.Effect{"drift": eff, "tempdir-exec": policy.EffectOff}, []string{"/bin/sh", "-c", script})
+				want := "fresh=126"
+				if eff == policy.EffectAlert {
+					want = "fresh=0"
+				}
+				if !strings.Contains(r.out, want) || !strings.Contains(r.out, "old=0") || !strings.Contains(r.out, "image=0") {
+					t.Errorf("output %q: want %s, old=0, image=0", r.out, want)
+				}
+				as := r.threats("drift")
+				if len(as) != 1 {
+					t.Fatalf("%d drift audits, want 1 (the file written after start only): %+v", len(as), as)
+				}
+				a := checkThreat(t, r, "drift", eff, fresh+" was written or changed after the container started")
+				if a.Process.SHA256 != sha256File(t, "/bin/true") {
+					t.Errorf("sha256 %q", a.Process.SHA256)
+				}
+			})
+		}
+	})
 }
 
 // revListener accepts one connection, sends the commands and returns what
@@ -351,89 +369,94 @@ func revListener(t *testing.T) (addr string, got <-chan string) {
 	return ln.Addr().String(), ch
 }
 
+// TestDetectReverseShell: a real reverse shell over loopback, and its benign twin.
 func TestDetectReverseShell(t *testing.T) {
-	h := self(t)
-	for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
-		t.Run(string(eff), func(t *testing.T) {
-			addr, got := revListener(t)
-			r := launchDetect(t, map[string]policy.Effect{"reverse-shell": eff, "tempdir-exec": policy.EffectOff, "crypto-miner": policy.EffectOff},
-				[]string{h, addr, "/bin/sh", "-i"}, helperEnv("revshell"))
-			out := <-got
-			a := checkThreat(t, r, "reverse-shell", eff, "tcp peer "+addr)
-			if a.Technique != "T1059.004" {
-				t.Errorf("technique %q", a.Technique)
-			}
-			if eff == policy.EffectPrevent {
-				if strings.Contains(out, "pwned-42") || r.code != 3 || !strings.Contains(out, "exec failed: operation not permitted") {
-					t.Errorf("prevent: the shell ran: exit %d, listener got %q", r.code, out)
+	bothMechanisms(t, func(t *testing.T) {
+		h := self(t)
+		for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
+			t.Run(string(eff), func(t *testing.T) {
+				addr, got := revListener(t)
+				r := launchDetect(t, map[string]policy.Effect{"reverse-shell": eff, "tempdir-exec": policy.EffectOff, "crypto-miner": policy.EffectOff},
+					[]string{h, addr, "/bin/sh", "-i"}, helperEnv("revshell"))
+				out := <-got
+				a := checkThreat(t, r, "reverse-shell", eff, "tcp peer "+addr)
+				if a.Technique != "T1059.004" {
+					t.Errorf("technique %q", a.Technique)
 				}
-			} else if !strings.Contains(out, "pwned-42") {
-				t.Errorf("alert: listener got %q, want the shell's answer", out)
+				if eff == policy.EffectPrevent {
+					if strings.Contains(out, "pwned-42") || r.code != 3 || !strings.Contains(out, "exec failed: operation not permitted") {
+						t.Errorf("prevent: the shell ran: exit %d, listener got %q", r.code, out)
+					}
+				} else if !strings.Contains(out, "pwned-42") {
+					t.Errorf("alert: listener got %q, want the shell's answer", out)
+				}
+			})
+		}
+		t.Run("benign pipe", func(t *testing.T) {
+			r := launchDetect(t, nil, []string{"/bin/sh", "-c", "echo 'echo piped-$((6*7))' | /bin/sh"})
+			if !strings.Contains(r.out, "piped-42") || len(r.threats("reverse-shell")) != 0 {
+				t.Errorf("a shell fed by a pipe: output %q, audits %+v", r.out, r.audits)
 			}
 		})
-	}
-	t.Run("benign pipe", func(t *testing.T) {
-		r := launchDetect(t, nil, []string{"/bin/sh", "-c", "echo 'echo piped-$((6*7))' | /bin/sh"})
-		if !strings.Contains(r.out, "piped-42") || len(r.threats("reverse-shell")) != 0 {
-			t.Errorf("a shell fed by a pipe: output %q, audits %+v", r.out, r.audits)
-		}
 	})
 }
 
 func TestDetectMiner(t *testing.T) {
-	h := self(t)
-	dir := t.TempDir()
-	xmrig := filepath.Join(dir, "xmrig")
-	copyFile(t, "/bin/true", xmrig)
-	bash := testenv.LookPath(t, "bash", "bash")
-	det := map[string]policy.Effect{"crypto-miner": policy.EffectPrevent, "tempdir-exec": policy.EffectOff}
-	t.Run("binary", func(t *testing.T) {
-		r := launchDetect(t, det, []string{"/bin/sh", "-c", xmrig + "; echo rc=$?"})
-		if !strings.Contains(r.out, "rc=126") {
-			t.Errorf("output %q: xmrig ran", r.out)
-		}
-		checkThreat(t, r, "crypto-miner", policy.EffectPrevent, "Crypto miner xmrig started")
-	})
-	t.Run("pool port", func(t *testing.T) {
-		r := launchDetect(t, det, []string{bash, "-c", "echo > /dev/tcp/127.0.0.1/3333; echo rc=$?"})
-		if !strings.Contains(r.out, "Operation not permitted") || !strings.Contains(r.out, "rc=1") {
-			t.Errorf("output %q: want the connect refused with EPERM", r.out)
-		}
-		a := checkThreat(t, r, "crypto-miner", policy.EffectPrevent, "mining pool port 127.0.0.1:3333")
-		if a.Network == nil || a.Network.Port != 3333 {
-			t.Errorf("network detail %+v", a.Network)
-		}
-	})
-	t.Run("pool port benign", func(t *testing.T) {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			if c, err := ln.Accept(); err == nil {
-				c.Close()
+	bothMechanisms(t, func(t *testing.T) {
+		h := self(t)
+		dir := t.TempDir()
+		xmrig := filepath.Join(dir, "xmrig")
+		copyFile(t, "/bin/true", xmrig)
+		bash := testenv.LookPath(t, "bash", "bash")
+		det := map[string]policy.Effect{"crypto-miner": policy.EffectPrevent, "tempdir-exec": policy.EffectOff}
+		t.Run("binary", func(t *testing.T) {
+			r := launchDetect(t, det, []string{"/bin/sh", "-c", xmrig + "; echo rc=$?"})
+			if !strings.Contains(r.out, "rc=126") {
+				t.Errorf("output %q: xmrig ran", r.out)
 			}
-		}()
-		_, port, _ := net.SplitHostPort(ln.Addr().String())
-		r := launchDetect(t, det, []string{bash, "-c", "echo > /dev/tcp/127.0.0.1/" + port + "; echo rc=$?"})
-		if !strings.Contains(r.out, "rc=0") || len(r.threats("crypto-miner")) != 0 {
-			t.Errorf("a connect to port %s: output %q, audits %+v", port, r.out, r.audits)
-		}
-	})
-	t.Run("pool domain", func(t *testing.T) {
-		r := launchDetect(t, det, []string{h, "xmr-eu1.nanopool.org"}, helperEnv("dns"))
-		if r.code != 3 || !strings.Contains(r.out, "sendto failed") {
-			t.Errorf("exit %d, output %q: want the query refused", r.code, r.out)
-		}
-		a := checkThreat(t, r, "crypto-miner", policy.EffectPrevent, "DNS resolution of mining pool xmr-eu1.nanopool.org")
-		if a.Network == nil || a.Network.Domain != "xmr-eu1.nanopool.org" {
-			t.Errorf("network detail %+v", a.Network)
-		}
-		r = launchDetect(t, det, []string{h, "www.example.org"}, helperEnv("dns"))
-		if r.code != 0 || len(r.threats("crypto-miner")) != 0 {
-			t.Errorf("benign name: exit %d, output %q, audits %+v", r.code, r.out, r.audits)
-		}
+			checkThreat(t, r, "crypto-miner", policy.EffectPrevent, "Crypto miner xmrig started")
+		})
+		t.Run("pool port", func(t *testing.T) {
+			r := launchDetect(t, det, []string{bash, "-c", "echo > /dev/tcp/127.0.0.1/3333; echo rc=$?"})
+			if !strings.Contains(r.out, "Operation not permitted") || !strings.Contains(r.out, "rc=1") {
+				t.Errorf("output %q: want the connect refused with EPERM", r.out)
+			}
+			a := checkThreat(t, r, "crypto-miner", policy.EffectPrevent, "mining pool port 127.0.0.1:3333")
+			if a.Network == nil || a.Network.Port != 3333 {
+				t.Errorf("network detail %+v", a.Network)
+			}
+		})
+		t.Run("pool port benign", func(t *testing.T) {
+			ln, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				if c, err := ln.Accept(); err == nil {
+					c.Close()
+				}
+			}()
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			r := launchDetect(t, det, []string{bash, "-c", "echo > /dev/tcp/127.0.0.1/" + port + "; echo rc=$?"})
+			if !strings.Contains(r.out, "rc=0") || len(r.threats("crypto-miner")) != 0 {
+				t.Errorf("a connect to port %s: output %q, audits %+v", port, r.out, r.audits)
+			}
+		})
+		t.Run("pool domain", func(t *testing.T) {
+			r := launchDetect(t, det, []string{h, "xmr-eu1.nanopool.org"}, helperEnv("dns"))
+			if r.code != 3 || !strings.Contains(r.out, "sendto failed") {
+				t.Errorf("exit %d, output %q: want the query refused", r.code, r.out)
+			}
+			a := checkThreat(t, r, "crypto-miner", policy.EffectPrevent, "DNS resolution of mining pool xmr-eu1.nanopool.org")
+			if a.Network == nil || a.Network.Domain != "xmr-eu1.nanopool.org" {
+				t.Errorf("network detail %+v", a.Network)
+			}
+			r = launchDetect(t, det, []string{h, "www.example.org"}, helperEnv("dns"))
+			if r.code != 0 || len(r.threats("crypto-miner")) != 0 {
+				t.Errorf("benign name: exit %d, output %q, audits %+v", r.code, r.out, r.audits)
+			}
+		})
 	})
 }
 

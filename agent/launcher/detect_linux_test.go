@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 func helperMain(mode string, args []string) int {
 	env := []string{"PATH=/usr/bin:/bin"}
 	switch mode {
-	case "memfd": // memfd_create + execveat(fd, "", AT_EMPTY_PATH) of a copy of args[0]
+	case "memfd", "procfd": // memfd_create + execveat(fd, "", AT_EMPTY_PATH) (or execve of /proc/self/fd/N) of a copy of args[0]
 		b, err := os.ReadFile(args[0])
 		if err != nil {
 			fmt.Println("read:", err)
@@ -54,7 +55,11 @@ func helperMain(mode string, args []string) int {
 			fmt.Println("write:", err)
 			return 2
 		}
-		err = execveat(fd, "", args, env, unix.AT_EMPTY_PATH)
+		if mode == "procfd" { // execve("/proc/self/fd/N"), what a shell one-liner does
+			err = syscall.Exec("/proc/self/fd/"+strconv.Itoa(fd), args, env)
+		} else {
+			err = execveat(fd, "", args, env, unix.AT_EMPTY_PATH)
+		}
 		fmt.Println("exec failed:", err)
 		return 3
 	case "revshell": // connect to args[0], the socket onto 0/1/2, exec args[1:]
@@ -256,6 +261,17 @@ func TestDetectFilelessMemfd(t *testing.T) {
 				}
 			})
 		}
+		t.Run("proc self fd", func(t *testing.T) {
+			r := launchDetect(t, map[string]policy.Effect{"fileless-exec": policy.EffectPrevent, "tempdir-exec": policy.EffectOff},
+				[]string{h, "/bin/echo", "memfd-ran"}, helperEnv("procfd"))
+			a := checkThreat(t, r, "fileless-exec", policy.EffectPrevent, "/memfd:payload")
+			if r.code != 3 || !strings.Contains(r.out, "exec failed: operation not permitted") || strings.Contains(r.out, "memfd-ran") {
+				t.Errorf("prevent: exit %d, output %q; want the exec refused with EPERM", r.code, r.out)
+			}
+			if !strings.Contains(a.Message, "called as /proc/self/fd/") {
+				t.Errorf("message %q does not name the /proc link", a.Message)
+			}
+		})
 		t.Run("benign", func(t *testing.T) {
 			r := launchDetect(t, nil, []string{"/bin/sh", "-c", "/bin/echo image-binary-ran"})
 			if r.code != 0 || !strings.Contains(r.out, "image-binary-ran") || len(r.threats("fileless-exec")) != 0 || len(r.threats("tempdir-exec")) != 0 {

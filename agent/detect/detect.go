@@ -256,7 +256,9 @@ func (en *Engine) Connect(addr netip.AddrPort, exe string) []Finding {
 }
 
 // poolPorts are the well-known Stratum ports of mining pools.
-var poolPorts = []uint16{3333, 3334, 3357, 4444, 5555, 5588, 6666, 7777, 8888, 9999, 10128, 10343, 14433, 14444, 45560, 45700}
+// Common service ports (8080, 8888, 9999) are left out: they would alert on
+// ordinary traffic.
+var poolPorts = []uint16{3333, 3334, 3357, 4444, 5555, 5588, 7777, 10128, 10343, 14433, 14444, 45560, 45700}
 
 // poolDomains are well-known mining pools; a name matches the domain and its subdomains.
 var poolDomains = []string{

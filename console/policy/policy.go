@@ -92,6 +92,38 @@ type RuntimeRule struct {
 	Scope     Scope         `json:"scope"`
 	Processes ProcessPolicy `json:"processes"`
 	Network   NetworkPolicy `json:"network"`
+	// Detectors sets the effect of each built-in threat detector by its ID
+	// (see Detectors): "alert", "prevent" or "off" ("disable" too). A
+	// detector not named here, and every detector when the section is
+	// absent, runs in alert mode.
+	Detectors map[string]Effect `json:"detectors,omitempty"`
+}
+
+// EffectOff is the detectors' word for EffectDisable.
+const EffectOff Effect = "off"
+
+// Detectors are the IDs of the defender's built-in threat detectors (the
+// keys of RuntimeRule.Detectors); agent/detect implements them.
+var Detectors = []string{
+	"fileless-exec", "tempdir-exec", "drift", "reverse-shell",
+	"crypto-miner", "netcat-listener", "shell-listener", "network-scanner", "package-manager",
+}
+
+// DetectorEffect is what the rule does with a finding of detector id:
+// EffectAlert unless the rule's detectors section says otherwise (a nil rule
+// alerts too). "off" comes back as EffectDisable.
+func (r *RuntimeRule) DetectorEffect(id string) Effect {
+	if r == nil {
+		return EffectAlert
+	}
+	e, ok := r.Detectors[id]
+	switch {
+	case !ok || e == "":
+		return EffectAlert
+	case e == EffectOff:
+		return EffectDisable
+	}
+	return e
 }
 
 // ProcessPolicy decides which programs may start. With Allowed set, any program

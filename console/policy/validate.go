@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -42,6 +43,7 @@ func (p *Policy) Validate() error {
 		checkGlobs(add, f+".network.allowedDomains", n.AllowedDomains)
 		checkDestinations(add, f+".network.deniedOutbound", n.DeniedOutbound)
 		checkDestinations(add, f+".network.allowedOutbound", n.AllowedOutbound)
+		checkDetectors(add, f+".detectors", r.Detectors)
 	}
 	wafNames := map[string]bool{}
 	for i, r := range p.WAF {
@@ -99,6 +101,23 @@ func checkScope(add addFunc, f string, s Scope) {
 	checkGlobs(add, f+".tasks", s.Tasks)
 	checkGlobs(add, f+".containers", s.Containers)
 	checkGlobs(add, f+".images", s.Images)
+}
+
+func checkDetectors(add addFunc, f string, m map[string]Effect) {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !slices.Contains(Detectors, id) {
+			add(f+"."+id, "unknown detector (use one of %s)", strings.Join(Detectors, ", "))
+			continue
+		}
+		if e := m[id]; e != EffectOff && e != EffectAlert && e != EffectPrevent && e != EffectDisable {
+			add(f+"."+id, "unknown effect %q (use alert, prevent or off)", e)
+		}
+	}
 }
 
 func checkEffect(add addFunc, f string, e Effect) {

@@ -242,8 +242,8 @@ func checkRelease(t *testing.T, dist string) {
 			t.Errorf("%s missing from checksums.txt: %v", name, listed)
 		}
 	}
-	// SBOMs: one CycloneDX document per archive, when this taskguard writes
-	// CycloneDX (image scan --format cyclonedx).
+	// SBOMs: one CycloneDX document per archive (image scan --format
+	// cyclonedx of the archive's binary).
 	sboms := 0
 	for name := range listed {
 		if !strings.HasSuffix(name, ".cdx.json") {
@@ -262,6 +262,9 @@ func checkRelease(t *testing.T, dist string) {
 		}
 	}
 	t.Logf("release: %d files, %d SBOMs", len(listed), sboms)
+	if sboms != 4 {
+		t.Errorf("%d SBOMs in the release, want one per archive (4)", sboms)
+	}
 	if !listed["taskguard-defender-image_"+testVersion+"_linux_amd64.oci.tar"] {
 		t.Errorf("the defender image's OCI layout is not in the release: %v", listed)
 	}

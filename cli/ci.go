@@ -44,6 +44,7 @@ type ciFlags struct {
 	cutoff       string
 	onlyFixed    bool
 	noPublish    bool
+	sbom         string
 }
 
 func newCICommand() *cobra.Command {
@@ -77,6 +78,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 		},
 	}
 	f.db.register(cmd)
+	f.db.registerLayerCache(cmd)
 	f.console.register(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.cutoff, "severity-cutoff", "", "block vulnerabilities at or above this severity, whatever the policy's block threshold (LOW, MEDIUM, HIGH, CRITICAL)")
@@ -91,6 +93,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl.StringVar(&f.junit, "junit", "", "write a JUnit XML report to this file")
 	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF 2.1.0 report to this file")
 	fl.StringVar(&f.json, "json", "", "write the JSON report to this file")
+	fl.StringVar(&f.sbom, "sbom", "", "write an SBOM of the image to this file: SPDX 2.3 JSON for *.spdx.json, else CycloneDX 1.6 JSON")
 	fl.StringVar(&f.markdown, "markdown", "", "write a Markdown summary to this file (appends: works with $GITHUB_STEP_SUMMARY)")
 	fl.StringVar(&f.dockerfile, "dockerfile", "", "the repository's Dockerfile, which SARIF image findings point at (default Dockerfile)")
 	fl.StringVarP(&f.format, "format", "f", "table", "what to print on stdout: table, json or none")
@@ -123,6 +126,9 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		opts.Image = f.image
 	}
 	opts.ImageOptions.Insecure = f.db.insecure
+	if opts.Image != "" {
+		opts.ImageOptions.Cache = f.db.layerCache(cmd)
+	}
 
 	client, err := f.console.client()
 	if err != nil {
@@ -184,6 +190,9 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	}
 
 	if opts.Image != "" {
+		if err := image.CheckSource(opts.Image, opts.ImageOptions.Kind); err != nil {
+			return err
+		}
 		db, err := openDB(cmd, &f.db, f.skipDBUpdate)
 		if err != nil {
 			return err
@@ -200,6 +209,13 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "policy: %s (rule %s)\n", strings.TrimSpace(rep.Policy.Source+" "+rep.Policy.Location), rep.Policy.Rule)
 	if err := writeReports(ctx, cmd, f, rep); err != nil {
 		return err
+	}
+	if f.sbom != "" && opts.Image != "" {
+		// The scan just filled the layer cache: this reads no layer again.
+		if err := writeImageSBOM(ctx, cmd.OutOrStdout(), opts.Image, opts.ImageOptions, nil, 0, logger, f.sbom, sbomFormatFor(f.sbom)); err != nil {
+			return fmt.Errorf("--sbom: %w", err)
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "SBOM written to %s\n", f.sbom)
 	}
 	if rep.ProtectedTask != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "protected task definition written to %s\n", rep.ProtectedTask)

@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/taskguard/taskguard/scanners/layercache"
 	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
@@ -16,6 +18,39 @@ type dbFlags struct {
 	repository string
 	offline    bool
 	insecure   bool
+	noCache    bool
+}
+
+// registerLayerCache adds --no-cache, for the commands that scan images.
+func (f *dbFlags) registerLayerCache(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "read every image layer, without the layer cache (<cache-dir>/layers, default $XDG_CACHE_HOME/taskguard/layers)")
+}
+
+// layerCacheDir is where the layer cache lives: <--cache-dir>/layers, or
+// $XDG_CACHE_HOME/taskguard/layers.
+func (f *dbFlags) layerCacheDir() (string, error) {
+	if f.cacheDir != "" {
+		return filepath.Join(f.cacheDir, "layers"), nil
+	}
+	return layercache.DefaultDir()
+}
+
+// layerCache opens the layer cache, or returns nil for --no-cache. A cache
+// that cannot be opened (a read-only home) is warned about and the scan
+// goes on without it.
+func (f *dbFlags) layerCache(cmd *cobra.Command) *layercache.Cache {
+	if f.noCache {
+		return nil
+	}
+	dir, err := f.layerCacheDir()
+	if err == nil {
+		var c *layercache.Cache
+		if c, err = layercache.Open(dir, layercache.Options{}); err == nil {
+			return c
+		}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "warning: scanning without the layer cache: %v\n", err)
+	return nil
 }
 
 func (f *dbFlags) register(cmd *cobra.Command) {

@@ -63,11 +63,12 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 		},
 	}
 	f.db.register(cmd)
+	f.db.registerLayerCache(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.input, "input", "", "docker-archive tarball to scan")
 	fl.StringVar(&f.layout, "layout", "", "OCI layout directory to scan")
 	fl.StringVar(&f.rootfs, "rootfs", "", "root filesystem directory to scan")
-	fl.StringVarP(&f.format, "format", "f", "", "output format: table or json (default table on a terminal, else json)")
+	fl.StringVarP(&f.format, "format", "f", "", "output format: table, json, or an SBOM: cyclonedx (CycloneDX 1.6 JSON) or spdx-json (SPDX 2.3); default table on a terminal, else json")
 	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
 	fl.StringVar(&f.failOn, "fail-on", "", "exit 1 when a finding has this severity or higher (LOW, MEDIUM, HIGH, CRITICAL)")
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
@@ -97,16 +98,32 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 			format = "table"
 		}
 	}
-	if format != "json" && format != "table" {
-		return fmt.Errorf("--format %q: want table or json", format)
+	if format != "json" && format != "table" && !sbomFormat(format) {
+		return fmt.Errorf("--format %q: want table, json, cyclonedx or spdx-json", format)
 	}
-	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize}
+	if err := image.CheckSource(ref, kind); err != nil {
+		return err
+	}
+	iopts := image.Options{Kind: kind, Insecure: f.db.insecure, MaxFileSize: f.maxFileSize, Cache: f.db.layerCache(cmd)}
+	if kind == image.KindRootFS {
+		// A live root filesystem's kernel trees hold no packages.
+		iopts.SkipDirs = []string{"proc", "sys", "dev"}
+	}
 	if f.platform != "" {
 		p, err := v1.ParsePlatform(f.platform)
 		if err != nil {
 			return fmt.Errorf("--platform %q (want os/arch[/variant], e.g. linux/arm64): %w", f.platform, err)
 		}
 		iopts.Platform = p
+	}
+	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var analyzers []analyzer.Analyzer
+	if f.lockfiles {
+		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
+	}
+	if sbomFormat(format) {
+		// An inventory needs no vulnerability DB.
+		return writeImageSBOM(cmd.Context(), out, ref, iopts, analyzers, f.parallel, logger, f.output, format)
 	}
 	dir, err := f.db.dir()
 	if err != nil {
@@ -122,11 +139,6 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 		return err
 	}
 	defer db.Close()
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var analyzers []analyzer.Analyzer
-	if f.lockfiles {
-		analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
-	}
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
 		Image:       iopts,
 		Analyzers:   analyzers,

@@ -301,7 +301,7 @@ func TestImageScan(t *testing.T) {
 			{"missing image", []string{"image", "scan", reg + "/no/such:1", "--cache-dir", dbDir, "--skip-db-update"}, "fetch image"},
 			{"no DB offline", []string{"image", "scan", "--input", tarPath, "--cache-dir", t.TempDir(), "--offline"}, "offline"},
 			{"no DB skip update", []string{"image", "scan", "--input", tarPath, "--cache-dir", t.TempDir(), "--skip-db-update"}, "taskguard db update"},
-			{"bad format", []string{"image", "scan", "--input", tarPath, "--cache-dir", dbDir, "--skip-db-update", "-f", "xml"}, "want table or json"},
+			{"bad format", []string{"image", "scan", "--input", tarPath, "--cache-dir", dbDir, "--skip-db-update", "-f", "xml"}, "want table, json, cyclonedx or spdx-json"},
 			{"two sources", []string{"image", "scan", ref, "--input", tarPath}, "only one of"},
 			{"no source", []string{"image", "scan"}, "name an image"},
 			{"bad severity", []string{"image", "scan", ref, "--fail-on", "severe"}, "unknown severity"},
@@ -381,6 +381,33 @@ func TestImageScanLockfiles(t *testing.T) {
 			}
 			if got := findingSet(&rep, "npm"); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("npm findings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMissingImageFile: a local path that does not exist is reported as a
+// missing file before any DB step (here there is no DB at all, and
+// --offline would fail on it) and never becomes a registry pull.
+func TestMissingImageFile(t *testing.T) {
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "empty-cache")
+	for _, args := range [][]string{
+		{"image", "scan", "--offline", "--cache-dir", cache, "--input", filepath.Join(dir, "nope.tar")},
+		{"image", "scan", "--offline", "--cache-dir", cache, "./nope.tar"},
+		{"image", "scan", "--offline", "--cache-dir", cache, "--rootfs", filepath.Join(dir, "no-root")},
+		{"ci", "--offline", "--cache-dir", cache, "--input", filepath.Join(dir, "nope.tar")},
+		{"ci", "--offline", "--cache-dir", cache, "--image", "./nope.tar"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			_, stderr, code := run(t, args...)
+			if code != 2 || !strings.Contains(stderr, "no such file") {
+				t.Errorf("exit %d, stderr %q; want exit 2 and a missing file", code, stderr)
+			}
+			for _, wrong := range []string{"vulnerability", "https://", "database"} {
+				if strings.Contains(stderr, wrong) {
+					t.Errorf("stderr mentions %q: %s", wrong, stderr)
+				}
 			}
 		})
 	}

@@ -27,6 +27,8 @@ Exit codes: 0 passed, 1 blocked by the gate, 2 could not run.`,
 		newCICommand(),
 		newImageCommand(),
 		newDBCommand(),
+		newCacheCommand(),
+		newSBOMCommand(),
 		newDefenderCommand(),
 	)
 	return root

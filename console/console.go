@@ -193,6 +193,15 @@ func (c *Console) start(ctx context.Context) error {
 	bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	c.stop = stop
 	go c.housekeeping(bgCtx, authn)
+	if c.cfg.VulnDBDir != "" {
+		// Inventories stored while this console had no DB (or an older one)
+		// are matched now, not only after the next DB update.
+		go func() {
+			if _, err := alerts.EvaluateAll(bgCtx); err != nil && bgCtx.Err() == nil {
+				c.log.Warn("image alerts not evaluated at start", "err", err)
+			}
+		}()
+	}
 	if c.cfg.VulnDBDir != "" && c.cfg.VulnDBUpdate > 0 {
 		reevaluate := func(ctx context.Context) {
 			if _, err := alerts.EvaluateAll(ctx); err != nil {

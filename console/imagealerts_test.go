@@ -148,3 +148,74 @@ func TestImageAlertsAfterScheduledDBUpdate(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestImageAlertsForInventoriesStoredWithoutDB: inventories a console stored
+// while it had no vulnerability DB raise their image alerts as soon as the
+// console starts again with --vuln-db-dir, without waiting for a DB update.
+func TestImageAlertsForInventoriesStoredWithoutDB(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	if err := os.CopyFS(filepath.Join(src, "debian-bookworm"), os.DirFS(filepath.Join(testenv.SharedDir(t), "corpora", "advisories", "debian-bookworm"))); err != nil {
+		t.Fatal(err)
+	}
+	dbDir := filepath.Join(t.TempDir(), "db")
+	if _, err := vulndb.Build(ctx, dbDir, src, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	cfg := testConfig(t, data)
+	cfg.AdminUser, cfg.AdminPassword = "secops", "env-admin-password"
+	first, err := Start(ctx, cfg) // no DB
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := client(t, first, api.WithBasicAuth("secops", "env-admin-password"))
+	if _, err := admin.CreateUser(ctx, api.CreateUserRequest{Username: "agent", Password: "agent-password", Role: "agent", TaskFamilies: []string{"shop-web"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddImageRule(ctx, policy.ImageRule{Name: "all", Vulnerabilities: policy.VulnRule{AlertThreshold: "UNKNOWN"}}); err != nil {
+		t.Fatal(err)
+	}
+	inv := api.Inventory{TaskFamily: "shop-web", Container: "app", Image: "shop/web:1", Hash: "sha256:x",
+		OS: &api.InventoryOS{Family: "debian", Name: "12.5"},
+		Packages: []api.InventoryPackage{
+			{Type: "dpkg", Name: "perl-base", Version: "5.36.0-7+deb12u3", SrcName: "perl", SrcVersion: "5.36.0-7+deb12u3"},
+		}}
+	body, _ := json.Marshal(inv)
+	req, _ := http.NewRequest("POST", first.URL()+api.PathAgentInventory, bytes.NewReader(body))
+	req.SetBasicAuth("agent", "agent-password")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := trusting(first.Certificate()).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("post inventory: %d", resp.StatusCode)
+	}
+	countAlerts := func(c *Console) int {
+		page, err := client(t, c, api.WithBasicAuth("secops", "env-admin-password")).RuntimeAudits(ctx, api.AuditQuery{Kind: api.AuditImage, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Audits)
+	}
+	if n := countAlerts(first); n != 0 {
+		t.Fatalf("%d image alerts from a console without a DB", n)
+	}
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg = testConfig(t, data)
+	cfg.AdminUser, cfg.AdminPassword = "secops", "env-admin-password"
+	cfg.VulnDBDir = dbDir // no scheduled update
+	second := start(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for countAlerts(second) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no image alert for the stored inventory after a start with a DB")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -224,8 +224,16 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	if !strings.Contains(logs, "taskguard-defender | ") || !strings.Contains(logs, `msg="policy updated"`) {
 		t.Errorf("the defender did not log the policy it got from the console")
 	}
+	// The app's stdout and stderr share one stream: a shell's error may
+	// precede a line on the same output line.
+	appLines := ""
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.HasPrefix(l, "twistlock-fargate-task | ") {
+			appLines += l + "\n"
+		}
+	}
 	for _, want := range []string{"mkdir test: refused", "yahoo.com: failed", "google.com: fetched"} {
-		if !strings.Contains(logs, "twistlock-fargate-task | "+want) {
+		if !strings.Contains(appLines, want) {
 			t.Errorf("the app did not print %q", want)
 		}
 	}
@@ -255,6 +263,7 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	if !slices.Equal(got, want) {
 		t.Errorf("console audits:\n%q\nwant exactly:\n%q", got, want)
 	}
+	t.Logf("the console holds the runtime audits %q", got)
 	checkTeardown(t, ctx, stderr.String())
 }
 

@@ -18,6 +18,7 @@ DEBIAN_PACKAGES+=(rpm) # scanners/analyzer: rpmbuild and rpm -qa to cross-check 
 DEBIAN_PACKAGES+=(wget)       # defender end-to-end tests: the seeds' script fetches with wget
 DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
 DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
+DEBIAN_PACKAGES+=(wrk)        # bench/waf wrk.sh: the external load generator driving the real sidecar
 DEBIAN_PACKAGES+=(qemu-user-static) # defender arm64: the supervisor's parsers, filter and path tests run under qemu-aarch64-static
 # (scripts/arm64-vm-check.sh, run by hand, also needs qemu-system-arm and cpio: it boots an arm64 kernel)
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)

@@ -82,8 +82,8 @@ step "building taskguard for this machine ($host_os/$host_arch) to write the SBO
 tg="$(build "$host_os" "$host_arch" taskguard)"
 sbom=true
 if ! "$tg" image scan --help 2>/dev/null | grep -q cyclonedx; then
-	sbom=false
-	step "this taskguard cannot write CycloneDX (image scan --format cyclonedx): no SBOMs"
+	echo "release: this taskguard cannot write CycloneDX (image scan --format cyclonedx), so the release would have no SBOMs" >&2
+	exit 2
 fi
 
 for target in $targets; do

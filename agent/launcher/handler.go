@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/detect"
 	"github.com/taskguard/taskguard/agent/supervise"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
@@ -26,6 +27,16 @@ type handler struct {
 	queue chan api.Audit
 	drops atomic.Int64
 	log   *slog.Logger
+	// det runs the built-in threat detectors (nil: none); self is the
+	// launcher's pid, where an audit's process tree stops.
+	det  *detect.Engine
+	self int
+	// entry is the program the launcher starts (the task definition's
+	// command); its first exec is exempt from the file-location detectors
+	// (fileless, temp-dir, drift): the container's declared command is not
+	// an intrusion wherever its file lies. entryDone marks it consumed.
+	entry     string
+	entryDone atomic.Bool
 
 	mu       sync.Mutex
 	lastDeny map[int]string // per pid: the last refused exec, so PATH retries audit once
@@ -211,12 +222,13 @@ func verdict(d policy.Decision) supervise.Verdict {
 
 func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	r := h.rule.Load()
+	v := h.detectExec(r, e)
 	if r == nil {
-		return supervise.Allow
+		return v
 	}
 	d := h.checkExec(r, e.Path, e.Resolved)
 	if !d.Violation() {
-		return supervise.Allow
+		return v
 	}
 	// A shell retries a refused exec with every PATH entry that holds the
 	// same program: one command, one audit.
@@ -242,15 +254,15 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 			}
 		})
 	}
-	return verdict(d)
+	return worst(verdict(d), v)
 }
 
 func (h *handler) DNS(e supervise.DNSEvent) supervise.Verdict {
 	r := h.rule.Load()
+	v := h.detectDNS(r, e)
 	if r == nil {
-		return supervise.Allow
+		return v
 	}
-	v := supervise.Allow
 	for _, name := range e.Names {
 		d := r.CheckDomain(name)
 		if !d.Violation() {
@@ -280,12 +292,13 @@ func (h *handler) DNS(e supervise.DNSEvent) supervise.Verdict {
 
 func (h *handler) Connect(e supervise.ConnectEvent) supervise.Verdict {
 	r := h.rule.Load()
+	v := h.detectConnect(r, e)
 	if r == nil {
-		return supervise.Allow
+		return v
 	}
 	d := h.checkConnect(r, e.Addr)
 	if !d.Violation() {
-		return supervise.Allow
+		return v
 	}
 	exe, real := e.Executable(), e.RealExe()
 	h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
@@ -296,17 +309,18 @@ func (h *handler) Connect(e supervise.ConnectEvent) supervise.Verdict {
 			Network: &api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())},
 		}
 	})
-	return verdict(d)
+	return worst(verdict(d), v)
 }
 
 func (h *handler) Listen(e supervise.ListenEvent) supervise.Verdict {
 	r := h.rule.Load()
+	v := h.detectListen(r, e)
 	if r == nil {
-		return supervise.Allow
+		return v
 	}
 	d := r.CheckListen(e.Port)
 	if !d.Violation() {
-		return supervise.Allow
+		return v
 	}
 	exe, real := e.Executable(), e.RealExe()
 	h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
@@ -317,7 +331,7 @@ func (h *handler) Listen(e supervise.ListenEvent) supervise.Verdict {
 			Network: &api.NetworkDetail{Direction: "listen", Port: int(e.Port), Protocol: e.Protocol},
 		}
 	})
-	return verdict(d)
+	return worst(verdict(d), v)
 }
 
 // Foreign refuses 32-bit system calls the tracer cannot decode when the rule

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/detect"
 	"github.com/taskguard/taskguard/agent/inventory"
 	"github.com/taskguard/taskguard/agent/socket"
 	"github.com/taskguard/taskguard/agent/supervise"
@@ -91,7 +92,8 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	if err != nil {
 		return supervise.Status{}, err
 	}
-	h := &handler{id: o.Identity, taskID: o.TaskID, queue: make(chan api.Audit, 4096), log: o.Log}
+	h := &handler{id: o.Identity, taskID: o.TaskID, queue: make(chan api.Audit, 4096), log: o.Log,
+		det: &detect.Engine{Start: detect.KernelNow()}, self: os.Getpid(), entry: path}
 	live := false
 	sink := o.Audits
 	switch {

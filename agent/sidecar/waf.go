@@ -94,7 +94,7 @@ func (w *wafs) startLocked(port uint16, rule policy.WAFRule) error {
 		proxy.Close()
 		st := proxy.Stats()
 		w.log.Info("WAF proxy totals", "port", port, "inspected", st.Inspected, "passed", st.Passed,
-			"alerted", st.Alerted, "prevented", st.Prevented, "bad_requests", st.BadRequests, "fast_path", st.FastPath)
+			"alerted", st.Alerted, "prevented", st.Prevented, "bad_requests", st.BadRequests, "busy", st.Busy, "fast_path", st.FastPath)
 	}()
 	w.log.Info("WAF proxy listening", "port", port, "app_port", rule.AppPort, "rule", rule.Name)
 	return nil

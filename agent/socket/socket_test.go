@@ -201,15 +201,17 @@ func TestReconnectDeliversHeld(t *testing.T) {
 	if want := "away-0 away-1 away-2 away-3 away-4 after"; strings.Join(got, " ") != want {
 		t.Fatalf("after the restart the sidecar got %q, want %q", strings.Join(got, " "), want)
 	}
-	// Every frame is acknowledged: nothing stays held.
+	// Every frame is acknowledged: nothing stays held. (On a loaded machine a
+	// first dial of the new sidecar may time out and be made again, so the
+	// count of reconnects is at least one.)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		held, dropped, reconnects := cl.Stats()
-		if held == 0 && dropped == 0 && reconnects == 1 {
+		if held == 0 && dropped == 0 && reconnects >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("stats held %d dropped %d reconnects %d, want 0 0 1", held, dropped, reconnects)
+			t.Fatalf("stats held %d dropped %d reconnects %d, want 0 0 and at least 1", held, dropped, reconnects)
 		}
 		runtime.Gosched()
 	}

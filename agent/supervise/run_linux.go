@@ -59,13 +59,26 @@ func Run(cfg Config) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	// The notifier finishes the notification it holds before Run returns:
+	// a refused caller may exit (and the child with it) before the loop
+	// reports the refusal to Handler.Enforced, whose audit would be lost.
+	// Deferred first, so it runs after close(done).
+	loopDone := make(chan struct{})
+	defer func() {
+		if listener >= 0 {
+			<-loopDone
+		}
+	}()
 	done := make(chan struct{})
 	defer close(done)
 	var n *tracer
 	if listener >= 0 {
 		// The notifier decides; this goroutine only waits, as for a plain child.
 		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
-		go n.notifyLoop(listener, done)
+		go func() {
+			defer close(loopDone)
+			n.notifyLoop(listener, done)
+		}()
 		cfg.Handler = nil
 	}
 	go func() {

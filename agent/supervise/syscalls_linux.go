@@ -11,6 +11,7 @@ import (
 	"os"
 	pathpkg "path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -149,7 +150,16 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		path = filepath.Join(base, name)
 	}
 	resolved := path
-	if !byFD {
+	if fdPath, ok := procFD(tid, path); ok {
+		// /proc/self/fd/N (or /proc/PID/fd/N): the kernel runs the open
+		// file, a memfd or a deleted file maybe, which a lookup in the
+		// tracee's root cannot find (and /proc/self there names us).
+		target, err := os.Readlink(fdPath)
+		if err != nil {
+			return Allow // no such open file: the kernel fails the exec itself
+		}
+		resolved = target
+	} else if !byFD {
 		// The file the kernel will run, looked up in the tracee's root,
 		// which may differ from ours.
 		if resolved, err = resolveIn(tid, path); err != nil {
@@ -482,4 +492,33 @@ func resolveUnder(root, p string) (string, error) {
 		rest = append(strings.Split(target, "/"), rest...)
 	}
 	return out, nil
+}
+
+// procFD reports whether p names an open file through /proc
+// (/proc/self/fd/N, /proc/thread-self/fd/N, /proc/PID/fd/N,
+// /proc/PID/task/TID/fd/N) and returns that link as the supervisor reads it.
+func procFD(tid int, p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, "/proc/")
+	if !ok {
+		return "", false
+	}
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 3 && parts[1] == "fd":
+	case len(parts) == 5 && parts[1] == "task" && parts[3] == "fd":
+	default:
+		return "", false
+	}
+	if _, err := strconv.Atoi(parts[len(parts)-1]); err != nil {
+		return "", false
+	}
+	switch parts[0] {
+	case "self", "thread-self":
+		parts[0] = strconv.Itoa(tid)
+	default:
+		if _, err := strconv.Atoi(parts[0]); err != nil {
+			return "", false
+		}
+	}
+	return "/proc/" + strings.Join(parts, "/"), true
 }

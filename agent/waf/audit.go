@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,11 @@ var protectionNames = map[policy.Protection]string{
 	policy.ProtectionAttackTools:   "attack tool",
 	policy.ProtectionShellshock:    "Shellshock",
 	policy.ProtectionProtocol:      "HTTP protocol violation",
+	protectionBodyLimit:            "oversized body",
+	protectionAPI:                  "API violation",
+	protectionRateLimit:            "rate limit",
+	protectionSources:              "source address",
+	protectionBots:                 "bot",
 }
 
 // secretHeaders are headers whose values never reach an audit.
@@ -37,13 +43,16 @@ var secretHeaders = map[string]bool{
 }
 
 // audit builds the audit of one inspected request and hands it to the sink.
-func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, v verdict, eventID string) {
+func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, client netip.Addr, v verdict, eventID string) {
 	if p.opts.sink == nil {
 		return
 	}
 	src, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		src = r.RemoteAddr
+	}
+	if client.IsValid() {
+		src = client.String()
 	}
 	names := make([]string, 0, len(v.protections))
 	for _, pr := range v.protections {
@@ -52,6 +61,14 @@ func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, v verdict
 	action := "detected"
 	if v.effect == policy.EffectPrevent {
 		action = "blocked"
+	}
+	msg := fmt.Sprintf("%s %s %s from %s", strings.Join(names, ", "), action, r.Method+" "+r.URL.Path, src)
+	if v.note != "" {
+		msg += ": " + v.note
+	}
+	sev := v.severity
+	if sev == "" || len(v.matches) > 0 {
+		sev = severity(v)
 	}
 	now := time.Now().UTC()
 	p.opts.sink(ctx, api.Audit{
@@ -63,8 +80,8 @@ func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, v verdict
 		Kind:       api.AuditWAF,
 		Effect:     v.effect,
 		Rule:       e.rule.Name,
-		Severity:   severity(v),
-		Message:    fmt.Sprintf("%s %s %s from %s (event %s)", strings.Join(names, ", "), action, r.Method+" "+r.URL.Path, src, eventID),
+		Severity:   sev,
+		Message:    fmt.Sprintf("%s (event %s)", msg, eventID),
 		WAF: &api.WAFDetail{
 			EventID:     eventID,
 			Method:      r.Method,

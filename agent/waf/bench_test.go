@@ -3,8 +3,10 @@ package waf
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskguard/taskguard/console/policy"
 )
@@ -42,7 +44,7 @@ func benchRequest(method, target, contentType, body string, n int) (*http.Reques
 // BenchmarkInspect compares the proxy's inspection (all protections, PL1)
 // with plain Coraza+CRS (every rule file, PL1) on the same benign requests.
 func BenchmarkInspect(b *testing.B) {
-	e, err := newEngine(rule(8081, allProtections(policy.EffectPrevent)), 1, DefaultInspectionLimit)
+	e, err := newEngine(rule(8081, allProtections(policy.EffectPrevent)), 1, benchLimit)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +59,7 @@ func BenchmarkInspect(b *testing.B) {
 			for b.Loop() {
 				n++
 				r, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, n)
-				if v := e.inspect(r, body); v.effect != policy.EffectDisable {
+				if v := e.inspect(r, body, false); v.effect != policy.EffectDisable {
 					b.Fatalf("benign request flagged: %v", v.ruleIDs())
 				}
 			}
@@ -96,7 +98,7 @@ func BenchmarkInspectProtection(b *testing.B) {
 				n++
 				tc := benchRequests[n%len(benchRequests)]
 				r, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, n)
-				if v := e.inspect(r, body); v.effect != policy.EffectDisable {
+				if v := e.inspect(r, body, false); v.effect != policy.EffectDisable {
 					b.Fatalf("benign request flagged: %v", v.ruleIDs())
 				}
 			}
@@ -123,7 +125,7 @@ func BenchmarkInspectAttack(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					r, body := benchRequest(a.method, a.target, a.contentType, a.body, 0)
-					if v := e.inspect(r, body); v.effect != policy.EffectPrevent {
+					if v := e.inspect(r, body, false); v.effect != policy.EffectPrevent {
 						b.Fatalf("attack not blocked: %v", v.ruleIDs())
 					}
 				}
@@ -131,3 +133,40 @@ func BenchmarkInspectAttack(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChecks measures the rule's own protections (sources, rate
+// limit, OpenAPI, bots) on the benign mix, without CRS.
+func BenchmarkChecks(b *testing.B) {
+	spec, err := os.ReadFile("testdata/bench-openapi.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rule(8081, allProtections(policy.EffectPrevent))
+	r.API = &policy.WAFAPI{Effect: policy.EffectPrevent, Spec: string(spec)}
+	r.RateLimit = &policy.WAFRateLimit{Effect: policy.EffectPrevent, Requests: 1_000_000, PeriodSeconds: 1}
+	r.Sources = &policy.WAFSources{Effect: policy.EffectPrevent, Allowed: []string{"127.0.0.0/8"}}
+	r.Bots = policy.EffectAlert
+	c, err := newChecks(r, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range benchRequests {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				n++
+				rq, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, n)
+				client, ok := c.clients.addr(rq)
+				if f := c.beforeBody(rq, client, ok); len(f) > 0 {
+					b.Fatalf("%+v", f)
+				}
+				if f := c.afterBody(rq.Context(), rq, body, false); len(f) > 0 {
+					b.Fatalf("%+v", f)
+				}
+			}
+		})
+	}
+}
+
+var benchLimit = DefaultInspectionLimit

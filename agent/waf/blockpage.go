@@ -22,10 +22,15 @@ var blockPage = template.Must(template.New("block").Parse(`<!DOCTYPE html>
 
 // writeBlockPage answers a prevented request with 403 and the block page.
 func writeBlockPage(w http.ResponseWriter, eventID string) {
+	writeStatusPage(w, http.StatusForbidden, eventID)
+}
+
+// writeStatusPage answers a prevented request with status and the block page.
+func writeStatusPage(w http.ResponseWriter, status int, eventID string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set(EventIDHeader, eventID)
-	w.WriteHeader(http.StatusForbidden)
+	w.WriteHeader(status)
 	_ = blockPage.Execute(w, eventID)
 }

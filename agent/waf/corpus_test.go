@@ -296,7 +296,7 @@ func TestCorpusCRSRegression(t *testing.T) {
 			tl.unparsed++ // Go's server answers 400 before any handler runs
 			continue
 		}
-		v := ours.inspect(r, body)
+		v := ours.inspect(r, body, false)
 		oursBlocks := v.effect == policy.EffectPrevent
 		plainBlock, plainIDs := plainInspect(plain, r, body)
 		oursIDs := map[int]bool{}
@@ -449,7 +449,7 @@ func TestCorpusLibinjection(t *testing.T) {
 				r.RemoteAddr = "127.0.0.1:40000"
 				r.Header.Set("User-Agent", "Mozilla/5.0")
 				r.Header.Set("Accept", "*/*")
-				v := ours.inspect(r, nil)
+				v := ours.inspect(r, nil, false)
 				if v.effect == policy.EffectPrevent {
 					rw.ours++
 				} else if g.attack {

@@ -2,13 +2,20 @@
 // rule's external port, inspects every request with Coraza and the embedded
 // OWASP Core Rule Set, and forwards clean traffic to 127.0.0.1:appPort.
 //
-// The request path, top to bottom (Proxy.ServeHTTP): read up to the
-// inspection limit of the body under a deadline (the rest streams on
-// uninspected) → run CRS's request phases → decide per protection (alert
+// The request path, top to bottom (Proxy.ServeHTTP): read the body, whole,
+// up to the rule's bodyLimit (default 12.5 MiB, Coraza's own) under a
+// deadline (within a per-proxy memory budget for bodies in flight); a larger
+// body, or one with more than 10,000 arguments (Coraza drops the rest), is
+// decided by the rule's oversizeEffect (prevent:
+// 413 and an audit; alert: its prefix is inspected, a parse error caused by
+// the cut is not a protocol violation, the body is forwarded and the audit
+// says it was not inspected beyond the limit) → run CRS's request phases → decide per protection (alert
 // forwards and audits, prevent answers with a block page carrying an event ID
 // and audits) → httputil.ReverseProxy to the app, which handles WebSocket
 // upgrades after the inspected handshake, hop-by-hop headers and
-// X-Forwarded-*. Serve speaks HTTP/1.1 and cleartext HTTP/2 (h2c).
+// X-Forwarded-*. While the app's port refuses connections (the app is
+// starting), a request waits for it, bounded (WithAppWait), then gets 503
+// with Retry-After, never 502. Serve speaks HTTP/1.1 and cleartext HTTP/2 (h2c).
 //
 // Each policy.Protection maps to CRS rule families (Families). Only the
 // enabled families are loaded, rules above the paranoia level are removed at
@@ -26,6 +33,9 @@
 // Coraza evaluates every rule as usual: the verdict is always Coraza's. Tests
 // replay the CRS regression and libinjection corpora through engines with
 // and without the gate and require the same matches.
+// Before the body is read, the rule's source lists and per-client rate
+// limit apply; after it, its OpenAPI document (kin-openapi) and the
+// alert-only bot signals; each with its own protection name in audits.
 // Requests are scored as CRS does (anomaly threshold 5) from the matches that
 // the rule's exceptions (path glob, parameter, protections) leave.
 //

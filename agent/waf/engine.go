@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
@@ -31,6 +32,11 @@ type engine struct {
 	waf       coraza.WAF
 	enabled   map[policy.Protection]bool
 	bodyLimit int
+	// oversize is the effect on a body larger than bodyLimit.
+	oversize policy.Effect
+	// checks are the rule's protections besides CRS (sources, rate limit,
+	// API, bots).
+	checks checks
 	// upstream forwards clean requests to the app; set by Proxy.SetRule.
 	upstream http.Handler
 	// gate is the gate's program (nil without the gate).
@@ -88,13 +94,14 @@ SecAuditEngine Off
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction ProcessPartial
+SecArgumentsLimit %d
 Include @crs-setup.conf.example
 SecRuleRemoveById 900990
 %sSecAction "id:900991,phase:1,pass,t:none,nolog,tgsetup:%s"
 Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
 SecRuleRemoveById %s
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
-`, bodyLimit, bodyLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupKey, strings.Join(removedIDs, " "))
+`, bodyLimit, bodyLimit, argumentsLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupKey, strings.Join(removedIDs, " "))
 	if gated {
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 1\" \"id:%d,phase:1,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[0], gateEnd)
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 2\" \"id:%d,phase:2,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[1], gateEnd)
@@ -164,8 +171,22 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	if gated {
 		fmt.Fprintf(&b, "SecMarker %s\n", gateEnd)
 	}
+	// Past the gate: arguments beyond SecArgumentsLimit are dropped by
+	// Coraza, not inspected; the proxy treats that like a body over the
+	// limit (the rule's oversizeEffect decides).
+	fmt.Fprintf(&b, "SecRule ARGUMENTS_LIMIT_REACHED \"@eq 1\" \"id:%d,phase:2,pass,nolog,t:none\"\n", argsLimitID)
 	return b.String(), nil
 }
+
+// argsLimitID is the rule that reports arguments dropped by Coraza.
+const argsLimitID = 9002001
+
+// argumentsLimit is Coraza's SecArgumentsLimit here: how many arguments
+// (query, form, JSON leaves, multipart fields) are inspected. Coraza's own
+// default of 1000 would cut a 200 KB JSON document; inspection costs time
+// per argument and rule, so the bound stays finite: more arguments are
+// decided by the rule's oversizeEffect.
+const argumentsLimit = 10_000
 
 // newEngine validates rule and compiles its WAF, with the gate.
 func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
@@ -203,7 +224,20 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: load core rule set: %w", rule.Name, err)
 	}
-	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, gate: prog}, nil
+	oversize := rule.OversizeEffect
+	if oversize == "" {
+		oversize = policy.EffectDisable
+		for _, eff := range rule.Protections {
+			if eff == policy.EffectPrevent || eff == policy.EffectAlert && oversize != policy.EffectPrevent {
+				oversize = eff
+			}
+		}
+	}
+	c, err := newChecks(rule, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
+	}
+	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, oversize: oversize, checks: c, gate: prog}, nil
 }
 
 // match is one CRS rule that matched a request and was not excepted.
@@ -222,6 +256,12 @@ type verdict struct {
 	matches     []match
 	protections []string
 	score       int
+	// argsCut is set when Coraza dropped arguments beyond argumentsLimit.
+	argsCut bool
+	// note is said in the audit message after the protections (why).
+	note string
+	// severity overrides the matches' severity when there are none.
+	severity string
 	// gated counts the request phases whose rule families the gate skipped;
 	// filesSkipped the rule files Coraza skipped alone when it could not.
 	gated, filesSkipped int
@@ -255,9 +295,11 @@ func score(id int, s types.RuleSeverity) int {
 	return 0
 }
 
-// inspect runs the request phases on r. body holds the inspected prefix of
-// the request body (at most the inspection limit); r.Body is not read.
-func (e *engine) inspect(r *http.Request, body []byte) verdict {
+// inspect runs the request phases on r. body holds the request body, or
+// its first bodyLimit bytes when truncated; r.Body is not read. A truncated
+// body that fails to parse is not a protocol violation (it was cut here):
+// its prefix is inspected as one opaque value instead.
+func (e *engine) inspect(r *http.Request, body []byte, truncated bool) verdict {
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	defer e.openGate(tx)()
@@ -270,6 +312,9 @@ func (e *engine) inspect(r *http.Request, body []byte) verdict {
 	_, _ = tx.ProcessRequestBody()
 	mrs := tx.MatchedRules()
 	matches, parseErr := e.collect(mrs, r.URL.Path, nil)
+	if truncated {
+		matches = slices.DeleteFunc(matches, func(m match) bool { return m.id == 200002 || m.id == 200003 })
+	}
 	if parseErr && len(body) > 0 {
 		matches = e.inspectRaw(r, body, matches)
 	}
@@ -280,6 +325,8 @@ func (e *engine) inspect(r *http.Request, body []byte) verdict {
 			v.gated++
 		case id > fileSkipID && id < fileSkipID+1000:
 			v.filesSkipped++
+		case id == argsLimitID:
+			v.argsCut = true
 		}
 	}
 	return v

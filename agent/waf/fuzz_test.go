@@ -37,7 +37,7 @@ func FuzzInspect(f *testing.F) {
 		if len(body) > 4<<10 {
 			body = body[:4<<10]
 		}
-		v := e.inspect(r, body)
+		v := e.inspect(r, body, false)
 		switch v.effect {
 		case policy.EffectDisable:
 		case policy.EffectPrevent:

@@ -31,8 +31,8 @@ func TestGateChainHeads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g := gated.inspect(r, body)
-			p := plain.inspect(r, body)
+			g := gated.inspect(r, body, false)
+			p := plain.inspect(r, body, false)
 			if gs, ps := matchSummary(g), matchSummary(p); gs != ps {
 				t.Errorf("with the gate\n  %s\nwithout\n  %s", gs, ps)
 			}
@@ -104,10 +104,10 @@ func FuzzGate(f *testing.F) {
 		if len(body) > 4<<10 {
 			body = body[:4<<10]
 		}
-		g := matchSummary(gated.inspect(r, body))
-		p := matchSummary(plain.inspect(r, body))
+		g := matchSummary(gated.inspect(r, body, false))
+		p := matchSummary(plain.inspect(r, body, false))
 		for i := 0; g != p && i < 8; i++ {
-			p = matchSummary(plain.inspect(r, body))
+			p = matchSummary(plain.inspect(r, body, false))
 		}
 		if g != p {
 			t.Fatalf("with the gate\n  %s\nwithout\n  %s\nrequest %q", g, p, raw)

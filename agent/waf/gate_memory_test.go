@@ -41,7 +41,7 @@ func TestMemoWorstCase(t *testing.T) {
 		r.Header.Set("Accept", value(i, 4))
 		r.Header.Set("X-Custom", value(i, 5))
 		r.Header.Set("Cookie", "s="+value(i, 6)+"; t="+value(i, 7))
-		e.inspect(r, nil)
+		e.inspect(r, nil, false)
 	}
 	grown := int64(heap()) - int64(before)
 	t.Logf("heap grew %.1f MiB after %d hostile requests", float64(grown)/(1<<20), n)

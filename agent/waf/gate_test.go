@@ -143,8 +143,8 @@ func TestGateSameMatches(t *testing.T) {
 				if ci > 0 && i%3 != 0 {
 					continue // the other configurations replay a third
 				}
-				g := gated.inspect(rq.r, rq.body)
-				p := plain.inspect(rq.r, rq.body)
+				g := gated.inspect(rq.r, rq.body, false)
+				p := plain.inspect(rq.r, rq.body, false)
 				if p.gated != 0 {
 					t.Fatalf("engine without the gate skipped %d phases", p.gated)
 				}

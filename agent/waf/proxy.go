@@ -12,10 +12,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
@@ -23,9 +27,10 @@ import (
 
 // Defaults of the proxy's limits.
 const (
-	// DefaultInspectionLimit is how many body bytes are inspected; the rest
-	// of a larger body is streamed to the app uninspected.
-	DefaultInspectionLimit = 128 << 10
+	// DefaultInspectionLimit is how many body bytes are inspected, whole,
+	// for a rule that sets no bodyLimit: Coraza's own default. What a rule
+	// does with a larger body is its oversizeEffect.
+	DefaultInspectionLimit = policy.DefaultWAFBodyLimit
 	// DefaultBodyTimeout bounds reading the inspected part of a body, so a
 	// slow client cannot hold a request in inspection forever.
 	DefaultBodyTimeout = 30 * time.Second
@@ -33,6 +38,15 @@ const (
 	DefaultHeaderTimeout = 10 * time.Second
 	// DefaultIdleTimeout closes idle keep-alive connections.
 	DefaultIdleTimeout = 120 * time.Second
+	// DefaultAppWait is how long a request waits for the app's port while
+	// nothing listens there (the app is starting); then it gets 503.
+	DefaultAppWait = 10 * time.Second
+	// DefaultBodyMemory bounds the body bytes (the proxy's copies and
+	// Coraza's) that requests in flight may hold; a large body beyond it
+	// gets 503 with Retry-After.
+	DefaultBodyMemory = 128 << 20
+	// retryAfterSeconds is the Retry-After of a 503 for an app not listening.
+	retryAfterSeconds = "5"
 )
 
 // AuditSink receives one audit per inspected request that matched an alert or
@@ -51,6 +65,8 @@ type options struct {
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
 	upstreamHost  string
+	appWait       time.Duration
+	bodyMemory    int64
 	logger        *slog.Logger
 }
 
@@ -60,7 +76,8 @@ func WithAuditSink(s AuditSink) Option { return func(o *options) { o.sink = s } 
 // WithIdentity names the task and container the proxy protects; audits carry it.
 func WithIdentity(id policy.Identity) Option { return func(o *options) { o.identity = id } }
 
-// WithInspectionLimit sets how many body bytes are inspected (default DefaultInspectionLimit).
+// WithInspectionLimit sets how many body bytes are inspected for rules that
+// set no bodyLimit (default DefaultInspectionLimit).
 func WithInspectionLimit(n int) Option { return func(o *options) { o.limit = n } }
 
 // WithParanoiaLevel sets the CRS paranoia level, 1 (default) to 4.
@@ -81,6 +98,16 @@ func WithTimeouts(header, body, idle time.Duration) Option {
 	}
 }
 
+// WithAppWait sets how long a request waits for the app's port to accept
+// connections (default DefaultAppWait) before it is answered 503 with
+// Retry-After; zero answers at once.
+func WithAppWait(d time.Duration) Option { return func(o *options) { o.appWait = max(d, 0) } }
+
+// WithBodyMemory sets the body memory budget (default DefaultBodyMemory).
+// Bodies up to 64 KiB are not counted; a larger one reserves twice its size
+// (at most twice the rule's bodyLimit) while its request is in flight.
+func WithBodyMemory(n int64) Option { return func(o *options) { o.bodyMemory = n } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -92,6 +119,12 @@ type Proxy struct {
 	transport *http.Transport
 
 	inspected, passed, alerted, prevented, badRequests, fastPath atomic.Uint64
+	// busy counts requests refused for the body memory budget.
+	busy atomic.Uint64
+	// bodyMemory is the budget of body bytes held by requests in flight.
+	bodyMemory *semaphore.Weighted
+	// appRefused counts dials to the app that were refused (nothing listening).
+	appRefused atomic.Uint64
 }
 
 // Stats counts what the proxy decided since it started, one counter per
@@ -107,6 +140,9 @@ type Stats struct {
 	Prevented uint64
 	// BadRequests could not be read (slow or broken body) and got 400.
 	BadRequests uint64
+	// Busy were large bodies refused with 503 because the body memory
+	// budget was in use by other requests.
+	Busy uint64
 	// FastPath were inspected in both request phases by the gate alone:
 	// it proved that no rule of the enabled families could match.
 	FastPath uint64
@@ -120,6 +156,7 @@ func (p *Proxy) Stats() Stats {
 		Alerted:     p.alerted.Load(),
 		Prevented:   p.prevented.Load(),
 		BadRequests: p.badRequests.Load(),
+		Busy:        p.busy.Load(),
 		FastPath:    p.fastPath.Load(),
 	}
 }
@@ -136,6 +173,8 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		headerTimeout: DefaultHeaderTimeout,
 		idleTimeout:   DefaultIdleTimeout,
 		upstreamHost:  "127.0.0.1",
+		appWait:       DefaultAppWait,
+		bodyMemory:    DefaultBodyMemory,
 		logger:        slog.Default(),
 	}
 	for _, opt := range opts {
@@ -145,15 +184,16 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		return nil, fmt.Errorf("waf: inspection limit %d is negative", o.limit)
 	}
 	o.logger = o.logger.With("component", "waf", "rule", rule.Name)
-	p := &Proxy{
-		opts: o,
-		transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          512,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
+	if o.bodyMemory <= 0 {
+		return nil, fmt.Errorf("waf: body memory budget %d is not positive", o.bodyMemory)
+	}
+	p := &Proxy{opts: o, bodyMemory: semaphore.NewWeighted(o.bodyMemory)}
+	p.transport = &http.Transport{
+		DialContext:           p.dialApp,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
 	}
 	if err := p.SetRule(rule); err != nil {
 		return nil, err
@@ -164,9 +204,17 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 // SetRule compiles rule and, only if that succeeds, makes it the proxy's rule
 // for the requests that follow. Requests in flight finish under the old rule.
 func (p *Proxy) SetRule(rule policy.WAFRule) error {
-	e, err := newEngine(rule, p.opts.paranoia, p.opts.limit)
+	limit := p.opts.limit
+	if rule.BodyLimit > 0 {
+		limit = int(rule.BodyLimit)
+	}
+	e, err := newEngine(rule, p.opts.paranoia, limit)
 	if err != nil {
 		return err
+	}
+	if old := p.eng.Load(); old != nil && old.checks.rate != nil && e.checks.rate != nil && old.checks.rate.cfg == e.checks.rate.cfg {
+		// The same limit: clients keep what they have spent.
+		e.checks.rate = old.checks.rate
 	}
 	e.upstream = p.reverseProxy(rule.AppPort)
 	if old := p.eng.Swap(e); old != nil {
@@ -235,15 +283,73 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 // decide (audit, block), forward.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e := p.eng.Load()
-	body, err := p.readPrefix(w, r, e.bodyLimit)
+	client, known := e.checks.clients.addr(r)
+	// The rule's own checks first: sources and rate limit need no body.
+	var alerts []finding
+	for _, f := range e.checks.beforeBody(r, client, known) {
+		if f.effect == policy.EffectPrevent {
+			p.auditAll(r.Context(), e, r, client, alerts)
+			p.refuse(w, r, e, client, f)
+			return
+		}
+		alerts = append(alerts, f)
+	}
+	body, truncated, release, err := p.readBody(w, r, e.bodyLimit, e.oversize == policy.EffectPrevent)
+	defer release()
+	if errors.Is(err, errBusy) {
+		p.busy.Add(1)
+		p.opts.logger.WarnContext(r.Context(), "request body refused: the body memory budget is in use", "budget", p.opts.bodyMemory, "source", r.RemoteAddr, "length", r.ContentLength)
+		p.auditAll(r.Context(), e, r, client, alerts)
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the server is busy with other large requests; retry shortly", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		p.badRequests.Add(1)
 		p.opts.logger.DebugContext(r.Context(), "read request body", "err", err, "source", r.RemoteAddr)
+		p.auditAll(r.Context(), e, r, client, alerts)
 		http.Error(w, "request body could not be read", http.StatusBadRequest)
 		return
 	}
 	p.inspected.Add(1)
-	v := e.inspect(r, body)
+	if truncated && e.oversize == policy.EffectPrevent {
+		p.auditAll(r.Context(), e, r, client, alerts)
+		// The rest of the body is not read: the connection cannot be reused.
+		w.Header().Set("Connection", "close")
+		p.refuse(w, r, e, client, finding{protection: protectionBodyLimit, effect: policy.EffectPrevent, severity: "medium",
+			note:   fmt.Sprintf("body larger than the inspection limit of %d bytes%s", e.bodyLimit, declaredLength(r)),
+			status: http.StatusRequestEntityTooLarge})
+		return
+	}
+	for _, f := range e.checks.afterBody(r.Context(), r, body, truncated) {
+		if f.effect == policy.EffectPrevent {
+			p.auditAll(r.Context(), e, r, client, alerts)
+			p.refuse(w, r, e, client, f)
+			return
+		}
+		alerts = append(alerts, f)
+	}
+	p.auditAll(r.Context(), e, r, client, alerts)
+	v := e.inspect(r, body, truncated)
+	if v.argsCut && e.oversize == policy.EffectPrevent && v.effect != policy.EffectPrevent {
+		p.refuse(w, r, e, client, finding{protection: protectionBodyLimit, effect: policy.EffectPrevent, severity: "medium",
+			note:   fmt.Sprintf("more than %d arguments, the inspection limit", argumentsLimit),
+			status: http.StatusRequestEntityTooLarge})
+		return
+	}
+	if (truncated || v.argsCut) && e.oversize == policy.EffectAlert {
+		if v.effect == policy.EffectDisable {
+			// Matches below the anomaly threshold are no finding of their own.
+			v = verdict{effect: policy.EffectAlert, severity: "medium", gated: v.gated}
+		}
+		v.protections = append(v.protections, protectionBodyLimit)
+		if truncated {
+			v.note = fmt.Sprintf("body not inspected beyond %d bytes%s", e.bodyLimit, declaredLength(r))
+		} else {
+			v.note = fmt.Sprintf("arguments not inspected beyond %d", argumentsLimit)
+		}
+	}
 	if v.gated == 2 {
 		p.fastPath.Add(1)
 	}
@@ -251,44 +357,114 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case policy.EffectPrevent:
 		p.prevented.Add(1)
 		eventID := newEventID()
-		p.audit(r.Context(), e, r, v, eventID)
+		p.audit(r.Context(), e, r, client, v, eventID)
 		writeBlockPage(w, eventID)
 		return
 	case policy.EffectAlert:
 		p.alerted.Add(1)
-		p.audit(r.Context(), e, r, v, newEventID())
+		p.audit(r.Context(), e, r, client, v, newEventID())
 	default:
-		p.passed.Add(1)
+		if len(alerts) > 0 {
+			p.alerted.Add(1)
+		} else {
+			p.passed.Add(1)
+		}
 	}
 	e.upstream.ServeHTTP(w, r)
 }
 
-// readPrefix reads up to limit body bytes under the body timeout and puts
-// them back in front of the rest of the body, which streams on uninspected.
-func (p *Proxy) readPrefix(w http.ResponseWriter, r *http.Request, limit int) ([]byte, error) {
+// refuse answers a request that a check prevents, with its audit.
+func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *engine, client netip.Addr, f finding) {
+	p.prevented.Add(1)
+	eventID := newEventID()
+	p.audit(r.Context(), e, r, client, f.verdict(), eventID)
+	if f.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", retryAfter(f.retryAfter))
+	}
+	writeStatusPage(w, f.status, eventID)
+}
+
+// auditAll audits the alert findings of a request, one audit each.
+func (p *Proxy) auditAll(ctx context.Context, e *engine, r *http.Request, client netip.Addr, fs []finding) {
+	for _, f := range fs {
+		p.audit(ctx, e, r, client, f.verdict(), newEventID())
+	}
+}
+
+// smallBody is the body size read without a reservation from the proxy's
+// body memory budget.
+const smallBody = 64 << 10
+
+// errBusy is a body that would exceed the proxy's body memory budget.
+var errBusy = errors.New("too many large request bodies in flight")
+
+// readBody reads the body, up to limit bytes, under the body timeout. When
+// the body is larger (truncated), the bytes read are put back in front of
+// the rest, which streams on to the app uninspected if the rule lets it;
+// with refuseOversized, a body whose Content-Length is over the limit is not
+// read at all. A body over smallBody first reserves twice its size (the
+// copy here and Coraza's) from the body memory budget; release gives it
+// back, once the request is done.
+func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request, limit int, refuseOversized bool) (body []byte, truncated bool, release func(), err error) {
+	release = func() {}
 	if r.Body == nil || r.Body == http.NoBody || limit == 0 {
-		return nil, nil
+		return nil, r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody, release, nil
+	}
+	reserve := func(n int64) bool {
+		// A body larger than the whole budget may still have it all.
+		n = min(2*n, p.opts.bodyMemory)
+		if !p.bodyMemory.TryAcquire(n) {
+			return false
+		}
+		release = func() { p.bodyMemory.Release(n) }
+		return true
+	}
+	if r.ContentLength > int64(limit) && refuseOversized {
+		return nil, true, release, nil
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(p.opts.bodyTimeout)) // not every transport supports it
 	var buf []byte
-	var err error
 	if r.ContentLength >= 0 {
-		buf = make([]byte, min(r.ContentLength, int64(limit)))
+		truncated = r.ContentLength > int64(limit)
+		n := min(r.ContentLength, int64(limit))
+		if n > smallBody && !reserve(n) {
+			return nil, false, release, errBusy
+		}
+		buf = make([]byte, n)
 		var got int
 		got, err = io.ReadFull(r.Body, buf)
 		buf = buf[:got]
-	} else { // chunked: size unknown, grow as it comes
-		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)))
+	} else { // chunked: size unknown, grow as it comes; one byte more tells
+		first := min(limit, smallBody)
+		buf, err = io.ReadAll(io.LimitReader(r.Body, int64(first)+1))
+		if err == nil && len(buf) > first && limit > first {
+			if !reserve(int64(limit)) {
+				return nil, false, release, errBusy
+			}
+			var more []byte
+			more, err = io.ReadAll(io.LimitReader(r.Body, int64(limit+1-len(buf))))
+			buf = append(buf, more...)
+		}
+		truncated = len(buf) > limit
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		// Keep the deadline: the server must not wait for the rest either.
 		w.Header().Set("Connection", "close")
-		return nil, err
+		release()
+		return nil, false, func() {}, err
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	r.Body = prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), r.Body), Closer: r.Body}
-	return buf, nil
+	return buf[:min(len(buf), limit)], truncated, release, nil
+}
+
+// declaredLength is ", N declared" for a body with a Content-Length.
+func declaredLength(r *http.Request) string {
+	if r.ContentLength > 0 {
+		return fmt.Sprintf(" (%d declared)", r.ContentLength)
+	}
+	return ""
 }
 
 type prefixedBody struct {
@@ -313,9 +489,46 @@ func (p *Proxy) reverseProxy(appPort uint16) *httputil.ReverseProxy {
 			pr.SetXForwarded()
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				// Nothing listens on the app port: it is starting (or
+				// restarting). Not a gateway failure; the client may retry.
+				p.opts.logger.InfoContext(r.Context(), "app not listening yet", "app", target.Host, "waited", p.opts.appWait)
+				w.Header().Set("Retry-After", retryAfterSeconds)
+				http.Error(w, "the application is starting; retry shortly", http.StatusServiceUnavailable)
+				return
+			}
 			p.opts.logger.WarnContext(r.Context(), "app unreachable", "app", target.Host, "err", err)
 			http.Error(w, "upstream app unreachable", http.StatusBadGateway)
 		},
+	}
+}
+
+// dialApp connects to the app. While the app's port refuses connections
+// (the app is still starting), it retries with backoff for up to the app
+// wait, so that the first requests of a task wait for the app instead of
+// failing.
+func (p *Proxy) dialApp(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	deadline := time.Now().Add(p.opts.appWait)
+	backoff := 20 * time.Millisecond
+	for {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			return conn, err
+		}
+		p.appRefused.Add(1)
+		wait := min(backoff, time.Until(deadline))
+		if wait <= 0 {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

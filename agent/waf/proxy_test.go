@@ -491,7 +491,9 @@ func TestWebSocketAfterInspectedHandshake(t *testing.T) {
 func TestStreamingBodyAndInspectionLimit(t *testing.T) {
 	a := newApp(t)
 	const limit = 4 << 10
-	_, base, _ := startProxy(t, rule(a.port(t), allProtections(policy.EffectPrevent)), WithInspectionLimit(limit))
+	r := rule(a.port(t), allProtections(policy.EffectPrevent))
+	r.OversizeEffect = policy.EffectDisable // the rule lets larger bodies through, their prefix inspected
+	_, base, _ := startProxy(t, r, WithInspectionLimit(limit))
 
 	big := bytes.Repeat([]byte("a=plain+harmless+text&"), 1<<16) // ~1.4 MiB, far over the limit
 	resp, err := http.Post(base+"/upload", "application/x-www-form-urlencoded", bytes.NewReader(big))
@@ -679,5 +681,75 @@ func TestServeEndsUpgradedConnections(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("upgraded connection still open after Serve returned (read err %v)", err)
+	}
+}
+
+// TestAppStartingLate: while nothing listens on the app port yet, a request
+// waits for the app (bounded) instead of failing with 502; when the app does
+// not come up in time the answer is 503 with Retry-After.
+func TestAppStartingLate(t *testing.T) {
+	// A free loopback port, released for the app to take later.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+
+	p, base, _ := startProxy(t, rule(port, allProtections(policy.EffectPrevent)), WithAppWait(time.Minute))
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "/health")
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	// The app starts listening only once the proxy has found its port closed.
+	deadline := time.Now().Add(30 * time.Second)
+	for p.appRefused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy never tried the app port")
+		}
+		time.Sleep(time.Millisecond) // polling a real condition, with a deadline
+	}
+	app, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil {
+		t.Fatalf("take the app port: %v", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "late app ok") })}
+	go func() { _ = srv.Serve(app) }()
+	t.Cleanup(func() { srv.Close() })
+	res := <-done
+	if res.err != nil || res.status != http.StatusOK || res.body != "late app ok" {
+		t.Fatalf("request while the app started: status %d body %q err %v, want 200 from the app", res.status, res.body, res.err)
+	}
+
+	// An app that never listens: 503 with Retry-After once the wait is over.
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port = uint16(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	p2, base2, _ := startProxy(t, rule(port, allProtections(policy.EffectPrevent)), WithAppWait(100*time.Millisecond))
+	resp, err := http.Get(base2 + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("app never listening: status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if p2.appRefused.Load() < 2 {
+		t.Errorf("the proxy tried the app port %d times, want retries within the wait", p2.appRefused.Load())
 	}
 }

@@ -45,7 +45,17 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Stdout, os.Args[1:]); err != nil {
+	run := run
+	args := os.Args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "wrk": // the real sidecar process under wrk (wrk.go)
+			run, args = runWrk, args[1:]
+		case "serve": // one target in its own process, for the wrk mode
+			run, args = runServe, args[1:]
+		}
+	}
+	if err := run(ctx, os.Stdout, args); err != nil {
 		fmt.Fprintln(os.Stderr, "waf-bench:", err)
 		os.Exit(2)
 	}

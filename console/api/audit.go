@@ -17,6 +17,7 @@ const (
 	AuditWAF      AuditKind = "waf"
 	AuditDefender AuditKind = "defender" // the defender's own state, e.g. protection could not start
 	AuditImage    AuditKind = "image"    // a finding of an image running in a task, alerted by an image rule
+	AuditThreat   AuditKind = "threat"   // a finding of a built-in runtime threat detector (Detector names it)
 )
 
 // Audit is one record, the same shape for every sensor. Defenders post them in
@@ -33,6 +34,11 @@ type Audit struct {
 	Kind       AuditKind     `json:"kind"`
 	Effect     policy.Effect `json:"effect"`
 	Rule       string        `json:"rule,omitempty"`
+	// Detector is the ID of the built-in threat detector behind a threat
+	// audit ("drift", "reverse-shell", ...; policy.Detectors) and Technique
+	// its MITRE ATT&CK technique ("T1059.004").
+	Detector  string `json:"detector,omitempty"`
+	Technique string `json:"technique,omitempty"`
 	// Severity is "low", "medium", "high" or "critical"; empty means medium.
 	Severity string `json:"severity,omitempty"`
 	// Message is the human sentence, e.g. "DNS resolution of suspicious name yahoo.com".
@@ -59,6 +65,18 @@ type ProcessDetail struct {
 	Parent   string   `json:"parent,omitempty"` // the parent's executable path
 	Argv     []string `json:"argv,omitempty"`
 	PID      int      `json:"pid,omitempty"`
+	// SHA256 is the hex SHA-256 of the file that ran, when known.
+	SHA256 string `json:"sha256,omitempty"`
+	// Tree is the caller's ancestry read from /proc, the caller first
+	// (threat audits).
+	Tree []ProcessAncestor `json:"tree,omitempty"`
+}
+
+// ProcessAncestor is one process of an audit's process tree.
+type ProcessAncestor struct {
+	PID  int      `json:"pid"`
+	Path string   `json:"path,omitempty"`
+	Argv []string `json:"argv,omitempty"`
 }
 
 // NetworkDetail describes a DNS query, an outbound connection or a listener.

@@ -99,10 +99,12 @@ type AuditQuery struct {
 	Container string
 	Kind      AuditKind
 	Rule      string
-	Effect    policy.Effect
-	Text      string
-	Limit     int
-	Cursor    string
+	// Detector keeps the threat audits of one built-in detector.
+	Detector string
+	Effect   policy.Effect
+	Text     string
+	Limit    int
+	Cursor   string
 }
 
 // Values returns the query as URL parameters.
@@ -123,6 +125,7 @@ func (q AuditQuery) Values() url.Values {
 	set("container", q.Container)
 	set("kind", string(q.Kind))
 	set("rule", q.Rule)
+	set("detector", q.Detector)
 	set("effect", string(q.Effect))
 	set("q", q.Text)
 	if q.Limit > 0 {

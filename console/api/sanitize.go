@@ -56,12 +56,25 @@ func (a Audit) Sanitized(limit int) (Audit, []string) {
 	fix("kind", &k, limit)
 	a.Kind = AuditKind(k)
 	fix("rule", &a.Rule, limit)
+	fix("detector", &a.Detector, limit)
+	fix("technique", &a.Technique, limit)
 	fix("severity", &a.Severity, limit)
 	fix("message", &a.Message, limit)
 	if a.Process != nil {
 		p := *a.Process
 		fix("process.path", &p.Path, limit)
 		fix("process.parent", &p.Parent, limit)
+		fix("process.calledAs", &p.CalledAs, limit)
+		fix("process.sha256", &p.SHA256, limit)
+		p.Tree = append([]ProcessAncestor(nil), p.Tree...)
+		for i := range p.Tree {
+			t := &p.Tree[i]
+			fix("process.tree["+strconv.Itoa(i)+"].path", &t.Path, limit)
+			t.Argv = append([]string(nil), t.Argv...)
+			for j := range t.Argv {
+				fix("process.tree["+strconv.Itoa(i)+"].argv["+strconv.Itoa(j)+"]", &t.Argv[j], limit)
+			}
+		}
 		p.Argv = append([]string(nil), p.Argv...)
 		for i := range p.Argv {
 			fix("process.argv["+strconv.Itoa(i)+"]", &p.Argv[i], limit)

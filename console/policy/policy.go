@@ -92,6 +92,38 @@ type RuntimeRule struct {
 	Scope     Scope         `json:"scope"`
 	Processes ProcessPolicy `json:"processes"`
 	Network   NetworkPolicy `json:"network"`
+	// Detectors sets the effect of each built-in threat detector by its ID
+	// (see Detectors): "alert", "prevent" or "off" ("disable" too). A
+	// detector not named here, and every detector when the section is
+	// absent, runs in alert mode.
+	Detectors map[string]Effect `json:"detectors,omitempty"`
+}
+
+// EffectOff is the detectors' word for EffectDisable.
+const EffectOff Effect = "off"
+
+// Detectors are the IDs of the defender's built-in threat detectors (the
+// keys of RuntimeRule.Detectors); agent/detect implements them.
+var Detectors = []string{
+	"fileless-exec", "tempdir-exec", "drift", "reverse-shell",
+	"crypto-miner", "netcat-listener", "shell-listener", "network-scanner", "package-manager",
+}
+
+// DetectorEffect is what the rule does with a finding of detector id:
+// EffectAlert unless the rule's detectors section says otherwise (a nil rule
+// alerts too). "off" comes back as EffectDisable.
+func (r *RuntimeRule) DetectorEffect(id string) Effect {
+	if r == nil {
+		return EffectAlert
+	}
+	e, ok := r.Detectors[id]
+	switch {
+	case !ok || e == "":
+		return EffectAlert
+	case e == EffectOff:
+		return EffectDisable
+	}
+	return e
 }
 
 // ProcessPolicy decides which programs may start. With Allowed set, any program
@@ -227,6 +259,66 @@ type WAFRule struct {
 	AppPort      uint16                `json:"appPort"`
 	Protections  map[Protection]Effect `json:"protections"`
 	Exceptions   []WAFException        `json:"exceptions,omitempty"`
+	// BodyLimit is how many request-body bytes are inspected, whole (0
+	// means DefaultWAFBodyLimit, Coraza's own; at most MaxWAFBodyLimit).
+	BodyLimit int64 `json:"bodyLimit,omitempty"`
+	// OversizeEffect decides a body larger than BodyLimit: prevent answers
+	// 413 with an audit; alert inspects the first BodyLimit bytes, forwards
+	// the body and audits that the rest was not inspected; disable does the
+	// same without the audit. Empty means the strongest effect among
+	// Protections.
+	OversizeEffect Effect `json:"oversizeEffect,omitempty"`
+	// API enforces an OpenAPI 3 description of the app (protection "api").
+	API *WAFAPI `json:"api,omitempty"`
+	// RateLimit caps the requests of each client (protection "rate-limit").
+	RateLimit *WAFRateLimit `json:"rateLimit,omitempty"`
+	// Sources allows or denies client addresses (protection "sources").
+	Sources *WAFSources `json:"sources,omitempty"`
+	// Bots reports requests that look automated: scanner user agents and
+	// missing browser headers (protection "bots"). Alert-only: disable or alert.
+	Bots Effect `json:"bots,omitempty"`
+	// ClientIPHeader names a header carrying the client address, such as
+	// X-Forwarded-For; it is believed only from TrustedProxies. Rate limits
+	// and source lists apply to that address.
+	ClientIPHeader string `json:"clientIPHeader,omitempty"`
+	// TrustedProxies are the CIDRs of load balancers whose ClientIPHeader is
+	// believed.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+}
+
+// Bounds of WAFRule.BodyLimit.
+const (
+	// DefaultWAFBodyLimit is the body inspection limit of a rule that sets
+	// none: Coraza's recommended SecRequestBodyLimit (12.5 MiB).
+	DefaultWAFBodyLimit = 13107200
+	// MaxWAFBodyLimit is the largest body inspection limit a rule may set.
+	MaxWAFBodyLimit = 128 << 20
+	// MaxWAFAPISpec bounds the size of an OpenAPI document in a rule.
+	MaxWAFAPISpec = 4 << 20
+)
+
+// WAFAPI is the API protection of a WAF rule: requests are checked against
+// an OpenAPI 3 document (paths, methods, parameters and JSON bodies).
+type WAFAPI struct {
+	Effect Effect `json:"effect"`
+	// Spec is the OpenAPI 3 document, JSON or YAML.
+	Spec string `json:"spec"`
+}
+
+// WAFRateLimit allows each client Requests requests per PeriodSeconds (a
+// token bucket that refills evenly); more get 429 under prevent.
+type WAFRateLimit struct {
+	Effect        Effect `json:"effect"`
+	Requests      int    `json:"requests"`
+	PeriodSeconds int    `json:"periodSeconds"`
+}
+
+// WAFSources lists client addresses (IP addresses or CIDRs). A client in
+// Denied, or outside a non-empty Allowed, is refused (403 under prevent).
+type WAFSources struct {
+	Effect  Effect   `json:"effect"`
+	Allowed []string `json:"allowed,omitempty"`
+	Denied  []string `json:"denied,omitempty"`
 }
 
 // WAFException turns protections off for matching requests. Path is a glob over

@@ -104,7 +104,12 @@ func TestValidate(t *testing.T) {
 			Processes: ProcessPolicy{Effect: EffectPrevent, Denied: []string{"mkdir"}},
 			Network:   NetworkPolicy{Effect: EffectPrevent, DeniedDomains: []string{"yahoo.com"}, DeniedOutbound: []Destination{{CIDR: "10.0.0.0/8"}, {CIDR: "192.0.2.1"}}},
 		}},
-		WAF: []WAFRule{{Name: "web", ExternalPort: 8080, AppPort: 80, Protections: map[Protection]Effect{ProtectionSQLi: EffectPrevent}}},
+		WAF: []WAFRule{{Name: "web", ExternalPort: 8080, AppPort: 80, Protections: map[Protection]Effect{ProtectionSQLi: EffectPrevent}},
+			{Name: "api", ExternalPort: 8443, AppPort: 81, BodyLimit: 1 << 20, OversizeEffect: EffectAlert,
+				API:       &WAFAPI{Effect: EffectPrevent, Spec: "openapi: 3.0.3\ninfo: {title: shop, version: '1'}\npaths: {}\n"},
+				RateLimit: &WAFRateLimit{Effect: EffectPrevent, Requests: 100, PeriodSeconds: 60},
+				Sources:   &WAFSources{Effect: EffectPrevent, Allowed: []string{"10.0.0.0/8", "192.0.2.7"}, Denied: []string{"10.6.6.0/24"}},
+				Bots:      EffectAlert, ClientIPHeader: "X-Forwarded-For", TrustedProxies: []string{"10.0.0.0/16"}}},
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good policy: %v", err)
@@ -123,6 +128,13 @@ func TestValidate(t *testing.T) {
 		{"waf ports", Policy{WAF: []WAFRule{{Name: "w"}}}, []string{"waf[0].externalPort", "waf[0].appPort"}},
 		{"waf same ports", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 80, AppPort: 80}}}, []string{"waf[0].externalPort"}},
 		{"waf protection", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, Protections: map[Protection]Effect{"sql": EffectAlert}}}}, []string{"waf[0].protections"}},
+		{"waf body limit", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, BodyLimit: MaxWAFBodyLimit + 1, OversizeEffect: "drop"}}}, []string{"waf[0].bodyLimit", "waf[0].oversizeEffect"}},
+		{"waf api", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, API: &WAFAPI{Effect: "block", Spec: " "}}}}, []string{"waf[0].api.effect", "waf[0].api.spec"}},
+		{"waf api swagger 2", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, API: &WAFAPI{Effect: EffectAlert, Spec: `{"swagger":"2.0","info":{"title":"x","version":"1"},"paths":{}}`}}}}, []string{"waf[0].api.spec"}},
+		{"waf rate limit", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, RateLimit: &WAFRateLimit{Effect: EffectPrevent}}}}, []string{"waf[0].rateLimit.requests", "waf[0].rateLimit.periodSeconds"}},
+		{"waf sources", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, Sources: &WAFSources{Effect: EffectPrevent, Allowed: []string{"10.0.0.0/33"}, Denied: []string{"evil"}}}}}, []string{"waf[0].sources.allowed[0]", "waf[0].sources.denied[0]"}},
+		{"waf bots prevent", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, Bots: EffectPrevent}}}, []string{"waf[0].bots"}},
+		{"waf client header", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, ClientIPHeader: "X Forwarded"}}}, []string{"waf[0].clientIPHeader", "waf[0].trustedProxies"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

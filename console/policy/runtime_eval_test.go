@@ -2,6 +2,7 @@ package policy
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -67,5 +68,36 @@ func TestRuntimeRuleChecks(t *testing.T) {
 				t.Errorf("violation/prevent = %v/%v, want %v/%v", tt.got.Violation(), tt.got.Prevent(), tt.viol, tt.block)
 			}
 		})
+	}
+}
+
+func TestDetectorEffects(t *testing.T) {
+	var none *RuntimeRule
+	r := &RuntimeRule{Name: "r", Detectors: map[string]Effect{"drift": EffectPrevent, "reverse-shell": EffectOff, "crypto-miner": EffectDisable}}
+	tests := []struct {
+		r    *RuntimeRule
+		id   string
+		want Effect
+	}{
+		{none, "drift", EffectAlert},
+		{&RuntimeRule{}, "drift", EffectAlert},
+		{r, "drift", EffectPrevent},
+		{r, "reverse-shell", EffectDisable},
+		{r, "crypto-miner", EffectDisable},
+		{r, "tempdir-exec", EffectAlert},
+	}
+	for _, tt := range tests {
+		if got := tt.r.DetectorEffect(tt.id); got != tt.want {
+			t.Errorf("DetectorEffect(%s) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+	bad := &Policy{Runtime: []RuntimeRule{{Name: "r", Detectors: map[string]Effect{"drift": "block", "nosuch": EffectAlert}}}}
+	err := bad.Validate()
+	if err == nil || !strings.Contains(err.Error(), "runtime[0].detectors.drift") || !strings.Contains(err.Error(), "runtime[0].detectors.nosuch") {
+		t.Fatalf("Validate = %v, want errors naming detectors.drift and detectors.nosuch", err)
+	}
+	good := &Policy{Runtime: []RuntimeRule{{Name: "r", Detectors: map[string]Effect{"drift": EffectPrevent, "reverse-shell": EffectOff}}}}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("Validate = %v", err)
 	}
 }

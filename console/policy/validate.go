@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -42,6 +43,7 @@ func (p *Policy) Validate() error {
 		checkGlobs(add, f+".network.allowedDomains", n.AllowedDomains)
 		checkDestinations(add, f+".network.deniedOutbound", n.DeniedOutbound)
 		checkDestinations(add, f+".network.allowedOutbound", n.AllowedOutbound)
+		checkDetectors(add, f+".detectors", r.Detectors)
 	}
 	wafNames := map[string]bool{}
 	for i, r := range p.WAF {
@@ -63,6 +65,7 @@ func (p *Policy) Validate() error {
 			}
 			checkEffect(add, fmt.Sprintf("%s.protections.%s", f, prot), eff)
 		}
+		validateWAFExtras(add, f, r)
 		for j, ex := range r.Exceptions {
 			ef := fmt.Sprintf("%s.exceptions[%d]", f, j)
 			if ex.Path != "" {
@@ -98,6 +101,23 @@ func checkScope(add addFunc, f string, s Scope) {
 	checkGlobs(add, f+".tasks", s.Tasks)
 	checkGlobs(add, f+".containers", s.Containers)
 	checkGlobs(add, f+".images", s.Images)
+}
+
+func checkDetectors(add addFunc, f string, m map[string]Effect) {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if !slices.Contains(Detectors, id) {
+			add(f+"."+id, "unknown detector (use one of %s)", strings.Join(Detectors, ", "))
+			continue
+		}
+		if e := m[id]; e != EffectOff && e != EffectAlert && e != EffectPrevent && e != EffectDisable {
+			add(f+"."+id, "unknown effect %q (use alert, prevent or off)", e)
+		}
+	}
 }
 
 func checkEffect(add addFunc, f string, e Effect) {
@@ -137,4 +157,73 @@ func protectionList() string {
 		s[i] = string(p)
 	}
 	return strings.Join(s, ", ")
+}
+
+// validateWAFExtras checks a WAF rule's body limit, API, rate-limit, source
+// and bot settings.
+func validateWAFExtras(add addFunc, f string, r WAFRule) {
+	if r.BodyLimit < 0 || r.BodyLimit > MaxWAFBodyLimit {
+		add(f+".bodyLimit", "must be between 1 and %d bytes (0 means %d)", MaxWAFBodyLimit, DefaultWAFBodyLimit)
+	}
+	checkEffect(add, f+".oversizeEffect", r.OversizeEffect)
+	if a := r.API; a != nil {
+		checkEffect(add, f+".api.effect", a.Effect)
+		switch {
+		case strings.TrimSpace(a.Spec) == "":
+			add(f+".api.spec", "is required: an OpenAPI 3 document (JSON or YAML)")
+		default:
+			if _, err := LoadOpenAPI(a.Spec); err != nil {
+				add(f+".api.spec", "%v", err)
+			}
+		}
+	}
+	if rl := r.RateLimit; rl != nil {
+		checkEffect(add, f+".rateLimit.effect", rl.Effect)
+		if rl.Requests < 1 || rl.Requests > 1_000_000 {
+			add(f+".rateLimit.requests", "must be between 1 and 1000000")
+		}
+		if rl.PeriodSeconds < 1 || rl.PeriodSeconds > 86400 {
+			add(f+".rateLimit.periodSeconds", "must be between 1 and 86400")
+		}
+	}
+	if s := r.Sources; s != nil {
+		checkEffect(add, f+".sources.effect", s.Effect)
+		checkCIDRs(add, f+".sources.allowed", s.Allowed)
+		checkCIDRs(add, f+".sources.denied", s.Denied)
+	}
+	checkEffect(add, f+".bots", r.Bots)
+	if r.Bots == EffectPrevent {
+		add(f+".bots", "is alert-only: use disable or alert")
+	}
+	if h := r.ClientIPHeader; h != "" && strings.ContainsFunc(h, func(c rune) bool {
+		return !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z')
+	}) {
+		add(f+".clientIPHeader", "%q is not a header name", h)
+	}
+	if r.ClientIPHeader != "" && len(r.TrustedProxies) == 0 {
+		add(f+".trustedProxies", "is required with clientIPHeader: the load balancers' CIDRs whose header is believed")
+	}
+	checkCIDRs(add, f+".trustedProxies", r.TrustedProxies)
+}
+
+// checkCIDRs checks a list of IP addresses or CIDRs.
+func checkCIDRs(add addFunc, f string, list []string) {
+	for i, c := range list {
+		if _, err := ParsePrefix(c); err != nil {
+			add(fmt.Sprintf("%s[%d]", f, i), "%q is not an IP address or CIDR", c)
+		}
+	}
+}
+
+// ParsePrefix parses an IP address or CIDR; an address is its own /32 or /128.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

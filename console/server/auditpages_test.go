@@ -90,3 +90,32 @@ func TestAuditsPagePagination(t *testing.T) {
 		t.Errorf("%d pages showed %d distinct records, want 3 pages, 130 records", pages, len(seen))
 	}
 }
+
+// The runtime audits page filters by detector.
+func TestAuditsPageDetectorFilter(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	batch := []api.Audit{
+		{ID: "t1", Time: base, Kind: api.AuditThreat, Detector: "drift", Technique: "T1105", Effect: policy.EffectAlert, Container: "app", Message: "drift-record"},
+		{ID: "t2", Time: base.Add(time.Second), Kind: api.AuditThreat, Detector: "crypto-miner", Technique: "T1496", Effect: policy.EffectAlert, Container: "app", Message: "miner-record"},
+	}
+	if _, err := e.agentClient("shop-web").PostAudits(context.Background(), api.AuditBatch{Audits: batch}); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.login(userOf(auth.RoleAuditor), passwords[auth.RoleAuditor]).Token
+	req, _ := http.NewRequest("GET", e.url+"/audits/runtime?detector=drift", nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: tok})
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	page := string(b)
+	if resp.StatusCode != 200 || !strings.Contains(page, "drift-record") || strings.Contains(page, "miner-record") {
+		t.Fatalf("detector=drift: status %d, page shows drift %v, miner %v", resp.StatusCode, strings.Contains(page, "drift-record"), strings.Contains(page, "miner-record"))
+	}
+	if !strings.Contains(page, `<select name="detector">`) || !strings.Contains(page, "<option selected>drift</option>") {
+		t.Error("the page lacks the detector select with drift selected")
+	}
+}

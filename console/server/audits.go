@@ -22,11 +22,11 @@ import (
 
 // The audit kinds each audit list shows.
 var (
-	runtimeKinds  = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditDefender, api.AuditImage}
+	runtimeKinds  = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditDefender, api.AuditImage, api.AuditThreat}
 	firewallKinds = []api.AuditKind{api.AuditWAF}
 )
 
-var auditParams = []string{"from", "to", "task", "container", "kind", "rule", "effect", "q", "limit", "cursor", "format"}
+var auditParams = []string{"from", "to", "task", "container", "kind", "detector", "rule", "effect", "q", "limit", "cursor", "format"}
 
 // parseAuditQuery reads the filters of an audit list; unknown parameters and
 // bad values are errors naming them.
@@ -55,6 +55,12 @@ func parseAuditQuery(v url.Values, kinds []api.AuditKind) (store.AuditQuery, str
 			return q, "", fmt.Errorf("kind=%q: this list holds %s", k, kindList(kinds))
 		}
 		q.Kind = k
+	}
+	if d := v.Get("detector"); d != "" {
+		if !slices.Contains(policy.Detectors, d) || !slices.Contains(kinds, api.AuditThreat) {
+			return q, "", fmt.Errorf("detector=%q: the detectors are %s", d, strings.Join(policy.Detectors, ", "))
+		}
+		q.Detector, q.Kind = d, api.AuditThreat
 	}
 	if e := policy.Effect(v.Get("effect")); e != "" {
 		if !e.Valid() {
@@ -314,7 +320,7 @@ func shortID(id string) string {
 	return id
 }
 
-var auditKinds = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditWAF, api.AuditDefender}
+var auditKinds = []api.AuditKind{api.AuditProcess, api.AuditNetwork, api.AuditDNS, api.AuditWAF, api.AuditDefender, api.AuditThreat}
 
 // checkAudit says why record i cannot be stored at all, or nil. Only what
 // makes a record unstorable or unsafe is refused: no ID (it could not be
@@ -334,7 +340,7 @@ func checkAudit(i int, a api.Audit, seen map[string]bool) error {
 		// A sign of a defender bug: the first is stored, this one would be lost.
 		return fmt.Errorf("%s.id %q appears twice in the batch", f, shortID(a.ID))
 	case !validKind(a.Kind):
-		return fmt.Errorf("%s.kind %q is not one of process, network, dns, waf, defender", f, api.Truncate(api.SafeText(string(a.Kind)), 64))
+		return fmt.Errorf("%s.kind %q is not one of process, network, dns, waf, defender, threat", f, api.Truncate(api.SafeText(string(a.Kind)), 64))
 	case a.Effect != "" && !a.Effect.Valid():
 		return fmt.Errorf("%s.effect %q is not one of disable, alert, prevent", f, api.Truncate(api.SafeText(string(a.Effect)), 64))
 	}

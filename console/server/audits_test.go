@@ -149,3 +149,37 @@ func TestAuditIngestStoreRefusesOneRecord(t *testing.T) {
 		t.Fatalf("audits rows = %d, %v", n, err)
 	}
 }
+
+// A threat audit keeps its detector, technique, hash and process tree, and
+// the runtime list filters by detector.
+func TestAuditFilterByDetector(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	drift := auditFor("drift", api.AuditThreat, policy.EffectPrevent, "Drift: /app/x was written or changed after the container started; blocked by detector drift")
+	drift.Detector, drift.Technique = "drift", "T1105"
+	drift.Process = &api.ProcessDetail{Path: "/app/x", PID: 9, SHA256: strings.Repeat("ab", 32),
+		Tree: []api.ProcessAncestor{{PID: 9, Path: "/usr/bin/dash", Argv: []string{"sh", "-c", "/app/x"}}}}
+	shell := auditFor("shell", api.AuditThreat, policy.EffectAlert, "Reverse shell: sh started with its stdin on network socket (alert only)")
+	shell.Detector, shell.Technique = "reverse-shell", "T1059.004"
+	shell.Time = shell.Time.Add(time.Second)
+	plain := auditFor("plain", api.AuditDNS, policy.EffectAlert, "DNS resolution of suspicious name yahoo.com")
+	res, err := e.agentClient("web").PostAudits(ctx, api.AuditBatch{Audits: []api.Audit{drift, shell, plain}})
+	if err != nil || res.Stored != 3 {
+		t.Fatalf("PostAudits = %+v, %v", res, err)
+	}
+	auditor := e.apiClient(auth.RoleAuditor)
+	got, err := auditor.RuntimeAudits(ctx, api.AuditQuery{Detector: "drift"})
+	if err != nil || ids(got) != "drift" {
+		t.Fatalf("detector=drift: %+v, %v", got, err)
+	}
+	a := got.Audits[0]
+	if a.Technique != "T1105" || a.Process == nil || a.Process.SHA256 != drift.Process.SHA256 || len(a.Process.Tree) != 1 || a.Process.Tree[0].Argv[2] != "/app/x" {
+		t.Errorf("stored threat audit %+v lost its fields", a)
+	}
+	if got, err := auditor.RuntimeAudits(ctx, api.AuditQuery{Detector: "reverse-shell"}); err != nil || ids(got) != "shell" {
+		t.Errorf("detector=reverse-shell: %+v, %v", got, err)
+	}
+	if _, err := auditor.RuntimeAudits(ctx, api.AuditQuery{Detector: "nosuch"}); err == nil || !strings.Contains(err.Error(), "detector") {
+		t.Errorf("detector=nosuch: %v, want an error naming the detector", err)
+	}
+}

@@ -29,6 +29,11 @@ const maxReportDepth = 64
 // that concurrent 16 MiB uploads cannot multiply the console's memory.
 var scanParses = make(chan struct{}, 2)
 
+// scanReads bounds how many stored reports (up to scanBody each, held twice
+// while the database driver copies them) are in memory at once for GET
+// /api/v1/scans/{id}; further readers wait their turn.
+var scanReads = make(chan struct{}, 2)
+
 // parseReport reads a CI report: schema version 1, with a result, nested at
 // most maxReportDepth deep. Unknown fields are kept (newer CLIs add fields
 // without changing the version), within that depth and the body limit.
@@ -138,6 +143,12 @@ func (s *Server) listScans(w http.ResponseWriter, r *http.Request) {
 // when it was published) is written as it is, after the summary fields: the
 // answer is as large as the upload, never re-encoded or indented.
 func (s *Server) getScan(w http.ResponseWriter, r *http.Request) {
+	select {
+	case scanReads <- struct{}{}:
+		defer func() { <-scanReads }()
+	case <-r.Context().Done():
+		return
+	}
 	sc, err := s.store.Scan(r.Context(), r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no scan %q", r.PathValue("id")))

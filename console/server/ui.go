@@ -327,8 +327,10 @@ func (s *Server) protectPage(w http.ResponseWriter, r *http.Request) {
 type auditsView struct {
 	Heading, APIPath, Query, Export string
 	Kinds                           []api.AuditKind
-	Filter                          url.Values
-	Audits                          []api.Audit
+	// Detectors are the built-in detectors to filter threat audits by (runtime list only).
+	Detectors []string
+	Filter    url.Values
+	Audits    []api.Audit
 	// Next is the relative URL of the next (older) page, Newest of the
 	// first page with the same filters when this is not it.
 	Next, Newest string
@@ -349,6 +351,9 @@ func (s *Server) auditsPage(kinds []api.AuditKind, heading, apiPath string) http
 			}
 		}
 		view := auditsView{Heading: heading, APIPath: apiPath, Kinds: kinds, Filter: v, PageSizes: []int{100, 50, 500, 1000}}
+		if slices.Contains(kinds, api.AuditThreat) {
+			view.Detectors = policy.Detectors
+		}
 		if v.Get("cursor") != "" {
 			nv := url.Values{}
 			for k, vals := range v {

@@ -73,6 +73,8 @@ type AuditQuery struct {
 	Rule      string
 	Effect    policy.Effect
 	Kind      api.AuditKind // one kind among Kinds
+	// Detector keeps the threat audits of one built-in detector (api.Audit.Detector).
+	Detector string
 	// Text matches a substring of the message, case-insensitively.
 	Text string
 	// Limit is the page size (1..MaxAuditPage; 0 means DefaultAuditPage).

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/layercache"
 )
 
 // Package types: the package manager or ecosystem a package belongs to.
@@ -67,8 +68,14 @@ type Result struct {
 	OS       *OS
 	Packages []Package
 	// OwnedFiles are files an OS package installed (relative paths);
-	// language packages found in them are dropped.
+	// language packages found in them are dropped, unless Owner is in
+	// the ThirdParty list of another result.
 	OwnedFiles []string
+	// Owner names the OS package that installed OwnedFiles, when known.
+	Owner string
+	// ThirdParty names OS packages from outside the distribution, whose
+	// files do not hide the language packages in them.
+	ThirdParty []string
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -93,6 +100,14 @@ type Inventory struct {
 // Walker is the part of an image that Run needs.
 type Walker interface {
 	WalkLayers(ctx context.Context, parallel int, visit image.VisitFunc) ([]image.Kept, error)
+}
+
+// cachedWalker is an image that can keep what was learnt from its layers
+// (*image.Image opened with a layer cache).
+type cachedWalker interface {
+	WalkLayersCached(ctx context.Context, parallel int, visit image.VisitFunc, cache image.LayerCache) ([]image.Kept, error)
+	LayerCache() *layercache.Cache
+	MaxFileSize() int64
 }
 
 // ErrNotApplicable is returned by an analyzer for a file that turns out not
@@ -132,15 +147,28 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	if parallel <= 0 {
 		parallel = runtime.GOMAXPROCS(0)
 	}
-	kept, err := img.WalkLayers(ctx, parallel, func(f image.File) (any, error) {
+	visit := func(f image.File) (any, error) {
 		return analyzeFile(ctx, f, analyzers, logger)
-	})
+	}
+	var kept []image.Kept
+	var err error
+	if ci, ok := img.(cachedWalker); ok && ci.LayerCache() != nil {
+		lc := layerCache{c: ci.LayerCache(), sig: CacheSignature(analyzers, ci.MaxFileSize())}
+		kept, err = ci.WalkLayersCached(ctx, parallel, visit, lc)
+	} else {
+		kept, err = img.WalkLayers(ctx, parallel, visit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
 	inv := &Inventory{}
 	var osFrom, debPoint string
-	owned := map[string]bool{}
+	type ownership struct {
+		owner string
+		files []string
+	}
+	var owners []ownership
+	thirdParty := map[string]bool{}
 	for _, k := range kept {
 		fr, ok := k.Value.(*fileResult)
 		if !ok || fr == nil {
@@ -155,9 +183,21 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 				inv.OS, osFrom = res.OS, k.Path
 			}
 			inv.Packages = append(inv.Packages, res.Packages...)
-			for _, f := range res.OwnedFiles {
-				owned[f] = true
+			if len(res.OwnedFiles) > 0 {
+				owners = append(owners, ownership{res.Owner, res.OwnedFiles})
 			}
+			for _, n := range res.ThirdParty {
+				thirdParty[n] = true
+			}
+		}
+	}
+	owned := map[string]bool{}
+	for _, o := range owners {
+		if o.owner != "" && thirdParty[o.owner] {
+			continue
+		}
+		for _, f := range o.files {
+			owned[f] = true
 		}
 	}
 	if len(owned) > 0 {

@@ -2,12 +2,14 @@ package analyzer
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -110,6 +112,13 @@ func TestDpkgStatus(t *testing.T) {
 		{"status.d without Status", "Package: libc6\nVersion: 2.36-9+deb12u7\nSource: glibc\n", []Package{
 			{Type: TypeDpkg, Name: "libc6", Version: "2.36-9+deb12u7", SrcName: "glibc", SrcVersion: "2.36-9+deb12u7"},
 		}, ""},
+		{"unpacked and half-configured are on disk", "Package: a\nStatus: install ok unpacked\nVersion: 1\n\nPackage: b\nStatus: install ok half-configured\nVersion: 2\n\nPackage: c\nStatus: install ok triggers-pending\nVersion: 3\n\nPackage: d\nStatus: hold ok installed\nVersion: 4\n", []Package{
+			{Type: TypeDpkg, Name: "a", Version: "1", SrcName: "a", SrcVersion: "1"},
+			{Type: TypeDpkg, Name: "b", Version: "2", SrcName: "b", SrcVersion: "2"},
+			{Type: TypeDpkg, Name: "c", Version: "3", SrcName: "c", SrcVersion: "3"},
+			{Type: TypeDpkg, Name: "d", Version: "4", SrcName: "d", SrcVersion: "4"},
+		}, ""},
+		{"removed ones are not", "Package: a\nStatus: deinstall ok installed\nVersion: 1\n\nPackage: b\nStatus: purge ok installed\nVersion: 2\n\nPackage: c\nStatus: install ok not-installed\nVersion: 3\n\nPackage: d\nStatus: install ok config-files\nVersion: 4\n\nPackage: e\nStatus: garbage\nVersion: 5\n", nil, ""},
 		{"no version", "Package: x\nStatus: install ok installed\n", nil, "no Version"},
 		{"garbage line", "Package: x\nthis is not a field\n", nil, "not a field"},
 		{"bad source", "Package: x\nVersion: 1\nSource: y 2\n", nil, "malformed Source"},
@@ -153,15 +162,18 @@ func TestDpkgStatusMatchesDpkgQuery(t *testing.T) {
 	if err != nil {
 		testenv.Skip(t, "no dpkg database here: %v", err)
 	}
-	out, err := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Status} ${Package} ${Version} ${source:Package} ${source:Version}\n").Output()
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${db:Status-Want} ${db:Status-Status} ${Package} ${Version} ${source:Package} ${source:Version}\n").Output()
 	if err != nil {
 		testenv.Skip(t, "dpkg-query: %v", err)
 	}
 	var want []string
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if rest, ok := strings.CutPrefix(line, "installed "); ok {
-			want = append(want, rest)
+		want1, rest, _ := strings.Cut(line, " ")
+		state, rest, _ := strings.Cut(rest, " ")
+		if want1 == "deinstall" || want1 == "purge" || state == "not-installed" || state == "config-files" {
+			continue
 		}
+		want = append(want, rest)
 	}
 	pkgs, err := parseDpkgStatus(b)
 	if err != nil {
@@ -391,6 +403,182 @@ func TestRunDropsPackagesOwnedByOSPackages(t *testing.T) {
 	for _, unwanted := range []string{"python usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA", "gobinary usr/bin/gotool"} {
 		if where[unwanted] {
 			t.Errorf("%s is owned by a dpkg package but was reported", unwanted)
+		}
+	}
+}
+
+// TestGoBinaryExperimentVersion builds a binary with GOEXPERIMENT=jsonv2:
+// Go >= 1.26 records its version as "go1.26.x-X:jsonv2", which must still
+// give the stdlib package the toolchain's release.
+func TestGoBinaryExperimentVersion(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":  "module example.com/exp\n\ngo 1.26\n",
+		"main.go": "package main\n\nfunc main() {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, "exp")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=off", "CGO_ENABLED=0", "GOEXPERIMENT=jsonv2", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build with GOEXPERIMENT=jsonv2: %v\n%s", err, b)
+	}
+	content, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi, err := buildinfo.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(bi.GoVersion, "X:jsonv2") {
+		t.Fatalf("binary records %q, want an experiment suffix", bi.GoVersion)
+	}
+	res, err := goBinary{}.Analyze(context.Background(), Input{Path: "exp", Content: content})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := strings.TrimPrefix(runtime.Version(), "go")
+	release, _, _ = strings.Cut(release, " ")
+	release, _, _ = strings.Cut(release, "-")
+	var got string
+	for _, p := range res.Packages {
+		if p.Name == "stdlib" {
+			got = p.Version
+		}
+	}
+	if got != "v"+release {
+		t.Errorf("stdlib version = %q, want %q (binary records %q)", got, "v"+release, bi.GoVersion)
+	}
+	for in, want := range map[string]string{
+		"go1.26.0-X:jsonv2":  "1.26.0",
+		"go1.22.1 X:loopvar": "1.22.1",
+		"go1.21.5":           "1.21.5",
+		"devel go1.27-abc":   "",
+		"go":                 "",
+	} {
+		if got := goToolchainVersion(in); got != want {
+			t.Errorf("goToolchainVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// runOnFiles writes files into a root filesystem and runs every analyzer.
+func runOnFiles(t *testing.T, files map[string][]byte) *Inventory {
+	t.Helper()
+	root := t.TempDir()
+	for p, c := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im, err := image.Open(context.Background(), root, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Run(context.Background(), im, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
+func packageSet(inv *Inventory) map[string]bool {
+	got := map[string]bool{}
+	for _, p := range inv.Packages {
+		got[p.Type+" "+p.Name+"@"+p.Version+" "+p.Location.Path] = true
+	}
+	return got
+}
+
+// TestDistrolessStatusDOwnership: a distroless image has status.d/<pkg>
+// and status.d/<pkg>.md5sums but no info/*.list; the npm package a Debian
+// package installed is the Debian package's, not a second finding.
+func TestDistrolessStatusDOwnership(t *testing.T) {
+	inv := runOnFiles(t, map[string][]byte{
+		"etc/os-release":                            []byte("ID=debian\nVERSION_ID=12\n"),
+		"var/lib/dpkg/status.d/node-semver":         []byte("Package: node-semver\nVersion: 7.3.8+~7.3.9-1\nMaintainer: Debian Javascript Maintainers <pkg-javascript-devel@lists.alioth.debian.org>\nArchitecture: all\n"),
+		"var/lib/dpkg/status.d/node-semver.md5sums": []byte("0123456789abcdef0123456789abcdef  usr/share/nodejs/semver/package.json\nfedcba9876543210fedcba9876543210  usr/share/doc/node-semver/copyright\n"),
+		"usr/share/nodejs/semver/package.json":      []byte(`{"name":"semver","version":"7.3.8"}`),
+		"app/node_modules/semver/package.json":      []byte(`{"name":"semver","version":"7.3.8"}`),
+	})
+	got := packageSet(inv)
+	for _, want := range []string{
+		"dpkg node-semver@7.3.8+~7.3.9-1 var/lib/dpkg/status.d/node-semver",
+		"npm semver@7.3.8 app/node_modules/semver/package.json",
+	} {
+		if !got[want] {
+			t.Errorf("missing %s in %v", want, got)
+		}
+	}
+	if got["npm semver@7.3.8 usr/share/nodejs/semver/package.json"] {
+		t.Errorf("npm package owned by the Debian package node-semver reported too: %v", got)
+	}
+	if len(got) != 2 {
+		t.Errorf("got %d packages, want 2: %v", len(got), got)
+	}
+}
+
+// TestThirdPartyDebBundledNpm: NodeSource's nodejs .deb bundles npm and its
+// dependencies; Debian's advisories do not cover them, so they are scanned,
+// while a Debian package's bundled npm packages stay hidden.
+func TestThirdPartyDebBundledNpm(t *testing.T) {
+	status := "Package: nodejs\nStatus: install ok installed\nMaintainer: NodeSource Support <support@nodesource.com>\nArchitecture: amd64\nVersion: 20.11.0-1nodesource1\n\n" +
+		"Package: node-ip\nStatus: install ok installed\nMaintainer: Debian Javascript Maintainers <pkg-javascript-devel@lists.alioth.debian.org>\nVersion: 1.1.8-2\n\n" +
+		"Package: ubuntu-thing\nStatus: install ok installed\nMaintainer: Ubuntu Developers <ubuntu-devel-discuss@lists.ubuntu.com>\nOriginal-Maintainer: Someone <someone@example.org>\nVersion: 1.0\n"
+	inv := runOnFiles(t, map[string][]byte{
+		"etc/os-release":                                        []byte("ID=debian\nVERSION_ID=12\n"),
+		"var/lib/dpkg/status":                                   []byte(status),
+		"var/lib/dpkg/info/nodejs:amd64.list":                   []byte("/usr/lib/node_modules/npm/package.json\n/usr/lib/node_modules/npm/node_modules/ip/package.json\n"),
+		"var/lib/dpkg/info/node-ip.list":                        []byte("/usr/share/nodejs/ip/package.json\n"),
+		"var/lib/dpkg/info/ubuntu-thing.list":                   []byte("/usr/share/thing/node_modules/ms/package.json\n"),
+		"usr/lib/node_modules/npm/package.json":                 []byte(`{"name":"npm","version":"10.2.4"}`),
+		"usr/lib/node_modules/npm/node_modules/ip/package.json": []byte(`{"name":"ip","version":"2.0.0"}`),
+		"usr/share/nodejs/ip/package.json":                      []byte(`{"name":"ip","version":"1.1.8"}`),
+		"usr/share/thing/node_modules/ms/package.json":          []byte(`{"name":"ms","version":"2.0.0"}`),
+	})
+	got := packageSet(inv)
+	for _, want := range []string{
+		"npm npm@10.2.4 usr/lib/node_modules/npm/package.json",
+		"npm ip@2.0.0 usr/lib/node_modules/npm/node_modules/ip/package.json",
+		"dpkg nodejs@20.11.0-1nodesource1 var/lib/dpkg/status",
+	} {
+		if !got[want] {
+			t.Errorf("missing %s in %v", want, got)
+		}
+	}
+	for _, unwanted := range []string{
+		"npm ip@1.1.8 usr/share/nodejs/ip/package.json",
+		"npm ms@2.0.0 usr/share/thing/node_modules/ms/package.json",
+	} {
+		if got[unwanted] {
+			t.Errorf("%s is owned by a distribution package but was reported", unwanted)
+		}
+	}
+	for _, tt := range []struct {
+		maintainer, original string
+		want                 bool
+	}{
+		{"NodeSource Support <support@nodesource.com>", "", true},
+		{"Docker <support@docker.com>", "", true},
+		{"Google Cloud CLI Authors <https://code.google.com/p/google-cloud-sdk/>", "", true},
+		{"Debian Python Team <team+python@tracker.debian.org>", "", false},
+		{"Niko Tyni <ntyni@debian.org>", "", false},
+		{"Ubuntu Developers <ubuntu-devel-discuss@lists.ubuntu.com>", "Jane <jane@example.org>", false},
+		{"Someone <x@example.org>", "Debian X <debian-x@lists.debian.org>", false},
+		{"Evil <x@notdebian.org>", "", true},
+		{"", "", false},
+	} {
+		if got := thirdPartyDeb(tt.maintainer, tt.original); got != tt.want {
+			t.Errorf("thirdPartyDeb(%q, %q) = %v, want %v", tt.maintainer, tt.original, got, tt.want)
 		}
 	}
 }

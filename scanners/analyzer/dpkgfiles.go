@@ -9,35 +9,57 @@ import (
 	"strings"
 )
 
-// dpkgFiles reads the file lists of installed Debian packages
-// (var/lib/dpkg/info/*.list). Language packages found in files an OS
-// package owns (Debian's python3-yaml, a Go program shipped as a .deb) are
-// the OS package's business and are dropped from the inventory, as trivy
-// does, so that one flaw is not reported twice.
+// dpkgFiles reads the file lists of installed Debian packages: the
+// var/lib/dpkg/info/*.list files of a dpkg database, and the
+// var/lib/dpkg/status.d/*.md5sums files that distroless images carry
+// instead. Language packages found in files an OS package owns (Debian's
+// python3-yaml, a Go program shipped as a .deb) are the OS package's
+// business and are dropped from the inventory, as trivy does, so that one
+// flaw is not reported twice, unless the package comes from outside the
+// distribution (thirdPartyDeb).
 type dpkgFiles struct{}
 
 const pathDpkgInfo = "var/lib/dpkg/info"
 
 func (dpkgFiles) Type() string { return "dpkg-files" }
-func (dpkgFiles) Version() int { return 1 }
+func (dpkgFiles) Version() int { return 2 }
 
 func (dpkgFiles) Required(p string, _ fs.FileInfo) bool {
-	return path.Dir(p) == pathDpkgInfo && strings.HasSuffix(p, ".list")
+	switch path.Dir(p) {
+	case pathDpkgInfo:
+		return strings.HasSuffix(p, ".list")
+	case pathDpkgStatusD:
+		return strings.HasSuffix(p, ".md5sums")
+	}
+	return false
 }
 
 func (dpkgFiles) Analyze(_ context.Context, in Input) (*Result, error) {
+	md5sums := strings.HasSuffix(in.Path, ".md5sums")
 	var owned []string
 	sc := bufio.NewScanner(bytes.NewReader(in.Content))
 	sc.Buffer(make([]byte, 0, 64<<10), maxDpkgLine)
 	for sc.Scan() {
-		if p := ownedPath(sc.Text()); p != "" {
+		line := sc.Text()
+		if md5sums {
+			// "<md5>  <path relative to />"
+			_, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if !ok {
+				continue
+			}
+			line = rest
+		}
+		if p := ownedPath(line); p != "" {
 			owned = append(owned, p)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
-	return &Result{OwnedFiles: owned}, nil
+	owner := path.Base(in.Path)
+	owner = strings.TrimSuffix(strings.TrimSuffix(owner, ".list"), ".md5sums")
+	owner, _, _ = strings.Cut(owner, ":") // "libc6:amd64.list"
+	return &Result{OwnedFiles: owned, Owner: owner}, nil
 }
 
 // ownedPath turns an absolute path from a package manager's file list into
@@ -54,6 +76,7 @@ func ownedPath(line string) string {
 // file they were found in.
 var languageTypes = map[string]bool{
 	TypeGoBinary: true,
+	TypeGoMod:    true,
 	TypeNpm:      true,
 	TypePython:   true,
 	TypeJar:      true,

@@ -14,7 +14,7 @@ import (
 type goBinary struct{}
 
 func (goBinary) Type() string { return TypeGoBinary }
-func (goBinary) Version() int { return 1 }
+func (goBinary) Version() int { return 2 }
 
 func (goBinary) Required(_ string, info fs.FileInfo) bool {
 	return info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 && info.Size() > 4
@@ -46,9 +46,7 @@ func (goBinary) Analyze(_ context.Context, in Input) (*Result, error) {
 	}
 	loc := Location{Layer: in.Layer, Path: in.Path}
 	var pkgs []Package
-	if v, ok := strings.CutPrefix(bi.GoVersion, "go"); ok && v != "" {
-		// Drop experiment suffixes such as "1.22.1 X:loopvar".
-		v, _, _ = strings.Cut(v, " ")
+	if v := goToolchainVersion(bi.GoVersion); v != "" {
 		pkgs = append(pkgs, Package{Type: TypeGoBinary, Name: "stdlib", Version: "v" + v, Location: loc})
 	}
 	if bi.Main.Path != "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -68,4 +66,21 @@ func (goBinary) Analyze(_ context.Context, in Input) (*Result, error) {
 		return nil, fmt.Errorf("go binary %s: build info names no module", in.Path)
 	}
 	return &Result{Packages: pkgs}, nil
+}
+
+// goToolchainVersion returns the release of the toolchain that built a
+// binary ("1.26.0") from its recorded version, without the experiment
+// suffix: "go1.22.1 X:loopvar" (Go < 1.26) and "go1.26.0-X:jsonv2"
+// (Go >= 1.26). It returns "" for a devel toolchain or an empty version.
+func goToolchainVersion(s string) string {
+	v, ok := strings.CutPrefix(s, "go")
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, " ")
+	v, _, _ = strings.Cut(v, "-X:")
+	if v == "" || strings.HasPrefix(v, "devel") {
+		return ""
+	}
+	return v
 }

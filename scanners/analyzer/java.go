@@ -27,7 +27,7 @@ const (
 )
 
 func (javaArchive) Type() string { return TypeJar }
-func (javaArchive) Version() int { return 1 }
+func (javaArchive) Version() int { return 2 }
 
 func isJavaArchive(name string) bool {
 	switch strings.ToLower(path.Ext(name)) {
@@ -96,7 +96,7 @@ func parseJavaArchive(loc string, content []byte, depth int) ([]Package, error) 
 		}
 	}
 	if len(pkgs) == 0 {
-		if p, ok := javaFromManifest(manifest); ok {
+		if p, ok := javaFromManifest(manifest, path.Base(loc)); ok {
 			p.Location = Location{Path: loc}
 			pkgs = append(pkgs, p)
 		} else if p, ok := javaFromFileName(path.Base(loc)); ok {
@@ -170,32 +170,32 @@ func parseJarManifest(b []byte) map[string]string {
 	return out
 }
 
-func javaFromManifest(m map[string]string) (Package, bool) {
+// javaFromManifest names an archive from its manifest, only when the
+// manifest is sure of the Maven coordinates: Maven's archiver writes the
+// groupId as Implementation-Vendor-Id and the project's name (the
+// artifactId unless the POM names it) as Implementation-Title. The
+// coordinates are taken only when the title and Implementation-Version
+// agree with the file name ("<artifactId>-<version>.jar"), the archiver's
+// defaults left alone. Other headers are not group IDs: the
+// Bundle-SymbolicName "org.apache.tomcat-embed-websocket" belongs to the
+// group org.apache.tomcat.embed, the Automatic-Module-Name
+// "com.fasterxml.jackson.databind" to com.fasterxml.jackson.core, and
+// Apache Commons jars say "Implementation-Vendor-Id: org.apache" whatever
+// their group. A wrong group can never match an advisory, so the archive
+// is better listed under its file name (javaFromFileName).
+func javaFromManifest(m map[string]string, fileName string) (Package, bool) {
 	if m == nil {
 		return Package{}, false
 	}
-	version := firstOf(m, "Implementation-Version", "Bundle-Version", "Specification-Version")
-	artifact := firstOf(m, "Implementation-Title", "Bundle-Name", "Specification-Title")
-	group := firstOf(m, "Implementation-Vendor-Id", "Automatic-Module-Name")
-	if sym := m["Bundle-SymbolicName"]; group == "" && sym != "" {
-		sym, _, _ = strings.Cut(sym, ";")
-		if i := strings.LastIndexByte(sym, '.'); i > 0 {
-			group, artifact = sym[:i], sym[i+1:]
-		}
-	}
-	if group == "" || artifact == "" || version == "" || strings.ContainsAny(artifact, " :") {
+	group, title, version := m["Implementation-Vendor-Id"], m["Implementation-Title"], m["Implementation-Version"]
+	if group == "" || title == "" || version == "" || strings.ContainsAny(group, " :/") {
 		return Package{}, false
 	}
-	return Package{Type: TypeJar, Name: group + ":" + artifact, Version: version}, true
-}
-
-func firstOf(m map[string]string, keys ...string) string {
-	for _, k := range keys {
-		if v := m[k]; v != "" {
-			return v
-		}
+	fromName, ok := javaFromFileName(fileName)
+	if !ok || fromName.Name != title || fromName.Version != version {
+		return Package{}, false
 	}
-	return ""
+	return Package{Type: TypeJar, Name: group + ":" + title, Version: version}, true
 }
 
 // jarFileName matches "artifact-1.2.3.jar" style names.

@@ -48,6 +48,16 @@ func TestJavaArchive(t *testing.T) {
 	snakeyaml := zipOf(t, map[string][]byte{
 		"META-INF/MANIFEST.MF": []byte("Manifest-Version: 1.0\nImplementation-Title: snakeyaml\nImplementation-Vendor-Id: org.yaml\nImplementation-Version: 1.29\n"),
 	})
+	// tomcat-embed-websocket's real manifest: nothing in it is the group
+	// (org.apache.tomcat.embed).
+	tomcat := zipOf(t, map[string][]byte{
+		"META-INF/MANIFEST.MF": []byte("Manifest-Version: 1.0\r\nAutomatic-Module-Name: org.apache.tomcat.embed.websocket\r\nBundle-Name: tomcat-embed-websocket\r\nBundle-SymbolicName: org.apache.tomcat-embed-websocket\r\nBundle-Version: 9.0.83\r\nImplementation-Title: Apache Tomcat\r\nImplementation-Vendor: Apache Software Foundation\r\nImplementation-Version: 9.0.83\r\n\r\n"),
+	})
+	// Apache Commons set Implementation-Vendor-Id to org.apache whatever
+	// the group.
+	commonsIO := zipOf(t, map[string][]byte{
+		"META-INF/MANIFEST.MF": []byte("Manifest-Version: 1.0\nImplementation-Title: Apache Commons IO\nImplementation-Vendor-Id: org.apache\nImplementation-Version: 2.7\nBundle-SymbolicName: org.apache.commons.io\n"),
+	})
 	bare := zipOf(t, map[string][]byte{"x.class": []byte("\xca\xfe")})
 	app := zipOf(t, map[string][]byte{
 		"META-INF/maven/com.example/shop/pom.properties":                    pom("com.example", "shop", "0.1.0"),
@@ -56,6 +66,8 @@ func TestJavaArchive(t *testing.T) {
 		"BOOT-INF/lib/guava-31.0.1-jre.jar":                                 guava,
 		"BOOT-INF/lib/snakeyaml-1.29.jar":                                   snakeyaml,
 		"BOOT-INF/lib/mystery-2.3.4.jar":                                    bare,
+		"BOOT-INF/lib/tomcat-embed-websocket-9.0.83.jar":                    tomcat,
+		"BOOT-INF/lib/commons-io-2.7.jar":                                   commonsIO,
 		"BOOT-INF/lib/broken.jar":                                           []byte("not a zip"),
 	})
 	a := javaArchive{}
@@ -73,11 +85,13 @@ func TestJavaArchive(t *testing.T) {
 	sort.Strings(got)
 	want := []string{
 		"com.example:shop@0.1.0 srv/app.jar sha256:l",
-		"com.google.guava:guava@31.0.1.jre srv/app.jar/BOOT-INF/lib/guava-31.0.1-jre.jar sha256:l",
+		"commons-io@2.7 srv/app.jar/BOOT-INF/lib/commons-io-2.7.jar sha256:l",
+		"guava@31.0.1-jre srv/app.jar/BOOT-INF/lib/guava-31.0.1-jre.jar sha256:l",
 		"mystery@2.3.4 srv/app.jar/BOOT-INF/lib/mystery-2.3.4.jar sha256:l",
 		"org.apache.commons:commons-text@1.9 srv/app.jar/BOOT-INF/lib/commons-text-1.9.jar sha256:l",
 		"org.apache.logging.log4j:log4j-core@2.14.1 srv/app.jar sha256:l",
 		"org.yaml:snakeyaml@1.29 srv/app.jar/BOOT-INF/lib/snakeyaml-1.29.jar sha256:l",
+		"tomcat-embed-websocket@9.0.83 srv/app.jar/BOOT-INF/lib/tomcat-embed-websocket-9.0.83.jar sha256:l",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)

@@ -23,6 +23,7 @@ func All() []Analyzer {
 // them out of image scans by default).
 var lockfiles = []Analyzer{
 	npmLock{},
+	goMod{},
 }
 
 // Lockfiles returns the opt-in lock file analyzers, to add to All().

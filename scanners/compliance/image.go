@@ -109,8 +109,26 @@ type imageState struct {
 
 // CheckImage walks img once and runs the image checks. Files that cannot be
 // read are skipped by the walk with a warning; an unreadable image is an error.
+// An image opened with a layer cache is walked through it: what the checks
+// need from each file (mode, size, whether a key file holds a private key)
+// is kept per layer, and a cached layer is not read again.
 func CheckImage(ctx context.Context, img *image.Image, in ImageInput) ([]Finding, error) {
 	st := &imageState{caches: map[string]int{}, custom: in.Custom, customHits: make([]string, len(in.Custom))}
+	if c := img.LayerCache(); c != nil && img.Kind != image.KindRootFS {
+		lc := factCache{c: c, sig: fmt.Sprintf("%s;max=%d", factFormat, img.MaxFileSize())}
+		kept, err := img.WalkLayersCached(ctx, 1, func(f image.File) (any, error) {
+			return factOf(f), nil
+		}, lc)
+		if err != nil {
+			return nil, fmt.Errorf("compliance checks: %w", err)
+		}
+		for _, k := range kept {
+			if fact, ok := k.Value.(fileFact); ok {
+				st.observeFact(k.Path, fact)
+			}
+		}
+		return st.findings(in), nil
+	}
 	err := img.Walk(ctx, func(f image.File) error {
 		return st.observe(f)
 	})
@@ -120,8 +138,40 @@ func CheckImage(ctx context.Context, img *image.Image, in ImageInput) ([]Finding
 	return st.findings(in), nil
 }
 
-func (st *imageState) observe(f image.File) error {
+// fileFact is what the image checks need from one regular file.
+type fileFact struct {
+	Mode fs.FileMode
+	Size int64
+	// PrivateKey is set for a key file (by extension) holding a private key.
+	PrivateKey bool
+}
+
+// factOf reads what the checks need from f: its mode and size, and the
+// content of a small key file outside usr/share (not of a credential file,
+// which is a finding by its name).
+func factOf(f image.File) fileFact {
 	p := f.Path
+	fact := fileFact{Mode: f.Info.Mode(), Size: f.Info.Size()}
+	for _, cf := range credentialFiles {
+		if p == cf || strings.HasSuffix(p, "/"+cf) {
+			return fact
+		}
+	}
+	if slices.Contains(keyExtensions, strings.ToLower(path.Ext(p))) && f.Info.Size() < 1<<20 && !strings.HasPrefix(p, "usr/share/") {
+		b, err := f.ReadAll()
+		if err == nil && bytes.Contains(b, privateKeyHeader) {
+			fact.PrivateKey = true
+		}
+	}
+	return fact
+}
+
+func (st *imageState) observe(f image.File) error {
+	st.observeFact(f.Path, factOf(f))
+	return nil
+}
+
+func (st *imageState) observeFact(p string, fact fileFact) {
 	for i, c := range st.custom {
 		glob := c.FileExists + c.FileAbsent // one of them is set
 		if glob != "" && st.customHits[i] == "" {
@@ -130,7 +180,7 @@ func (st *imageState) observe(f image.File) error {
 			}
 		}
 	}
-	mode := f.Info.Mode()
+	mode := fact.Mode
 	if mode&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
 		st.setuid = append(st.setuid, "/"+p)
 	}
@@ -148,19 +198,12 @@ func (st *imageState) observe(f image.File) error {
 	for _, cf := range credentialFiles {
 		if p == cf || strings.HasSuffix(p, "/"+cf) {
 			st.secretFiles = append(st.secretFiles, "/"+p)
-			return nil
+			return
 		}
 	}
-	if slices.Contains(keyExtensions, strings.ToLower(path.Ext(p))) && f.Info.Size() < 1<<20 && !strings.HasPrefix(p, "usr/share/") {
-		b, err := f.ReadAll()
-		if err != nil {
-			return nil // unreadable content is not a finding; the walk logs size skips
-		}
-		if bytes.Contains(b, privateKeyHeader) {
-			st.secretFiles = append(st.secretFiles, "/"+p)
-		}
+	if fact.PrivateKey {
+		st.secretFiles = append(st.secretFiles, "/"+p)
 	}
-	return nil
 }
 
 func hasAnyPrefix(p string, prefixes []string) bool {

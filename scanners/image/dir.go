@@ -12,12 +12,19 @@ import (
 )
 
 // walkDir walks a root filesystem directory. Symbolic links are not
-// followed; directories in skip (relative, slash-separated) are not entered.
+// followed; directories in skip (relative, slash-separated) and mount
+// points of kernel filesystems (proc, sysfs, cgroup, ...: specialMount)
+// are not entered.
 func walkDir(ctx context.Context, root string, max int64, skip map[string]bool, logger *slog.Logger, fn WalkFunc) error {
+	rootDev := deviceOf(root)
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrPermission) {
 				logger.Warn("skipping unreadable path", "path", p, "err", err)
+				return nil
+			}
+			if errors.Is(err, fs.ErrNotExist) && p != root {
+				// Removed while the walk ran (a live root filesystem).
 				return nil
 			}
 			return fmt.Errorf("walk rootfs %s: %w", root, err)
@@ -27,6 +34,12 @@ func walkDir(ctx context.Context, root string, max int64, skip map[string]bool, 
 		}
 		if d.IsDir() && len(skip) > 0 {
 			if rel, err := filepath.Rel(root, p); err == nil && skip[filepath.ToSlash(rel)] {
+				return filepath.SkipDir
+			}
+		}
+		if d.IsDir() && p != root {
+			if fsName, ok := specialMount(p, rootDev); ok {
+				logger.Debug("not entering a kernel filesystem", "path", p, "fs", fsName)
 				return filepath.SkipDir
 			}
 		}

@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/taskguard/taskguard/scanners/layercache"
 )
 
 // Kind names where an image comes from.
@@ -62,6 +64,9 @@ type Options struct {
 	// "proc") whose subtrees a root filesystem walk does not enter; used to
 	// inventory a running container's own "/" without /proc, /sys or /dev.
 	SkipDirs []string
+	// Cache keeps what analysers learnt from each layer between scans
+	// (analyzer.Run uses it); nil means no layer cache.
+	Cache *layercache.Cache
 }
 
 // Image is an opened image: either an OCI image (registry, tarball, layout)
@@ -77,14 +82,17 @@ type Image struct {
 
 	img v1.Image
 	dir string
-	// tarPath and tarLayers locate the layers of a docker archive, read
-	// straight from the archive (ggcr would recompress uncompressed ones).
+	// tarPath, tarOpen and tarLayers locate the layers of a docker
+	// archive, read straight from the archive (ggcr would recompress
+	// uncompressed ones).
 	tarPath   string
+	tarOpen   opener
 	tarLayers []string
 	max       int64
 	maxLayer  int64
 	logger    *slog.Logger
 	skip      map[string]bool
+	cache     *layercache.Cache
 }
 
 // ErrNotFound is returned when the reference names nothing that can be read.
@@ -96,7 +104,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if kind == "" {
 		kind = guessKind(ref)
 	}
-	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger}
+	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger, cache: opts.Cache}
 	if im.max <= 0 {
 		im.max = DefaultMaxFileSize
 	}
@@ -122,10 +130,11 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		}
 		return im, nil
 	case KindTarball:
-		im.img, err = openTarball(ref)
+		var open opener
+		im.img, open, err = openTarball(ref, im.layerLimit())
 		if err == nil {
-			im.tarPath = ref
-			im.tarLayers = archiveLayers(ref)
+			im.tarPath, im.tarOpen = ref, open
+			im.tarLayers = archiveLayers(open)
 		}
 	case KindLayout:
 		im.img, err = openLayout(ref, opts.Platform)
@@ -150,6 +159,16 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	}
 	// A docker-archive's manifest digest needs a hash of every compressed
 	// layer: computed beside the walk, which reads the same layers anyway.
+	// With a layer cache, the digest of an archive file seen before (same
+	// device, inode, size, modification and change times) is remembered,
+	// so that a re-scan of the same file reads no layer at all.
+	memoKey := archiveMemoKey(ref)
+	if im.cache != nil && memoKey != "" {
+		if b, ok, err := im.cache.Get(memoKey); err == nil && ok && strings.HasPrefix(string(b), "sha256:") {
+			im.digest = string(b)
+			return im, nil
+		}
+	}
 	im.digestDone = make(chan struct{})
 	go func() {
 		defer close(im.digestDone)
@@ -159,9 +178,21 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			return
 		}
 		im.digest = d.String()
+		if im.cache != nil && memoKey != "" {
+			if err := im.cache.Put(memoKey, []byte(im.digest)); err != nil {
+				im.logger.Warn("could not remember the archive's digest", "err", err)
+			}
+		}
 	}()
 	return im, nil
 }
+
+// LayerCache returns the layer cache the image was opened with, or nil.
+func (im *Image) LayerCache() *layercache.Cache { return im.cache }
+
+// MaxFileSize returns the largest file content a walk hands out: what is
+// learnt from a layer depends on it.
+func (im *Image) MaxFileSize() int64 { return im.max }
 
 // Digest returns the image's manifest digest ("sha256:..."), empty for a root
 // filesystem. For a tarball it is computed in the background from Open on,
@@ -173,9 +204,55 @@ func (im *Image) Digest() (string, error) {
 	return im.digest, im.digestErr
 }
 
+// LocalPath reports whether ref can only be a local path, never a registry
+// reference: it starts with "/", "." or "~", or it has no ":" (no tag,
+// no port) and ends like an archive (.tar, .tar.gz, .tgz, .tar.zst).
+func LocalPath(ref string) bool {
+	for _, p := range []string{"/", ".", "~"} {
+		if strings.HasPrefix(ref, p) {
+			return true
+		}
+	}
+	if strings.Contains(ref, ":") {
+		return false
+	}
+	for _, s := range []string{".tar", ".tar.gz", ".tgz", ".tar.zst"} {
+		if strings.HasSuffix(strings.ToLower(ref), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckSource returns a clear error when ref is a local source (kind
+// tarball, OCI layout or rootfs, or a path by LocalPath when kind is
+// empty) that does not exist, so that a command can say so before it
+// touches the vulnerability DB or a registry.
+func CheckSource(ref string, kind Kind) error {
+	switch kind {
+	case KindRegistry:
+		return nil
+	case "":
+		if !LocalPath(ref) {
+			return nil
+		}
+	}
+	if _, err := os.Stat(ref); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("image %s: no such file or directory (a local image path; a registry reference looks like registry.example.com/app:1.0): %w", ref, ErrNotFound)
+		}
+		return fmt.Errorf("image %s: %w", ref, err)
+	}
+	return nil
+}
+
 func guessKind(ref string) Kind {
 	st, err := os.Stat(ref)
 	switch {
+	case err != nil && LocalPath(ref):
+		// Reported by openTarball as a missing file, not a registry pull
+		// of "./nope.tar".
+		return KindTarball
 	case err != nil:
 		return KindRegistry
 	case !st.IsDir():
@@ -187,15 +264,28 @@ func guessKind(ref string) Kind {
 	return KindRootFS
 }
 
-func openTarball(path string) (v1.Image, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("open tarball %s: %w", path, err)
+// openTarball opens a docker archive, plain or compressed as a whole
+// (docker save | gzip), and returns the image and an opener of the plain
+// archive.
+func openTarball(path string, max int64) (v1.Image, opener, error) {
+	if err := CheckSource(path, KindTarball); err != nil {
+		return nil, nil, err
 	}
-	img, err := tarball.ImageFromPath(path, nil)
+	open := fileOpener(path)
+	compressed, err := compressedArchive(path)
 	if err != nil {
-		return nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull): %w", path, err)
+		return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
 	}
-	return img, nil
+	if compressed {
+		if open, err = unpackArchive(path, max); err != nil {
+			return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
+		}
+	}
+	img, err := tarball.Image(tarball.Opener(open), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull, plain or gzip/zstd-compressed): %w", path, err)
+	}
+	return img, open, nil
 }
 
 func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
@@ -337,7 +427,7 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 		}
 		open := l.Compressed
 		if len(im.tarLayers) == len(layers) {
-			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
+			open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarOpen, im.tarPath, im.tarLayers[i]) }
 		}
 		if err := walkLayer(ctx, fl, id.String(), open, im.layerLimit(), fn); err != nil {
 			return fmt.Errorf("image %s: %w", im.Name, err)

@@ -384,18 +384,69 @@ func TestDockerSaveArchive(t *testing.T) {
 		{name: "aaa/layer.tar", body: string(tarBytes(t, lowerLayer))},
 		{name: "bbb/layer.tar", body: string(tarBytes(t, upperLayer))},
 	}
-	path := filepath.Join(t.TempDir(), "saved.tar")
-	if err := os.WriteFile(path, tarBytes(t, entries), 0o644); err != nil {
+	plain := tarBytes(t, entries)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(plain); err != nil {
 		t.Fatal(err)
 	}
-	im, err := Open(context.Background(), path, Options{})
-	if err != nil {
+	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(im.tarLayers) != 2 {
-		t.Fatalf("archive layers = %v", im.tarLayers)
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{{"saved.tar", plain}, {"image.tar.gz", gz.Bytes()}} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tt.name)
+			if err := os.WriteFile(path, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			im, err := Open(context.Background(), path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if im.Kind != KindTarball || len(im.tarLayers) != 2 {
+				t.Fatalf("kind %s, archive layers = %v", im.Kind, im.tarLayers)
+			}
+			assertFiles(t, collect(t, im), wantFlat)
+			got := collectLayers(t, im, 2)
+			assertFiles(t, got, wantFlat)
+			if _, err := im.Digest(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-	assertFiles(t, collect(t, im), wantFlat)
+}
+
+// TestMissingLocalPath: a path that does not exist is a missing file, not a
+// registry pull of "./nope.tar".
+func TestMissingLocalPath(t *testing.T) {
+	dir := t.TempDir()
+	for _, ref := range []string{"./nope.tar", filepath.Join(dir, "nope.tar"), "nope.tar.gz", "../x/image.tar", filepath.Join(dir, "rootfs")} {
+		t.Run(ref, func(t *testing.T) {
+			if err := CheckSource(ref, ""); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no such file") {
+				t.Errorf("CheckSource: err = %v, want a missing file", err)
+			}
+			_, err := Open(context.Background(), ref, Options{})
+			if err == nil || !strings.Contains(err.Error(), "no such file") || strings.Contains(err.Error(), "https://") {
+				t.Errorf("Open: err = %v, want a missing file", err)
+			}
+		})
+	}
+	for _, kind := range []Kind{KindTarball, KindLayout, KindRootFS} {
+		if err := CheckSource("registry.example.com/app:1", kind); !errors.Is(err, ErrNotFound) {
+			t.Errorf("CheckSource(%s): err = %v, want a missing file", kind, err)
+		}
+	}
+	for _, ref := range []string{"alpine", "registry.example.com/app:1.0", "localhost:5000/x/y:1.tar"} {
+		if LocalPath(ref) {
+			t.Errorf("LocalPath(%q) = true, want a registry reference", ref)
+		}
+		if err := CheckSource(ref, ""); err != nil {
+			t.Errorf("CheckSource(%q) = %v", ref, err)
+		}
+	}
 }
 
 func TestPlatformFromIndex(t *testing.T) {

@@ -35,6 +35,14 @@ type Kept struct {
 // read at most once, inside visit; nothing but the kept values and the
 // layers' path lists stay in memory.
 func (im *Image) WalkLayers(ctx context.Context, parallel int, visit VisitFunc) ([]Kept, error) {
+	return im.WalkLayersCached(ctx, parallel, visit, nil)
+}
+
+// WalkLayersCached is WalkLayers with a cache of layer indexes: a layer
+// whose index cache holds (by diff ID) is not read at all, and the index
+// of every layer read is stored. The values visit keeps must be what
+// cache can store. A root filesystem is walked without the cache.
+func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit VisitFunc, cache LayerCache) ([]Kept, error) {
 	if im.img == nil {
 		var kept []Kept
 		err := walkDir(ctx, im.dir, im.max, im.skip, im.logger, func(f File) error {
@@ -46,34 +54,66 @@ func (im *Image) WalkLayers(ctx context.Context, parallel int, visit VisitFunc) 
 		})
 		return kept, err
 	}
-	layers, err := im.img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("image %s: layers: %w", im.Name, err)
-	}
+	var layers []v1.Layer
 	var diffIDs []v1.Hash
-	if cf, err := im.img.ConfigFile(); err == nil && cf != nil && len(cf.RootFS.DiffIDs) == len(layers) {
+	cf, cfErr := im.img.ConfigFile()
+	if cfErr == nil && cf != nil && len(im.tarLayers) > 0 && len(cf.RootFS.DiffIDs) == len(im.tarLayers) {
+		// A docker archive's layers are read straight from the archive, by
+		// the config's diff IDs: asking ggcr for its layers would hash
+		// every layer blob (for the manifest) even when the cache holds
+		// them all.
 		diffIDs = cf.RootFS.DiffIDs
+	} else {
+		var err error
+		if layers, err = im.img.Layers(); err != nil {
+			return nil, fmt.Errorf("image %s: layers: %w", im.Name, err)
+		}
+		if cfErr == nil && cf != nil && len(cf.RootFS.DiffIDs) == len(layers) {
+			diffIDs = cf.RootFS.DiffIDs
+		}
+	}
+	n := len(layers)
+	if layers == nil {
+		n = len(diffIDs)
 	}
 	if parallel < 1 {
 		parallel = 1
 	}
-	indexes := make([]*layerIndex, len(layers))
+	indexes := make([]*LayerIndex, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
-	for i, l := range layers {
+	for i := range n {
 		g.Go(func() error {
 			var id v1.Hash
 			var err error
 			if diffIDs != nil {
 				id = diffIDs[i]
-			} else if id, err = l.DiffID(); err != nil {
+			} else if id, err = layers[i].DiffID(); err != nil {
 				return fmt.Errorf("layer %d: diff id: %w", i, err)
 			}
-			open := l.Compressed
-			if len(im.tarLayers) == len(layers) {
-				open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarPath, im.tarLayers[i]) }
+			var open func() (io.ReadCloser, error)
+			if len(im.tarLayers) == n {
+				open = func() (io.ReadCloser, error) { return openArchiveEntry(im.tarOpen, im.tarPath, im.tarLayers[i]) }
+			} else {
+				open = layers[i].Compressed
+			}
+			if cache != nil {
+				idx, err := cache.Load(id.String())
+				if err != nil {
+					im.logger.Warn("layer cache entry unusable; reading the layer again", "layer", id.String(), "err", err)
+				}
+				if idx != nil {
+					idx.id = id.String()
+					indexes[i] = idx
+					return nil
+				}
 			}
 			indexes[i], err = indexLayerBlob(gctx, id.String(), open, im.max, im.layerLimit(), im.logger, visit)
+			if err == nil && cache != nil {
+				if err := cache.Store(id.String(), indexes[i]); err != nil {
+					im.logger.Warn("could not store a layer in the layer cache", "layer", id.String(), "err", err)
+				}
+			}
 			return err
 		})
 	}
@@ -88,22 +128,36 @@ func (im *Image) WalkLayers(ctx context.Context, parallel int, visit VisitFunc) 
 	return kept, nil
 }
 
-// layerIndex is what one layer holds, in tar order, with the values kept
-// for its files.
-type layerIndex struct {
-	id        string
-	entries   []indexEntry
-	whiteouts []string
-	opaques   []string
+// LayerIndex is what one layer holds, in tar order, with the values a
+// VisitFunc kept for its files: all a walk needs to lay the layer under
+// the upper ones without reading it again.
+type LayerIndex struct {
+	id string
+	// Entries are the layer's files, directories and links.
+	Entries []IndexEntry
+	// Whiteouts are the paths the layer removes from lower layers.
+	Whiteouts []string
+	// Opaques are the directories whose lower-layer content it hides.
+	Opaques []string
 }
 
-type indexEntry struct {
-	path  string
-	isDir bool
-	kept  any
+// IndexEntry is one entry of a layer.
+type IndexEntry struct {
+	Path string
+	Dir  bool
+	// Kept is the value VisitFunc returned for a regular file, or nil.
+	Kept any
 }
 
-func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, error), max, maxLayer int64, logger *slog.Logger, visit VisitFunc) (*layerIndex, error) {
+// LayerCache keeps layer indexes between walks. Load returns nil and no
+// error for a layer it does not hold; an error (a corrupt entry) makes
+// the walk read the layer again, and is passed to the walk's logger.
+type LayerCache interface {
+	Load(diffID string) (*LayerIndex, error)
+	Store(diffID string, idx *LayerIndex) error
+}
+
+func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, error), max, maxLayer int64, logger *slog.Logger, visit VisitFunc) (*LayerIndex, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", id, err)
@@ -129,8 +183,8 @@ func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, 
 
 // indexLayer reads one uncompressed layer: its entries, whiteouts and
 // opaque markers, and the values visit keeps for its regular files.
-func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *slog.Logger, visit VisitFunc) (*layerIndex, error) {
-	idx := &layerIndex{id: id}
+func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *slog.Logger, visit VisitFunc) (*LayerIndex, error) {
+	idx := &LayerIndex{id: id}
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -156,17 +210,17 @@ func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *
 			dir = "."
 		}
 		if base == opaqueMarker {
-			idx.opaques = append(idx.opaques, dir)
+			idx.Opaques = append(idx.Opaques, dir)
 			continue
 		}
 		if strings.HasPrefix(base, whiteoutPrefix) {
 			target := path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
 			if _, ok := cleanPath(target); ok {
-				idx.whiteouts = append(idx.whiteouts, target)
+				idx.Whiteouts = append(idx.Whiteouts, target)
 			}
 			continue
 		}
-		e := indexEntry{path: p, isDir: hdr.Typeflag == tar.TypeDir}
+		e := IndexEntry{Path: p, Dir: hdr.Typeflag == tar.TypeDir}
 		if hdr.Typeflag == tar.TypeReg {
 			if hdr.Size < 0 {
 				return nil, fmt.Errorf("layer %s: entry %s has a negative size", id, hdr.Name)
@@ -178,35 +232,35 @@ func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *
 			case err != nil:
 				return nil, err
 			default:
-				e.kept = v
+				e.Kept = v
 			}
 		}
-		idx.entries = append(idx.entries, e)
+		idx.Entries = append(idx.Entries, e)
 	}
 }
 
 // apply lays one layer's index under what the upper layers made, and
 // appends the kept values of its visible files to kept.
-func (f *flattener) apply(idx *layerIndex, kept []Kept) []Kept {
-	for _, e := range idx.entries {
-		if f.hidden(e.path) {
+func (f *flattener) apply(idx *LayerIndex, kept []Kept) []Kept {
+	for _, e := range idx.Entries {
+		if f.hidden(e.Path) {
 			continue
 		}
-		if _, ok := f.seen[e.path]; ok {
+		if _, ok := f.seen[e.Path]; ok {
 			continue
 		}
-		f.seen[e.path] = e.isDir
-		if e.kept != nil {
-			kept = append(kept, Kept{Path: e.path, Layer: idx.id, Value: e.kept})
+		f.seen[e.Path] = e.Dir
+		if e.Kept != nil {
+			kept = append(kept, Kept{Path: e.Path, Layer: idx.id, Value: e.Kept})
 		}
 	}
-	for _, w := range idx.whiteouts {
+	for _, w := range idx.Whiteouts {
 		f.whiteout[w] = true
 		if _, ok := f.seen[w]; !ok {
 			f.seen[w] = false
 		}
 	}
-	for _, o := range idx.opaques {
+	for _, o := range idx.Opaques {
 		f.opaque[o] = true
 	}
 	return kept

@@ -159,7 +159,7 @@ func FuzzFlattenDifferential(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		var idx []*layerIndex
+		var idx []*LayerIndex
 		for i, l := range layers {
 			x, err := indexLayer(context.Background(), fmt.Sprint(i), bytes.NewReader(l), 1<<16, logger, func(f File) (any, error) { return read(f) })
 			if err != nil {

@@ -103,16 +103,8 @@ func Opened(ctx context.Context, img *image.Image, db *vulndb.DB, opts Options) 
 	if logger == nil {
 		logger = slog.Default()
 	}
-	now := time.Now
-	if opts.Now != nil {
-		now = opts.Now
-	}
 	ref := img.Name
 	inv, err := analyzer.Run(ctx, img, analyzer.Options{Analyzers: opts.Analyzers, Parallel: opts.Parallel, Logger: logger})
-	if err != nil {
-		return nil, fmt.Errorf("scan %s: %w", ref, err)
-	}
-	res, err := vuln.Detect(ctx, db, inv, logger)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)
 	}
@@ -120,12 +112,35 @@ func Opened(ctx context.Context, img *image.Image, db *vulndb.DB, opts Options) 
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)
 	}
+	return Inventory(ctx, Artifact{Name: ref, Kind: img.Kind, Digest: digest}, inv, db, opts)
+}
+
+// KindSBOM is the artifact kind of a scan of an SBOM's packages.
+const KindSBOM image.Kind = "sbom"
+
+// Inventory matches packages found elsewhere (an SBOM, an inventory made
+// before) against db; art names what they came from (its OS is taken
+// from inv).
+func Inventory(ctx context.Context, art Artifact, inv *analyzer.Inventory, db *vulndb.DB, opts Options) (*Report, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	res, err := vuln.Detect(ctx, db, inv, logger)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", art.Name, err)
+	}
+	art.OS = inv.OS
 	meta := db.Metadata()
 	r := &Report{
 		SchemaVersion: SchemaVersion,
 		Tool:          Tool{Name: "taskguard", Version: opts.ToolVersion},
 		CreatedAt:     now().UTC(),
-		Artifact:      Artifact{Name: ref, Kind: img.Kind, Digest: digest, OS: inv.OS},
+		Artifact:      art,
 		DB:            DBInfo{SchemaVersion: meta.Version, UpdatedAt: meta.UpdatedAt, NextUpdate: meta.NextUpdate, DownloadedAt: meta.DownloadedAt},
 		Findings:      res.Findings,
 		Packages:      inv.Packages,

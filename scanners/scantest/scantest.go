@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -395,4 +396,67 @@ func DBArtifact(t testing.TB, dir string, mt types.MediaType) v1.Image {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// SpoilLayers copies the docker archive at src to dst with every layer
+// blob replaced by bytes that are no layer: a walk that reads a layer
+// fails.
+func SpoilLayers(t testing.TB, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	type entry struct {
+		hdr  *tar.Header
+		body []byte
+	}
+	var entries []entry
+	layers := map[string]bool{}
+	tr := tar.NewReader(in)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Name == "manifest.json" {
+			var m []struct{ Layers []string }
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range m[0].Layers {
+				layers[l] = true
+			}
+		}
+		entries = append(entries, entry{hdr, b})
+	}
+	tw := tar.NewWriter(out)
+	for _, e := range entries {
+		if layers[e.hdr.Name] {
+			e.body = []byte("\x1f\x8b this is not a layer")
+			e.hdr.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -144,6 +144,7 @@ func normalizePython(name string) string {
 // langComparers maps an analyzer package type to its ecosystem.
 var langComparers = map[string]langEcosystem{
 	"gobinary": {prefix: "go::", match: matchSemver},
+	"gomod":    {prefix: "go::", match: matchSemver},
 	"npm":      {prefix: "npm::", match: matchSemver},
 	"python":   {prefix: "pip::", match: matchPEP440, normalize: normalizePython},
 	"jar":      {prefix: "maven::", match: matchMaven},

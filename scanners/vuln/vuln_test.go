@@ -105,6 +105,13 @@ func TestMatchers(t *testing.T) {
 		{"go at fix", matchSemver, "v1.6.0", []string{"<1.6.0"}, false},
 		{"go range", matchSemver, "v1.2.3", []string{">=1.0.0, <1.2.6"}, true},
 		{"go pseudo-version", matchSemver, "v0.0.0-20200101000000-abcdef123456", []string{"<0.1.0"}, true},
+		// OSV "introduced: 0" becomes no lower bound ("<fix") or ">=0" when
+		// nothing fixed it: both cover pseudo-versions (trivy misses them).
+		{"go pseudo-version, introduced 0 never fixed", matchSemver, "v0.0.0-20200101000000-abcdef123456", []string{">=0"}, true},
+		{"go pseudo-version after the fix", matchSemver, "v0.2.1-0.20210101000000-abcdef123456", []string{"<0.1.0"}, false},
+		// npm versions written with a leading v (package.json allows it).
+		{"npm leading v", matchSemver, "v1.2.5", []string{">=1.0.0, <1.2.6"}, true},
+		{"npm leading v fixed", matchSemver, "v1.2.6", []string{">=1.0.0, <1.2.6"}, false},
 		{"npm second range", matchSemver, "0.2.1", []string{">=1.0.0, <1.2.6", "<0.2.4"}, true},
 		{"npm exact", matchSemver, "1.2.5", []string{"=1.2.5"}, true},
 		{"pep440 pre", matchPEP440, "2.0.0rc1", []string{"<2.0.0"}, true},

@@ -212,6 +212,12 @@ func (s *DB) Audits(ctx context.Context, q store.AuditQuery) (store.AuditPage, e
 	w.eq("container", q.Container)
 	w.eq("rule", q.Rule)
 	w.eq("effect", string(q.Effect))
+	if q.Detector != "" {
+		// The stored body is encoding/json's compact output, so the field
+		// appears exactly so; no column, no migration.
+		b, _ := json.Marshal(q.Detector)
+		w.add(s.dialect.position+"(body, ?) > 0", `"detector":`+string(b))
+	}
 	if q.Text != "" {
 		w.add(s.dialect.position+"(lower(message), lower(?)) > 0", q.Text)
 	}

@@ -1,0 +1,159 @@
+package launcher
+
+import (
+	"slices"
+
+	"github.com/taskguard/taskguard/agent/audit"
+	"github.com/taskguard/taskguard/agent/detect"
+	"github.com/taskguard/taskguard/agent/supervise"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// worst is Deny when either verdict is.
+func worst(a, b supervise.Verdict) supervise.Verdict {
+	if a == supervise.Deny || b == supervise.Deny {
+		return supervise.Deny
+	}
+	return supervise.Allow
+}
+
+// detecting reports whether any detector is on under r.
+func (h *handler) detecting(r *policy.RuntimeRule) bool {
+	if h.det == nil {
+		return false
+	}
+	for _, d := range detect.All {
+		if r.DetectorEffect(d.ID) != policy.EffectDisable {
+			return true
+		}
+	}
+	return false
+}
+
+// report turns findings into audits (held until Enforced when they
+// prevent) and returns Deny when one of them prevents. proc is the audit's
+// process detail, filled with the tree and the file hash here, while the
+// caller still waits. relayed findings (DNS relay) are refused by the relay
+// itself: their audits go out at once.
+func (h *handler) report(r *policy.RuntimeRule, pid int, fs []detect.Finding, proc api.ProcessDetail, net *api.NetworkDetail, relayed bool) supervise.Verdict {
+	v := supervise.Allow
+	var tree []api.ProcessAncestor
+	for _, f := range fs {
+		eff := r.DetectorEffect(f.Detector.ID)
+		d := policy.Decision{Effect: eff, Reason: policy.ReasonDenied, Entry: f.Detector.ID}
+		if !d.Violation() {
+			continue
+		}
+		if tree == nil {
+			tree = h.det.Tree(pid, h.self)
+		}
+		p := proc
+		p.PID, p.Tree = pid, tree
+		if f.File != "" && p.SHA256 == "" {
+			p.SHA256 = h.det.Hash(pid, f.File)
+		}
+		rule := ""
+		if r != nil {
+			rule = r.Name
+		}
+		mk := func(enf audit.Enforcement) api.Audit {
+			p := p
+			return api.Audit{
+				Kind: api.AuditThreat, Effect: eff, Rule: rule, Severity: threatSeverity(d),
+				Detector: f.Detector.ID, Technique: f.Detector.Technique,
+				Message: f.Message + threatWords(d, enf), Process: &p, Network: net,
+			}
+		}
+		if relayed {
+			h.emit(mk(audit.Blocked))
+		} else {
+			h.record(pid, d, mk)
+		}
+		if d.Prevent() {
+			v = supervise.Deny
+		}
+	}
+	return v
+}
+
+func threatSeverity(d policy.Decision) string {
+	if d.Prevent() {
+		return "critical"
+	}
+	return "high"
+}
+
+// threatWords says what became of the finding's call.
+func threatWords(d policy.Decision, enf audit.Enforcement) string {
+	if !d.Prevent() {
+		return " (alert only)"
+	}
+	if enf == audit.Blocked {
+		return "; blocked by detector " + d.Entry
+	}
+	return "; " + outcomeWords(enf)
+}
+
+func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) supervise.Verdict {
+	if !h.detecting(r) {
+		return supervise.Allow
+	}
+	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args})
+	if first := !h.entryDone.Load() && h.entryDone.CompareAndSwap(false, true); first && e.Path == h.entry {
+		fs = slices.DeleteFunc(fs, func(f detect.Finding) bool {
+			return f.Detector.ID == detect.Fileless.ID || f.Detector.ID == detect.TempDir.ID || f.Detector.ID == detect.Drift.ID
+		})
+	}
+	if len(fs) == 0 {
+		return supervise.Allow
+	}
+	real := e.Resolved
+	if real == "" {
+		real = e.Path
+	}
+	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: e.ParentExe(), Argv: e.Args()}, nil, false)
+}
+
+func (h *handler) detectConnect(r *policy.RuntimeRule, e supervise.ConnectEvent) supervise.Verdict {
+	if !h.detecting(r) {
+		return supervise.Allow
+	}
+	fs := h.det.Connect(e.Addr, e.Executable())
+	if len(fs) == 0 {
+		return supervise.Allow
+	}
+	exe, real := e.Executable(), e.RealExe()
+	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
+		&api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())}, false)
+}
+
+func (h *handler) detectDNS(r *policy.RuntimeRule, e supervise.DNSEvent) supervise.Verdict {
+	if !h.detecting(r) {
+		return supervise.Allow
+	}
+	v := supervise.Allow
+	for _, name := range e.Names {
+		fs := h.det.DNS(name, e.Executable())
+		if len(fs) == 0 {
+			continue
+		}
+		exe, real := e.Executable(), e.RealExe()
+		v = worst(v, h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
+			&api.NetworkDetail{Direction: "dns", Domain: name, IP: e.Server.Addr().String(), Port: int(e.Server.Port())}, e.Relayed))
+	}
+	return v
+}
+
+func (h *handler) detectListen(r *policy.RuntimeRule, e supervise.ListenEvent) supervise.Verdict {
+	if !h.detecting(r) {
+		return supervise.Allow
+	}
+	exe, real := e.Executable(), e.RealExe()
+	fs := h.det.Listen(e.PID, e.Port, e.Protocol, exe, real)
+	if len(fs) == 0 {
+		return supervise.Allow
+	}
+	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
+		&api.NetworkDetail{Direction: "listen", Port: int(e.Port), Protocol: e.Protocol}, false)
+}

@@ -21,7 +21,6 @@ import (
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
-	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 type ciFlags struct {
@@ -245,19 +244,6 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		return program.Blocked(fmt.Errorf("blocked by the gate: %s", strings.Join(rep.BlockReasons, "; ")))
 	}
 	return nil
-}
-
-func openDB(cmd *cobra.Command, f *dbFlags, skipUpdate bool) (*vulndb.DB, error) {
-	dir, err := f.dir()
-	if err != nil {
-		return nil, err
-	}
-	if !skipUpdate {
-		if _, err := f.update(cmd, false); err != nil {
-			return nil, err
-		}
-	}
-	return vulndb.Open(dir)
 }
 
 func writeReports(ctx context.Context, cmd *cobra.Command, f *ciFlags, rep *report.Report) error {

@@ -79,6 +79,21 @@ func (f *dbFlags) update(cmd *cobra.Command, force bool) (vulndb.UpdateResult, e
 	return vulndb.Update(cmd.Context(), dir, opts)
 }
 
+// openDB opens the vulnerability DB of f for a scan, updating it first unless
+// skipUpdate (the commands' --skip-db-update).
+func openDB(cmd *cobra.Command, f *dbFlags, skipUpdate bool) (*vulndb.DB, error) {
+	dir, err := f.dir()
+	if err != nil {
+		return nil, err
+	}
+	if !skipUpdate {
+		if _, err := f.update(cmd, false); err != nil {
+			return nil, fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
+		}
+	}
+	return vulndb.Open(dir)
+}
+
 func newDBCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",

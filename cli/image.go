@@ -15,7 +15,6 @@ import (
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/scan"
-	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 func newImageCommand() *cobra.Command {
@@ -125,16 +124,7 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 		// An inventory needs no vulnerability DB.
 		return writeImageSBOM(cmd.Context(), out, ref, iopts, analyzers, f.parallel, logger, f.output, format)
 	}
-	dir, err := f.db.dir()
-	if err != nil {
-		return err
-	}
-	if !f.skipDBUpdate {
-		if _, err := f.db.update(cmd, false); err != nil {
-			return fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
-		}
-	}
-	db, err := vulndb.Open(dir)
+	db, err := openDB(cmd, &f.db, f.skipDBUpdate)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/sbom"
 	"github.com/taskguard/taskguard/scanners/scan"
-	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 // sbomFormat reports whether format names an SBOM format of image scan.
@@ -145,16 +144,7 @@ func runSBOMScan(cmd *cobra.Command, path string, f *sbomScanFlags) error {
 	if err != nil {
 		return fmt.Errorf("sbom scan %s: %w", path, err)
 	}
-	dir, err := f.db.dir()
-	if err != nil {
-		return err
-	}
-	if !f.skipDBUpdate {
-		if _, err := f.db.update(cmd, false); err != nil {
-			return fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
-		}
-	}
-	db, err := vulndb.Open(dir)
+	db, err := openDB(cmd, &f.db, f.skipDBUpdate)
 	if err != nil {
 		return err
 	}

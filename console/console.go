@@ -77,6 +77,10 @@ type Config struct {
 	// VulnDBRepository is where the DB is downloaded from; empty means
 	// vulndb.DefaultRepository.
 	VulnDBRepository string
+
+	// connState, set by tests, sees the HTTP server's connection states
+	// (over HTTP/2 a connection turns active when the server takes a stream).
+	connState func(net.Conn, http.ConnState)
 }
 
 // DefaultAuditRetention is how long audits are kept unless configured.
@@ -172,6 +176,7 @@ func (c *Console) start(ctx context.Context) error {
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         c.cfg.connState,
 		ErrorLog:          slog.NewLogLogger(c.cfg.Logger.With("component", "http").Handler(), slog.LevelDebug),
 	}
 	// Long-polls end at once on shutdown instead of holding it up.

@@ -209,6 +209,13 @@ func TestGracefulShutdown(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, t.TempDir())
 	cfg.AdminPassword = "admin-password"
+	states := make(chan http.ConnState, 16)
+	cfg.connState = func(_ net.Conn, st http.ConnState) {
+		select {
+		case states <- st:
+		default: // later connections (the dial probes below) are not watched
+		}
+	}
 	c, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -230,10 +237,25 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		done <- result{status: resp.StatusCode}
 	}()
-	// The write returns once the transport has sent the headers and this half:
-	// the connection is new or active on the server, and Shutdown closes
-	// neither (it closes idle connections, and new ones only after 5 s).
 	io.WriteString(w, `{"username":"admin",`)
+	// The server has taken the request: over HTTP/2 (this client's protocol)
+	// a connection goes active, then idle once the preface is read, and
+	// active again when the server opens the request's stream. A shutdown now
+	// waits for it.
+	for idle := false; ; {
+		select {
+		case st := <-states:
+			if st == http.StateIdle {
+				idle = true
+			}
+			if st != http.StateActive || !idle {
+				continue
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the server never opened the request's stream")
+		}
+		break
+	}
 
 	shut := make(chan error, 1)
 	go func() { shut <- c.Shutdown(ctx) }()

@@ -25,6 +25,11 @@ var inventoryParses = make(chan struct{}, 1)
 // postInventory stores a defender's inventory of its container. An agent
 // token belongs to one task family: the inventory is filed under it.
 func (s *Server) postInventory(w http.ResponseWriter, r *http.Request) {
+	release, ok := reserveUpload(w, r, inventoryBody)
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := readBody(r)
 	if err != nil {
 		badBody(w, err)

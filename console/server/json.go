@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/taskguard/taskguard/console/api"
+	"golang.org/x/sync/semaphore"
 )
 
 // tooLargeError is a body past the route's limit: handlers answer 413.
@@ -111,4 +112,31 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, &tooLargeError{limit: tooBig.Limit}
 	}
 	return b, err
+}
+
+// uploadBudget bounds the raw bodies of large uploads (CI reports and
+// container inventories, up to 16 MiB each) held at once in this process. The
+// handlers read a body before waiting for their parse slot (waiting first
+// would hold HTTP/2 flow control), so without it N concurrent uploads would
+// hold N bodies.
+var uploadBudget = semaphore.NewWeighted(uploadBudgetBytes)
+
+// uploadBudgetBytes is uploadBudget's size: four full-size uploads.
+const uploadBudgetBytes = 64 << 20
+
+// reserveUpload takes room in uploadBudget for r's body (its Content-Length,
+// or limit when unknown). When there is none it answers 503 with Retry-After
+// at once (a client retries; waiting here would hold the connection's flow
+// control) and returns ok false.
+func reserveUpload(w http.ResponseWriter, r *http.Request, limit int64) (release func(), ok bool) {
+	n := limit
+	if r.ContentLength >= 0 && r.ContentLength < limit {
+		n = r.ContentLength
+	}
+	if !uploadBudget.TryAcquire(n) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the console is taking in other large uploads: retry in a few seconds")
+		return nil, false
+	}
+	return func() { uploadBudget.Release(n) }, true
 }

@@ -62,6 +62,11 @@ func parseReport(body []byte) (report.Report, error) {
 }
 
 func (s *Server) publishScan(w http.ResponseWriter, r *http.Request) {
+	release, ok := reserveUpload(w, r, scanBody)
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := readBody(r)
 	if err != nil {
 		badBody(w, err)

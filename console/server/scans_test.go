@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -206,4 +208,83 @@ func TestJSONDepth(t *testing.T) {
 	if d, at := jsonDepth([]byte(`[[[[`), 2); d != 3 || at != 2 {
 		t.Errorf("jsonDepth past the limit = %d at %d, want 3 at 2", d, at)
 	}
+}
+
+// TestUploadBudget: when the raw bodies of other large uploads fill the
+// budget, an upload is answered 503 with Retry-After at once (it neither
+// waits nor is read); once there is room it is stored.
+func TestUploadBudget(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	body := string(ciReport(t, "registry.example/web:1", "HIGH"))
+	// Other uploads hold all but a few bytes of the budget.
+	held := int64(uploadBudgetBytes - 16)
+	if !uploadBudget.TryAcquire(held) {
+		t.Fatal("the upload budget is not free at the start of the test")
+	}
+	r := e.do("POST", api.PathScans, basic(auth.RoleCI), body)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(errorMessage(t, r.body), "retry") {
+		t.Errorf("upload with the budget full: %d Retry-After %q %.200s; want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	inv := `{"taskFamily":"shop-web","container":"app","image":"shop/web:1","hash":"sha256:x","packages":[]}`
+	if r := e.do("POST", api.PathAgentInventory, basic(auth.RoleAdmin), inv); r.status != http.StatusServiceUnavailable {
+		t.Errorf("inventory with the budget full: %d %.200s; want 503", r.status, r.body)
+	}
+	uploadBudget.Release(held)
+	if r := e.do("POST", api.PathScans, basic(auth.RoleCI), body); r.status != http.StatusCreated {
+		t.Fatalf("upload with room: %d %.200s", r.status, r.body)
+	}
+	// Every reservation was given back.
+	if !uploadBudget.TryAcquire(uploadBudgetBytes) {
+		t.Fatal("the budget is not whole after the uploads")
+	}
+	uploadBudget.Release(uploadBudgetBytes)
+}
+
+// TestConcurrentLargeUploads: eight 15 MiB reports at once: each is stored
+// or answered 503 (never more than the budget's four bodies held), none
+// hangs, and the budget is whole afterwards.
+func TestConcurrentLargeUploads(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	var big bytes.Buffer
+	big.WriteString(`{"schemaVersion":1,"result":"passed","future":"`)
+	big.WriteString(strings.Repeat("a", 15<<20))
+	big.WriteString(`"}`)
+	codes := make(chan int, 8)
+	for range 8 {
+		go func() {
+			req, _ := http.NewRequest("POST", e.url+api.PathScans, bytes.NewReader(big.Bytes()))
+			req.SetBasicAuth(userOf(auth.RoleCI), passwords[auth.RoleCI])
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := e.client.Do(req)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	stored := 0
+	for range 8 {
+		select {
+		case c := <-codes:
+			switch c {
+			case http.StatusCreated:
+				stored++
+			case http.StatusServiceUnavailable:
+			default:
+				t.Errorf("a large upload answered %d", c)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatal("a large upload hangs")
+		}
+	}
+	if stored == 0 {
+		t.Error("no large upload was stored")
+	}
+	if !uploadBudget.TryAcquire(uploadBudgetBytes) {
+		t.Fatal("the budget is not whole after the uploads")
+	}
+	uploadBudget.Release(uploadBudgetBytes)
 }

@@ -100,7 +100,7 @@ func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) super
 		return supervise.Allow
 	}
 	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args})
-	if first := !h.entryDone.Load() && h.entryDone.CompareAndSwap(false, true); first && e.Path == h.entry {
+	if h.isEntryExec(e) {
 		fs = slices.DeleteFunc(fs, func(f detect.Finding) bool {
 			return f.Detector.ID == detect.Fileless.ID || f.Detector.ID == detect.TempDir.ID || f.Detector.ID == detect.Drift.ID
 		})
@@ -113,6 +113,21 @@ func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) super
 		real = e.Path
 	}
 	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: e.ParentExe(), Argv: e.Args()}, nil, false)
+}
+
+// isEntryExec reports whether e is the exec of the launched program itself:
+// the first exec seen, when it is of the entry, or that same call again.
+func (h *handler) isEntryExec(e supervise.ExecEvent) bool {
+	first := !h.entryDone.Load() && h.entryDone.CompareAndSwap(false, true)
+	if e.Path != h.entry {
+		return false
+	}
+	if first {
+		h.entryCall.Store(&entryCall{pid: e.PID, argv: e.Args()})
+		return true
+	}
+	c := h.entryCall.Load()
+	return c != nil && c.pid == e.PID && slices.Equal(c.argv, e.Args())
 }
 
 func (h *handler) detectConnect(r *policy.RuntimeRule, e supervise.ConnectEvent) supervise.Verdict {

@@ -32,11 +32,16 @@ type handler struct {
 	det  *detect.Engine
 	self int
 	// entry is the program the launcher starts (the task definition's
-	// command); its first exec is exempt from the file-location detectors
+	// command); its exec is exempt from the file-location detectors
 	// (fileless, temp-dir, drift): the container's declared command is not
-	// an intrusion wherever its file lies. entryDone marks it consumed.
+	// an intrusion wherever its file lies. entryDone marks the first exec
+	// seen; entryCall is that exec when it was the entry's (its pid and
+	// argv), so that the same call stopped again (an execve restarted after
+	// a signal) stays exempt, while a later exec of the file with other
+	// arguments, or by another process, does not.
 	entry     string
 	entryDone atomic.Bool
+	entryCall atomic.Pointer[entryCall]
 
 	mu       sync.Mutex
 	lastDeny map[int]string // per pid: the last refused exec, so PATH retries audit once
@@ -407,4 +412,10 @@ func (h *handler) startWriter(ctx context.Context, sink audit.Sink) (stop func()
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// entryCall is the launched program's own exec: its caller and argv.
+type entryCall struct {
+	pid  int
+	argv []string
 }

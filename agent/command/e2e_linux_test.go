@@ -28,8 +28,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/taskguard/taskguard/agent/internal/testconsole"
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/testenv"
 )
@@ -172,11 +172,15 @@ func resolver(t *testing.T) netip.Addr {
 	return netip.MustParseAddr("127.0.0.1")
 }
 
-// env holds the servers of one scenario: DNS, two web hosts, the console.
+// env holds the servers of one scenario: DNS and two web hosts in the test's
+// network namespace, and a real console (HTTPS with its self-signed
+// certificate, on the host's loopback: the sidecar runs outside the app's
+// namespace and reaches it there).
 type env struct {
 	net     *testNet
-	console *testconsole.Console
-	consURL string
+	console *consoletest.Console
+	// token is the agent credential of the task family the launches run as.
+	token   string
 	dir     string
 	queries chan string
 	// supervisor is TASKGUARD_SUPERVISOR for the launches ("" = default ptrace).
@@ -201,7 +205,9 @@ func newEnv(t *testing.T, p *policy.Policy) *env {
 		t.Fatal("the scenarios fetch with GNU wget: install it (scripts/install-deps.sh does)")
 	}
 	e := &env{net: newTestNet(t), dir: t.TempDir(), queries: make(chan string, 100)}
-	e.console = testconsole.New("agent-token", p)
+	e.console = consoletest.Start(t)
+	e.console.SetPolicy(p)
+	e.token = e.console.AgentToken("twistlock-fargate-task")
 	e.net.in(t, func() {
 		pc, err := net.ListenPacket("udp", netip.AddrPortFrom(resolver(t), 53).String())
 		if err != nil {
@@ -231,14 +237,6 @@ func newEnv(t *testing.T, p *policy.Policy) *env {
 		serveHTTP(t, yahooIP.String()+":80", "yahoo ok")
 		serveHTTP(t, googleIP.String()+":80", "google ok")
 		serveHTTP(t, "["+yahooV6.String()+"]:80", "yahoo v6 ok")
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("console listen: %v", err)
-		}
-		srv := &http.Server{Handler: e.console}
-		go func() { _ = srv.Serve(l) }()
-		t.Cleanup(func() { srv.Close() })
-		e.consURL = "http://" + l.Addr().String()
 	})
 	e.stopSidecar = e.startSidecar(t)
 	return e
@@ -253,16 +251,15 @@ func (e *env) startSidecar(t *testing.T) (stop func()) {
 	_ = os.Remove(e.socket())
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, defender, "sidecar", "--console", e.consURL, "--socket", e.socket(),
+	cmd := exec.CommandContext(ctx, defender, "sidecar", "--console", e.console.URL, "--socket", e.socket(),
 		"--state-dir", filepath.Join(e.dir, "state"), "--policy-wait", "2s", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN=agent-token")
+	// As the protected task's defender container has them (protect writes both).
+	cmd.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN="+e.token, "TASKGUARD_CONSOLE_CA_PEM="+e.console.CAPEM())
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	e.net.in(t, func() {
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start sidecar: %v", err)
-		}
-	})
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sidecar: %v", err)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -356,14 +353,23 @@ func messages(audits []api.Audit) []string {
 	return out
 }
 
-func waitMessages(t *testing.T, c *testconsole.Console, want []string) []api.Audit {
+// waitMessages polls the console's stored audits (20 s at most) until their
+// messages are exactly want.
+func waitMessages(t *testing.T, c *consoletest.Console, want []string) []api.Audit {
 	t.Helper()
 	slices.Sort(want)
-	audits := c.WaitAudits(10*time.Second, func(a []api.Audit) bool { return slices.Equal(messages(a), want) })
-	if got := messages(audits); !slices.Equal(got, want) {
-		t.Fatalf("console audit messages:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		audits := c.Audits()
+		got := messages(audits)
+		if slices.Equal(got, want) {
+			return audits
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("console audit messages:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return audits
 }
 
 const seedsScript = `mkdir test
@@ -489,23 +495,36 @@ func TestTreeExecs(t *testing.T) {
 }
 
 // TestLivePolicyChange: a rule the console adds applies to the running app.
+// The app signals (a file) once its mkdir has run unhindered; only then is
+// the rule added.
 func TestLivePolicyChange(t *testing.T) {
 	eachMechanism(t, &policy.Policy{Revision: 1}, func(t *testing.T, e *env) {
-		go func() {
-			time.Sleep(500 * time.Millisecond)
-			e.console.SetPolicy(&policy.Policy{Revision: 2, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-		}()
-		r := e.launch(t, `i=0
-	while [ $i -lt 100 ]; do
-	  if mkdir d$i 2>/dev/null; then rmdir d$i; else echo "blocked after $i"; exit 0; fi
+		syncDir := filepath.Join(e.dir, "sync")
+		if err := os.MkdirAll(syncDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := e.launchCmd(t, nil, `i=0
+	while [ $i -lt 1200 ]; do
+	  if mkdir d$i 2>/dev/null; then rmdir d$i; touch "$SYNC/ran"; else echo "blocked after $i"; exit 0; fi
 	  i=$((i+1)); sleep 0.05
 	done
 	echo never blocked; exit 1
-	`)
-		if r.code != 0 || !strings.Contains(r.stdout, "blocked after") {
-			t.Fatalf("the new rule did not reach the running app: exit %d", r.code)
+	`, "SYNC="+syncDir)
+		var stdout bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stdout
+		var err error
+		e.net.in(t, func() { err = cmd.Start() })
+		if err != nil {
+			t.Fatal(err)
 		}
-		audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+		waitFile(t, filepath.Join(syncDir, "ran"))
+		e.console.SetPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+		err = cmd.Wait()
+		t.Logf("output:\n%s", stdout.String())
+		if err != nil || !strings.Contains(stdout.String(), "blocked after") || strings.Contains(stdout.String(), "blocked after 0\n") {
+			t.Fatalf("the new rule did not reach the running app (%v)", err)
+		}
+		audits := e.console.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
 		if len(audits) == 0 || !strings.HasPrefix(audits[0].Message, "/bin/mkdir launched from /bin/dash and is explicitly blocked") {
 			t.Errorf("audits %+v", audits)
 		}
@@ -566,7 +585,7 @@ func TestFailOpen(t *testing.T) {
 	if r.code != 5 || !strings.Contains(r.stdout, "app-ran") {
 		t.Errorf("fail-open: exit %d, stdout %q; want the app to run and exit 5", r.code, r.stdout)
 	}
-	audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	audits := e.console.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
 	if len(audits) != 1 || audits[0].Severity != "high" || audits[0].Kind != api.AuditDefender ||
 		!strings.HasPrefix(audits[0].Message, "Runtime protection is off for container twistlock-fargate-task: ptrace seize") {
 		t.Errorf("audits %+v; want one high-severity protection-off record", audits)

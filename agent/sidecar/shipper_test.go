@@ -219,13 +219,27 @@ func TestShipperCredentialRefused(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	waitFor(t, func() bool { return postsAnswered(t, cc, 401) >= 1 })
-	// 200 flush periods later, still that one attempt.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if n := postsAnswered(t, cc, 401); n != 1 {
-			t.Fatalf("the console answered %d posts with 401; want 1 (no retry before AuthBackoff)", n)
+	// The shipper decides to wait AuthBackoff (its log says so)...
+	waitFor(t, func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "audits not delivered") && strings.Contains(l, "retry_in=1h0m0s") {
+				return true
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	// ...and keeps to it: new audits are spooled, flush after flush, without
+	// a post. The loop spools, then delivers when due, one round after the
+	// other; an audit added once the previous one is on disk is spooled in a
+	// later round, so when it is on disk the earlier round, with whatever it
+	// delivered, is over. No fixed wait.
+	for i := range 3 {
+		marker := fmt.Sprintf("spooled while refused %d", i)
+		s.Add(rec(marker))
+		waitFor(t, func() bool { return spoolHolds(spool, marker) })
+	}
+	if n := postsAnswered(t, cc, 401); n != 1 {
+		t.Fatalf("the console answered %d posts with 401; want 1 (no retry before AuthBackoff)", n)
 	}
 	cancel()
 	<-done
@@ -339,4 +353,21 @@ func TestJitter(t *testing.T) {
 	if len(seen) < 10 {
 		t.Errorf("jitter(1s) drew only %d distinct waits in 50", len(seen))
 	}
+}
+
+// spoolHolds reports whether a batch in the spool directory holds an audit
+// with the message.
+func spoolHolds(dir, message string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		for _, a := range readBatch(filepath.Join(dir, e.Name())).Audits {
+			if a.Message == message {
+				return true
+			}
+		}
+	}
+	return false
 }

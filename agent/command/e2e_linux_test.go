@@ -9,13 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -24,14 +22,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/testenv"
+	"github.com/taskguard/taskguard/internal/testnet"
 )
 
 // Addresses inside the test's network namespace.
@@ -93,63 +90,29 @@ func TestMain(m *testing.M) {
 // testNet is a network namespace with loopback up, the two web hosts and the
 // resolver address of /etc/resolv.conf on it.
 type testNet struct {
-	ns, orig netns.NsHandle
+	*testnet.NS
 }
 
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("current netns: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic("cannot return to the original network namespace: " + err.Error())
-		}
-	}()
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		t.Fatalf("lo: %v", err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		t.Fatalf("lo up: %v", err)
-	}
+	n := &testNet{testnet.New(t)}
 	addrs := []netip.Addr{yahooIP, googleIP, yahooV6}
 	if ns := resolver(t); !ns.IsLoopback() {
 		addrs = append(addrs, ns)
 	}
-	for _, a := range addrs {
-		// No duplicate address detection: the IPv6 address is usable at once.
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}, Flags: unix.IFA_F_NODAD}
-		if err := netlink.AddrAdd(lo, addr); err != nil {
-			t.Fatalf("add %s to lo: %v", a, err)
-		}
+	if err := n.AddAddrs(addrs...); err != nil {
+		t.Fatal(err)
 	}
-	n := &testNet{ns: ns, orig: orig}
-	t.Cleanup(func() { ns.Close(); orig.Close() })
 	return n
 }
 
-// in runs f on a thread inside the namespace: sockets it opens and processes
-// it starts live there.
+// in runs f on a thread inside the namespace: processes it starts live
+// there. f must not end its goroutine (no t.Fatal): it runs on one of its own.
 func (n *testNet) in(t *testing.T, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	if err := netns.Set(n.ns); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter netns: %v", err)
+	if err := n.Do(func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
 	}
-	f()
-	if err := netns.Set(n.orig); err != nil {
-		return // leave the thread locked: it dies with the goroutine
-	}
-	runtime.UnlockOSThread()
 }
 
 // resolver is the first nameserver of /etc/resolv.conf, which the app's
@@ -189,8 +152,9 @@ type env struct {
 	stopSidecar func()
 }
 
-func serveHTTP(t *testing.T, addr, body string) {
-	l, err := net.Listen("tcp", addr)
+// serveHTTP answers body on addr inside the test's namespace.
+func serveHTTP(t *testing.T, n *testNet, addr, body string) {
+	l, err := n.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
@@ -208,36 +172,34 @@ func newEnv(t *testing.T, p *policy.Policy) *env {
 	e.console = consoletest.Start(t)
 	e.console.SetPolicy(p)
 	e.token = e.console.AgentToken("twistlock-fargate-task")
-	e.net.in(t, func() {
-		pc, err := net.ListenPacket("udp", netip.AddrPortFrom(resolver(t), 53).String())
-		if err != nil {
-			t.Fatalf("dns listen: %v", err)
+	pc, err := e.net.ListenPacket("udp", netip.AddrPortFrom(resolver(t), 53).String())
+	if err != nil {
+		t.Fatalf("dns listen: %v", err)
+	}
+	mux := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		select {
+		case e.queries <- strings.TrimSuffix(q.Name, "."):
+		default:
 		}
-		mux := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-			m := new(dns.Msg)
-			m.SetReply(r)
-			q := r.Question[0]
-			select {
-			case e.queries <- strings.TrimSuffix(q.Name, "."):
-			default:
-			}
-			hosts := map[string]netip.Addr{"yahoo.com.": yahooIP, "google.com.": googleIP}
-			ip, ok := hosts[strings.ToLower(q.Name)]
-			switch {
-			case !ok:
-				m.Rcode = dns.RcodeNameError
-			case q.Qtype == dns.TypeA:
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: ip.AsSlice()})
-			}
-			_ = w.WriteMsg(m)
-		})
-		ds := &dns.Server{PacketConn: pc, Handler: mux}
-		go func() { _ = ds.ActivateAndServe() }()
-		t.Cleanup(func() { _ = ds.Shutdown() })
-		serveHTTP(t, yahooIP.String()+":80", "yahoo ok")
-		serveHTTP(t, googleIP.String()+":80", "google ok")
-		serveHTTP(t, "["+yahooV6.String()+"]:80", "yahoo v6 ok")
+		hosts := map[string]netip.Addr{"yahoo.com.": yahooIP, "google.com.": googleIP}
+		ip, ok := hosts[strings.ToLower(q.Name)]
+		switch {
+		case !ok:
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: ip.AsSlice()})
+		}
+		_ = w.WriteMsg(m)
 	})
+	ds := &dns.Server{PacketConn: pc, Handler: mux}
+	go func() { _ = ds.ActivateAndServe() }()
+	t.Cleanup(func() { _ = ds.Shutdown() })
+	serveHTTP(t, e.net, yahooIP.String()+":80", "yahoo ok")
+	serveHTTP(t, e.net, googleIP.String()+":80", "google ok")
+	serveHTTP(t, e.net, "["+yahooV6.String()+"]:80", "yahoo v6 ok")
 	e.stopSidecar = e.startSidecar(t)
 	return e
 }
@@ -695,24 +657,21 @@ func TestStandaloneAuditFile(t *testing.T) {
 // name fails to send, or is refused by the relay.
 func TestDNSSendPaths(t *testing.T) {
 	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
-		var tcpAddr string
-		e.net.in(t, func() {
-			l, err := net.Listen("tcp", "127.0.0.1:53")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		l, err := e.net.Listen("tcp", "127.0.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
 				}
-			}()
-			tcpAddr = l.Addr().String()
-		})
+				go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+			}
+		}()
+		tcpAddr := l.Addr().String()
 		var script strings.Builder
 		type tc struct{ mode, server, name string }
 		var cases []tc

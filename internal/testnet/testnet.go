@@ -14,12 +14,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // NS is a test's network namespace.
@@ -127,4 +129,25 @@ func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, e
 // differs: mounts, PIDs and the rest are the test's).
 func (n *NS) Start(cmd *exec.Cmd) error {
 	return n.Do(cmd.Start)
+}
+
+// AddAddrs puts addresses on the namespace's loopback (each alone: /32 or
+// /128; IPv6 without duplicate address detection, so usable at once), for
+// servers that must answer at a given address, such as the resolver of the
+// host's resolv.conf or a web site's fixed IP.
+func (n *NS) AddAddrs(addrs ...netip.Addr) error {
+	return n.Do(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("loopback: %w", err)
+		}
+		for _, a := range addrs {
+			bits := a.BitLen()
+			addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)}, Flags: unix.IFA_F_NODAD}
+			if err := netlink.AddrAdd(lo, addr); err != nil {
+				return fmt.Errorf("add %s to lo: %w", a, err)
+			}
+		}
+		return nil
+	})
 }

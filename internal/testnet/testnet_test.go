@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -78,5 +79,23 @@ func TestNamespaceIsolation(t *testing.T) {
 	}
 	if len(ifaces) != 1 || ifaces[0] != "lo" {
 		t.Errorf("interfaces in the namespace %q, want only lo", ifaces)
+	}
+}
+
+// TestAddAddrs: an address added to the namespace's loopback (IPv4 and
+// IPv6) takes a listener at once.
+func TestAddAddrs(t *testing.T) {
+	testenv.RequireRoot(t)
+	n := New(t)
+	addrs := []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("fd77::1")}
+	if err := n.AddAddrs(addrs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		l, err := n.Listen("tcp", netip.AddrPortFrom(a, 80).String())
+		if err != nil {
+			t.Fatalf("listen on %s: %v", a, err)
+		}
+		l.Close()
 	}
 }

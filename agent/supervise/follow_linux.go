@@ -1,0 +1,194 @@
+//go:build linux && (amd64 || arm64)
+
+package supervise
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// A connection's first payload is watched in two ways. Every mechanism
+// supervises sendto and sendmsg, so the socket is put in t.watch (by its
+// "socket:[inode]" link, which a dup keeps) and its first send there is
+// inspected. Under ptrace the connecting thread is also followed with
+// PTRACE_SYSCALL for its next FollowCalls calls, which shows a write or
+// writev on that socket at its syscall-entry stop. A thread of another
+// process, or another thread of the same process, that writes on the socket
+// is not seen (a Go program may write from any thread): the name, pool port
+// and pool DNS detectors cover those.
+
+// follow is a thread followed with PTRACE_SYSCALL after a connect.
+type follow struct {
+	link string         // the socket's /proc fd link, "socket:[N]"
+	addr netip.AddrPort // its destination
+	left int            // syscall-entry stops still followed
+}
+
+// maxWatch bounds the watched sockets; a full table is emptied (a socket
+// that never sends keeps its entry until then).
+const maxWatch = 256
+
+// watchPayload registers the socket fd of tid, just allowed to connect to
+// ap, when the handler asks for its first payload.
+func (t *tracer) watchPayload(tid, fd int, c ConnectEvent) {
+	ph, ok := t.h.(PayloadHandler)
+	if !ok || !ph.WantPayload(c) {
+		return
+	}
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	if err != nil || !strings.HasPrefix(link, "socket:") {
+		return
+	}
+	if t.watch == nil || len(t.watch) >= maxWatch {
+		t.watch = map[string]netip.AddrPort{}
+	}
+	t.watch[link] = c.Addr
+	if t.notify {
+		return
+	}
+	if t.follows == nil {
+		t.follows = map[int]*follow{}
+	}
+	t.follows[tid] = &follow{link: link, addr: c.Addr, left: FollowCalls}
+}
+
+// followed reports whether tid is resumed with PTRACE_SYSCALL.
+func (t *tracer) followed(tid int) bool {
+	return len(t.follows) != 0 && t.follows[tid] != nil
+}
+
+// unfollow ends the watch of link and the follow of tid.
+func (t *tracer) unfollow(tid int, link string) {
+	delete(t.watch, link)
+	if f := t.follows[tid]; f != nil && f.link == link {
+		delete(t.follows, tid)
+	}
+}
+
+// watchedSend inspects a sendto or sendmsg on fd when fd is a watched
+// socket: its first send only. data reads the call's bytes.
+func (t *tracer) watchedSend(tid, fd int, call string, data func() []byte) Verdict {
+	if len(t.watch) == 0 {
+		return Allow
+	}
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	if err != nil {
+		return Allow
+	}
+	ap, ok := t.watch[link]
+	if !ok {
+		return Allow
+	}
+	t.unfollow(tid, link)
+	b := data()
+	if len(b) == 0 {
+		return Allow
+	}
+	return t.payload(tid, ap, b, call)
+}
+
+func (t *tracer) payload(tid int, ap netip.AddrPort, data []byte, call string) Verdict {
+	ph, ok := t.h.(PayloadHandler)
+	if !ok {
+		return Allow
+	}
+	return ph.Payload(PayloadEvent{Caller: t.caller(tid), Addr: ap, Data: data, Call: call})
+}
+
+// ptraceSyscallInfo is struct ptrace_syscall_info of linux/ptrace.h with
+// its entry (or seccomp) member.
+type ptraceSyscallInfo struct {
+	Op      uint8
+	_       [3]uint8
+	Arch    uint32
+	IP      uint64
+	SP      uint64
+	NR      uint64
+	Args    [6]uint64
+	RetData uint32
+	_       uint32
+}
+
+// PTRACE_SYSCALL_INFO_ENTRY of linux/ptrace.h.
+const syscallInfoEntry = 1
+
+// syscallStop handles a syscall-entry or -exit stop of a followed thread.
+func (t *tracer) syscallStop(tid int) {
+	t.stops.Followed++
+	f := t.follows[tid]
+	if f == nil {
+		_ = unix.PtraceCont(tid, 0)
+		return
+	}
+	var info ptraceSyscallInfo
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_GET_SYSCALL_INFO, uintptr(tid), unsafe.Sizeof(info), uintptr(unsafe.Pointer(&info)), 0, 0); e != 0 {
+		delete(t.follows, tid)
+		delete(t.watch, f.link)
+		t.cont(tid, 0)
+		return
+	}
+	if info.Op != syscallInfoEntry || info.Arch != nativeArch {
+		t.cont(tid, 0)
+		return
+	}
+	if f.left--; f.left <= 0 {
+		delete(t.follows, tid)
+		delete(t.watch, f.link)
+	}
+	nr, fd := int(info.NR), int(info.Args[0])
+	if nr != unix.SYS_WRITE && nr != unix.SYS_WRITEV {
+		t.cont(tid, 0)
+		return
+	}
+	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	if err != nil || link != f.link {
+		t.cont(tid, 0)
+		return
+	}
+	t.unfollow(tid, link)
+	var data []byte
+	call := "write"
+	if nr == unix.SYS_WRITE {
+		data = readUpTo(tid, info.Args[1], info.Args[2], MaxPayload)
+	} else {
+		call = "writev"
+		data = readIovecs(tid, info.Args[1], info.Args[2], MaxPayload)
+	}
+	if len(data) != 0 && t.payload(tid, f.addr, data, call) == Deny {
+		t.refuse(tid, func() error { return denyEntry(tid) })
+	}
+	t.cont(tid, 0)
+}
+
+// readUpTo reads min(size, limit) bytes at addr of tid (nil when unreadable).
+func readUpTo(tid int, addr, size uint64, limit int) []byte {
+	if size == 0 {
+		return nil
+	}
+	b := make([]byte, min(size, uint64(limit)))
+	n, err := readMem(tid, addr, b)
+	if err != nil {
+		return nil
+	}
+	return b[:n]
+}
+
+// readIovecs gathers up to limit bytes of the first 8 iovecs at addr.
+func readIovecs(tid int, addr, count uint64, limit int) []byte {
+	var data []byte
+	for i := uint64(0); i < min(count, 8) && len(data) < limit; i++ {
+		var iov [16]byte
+		if _, err := readMem(tid, addr+16*i, iov[:]); err != nil {
+			break
+		}
+		base, n := binary.NativeEndian.Uint64(iov[:8]), binary.NativeEndian.Uint64(iov[8:])
+		data = append(data, readUpTo(tid, base, n, limit-len(data))...)
+	}
+	return data
+}

@@ -197,3 +197,15 @@ func (h *handler) Payload(e supervise.PayloadEvent) supervise.Verdict {
 	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
 		&api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())}, false)
 }
+
+var _ supervise.InjectHandler = (*handler)(nil)
+
+// Inject runs the process-injection detector.
+func (h *handler) Inject(e supervise.InjectEvent) supervise.Verdict {
+	r := h.rule.Load()
+	if !h.detecting(r) {
+		return supervise.Allow
+	}
+	exe, real := e.Executable(), e.RealExe()
+	return h.report(r, e.PID, h.det.Inject(e.Call, e.Target, exe), api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)}, nil, false)
+}

@@ -47,6 +47,8 @@ func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
 		v = t.listen(tid, int(args[0]))
 	case unix.SYS_BIND:
 		v = t.bind(tid, int(args[0]), args[1], args[2])
+	case unix.SYS_PTRACE, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV:
+		v = t.inject(tid, nr, args)
 	}
 	return v
 }

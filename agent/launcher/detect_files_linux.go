@@ -191,14 +191,21 @@ func (h *handler) watchFinding(d detect.Detector, p, msg string) {
 		rule = r.Name
 	}
 	a := api.Audit{Kind: api.AuditThreat, Effect: policy.EffectAlert, Rule: rule, Severity: "high", Detector: d.ID, Technique: d.Technique}
-	if pid := holder(host(p), h.self); pid > 0 {
+	pid, outside := holder(host(p), h.self)
+	switch {
+	case pid > 0:
 		proc := &api.ProcessDetail{PID: pid, Tree: h.det.Tree(pid, h.self)}
 		if len(proc.Tree) > 0 {
 			proc.Path, proc.Argv = proc.Tree[0].Path, proc.Tree[0].Argv
 		}
 		a.Process = proc
 		msg += " by process " + strconv.Itoa(pid) + " (" + proc.Path + ")"
-	} else {
+	case outside:
+		// Only processes that are not the app's hold it: a launcher run
+		// outside a container shares the host's files.
+		h.log.Debug("file event of a process outside the app", "file", p)
+		return
+	default:
 		msg += " by a process of the container (a file watch does not name it)"
 	}
 	if eff == policy.EffectPrevent {
@@ -210,35 +217,75 @@ func (h *handler) watchFinding(d detect.Detector, p, msg string) {
 	h.emit(a)
 }
 
-// holder returns a process other than self that has file open, or 0.
+// holder returns an app process (a descendant of self) that has file open,
+// or 0; outside says that only processes outside the app have it open.
 // Bounded: 4096 processes, 1024 descriptors each.
-func holder(file string, self int) int {
+func holder(file string, self int) (pid int, outside bool) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	n := 0
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || p == self {
 			continue
 		}
 		if n++; n > 4096 {
-			return 0
+			break
 		}
-		base := fmt.Sprintf("/proc/%d/fd", pid)
-		fds, err := os.ReadDir(base)
-		if err != nil {
+		if !holds(p, file) {
 			continue
 		}
-		for i, fd := range fds {
-			if i >= 1024 {
-				break
-			}
-			if l, err := os.Readlink(base + "/" + fd.Name()); err == nil && l == file {
-				return pid
-			}
+		if descends(p, self) {
+			return p, false
+		}
+		outside = true
+	}
+	return 0, outside
+}
+
+// holds reports whether process pid has file open.
+func holds(pid int, file string) bool {
+	base := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(base)
+	if err != nil {
+		return false
+	}
+	for i, fd := range fds {
+		if i >= 1024 {
+			break
+		}
+		if l, err := os.Readlink(base + "/" + fd.Name()); err == nil && l == file {
+			return true
 		}
 	}
-	return 0
+	return false
+}
+
+// descends reports whether pid is a descendant of anc (at most 64 levels).
+func descends(pid, anc int) bool {
+	for range 64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			return false
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			return false
+		}
+		pp, err := strconv.Atoi(f[1])
+		if err != nil || pp <= 1 {
+			return anc == pp
+		}
+		if pp == anc {
+			return true
+		}
+		pid = pp
+	}
+	return false
 }

@@ -133,7 +133,7 @@ func (t *tracer) syscallStop(tid int) {
 		t.cont(tid, 0)
 		return
 	}
-	if info.Op != syscallInfoEntry || info.Arch != nativeArch {
+	if info.Op != syscallInfoEntry {
 		t.cont(tid, 0)
 		return
 	}
@@ -142,7 +142,7 @@ func (t *tracer) syscallStop(tid int) {
 		delete(t.watch, f.link)
 	}
 	nr, fd := int(info.NR), int(info.Args[0])
-	if nr != unix.SYS_WRITE && nr != unix.SYS_WRITEV {
+	if info.Arch != nativeArch || nr != unix.SYS_WRITE && nr != unix.SYS_WRITEV {
 		t.cont(tid, 0)
 		return
 	}

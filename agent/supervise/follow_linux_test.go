@@ -17,16 +17,16 @@ import (
 
 // payloads records the payloads of every outbound connection and denies
 // those that contain deny.
-type payloads struct {
+type payloadRecorder struct {
 	recorder
 	mu   sync.Mutex
 	deny string
 	got  []PayloadEvent
 }
 
-func (p *payloads) WantPayload(ConnectEvent) bool { return true }
+func (p *payloadRecorder) WantPayload(ConnectEvent) bool { return true }
 
-func (p *payloads) Payload(e PayloadEvent) Verdict {
+func (p *payloadRecorder) Payload(e PayloadEvent) Verdict {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e.Data = append([]byte(nil), e.Data...)
@@ -83,7 +83,7 @@ func runBash(t *testing.T, mode Mode, h Handler, script string) (Status, string)
 func TestFollowFirstPayload(t *testing.T) {
 	addr, got := sink(t, 3)
 	host, port, _ := net.SplitHostPort(addr)
-	h := &payloads{deny: "mining."}
+	h := &payloadRecorder{deny: "mining."}
 	script := fmt.Sprintf(`exec 3<>/dev/tcp/%[1]s/%[2]s; echo -n first >&3; echo -n second >&3; exec 3>&-
 exec 4<>/dev/tcp/%[1]s/%[2]s; echo -n '{"method":"mining.subscribe"}' >&4; echo rc=$?; exec 4>&-
 exec 5<>/dev/tcp/%[1]s/%[2]s; for i in $(seq 1 100); do : < /dev/null; done; echo done; exec 5>&-`, host, port)
@@ -113,5 +113,26 @@ exec 5<>/dev/tcp/%[1]s/%[2]s; for i in $(seq 1 100); do : < /dev/null; done; ech
 	st, _ = runBash(t, ModePtrace, &recorder{}, fmt.Sprintf("exec 3<>/dev/tcp/%s/%s; echo -n x >&3", host, port))
 	if <-got != "x" || st.Stops.Followed != 0 {
 		t.Errorf("without a PayloadHandler: %d followed stops", st.Stops.Followed)
+	}
+}
+
+// TestFollowDoneAfter: a program's connections to one destination are
+// inspected until doneAfter of them were allowed; refused ones do not count.
+func TestFollowDoneAfter(t *testing.T) {
+	for _, deny := range []string{"", "x"} {
+		addr, got := sink(t, 6)
+		host, port, _ := net.SplitHostPort(addr)
+		h := &payloadRecorder{deny: deny}
+		st, out := runBash(t, ModePtrace, h, fmt.Sprintf(`for i in 1 2 3 4 5 6; do exec 3<>/dev/tcp/%s/%s; echo -n x >&3; exec 3>&-; done; echo ran`, host, port))
+		for range 6 {
+			<-got
+		}
+		want := doneAfter
+		if deny != "" {
+			want = 6
+		}
+		if !strings.Contains(out, "ran") || len(h.got) != want {
+			t.Errorf("deny %q: %d payloads inspected, want %d; output %q, stops %+v", deny, len(h.got), want, out, st.Stops)
+		}
 	}
 }

@@ -36,4 +36,4 @@ type PayloadHandler interface {
 
 // FollowCalls bounds the system calls of a thread followed after a connect
 // (ptrace only) while it has not sent on the socket yet.
-const FollowCalls = 32
+const FollowCalls = 16

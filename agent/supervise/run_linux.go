@@ -181,8 +181,7 @@ type tracer struct {
 	procs    map[int]*proc
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
 	notify   bool                      // seccomp user notification instead of ptrace
-	watch    map[string]netip.AddrPort // sockets whose first payload is inspected (follow_linux.go)
-	follows  map[int]*follow           // threads followed with PTRACE_SYSCALL (ptrace only)
+	pay      payloads                  // first payloads of new connections (follow_linux.go)
 }
 
 func (t *tracer) loop() (Status, error) {
@@ -198,7 +197,7 @@ func (t *tracer) loop() (Status, error) {
 		switch {
 		case ws.Exited() || ws.Signaled():
 			delete(t.procs, tid)
-			delete(t.follows, tid)
+			delete(t.pay.follows, tid)
 			if tid == t.main {
 				if ws.Signaled() {
 					return Status{Signal: syscall.Signal(ws.Signal())}, nil

@@ -1,6 +1,8 @@
 // Package detect holds the defender's built-in runtime threat detectors:
 // pure decisions on what the supervisor sees at its stops (an exec, a
-// connect, a DNS query, a listener) plus the few /proc reads they need.
+// connect, a DNS query, a listener, a connection's first payload, a ptrace
+// of another process) plus the few /proc reads they need. The account and
+// credential file detectors are fed by the launcher's inotify watches.
 // Each Detector has an ID (the key of a runtime rule's detectors section),
 // a MITRE ATT&CK technique and a default effect (alert); the launcher turns
 // findings into audits and, when the rule says prevent, into denials

@@ -1,6 +1,8 @@
 // Package detect holds the defender's built-in runtime threat detectors:
 // pure decisions on what the supervisor sees at its stops (an exec, a
-// connect, a DNS query, a listener) plus the few /proc reads they need.
+// connect, a DNS query, a listener, a connection's first payload, a ptrace
+// of another process) plus the few /proc reads they need. The account and
+// credential file detectors are fed by the launcher's inotify watches.
 // Each Detector has an ID (the key of a runtime rule's detectors section),
 // a MITRE ATT&CK technique and a default effect (alert); the launcher turns
 // findings into audits and, when the rule says prevent, into denials
@@ -47,10 +49,17 @@ var (
 	ShellListener  = Detector{"shell-listener", "T1059.004", "Shell listening (bind shell)", policy.EffectAlert}
 	NetworkScanner = Detector{"network-scanner", "T1046", "Network scanner", policy.EffectAlert}
 	PackageManager = Detector{"package-manager", "T1072", "Package manager run at runtime", policy.EffectAlert}
+	Injection      = Detector{"process-injection", "T1055.008", "Ptrace or memory access of another process", policy.EffectAlert}
+	AccountFile    = Detector{"account-file-write", "T1098", "Write to an account file (/etc/passwd, shadow, group, sudoers)", policy.EffectAlert}
+	CredentialFile = Detector{"credential-file-access", "T1552.001", "Cloud or cluster credential file opened", policy.EffectAlert}
 )
 
 // All lists every detector.
-var All = []Detector{Fileless, TempDir, Drift, ReverseShell, Miner, NetcatListener, ShellListener, NetworkScanner, PackageManager}
+var All = []Detector{Fileless, TempDir, Drift, ReverseShell, Miner, NetcatListener, ShellListener, NetworkScanner, PackageManager, Injection, AccountFile, CredentialFile}
+
+// WatchOnly are the detectors fed by file watches (inotify), which see an
+// access after it happened: they alert, and prevent alerts too.
+var WatchOnly = []Detector{AccountFile, CredentialFile}
 
 // Finding is one detector's verdict on one event.
 type Finding struct {

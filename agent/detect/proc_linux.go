@@ -208,3 +208,9 @@ type hashKey struct {
 	dev, ino    uint64
 	size, ctime int64
 }
+
+// exe is the executable of pid ("" when unreadable).
+func (en *Engine) exe(pid int) string {
+	l, _ := os.Readlink(en.proc() + "/" + itoa(pid) + "/exe")
+	return l
+}

@@ -172,3 +172,40 @@ func (h *handler) detectListen(r *policy.RuntimeRule, e supervise.ListenEvent) s
 	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
 		&api.NetworkDetail{Direction: "listen", Port: int(e.Port), Protocol: e.Protocol}, false)
 }
+
+// The handler inspects the first payload of outbound connections (Stratum).
+var _ supervise.PayloadHandler = (*handler)(nil)
+
+// WantPayload asks for the first payload of every outbound connection while
+// the crypto-miner detector is on (DNS has its own inspection).
+func (h *handler) WantPayload(e supervise.ConnectEvent) bool {
+	r := h.rule.Load()
+	return h.det != nil && e.Addr.Port() != 53 && r.DetectorEffect(detect.Miner.ID) != policy.EffectDisable
+}
+
+// Payload runs the payload detectors on a connection's first send.
+func (h *handler) Payload(e supervise.PayloadEvent) supervise.Verdict {
+	r := h.rule.Load()
+	if h.det == nil || r.DetectorEffect(detect.Miner.ID) == policy.EffectDisable {
+		return supervise.Allow
+	}
+	fs := h.det.Payload(e.Addr, e.Data, e.Executable())
+	if len(fs) == 0 {
+		return supervise.Allow
+	}
+	exe, real := e.Executable(), e.RealExe()
+	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
+		&api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())}, false)
+}
+
+var _ supervise.InjectHandler = (*handler)(nil)
+
+// Inject runs the process-injection detector.
+func (h *handler) Inject(e supervise.InjectEvent) supervise.Verdict {
+	r := h.rule.Load()
+	if !h.detecting(r) {
+		return supervise.Allow
+	}
+	exe, real := e.Executable(), e.RealExe()
+	return h.report(r, e.PID, h.det.Inject(e.Call, e.Target, exe), api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)}, nil, false)
+}

@@ -82,6 +82,10 @@ func helperMain(mode string, args []string) int {
 		err = syscall.Exec(args[1], args[1:], env)
 		fmt.Fprintln(os.Stderr, "exec failed:", err)
 		return 3
+	case "stratum": // connect to args[0] and send args[2] with write or send (args[1]) from the same thread
+		return stratumClient(args[0], args[1], args[2])
+	case "inject": // ptrace-seize or read the memory of process args[0] (args[1]: seize, read)
+		return injectClient(args[0], args[1])
 	case "dns": // one UDP DNS query for args[0] to 127.0.0.1:53 with sendto
 		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 		if err != nil {

@@ -179,6 +179,7 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	}
 	stopWriter := h.startWriter(ctx, sink)
 	defer stopWriter()
+	defer h.watchFiles(env)() // before the writer stops: the last file events get out
 	cfg.Handler = h
 	modes, err := supervisorModes(o.Supervisor)
 	if err != nil {

@@ -232,6 +232,9 @@ type Stops struct {
 	Execs int64
 	// Signals are signal-delivery and group stops (ptrace only).
 	Signals int64
+	// Followed are syscall stops of threads followed after a connect for
+	// their first payload (ptrace only; PayloadHandler).
+	Followed int64
 }
 
 // ExitCode returns the shell convention: Code, or 128+Signal.

@@ -20,6 +20,8 @@ const (
 var nativeSupervised = []uint32{
 	unix.SYS_EXECVE, unix.SYS_EXECVEAT, unix.SYS_CONNECT, unix.SYS_SENDTO,
 	unix.SYS_SENDMSG, unix.SYS_SENDMMSG, unix.SYS_BIND, unix.SYS_LISTEN,
+	// Rare calls, for the process-injection detector (inject_linux.go).
+	unix.SYS_PTRACE, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV,
 }
 
 // seccompProgram builds the classic BPF filter: supervised calls of the

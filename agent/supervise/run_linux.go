@@ -26,8 +26,10 @@ var forwarded = []os.Signal{
 // ptraceOptions leave out PTRACE_O_TRACEEXEC: an exec event would cost a
 // stop per program started, and the supervisor learns what a process runs
 // when an audit needs it (exeOf). A seized tracee gets no SIGTRAP at exec.
+// PTRACE_O_TRACESYSGOOD marks the syscall stops of threads followed after a
+// connect (follow_linux.go); no other thread has them.
 const ptraceOptions = unix.PTRACE_O_TRACESECCOMP | unix.PTRACE_O_TRACEFORK | unix.PTRACE_O_TRACEVFORK |
-	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_EXITKILL
+	unix.PTRACE_O_TRACECLONE | unix.PTRACE_O_EXITKILL | unix.PTRACE_O_TRACESYSGOOD
 
 // Run starts cfg.Path as a child, supervises it until it ends and returns its
 // status. With a nil Handler nothing is traced. An error means the child
@@ -179,6 +181,7 @@ type tracer struct {
 	procs    map[int]*proc
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
 	notify   bool                      // seccomp user notification instead of ptrace
+	pay      payloads                  // first payloads of new connections (follow_linux.go)
 }
 
 func (t *tracer) loop() (Status, error) {
@@ -194,6 +197,7 @@ func (t *tracer) loop() (Status, error) {
 		switch {
 		case ws.Exited() || ws.Signaled():
 			delete(t.procs, tid)
+			delete(t.pay.follows, tid)
 			if tid == t.main {
 				if ws.Signaled() {
 					return Status{Signal: syscall.Signal(ws.Signal())}, nil
@@ -208,11 +212,19 @@ func (t *tracer) loop() (Status, error) {
 
 func (t *tracer) cont(tid, sig int) {
 	// ESRCH: the thread died meanwhile (SIGKILL, exit of its group); its exit is reported later.
+	if t.followed(tid) {
+		_ = unix.PtraceSyscall(tid, sig)
+		return
+	}
 	_ = unix.PtraceCont(tid, sig)
 }
 
 func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	sig := ws.StopSignal()
+	if sig == unix.SIGTRAP|0x80 { // PTRACE_O_TRACESYSGOOD: a followed thread's syscall stop
+		t.syscallStop(tid)
+		return
+	}
 	event := ws.TrapCause()
 	if sig != unix.SIGTRAP {
 		t.stops.Signals++

@@ -47,6 +47,8 @@ func (t *tracer) decide(tid, nr int, args [6]uint64) Verdict {
 		v = t.listen(tid, int(args[0]))
 	case unix.SYS_BIND:
 		v = t.bind(tid, int(args[0]), args[1], args[2])
+	case unix.SYS_PTRACE, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV:
+		v = t.inject(tid, nr, args)
 	}
 	return v
 }
@@ -199,9 +201,13 @@ func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
 	if err != nil {
 		return Allow // unix sockets and the like; bad pointers fail in the kernel
 	}
-	v := t.h.Connect(ConnectEvent{Caller: t.caller(tid), Addr: ap})
-	if v == Allow && ap.Port() == 53 {
+	c := ConnectEvent{Caller: t.caller(tid), Addr: ap}
+	v := t.h.Connect(c)
+	switch {
+	case v == Allow && ap.Port() == 53:
 		t.redirectDNS(tid, fd, addr, size, ap)
+	case v == Allow:
+		t.watchPayload(tid, fd, c)
 	}
 	return v
 }
@@ -309,6 +315,9 @@ func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
 		if ap, ok = t.peerOf(tid, fd); !ok {
 			return Allow
 		}
+		if ap.Port() != 53 {
+			return t.watchedSend(tid, fd, "sendto", func() []byte { return readUpTo(tid, buf, size, MaxPayload) })
+		}
 	}
 	if ap.Port() != 53 || size == 0 {
 		return Allow
@@ -341,6 +350,9 @@ func (t *tracer) sendmsg(tid, fd int, msgAddr uint64) Verdict {
 		var ok bool
 		if ap, ok = t.peerOf(tid, fd); !ok {
 			return Allow
+		}
+		if ap.Port() != 53 {
+			return t.watchedSend(tid, fd, "sendmsg", func() []byte { return readIovecs(tid, iovAddr, iovLen, MaxPayload) })
 		}
 	}
 	if ap.Port() != 53 || iovAddr == 0 {

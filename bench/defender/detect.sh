@@ -17,7 +17,8 @@ cat > $w/off.json <<'JSON'
 {"revision": 1, "runtime": [{"name": "bench", "processes": {"effect": "prevent", "denied": ["mkdir", "nc"]},
   "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"]},
   "detectors": {"fileless-exec":"off","tempdir-exec":"off","drift":"off","reverse-shell":"off","crypto-miner":"off",
-   "netcat-listener":"off","shell-listener":"off","network-scanner":"off","package-manager":"off"}}]}
+   "netcat-listener":"off","shell-listener":"off","network-scanner":"off","package-manager":"off",
+   "process-injection":"off","account-file-write":"off","credential-file-access":"off"}}]}
 JSON
 med() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 for m in ptrace usernotif; do

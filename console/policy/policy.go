@@ -107,6 +107,7 @@ const EffectOff Effect = "off"
 var Detectors = []string{
 	"fileless-exec", "tempdir-exec", "drift", "reverse-shell",
 	"crypto-miner", "netcat-listener", "shell-listener", "network-scanner", "package-manager",
+	"process-injection", "account-file-write", "credential-file-access",
 }
 
 // DetectorEffect is what the rule does with a finding of detector id:

@@ -1,0 +1,17 @@
+package supervise
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// denyEntry refuses the call tid is stopped at (a syscall-entry stop) with EPERM.
+func denyEntry(tid int) error {
+	var regs unix.PtraceRegs
+	if _, err := regSet(true, tid, unix.NT_PRSTATUS, unsafe.Pointer(&regs), unsafe.Sizeof(regs)); err != nil {
+		return fmt.Errorf("read the registers to refuse the call: %w", err)
+	}
+	return deny(tid, &regs, unix.EPERM)
+}

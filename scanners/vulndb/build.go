@@ -53,6 +53,7 @@ func Build(ctx context.Context, dir, src string, now time.Time) (BuildStats, err
 		{"ghsa-npm", func(p string) error { return b.loadOSV(p, BucketNpm, SourceGHSA, "npm") }},
 		{"debian-bookworm", b.loadDebian},
 	}
+	steps = append(steps, b.languageSteps()...) // lang.go: ghsa-pip/, ghsa-rubygems/, ghsa-cargo/, ghsa-composer/, ghsa-nuget/, ghsa-maven/
 	found := false
 	for _, s := range steps {
 		files, err := filepath.Glob(filepath.Join(src, s.folder, "*.json"))

@@ -28,6 +28,7 @@ DEBIAN_PACKAGES+=(podman runc catatonit) # cli/localrun, e2e: task run-local (ru
 DEBIAN_PACKAGES+=(slirp4netns uidmap) # podman networking (the pod reaches the host loopback) and its user-namespace helpers
 DEBIAN_PACKAGES+=(iproute2)           # e2e, cli/localrun: ip netns list after teardown
 DEBIAN_PACKAGES+=(python3-botocore)   # console/fargate: protect output checked against the ECS API model (service-2.json, ParamValidator)
+DEBIAN_PACKAGES+=(binutils)           # scanners/scan: objcopy adds a cargo-auditable .dep-v0 section to a test executable
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -246,7 +246,7 @@ func (b *builder) loadOSV(path, bucket string, source types.SourceID, ecosystem 
 		}
 		v.References = appendUnique(v.References, osvURL(e.ID))
 		v.CweIDs = append(v.CweIDs, e.DatabaseSpecific.CWEIDs...)
-		if sev, err := types.NewSeverity(strings.ToUpper(e.DatabaseSpecific.Severity)); err == nil && sev != types.SeverityUnknown {
+		if sev, err := types.NewSeverity(ghsaSeverity(e.DatabaseSpecific.Severity)); err == nil && sev != types.SeverityUnknown {
 			if v.VendorSeverity == nil {
 				v.VendorSeverity = types.VendorSeverity{}
 			}

@@ -132,3 +132,14 @@ func mergeVulnerability(old, add types.Vulnerability) types.Vulnerability {
 	}
 	return old
 }
+
+// ghsaSeverity turns GitHub's severity into trivy-db's name: GitHub says
+// MODERATE where trivy-db says MEDIUM (as trivy-db's own ghsa source maps
+// it).
+func ghsaSeverity(s string) string {
+	s = strings.ToUpper(strings.TrimSpace(s))
+	if s == "MODERATE" {
+		return "MEDIUM"
+	}
+	return s
+}

@@ -72,6 +72,10 @@ func TestBuildLanguageAdvisories(t *testing.T) {
 			t.Errorf("%s %s: %d advisories (%v), want none under the unnormalized name", k[0], k[1], len(advs), err)
 		}
 	}
+	// GitHub's MODERATE is trivy-db's MEDIUM.
+	if v, ok, err := db.Vulnerability("CVE-2023-32681"); err != nil || !ok || v.VendorSeverity[SourceGHSA] != types.SeverityMedium {
+		t.Errorf("CVE-2023-32681: severity %v (%v %v), want MEDIUM", v.VendorSeverity, ok, err)
+	}
 	v, ok, err := db.Vulnerability("CVE-2021-44228")
 	if err != nil || !ok {
 		t.Fatalf("CVE-2021-44228: %v %v", ok, err)

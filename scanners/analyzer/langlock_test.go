@@ -140,6 +140,30 @@ func TestLanguageLockFiles(t *testing.T) {
 	}
 }
 
+// TestRequirementsLines checks pip's line syntax: CRLF continuations,
+// comments, markers, options, extras and what pins nothing.
+func TestRequirementsLines(t *testing.T) {
+	content := "Django==4.2.4 \\\r\n    --hash=sha256:abc\r\n" +
+		"flask==2.0.1#not-a-comment\n" + // pip: not a comment, and no version
+
+		"zope.interface===5.4.0 ; python_version < '3.12' # pinned\n" +
+		"  # only a comment\n" +
+		"uvicorn[standard] == 0.22.0\n" +
+		"-c constraints.txt\n" +
+		"numpy~=1.24\n" +
+		"scipy!=1.10.0\n" +
+		"torch==2.0.0+cpu\n" +
+		"pkg==\n"
+	res, err := parseRequirements(Input{Path: "app/requirements.txt", Content: []byte(content)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"python Django@4.2.4", "python torch@2.0.0+cpu", "python uvicorn@0.22.0", "python zope.interface@5.4.0"}
+	if got := typedNames(res.Packages); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
 // TestLanguageLockFileErrors checks that broken files are errors that name
 // the file and the line or field at fault.
 func TestLanguageLockFileErrors(t *testing.T) {

@@ -77,7 +77,7 @@ func parseRequirements(in Input) (*Result, error) {
 	}
 	for sc.Scan() {
 		lineNo++
-		line := sc.Text()
+		line := strings.TrimSuffix(sc.Text(), "\r")
 		if lineNo == 1 {
 			line = strings.TrimPrefix(line, "\ufeff")
 		}
@@ -143,10 +143,26 @@ func parseRequirementLine(s string) (name, version string, ok bool) {
 	if j := strings.IndexByte(name, '['); j >= 0 {
 		name = strings.TrimSpace(name[:j])
 	}
-	if strings.ContainsAny(version, ",*<>=!~ ") || !validPythonName(name) || version == "" {
+	if !validPythonVersion(version) || !validPythonName(name) {
 		return "", "", false
 	}
 	return name, version, true
+}
+
+// validPythonVersion reports whether s can be a PEP 440 version (its
+// characters, with a local part); wildcards and ranges cannot.
+func validPythonVersion(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_', r == '+', r == '!':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validPythonName reports whether s is a distribution name (PEP 508).

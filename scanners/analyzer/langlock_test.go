@@ -145,7 +145,6 @@ func TestLanguageLockFiles(t *testing.T) {
 func TestRequirementsLines(t *testing.T) {
 	content := "Django==4.2.4 \\\r\n    --hash=sha256:abc\r\n" +
 		"flask==2.0.1#not-a-comment\n" + // pip: not a comment, and no version
-
 		"zope.interface===5.4.0 ; python_version < '3.12' # pinned\n" +
 		"  # only a comment\n" +
 		"uvicorn[standard] == 0.22.0\n" +

@@ -152,7 +152,8 @@ type osvEntry struct {
 				LastAffected string `json:"last_affected"`
 			} `json:"events"`
 		} `json:"ranges"`
-		Versions []string `json:"versions"`
+		Versions         []string             `json:"versions"`
+		DatabaseSpecific affectedGHSASpecific `json:"database_specific"`
 	} `json:"affected"`
 	References []struct {
 		URL string `json:"url"`
@@ -213,6 +214,7 @@ func (b *builder) loadOSV(path, bucket string, source types.SourceID, ecosystem 
 			}
 			flushRange()
 		}
+		vulnerable = boundOpenRanges(vulnerable, aff.DatabaseSpecific.LastKnownAffectedVersionRange)
 		for _, v := range aff.Versions {
 			vulnerable = append(vulnerable, "="+v)
 		}

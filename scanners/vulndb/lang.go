@@ -143,3 +143,28 @@ func ghsaSeverity(s string) string {
 	}
 	return s
 }
+
+// affectedGHSASpecific is GitHub's database_specific of one affected
+// package.
+type affectedGHSASpecific struct {
+	// LastKnownAffectedVersionRange bounds a range GitHub knows no fix
+	// for ("<= 1.2.3", "< 1.2.3").
+	LastKnownAffectedVersionRange string `json:"last_known_affected_version_range"`
+}
+
+// boundOpenRanges applies GitHub's last known affected version to the
+// ranges without an upper bound (">=1.0.0" becomes ">=1.0.0, <=1.2.3"), as
+// trivy-db does: without it every later version would be reported.
+func boundOpenRanges(vulnerable []string, lastKnown string) []string {
+	bound := strings.ReplaceAll(strings.TrimSpace(lastKnown), " ", "")
+	if bound == "" || !strings.HasPrefix(bound, "<") {
+		return vulnerable
+	}
+	for i, v := range vulnerable {
+		if strings.Contains(v, "<") || strings.HasPrefix(v, "=") {
+			continue
+		}
+		vulnerable[i] = v + ", " + bound
+	}
+	return vulnerable
+}

@@ -98,3 +98,25 @@ func TestMergeVulnerability(t *testing.T) {
 		t.Errorf("merged = %+v", got)
 	}
 }
+
+// TestBoundOpenRanges: GitHub's last known affected version closes a range
+// that has no fix (as trivy-db does), and leaves closed ranges alone.
+func TestBoundOpenRanges(t *testing.T) {
+	for _, tt := range []struct {
+		in        []string
+		lastKnown string
+		want      []string
+	}{
+		{[]string{">=2.26.11"}, "< 3.0.0", []string{">=2.26.11, <3.0.0"}},
+		{[]string{">=0"}, "<= 1.9.1", []string{">=0, <=1.9.1"}},
+		{[]string{">=3.26.11, <3.28.3"}, "<= 3.28.2", []string{">=3.26.11, <3.28.3"}},
+		{[]string{"=1.0.0", "<2.0.0"}, "<= 2.0.0", []string{"=1.0.0", "<2.0.0"}},
+		{[]string{">=1.0.0"}, "", []string{">=1.0.0"}},
+		{[]string{">=1.0.0"}, "garbage", []string{">=1.0.0"}},
+	} {
+		got := boundOpenRanges(append([]string(nil), tt.in...), tt.lastKnown)
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("boundOpenRanges(%q, %q) = %q, want %q", tt.in, tt.lastKnown, got, tt.want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
 )
@@ -44,6 +45,7 @@ type ciFlags struct {
 	onlyFixed    bool
 	noPublish    bool
 	sbom         string
+	lockfiles    bool
 }
 
 func newCICommand() *cobra.Command {
@@ -93,6 +95,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF 2.1.0 report to this file")
 	fl.StringVar(&f.json, "json", "", "write the JSON report to this file")
 	fl.StringVar(&f.sbom, "sbom", "", "write an SBOM of the image to this file: SPDX 2.3 JSON for *.spdx.json, else CycloneDX 1.6 JSON")
+	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files and manifests (as image scan --lockfiles), not only installed packages")
 	fl.StringVar(&f.markdown, "markdown", "", "write a Markdown summary to this file (appends: works with $GITHUB_STEP_SUMMARY)")
 	fl.StringVar(&f.dockerfile, "dockerfile", "", "the repository's Dockerfile, which SARIF image findings point at (default Dockerfile)")
 	fl.StringVarP(&f.format, "format", "f", "table", "what to print on stdout: table, json or none")
@@ -123,6 +126,9 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		opts.Image, opts.ImageOptions = f.input, image.Options{Kind: image.KindTarball}
 	} else if f.image != "" {
 		opts.Image = f.image
+	}
+	if f.lockfiles {
+		opts.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
 	}
 	opts.ImageOptions.Insecure = f.db.insecure
 	if opts.Image != "" {
@@ -211,7 +217,7 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	}
 	if f.sbom != "" && opts.Image != "" {
 		// The scan just filled the layer cache: this reads no layer again.
-		if err := writeImageSBOM(ctx, cmd.OutOrStdout(), opts.Image, opts.ImageOptions, nil, 0, logger, f.sbom, sbomFormatFor(f.sbom)); err != nil {
+		if err := writeImageSBOM(ctx, cmd.OutOrStdout(), opts.Image, opts.ImageOptions, opts.Analyzers, 0, logger, f.sbom, sbomFormatFor(f.sbom)); err != nil {
 			return fmt.Errorf("--sbom: %w", err)
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "SBOM written to %s\n", f.sbom)

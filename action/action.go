@@ -18,6 +18,7 @@ import (
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/layercache"
 	"github.com/taskguard/taskguard/scanners/report"
 )
 
@@ -111,8 +112,10 @@ type inputs struct {
 	protectedTask, consoleURL, consoleUser           string
 	consolePassword, consoleToken, consoleCA         string
 	consoleAddr, defenderImage, agentTokenSecret     string
-	agentToken, dockerfile                           string
+	agentToken, dockerfile, sbom                     string
+	include, exclude, skipImages, platforms          []string
 	onlyFixed, failBuild, extract, offline, insecure bool
+	failClosed, layerCache                           bool
 }
 
 func readInputs(gha *githubactions.Action) (*inputs, error) {
@@ -126,7 +129,9 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 		consoleToken: gha.GetInput("console-token"), consoleCA: gha.GetInput("console-ca"),
 		consoleAddr: gha.GetInput("console-addr"), defenderImage: gha.GetInput("defender-image"),
 		agentTokenSecret: gha.GetInput("agent-token-secret"), agentToken: gha.GetInput("agent-token"),
-		dockerfile: gha.GetInput("dockerfile"),
+		dockerfile: gha.GetInput("dockerfile"), sbom: gha.GetInput("sbom"),
+		include: listInput(gha, "include"), exclude: listInput(gha, "exclude"),
+		skipImages: listInput(gha, "skip-image"), platforms: listInput(gha, "defender-platforms"),
 	}
 	var errs []error
 	boolIn := func(name string, def bool) bool {
@@ -139,6 +144,8 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	in.extract = boolIn("extract-entrypoint", false)
 	in.offline = boolIn("offline", false)
 	in.insecure = boolIn("console-insecure", false)
+	in.failClosed = boolIn("fail-closed", false)
+	in.layerCache = boolIn("layer-cache", true)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -163,6 +170,17 @@ func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptio
 	case in.image != "":
 		run.Image = in.image
 	}
+	if run.Image != "" && in.layerCache {
+		// Layers analysed by an earlier step or run (a self-hosted runner,
+		// the SBOM after the scan) are not read again.
+		dir, err := layercache.DefaultDir()
+		if err == nil {
+			run.ImageOptions.Cache, err = layercache.Open(dir, layercache.Options{})
+		}
+		if err != nil {
+			logger.Warn("scanning without the layer cache", "err", err)
+		}
+	}
 	if in.task != "" {
 		run.ProtectOutput = in.protectedTask
 		if run.ProtectOutput == "" {
@@ -173,6 +191,11 @@ func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptio
 			DefenderImage:       in.defenderImage,
 			AgentTokenSecretARN: in.agentTokenSecret,
 			ExtractEntrypoint:   in.extract,
+			Include:             in.include,
+			Exclude:             in.exclude,
+			SkipImages:          in.skipImages,
+			FailClosed:          in.failClosed,
+			DefenderPlatforms:   in.platforms,
 		}
 		if in.consoleURL == "" {
 			run.Protect.AgentToken = in.agentToken
@@ -183,8 +206,9 @@ func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptio
 		PolicyFile: in.policy,
 		IgnoreFile: in.ignoreFile,
 		DB:         pipeline.DBOptions{Dir: in.cacheDir, Repository: in.dbRepository, Offline: in.offline},
-		Reports:    pipeline.ReportFiles{JUnit: in.junit, SARIF: in.sarif, JSON: in.json, Dockerfile: in.dockerfile},
+		Reports:    pipeline.ReportFiles{JUnit: in.junit, SARIF: in.sarif, JSON: in.json, SBOM: in.sbom, Dockerfile: in.dockerfile},
 		Messages:   messages,
+		Names:      inputName,
 	}
 	if in.consoleURL != "" {
 		job.Console = &pipeline.ConsoleOptions{
@@ -244,7 +268,7 @@ func setOutputs(gha *githubactions.Action, rep *report.Report, in *inputs) {
 		"accepted":          strconv.Itoa(rep.Summary.Accepted),
 		"critical-accepted": strconv.Itoa(rep.Summary.VulnerabilitiesAccepted.Critical),
 		"critical-blocked":  strconv.Itoa(rep.Summary.VulnerabilitiesBlocked.Critical),
-		"junit":             in.junit, "sarif": in.sarif, "json": in.json,
+		"junit":             in.junit, "sarif": in.sarif, "json": in.json, "sbom": sbomOutput(in),
 		"protected-task-definition": rep.ProtectedTask,
 	} {
 		gha.SetOutput(name, value)
@@ -279,6 +303,26 @@ func orDash(s string) string {
 	return s
 }
 
+// inputName is the step input an input of the job comes from.
+func inputName(input string) string {
+	if input == "console" {
+		input = "console-url"
+	}
+	return fmt.Sprintf("input %q", input)
+}
+
+// listInput reads a list input: names separated by commas or new lines
+// (a YAML block scalar), blanks dropped.
+func listInput(gha *githubactions.Action, name string) []string {
+	var list []string
+	for _, v := range strings.FieldsFunc(gha.GetInput(name), func(r rune) bool { return r == ',' || r == '\n' }) {
+		if v = strings.TrimSpace(v); v != "" {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
 func boolInput(gha *githubactions.Action, name string, def bool) (bool, error) {
 	v := gha.GetInput(name)
 	if v == "" {
@@ -289,4 +333,13 @@ func boolInput(gha *githubactions.Action, name string, def bool) (bool, error) {
 		return false, fmt.Errorf("input %q: %q is not true or false", name, v)
 	}
 	return b, nil
+}
+
+// sbomOutput is the SBOM file the job writes: the sbom input when an image
+// was scanned (a write that failed fails the step).
+func sbomOutput(in *inputs) string {
+	if in.image == "" && in.input == "" {
+		return ""
+	}
+	return in.sbom
 }

@@ -225,6 +225,11 @@ func TestBlockedImage(t *testing.T) {
 }
 
 func TestInputErrors(t *testing.T) {
+	// A tarball that exists: the DB step comes after the image is found.
+	tarball := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(tarball, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		inputs  map[string]string
@@ -235,7 +240,8 @@ func TestInputErrors(t *testing.T) {
 		{"console without credentials", map[string]string{"task-definition": "x", "console-url": "https://c:8083"}, `needs "console-token"`},
 		{"missing task", map[string]string{"task-definition": "nope.json"}, "read task definition: open nope.json"},
 		{"missing tarball", map[string]string{"input": "nope.tar", "offline": "true", "cache-dir": vulnDB(t)}, "nope.tar"},
-		{"no DB offline", map[string]string{"input": "nope.tar", "offline": "true", "cache-dir": t.TempDir()}, "--offline forbids downloading"},
+		{"missing tarball before the DB", map[string]string{"input": "nope.tar", "offline": "true", "cache-dir": t.TempDir()}, "image nope.tar: no such file"},
+		{"no DB offline", map[string]string{"input": tarball, "offline": "true", "cache-dir": t.TempDir()}, "--offline forbids downloading"},
 		{"no entrypoint", map[string]string{"task-definition": "../testdata/taskdef/no-entrypoint.json", "protected-task-output": filepath.Join(t.TempDir(), "o.json")}, `container "reports" has no entryPoint`},
 	}
 	for _, tt := range tests {
@@ -327,5 +333,42 @@ func TestConsole(t *testing.T) {
 	s = newStep(t, inputs)
 	if code, err := s.run(t); code != program.ExitError || err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong password: code %d, err %v", code, err)
+	}
+}
+
+// The protect options and the SBOM reach the job through the step's inputs:
+// an ARM64 task is refused without defender-platforms and protected with
+// it, fail-closed is written into the app container, and the SBOM of the
+// scanned image is written and named in the outputs.
+func TestProtectInputsAndSBOM(t *testing.T) {
+	db, img := vulnDB(t), lodashImage(t)
+	dir := t.TempDir()
+	out, sbomPath := filepath.Join(dir, "tg_fargate.json"), filepath.Join(dir, "web.spdx.json")
+	inputs := map[string]string{
+		"input": img, "cache-dir": db, "offline": "true", "layer-cache": "false",
+		"task-definition": "../testdata/taskdef/corpus/arm64.json", "protected-task-output": out,
+		"console-addr": "console.example.com:8083", "agent-token": "tok", "fail-closed": "true",
+		"sbom": sbomPath,
+	}
+	s := newStep(t, inputs)
+	if code, err := s.run(t); code != program.ExitError || err == nil || !strings.Contains(err.Error(), "defender-platforms") {
+		t.Fatalf("ARM64 without defender-platforms: code %d, err %v; want 2 and the option named\n%s", code, err, s.log)
+	}
+
+	inputs["defender-platforms"] = "linux/amd64,\nlinux/arm64"
+	s = newStep(t, inputs)
+	if code, err := s.run(t); code != program.ExitOK || err != nil {
+		t.Fatalf("code %d, err %v\n%s", code, err, s.log)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil || !strings.Contains(string(b), `"TASKGUARD_FAIL_CLOSED"`) || !strings.Contains(string(b), `"ARM64"`) {
+		t.Errorf("protected task lacks fail-closed or the ARM64 platform: %v\n%s", err, b)
+	}
+	doc, err := os.ReadFile(sbomPath)
+	if err != nil || !strings.Contains(string(doc), `"spdxVersion": "SPDX-2.3"`) || !strings.Contains(string(doc), "pkg:npm/lodash@4.17.20") {
+		t.Errorf("SBOM: %v\n%.2000s", err, doc)
+	}
+	if o := s.outputs(t); o["sbom"] != sbomPath || o["protected-task-definition"] != out {
+		t.Errorf("outputs = %v", o)
 	}
 }

@@ -1,27 +1,23 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/taskguard/taskguard/cli/pipeline"
-	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
 type ciFlags struct {
@@ -121,56 +117,26 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	if f.format != "table" && f.format != "json" && f.format != "none" {
 		return fmt.Errorf("--format %q: want table, json or none", f.format)
 	}
-	opts := pipeline.Options{TaskPath: f.task, ToolVersion: Version(), Logger: logger, SeverityCutoff: f.cutoff, OnlyFixed: f.onlyFixed}
+	run := pipeline.Options{TaskPath: f.task, ToolVersion: Version(), Logger: logger, SeverityCutoff: f.cutoff, OnlyFixed: f.onlyFixed}
 	if f.input != "" {
-		opts.Image, opts.ImageOptions = f.input, image.Options{Kind: image.KindTarball}
+		run.Image, run.ImageOptions = f.input, image.Options{Kind: image.KindTarball}
 	} else if f.image != "" {
-		opts.Image = f.image
+		run.Image = f.image
 	}
 	if f.lockfiles {
-		opts.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
+		run.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
 	}
-	opts.ImageOptions.Insecure = f.db.insecure
-	if opts.Image != "" {
-		opts.ImageOptions.Cache = f.db.layerCache(cmd)
+	run.ImageOptions.Insecure = f.db.insecure
+	if run.Image != "" {
+		run.ImageOptions.Cache = f.db.layerCache(cmd)
 	}
-
 	client, err := f.console.client()
 	if err != nil {
 		return err
 	}
-	switch {
-	case f.policyFile != "":
-		p, err := policy.LoadPolicy(f.policyFile)
-		if err != nil {
-			return fmt.Errorf("--policy: %w", err)
-		}
-		opts.Policy, opts.PolicySource = p, report.PolicySource{Source: "file", Location: f.policyFile}
-	case client != nil:
-		rules, rev, err := client.CIRules(ctx)
-		if err != nil {
-			return fmt.Errorf("--console: fetch the CI rules: %w", err)
-		}
-		p := &policy.Policy{Revision: rev, CI: rules}
-		if err := p.Validate(); err != nil {
-			return fmt.Errorf("--console: the console's CI rules: %w", err)
-		}
-		opts.Policy = p
-		opts.PolicySource = report.PolicySource{Source: "console", Location: fmt.Sprintf("%s (revision %d)", f.console.url, rev)}
-	}
-	ignorePath, optional := f.ignoreFile, false
-	if ignorePath == "" {
-		ignorePath, optional = policy.IgnoreFileName, true
-	}
-	ign, err := policy.LoadIgnoreFile(ignorePath, optional)
-	if err != nil {
-		return fmt.Errorf("--ignore-file: %w", err)
-	}
-	opts.Ignore, opts.IgnoreFile = ign.Ignore, ignorePath
-
 	if f.task != "" && f.protectOut != "" {
-		opts.ProtectOutput = f.protectOut
-		opts.Protect = fargate.Options{
+		run.ProtectOutput = f.protectOut
+		run.Protect = fargate.Options{
 			ConsoleAddr:         f.protect.consoleAddr,
 			DefenderImage:       f.protect.defenderImage,
 			AgentTokenSecretARN: f.protect.agentTokenSecret,
@@ -181,69 +147,40 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 			FailClosed:          f.protect.failClosed,
 			DefenderPlatforms:   f.protect.defenderPlatforms,
 		}
-		if client != nil {
-			// The console mints the defender's agent credential.
-			opts.Console = client
-			if opts.Protect.ConsoleAddr == "" {
-				if opts.Protect.ConsoleAddr, err = f.console.host(); err != nil {
-					return err
-				}
-			}
-		} else if f.protect.agentTokenSecret == "" {
-			opts.Protect.AgentToken = os.Getenv(fargate.EnvAgentToken)
+		if client == nil && f.protect.agentTokenSecret == "" {
+			run.Protect.AgentToken = os.Getenv(fargate.EnvAgentToken)
 		}
 	}
-
-	if opts.Image != "" {
-		if err := image.CheckSource(opts.Image, opts.ImageOptions.Kind); err != nil {
-			return err
-		}
-		db, err := openDB(cmd, &f.db, f.skipDBUpdate)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		opts.DB = db
+	job := pipeline.JobOptions{
+		Run:        run,
+		PolicyFile: f.policyFile,
+		IgnoreFile: f.ignoreFile,
+		OpenDB: func(context.Context) (*vulndb.DB, error) {
+			return openDB(cmd, &f.db, f.skipDBUpdate)
+		},
+		Reports: pipeline.ReportFiles{
+			JUnit: f.junit, SARIF: f.sarif, JSON: f.json, Markdown: f.markdown,
+			SBOM: f.sbom, Dockerfile: f.dockerfile,
+		},
+		Messages: cmd.ErrOrStderr(),
+		Names:    func(input string) string { return "--" + input },
 	}
-	rep, runErr := pipeline.Run(ctx, opts)
+	if client != nil {
+		job.Console = &pipeline.ConsoleOptions{Client: client, URL: f.console.url, NoPublish: f.noPublish}
+	}
+	rep, runErr := pipeline.RunJob(ctx, job)
 	if rep == nil {
 		return runErr
 	}
-	// From here on the reports are written whatever else fails (a failed
-	// protect included): the job's findings are never lost.
-	fmt.Fprintf(cmd.ErrOrStderr(), "policy: %s (rule %s)\n", strings.TrimSpace(rep.Policy.Source+" "+rep.Policy.Location), rep.Policy.Rule)
-	if err := writeReports(ctx, cmd, f, rep); err != nil {
+	if err := writeStdout(ctx, cmd, f.format, rep); err != nil {
 		return err
-	}
-	if f.sbom != "" && opts.Image != "" {
-		// The scan just filled the layer cache: this reads no layer again.
-		if err := writeImageSBOM(ctx, cmd.OutOrStdout(), opts.Image, opts.ImageOptions, opts.Analyzers, 0, logger, f.sbom, sbomFormatFor(f.sbom)); err != nil {
-			return fmt.Errorf("--sbom: %w", err)
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "SBOM written to %s\n", f.sbom)
 	}
 	if rep.ProtectedTask != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "protected task definition written to %s\n", rep.ProtectedTask)
 	}
-	if client != nil && !f.noPublish {
-		var buf bytes.Buffer
-		if err := report.WriteJSON(ctx, &buf, rep); err != nil {
-			return err
-		}
-		sum, err := client.PublishScan(ctx, buf.Bytes())
-		switch {
-		case api.IsStatus(err, http.StatusForbidden):
-			// A defender-manager credential may protect but not publish:
-			// the job's own result stands.
-			fmt.Fprintf(cmd.ErrOrStderr(), "warning: the console user may not publish scan results (that needs the ci role); the results were not published: %v\n", err)
-		case err != nil:
-			return fmt.Errorf("--console: publish the scan results: %w", err)
-		default:
-			fmt.Fprintf(cmd.ErrOrStderr(), "scan results published to the console (scan %s)\n", sum.ID)
-		}
-	}
 	if runErr != nil {
-		// The protect failed after the gate ran: exit 2, reports written.
+		// Something after the gate failed (protect, SBOM, publication):
+		// exit 2, the reports written.
 		return runErr
 	}
 	if rep.Result == report.ResultBlocked {
@@ -252,59 +189,14 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	return nil
 }
 
-func writeReports(ctx context.Context, cmd *cobra.Command, f *ciFlags, rep *report.Report) error {
-	files := []struct {
-		flag, path string
-		write      func(io.Writer) error
-		appendTo   bool
-	}{
-		{"--junit", f.junit, func(w io.Writer) error { return report.WriteJUnit(ctx, w, rep) }, false},
-		{"--sarif", f.sarif, func(w io.Writer) error {
-			return report.WriteSARIF(ctx, w, rep, report.SARIFOptions{ImageFile: f.dockerfile})
-		}, false},
-		{"--json", f.json, func(w io.Writer) error { return report.WriteJSON(ctx, w, rep) }, false},
-		{"--markdown", f.markdown, func(w io.Writer) error { return report.WriteMarkdown(ctx, w, rep, report.MarkdownOptions{}) }, true},
-	}
-	for _, file := range files {
-		if file.path == "" {
-			continue
-		}
-		var buf bytes.Buffer
-		if err := file.write(&buf); err != nil {
-			return err
-		}
-		if err := writeReportFile(file.path, buf.Bytes(), file.appendTo); err != nil {
-			return fmt.Errorf("%s: %w", file.flag, err)
-		}
-	}
+// writeStdout prints the report as --format asks.
+func writeStdout(ctx context.Context, cmd *cobra.Command, format string, rep *report.Report) error {
 	out := cmd.OutOrStdout()
-	switch f.format {
+	switch format {
 	case "json":
 		return report.WriteJSON(ctx, out, rep)
 	case "table":
 		return report.WriteTable(ctx, out, rep, report.TableOptions{Color: isTerminal(out)})
 	}
 	return nil
-}
-
-// writeReportFile writes a report whole (through a rename), or appends it
-// (the GitHub step summary is one file shared by every step).
-func writeReportFile(path string, data []byte, appendTo bool) error {
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	if !appendTo {
-		return writeFileAtomic(path, data)
-	}
-	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := file.Write(data); err != nil {
-		file.Close()
-		return err
-	}
-	return file.Close()
 }

@@ -3,11 +3,8 @@ package cli
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -73,17 +70,4 @@ func (f *consoleFlags) client() (*api.Client, error) {
 		opts = append(opts, api.WithTLSConfig(cfg))
 	}
 	return api.NewClient(f.url, opts...)
-}
-
-// host returns the console URL's host[:port], the defenders' consoleaddr.
-func (f *consoleFlags) host() (string, error) {
-	raw := f.url
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "", errors.New("--console: want https://host[:port]")
-	}
-	return u.Host, nil
 }

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,47 +21,25 @@ func sbomFormat(format string) bool {
 	return format == sbom.FormatCycloneDX || format == sbom.FormatSPDXJSON
 }
 
-// sbomFormatFor picks the SBOM format of a file by its name: SPDX for
-// *.spdx.json and *.spdx, CycloneDX otherwise.
-func sbomFormatFor(path string) string {
-	lower := strings.ToLower(path)
-	if strings.HasSuffix(lower, ".spdx.json") || strings.HasSuffix(lower, ".spdx") {
-		return sbom.FormatSPDXJSON
-	}
-	return sbom.FormatCycloneDX
-}
-
 // writeImageSBOM inventories the image ref (no vulnerability DB needed)
 // and writes an SBOM in format to path, or to out when path is empty.
 func writeImageSBOM(ctx context.Context, out io.Writer, ref string, iopts image.Options, analyzers []analyzer.Analyzer, parallel int, logger *slog.Logger, path, format string) error {
-	if iopts.Logger == nil {
-		iopts.Logger = logger
-	}
-	img, err := image.Open(ctx, ref, iopts)
+	subj, err := sbom.FromImage(ctx, ref, sbom.ImageOptions{
+		Image:       iopts,
+		Analyze:     analyzer.Options{Analyzers: analyzers, Parallel: parallel, Logger: logger},
+		ToolVersion: Version(),
+	})
 	if err != nil {
 		return err
-	}
-	inv, err := analyzer.Run(ctx, img, analyzer.Options{Analyzers: analyzers, Parallel: parallel, Logger: logger})
-	if err != nil {
-		return fmt.Errorf("inventory %s: %w", ref, err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		return err
-	}
-	subj := &sbom.Subject{Name: ref, Kind: string(img.Kind), Digest: digest, OS: inv.OS, Packages: inv.Packages, ToolVersion: Version(), Created: time.Now()}
-	write := sbom.WriteCycloneDX
-	if format == sbom.FormatSPDXJSON {
-		write = sbom.WriteSPDX
 	}
 	if path == "" {
-		return write(out, subj)
+		return sbom.Write(out, subj, format)
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("SBOM %s: %w", path, err)
 	}
-	if err := write(f, subj); err != nil {
+	if err := sbom.Write(f, subj, format); err != nil {
 		f.Close()
 		return err
 	}

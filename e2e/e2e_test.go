@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -20,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/taskguard/taskguard/cli/localrun/testimage"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/internal/testenv"
+	"github.com/taskguard/taskguard/internal/testnet"
 )
 
 const (
@@ -67,12 +69,37 @@ func requireTools(t *testing.T) {
 	}
 }
 
-// env is what both scenarios share: the programs, the defender image and a
-// running console.
+// env is what both scenarios share: the programs, the defender image, the
+// test's network namespace and a running console.
 type env struct {
 	root, dir, taskguard, defenderTar, consoleURL string
-	// client trusts the console's self-signed certificate (no -k).
+	// ns is the network namespace the test made: the DNS server, the web
+	// sites, the console and run-local (so podman, slirp4netns and the pod's
+	// published ports) live in it, and its 127.0.0.1 is the pod's 10.0.2.2.
+	// No port of the host's is taken.
+	ns *testnet.NS
+	// client trusts the console's self-signed certificate (no -k) and
+	// connects from inside ns.
 	client *http.Client
+}
+
+// start starts cmd inside the test's network namespace.
+func (e *env) start(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := e.ns.Start(cmd); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+}
+
+// combinedOutput runs cmd inside the test's network namespace.
+func (e *env) combinedOutput(cmd *exec.Cmd) ([]byte, error) {
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := e.ns.Start(cmd); err != nil {
+		return nil, err
+	}
+	err := cmd.Wait()
+	return []byte(out.String()), err
 }
 
 // TestE2E runs the seeds' scenarios end to end (issue 9): the runtime rule on
@@ -82,7 +109,7 @@ func TestE2E(t *testing.T) {
 	requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	e := &env{root: testenv.RepoRoot(t), dir: t.TempDir()}
+	e := &env{root: testenv.RepoRoot(t), dir: t.TempDir(), ns: testnet.New(t)}
 
 	// Programs, built as users build them.
 	bin := filepath.Join(e.dir, "bin")
@@ -99,15 +126,17 @@ func TestE2E(t *testing.T) {
 		t.Errorf("second defender image build: %s, first: %s", again, out)
 	}
 
-	// DNS and web sites, on the host's loopback: the pod reaches them at
-	// 10.0.2.2 (slirp4netns allow_host_loopback).
-	hits := startWebSites(t)
-	startDNS(t, localrun.HostLoopback)
+	// DNS and web sites, on the loopback of the test's namespace (ports 53
+	// and 80: resolv.conf carries no port and the app fetches
+	// http://yahoo.com/): run-local runs in that namespace too, so the pod
+	// reaches them at 10.0.2.2 (slirp4netns allow_host_loopback).
+	hits := startWebSites(t, e.ns)
+	startDNS(t, e.ns, localrun.HostLoopback)
 
 	// A real console with its defaults: HTTPS with a self-signed certificate
-	// made at first start. --san adds the address the pod reaches the host's
-	// loopback at, which run-local rewrites TASKGUARD_CONSOLE to.
-	e.consoleURL, e.client = startConsole(t, ctx, filepath.Join(bin, "taskguard-console"), filepath.Join(e.dir, "console"))
+	// made at first start. --san adds the address the pod reaches the
+	// namespace's loopback at, which run-local rewrites TASKGUARD_CONSOLE to.
+	e.consoleURL, e.client = startConsole(t, ctx, e.ns, filepath.Join(bin, "taskguard-console"), filepath.Join(e.dir, "console"))
 
 	t.Run("runtime", func(t *testing.T) { seedsRuntime(t, ctx, e, hits) })
 	t.Run("waf", func(t *testing.T) { seedsWAF(t, ctx, e) })
@@ -132,7 +161,7 @@ func (e *env) protect(t *testing.T, ctx context.Context, image string) []byte {
 	curl.Dir = work
 	curl.Env = append(os.Environ(), "TG_USER=admin", "TG_PASS="+adminPassword,
 		"TG_CONSOLE="+strings.TrimPrefix(e.consoleURL, "https://"), "TG_DEFENDER_IMAGE="+defenderImage)
-	if out, err := curl.CombinedOutput(); err != nil {
+	if out, err := e.combinedOutput(curl); err != nil {
 		t.Fatalf("the seeds' curl: %v\n%s", err, out)
 	}
 	protected, err := os.ReadFile(filepath.Join(work, "tg_fargate.json"))
@@ -208,7 +237,8 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Run()
+	e.start(t, cmd)
+	err = cmd.Wait()
 	t.Logf("run-local stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	if err != nil {
 		t.Fatalf("run-local: %v", err)
@@ -273,7 +303,7 @@ func seedsRuntime(t *testing.T, ctx context.Context, e *env, hits *hitCounter) {
 func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	// The seeds use external port 8080; any free port does, so that the
 	// test runs beside whatever listens on 8080.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := e.ns.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,9 +345,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e.start(t, cmd)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stopped := false
@@ -335,7 +363,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	// Wait for the app's page through the WAF.
 	var page string
 	for deadline := time.Now().Add(45 * time.Second); ; {
-		resp, err := http.Get(wafURL + "/")
+		resp, err := e.client.Get(wafURL + "/")
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -365,7 +393,7 @@ func seedsWAF(t *testing.T, ctx context.Context, e *env) {
 	work := t.TempDir()
 	curl := exec.CommandContext(ctx, "sh", "-c", `curl -o reply.html -H 'Content-Type: application/json' -X POST -d '{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}' `+wafURL)
 	curl.Dir = work
-	if out, err := curl.CombinedOutput(); err != nil {
+	if out, err := e.combinedOutput(curl); err != nil {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
 	reply, err := os.ReadFile(filepath.Join(work, "reply.html"))
@@ -526,11 +554,12 @@ func (e *env) call(t *testing.T, ctx context.Context, method, url, body string, 
 }
 
 // startConsole runs taskguard-console with its defaults (HTTPS, a
-// self-signed certificate) on a free loopback port, and returns its URL and
-// a client that trusts its certificate, read from the data directory.
-func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) (string, *http.Client) {
+// self-signed certificate) on a free port of ns's loopback, and returns its
+// URL and a client that trusts its certificate, read from the data
+// directory, and connects from inside ns.
+func startConsole(t *testing.T, ctx context.Context, ns *testnet.NS, binary, dataDir string) (string, *http.Client) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := ns.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -540,7 +569,7 @@ func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) (st
 	cmd.Env = append(os.Environ(), "TASKGUARD_ADMIN_PASSWORD="+adminPassword, "TASKGUARD_ADMIN_USER=admin")
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
+	if err := ns.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
@@ -560,6 +589,8 @@ func startConsole(t *testing.T, ctx context.Context, binary, dataDir string) (st
 			if pool.AppendCertsFromPEM(pemBytes) {
 				tr := http.DefaultTransport.(*http.Transport).Clone()
 				tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+				tr.DialContext = ns.DialContext
+				tr.Proxy = nil
 				client := &http.Client{Transport: tr, Timeout: time.Minute}
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+api.PathPing, nil)
 				if resp, err := client.Do(req); err == nil {
@@ -592,13 +623,13 @@ func (h *hitCounter) count(host string) int {
 	return h.n[host]
 }
 
-// startWebSites serves yahoo.com and google.com on 127.0.0.1:80.
-func startWebSites(t *testing.T) *hitCounter {
+// startWebSites serves yahoo.com and google.com on 127.0.0.1:80 inside ns.
+func startWebSites(t *testing.T, ns *testnet.NS) *hitCounter {
 	t.Helper()
 	hits := &hitCounter{n: map[string]int{}}
-	l, err := net.Listen("tcp", "127.0.0.1:80")
+	l, err := ns.Listen("tcp", "127.0.0.1:80")
 	if err != nil {
-		testenv.Skip(t, "the web sites need 127.0.0.1:80: %v", err)
+		t.Fatalf("the web sites on 127.0.0.1:80 of the test's namespace: %v", err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
@@ -616,8 +647,8 @@ func startWebSites(t *testing.T) *hitCounter {
 }
 
 // startDNS answers A queries for yahoo.com and google.com with addr, on
-// 127.0.0.1:53 (UDP and TCP).
-func startDNS(t *testing.T, addr string) {
+// 127.0.0.1:53 (UDP and TCP) inside ns.
+func startDNS(t *testing.T, ns *testnet.NS, addr string) {
 	t.Helper()
 	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
@@ -634,18 +665,24 @@ func startDNS(t *testing.T, addr string) {
 		_ = w.WriteMsg(m)
 	})
 	for _, network := range []string{"udp", "tcp"} {
-		srv := &dns.Server{Addr: "127.0.0.1:53", Net: network, Handler: handler}
+		srv := &dns.Server{Net: network, Handler: handler}
+		var err error
+		if network == "udp" {
+			srv.PacketConn, err = ns.ListenPacket("udp", "127.0.0.1:53")
+		} else {
+			srv.Listener, err = ns.Listen("tcp", "127.0.0.1:53")
+		}
+		if err != nil {
+			t.Fatalf("DNS on 127.0.0.1:53/%s of the test's namespace: %v", network, err)
+		}
 		started := make(chan error, 1)
 		srv.NotifyStartedFunc = func() { started <- nil }
 		go func() {
-			if err := srv.ListenAndServe(); err != nil {
+			if err := srv.ActivateAndServe(); err != nil {
 				started <- err
 			}
 		}()
 		if err := <-started; err != nil {
-			if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EADDRINUSE) {
-				testenv.Skip(t, "the test's DNS server needs 127.0.0.1:53: %v", err)
-			}
 			t.Fatalf("DNS on 127.0.0.1:53/%s: %v", network, err)
 		}
 		t.Cleanup(func() { _ = srv.Shutdown() })

@@ -22,7 +22,7 @@ func TestDetectorThroughConsole(t *testing.T) {
 		if !strings.Contains(r.stdout, "fresh=126") || !strings.Contains(r.stdout, "image=0") {
 			t.Errorf("stdout %q: want the drifted exec refused and /bin/true run", r.stdout)
 		}
-		audits := e.console.WaitAudits(10*time.Second, func(as []api.Audit) bool {
+		audits := e.console.WaitAudits(20*time.Second, func(as []api.Audit) bool {
 			for _, a := range as {
 				if a.Kind == api.AuditThreat {
 					return true

@@ -9,13 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -24,14 +22,13 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/taskguard/taskguard/agent/internal/testconsole"
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/testenv"
+	"github.com/taskguard/taskguard/internal/testnet"
 )
 
 // Addresses inside the test's network namespace.
@@ -93,63 +90,29 @@ func TestMain(m *testing.M) {
 // testNet is a network namespace with loopback up, the two web hosts and the
 // resolver address of /etc/resolv.conf on it.
 type testNet struct {
-	ns, orig netns.NsHandle
+	*testnet.NS
 }
 
 func newTestNet(t *testing.T) *testNet {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatalf("current netns: %v", err)
-	}
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	defer func() {
-		if err := netns.Set(orig); err != nil {
-			panic("cannot return to the original network namespace: " + err.Error())
-		}
-	}()
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		t.Fatalf("lo: %v", err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		t.Fatalf("lo up: %v", err)
-	}
+	n := &testNet{testnet.New(t)}
 	addrs := []netip.Addr{yahooIP, googleIP, yahooV6}
 	if ns := resolver(t); !ns.IsLoopback() {
 		addrs = append(addrs, ns)
 	}
-	for _, a := range addrs {
-		// No duplicate address detection: the IPv6 address is usable at once.
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(a.BitLen(), a.BitLen())}, Flags: unix.IFA_F_NODAD}
-		if err := netlink.AddrAdd(lo, addr); err != nil {
-			t.Fatalf("add %s to lo: %v", a, err)
-		}
+	if err := n.AddAddrs(addrs...); err != nil {
+		t.Fatal(err)
 	}
-	n := &testNet{ns: ns, orig: orig}
-	t.Cleanup(func() { ns.Close(); orig.Close() })
 	return n
 }
 
-// in runs f on a thread inside the namespace: sockets it opens and processes
-// it starts live there.
+// in runs f on a thread inside the namespace: processes it starts live
+// there. f must not end its goroutine (no t.Fatal): it runs on one of its own.
 func (n *testNet) in(t *testing.T, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	if err := netns.Set(n.ns); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter netns: %v", err)
+	if err := n.Do(func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
 	}
-	f()
-	if err := netns.Set(n.orig); err != nil {
-		return // leave the thread locked: it dies with the goroutine
-	}
-	runtime.UnlockOSThread()
 }
 
 // resolver is the first nameserver of /etc/resolv.conf, which the app's
@@ -172,11 +135,15 @@ func resolver(t *testing.T) netip.Addr {
 	return netip.MustParseAddr("127.0.0.1")
 }
 
-// env holds the servers of one scenario: DNS, two web hosts, the console.
+// env holds the servers of one scenario: DNS and two web hosts in the test's
+// network namespace, and a real console (HTTPS with its self-signed
+// certificate, on the host's loopback: the sidecar runs outside the app's
+// namespace and reaches it there).
 type env struct {
 	net     *testNet
-	console *testconsole.Console
-	consURL string
+	console *consoletest.Console
+	// token is the agent credential of the task family the launches run as.
+	token   string
 	dir     string
 	queries chan string
 	// supervisor is TASKGUARD_SUPERVISOR for the launches ("" = default ptrace).
@@ -185,8 +152,9 @@ type env struct {
 	stopSidecar func()
 }
 
-func serveHTTP(t *testing.T, addr, body string) {
-	l, err := net.Listen("tcp", addr)
+// serveHTTP answers body on addr inside the test's namespace.
+func serveHTTP(t *testing.T, n *testNet, addr, body string) {
+	l, err := n.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
@@ -201,45 +169,37 @@ func newEnv(t *testing.T, p *policy.Policy) *env {
 		t.Fatal("the scenarios fetch with GNU wget: install it (scripts/install-deps.sh does)")
 	}
 	e := &env{net: newTestNet(t), dir: t.TempDir(), queries: make(chan string, 100)}
-	e.console = testconsole.New("agent-token", p)
-	e.net.in(t, func() {
-		pc, err := net.ListenPacket("udp", netip.AddrPortFrom(resolver(t), 53).String())
-		if err != nil {
-			t.Fatalf("dns listen: %v", err)
+	e.console = consoletest.Start(t)
+	e.console.SetPolicy(p)
+	e.token = e.console.AgentToken("twistlock-fargate-task")
+	pc, err := e.net.ListenPacket("udp", netip.AddrPortFrom(resolver(t), 53).String())
+	if err != nil {
+		t.Fatalf("dns listen: %v", err)
+	}
+	mux := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		select {
+		case e.queries <- strings.TrimSuffix(q.Name, "."):
+		default:
 		}
-		mux := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-			m := new(dns.Msg)
-			m.SetReply(r)
-			q := r.Question[0]
-			select {
-			case e.queries <- strings.TrimSuffix(q.Name, "."):
-			default:
-			}
-			hosts := map[string]netip.Addr{"yahoo.com.": yahooIP, "google.com.": googleIP}
-			ip, ok := hosts[strings.ToLower(q.Name)]
-			switch {
-			case !ok:
-				m.Rcode = dns.RcodeNameError
-			case q.Qtype == dns.TypeA:
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: ip.AsSlice()})
-			}
-			_ = w.WriteMsg(m)
-		})
-		ds := &dns.Server{PacketConn: pc, Handler: mux}
-		go func() { _ = ds.ActivateAndServe() }()
-		t.Cleanup(func() { _ = ds.Shutdown() })
-		serveHTTP(t, yahooIP.String()+":80", "yahoo ok")
-		serveHTTP(t, googleIP.String()+":80", "google ok")
-		serveHTTP(t, "["+yahooV6.String()+"]:80", "yahoo v6 ok")
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("console listen: %v", err)
+		hosts := map[string]netip.Addr{"yahoo.com.": yahooIP, "google.com.": googleIP}
+		ip, ok := hosts[strings.ToLower(q.Name)]
+		switch {
+		case !ok:
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: ip.AsSlice()})
 		}
-		srv := &http.Server{Handler: e.console}
-		go func() { _ = srv.Serve(l) }()
-		t.Cleanup(func() { srv.Close() })
-		e.consURL = "http://" + l.Addr().String()
+		_ = w.WriteMsg(m)
 	})
+	ds := &dns.Server{PacketConn: pc, Handler: mux}
+	go func() { _ = ds.ActivateAndServe() }()
+	t.Cleanup(func() { _ = ds.Shutdown() })
+	serveHTTP(t, e.net, yahooIP.String()+":80", "yahoo ok")
+	serveHTTP(t, e.net, googleIP.String()+":80", "google ok")
+	serveHTTP(t, e.net, "["+yahooV6.String()+"]:80", "yahoo v6 ok")
 	e.stopSidecar = e.startSidecar(t)
 	return e
 }
@@ -253,16 +213,15 @@ func (e *env) startSidecar(t *testing.T) (stop func()) {
 	_ = os.Remove(e.socket())
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, defender, "sidecar", "--console", e.consURL, "--socket", e.socket(),
+	cmd := exec.CommandContext(ctx, defender, "sidecar", "--console", e.console.URL, "--socket", e.socket(),
 		"--state-dir", filepath.Join(e.dir, "state"), "--policy-wait", "2s", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN=agent-token")
+	// As the protected task's defender container has them (protect writes both).
+	cmd.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN="+e.token, "TASKGUARD_CONSOLE_CA_PEM="+e.console.CAPEM())
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	e.net.in(t, func() {
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start sidecar: %v", err)
-		}
-	})
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sidecar: %v", err)
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -356,14 +315,23 @@ func messages(audits []api.Audit) []string {
 	return out
 }
 
-func waitMessages(t *testing.T, c *testconsole.Console, want []string) []api.Audit {
+// waitMessages polls the console's stored audits (20 s at most) until their
+// messages are exactly want.
+func waitMessages(t *testing.T, c *consoletest.Console, want []string) []api.Audit {
 	t.Helper()
 	slices.Sort(want)
-	audits := c.WaitAudits(10*time.Second, func(a []api.Audit) bool { return slices.Equal(messages(a), want) })
-	if got := messages(audits); !slices.Equal(got, want) {
-		t.Fatalf("console audit messages:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		audits := c.Audits()
+		got := messages(audits)
+		if slices.Equal(got, want) {
+			return audits
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("console audit messages:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return audits
 }
 
 const seedsScript = `mkdir test
@@ -489,23 +457,36 @@ func TestTreeExecs(t *testing.T) {
 }
 
 // TestLivePolicyChange: a rule the console adds applies to the running app.
+// The app signals (a file) once its mkdir has run unhindered; only then is
+// the rule added.
 func TestLivePolicyChange(t *testing.T) {
 	eachMechanism(t, &policy.Policy{Revision: 1}, func(t *testing.T, e *env) {
-		go func() {
-			time.Sleep(500 * time.Millisecond)
-			e.console.SetPolicy(&policy.Policy{Revision: 2, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
-		}()
-		r := e.launch(t, `i=0
-	while [ $i -lt 100 ]; do
-	  if mkdir d$i 2>/dev/null; then rmdir d$i; else echo "blocked after $i"; exit 0; fi
+		syncDir := filepath.Join(e.dir, "sync")
+		if err := os.MkdirAll(syncDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := e.launchCmd(t, nil, `i=0
+	while [ $i -lt 1200 ]; do
+	  if mkdir d$i 2>/dev/null; then rmdir d$i; touch "$SYNC/ran"; else echo "blocked after $i"; exit 0; fi
 	  i=$((i+1)); sleep 0.05
 	done
 	echo never blocked; exit 1
-	`)
-		if r.code != 0 || !strings.Contains(r.stdout, "blocked after") {
-			t.Fatalf("the new rule did not reach the running app: exit %d", r.code)
+	`, "SYNC="+syncDir)
+		var stdout bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stdout
+		var err error
+		e.net.in(t, func() { err = cmd.Start() })
+		if err != nil {
+			t.Fatal(err)
 		}
-		audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+		waitFile(t, filepath.Join(syncDir, "ran"))
+		e.console.SetPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}})
+		err = cmd.Wait()
+		t.Logf("output:\n%s", stdout.String())
+		if err != nil || !strings.Contains(stdout.String(), "blocked after") || strings.Contains(stdout.String(), "blocked after 0\n") {
+			t.Fatalf("the new rule did not reach the running app (%v)", err)
+		}
+		audits := e.console.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
 		if len(audits) == 0 || !strings.HasPrefix(audits[0].Message, "/bin/mkdir launched from /bin/dash and is explicitly blocked") {
 			t.Errorf("audits %+v", audits)
 		}
@@ -566,7 +547,7 @@ func TestFailOpen(t *testing.T) {
 	if r.code != 5 || !strings.Contains(r.stdout, "app-ran") {
 		t.Errorf("fail-open: exit %d, stdout %q; want the app to run and exit 5", r.code, r.stdout)
 	}
-	audits := e.console.WaitAudits(10*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	audits := e.console.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
 	if len(audits) != 1 || audits[0].Severity != "high" || audits[0].Kind != api.AuditDefender ||
 		!strings.HasPrefix(audits[0].Message, "Runtime protection is off for container twistlock-fargate-task: ptrace seize") {
 		t.Errorf("audits %+v; want one high-severity protection-off record", audits)
@@ -676,24 +657,21 @@ func TestStandaloneAuditFile(t *testing.T) {
 // name fails to send, or is refused by the relay.
 func TestDNSSendPaths(t *testing.T) {
 	eachMechanism(t, &policy.Policy{Revision: 1, Runtime: []policy.RuntimeRule{seedsRule(policy.EffectPrevent)}}, func(t *testing.T, e *env) {
-		var tcpAddr string
-		e.net.in(t, func() {
-			l, err := net.Listen("tcp", "127.0.0.1:53")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { l.Close() })
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		l, err := e.net.Listen("tcp", "127.0.0.1:53")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
 				}
-			}()
-			tcpAddr = l.Addr().String()
-		})
+				go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+			}
+		}()
+		tcpAddr := l.Addr().String()
 		var script strings.Builder
 		type tc struct{ mode, server, name string }
 		var cases []tc

@@ -5,7 +5,6 @@ package command_test
 import (
 	"bytes"
 	"context"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +16,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/taskguard/taskguard/agent/internal/testconsole"
 	"github.com/taskguard/taskguard/console/api"
-	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/internal/testenv"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
@@ -62,39 +60,41 @@ func chrootContainer(t *testing.T, lower, defender string) string {
 
 // TestInventoryOfDebootstrapContainer: the static defender runs as the
 // entrypoint of a debootstrap'ed bookworm (chroot), with a real sidecar
-// process and the test console. The console receives the container's
-// inventory with exactly the packages and OS that the analyzers of
-// `taskguard image scan --rootfs` find in the same root filesystem, the
-// running-container findings (root, a secret in the environment), and
-// nothing from /proc or the defender's volume. With TASKGUARD_INVENTORY=off
-// nothing is sent.
+// process and a real console. The console stores the container's inventory
+// with exactly the packages and OS that the analyzers of `taskguard image
+// scan --rootfs` find in the same root filesystem, the running-container
+// findings (root, a secret in the environment), and nothing from /proc or
+// the defender's volume. A launcher with TASKGUARD_INVENTORY=off sends
+// nothing while a second launcher, started after it with the inventory on,
+// gets its inventory stored.
 func TestInventoryOfDebootstrapContainer(t *testing.T) {
 	testenv.RequireRoot(t)
 	lower := scantest.Debootstrap(t, "bookworm", nil)
 	defender, _ := binaries(t)
 	root := chrootContainer(t, lower, defender)
 
-	tc := testconsole.New("agent-token", &policy.Policy{Revision: 1})
-	hs := httptest.NewServer(tc)
-	defer hs.Close()
+	cons := consoletest.Start(t)
+	token := cons.AgentToken("shop")
 	sock := filepath.Join(root, "var/lib/taskguard/defender.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var sidecarOut bytes.Buffer
-	sc := exec.CommandContext(ctx, defender, "sidecar", "--console", hs.URL, "--socket", sock,
+	sc := exec.CommandContext(ctx, defender, "sidecar", "--console", cons.URL, "--socket", sock,
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--task", "shop", "--log-level", "warn")
-	sc.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN=agent-token")
+	sc.Env = append(os.Environ(), "TASKGUARD_AGENT_TOKEN="+token, "TASKGUARD_CONSOLE_CA_PEM="+cons.CAPEM())
 	sc.Stdout, sc.Stderr = &sidecarOut, &sidecarOut
 	sc.Cancel = func() error { return sc.Process.Signal(os.Interrupt) }
 	if err := sc.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); _ = sc.Wait() }()
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(sock); err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("the sidecar's socket never appeared; output:\n%s", sidecarOut.String())
+		}
 	}
 
 	launch := func(stop string, extraEnv ...string) *exec.Cmd {
@@ -132,10 +132,10 @@ func TestInventoryOfDebootstrapContainer(t *testing.T) {
 	}
 
 	cmd := launch("/tmp/stop1")
-	got := tc.WaitInventories(180*time.Second, func(i []api.Inventory) bool { return len(i) >= 1 })
+	got := cons.WaitInventories(180*time.Second, "shop", func(i []api.Inventory) bool { return len(i) >= 1 })
 	stopApp(cmd, "/tmp/stop1")
 	if len(got) != 1 {
-		t.Fatalf("console received %d inventories, want 1", len(got))
+		t.Fatalf("console holds %d inventories, want 1", len(got))
 	}
 	inv := got[0]
 
@@ -179,10 +179,23 @@ func TestInventoryOfDebootstrapContainer(t *testing.T) {
 		}
 	}
 
-	cmd = launch("/tmp/stop2", "TASKGUARD_INVENTORY=off")
-	time.Sleep(3 * time.Second)
-	stopApp(cmd, "/tmp/stop2")
-	if n := len(tc.Inventories()); n != 1 {
-		t.Errorf("with TASKGUARD_INVENTORY=off the console received %d inventories in total, want still 1", n)
+	// The launcher with the inventory off runs at least as long as a second
+	// one, started after it with the inventory on, needs to scan the same
+	// tree and get its inventory stored: no fixed wait.
+	taskOf := func(inv []api.Inventory) []string {
+		var ids []string
+		for _, i := range inv {
+			ids = append(ids, i.TaskID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	off := launch("/tmp/stop-off", "TASKGUARD_INVENTORY=off", "TASKGUARD_TASK_ID=task-off")
+	on := launch("/tmp/stop-on", "TASKGUARD_TASK_ID=task-on")
+	cons.WaitInventories(180*time.Second, "shop", func(i []api.Inventory) bool { return slices.Contains(taskOf(i), "task-on") })
+	stopApp(on, "/tmp/stop-on")
+	stopApp(off, "/tmp/stop-off")
+	if ids := taskOf(cons.Inventories("shop")); !slices.Equal(ids, []string{"task-1", "task-on"}) {
+		t.Errorf("the console holds inventories of tasks %v, want task-1 and task-on: none from the launcher with TASKGUARD_INVENTORY=off", ids)
 	}
 }

@@ -3,7 +3,6 @@ package launcher
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/taskguard/taskguard/agent/internal/testconsole"
 	"github.com/taskguard/taskguard/agent/inventory"
 	"github.com/taskguard/taskguard/agent/sidecar"
 	"github.com/taskguard/taskguard/agent/socket"
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/testenv"
 )
@@ -49,8 +48,8 @@ func writeFiles(t testing.TB, root string, files map[string]string) {
 
 // TestInventoryReachesConsole: a launcher with a real sidecar inventories
 // its (generated) root filesystem while the app runs, and the console's
-// inventory endpoint receives the packages, OS and findings labelled with
-// the container's identity.
+// store holds the packages, OS and findings labelled with the container's
+// identity.
 func TestInventoryReachesConsole(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
@@ -59,14 +58,14 @@ func TestInventoryReachesConsole(t *testing.T) {
 		"usr/sbin/sshd":       "elf",
 		"var/lib/taskguard/node_modules/defender-own/package.json": `{"name":"defender-own","version":"1.0.0"}`,
 	})
-	tc := testconsole.New("tok", &policy.Policy{Revision: 1, Images: []policy.ImageRule{{
+	cons := consoletest.Start(t)
+	cons.SetPolicy(&policy.Policy{Images: []policy.ImageRule{{
 		Name: "shop", Scope: policy.Scope{Tasks: []string{"shop"}},
 		Compliance: policy.ComplianceRule{Custom: []policy.CustomCheck{
 			{ID: "ACME-1", Title: "no sshd", Severity: "HIGH", FileAbsent: "/usr/sbin/ssh*"},
 		}},
 	}}})
-	hs := httptest.NewServer(tc)
-	defer hs.Close()
+	token := cons.AgentToken("shop")
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,7 +73,7 @@ func TestInventoryReachesConsole(t *testing.T) {
 	go func() {
 		sidecarDone <- sidecar.Run(ctx, sidecar.Options{
 			SocketPath: sock, StateDir: t.TempDir(), PolicyWait: time.Second, TaskFamily: "shop", Ready: ready,
-			Console: &sidecar.Console{BaseURL: hs.URL, Token: "tok", HTTP: hs.Client()},
+			Console: &sidecar.Console{BaseURL: cons.URL, Token: token, HTTP: cons.HTTP},
 		})
 	}()
 	defer func() {
@@ -98,7 +97,7 @@ func TestInventoryReachesConsole(t *testing.T) {
 		})
 		appDone <- err
 	}()
-	got := tc.WaitInventories(30*time.Second, func(i []api.Inventory) bool { return len(i) >= 1 })
+	got := cons.WaitInventories(30*time.Second, "shop", func(i []api.Inventory) bool { return len(i) >= 1 })
 	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +105,7 @@ func TestInventoryReachesConsole(t *testing.T) {
 		t.Fatalf("launcher: %v", err)
 	}
 	if len(got) != 1 {
-		t.Fatalf("console received %d inventories, want 1", len(got))
+		t.Fatalf("console holds %d inventories, want 1", len(got))
 	}
 	inv := got[0]
 	if inv.TaskFamily != "shop" || inv.TaskID != "task-1" || inv.Container != "web" || inv.Image != id.Image {

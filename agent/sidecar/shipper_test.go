@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,13 +221,27 @@ func TestShipperCredentialRefused(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	waitFor(t, func() bool { return postsAnswered(t, cc, 401) >= 1 })
-	// 200 flush periods later, still that one attempt.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if n := postsAnswered(t, cc, 401); n != 1 {
-			t.Fatalf("the console answered %d posts with 401; want 1 (no retry before AuthBackoff)", n)
+	// The shipper decides to wait AuthBackoff (its log says so)...
+	waitFor(t, func() bool {
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "audits not delivered") && strings.Contains(l, "retry_in=1h0m0s") {
+				return true
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	})
+	// ...and keeps to it: new audits are spooled, flush after flush, without
+	// a post. The loop spools, then delivers when due, one round after the
+	// other; an audit added once the previous one is on disk is spooled in a
+	// later round, so when it is on disk the earlier round, with whatever it
+	// delivered, is over. No fixed wait.
+	for i := range 3 {
+		marker := fmt.Sprintf("spooled while refused %d", i)
+		s.Add(rec(marker))
+		waitFor(t, func() bool { return spoolHolds(spool, marker) })
+	}
+	if n := postsAnswered(t, cc, 401); n != 1 {
+		t.Fatalf("the console answered %d posts with 401; want 1 (no retry before AuthBackoff)", n)
 	}
 	cancel()
 	<-done
@@ -255,24 +271,31 @@ func TestShipperBacksOffOnServerErrors(t *testing.T) {
 	if _, err := db.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON audits BEGIN SELECT RAISE(ABORT, 'disk full'); END`); err != nil {
 		t.Fatal(err)
 	}
-	s := NewShipper(c, t.TempDir(), nil)
+	rl := &retryLog{}
+	s := NewShipper(c, t.TempDir(), slog.New(rl))
 	s.FlushEvery, s.MinBackoff, s.MaxBackoff = 5*time.Millisecond, 100*time.Millisecond, 400*time.Millisecond
 	s.Add(rec("waits out the outage"))
 	runShipper(t, s)
-	waitFor(t, func() bool { return postsAnswered(t, cc, 500) >= 1 })
-	// Count the posts over a 2 s window.
-	start := time.Now()
-	for time.Since(start) < 2*time.Second {
-		time.Sleep(100 * time.Millisecond)
+	// The shipper's own decisions, not a watch of the clock: each failed
+	// round says how long it waits; the wait doubles from MinBackoff to
+	// MaxBackoff (jittered between half of it and all of it), and the next
+	// round comes no earlier (flushing every 5 ms would come at once).
+	const rounds = 6
+	waitFor(t, func() bool { return len(rl.rounds()) >= rounds })
+	got := rl.rounds()[:rounds]
+	backoff := time.Duration(0)
+	for i, r := range got {
+		backoff = min(max(2*backoff, s.MinBackoff), s.MaxBackoff)
+		if r.wait < backoff/2 || r.wait > backoff {
+			t.Errorf("round %d chose to wait %v; want between %v and %v", i, r.wait, backoff/2, backoff)
+		}
+		// The round's log comes just after it set its next time: allow 1 ms.
+		if i > 0 && r.at.Sub(got[i-1].at) < got[i-1].wait-time.Millisecond {
+			t.Errorf("round %d came %v after round %d, which chose to wait %v", i, r.at.Sub(got[i-1].at), i-1, got[i-1].wait)
+		}
 	}
-	n := postsAnswered(t, cc, 500)
-	elapsed := time.Since(start)
-	// Flushing every 5 ms would post ~400 times; backoff between 50 and 400 ms allows at most ~40.
-	if limit := int(elapsed/(50*time.Millisecond)) + 2; n > limit {
-		t.Errorf("%d posts answered 500 in %v; backoff allows at most %d", n, elapsed, limit)
-	}
-	if n < 3 {
-		t.Errorf("%d posts in %v: the shipper stopped retrying", n, elapsed)
+	if n := postsAnswered(t, cc, 500); n < rounds {
+		t.Errorf("%d posts answered 500 for %d failed rounds", n, rounds)
 	}
 	if _, err := db.Exec(`DROP TRIGGER refuse`); err != nil {
 		t.Fatal(err)
@@ -339,4 +362,61 @@ func TestJitter(t *testing.T) {
 	if len(seen) < 10 {
 		t.Errorf("jitter(1s) drew only %d distinct waits in 50", len(seen))
 	}
+}
+
+// spoolHolds reports whether a batch in the spool directory holds an audit
+// with the message.
+func spoolHolds(dir, message string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		for _, a := range readBatch(filepath.Join(dir, e.Name())).Audits {
+			if a.Message == message {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// retryLog is a log handler that keeps the shipper's failed rounds: when
+// each logged "audits not delivered" and the wait it chose (retry_in).
+type retryLog struct {
+	mu  sync.Mutex
+	got []retryRound
+}
+
+type retryRound struct {
+	at   time.Time
+	wait time.Duration
+}
+
+func (h *retryLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *retryLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.HasPrefix(r.Message, "audits not delivered") {
+		return nil
+	}
+	round := retryRound{at: r.Time}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "retry_in" {
+			round.wait = a.Value.Duration()
+		}
+		return true
+	})
+	h.mu.Lock()
+	h.got = append(h.got, round)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *retryLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *retryLog) WithGroup(string) slog.Handler      { return h }
+
+func (h *retryLog) rounds() []retryRound {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
 }

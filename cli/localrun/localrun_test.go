@@ -257,14 +257,23 @@ func TestRunCancelTearsDown(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
+	// Polls the app's output (with a deadline) for the line that says it runs.
+	sawUp := make(chan bool, 1)
 	go func() {
-		for !strings.Contains(out.String(), "sleeper | up") {
-			time.Sleep(100 * time.Millisecond)
+		defer cancel() // what Ctrl-C does in the CLI
+		for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "sleeper | up"); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				sawUp <- false
+				return
+			}
 		}
-		cancel() // what Ctrl-C does in the CLI
+		sawUp <- true
 	}()
 	start := time.Now()
 	res, err := localrun.Run(ctx, td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Output: out, StopTimeout: time.Second})
+	if !<-sawUp {
+		t.Fatalf("the app never printed up; output:\n%s", out.String())
+	}
 	if err == nil || ctx.Err() == nil {
 		t.Fatalf("err %v, want context canceled", err)
 	}

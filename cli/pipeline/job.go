@@ -16,7 +16,10 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/scanners/analyzer"
+	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/sbom"
 	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
@@ -34,6 +37,9 @@ type JobOptions struct {
 	// IgnoreFile is the ignore file; empty: .taskguardignore when it exists.
 	IgnoreFile string
 	DB         DBOptions
+	// OpenDB, when set, opens the DB instead of DB (the command line's,
+	// which shows the download's progress on a terminal).
+	OpenDB func(context.Context) (*vulndb.DB, error)
 	// Console, when set, supplies the CI rules, receives the results and
 	// protects the task (it mints the defender's credential).
 	Console *ConsoleOptions
@@ -41,6 +47,17 @@ type JobOptions struct {
 	// Messages receives what the job says on the way (the policy used, the
 	// publication); nil discards it.
 	Messages io.Writer
+	// Names maps the job's inputs ("policy", "ignore-file", "console",
+	// "sbom") to what the caller calls them (its flags, its step inputs),
+	// for error messages; nil keeps the names as they are.
+	Names func(input string) string
+}
+
+func (o *JobOptions) name(input string) string {
+	if o.Names == nil {
+		return input
+	}
+	return o.Names(input)
 }
 
 // DBOptions locate the vulnerability DB and say whether it may be updated.
@@ -54,7 +71,10 @@ type DBOptions struct {
 
 // ConsoleOptions reach the console.
 type ConsoleOptions struct {
-	URL string
+	// Client, when set, is used as it is (the other fields but URL and
+	// NoPublish are then ignored); URL still names the console.
+	Client *api.Client
+	URL    string
 	// Token, else User and Password, authenticate.
 	Token, User, Password string
 	// CAFile is a PEM file of certificates to trust; Insecure skips the check.
@@ -68,15 +88,21 @@ type ConsoleOptions struct {
 // Markdown is appended to (a GitHub step summary is shared by every step).
 type ReportFiles struct {
 	JUnit, SARIF, JSON, Markdown string
+	// SBOM is the image's SBOM: SPDX 2.3 JSON for *.spdx.json, else
+	// CycloneDX 1.6 JSON. The scan just filled the layer cache, so with one
+	// no layer is read again.
+	SBOM string
 	// Dockerfile is the repository file SARIF image findings point at.
 	Dockerfile string
 }
 
 // RunJob prepares the run from opts (policy, ignore file, DB, console),
-// runs it, writes every report file, and publishes the results to the
-// console. A blocked gate is a report with Result "blocked" and no error.
-// A failed protect returns the report, written, and an error wrapping
-// ErrProtect; any other error means the job could not run.
+// runs it, writes every report file (and the SBOM), and publishes the
+// results to the console. A blocked gate is a report with Result "blocked"
+// and no error. When the run got as far as a report, the report is
+// returned, written and published, with any error that came after the gate
+// (a failed protect wraps ErrProtect; an SBOM or a publication that failed);
+// a nil report means the job could not run.
 func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 	msg := opts.Messages
 	if msg == nil {
@@ -85,26 +111,29 @@ func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 	run := opts.Run
 	var client *api.Client
 	if opts.Console != nil {
-		var err error
-		if client, err = opts.Console.client(); err != nil {
-			return nil, err
+		client = opts.Console.Client
+		if client == nil {
+			var err error
+			if client, err = opts.Console.client(); err != nil {
+				return nil, fmt.Errorf("%s: %w", opts.name("console"), err)
+			}
 		}
 	}
 	switch {
 	case opts.PolicyFile != "":
 		p, err := policy.LoadPolicy(opts.PolicyFile)
 		if err != nil {
-			return nil, fmt.Errorf("policy: %w", err)
+			return nil, fmt.Errorf("%s: %w", opts.name("policy"), err)
 		}
 		run.Policy, run.PolicySource = p, report.PolicySource{Source: "file", Location: opts.PolicyFile}
 	case client != nil:
 		rules, rev, err := client.CIRules(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("console: fetch the CI rules: %w", err)
+			return nil, fmt.Errorf("%s: fetch the CI rules: %w", opts.name("console"), err)
 		}
 		p := &policy.Policy{Revision: rev, CI: rules}
 		if err := p.Validate(); err != nil {
-			return nil, fmt.Errorf("console: the console's CI rules: %w", err)
+			return nil, fmt.Errorf("%s: the console's CI rules: %w", opts.name("console"), err)
 		}
 		run.Policy = p
 		run.PolicySource = report.PolicySource{Source: "console", Location: fmt.Sprintf("%s (revision %d)", opts.Console.URL, rev)}
@@ -115,20 +144,30 @@ func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 	}
 	ign, err := policy.LoadIgnoreFile(ignorePath, optional)
 	if err != nil {
-		return nil, fmt.Errorf("ignore file: %w", err)
+		return nil, fmt.Errorf("%s: %w", opts.name("ignore-file"), err)
 	}
 	run.Ignore, run.IgnoreFile = ign.Ignore, ignorePath
 
 	if client != nil && run.TaskPath != "" && run.ProtectOutput != "" {
+		// The console mints the defender's agent credential.
 		run.Console = client
 		if run.Protect.ConsoleAddr == "" {
 			if run.Protect.ConsoleAddr, err = consoleHost(opts.Console.URL); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", opts.name("console"), err)
 			}
 		}
 	}
 	if run.Image != "" {
-		db, err := openDB(ctx, opts.DB)
+		// A local path that is not there is named now, not after a DB
+		// download or as a registry pull.
+		if err := image.CheckSource(run.Image, run.ImageOptions.Kind); err != nil {
+			return nil, err
+		}
+		open := opts.OpenDB
+		if open == nil {
+			open = func(ctx context.Context) (*vulndb.DB, error) { return openDB(ctx, opts.DB) }
+		}
+		db, err := open(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -140,16 +179,39 @@ func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 		return nil, runErr
 	}
 	fmt.Fprintf(msg, "policy: %s (rule %s)\n", strings.TrimSpace(rep.Policy.Source+" "+rep.Policy.Location), rep.Policy.Rule)
-	// The reports are written whatever else fails, a failed protect included.
+	// From here on every output is written whatever else fails (a failed
+	// protect or SBOM included): the job's findings are never lost.
 	if err := WriteReports(ctx, rep, opts.Reports); err != nil {
 		return nil, err
 	}
-	if client != nil && !opts.Console.NoPublish {
-		if err := publish(ctx, client, rep, msg); err != nil {
-			return rep, err
+	errs := []error{runErr}
+	if opts.Reports.SBOM != "" && run.Image != "" {
+		if err := writeSBOM(ctx, run, opts.Reports.SBOM); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", opts.name("sbom"), err))
+		} else {
+			fmt.Fprintf(msg, "SBOM written to %s\n", opts.Reports.SBOM)
 		}
 	}
-	return rep, runErr
+	if client != nil && !opts.Console.NoPublish {
+		if err := publish(ctx, client, rep, msg); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", opts.name("console"), err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// writeSBOM inventories the run's image again (from the layer cache when
+// it has one) and writes its SBOM to path.
+func writeSBOM(ctx context.Context, run Options, path string) error {
+	subj, err := sbom.FromImage(ctx, run.Image, sbom.ImageOptions{
+		Image:       run.ImageOptions,
+		Analyze:     analyzer.Options{Analyzers: run.Analyzers, Logger: run.Logger},
+		ToolVersion: run.ToolVersion,
+	})
+	if err != nil {
+		return err
+	}
+	return sbom.WriteFile(path, subj)
 }
 
 func publish(ctx context.Context, client *api.Client, rep *report.Report, msg io.Writer) error {
@@ -164,7 +226,7 @@ func publish(ctx context.Context, client *api.Client, rep *report.Report, msg io
 		fmt.Fprintf(msg, "warning: the console user may not publish scan results (that needs the ci role); the results were not published: %v\n", err)
 		return nil
 	case err != nil:
-		return fmt.Errorf("console: publish the scan results: %w", err)
+		return fmt.Errorf("publish the scan results: %w", err)
 	}
 	fmt.Fprintf(msg, "scan results published to the console (scan %s)\n", sum.ID)
 	return nil
@@ -262,18 +324,18 @@ func (o *ConsoleOptions) client() (*api.Client, error) {
 	case o.User != "" && o.Password != "":
 		opts = append(opts, api.WithBasicAuth(o.User, o.Password))
 	default:
-		return nil, errors.New("console: no credentials: give a token, or a user and a password")
+		return nil, errors.New("no credentials: give a token, or a user and a password")
 	}
 	if o.CAFile != "" || o.Insecure {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
 		if o.CAFile != "" {
 			pem, err := os.ReadFile(o.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("console CA: %w", err)
+				return nil, fmt.Errorf("the console CA: %w", err)
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("console CA: %s holds no PEM certificate", o.CAFile)
+				return nil, fmt.Errorf("the console CA: %s holds no PEM certificate", o.CAFile)
 			}
 			cfg.RootCAs = pool
 		}
@@ -288,7 +350,7 @@ func consoleHost(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
-		return "", errors.New("console: want https://host[:port]")
+		return "", errors.New("want https://host[:port]")
 	}
 	return u.Host, nil
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // MaxTaskFamilyLen is the longest task family name ECS accepts.
@@ -25,7 +26,18 @@ func ValidateTaskFamily(family string) error {
 			continue
 		}
 		return fmt.Errorf("%w task family %s: character %s at byte %d; ECS families are letters, digits, '-' and '_' only",
-			ErrInvalid, strconv.Quote(family), strconv.QuoteRune(rune(c)), i)
+			ErrInvalid, strconv.Quote(family), quoteCharAt(family, i), i)
 	}
 	return nil
+}
+
+// quoteCharAt quotes the character that starts at byte i of s: the whole
+// UTF-8 sequence when it is one ('é', not the Latin-1 reading of its first
+// byte), else the lone byte as '\xNN'.
+func quoteCharAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("'\\x%02x'", s[i])
+	}
+	return strconv.QuoteRune(r)
 }

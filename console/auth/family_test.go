@@ -21,7 +21,8 @@ func TestValidateTaskFamily(t *testing.T) {
 		{"../etc", false, "'.' at byte 0"},
 		{"my app", false, "' ' at byte 2"},
 		{"web/x", false, "'/'"},
-		{"wéb", false, "byte 1"},
+		{"wéb", false, "'é' at byte 1"},
+		{"w\xe9b", false, `'\xe9' at byte 1`},
 		{"web\x00", false, "byte 3"},
 		{"web:1", false, "':'"},
 	}

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -22,6 +23,9 @@ import (
 	"github.com/taskguard/taskguard/console"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/store/sqlite"
 )
 
 // AdminPassword is the password of the user "admin" of every test console.
@@ -39,6 +43,7 @@ type Console struct {
 	t    testing.TB
 	c    *console.Console
 	addr string
+	pem  string
 }
 
 // Start starts a console for t and stops it when t ends.
@@ -60,6 +65,7 @@ func (c *Console) start() {
 		c.t.Fatalf("start the console: %v", err)
 	}
 	c.c, c.URL, c.addr = cc, cc.URL(), cc.Addr().String()
+	c.pem = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cc.Certificate().Raw}))
 	pool := x509.NewCertPool()
 	pool.AddCert(cc.Certificate())
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -201,3 +207,79 @@ func (c *Console) TaskImages() []api.TaskImage {
 
 // Addr is the console's host:port; it stays the same across Restart.
 func (c *Console) Addr() string { return c.addr }
+
+// CAPEM is the PEM text of the console's certificate: what protect writes
+// into TASKGUARD_CONSOLE_CA_PEM for a defender to trust the console.
+func (c *Console) CAPEM() string { return c.pem }
+
+// SetPolicy makes p's runtime, WAF and image rules the console's (through
+// the admin API, each list replaced as a whole; the console numbers the
+// revision, p.Revision is ignored). It returns the new revision.
+func (c *Console) SetPolicy(p *policy.Policy) int64 {
+	c.t.Helper()
+	ctx := context.Background()
+	admin := c.Admin()
+	if _, err := admin.SetRuntimeRules(ctx, nonNil(p.Runtime), 0); err != nil {
+		c.t.Fatalf("set runtime rules: %v", err)
+	}
+	if _, err := admin.SetWAFRules(ctx, nonNil(p.WAF), 0); err != nil {
+		c.t.Fatalf("set WAF rules: %v", err)
+	}
+	rev, err := admin.SetImageRules(ctx, nonNil(p.Images), 0)
+	if err != nil {
+		c.t.Fatalf("set image rules: %v", err)
+	}
+	return rev
+}
+
+// nonNil keeps an empty list an empty JSON array, not null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// Inventories returns the full inventories the console stores for the task
+// family (every one when family is ""), oldest first. The API returns only
+// summaries of them, so they are read from the console's database (a second
+// connection to its SQLite file, as another console process would open it).
+func (c *Console) Inventories(family string) []api.Inventory {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sqlite.Open(ctx, c.DBPath())
+	if err != nil {
+		c.t.Fatalf("open the console's store: %v", err)
+	}
+	defer db.Close()
+	stored, err := db.Inventories(ctx, store.InventoryQuery{})
+	if err != nil {
+		c.t.Fatalf("read the console's inventories: %v", err)
+	}
+	slices.SortFunc(stored, func(a, b store.StoredInventory) int { return a.ReceivedAt.Compare(b.ReceivedAt) })
+	var out []api.Inventory
+	for _, s := range stored {
+		if family == "" || s.Inventory.TaskFamily == family {
+			out = append(out, s.Inventory)
+		}
+	}
+	return out
+}
+
+// WaitInventories polls the family's stored inventories until cond holds for
+// them, failing t after d.
+func (c *Console) WaitInventories(d time.Duration, family string, cond func([]api.Inventory) bool) []api.Inventory {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		inv := c.Inventories(family)
+		if cond(inv) {
+			return inv
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("after %v the console holds %d inventories of %q, not what the test waits for", d, len(inv), family)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/taskguard/taskguard/cli/pipeline"
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/layercache"
 	"github.com/taskguard/taskguard/scanners/report"
@@ -115,7 +116,7 @@ type inputs struct {
 	agentToken, dockerfile, sbom                     string
 	include, exclude, skipImages, platforms          []string
 	onlyFixed, failBuild, extract, offline, insecure bool
-	failClosed, layerCache                           bool
+	failClosed, layerCache, lockfiles                bool
 }
 
 func readInputs(gha *githubactions.Action) (*inputs, error) {
@@ -146,6 +147,7 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	in.insecure = boolIn("console-insecure", false)
 	in.failClosed = boolIn("fail-closed", false)
 	in.layerCache = boolIn("layer-cache", true)
+	in.lockfiles = boolIn("lockfiles", false)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -163,6 +165,9 @@ func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptio
 	run := pipeline.Options{
 		TaskPath: in.task, SeverityCutoff: in.cutoff, OnlyFixed: in.onlyFixed,
 		ToolVersion: cli.Version(), Logger: logger,
+	}
+	if in.lockfiles {
+		run.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
 	}
 	switch {
 	case in.input != "":

@@ -14,6 +14,7 @@ import (
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/program"
+	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
 	"github.com/taskguard/taskguard/scanners/vulndb"
@@ -40,6 +41,7 @@ type ciFlags struct {
 	onlyFixed    bool
 	noPublish    bool
 	sbom         string
+	lockfiles    bool
 }
 
 func newCICommand() *cobra.Command {
@@ -89,6 +91,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF 2.1.0 report to this file")
 	fl.StringVar(&f.json, "json", "", "write the JSON report to this file")
 	fl.StringVar(&f.sbom, "sbom", "", "write an SBOM of the image to this file: SPDX 2.3 JSON for *.spdx.json, else CycloneDX 1.6 JSON")
+	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files and manifests (as image scan --lockfiles), not only installed packages")
 	fl.StringVar(&f.markdown, "markdown", "", "write a Markdown summary to this file (appends: works with $GITHUB_STEP_SUMMARY)")
 	fl.StringVar(&f.dockerfile, "dockerfile", "", "the repository's Dockerfile, which SARIF image findings point at (default Dockerfile)")
 	fl.StringVarP(&f.format, "format", "f", "table", "what to print on stdout: table, json or none")
@@ -119,6 +122,9 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		run.Image, run.ImageOptions = f.input, image.Options{Kind: image.KindTarball}
 	} else if f.image != "" {
 		run.Image = f.image
+	}
+	if f.lockfiles {
+		run.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
 	}
 	run.ImageOptions.Insecure = f.db.insecure
 	if run.Image != "" {

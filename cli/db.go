@@ -140,8 +140,10 @@ func newDBBuildCommand() *cobra.Command {
 		Use:   "build",
 		Short: "Build the vulnerability DB from advisory files",
 		Long: `Build a vulnerability DB (trivy-db format) from advisory files: a directory with
-go-osv/*.json (Go OSV reports), ghsa-npm/*.json (GitHub npm advisories) and
-debian-bookworm/*.json (Debian bookworm security-update facts). For tests and
+go-osv/*.json (Go OSV reports), ghsa-npm/*.json (GitHub npm advisories),
+debian-bookworm/*.json (Debian bookworm security-update facts), and GitHub (or
+other OSV) advisories of the language ecosystems in ghsa-pip/, ghsa-rubygems/,
+ghsa-cargo/, ghsa-composer/, ghsa-nuget/ and ghsa-maven/. For tests and
 air-gapped use; the cached DB is replaced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -73,7 +73,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
 	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default linux/amd64)")
 	fl.IntVar(&f.parallel, "parallel", 0, "layers read at once (default: the number of CPUs)")
-	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files (package-lock.json), not only installed packages")
+	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files and manifests (package-lock.json, yarn.lock, pnpm-lock.yaml, requirements.txt, poetry.lock, Pipfile.lock, Gemfile.lock, composer.lock, Cargo.lock, packages.lock.json, gradle.lockfile, pom.xml, go.mod), not only installed packages")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
 	return cmd
 }

@@ -29,6 +29,10 @@ DEBIAN_PACKAGES+=(slirp4netns uidmap) # podman networking (the pod reaches the h
 DEBIAN_PACKAGES+=(iproute2)           # e2e, cli/localrun: ip netns list after teardown
 DEBIAN_PACKAGES+=(python3-botocore)   # console/fargate: protect output checked against the ECS API model (service-2.json, ParamValidator)
 DEBIAN_PACKAGES+=(zsh dnf python3-pip) # agent/launcher: real bind shell (zsh ztcp -l) and real package managers run under the launcher
+DEBIAN_PACKAGES+=(binutils)           # scanners/scan: objcopy adds a cargo-auditable .dep-v0 section to a test executable
+DEBIAN_PACKAGES+=(ruby-bundler ruby-rack) # scanners/analyzer: bundler locks a Gemfile offline; its LockfileParser and RubyGems cross-check Gemfile.lock and gemspecs
+DEBIAN_PACKAGES+=(composer php-cli)      # scanners/analyzer: composer writes composer.lock and installed.json from path repositories
+DEBIAN_PACKAGES+=(cargo librust-smallvec-dev librust-log-dev) # scanners/analyzer: cargo locks a crate against Debian's vendored crates; cargo metadata cross-checks Cargo.lock
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do

@@ -17,6 +17,7 @@ import (
 	"github.com/taskguard/taskguard/console/fargate"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/customcheck"
+	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/compliance"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
@@ -44,6 +45,9 @@ type Options struct {
 	ImageOptions image.Options
 	// DB is the vulnerability DB; required when Image is set.
 	DB *vulndb.DB
+	// Analyzers find the image's packages; nil means analyzer.All() (add
+	// analyzer.Lockfiles() for application lock files and manifests).
+	Analyzers []analyzer.Analyzer
 	// TaskPath is a task definition to check and protect; empty: none.
 	TaskPath string
 
@@ -281,7 +285,7 @@ func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *pol
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		sr, err = scan.Opened(gctx, img, opts.DB, scan.Options{ToolVersion: opts.ToolVersion, Logger: logger, Now: func() time.Time { return at }})
+		sr, err = scan.Opened(gctx, img, opts.DB, scan.Options{Analyzers: opts.Analyzers, ToolVersion: opts.ToolVersion, Logger: logger, Now: func() time.Time { return at }})
 		return err
 	})
 	g.Go(func() (err error) {

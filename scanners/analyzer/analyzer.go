@@ -76,6 +76,9 @@ type Result struct {
 	// ThirdParty names OS packages from outside the distribution, whose
 	// files do not hide the language packages in them.
 	ThirdParty []string
+	// Warnings say what the analyzer left out of a file it could parse
+	// (a Maven dependency whose version is an unresolved property).
+	Warnings []string
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -95,6 +98,8 @@ type Analyzer interface {
 type Inventory struct {
 	OS       *OS
 	Packages []Package
+	// Warnings are the analyzers' warnings, each naming its file.
+	Warnings []string
 }
 
 // Walker is the part of an image that Run needs.
@@ -183,6 +188,10 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 				inv.OS, osFrom = res.OS, k.Path
 			}
 			inv.Packages = append(inv.Packages, res.Packages...)
+			for _, w := range res.Warnings {
+				logger.Warn(w, "layer", k.Layer)
+				inv.Warnings = append(inv.Warnings, w)
+			}
 			if len(res.OwnedFiles) > 0 {
 				owners = append(owners, ownership{res.Owner, res.OwnedFiles})
 			}

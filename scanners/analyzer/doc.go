@@ -1,9 +1,11 @@
 // Package analyzer finds what is installed in an image: the OS release and
 // the packages of the OS package managers and language ecosystems.
 //
-// Each analyzer lives in its own file, declares which files it wants
-// (Required, by path and file info) and a Version, and is listed in one
-// table (analyzers in registry.go). Run walks the flattened image once and
+// Each analyzer lives in its own file (an ecosystem's lock file and
+// installed-metadata analyzers share one: ruby.go, composer.go, cargo.go,
+// dotnet.go, maven.go), declares which files it wants (Required, by path
+// and file info) and a Version, and is listed in one table (analyzers in
+// registry.go; the opt-in lock file and manifest analyzers in lockfiles). Run walks the flattened image once and
 // hands each file only to the analyzers that asked for it, so a file's
 // content is read at most once and only when some analyzer needs it.
 //

@@ -80,6 +80,11 @@ var languageTypes = map[string]bool{
 	TypeNpm:      true,
 	TypePython:   true,
 	TypeJar:      true,
+	TypeGem:      true,
+	TypeComposer: true,
+	TypeCargo:    true,
+	TypeNuGet:    true,
+	TypeMaven:    true,
 }
 
 // outerFile returns the file a package was found in, without the path

@@ -11,6 +11,10 @@ var analyzers = []Analyzer{
 	npmPackage{},
 	pythonPackage{},
 	javaArchive{},
+	gemSpec{},
+	composerInstalled{},
+	dotnetDeps{},
+	cargoAuditable{},
 }
 
 // All returns the analyzers an image scan runs by default.
@@ -24,6 +28,14 @@ func All() []Analyzer {
 var lockfiles = []Analyzer{
 	npmLock{},
 	goMod{},
+	jsLock{},
+	pythonLock{},
+	gemLock{},
+	composerLock{},
+	cargoLock{},
+	nugetLock{},
+	gradleLock{},
+	pomFile{},
 }
 
 // Lockfiles returns the opt-in lock file analyzers, to add to All().

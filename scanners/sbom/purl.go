@@ -18,7 +18,11 @@ import (
 //	gobinary  pkg:golang/golang.org/x/text@v0.3.5, pkg:golang/stdlib@v1.22.1
 //	npm       pkg:npm/%40babel/core@7.0.0
 //	python    pkg:pypi/pyyaml@6.0
-//	jar       pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1
+//	jar       pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1 (maven too)
+//	gem       pkg:gem/rack@2.2.3
+//	composer  pkg:composer/guzzlehttp/guzzle@7.4.2
+//	cargo     pkg:cargo/smallvec@1.6.0
+//	nuget     pkg:nuget/Newtonsoft.Json@12.0.3
 //
 // The upstream qualifier (as Syft writes it) carries the source package
 // of an OS package when it differs: "openssl", or "glibc@2.36-9" when the
@@ -63,12 +67,23 @@ func PURL(os *analyzer.OS, p analyzer.Package) string {
 	case analyzer.TypePython:
 		typ = packageurl.TypePyPi
 		name = strings.ToLower(strings.NewReplacer("_", "-", ".", "-").Replace(name))
-	case analyzer.TypeJar:
+	case analyzer.TypeJar, analyzer.TypeMaven:
 		g, a, ok := strings.Cut(name, ":")
 		if !ok {
 			return ""
 		}
 		typ, ns, name = packageurl.TypeMaven, g, a
+	case analyzer.TypeGem:
+		typ = packageurl.TypeGem
+	case analyzer.TypeComposer:
+		typ = packageurl.TypeComposer
+		if vendor, n, ok := strings.Cut(name, "/"); ok {
+			ns, name = vendor, n
+		}
+	case analyzer.TypeCargo:
+		typ = packageurl.TypeCargo
+	case analyzer.TypeNuGet:
+		typ = packageurl.TypeNuget
 	default:
 		return ""
 	}
@@ -115,6 +130,17 @@ func FromPURL(s string) (p analyzer.Package, os *analyzer.OS, ok bool, err error
 		}
 	case packageurl.TypePyPi:
 		p.Type = analyzer.TypePython
+	case packageurl.TypeGem:
+		p.Type = analyzer.TypeGem
+	case packageurl.TypeComposer:
+		p.Type = analyzer.TypeComposer
+		if u.Namespace != "" {
+			p.Name = u.Namespace + "/" + u.Name
+		}
+	case packageurl.TypeCargo:
+		p.Type = analyzer.TypeCargo
+	case packageurl.TypeNuget:
+		p.Type = analyzer.TypeNuGet
 	case packageurl.TypeMaven:
 		p.Type = analyzer.TypeJar
 		if u.Namespace == "" {

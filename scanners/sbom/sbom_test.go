@@ -261,3 +261,29 @@ func FuzzRead(f *testing.F) {
 		_, _ = Read(bytes.NewReader(b))
 	})
 }
+
+// TestPURLLanguageEcosystems: the lock file ecosystems get their purl
+// types and come back from them (a declared Maven artifact comes back as
+// a jar: both are matched as Maven's).
+func TestPURLLanguageEcosystems(t *testing.T) {
+	for _, tt := range []struct {
+		p    analyzer.Package
+		purl string
+		back string
+	}{
+		{analyzer.Package{Type: analyzer.TypeGem, Name: "rack", Version: "2.2.3"}, "pkg:gem/rack@2.2.3", analyzer.TypeGem},
+		{analyzer.Package{Type: analyzer.TypeComposer, Name: "guzzlehttp/guzzle", Version: "7.4.2"}, "pkg:composer/guzzlehttp/guzzle@7.4.2", analyzer.TypeComposer},
+		{analyzer.Package{Type: analyzer.TypeCargo, Name: "smallvec", Version: "1.6.0"}, "pkg:cargo/smallvec@1.6.0", analyzer.TypeCargo},
+		{analyzer.Package{Type: analyzer.TypeNuGet, Name: "Newtonsoft.Json", Version: "12.0.3"}, "pkg:nuget/Newtonsoft.Json@12.0.3", analyzer.TypeNuGet},
+		{analyzer.Package{Type: analyzer.TypeMaven, Name: "org.apache.logging.log4j:log4j-core", Version: "2.14.1"}, "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", analyzer.TypeJar},
+	} {
+		got := PURL(nil, tt.p)
+		if got != tt.purl {
+			t.Errorf("PURL(%s %s) = %q, want %q", tt.p.Type, tt.p.Name, got, tt.purl)
+		}
+		back, _, ok, err := FromPURL(got)
+		if err != nil || !ok || back.Type != tt.back || back.Name != tt.p.Name || back.Version != tt.p.Version {
+			t.Errorf("FromPURL(%q) = %+v %v %v", got, back, ok, err)
+		}
+	}
+}

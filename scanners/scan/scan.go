@@ -144,7 +144,7 @@ func Inventory(ctx context.Context, art Artifact, inv *analyzer.Inventory, db *v
 		DB:            DBInfo{SchemaVersion: meta.Version, UpdatedAt: meta.UpdatedAt, NextUpdate: meta.NextUpdate, DownloadedAt: meta.DownloadedAt},
 		Findings:      res.Findings,
 		Packages:      inv.Packages,
-		Warnings:      res.Warnings,
+		Warnings:      append(append([]string(nil), inv.Warnings...), res.Warnings...),
 	}
 	if r.Findings == nil {
 		r.Findings = []vuln.Finding{}

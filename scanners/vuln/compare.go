@@ -121,6 +121,9 @@ type langEcosystem struct {
 	match  matchFunc
 	// normalize turns a package name into the DB's key; nil keeps it.
 	normalize func(string) string
+	// alternate is a second key to look up when it differs (Python: the
+	// PEP 503 form and trivy-db's own).
+	alternate func(string) string
 }
 
 // normalizePython applies PEP 503: lower case, runs of "-", "_", "." become "-".
@@ -146,6 +149,11 @@ var langComparers = map[string]langEcosystem{
 	"gobinary": {prefix: "go::", match: matchSemver},
 	"gomod":    {prefix: "go::", match: matchSemver},
 	"npm":      {prefix: "npm::", match: matchSemver},
-	"python":   {prefix: "pip::", match: matchPEP440, normalize: normalizePython},
-	"jar":      {prefix: "maven::", match: matchMaven},
+	"python":   {prefix: "pip::", match: matchPEP440, normalize: normalizePipTrivy, alternate: normalizePython},
+	"jar":      {prefix: "maven::", match: matchMaven, normalize: normalizeLower},
+	"maven":    {prefix: "maven::", match: matchMaven, normalize: normalizeLower},
+	"gem":      {prefix: "rubygems::", match: matchGem, normalize: normalizeLower},
+	"composer": {prefix: "composer::", match: matchGeneric, normalize: normalizeLower},
+	"cargo":    {prefix: "cargo::", match: matchGeneric, normalize: normalizeLower},
+	"nuget":    {prefix: "nuget::", match: matchGeneric, normalize: normalizeLower},
 }

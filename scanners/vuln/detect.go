@@ -203,13 +203,21 @@ func (d *detector) langPackage(eco langEcosystem, p analyzer.Package) error {
 	if eco.normalize != nil {
 		key = eco.normalize(key)
 	}
+	keys := []string{key}
+	if eco.alternate != nil && eco.alternate(p.Name) != key {
+		keys = append(keys, eco.alternate(p.Name))
+	}
 	for _, bucket := range d.buckets {
 		if !strings.HasPrefix(bucket, eco.prefix) {
 			continue
 		}
-		advs, err := d.db.Advisories(bucket, key)
-		if err != nil {
-			return err
+		var advs []types.Advisory
+		for _, k := range keys {
+			a, err := d.db.Advisories(bucket, k)
+			if err != nil {
+				return err
+			}
+			advs = append(advs, a...)
 		}
 		for _, adv := range advs {
 			vulnerable, err := isVulnerable(eco.match, p.Version, adv)

@@ -53,6 +53,7 @@ func Build(ctx context.Context, dir, src string, now time.Time) (BuildStats, err
 		{"ghsa-npm", func(p string) error { return b.loadOSV(p, BucketNpm, SourceGHSA, "npm") }},
 		{"debian-bookworm", b.loadDebian},
 	}
+	steps = append(steps, b.languageSteps()...) // lang.go: ghsa-pip/, ghsa-rubygems/, ghsa-cargo/, ghsa-composer/, ghsa-nuget/, ghsa-maven/
 	found := false
 	for _, s := range steps {
 		files, err := filepath.Glob(filepath.Join(src, s.folder, "*.json"))
@@ -151,7 +152,8 @@ type osvEntry struct {
 				LastAffected string `json:"last_affected"`
 			} `json:"events"`
 		} `json:"ranges"`
-		Versions []string `json:"versions"`
+		Versions         []string             `json:"versions"`
+		DatabaseSpecific affectedGHSASpecific `json:"database_specific"`
 	} `json:"affected"`
 	References []struct {
 		URL string `json:"url"`
@@ -212,6 +214,7 @@ func (b *builder) loadOSV(path, bucket string, source types.SourceID, ecosystem 
 			}
 			flushRange()
 		}
+		vulnerable = boundOpenRanges(vulnerable, aff.DatabaseSpecific.LastKnownAffectedVersionRange)
 		for _, v := range aff.Versions {
 			vulnerable = append(vulnerable, "="+v)
 		}
@@ -245,7 +248,7 @@ func (b *builder) loadOSV(path, bucket string, source types.SourceID, ecosystem 
 		}
 		v.References = appendUnique(v.References, osvURL(e.ID))
 		v.CweIDs = append(v.CweIDs, e.DatabaseSpecific.CWEIDs...)
-		if sev, err := types.NewSeverity(strings.ToUpper(e.DatabaseSpecific.Severity)); err == nil && sev != types.SeverityUnknown {
+		if sev, err := types.NewSeverity(ghsaSeverity(e.DatabaseSpecific.Severity)); err == nil && sev != types.SeverityUnknown {
 			if v.VendorSeverity == nil {
 				v.VendorSeverity = types.VendorSeverity{}
 			}

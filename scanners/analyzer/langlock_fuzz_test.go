@@ -1,0 +1,92 @@
+package analyzer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// fuzzManifest feeds a fuzzer's inputs to the analyzer that takes path,
+// seeded with the fixtures; the analyzer must never panic, and what it
+// returns without an error must be well formed.
+func fuzzManifest(f *testing.F, a Analyzer, path string, seeds ...string) {
+	for _, s := range seeds {
+		b, err := os.ReadFile(filepath.Join("testdata", "lockfiles", s))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	info := fileInfo{name: filepath.Base(path), mode: 0o755}
+	if !a.Required(path, info) {
+		f.Fatalf("%s does not take %s", a.Type(), path)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		res, err := a.Analyze(context.Background(), Input{Path: path, Info: info, Content: b})
+		if err != nil || res == nil {
+			return
+		}
+		for _, p := range res.Packages {
+			if p.Name == "" || p.Version == "" || p.Location.Path != path {
+				t.Fatalf("malformed package %+v", p)
+			}
+		}
+	})
+}
+
+func FuzzRequirementsTxt(f *testing.F) {
+	fuzzManifest(f, pythonLock{}, "app/requirements.txt", "python/requirements.txt")
+}
+
+func FuzzPoetryLock(f *testing.F) {
+	fuzzManifest(f, pythonLock{}, "app/poetry.lock", "python/poetry.lock", "python/poetry-v1/poetry.lock")
+}
+
+func FuzzPipfileLock(f *testing.F) {
+	fuzzManifest(f, pythonLock{}, "app/Pipfile.lock", "python/Pipfile.lock")
+}
+
+func FuzzYarnLock(f *testing.F) {
+	fuzzManifest(f, jsLock{}, "app/yarn.lock", "yarn-v1/yarn.lock", "yarn-berry/yarn.lock")
+}
+
+func FuzzPnpmLock(f *testing.F) {
+	fuzzManifest(f, jsLock{}, "app/pnpm-lock.yaml", "pnpm-v5/pnpm-lock.yaml", "pnpm-v6/pnpm-lock.yaml", "pnpm-v9/pnpm-lock.yaml")
+}
+
+func FuzzGemfileLock(f *testing.F) {
+	fuzzManifest(f, gemLock{}, "app/Gemfile.lock", "ruby/Gemfile.lock")
+}
+
+func FuzzGemspec(f *testing.F) {
+	fuzzManifest(f, gemSpec{}, "usr/lib/ruby/gems/3.0.0/specifications/rack-2.2.3.gemspec", "ruby/specifications/rack-2.2.3.gemspec")
+}
+
+func FuzzComposerLock(f *testing.F) {
+	fuzzManifest(f, composerLock{}, "app/composer.lock", "php/composer.lock")
+}
+
+func FuzzComposerInstalled(f *testing.F) {
+	fuzzManifest(f, composerInstalled{}, "app/vendor/composer/installed.json", "php/vendor/composer/installed.json")
+}
+
+func FuzzCargoLock(f *testing.F) {
+	fuzzManifest(f, cargoLock{}, "app/Cargo.lock", "rust/Cargo.lock")
+}
+
+func FuzzNuGetLock(f *testing.F) {
+	fuzzManifest(f, nugetLock{}, "app/packages.lock.json", "dotnet/packages.lock.json")
+}
+
+func FuzzDotnetDeps(f *testing.F) {
+	fuzzManifest(f, dotnetDeps{}, "app/Shop.Api.deps.json", "dotnet/Shop.Api.deps.json")
+}
+
+func FuzzGradleLock(f *testing.F) {
+	fuzzManifest(f, gradleLock{}, "app/gradle.lockfile", "java/gradle.lockfile")
+}
+
+func FuzzPomXML(f *testing.F) {
+	fuzzManifest(f, pomFile{}, "app/pom.xml", "java/pom.xml")
+}

@@ -1,0 +1,247 @@
+package analyzer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// pythonLock reads the dependency pins of Python applications (opt-in, see
+// Lockfiles): requirements.txt (only "==" and "===" pins: a range names no
+// installed version), poetry.lock (every package but those of the old
+// "dev" category) and Pipfile.lock (its "default" section; "develop" is
+// for development only). Packages are reported as TypePython.
+type pythonLock struct{}
+
+func (pythonLock) Type() string { return "python-lock" }
+func (pythonLock) Version() int { return 1 }
+
+func (pythonLock) Required(p string, _ fs.FileInfo) bool {
+	switch path.Base(p) {
+	case "requirements.txt", "poetry.lock", "Pipfile.lock":
+		return !inVendoredTree(p)
+	}
+	return false
+}
+
+func (pythonLock) Analyze(_ context.Context, in Input) (*Result, error) {
+	var res *Result
+	var err error
+	switch path.Base(in.Path) {
+	case "requirements.txt":
+		res, err = parseRequirements(in)
+	case "poetry.lock":
+		res, err = parsePoetryLock(in)
+	case "Pipfile.lock":
+		res, err = parsePipfileLock(in)
+	default:
+		return nil, ErrNotApplicable
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", in.Path, err)
+	}
+	return res, nil
+}
+
+// parseRequirements reads pinned requirements ("name==1.2.3", with extras,
+// environment markers, per-requirement options and "\" continuations).
+// Options (-r, -e, --hash, ...), URLs, local paths and unpinned or
+// wildcard requirements are skipped.
+func parseRequirements(in Input) (*Result, error) {
+	if err := checkManifestSize(in.Content); err != nil {
+		return nil, err
+	}
+	l := newPkgList(TypePython, in)
+	sc := bufio.NewScanner(bytes.NewReader(in.Content))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var logical strings.Builder
+	lineNo, startLine := 0, 0
+	flush := func() error {
+		s := logical.String()
+		logical.Reset()
+		name, version, ok := parseRequirementLine(s)
+		if !ok {
+			return nil
+		}
+		if err := l.add(name, version); err != nil {
+			return fmt.Errorf("line %d: %w", startLine, err)
+		}
+		return nil
+	}
+	for sc.Scan() {
+		lineNo++
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if lineNo == 1 {
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		if logical.Len() == 0 {
+			startLine = lineNo
+		}
+		if strings.HasSuffix(line, "\\") {
+			logical.WriteString(strings.TrimSuffix(line, "\\"))
+			logical.WriteByte(' ')
+			if logical.Len() > 1<<20 {
+				return nil, fmt.Errorf("line %d: continued line longer than 1 MiB", startLine)
+			}
+			continue
+		}
+		logical.WriteString(line)
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", lineNo+1, err)
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return l.result(), nil
+}
+
+// parseRequirementLine returns the name and pinned version of one logical
+// requirements line, ok false when it pins nothing.
+func parseRequirementLine(s string) (name, version string, ok bool) {
+	// A comment starts at "#" at the beginning or after whitespace.
+	for j := 0; j < len(s); j++ {
+		if s[j] == '#' && (j == 0 || s[j-1] == ' ' || s[j-1] == '\t') {
+			s = s[:j]
+			break
+		}
+	}
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasPrefix(s, "-") {
+		return "", "", false
+	}
+	// Per-requirement options ("--hash=...") and environment markers.
+	if i := strings.Index(s, " -"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.IndexByte(s, ';'); i >= 0 {
+		s = s[:i]
+	}
+	if strings.Contains(s, "@") || strings.Contains(s, "://") {
+		return "", "", false // a direct reference: no version to match
+	}
+	op := "==="
+	i := strings.Index(s, op)
+	if i < 0 {
+		op = "=="
+		i = strings.Index(s, op)
+	}
+	if i <= 0 {
+		return "", "", false
+	}
+	name, version = strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+len(op):])
+	if j := strings.IndexByte(name, '['); j >= 0 {
+		name = strings.TrimSpace(name[:j])
+	}
+	if !validPythonVersion(version) || !validPythonName(name) {
+		return "", "", false
+	}
+	return name, version, true
+}
+
+// validPythonVersion reports whether s can be a PEP 440 version (its
+// characters, with a local part); wildcards and ranges cannot.
+func validPythonVersion(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_', r == '+', r == '!':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validPythonName reports whether s is a distribution name (PEP 508).
+func validPythonName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parsePoetryLock reads poetry.lock (lock-version 1.x and 2.x).
+func parsePoetryLock(in Input) (*Result, error) {
+	if err := checkManifestSize(in.Content); err != nil {
+		return nil, err
+	}
+	var lock struct {
+		Package []struct {
+			Name     string `toml:"name"`
+			Version  string `toml:"version"`
+			Category string `toml:"category"`
+		} `toml:"package"`
+	}
+	if _, err := toml.Decode(string(in.Content), &lock); err != nil {
+		return nil, tomlError(err)
+	}
+	l := newPkgList(TypePython, in)
+	for i, p := range lock.Package {
+		if p.Category == "dev" {
+			continue
+		}
+		if p.Name == "" || p.Version == "" {
+			return nil, fmt.Errorf("package %d: no name or version", i+1)
+		}
+		if err := l.add(p.Name, p.Version); err != nil {
+			return nil, err
+		}
+	}
+	return l.result(), nil
+}
+
+// tomlError keeps the line BurntSushi/toml reports ("toml: line 3 ...").
+func tomlError(err error) error {
+	if pe, ok := err.(toml.ParseError); ok {
+		return fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+	}
+	return err
+}
+
+// parsePipfileLock reads Pipfile.lock's "default" section.
+func parsePipfileLock(in Input) (*Result, error) {
+	var lock struct {
+		Default map[string]struct {
+			Version string `json:"version"`
+		} `json:"default"`
+	}
+	if err := decodeJSON(in.Content, &lock); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(lock.Default))
+	for n := range lock.Default {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	l := newPkgList(TypePython, in)
+	for _, n := range names {
+		v := lock.Default[n].Version
+		if !strings.HasPrefix(v, "==") {
+			continue // a VCS or path dependency: no version
+		}
+		if err := l.add(n, strings.TrimLeft(v, "=")); err != nil {
+			return nil, err
+		}
+	}
+	return l.result(), nil
+}

@@ -21,7 +21,7 @@ import (
 type rpmDB struct{}
 
 func (rpmDB) Type() string { return TypeRPM }
-func (rpmDB) Version() int { return 1 }
+func (rpmDB) Version() int { return 2 }
 
 func (rpmDB) Required(p string, _ fs.FileInfo) bool {
 	switch path.Dir(p) {
@@ -85,7 +85,8 @@ func readRPMDB(p string) (pkgs []Package, owned []string, err error) {
 		if pi.Epoch != nil {
 			epoch = *pi.Epoch
 		}
-		pkg := Package{Type: TypeRPM, Name: pi.Name, Version: evr(epoch, pi.Version, pi.Release)}
+		pkg := Package{Type: TypeRPM, Name: pi.Name, Version: evr(epoch, pi.Version, pi.Release),
+			Arch: pi.Arch, Modularity: pi.Modularitylabel}
 		if name, ver, rel, ok := splitSourceRPM(pi.SourceRpm); ok {
 			pkg.SrcName, pkg.SrcVersion = name, evr(epoch, ver, rel)
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/owenrumney/go-sarif/v2/sarif"
+
+	"github.com/taskguard/taskguard/internal/severity"
 )
 
 // DefaultMaxSARIFResults keeps uploads within GitHub code scanning's limits
@@ -150,7 +152,7 @@ func WriteSARIF(_ context.Context, w io.Writer, r *Report, opts SARIFOptions) er
 		if results[i].rank() != results[j].rank() {
 			return results[i].rank() > results[j].rank()
 		}
-		return severityRank[results[i].severity] > severityRank[results[j].severity]
+		return severity.Compare(results[i].severity, results[j].severity) > 0
 	})
 	limit := opts.MaxResults
 	if limit <= 0 {

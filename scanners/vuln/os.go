@@ -33,8 +33,8 @@ type osFamily struct {
 	release func(v string) string
 	bucket  func(rel string) string
 	cmp     compareFunc
-	// eol lists each release's end of life: after it, a warning says the
-	// distribution publishes no more fixes.
+	// eol lists each release's end of life (Trivy's dates): after it, a
+	// warning says the distribution publishes no more fixes.
 	eol      map[string]time.Time
 	byBinary bool
 	// get, when set, reads a layout other than plain advisories.
@@ -92,15 +92,16 @@ func modularName(name, label string) string {
 var osFamilies = map[string]osFamily{
 	"debian": {
 		release: major, bucket: func(r string) string { return "debian " + r }, cmp: compareDeb,
-		eol: map[string]time.Time{"9": date(2022, 6, 30), "10": date(2024, 6, 30), "11": date(2026, 8, 31), "12": date(2028, 6, 30), "13": date(2030, 6, 30)},
+		eol: map[string]time.Time{"7": date(2018, 5, 31), "8": date(2020, 6, 30), "9": date(2022, 6, 30), "10": date(2024, 6, 30), "11": date(2026, 8, 14), "12": date(2028, 6, 10)},
 	},
 	"ubuntu": {
 		release: func(v string) string { return v }, bucket: func(r string) string { return "ubuntu " + r }, cmp: compareDeb,
 		eol: map[string]time.Time{
-			"14.04": date(2019, 4, 25), "16.04": date(2021, 4, 30), "18.04": date(2023, 5, 31), "20.04": date(2025, 5, 31),
-			"22.04": date(2027, 6, 1), "22.10": date(2023, 7, 20), "23.04": date(2024, 1, 25), "23.10": date(2024, 7, 11),
-			"24.04": date(2029, 6, 1), "24.10": date(2025, 7, 10), "25.04": date(2026, 1, 15), "25.10": date(2026, 7, 9),
-			"26.04": date(2031, 6, 1),
+			"14.04": date(2022, 4, 25), "16.04": date(2021, 4, 21), "18.04": date(2023, 5, 31), "18.10": date(2019, 7, 18),
+			"19.04": date(2020, 1, 18), "19.10": date(2020, 7, 17), "20.04": date(2025, 5, 31), "20.10": date(2021, 7, 22),
+			"21.04": date(2022, 1, 20), "21.10": date(2022, 7, 14), "22.04": date(2027, 4, 23), "22.10": date(2023, 7, 20),
+			"23.04": date(2024, 1, 20), "23.10": date(2024, 6, 30), "24.04": date(2034, 3, 31), "24.10": date(2025, 7, 9),
+			"25.04": date(2026, 1, 16), "25.10": date(2026, 7, 1), "26.04": date(2031, 5, 31),
 		},
 	},
 	"alpine": {
@@ -122,7 +123,7 @@ var osFamilies = map[string]osFamily{
 			return "1"
 		},
 		bucket: func(r string) string { return "amazon linux " + r }, cmp: compareRPM, byBinary: true,
-		eol: map[string]time.Time{"1": date(2023, 12, 31), "2": date(2026, 6, 30), "2022": date(2023, 3, 15), "2023": date(2029, 6, 30)},
+		eol: map[string]time.Time{"1": date(2023, 12, 31), "2": date(2026, 6, 30), "2023": date(2028, 3, 15)},
 	},
 	"rocky": {
 		release: major, bucket: func(r string) string { return "rocky " + r }, cmp: compareRPM, byBinary: true,

@@ -51,3 +51,34 @@ func TestModularName(t *testing.T) {
 		}
 	}
 }
+
+// TestOSBuckets maps os-release versions to trivy-db's buckets.
+func TestOSBuckets(t *testing.T) {
+	for _, tt := range []struct{ family, version, want string }{
+		{"alpine", "3.19.1", "alpine 3.19"},
+		{"alpine", "3.20.0_alpha20240315", "alpine 3.20"},
+		{"ubuntu", "22.04", "ubuntu 22.04"},
+		{"amazon", "2", "amazon linux 2"},
+		{"amazon", "2023", "amazon linux 2023"},
+		{"amazon", "2023.6.20241010", "amazon linux 2023"},
+		{"amazon", "2018.03", "amazon linux 1"},
+		{"rocky", "9.3", "rocky 9"},
+		{"alma", "8.10", "alma 8"},
+		{"redhat", "9.4", "Red Hat"},
+		{"centos", "7.9.2009", "Red Hat"},
+		{"redhat", "5.11", ""},
+		{"debian", "12.5", "debian 12"},
+	} {
+		fam, ok := osFamilies[tt.family]
+		if !ok {
+			t.Fatalf("no family %s", tt.family)
+		}
+		got := ""
+		if rel := fam.release(tt.version); rel != "" {
+			got = fam.bucket(rel)
+		}
+		if got != tt.want {
+			t.Errorf("%s %s: bucket %q, want %q", tt.family, tt.version, got, tt.want)
+		}
+	}
+}

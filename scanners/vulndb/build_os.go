@@ -122,6 +122,9 @@ func (b *builder) loadAlpine(path string) error {
 	if err := readJSON(path, &f); err != nil {
 		return err
 	}
+	if f.Name == "" && len(f.Packages) == 0 {
+		return fmt.Errorf("secdb file with neither a package name nor packages")
+	}
 	pkgs := []alpineSecfixes{f.alpineSecfixes}
 	if f.Name == "" {
 		pkgs = pkgs[:0]

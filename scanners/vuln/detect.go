@@ -144,6 +144,8 @@ type detector struct {
 	logger  *slog.Logger
 	// skippedModular lists AlmaLinux modular packages left unchecked.
 	skippedModular []string
+	// noRedHatCPE is set once the DB was found to map no content set.
+	noRedHatCPE bool
 }
 
 func (d *detector) warn(format string, args ...any) {

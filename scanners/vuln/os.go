@@ -1,6 +1,7 @@
 package vuln
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -168,6 +169,13 @@ func redHat(eol map[string]time.Time) osFamily {
 		get: func(rel, _ string) func(d *detector, p analyzer.Package) ([]types.Advisory, error) {
 			return func(d *detector, p analyzer.Package) ([]types.Advisory, error) {
 				advs, err := d.db.RedHatAdvisories(osKey(p), rhelContentSets[rel])
+				if errors.Is(err, vulndb.ErrNoRedHatCPE) {
+					if !d.noRedHatCPE {
+						d.noRedHatCPE = true
+						d.warn("Red Hat packages were not checked: %v", err)
+					}
+					return nil, nil
+				}
 				if err != nil {
 					return nil, err
 				}

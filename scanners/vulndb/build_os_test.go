@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,8 +77,8 @@ func TestBuildOS(t *testing.T) {
 	if got, err := db.RedHatAdvisories("openssl-devel", []string{"rhel-9-for-x86_64-baseos-rpms"}); err != nil || len(got) != 0 {
 		t.Errorf("BaseOS matched an AppStream package: %+v (%v)", got, err)
 	}
-	if _, err := db.RedHatAdvisories("openssl", []string{"no-such-repo"}); err == nil {
-		t.Error("unknown content set: no error")
+	if _, err := db.RedHatAdvisories("openssl", []string{"no-such-repo"}); !errors.Is(err, ErrNoRedHatCPE) {
+		t.Errorf("unknown content set: %v, want ErrNoRedHatCPE", err)
 	}
 	v, ok, err := db.Vulnerability("CVE-2023-0286")
 	if err != nil || !ok || v.VendorSeverity["redhat"].String() != "HIGH" || v.VendorSeverity["ubuntu"].String() != "HIGH" {
@@ -103,5 +104,22 @@ func TestBuildOSErrors(t *testing.T) {
 		if _, err := Build(context.Background(), t.TempDir(), src, time.Now()); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: error %v, want one naming the file", name, err)
 		}
+	}
+}
+
+// TestRockyUnknownArch: a package whose arch is unknown (an SBOM without
+// it) is matched against every entry rather than none.
+func TestRockyUnknownArch(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Build(context.Background(), dir, "testdata/os", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.RockyAdvisories("rocky 8", "openssh", ""); err != nil || len(got) != 2 {
+		t.Errorf("unknown arch: %+v (%v), want both CVEs", got, err)
 	}
 }

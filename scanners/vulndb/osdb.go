@@ -2,6 +2,7 @@ package vulndb
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -21,10 +22,15 @@ const (
 	BucketRedHatCPE = "Red Hat CPE"
 )
 
+// ErrNoRedHatCPE is returned by RedHatAdvisories when the DB maps none of
+// the content sets to a CPE.
+var ErrNoRedHatCPE = errors.New("no Red Hat CPE in the vulnerability DB")
+
 // RockyAdvisories returns the advisories in bucket ("rocky 9") for pkg
 // ("name" or "module:stream::name") built for arch, the way trivy-db reads
 // them: an advisory with per-architecture entries yields the entries for
-// arch; one without entries yields its own fixed version.
+// arch (all of them when arch is empty); one without entries yields its
+// own fixed version.
 func (d *DB) RockyAdvisories(bucket, pkg, arch string) ([]types.Advisory, error) {
 	raw, err := trivydb.Config{}.ForEachAdvisory([]string{bucket}, pkg)
 	if err != nil {
@@ -42,7 +48,8 @@ func (d *DB) RockyAdvisories(bucket, pkg, arch string) ([]types.Advisory, error)
 			continue
 		}
 		for _, e := range adv.Entries {
-			if !slices.Contains(e.Arches, arch) {
+			// An unknown arch (an SBOM without it) takes every entry.
+			if arch != "" && !slices.Contains(e.Arches, arch) {
 				continue
 			}
 			e.VulnerabilityID, e.DataSource = id, &src
@@ -89,7 +96,7 @@ func (d *DB) RedHatAdvisories(pkg string, contentSets []string) ([]types.Advisor
 		cpes = append(cpes, idx...)
 	}
 	if len(cpes) == 0 {
-		return nil, fmt.Errorf("no Red Hat CPE for the content sets %s in the DB", strings.Join(contentSets, ", "))
+		return nil, fmt.Errorf("%w for the content sets %s", ErrNoRedHatCPE, strings.Join(contentSets, ", "))
 	}
 	raw, err := cfg.ForEachAdvisory([]string{BucketRedHat}, pkg)
 	if err != nil {

@@ -141,16 +141,16 @@ type Counts struct {
 	Unknown  int `json:"unknown"`
 }
 
-func (c *Counts) add(severity string) {
+func (c *Counts) add(name string) {
 	c.Total++
-	switch severity {
-	case "CRITICAL":
+	switch severity.Of(name) {
+	case severity.Critical:
 		c.Critical++
-	case "HIGH":
+	case severity.High:
 		c.High++
-	case "MEDIUM":
+	case severity.Medium:
 		c.Medium++
-	case "LOW":
+	case severity.Low:
 		c.Low++
 	default:
 		c.Unknown++

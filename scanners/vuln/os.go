@@ -179,28 +179,35 @@ func redHat(eol map[string]time.Time) osFamily {
 				if err != nil {
 					return nil, err
 				}
-				// Per CVE the advisory with the latest fix, for the
-				// package's architecture (any, for noarch).
-				var out []types.Advisory
-				idx := map[string]int{}
-				for _, a := range advs {
-					if len(a.Arches) > 0 && p.Arch != "noarch" && !containsString(a.Arches, p.Arch) {
-						continue
-					}
-					i, ok := idx[a.VulnerabilityID]
-					if !ok {
-						idx[a.VulnerabilityID] = len(out)
-						out = append(out, a)
-						continue
-					}
-					if c, _ := compareRPM(out[i].FixedVersion, a.FixedVersion); c < 0 && out[i].FixedVersion != "" {
-						out[i] = a
-					}
-				}
-				return out, nil
+				return latestPerCVE(advs, p.Arch), nil
 			}
 		},
 	}
+}
+
+// latestPerCVE keeps, per CVE, the Red Hat advisory with the latest fix
+// that applies to arch (any, for noarch or advisories without arches), as
+// Trivy does: an unfixed entry gives way to a fix, a fix to a later one.
+func latestPerCVE(advs []types.Advisory, arch string) []types.Advisory {
+	var out []types.Advisory
+	idx := map[string]int{}
+	for _, a := range advs {
+		if len(a.Arches) > 0 && arch != "noarch" && !containsString(a.Arches, arch) {
+			continue
+		}
+		i, ok := idx[a.VulnerabilityID]
+		if !ok {
+			idx[a.VulnerabilityID] = len(out)
+			out = append(out, a)
+			continue
+		}
+		if out[i].FixedVersion == "" && a.FixedVersion != "" {
+			out[i] = a
+		} else if c, _ := compareRPM(out[i].FixedVersion, a.FixedVersion); c < 0 && out[i].FixedVersion != "" {
+			out[i] = a
+		}
+	}
+	return out
 }
 
 func containsString(list []string, s string) bool {

@@ -1,6 +1,11 @@
 package vuln
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/aquasecurity/trivy-db/pkg/types"
+)
 
 // TestOSComparers pins the edge cases of the OS version rules: epochs,
 // Alpine's -r revisions and suffixes, Debian's ~, rpm's release parts.
@@ -79,6 +84,34 @@ func TestOSBuckets(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s %s: bucket %q, want %q", tt.family, tt.version, got, tt.want)
+		}
+	}
+}
+
+// TestLatestPerCVE picks Red Hat's advisory per CVE as Trivy does.
+func TestLatestPerCVE(t *testing.T) {
+	advs := []types.Advisory{
+		{VulnerabilityID: "CVE-1", FixedVersion: ""},
+		{VulnerabilityID: "CVE-1", FixedVersion: "1:3.0.1-43.el9_0", VendorIDs: []string{"RHSA-A"}},
+		{VulnerabilityID: "CVE-1", FixedVersion: "1:3.0.1-47.el9_1", VendorIDs: []string{"RHSA-B"}},
+		{VulnerabilityID: "CVE-1", FixedVersion: "1:3.0.1-45.el9_1", VendorIDs: []string{"RHSA-C"}},
+		{VulnerabilityID: "CVE-2", FixedVersion: "2.0-1", Arches: []string{"aarch64"}},
+		{VulnerabilityID: "CVE-3", FixedVersion: "", Status: types.StatusWillNotFix},
+	}
+	for _, tt := range []struct {
+		arch string
+		want []string
+	}{
+		{"x86_64", []string{"CVE-1 1:3.0.1-47.el9_1", "CVE-3 "}},
+		{"aarch64", []string{"CVE-1 1:3.0.1-47.el9_1", "CVE-2 2.0-1", "CVE-3 "}},
+		{"noarch", []string{"CVE-1 1:3.0.1-47.el9_1", "CVE-2 2.0-1", "CVE-3 "}},
+	} {
+		var got []string
+		for _, a := range latestPerCVE(advs, tt.arch) {
+			got = append(got, a.VulnerabilityID+" "+a.FixedVersion)
+		}
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("%s: got %q, want %q", tt.arch, got, tt.want)
 		}
 	}
 }

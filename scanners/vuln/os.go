@@ -223,12 +223,15 @@ func containsString(list []string, s string) bool {
 func (d *detector) osMatcherFor(o *analyzer.OS, now time.Time) (*osMatcher, string) {
 	fam, ok := osFamilies[o.Family]
 	if !ok {
-		if b, ok := osBuckets[o.Family]; ok {
-			// Other families trivy-db knows, matched on plain advisories.
+		if b, ok := osBuckets[o.Family]; ok && osComparers[o.Family] != nil {
+			// Other families trivy-db knows (Wolfi, Chainguard, Oracle),
+			// matched on plain advisories.
 			bucket := b(o.Name)
+			if !containsString(d.buckets, bucket) {
+				return nil, fmt.Sprintf("the vulnerability DB has no advisories for %s %s (bucket %q): its packages were not checked", o.Family, o.Name, bucket)
+			}
 			return &osMatcher{name: o.Family + " " + o.Name, bucket: bucket, cmp: osComparers[o.Family],
-				byBinary: osComparers[o.Family] == nil || o.Family == "oracle",
-				get:      plain("", bucket)}, ""
+				byBinary: o.Family == "oracle", get: plain("", bucket)}, ""
 		}
 		return nil, fmt.Sprintf("OS %s %s is not supported: its packages were not checked", o.Family, o.Name)
 	}

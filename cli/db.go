@@ -142,8 +142,7 @@ func newDBBuildCommand() *cobra.Command {
 		Long: `Build a vulnerability DB (trivy-db format) from advisory files: a directory with
 go-osv/*.json (Go OSV reports), ghsa-npm/*.json (GitHub npm advisories) and
 debian-bookworm/*.json (Debian bookworm security-update facts). For tests and
-air-gapped use; the cached DB is replaced. OS advisories: alpine-secdb/, ubuntu/,
-amazon/<release>/, rocky/<major>/, alma/<major>/ and redhat-osv/ (scanners/README.md).`,
+air-gapped use; the cached DB is replaced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if src == "" {

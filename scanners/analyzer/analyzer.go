@@ -58,6 +58,11 @@ type Package struct {
 	// ("nodejs:18:9020020230608123038:rhel9"); advisories of modular
 	// packages are keyed "name:stream::package".
 	Modularity string `json:"modularity,omitempty"`
+	// ThirdParty marks an rpm package from outside the distribution (its
+	// Vendor is no distribution's: EPEL, Docker, NodeSource): the
+	// distribution's advisories do not describe it, so it is not matched
+	// against them (as Trivy).
+	ThirdParty bool `json:"thirdParty,omitempty"`
 	// Location is where the package was found.
 	Location Location `json:"location"`
 }

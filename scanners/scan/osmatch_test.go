@@ -33,8 +33,15 @@ const osAdvisories = "../vulndb/testdata/os"
 
 // rpmPackage is one package installed into a test rpm database.
 type rpmPackage struct {
-	name, epoch, version, release, arch, modularity string
+	name, epoch, version, release, arch, modularity, vendor string
 }
+
+// Vendors of the distributions' packages, as their rpm headers say.
+const (
+	vendorRocky  = "Rocky Enterprise Software Foundation"
+	vendorAlma   = "AlmaLinux"
+	vendorRedHat = "Red Hat, Inc."
+)
 
 // rpmDatabase builds the packages with rpmbuild, installs them (--justdb)
 // into a fresh SQLite rpm database with rpm itself and returns the file.
@@ -61,6 +68,9 @@ func rpmDatabase(t *testing.T, pkgs []rpmPackage) []byte {
 		}
 		if p.modularity != "" {
 			spec += "ModularityLabel: " + p.modularity + "\n"
+		}
+		if p.vendor != "" {
+			spec += "Vendor: " + p.vendor + "\n"
 		}
 		spec += "%description\nt\n%files\n"
 		file := filepath.Join(dir, fmt.Sprintf("%d.spec", i))
@@ -244,15 +254,15 @@ func TestOSMatching(t *testing.T) {
 		vulnerable: map[string][]byte{
 			"etc/os-release": osRelease("rocky", "8.9"),
 			"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{
-				{name: "openssh", version: "8.0p1", release: "19.el8_9.1", arch: "aarch64"},
-				{name: "openssh-clients", version: "8.0p1", release: "19.el8_9.1", arch: "x86_64"},
+				{name: "openssh", version: "8.0p1", release: "19.el8_9.1", arch: "aarch64", vendor: vendorRocky},
+				{name: "openssh-clients", version: "8.0p1", release: "19.el8_9.1", arch: "x86_64", vendor: vendorRocky},
 			}),
 		},
 		fixed: map[string][]byte{
 			"etc/os-release": osRelease("rocky", "8.9"),
 			"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{
-				{name: "openssh", version: "8.0p1", release: "19.el8_9.2", arch: "aarch64"},
-				{name: "openssh-clients", version: "8.0p1", release: "19.el8_9.2", arch: "x86_64"},
+				{name: "openssh", version: "8.0p1", release: "19.el8_9.2", arch: "aarch64", vendor: vendorRocky},
+				{name: "openssh-clients", version: "8.0p1", release: "19.el8_9.2", arch: "x86_64", vendor: vendorRocky},
 			}),
 		},
 		want: []string{
@@ -267,14 +277,14 @@ func TestOSMatching(t *testing.T) {
 		vulnerable: map[string][]byte{
 			"etc/os-release": osRelease("almalinux", "8.4"),
 			"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{
-				{name: "golang", version: "1.15.13", release: goRel, arch: "x86_64", modularity: goLabel},
-				{name: "go-toolset", version: "1.15.13", release: goRel, arch: "x86_64"},
+				{name: "golang", version: "1.15.13", release: goRel, arch: "x86_64", modularity: goLabel, vendor: vendorAlma},
+				{name: "go-toolset", version: "1.15.13", release: goRel, arch: "x86_64", vendor: vendorAlma},
 			}),
 		},
 		fixed: map[string][]byte{
 			"etc/os-release": osRelease("almalinux", "8.4"),
 			"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{
-				{name: "golang", version: "1.15.14", release: goRel, arch: "x86_64", modularity: goLabel},
+				{name: "golang", version: "1.15.14", release: goRel, arch: "x86_64", modularity: goLabel, vendor: vendorAlma},
 			}),
 		},
 		want: []string{
@@ -291,18 +301,21 @@ func TestOSMatching(t *testing.T) {
 		vulnerable: map[string][]byte{
 			"etc/os-release": osRelease("rhel", "9.0"),
 			"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{
-				{name: "openssl", epoch: "1", version: "3.0.1", release: "43.el9_0", arch: "x86_64"},
-				{name: "openssl-libs", epoch: "1", version: "3.0.1", release: "43.el9_0", arch: "x86_64"},
+				{name: "openssl", epoch: "1", version: "3.0.1", release: "43.el9_0", arch: "x86_64", vendor: vendorRedHat},
+				{name: "openssl-libs", epoch: "1", version: "3.0.1", release: "43.el9_0", arch: "x86_64", vendor: vendorRedHat},
+				// A third-party build of a package Red Hat fixed: not matched.
+				{name: "openssl-devel", epoch: "1", version: "3.0.1", release: "1.custom", arch: "x86_64", vendor: "Example Corp"},
 			}),
 		},
 		fixed: map[string][]byte{
 			"etc/os-release": osRelease("rhel", "9.0"),
 			"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{
-				{name: "openssl", epoch: "1", version: "3.0.1", release: "47.el9_1", arch: "x86_64"},
-				{name: "openssl-libs", epoch: "1", version: "3.0.1", release: "47.el9_1", arch: "x86_64"},
+				{name: "openssl", epoch: "1", version: "3.0.1", release: "47.el9_1", arch: "x86_64", vendor: vendorRedHat},
+				{name: "openssl-libs", epoch: "1", version: "3.0.1", release: "47.el9_1", arch: "x86_64", vendor: vendorRedHat},
 			}),
 		},
-		want: rhel,
+		want:        rhel,
+		wantWarning: "1 OS packages from outside the distribution (third-party repositories) were not matched against redhat 9.0's advisories: openssl-devel",
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

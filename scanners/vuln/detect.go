@@ -98,6 +98,7 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 		}
 	}
 	warnedUnknown := map[string]bool{}
+	var thirdParty []string
 	for _, p := range inv.Packages {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -109,6 +110,10 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 					warnedUnknown[p.Type] = true
 					d.warn("%s packages found but no OS release: they were not checked", p.Type)
 				}
+				continue
+			}
+			if p.ThirdParty {
+				thirdParty = append(thirdParty, p.Name)
 				continue
 			}
 			if err := osm.match(d, p); err != nil {
@@ -127,6 +132,10 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 				return nil, err
 			}
 		}
+	}
+	if len(thirdParty) > 0 {
+		d.warn("%d OS packages from outside the distribution (third-party repositories) were not matched against %s's advisories: %s",
+			len(thirdParty), osm.name, strings.Join(thirdParty, ", "))
 	}
 	if len(d.skippedModular) > 0 {
 		d.warn("%d AlmaLinux modular packages without a modularity label were not checked (their advisories cannot be told apart, AlmaLinux bug 173): %s",

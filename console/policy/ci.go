@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/taskguard/taskguard/internal/severity"
 )
 
 // Action is what the CI gate does with a finding.
@@ -22,22 +24,18 @@ const (
 // Valid reports whether a is a known action.
 func (a Action) Valid() bool { return a == ActionIgnore || a == ActionAlert || a == ActionBlock }
 
-// severityRank orders severities; unknown severities rank lowest.
-var severityRank = map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-
 // SeverityAtLeast reports whether severity s is at or above threshold t.
 // Names are case-insensitive; an empty threshold is never reached.
 func SeverityAtLeast(s, t string) bool {
 	if t == "" {
 		return false
 	}
-	return severityRank[strings.ToUpper(s)] >= severityRank[strings.ToUpper(t)]
+	return severity.AtLeast(s, t)
 }
 
 // ValidSeverity reports a known severity name (case-insensitive), or empty.
 func ValidSeverity(s string) bool {
-	_, ok := severityRank[strings.ToUpper(s)]
-	return s == "" || ok
+	return s == "" || severity.Valid(s)
 }
 
 // CIRule is a CI gate rule for images: the first rule whose scope matches the

@@ -12,6 +12,7 @@ import (
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/console/taskimages"
+	"github.com/taskguard/taskguard/internal/severity"
 )
 
 // inventoryBody bounds a posted container inventory.
@@ -151,7 +152,7 @@ func (s *Server) taskImagesPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, "taskimages.html", "task-images", "Images in tasks", map[string]any{
-		"List": list, "Filter": f, "Severities": []string{"LOW", "MEDIUM", "HIGH", "CRITICAL"},
+		"List": list, "Filter": f, "Severities": severity.Names(severity.Known()),
 	})
 }
 

@@ -16,13 +16,11 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/internal/severity"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/vuln"
 	"github.com/taskguard/taskguard/scanners/vulndb"
 )
-
-// severityRank orders severities; unknown ones rank lowest.
-var severityRank = map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 
 // Filter selects images and vulnerabilities; zero fields do not filter.
 type Filter struct {
@@ -49,7 +47,7 @@ func (f Filter) Validate() error {
 		}
 	}
 	if f.Severity != "" {
-		if _, ok := severityRank[strings.ToUpper(f.Severity)]; !ok {
+		if !severity.Valid(f.Severity) {
 			return fmt.Errorf("severity %q: want LOW, MEDIUM, HIGH or CRITICAL", f.Severity)
 		}
 	}
@@ -79,7 +77,7 @@ func (f Filter) keepsVuln(v api.TaskVulnerability) bool {
 	if f.Fixed && v.FixedVersion == "" {
 		return false
 	}
-	if f.Severity != "" && severityRank[strings.ToUpper(v.Severity)] < severityRank[strings.ToUpper(f.Severity)] {
+	if f.Severity != "" && !severity.AtLeast(v.Severity, f.Severity) {
 		return false
 	}
 	return true

@@ -51,6 +51,18 @@ type Package struct {
 	// SrcName and SrcVersion are the source package, for OS packages.
 	SrcName    string `json:"srcName,omitempty"`
 	SrcVersion string `json:"srcVersion,omitempty"`
+	// Arch is the architecture an rpm package was built for ("x86_64",
+	// "noarch"); Rocky Linux and Red Hat advisories are per architecture.
+	Arch string `json:"arch,omitempty"`
+	// Modularity is an rpm package's modularity label
+	// ("nodejs:18:9020020230608123038:rhel9"); advisories of modular
+	// packages are keyed "name:stream::package".
+	Modularity string `json:"modularity,omitempty"`
+	// ThirdParty marks an rpm package from outside the distribution (its
+	// Vendor is no distribution's: EPEL, Docker, NodeSource): the
+	// distribution's advisories do not describe it, so it is not matched
+	// against them (as Trivy).
+	ThirdParty bool `json:"thirdParty,omitempty"`
 	// Location is where the package was found.
 	Location Location `json:"location"`
 }

@@ -21,7 +21,7 @@ import (
 type rpmDB struct{}
 
 func (rpmDB) Type() string { return TypeRPM }
-func (rpmDB) Version() int { return 1 }
+func (rpmDB) Version() int { return 3 }
 
 func (rpmDB) Required(p string, _ fs.FileInfo) bool {
 	switch path.Dir(p) {
@@ -85,11 +85,16 @@ func readRPMDB(p string) (pkgs []Package, owned []string, err error) {
 		if pi.Epoch != nil {
 			epoch = *pi.Epoch
 		}
-		pkg := Package{Type: TypeRPM, Name: pi.Name, Version: evr(epoch, pi.Version, pi.Release)}
+		pkg := Package{Type: TypeRPM, Name: pi.Name, Version: evr(epoch, pi.Version, pi.Release),
+			Arch: pi.Arch, Modularity: pi.Modularitylabel, ThirdParty: !rpmFromOSVendor(pi.Vendor, pi.Release)}
 		if name, ver, rel, ok := splitSourceRPM(pi.SourceRpm); ok {
 			pkg.SrcName, pkg.SrcVersion = name, evr(epoch, ver, rel)
 		}
 		pkgs = append(pkgs, pkg)
+		if pkg.ThirdParty {
+			// A vendor's package: what it bundles is scanned.
+			continue
+		}
 		files, err := pi.InstalledFileNames()
 		if err != nil {
 			return nil, nil, fmt.Errorf("rpm package %s: file names: %w", pi.Name, err)
@@ -130,4 +135,27 @@ func splitSourceRPM(s string) (name, version, release string, ok bool) {
 		return "", "", "", false
 	}
 	return s[:j], s[j+1:], release, true
+}
+
+// rpmOSVendors are the Vendor prefixes of distributions' own packages
+// (Trivy's list).
+var rpmOSVendors = []string{
+	"Amazon Linux", "Amazon.com", "CentOS", "Fedora Project", "Oracle America", "Red Hat",
+	"AlmaLinux", "CloudLinux", "VMware", "SUSE", "openSUSE", "Microsoft Corporation", "Rocky",
+}
+
+// rpmFromOSVendor reports whether an rpm package is the distribution's:
+// its Vendor is a distribution's, or, with no Vendor, it is Amazon
+// Linux's (whose packages may lack one). Others come from third-party
+// repositories (EPEL, Docker, NodeSource).
+func rpmFromOSVendor(vendor, release string) bool {
+	if vendor == "" {
+		return strings.Contains(release, "amzn")
+	}
+	for _, v := range rpmOSVendors {
+		if strings.HasPrefix(vendor, v) {
+			return true
+		}
+	}
+	return false
 }

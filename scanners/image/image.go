@@ -452,6 +452,10 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 	if err := fl.layer(ctx, id, newGuardReader(ctx, r, maxLayer), fn); err != nil {
 		return err
 	}
+	// Stop the read-ahead before reading the blob's rest ourselves.
+	if err := r.Close(); err != nil {
+		return fmt.Errorf("layer %s: %w", id, err)
+	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		return fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
 	}

@@ -172,6 +172,10 @@ func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, 
 	if err != nil {
 		return nil, err
 	}
+	// Stop the read-ahead before reading the blob's rest ourselves.
+	if err := r.Close(); err != nil {
+		return nil, fmt.Errorf("layer %s: %w", id, err)
+	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
 		return nil, fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
 	}

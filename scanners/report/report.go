@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/taskguard/taskguard/internal/severity"
 	"github.com/taskguard/taskguard/scanners/compliance"
 	"github.com/taskguard/taskguard/scanners/scan"
 	"github.com/taskguard/taskguard/scanners/vuln"
@@ -140,16 +141,16 @@ type Counts struct {
 	Unknown  int `json:"unknown"`
 }
 
-func (c *Counts) add(severity string) {
+func (c *Counts) add(name string) {
 	c.Total++
-	switch severity {
-	case "CRITICAL":
+	switch severity.Of(name) {
+	case severity.Critical:
 		c.Critical++
-	case "HIGH":
+	case severity.High:
 		c.High++
-	case "MEDIUM":
+	case severity.Medium:
 		c.Medium++
-	case "LOW":
+	case severity.Low:
 		c.Low++
 	default:
 		c.Unknown++
@@ -178,9 +179,6 @@ type Summary struct {
 	VulnerabilitiesAccepted Counts `json:"vulnerabilitiesAccepted"`
 }
 
-// severityRank orders severities for sorting.
-var severityRank = map[string]int{"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1}
-
 var actionRank = map[string]int{ActionBlock: 2, ActionAlert: 1}
 
 // Finish sorts the findings (blocking first, then by severity), fills the
@@ -197,8 +195,8 @@ func (r *Report) Finish() {
 		if actionRank[a.Verdict.Action] != actionRank[b.Verdict.Action] {
 			return actionRank[a.Verdict.Action] > actionRank[b.Verdict.Action]
 		}
-		if severityRank[a.Severity] != severityRank[b.Severity] {
-			return severityRank[a.Severity] > severityRank[b.Severity]
+		if c := severity.Compare(a.Severity, b.Severity); c != 0 {
+			return c > 0
 		}
 		if a.PkgName != b.PkgName {
 			return a.PkgName < b.PkgName
@@ -210,7 +208,7 @@ func (r *Report) Finish() {
 		if actionRank[a.Verdict.Action] != actionRank[b.Verdict.Action] {
 			return actionRank[a.Verdict.Action] > actionRank[b.Verdict.Action]
 		}
-		return severityRank[a.Severity] > severityRank[b.Severity]
+		return severity.Compare(a.Severity, b.Severity) > 0
 	})
 	s := Summary{}
 	count := func(v Verdict) {

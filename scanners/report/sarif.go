@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/owenrumney/go-sarif/v2/sarif"
+
+	"github.com/taskguard/taskguard/internal/severity"
 )
 
 // DefaultMaxSARIFResults keeps uploads within GitHub code scanning's limits
@@ -31,26 +33,26 @@ type SARIFOptions struct {
 
 // sarifLevel maps a severity to a SARIF level: critical and high are errors,
 // medium a warning, low and unknown a note.
-func sarifLevel(severity string) string {
-	switch severity {
-	case "CRITICAL", "HIGH":
+func sarifLevel(name string) string {
+	switch severity.Of(name) {
+	case severity.Critical, severity.High:
 		return "error"
-	case "MEDIUM":
+	case severity.Medium:
 		return "warning"
 	}
 	return "note"
 }
 
 // securitySeverity is the score GitHub reads to rank security alerts.
-func securitySeverity(severity string) string {
-	switch severity {
-	case "CRITICAL":
+func securitySeverity(name string) string {
+	switch severity.Of(name) {
+	case severity.Critical:
 		return "9.5"
-	case "HIGH":
+	case severity.High:
 		return "8.0"
-	case "MEDIUM":
+	case severity.Medium:
 		return "5.5"
-	case "LOW":
+	case severity.Low:
 		return "2.0"
 	}
 	return "0.0"
@@ -150,7 +152,7 @@ func WriteSARIF(_ context.Context, w io.Writer, r *Report, opts SARIFOptions) er
 		if results[i].rank() != results[j].rank() {
 			return results[i].rank() > results[j].rank()
 		}
-		return severityRank[results[i].severity] > severityRank[results[j].severity]
+		return severity.Compare(results[i].severity, results[j].severity) > 0
 	})
 	limit := opts.MaxResults
 	if limit <= 0 {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/taskguard/taskguard/internal/severity"
 )
 
 // TableOptions tune WriteTable.
@@ -16,7 +18,7 @@ type TableOptions struct {
 	All bool
 }
 
-var severityColor = map[string]string{"CRITICAL": "\x1b[1;31m", "HIGH": "\x1b[31m", "MEDIUM": "\x1b[33m", "LOW": "\x1b[36m"}
+var severityColor = map[severity.Severity]string{severity.Critical: "\x1b[1;31m", severity.High: "\x1b[31m", severity.Medium: "\x1b[33m", severity.Low: "\x1b[36m"}
 
 // WriteTable writes r for a terminal: the result, counts and the findings
 // the gate blocks or alerts on.
@@ -50,7 +52,7 @@ func WriteTable(_ context.Context, w io.Writer, r *Report, opts TableOptions) er
 			header = true
 		}
 		// Pad before painting so that escape codes do not break the columns.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", verdict, paint(severityColor[sev], fmt.Sprintf("%-8s", sev)), id, what, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", verdict, paint(severityColor[severity.Of(sev)], fmt.Sprintf("%-8s", sev)), id, what, detail)
 	}
 	for _, v := range r.Vulnerabilities {
 		if v.Verdict.Action == ActionIgnore && !opts.All {

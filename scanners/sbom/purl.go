@@ -14,7 +14,7 @@ import (
 //
 //	dpkg      pkg:deb/debian/libssl3@3.0.11-1~deb12u2?distro=debian-12.5&upstream=openssl
 //	apk       pkg:apk/alpine/musl@1.2.4-r2?distro=3.19.1
-//	rpm       pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?distro=rocky-9.3&epoch=1
+//	rpm       pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=rocky-9.3&epoch=1
 //	gobinary  pkg:golang/golang.org/x/text@v0.3.5, pkg:golang/stdlib@v1.22.1
 //	npm       pkg:npm/%40babel/core@7.0.0
 //	python    pkg:pypi/pyyaml@6.0
@@ -45,6 +45,14 @@ func PURL(os *analyzer.OS, p analyzer.Package) string {
 			if e, v, ok := strings.Cut(version, ":"); ok {
 				version = v
 				q = append(q, packageurl.Qualifier{Key: "epoch", Value: e})
+			}
+			// As Trivy writes them: Rocky's advisories are per arch,
+			// modular packages are keyed by their module.
+			if p.Arch != "" {
+				q = append(q, packageurl.Qualifier{Key: "arch", Value: p.Arch})
+			}
+			if p.Modularity != "" {
+				q = append(q, packageurl.Qualifier{Key: "modularitylabel", Value: p.Modularity})
 			}
 		}
 		if p.SrcName != "" && (p.SrcName != p.Name || p.SrcVersion != p.Version) {
@@ -105,6 +113,9 @@ func FromPURL(s string) (p analyzer.Package, os *analyzer.OS, ok bool, err error
 		p.Type = map[string]string{packageurl.TypeDebian: analyzer.TypeDpkg, packageurl.TypeApk: analyzer.TypeAPK, packageurl.TypeRPM: analyzer.TypeRPM}[u.Type]
 		if e := q["epoch"]; e != "" && e != "0" {
 			p.Version = e + ":" + p.Version
+		}
+		if p.Type == analyzer.TypeRPM {
+			p.Arch, p.Modularity = q["arch"], q["modularitylabel"]
 		}
 		p.SrcName, p.SrcVersion = p.Name, p.Version
 		if up := q["upstream"]; up != "" {

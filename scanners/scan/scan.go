@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/taskguard/taskguard/internal/severity"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/vuln"
@@ -161,14 +161,14 @@ func Inventory(ctx context.Context, art Artifact, inv *analyzer.Inventory, db *v
 func Summarize(fs []vuln.Finding) Summary {
 	s := Summary{Total: len(fs)}
 	for _, f := range fs {
-		switch f.Severity {
-		case "CRITICAL":
+		switch severity.Of(f.Severity) {
+		case severity.Critical:
 			s.Critical++
-		case "HIGH":
+		case severity.High:
 			s.High++
-		case "MEDIUM":
+		case severity.Medium:
 			s.Medium++
-		case "LOW":
+		case severity.Low:
 			s.Low++
 		default:
 			s.Unknown++
@@ -177,25 +177,21 @@ func Summarize(fs []vuln.Finding) Summary {
 	return s
 }
 
-// severityRank orders severities; unknown ones rank lowest.
-var severityRank = map[string]int{"UNKNOWN": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
-
 // ParseSeverity checks a severity name (case-insensitive) and returns it in
 // upper case.
 func ParseSeverity(s string) (string, error) {
-	for name := range severityRank {
-		if strings.EqualFold(name, s) {
-			return name, nil
-		}
+	v, err := severity.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("unknown severity %q (want UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL)", s)
 	}
-	return "", fmt.Errorf("unknown severity %q (want UNKNOWN, LOW, MEDIUM, HIGH or CRITICAL)", s)
+	return v.String(), nil
 }
 
 // AtOrAbove returns the findings whose severity is at least min.
 func (r *Report) AtOrAbove(min string) []vuln.Finding {
 	var out []vuln.Finding
 	for _, f := range r.Findings {
-		if severityRank[f.Severity] >= severityRank[min] {
+		if severity.AtLeast(f.Severity, min) {
 			out = append(out, f)
 		}
 	}

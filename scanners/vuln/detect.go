@@ -51,17 +51,12 @@ type Result struct {
 	Warnings []string
 }
 
-// osBuckets names the DB bucket of an OS release, per family.
+// osBuckets names the DB bucket of the OS families not in osFamilies,
+// matched on plain advisories.
 var osBuckets = map[string]func(release string) string{
-	"debian":     func(r string) string { return "debian " + major(r) },
-	"ubuntu":     func(r string) string { return "ubuntu " + r },
-	"alpine":     func(r string) string { return "alpine " + majorMinor(r) },
 	"wolfi":      func(string) string { return "wolfi" },
 	"chainguard": func(string) string { return "chainguard" },
-	"rocky":      func(r string) string { return "rocky " + major(r) },
-	"alma":       func(r string) string { return "alma " + major(r) },
 	"oracle":     func(r string) string { return "Oracle Linux " + major(r) },
-	"amazon":     func(r string) string { return "amazon linux " + major(r) },
 }
 
 func major(r string) string {
@@ -95,32 +90,33 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 		return nil, err
 	}
 	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger}
-	var osBucket string
-	var osCompare compareFunc
+	var osm *osMatcher
 	if inv.OS != nil {
-		name, ok := osBuckets[inv.OS.Family]
-		cmp, cok := osComparers[inv.OS.Family]
-		if ok && cok {
-			osBucket, osCompare = name(inv.OS.Name), cmp
-		} else {
-			d.warn("OS %s %s is not supported: its packages were not checked", inv.OS.Family, inv.OS.Name)
+		var why string
+		if osm, why = d.osMatcherFor(inv.OS, time.Now()); osm == nil {
+			d.warn("%s", why)
 		}
 	}
 	warnedUnknown := map[string]bool{}
+	var thirdParty []string
 	for _, p := range inv.Packages {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		switch {
 		case osPackageTypes[p.Type]:
-			if osCompare == nil {
+			if osm == nil {
 				if inv.OS == nil && !warnedUnknown[p.Type] {
 					warnedUnknown[p.Type] = true
 					d.warn("%s packages found but no OS release: they were not checked", p.Type)
 				}
 				continue
 			}
-			if err := d.osPackage(osBucket, osCompare, p); err != nil {
+			if p.ThirdParty {
+				thirdParty = append(thirdParty, p.Name)
+				continue
+			}
+			if err := osm.match(d, p); err != nil {
 				return nil, err
 			}
 		default:
@@ -137,6 +133,14 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 			}
 		}
 	}
+	if len(thirdParty) > 0 {
+		d.warn("%d OS packages from outside the distribution (third-party repositories) were not matched against %s's advisories: %s",
+			len(thirdParty), osm.name, strings.Join(thirdParty, ", "))
+	}
+	if len(d.skippedModular) > 0 {
+		d.warn("%d AlmaLinux modular packages without a modularity label were not checked (their advisories cannot be told apart, AlmaLinux bug 173): %s",
+			len(d.skippedModular), strings.Join(d.skippedModular, ", "))
+	}
 	SortFindings(d.res.Findings)
 	return d.res, nil
 }
@@ -147,47 +151,16 @@ type detector struct {
 	res     *Result
 	seen    map[string]bool
 	logger  *slog.Logger
+	// skippedModular lists AlmaLinux modular packages left unchecked.
+	skippedModular []string
+	// noRedHatCPE is set once the DB was found to map no content set.
+	noRedHatCPE bool
 }
 
 func (d *detector) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	d.logger.Warn(msg)
 	d.res.Warnings = append(d.res.Warnings, msg)
-}
-
-func (d *detector) osPackage(bucket string, cmp compareFunc, p analyzer.Package) error {
-	// Debian and Alpine advisories name source packages; rpm-based
-	// distributions name binary packages.
-	src, installed := p.SrcName, p.SrcVersion
-	if src == "" || p.Type == analyzer.TypeRPM {
-		src = p.Name
-	}
-	if installed == "" || p.Type == analyzer.TypeRPM {
-		installed = p.Version
-	}
-	advs, err := d.db.Advisories(bucket, src)
-	if err != nil {
-		return err
-	}
-	for _, adv := range advs {
-		status := StatusFixed
-		if adv.FixedVersion == "" {
-			status = statusName(adv.Status)
-		} else {
-			c, err := cmp(installed, adv.FixedVersion)
-			if err != nil {
-				d.warn("%s %s: %s: %v", p.Name, p.Version, adv.VulnerabilityID, err)
-				continue
-			}
-			if c >= 0 {
-				continue
-			}
-		}
-		if err := d.add(p, adv, adv.FixedVersion, status); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func statusName(s types.Status) string {

@@ -52,6 +52,12 @@ func Build(ctx context.Context, dir, src string, now time.Time) (BuildStats, err
 		{"go-osv", func(p string) error { return b.loadOSV(p, BucketGo, SourceGo, "Go") }},
 		{"ghsa-npm", func(p string) error { return b.loadOSV(p, BucketNpm, SourceGHSA, "npm") }},
 		{"debian-bookworm", b.loadDebian},
+		{"alpine-secdb", b.loadAlpine},
+		{"ubuntu", b.loadUbuntu},
+		{"amazon/*", b.loadAmazon},
+		{"rocky/*", b.loadRocky},
+		{"alma/*", b.loadAlma},
+		{"redhat-osv", b.loadRedHat},
 	}
 	steps = append(steps, b.languageSteps()...) // lang.go: ghsa-pip/, ghsa-rubygems/, ghsa-cargo/, ghsa-composer/, ghsa-nuget/, ghsa-maven/
 	found := false
@@ -112,6 +118,7 @@ type builder struct {
 	advisories map[advKey]*types.Advisory
 	vulns      map[string]types.Vulnerability
 	sources    map[string]types.DataSource
+	os         *osData // OS layouts beyond plain advisories (build_os.go)
 }
 
 func newBuilder() *builder {
@@ -417,6 +424,9 @@ func (b *builder) write(dir string) (BuildStats, error) {
 				return err
 			}
 			st.Advisories++
+		}
+		if err := b.writeOS(tx, &st); err != nil {
+			return err
 		}
 		for id, v := range b.vulns {
 			if err := putJSON(tx, []string{"vulnerability"}, id, v); err != nil {

@@ -143,7 +143,10 @@ func newDBBuildCommand() *cobra.Command {
 go-osv/*.json (Go OSV reports), ghsa-npm/*.json (GitHub npm advisories),
 debian-bookworm/*.json (Debian bookworm security-update facts), and GitHub (or
 other OSV) advisories of the language ecosystems in ghsa-pip/, ghsa-rubygems/,
-ghsa-cargo/, ghsa-composer/, ghsa-nuget/ and ghsa-maven/. For tests and
+ghsa-cargo/, ghsa-composer/, ghsa-nuget/ and ghsa-maven/; and the OS
+advisories trivy-db's builder reads: alpine-secdb/ (Alpine secdb JSON),
+ubuntu/ (Ubuntu CVE tracker), amazon/<release>/ (ALAS), rocky/<major>/ and
+alma/<major>/ (errata), redhat-osv/ (Red Hat advisories as OSV). For tests and
 air-gapped use; the cached DB is replaced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

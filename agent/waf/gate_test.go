@@ -136,7 +136,7 @@ func TestGateSameMatches(t *testing.T) {
 	if *corpusMode == "full" {
 		step = 1
 	}
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		step = 15
 	}
 	reqs := gateRequests(t, step)

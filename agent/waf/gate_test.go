@@ -136,7 +136,10 @@ func TestGateSameMatches(t *testing.T) {
 	if *corpusMode == "full" {
 		step = 1
 	}
-	if testing.Short() || raceEnabled {
+	switch {
+	case raceEnabled:
+		step = 60
+	case testing.Short():
 		step = 15
 	}
 	reqs := gateRequests(t, step)

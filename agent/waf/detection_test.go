@@ -595,3 +595,57 @@ func TestDetectionCandidates(t *testing.T) {
 
 // scoreOf is a match's anomaly score.
 func scoreOf(m match) int { return score(m.id, m.severity) }
+
+// TestExtendedDetectionThroughProxy: through the real proxy on loopback, a
+// SQL injection in X-Forwarded-For and a command injection in the path are
+// blocked by the extended rules (the audit names the copies' IDs), with
+// detection "crs-pl1" both reach the app, and a real-looking request with
+// the same headers passes either way.
+func TestExtendedDetectionThroughProxy(t *testing.T) {
+	for _, d := range []policy.WAFDetection{"", policy.WAFDetectionCRS} {
+		t.Run("detection="+string(d), func(t *testing.T) {
+			a := newApp(t)
+			r := rule(a.port(t), allProtections(policy.EffectPrevent))
+			r.Detection = d
+			_, base, rec := startProxy(t, r)
+			for _, tc := range []struct {
+				name, path, xff string
+				attack          bool
+				copyID          int
+			}{
+				{"sqli in X-Forwarded-For", "/api/v1/users/4711", "1' UNION ALL SELECT password FROM users--", true, extraIDBase + 942100},
+				{"cmdi in the path", "/files/;cat%20/etc/passwd", "203.0.113.195, 70.41.3.18", true, extraIDBase + 932160},
+				{"benign", "/blog/2024/03/select-your-plan", "203.0.113.195, 70.41.3.18, 150.172.238.178", false, 0},
+			} {
+				before := len(rec.all())
+				req, err := http.NewRequest(http.MethodGet, base+tc.path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1")
+				req.Header.Set("Accept", "application/json")
+				req.Header.Set("Accept-Language", "fr-FR,fr;q=0.9")
+				req.Header.Set("X-Forwarded-For", tc.xff)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				blocked := d == "" && tc.attack
+				if want := map[bool]int{true: http.StatusForbidden, false: http.StatusOK}[blocked]; resp.StatusCode != want {
+					t.Errorf("%s: status %d, want %d", tc.name, resp.StatusCode, want)
+				}
+				audits := rec.all()[before:]
+				if !blocked {
+					if len(audits) != 0 {
+						t.Errorf("%s: %d audits, want none", tc.name, len(audits))
+					}
+					continue
+				}
+				if len(audits) != 1 || audits[0].WAF == nil || !slices.Contains(audits[0].WAF.RuleIDs, tc.copyID) {
+					t.Errorf("%s: audits %+v, want one naming rule %d", tc.name, audits, tc.copyID)
+				}
+			}
+		})
+	}
+}

@@ -170,3 +170,28 @@ func BenchmarkChecks(b *testing.B) {
 }
 
 var benchLimit = DefaultInspectionLimit
+
+// BenchmarkInspectDetection compares the extended detection (the default)
+// with CRS PL1 alone on the same benign requests.
+func BenchmarkInspectDetection(b *testing.B) {
+	for _, d := range []policy.WAFDetection{policy.WAFDetectionCRS, policy.WAFDetectionExtended} {
+		r := rule(8081, allProtections(policy.EffectPrevent))
+		r.Detection = d
+		e, err := newEngine(r, 1, benchLimit)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, tc := range benchRequests {
+			b.Run(string(d)+"/"+tc.name, func(b *testing.B) {
+				n := 0
+				for b.Loop() {
+					n++
+					r, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, n)
+					if v := e.inspect(r, body, false); v.effect != policy.EffectDisable {
+						b.Fatalf("benign request flagged: %v", v.ruleIDs())
+					}
+				}
+			})
+		}
+	}
+}

@@ -278,8 +278,11 @@ func TestCorpusCRSRegression(t *testing.T) {
 	ours, plain := corpusEngines(t)
 	cases := loadFTW(t, filepath.Join(testenv.SharedDir(t), "corpora", "crs-regression"))
 	step := 7
-	if *corpusMode == "full" {
+	switch {
+	case *corpusMode == "full":
 		step = 1
+	case raceEnabled:
+		step = 35
 	}
 	per := map[policy.Protection]*tally{}
 	for i, c := range cases {
@@ -410,8 +413,11 @@ func TestCorpusLibinjection(t *testing.T) {
 	ours, plain := corpusEngines(t)
 	dir := filepath.Join(testenv.SharedDir(t), "corpora", "libinjection")
 	step := 40
-	if *corpusMode == "full" {
+	switch {
+	case *corpusMode == "full":
 		step = 1
+	case raceEnabled:
+		step = 200
 	}
 	type row struct {
 		name                           string

@@ -18,11 +18,14 @@ func TestDirectivesGolden(t *testing.T) {
 		name    string
 		enabled []policy.Protection
 		pl      int
+		// detection is the rule's setting ("" is the extended default).
+		detection policy.WAFDetection
 	}{
-		{"all-pl1", policy.Protections, 1},
-		{"sqli-xss-pl2", []policy.Protection{policy.ProtectionSQLi, policy.ProtectionXSS}, 2},
-		{"shellshock-only-pl4", []policy.Protection{policy.ProtectionShellshock}, 4},
-		{"cmdi-without-shellshock-pl1", []policy.Protection{policy.ProtectionCmdi}, 1},
+		{"all-pl1", policy.Protections, 1, ""},
+		{"all-crs-pl1", policy.Protections, 1, policy.WAFDetectionCRS},
+		{"sqli-xss-pl2", []policy.Protection{policy.ProtectionSQLi, policy.ProtectionXSS}, 2, ""},
+		{"shellshock-only-pl4", []policy.Protection{policy.ProtectionShellshock}, 4, ""},
+		{"cmdi-without-shellshock-pl1", []policy.Protection{policy.ProtectionCmdi}, 1, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -30,7 +33,7 @@ func TestDirectivesGolden(t *testing.T) {
 			for _, p := range tc.enabled {
 				enabled[p] = true
 			}
-			got, err := directives(enabled, tc.pl, DefaultInspectionLimit, true)
+			got, err := directives(enabled, tc.pl, DefaultInspectionLimit, true, extrasFor(tc.detection))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,7 +46,8 @@ type engine struct {
 // directives returns the Coraza configuration for the enabled protections at
 // paranoia level pl. Only the request phases are configured: responses are not
 // inspected, no audit log is written.
-func directives(enabled map[policy.Protection]bool, pl, bodyLimit int, gated bool) (string, error) {
+// extras are CRS rules run again on other targets or above pl (extras.go).
+func directives(enabled map[policy.Protection]bool, pl, bodyLimit int, gated bool, extras []extraRule) (string, error) {
 	// The setup's constant TX values, set by one action (crs.go): the
 	// version crs-setup would set (900990), the paranoia level, REQUEST-901's
 	// defaults and its score counters (901200). The rules that set them
@@ -139,10 +140,29 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	if err != nil {
 		return "", fmt.Errorf("read embedded core rule set: %w", err)
 	}
+	var copies strings.Builder
+	copied := map[string]bool{}
+	for _, x := range extras {
+		if !enabled[ProtectionOf(x.id)] {
+			continue
+		}
+		text, err := copyRule(x, pl)
+		if err != nil {
+			return "", err
+		}
+		copies.WriteString(text)
+		if text != "" && x.targets == "" {
+			copied[fmt.Sprint(x.id)] = true
+		}
+	}
 	for _, line := range strings.Split(exceptions, "\n") {
 		fields := strings.Fields(line)
 		if len(fields) >= 3 && fields[0] == "SecRuleUpdateTargetById" && len(fields[1]) == 6 && loaded[fields[1][:3]] {
 			b.WriteString(line + "\n")
+			if copied[fields[1]] {
+				// A copy with the rule's own targets keeps its exclusions.
+				fmt.Fprintf(&copies, "SecRuleUpdateTargetById %d %s\n", extraIDBase+mustAtoi(fields[1]), strings.Join(fields[2:], " "))
+			}
 		}
 	}
 	// Rules above the paranoia level never run: CRS skips them on every
@@ -168,6 +188,9 @@ Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
 	case !enabled[policy.ProtectionCmdi] && enabled[policy.ProtectionShellshock]:
 		b.WriteString("SecRuleRemoveById 932100-932169 932172-932999\n")
 	}
+	// The extended detection's copies come after the removals: they carry
+	// tags and IDs of their own.
+	b.WriteString(copies.String())
 	if gated {
 		fmt.Fprintf(&b, "SecMarker %s\n", gateEnd)
 	}
@@ -196,6 +219,11 @@ func newEngine(rule policy.WAFRule, pl, bodyLimit int) (*engine, error) {
 // compileEngine compiles rule's WAF; gated puts the gate (gate.go) in front
 // of the rule families.
 func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine, error) {
+	return compileWith(rule, pl, bodyLimit, gated, extrasFor(rule.Detection))
+}
+
+// compileWith compiles rule's WAF with the given extended-detection copies.
+func compileWith(rule policy.WAFRule, pl, bodyLimit int, gated bool, extras []extraRule) (*engine, error) {
 	if err := (&policy.Policy{WAF: []policy.WAFRule{rule}}).Validate(); err != nil {
 		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
 	}
@@ -208,7 +236,7 @@ func compileEngine(rule policy.WAFRule, pl, bodyLimit int, gated bool) (*engine,
 			enabled[p] = true
 		}
 	}
-	d, err := directives(enabled, pl, bodyLimit, gated)
+	d, err := directives(enabled, pl, bodyLimit, gated, extras)
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
 	}

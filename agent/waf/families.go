@@ -31,6 +31,9 @@ var Families = []Family{
 // ProtectionOf returns the protection a CRS rule ID belongs to, or "" for
 // rules outside every family (initialisation, scoring, markers).
 func ProtectionOf(id int) policy.Protection {
+	if id >= extraIDBase+900000 && id < extraIDBase+1000000 {
+		id -= extraIDBase // a copy of the extended detection (extras.go)
+	}
 	for _, f := range Families {
 		for _, r := range f.Ranges {
 			if id >= r[0] && id <= r[1] {

@@ -87,12 +87,15 @@ func gateRequests(t *testing.T, step int) []gateRequest {
 			q := url.QueryEscape(line)
 			json := fmt.Sprintf(`{"q":%q,"n":1}`, line)
 			for _, rq := range []struct {
-				method, target, ctype, body, cookie string
+				method, target, ctype, body, cookie, xff string
 			}{
-				{"GET", "/search?q=" + q, "", "", ""},
-				{"POST", "/login", "application/x-www-form-urlencoded", "user=" + q + "&remember=on", ""},
-				{"POST", "/api", "application/json", json, ""},
-				{"GET", "/", "", "", "pref=" + url.PathEscape(line)},
+				{"GET", "/search?q=" + q, "", "", "", ""},
+				{"POST", "/login", "application/x-www-form-urlencoded", "user=" + q + "&remember=on", "", ""},
+				{"POST", "/api", "application/json", json, "", ""},
+				{"GET", "/", "", "", "pref=" + url.PathEscape(line), ""},
+				// the extended detection's targets: path and forwarding headers
+				{"GET", "/files/" + escapePath(line), "", "", "", ""},
+				{"GET", "/", "", "", "", line},
 			} {
 				r, err := http.NewRequest(rq.method, "http://shop.example.com"+rq.target, strings.NewReader(rq.body))
 				if err != nil {
@@ -106,6 +109,12 @@ func gateRequests(t *testing.T, step int) []gateRequest {
 				if rq.cookie != "" {
 					r.Header.Set("Cookie", rq.cookie)
 				}
+				if rq.xff != "" {
+					if !headerSafe(rq.xff) {
+						continue
+					}
+					r.Header.Set("X-Forwarded-For", rq.xff+", 10.0.1.17")
+				}
 				out = append(out, gateRequest{name, r, []byte(rq.body)})
 			}
 		}
@@ -113,6 +122,11 @@ func gateRequests(t *testing.T, step int) []gateRequest {
 	for i, tc := range benchRequests {
 		r, body := benchRequest(tc.method, tc.target, tc.contentType, tc.body, i)
 		out = append(out, gateRequest{"bench " + tc.name, r, body})
+	}
+	for _, rq := range benignRequests(t) {
+		if n++; n%step == 0 {
+			out = append(out, gateRequest{"benign " + rq.name, rq.r, rq.body})
+		}
 	}
 	return out
 }
@@ -122,7 +136,10 @@ func TestGateSameMatches(t *testing.T) {
 	if *corpusMode == "full" {
 		step = 1
 	}
-	if testing.Short() {
+	switch {
+	case raceEnabled:
+		step = 60
+	case testing.Short():
 		step = 15
 	}
 	reqs := gateRequests(t, step)

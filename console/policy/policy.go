@@ -285,7 +285,22 @@ type WAFRule struct {
 	// TrustedProxies are the CIDRs of load balancers whose ClientIPHeader is
 	// believed.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// Detection chooses the attack detection: WAFDetectionExtended (the
+	// default, "") adds CRS rules on the URL path and client-set headers
+	// and selected rules above paranoia level 1, measured to add no false
+	// positive on agent/waf's benign corpus; WAFDetectionCRS is the Core
+	// Rule Set at paranoia level 1 alone.
+	Detection WAFDetection `json:"detection,omitempty"`
 }
+
+// WAFDetection is a WAF rule's attack detection setting.
+type WAFDetection string
+
+// WAF detection settings.
+const (
+	WAFDetectionExtended WAFDetection = "extended"
+	WAFDetectionCRS      WAFDetection = "crs-pl1"
+)
 
 // Bounds of WAFRule.BodyLimit.
 const (

@@ -128,6 +128,7 @@ func TestValidate(t *testing.T) {
 		{"waf ports", Policy{WAF: []WAFRule{{Name: "w"}}}, []string{"waf[0].externalPort", "waf[0].appPort"}},
 		{"waf same ports", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 80, AppPort: 80}}}, []string{"waf[0].externalPort"}},
 		{"waf protection", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, Protections: map[Protection]Effect{"sql": EffectAlert}}}}, []string{"waf[0].protections"}},
+		{"waf detection", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, Detection: "pl2"}}}, []string{"waf[0].detection"}},
 		{"waf body limit", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, BodyLimit: MaxWAFBodyLimit + 1, OversizeEffect: "drop"}}}, []string{"waf[0].bodyLimit", "waf[0].oversizeEffect"}},
 		{"waf api", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, API: &WAFAPI{Effect: "block", Spec: " "}}}}, []string{"waf[0].api.effect", "waf[0].api.spec"}},
 		{"waf api swagger 2", Policy{WAF: []WAFRule{{Name: "w", ExternalPort: 8080, AppPort: 80, API: &WAFAPI{Effect: EffectAlert, Spec: `{"swagger":"2.0","info":{"title":"x","version":"1"},"paths":{}}`}}}}, []string{"waf[0].api.spec"}},

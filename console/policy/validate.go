@@ -192,6 +192,9 @@ func validateWAFExtras(add addFunc, f string, r WAFRule) {
 		checkCIDRs(add, f+".sources.denied", s.Denied)
 	}
 	checkEffect(add, f+".bots", r.Bots)
+	if d := r.Detection; d != "" && d != WAFDetectionExtended && d != WAFDetectionCRS {
+		add(f+".detection", fmt.Sprintf("must be %q or %q", WAFDetectionExtended, WAFDetectionCRS))
+	}
 	if r.Bots == EffectPrevent {
 		add(f+".bots", "is alert-only: use disable or alert")
 	}

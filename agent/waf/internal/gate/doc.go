@@ -28,6 +28,10 @@
 //     binaryregexp reads them. Invalid UTF-8 is scanned as Go's regexp reads
 //     it (U+FFFD per byte); patterns with Unicode classes are answered by
 //     Go's regexp alone;
+//   - a value made only of digits, hex digits or word characters skips
+//     the sets none of whose patterns can match a string over that
+//     alphabet (regexp/syntax analysis; alphabet.go), and is answered by
+//     Go's regexp when one or two patterns might;
 //   - a chain head that reads only request values and a fixed argument
 //     ("static") is remembered per phase, target and value across requests:
 //     header values and constant parameters cost a map lookup;

@@ -676,9 +676,16 @@ func (sc *scratch) scan(ps *patternSet, s string) []uint64 {
 	} else if bits, ok := sc.scans[ps][s]; ok {
 		return bits
 	}
-	ids, err := ps.set.FindAllStringWithError(s, -1)
 	var bits []uint64
-	if err == nil {
+	if k := alphabetOf(s); k >= 0 && ps.alpha != nil && ps.alpha[k] != nil {
+		// Only these patterns may match a value over its alphabet.
+		bits = make([]uint64, (len(ps.pats)+63)/64)
+		for _, i := range ps.alpha[k] {
+			if ps.pats[i].match(s) {
+				bits[i/64] |= 1 << (i % 64)
+			}
+		}
+	} else if ids, err := ps.set.FindAllStringWithError(s, -1); err == nil {
 		bits = make([]uint64, (len(ps.pats)+63)/64)
 		for _, id := range ids {
 			bits[id/64] |= 1 << (id % 64)

@@ -92,6 +92,10 @@ type patternSet struct {
 	set  *experimental.Set
 	pats []*pattern // by pattern.setIdx
 	memo memo[[]uint64]
+	// alpha holds, per alphabet (alphabet.go), the indices of the patterns
+	// that may match a value over it, or nil when there are too many to
+	// answer one by one faster than a set scan.
+	alpha [][]int
 }
 
 // lastDyn is a level's operator for its last expanded argument.
@@ -1233,6 +1237,22 @@ func (ps *patternSet) compile(kind int, exprs []string, latin1 bool) {
 		return
 	}
 	ps.set = set
+	ps.alpha = make([][]int, len(alphabets))
+	for k := range alphabets {
+		cands := []int{}
+		for i, pat := range ps.pats {
+			if mayMatchOver(pat.expr, &alphabets[k]) {
+				cands = append(cands, i)
+			}
+		}
+		answerable := len(cands) <= maxAlphaCandidates
+		for _, i := range cands {
+			answerable = answerable && (ps.pats[i].std != nil || ps.pats[i].binary != nil)
+		}
+		if answerable {
+			ps.alpha[k] = cands
+		}
+	}
 }
 
 // txReads returns the lower-case TX variable names (and name prefixes of

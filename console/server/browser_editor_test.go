@@ -104,7 +104,7 @@ func TestBrowserEditorsRoundTrip(t *testing.T) {
 	traversal := policy.RuntimeRule{Name: "../../firewall/app-embedded/shop-waf", Processes: policy.ProcessPolicy{Effect: policy.EffectAlert, Denied: []string{"wget"}}}
 	shopWAF := policy.WAFRule{
 		Name: "shop-waf", Scope: policy.Scope{Tasks: []string{"shop-*"}, Containers: []string{"web"}},
-		ExternalPort: 80, AppPort: 8080,
+		ExternalPort: 80, AppPort: 8080, Detection: policy.WAFDetectionCRS,
 		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent, policy.ProtectionXSS: policy.EffectAlert},
 		Exceptions: []policy.WAFException{
 			{Path: "/search*", Parameter: "q", Protections: []policy.Protection{policy.ProtectionXSS}},
@@ -211,7 +211,8 @@ func TestBrowserEditorsRoundTrip(t *testing.T) {
 		t.Fatalf("deleting runtime rules touched the WAF rules: %s", mustJSON(t, p.WAF))
 	}
 
-	// WAF: Edit → Save keeps the exceptions and the scope the form does not show.
+	// WAF: Edit → Save keeps the exceptions and the scope the form does not
+	// show, and the detection setting it does.
 	step(t, ctx, "edit the WAF rule",
 		chromedp.Navigate(e.url+"/policies/waf"),
 		chromedp.WaitVisible(chromedp.CSS("#waf-form")),

@@ -76,6 +76,7 @@ const editors = {
       f.name.value = r.name || "";
       f.tasks.value = joined((r.scope || {}).tasks);
       f.externalPort.value = r.externalPort || ""; f.appPort.value = r.appPort || "";
+      f.detection.value = r.detection === "crs-pl1" ? "crs-pl1" : "";
       for (const el of f.elements) {
         if (el.name && el.name.startsWith("prot-")) el.value = (r.protections || {})[el.name.slice(5)] || "disable";
       }
@@ -84,6 +85,8 @@ const editors = {
       r.name = f.name.value.trim();
       setList(obj(r, "scope"), "tasks", f.tasks.value);
       r.externalPort = Number(f.externalPort.value); r.appPort = Number(f.appPort.value);
+      if (f.detection.value !== "") r.detection = f.detection.value;
+      else if (r.detection !== "extended") delete r.detection; // "extended" typed in the JSON stays as typed
       const prot = obj(r, "protections");
       for (const el of f.elements) { if (el.name && el.name.startsWith("prot-")) prot[el.name.slice(5)] = el.value; }
       return r;

@@ -47,12 +47,18 @@ func Run(cfg Config) (Status, error) {
 
 	var pid int
 	var err error
-	listener := -1
+	listener, stopNotify := -1, -1
 	switch {
 	case cfg.Handler == nil:
 		pid, err = startPlain(cfg)
 	case cfg.Mode == ModeUserNotify:
-		pid, listener, err = startNotify(cfg)
+		// The notifier's stop signal, made first: nothing to undo if it fails.
+		if stopNotify, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+			return Status{}, fmt.Errorf("eventfd for the notifier: %w", err)
+		}
+		if pid, listener, err = startNotify(cfg); err != nil {
+			unix.Close(stopNotify)
+		}
 	default:
 		pid, err = startTraced(cfg)
 	}
@@ -62,11 +68,14 @@ func Run(cfg Config) (Status, error) {
 	// The notifier finishes the notification it holds before Run returns:
 	// a refused caller may exit (and the child with it) before the loop
 	// reports the refusal to Handler.Enforced, whose audit would be lost.
-	// Deferred first, so it runs after close(done).
+	// Deferred first, so it runs after close(done); the eventfd wakes the
+	// notifier out of its poll (the 8 bytes make a non-zero counter).
 	loopDone := make(chan struct{})
 	defer func() {
 		if listener >= 0 {
+			_, _ = unix.Write(stopNotify, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 			<-loopDone
+			unix.Close(stopNotify)
 		}
 	}()
 	done := make(chan struct{})
@@ -77,7 +86,7 @@ func Run(cfg Config) (Status, error) {
 		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 		go func() {
 			defer close(loopDone)
-			n.notifyLoop(listener, done)
+			n.notifyLoop(listener, stopNotify)
 		}()
 		cfg.Handler = nil
 	}
@@ -104,30 +113,43 @@ func Run(cfg Config) (Status, error) {
 	return st, err
 }
 
-func files(cfg Config) ([]*os.File, error) {
+// files returns the child's stdin, stdout and stderr, /dev/null for the
+// missing ones; release closes the files it opened once the child holds
+// its copies.
+func files(cfg Config) (fs []*os.File, release func(), err error) {
 	out := make([]*os.File, 3)
+	var opened []*os.File
+	release = func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
 	for i, f := range cfg.Files {
 		if f == nil {
 			n, err := os.Open(os.DevNull)
 			if err != nil {
-				return nil, err
+				release()
+				return nil, nil, err
 			}
+			opened = append(opened, n)
 			f = n
 		}
 		out[i] = f
 	}
-	return out, nil
+	return out, release, nil
 }
 
 func startPlain(cfg Config) (int, error) {
-	fs, err := files(cfg)
+	fs, release, err := files(cfg)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	p, err := os.StartProcess(cfg.Path, cfg.Argv, &os.ProcAttr{Env: cfg.Env, Files: fs})
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", cfg.Path, err)
 	}
+	_ = p.Release() // its pidfd; the supervisor waits with wait4
 	return p.Pid, nil
 }
 
@@ -142,15 +164,17 @@ func startTraced(cfg Config) (int, error) {
 	}
 	defer r.Close()
 	defer w.Close()
-	fs, err := files(cfg)
+	fs, release, err := files(cfg)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	argv := append([]string{self, stubArg, cfg.Path}, cfg.Argv...)
 	p, err := os.StartProcess(self, argv, &os.ProcAttr{Env: cfg.Env, Files: append(fs, r)})
 	if err != nil {
 		return 0, fmt.Errorf("start supervised child: %w", err)
 	}
+	defer p.Release() // its pidfd; the supervisor waits with wait4
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(p.Pid), 0, ptraceOptions, 0, 0); e != 0 {
 		_ = p.Kill()
 		var ws unix.WaitStatus

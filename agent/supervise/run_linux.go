@@ -149,8 +149,9 @@ func startPlain(cfg Config) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", cfg.Path, err)
 	}
-	_ = p.Release() // its pidfd; the supervisor waits with wait4
-	return p.Pid, nil
+	pid := p.Pid
+	_ = p.Release() // its pidfd (Release clears Pid); the supervisor waits with wait4
+	return pid, nil
 }
 
 func startTraced(cfg Config) (int, error) {

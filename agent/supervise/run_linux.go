@@ -204,6 +204,10 @@ type tracer struct {
 	procs    map[int]*proc
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
 	notify   bool                      // seccomp user notification instead of ptrace
+	// interrupted are refused calls (user notification) whose caller a
+	// signal took out of its wait before the answer, by task: the kernel
+	// restarts such a call and it comes again.
+	interrupted map[uint32]notifiedCall
 }
 
 func (t *tracer) loop() (Status, error) {

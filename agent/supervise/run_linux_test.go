@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -511,5 +512,40 @@ func TestNotifyStopsClean(t *testing.T) {
 			t.Log(e.Name(), l)
 		}
 		t.Errorf("%d open fds after the runs, %d before: the listener or the stop eventfd leaked", n, fds)
+	}
+}
+
+// TestReadString reads NUL-terminated strings of this process's memory:
+// short ones (one read), ones longer than the first read, ones that cross
+// a page, and one longer than maxString (cut there).
+func TestReadString(t *testing.T) {
+	mem, err := unix.Mmap(-1, 0, 4*4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	for _, c := range []struct {
+		off, n int
+	}{{0, 0}, {0, 9}, {100, 255}, {100, 256}, {100, 1000}, {4096 - 10, 40}, {4096 - 300, 600}, {0, maxString + 100}} {
+		for i := range mem {
+			mem[i] = 0
+		}
+		want := strings.Repeat("abcdefg/", c.n/8+1)[:c.n]
+		copy(mem[c.off:], want)
+		got, err := readString(os.Getpid(), uint64(uintptr(unsafe.Pointer(&mem[c.off]))))
+		if c.n > maxString {
+			want = want[:maxString]
+		}
+		if err != nil || got != want {
+			t.Errorf("string of %d bytes at offset %d: got %d bytes (%v), want %d", c.n, c.off, len(got), err, len(want))
+		}
+	}
+	// The string runs into an unmapped page: an error, not a hang or a short string.
+	if err := unix.Mprotect(mem[2*4096:], unix.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	copy(mem[2*4096-5:2*4096], "abcde")
+	if got, err := readString(os.Getpid(), uint64(uintptr(unsafe.Pointer(&mem[2*4096-5])))); err == nil {
+		t.Errorf("string running into a PROT_NONE page read as %q", got)
 	}
 }

@@ -93,11 +93,29 @@ func readMem(tid int, addr uint64, b []byte) (int, error) {
 // readString reads a NUL-terminated string, never crossing into an unmapped page.
 func readString(tid int, addr uint64) (string, error) {
 	const page = 4096
-	var out []byte
+	// Most paths are short: a first read of 256 bytes (within the page)
+	// into a stack buffer, no allocation but the string.
+	var first [256]byte
+	n := min(len(first), page-int(addr%page))
+	got, err := readMem(tid, addr, first[:n])
+	if err == nil && got == 0 {
+		err = unix.EFAULT
+	}
+	if err != nil {
+		return "", fmt.Errorf("read string at %#x: %w", addr, err)
+	}
+	if i := bytes.IndexByte(first[:got], 0); i >= 0 {
+		return string(first[:i]), nil
+	}
+	out := append([]byte(nil), first[:got]...)
+	addr += uint64(got)
 	for len(out) < maxString {
 		n := page - int(addr%page)
 		buf := make([]byte, n)
 		got, err := readMem(tid, addr, buf)
+		if err == nil && got == 0 {
+			err = unix.EFAULT
+		}
 		if err != nil {
 			return "", fmt.Errorf("read string at %#x: %w", addr, err)
 		}

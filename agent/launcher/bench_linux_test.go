@@ -35,15 +35,25 @@ func benchHandler(b *testing.B) *handler {
 // workload), with the built-in detectors on as by default. The caller is
 // this process.
 func BenchmarkHandlerExec(b *testing.B) {
-	h := benchHandler(b)
 	ev := supervise.ExecEvent{PID: os.Getpid(), Path: "/bin/true", Resolved: "/usr/bin/true", Argv: []string{"true"}, Parent: "/app"}
-	for b.Loop() {
-		if h.Exec(ev) != supervise.Allow {
-			b.Fatal("denied")
-		}
-	}
-	if len(h.queue) != 0 {
-		b.Fatalf("%d audits for allowed execs", len(h.queue))
+	for _, c := range []struct {
+		name      string
+		detectors bool
+	}{{"detectors", true}, {"rule-only", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := benchHandler(b)
+			if !c.detectors {
+				h.det = nil
+			}
+			for b.Loop() {
+				if h.Exec(ev) != supervise.Allow {
+					b.Fatal("denied")
+				}
+			}
+			if len(h.queue) != 0 {
+				b.Fatalf("%d audits for allowed execs", len(h.queue))
+			}
+		})
 	}
 }
 

@@ -19,13 +19,27 @@ import (
 // starts /bin/true N times (fork+exec+wait, as bench/defender's workload).
 const benchLoopArg = "__taskguard_bench_execloop"
 
+// benchCallArg makes the test binary call connect(-1, NULL, 0) N times: a
+// supervised call that the kernel fails at once (EBADF), so that one op is
+// one round trip through the supervisor.
+const benchCallArg = "__taskguard_bench_callloop"
+
 func init() {
-	if len(os.Args) != 3 || os.Args[1] != benchLoopArg {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
+	}
+	if os.Args[1] == benchCallArg {
+		for range n {
+			if _, _, e := unix.Syscall(unix.SYS_CONNECT, ^uintptr(0), 0, 0); e != unix.EBADF {
+				fmt.Fprintln(os.Stderr, "connect(-1):", e)
+				os.Exit(1)
+			}
+		}
+		os.Exit(0)
 	}
 	for range n {
 		if err := exec.Command("/bin/true").Run(); err != nil {
@@ -78,6 +92,34 @@ func BenchmarkLaunch(b *testing.B) {
 			// than wall time: the supervisor's (this process) and the app's.
 			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
 			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+		})
+	}
+}
+
+// BenchmarkRoundTrip is one supervised call that the handler allows
+// without reading anything: the cost of the round trip itself (a seccomp
+// stop, or a notification) against the bare call.
+func BenchmarkRoundTrip(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			var self0, self1 unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+			st, err := Run(Config{Path: self, Argv: []string{self, benchCallArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
+			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/float64(b.N), "sup-µs/op")
+			b.ReportMetric(float64(self1.Nvcsw+self1.Nivcsw-self0.Nvcsw-self0.Nivcsw)/float64(b.N), "sup-switches/op")
 		})
 	}
 }

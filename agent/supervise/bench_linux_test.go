@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,10 +34,15 @@ func init() {
 		os.Exit(2)
 	}
 	if os.Args[1] == benchCallArg {
+		gap := os.Getenv("TG_BENCH_GAP") != ""
 		for range n {
 			if _, _, e := unix.Syscall(unix.SYS_CONNECT, ^uintptr(0), 0, 0); e != unix.EBADF {
 				fmt.Fprintln(os.Stderr, "connect(-1):", e)
 				os.Exit(1)
+			}
+			if gap { // work between calls, as an app does
+				for t := time.Now(); time.Since(t) < 50*time.Microsecond; {
+				}
 			}
 		}
 		os.Exit(0)

@@ -114,6 +114,7 @@ func (t *tracer) notifyLoop(fd, stop int) {
 	// the usual way).
 	_, _, _ = unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(stop), Events: unix.POLLIN}}
+	var y yielder
 	for {
 		pfd[0].Revents, pfd[1].Revents = 0, 0
 		if _, err := unix.Poll(pfd, -1); err != nil {
@@ -130,6 +131,7 @@ func (t *tracer) notifyLoop(fd, stop int) {
 			if !t.answerOne(fd) {
 				return
 			}
+			y.yield()
 			continue
 		}
 		if pfd[0].Revents != 0 {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -211,7 +212,9 @@ type tracer struct {
 }
 
 func (t *tracer) loop() (Status, error) {
+	var y yielder
 	for {
+		y.yield()
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
 		if err == unix.EINTR {
@@ -286,6 +289,24 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	default:
 		t.stops.Execs++ // not asked for (PTRACE_O_TRACEEXEC is off); resume
 		t.cont(tid, 0)
+	}
+}
+
+// yielder lets the Go scheduler see a goroutine that does nothing but
+// system calls (the tracer's wait loop, the notifier's poll loop). Such a
+// goroutine never changes its P's scheduling tick, so every 10 ms sysmon
+// takes it for a runaway: it takes the P away in the middle of a system
+// call, starts another thread for it, and then polls every 20 µs for a
+// while, waking a thread that competes with the app for the CPU. A
+// Gosched every yieldEvery ticks the scheduler on.
+type yielder struct{ last time.Time }
+
+const yieldEvery = 2 * time.Millisecond
+
+func (y *yielder) yield() {
+	if now := time.Now(); now.Sub(y.last) >= yieldEvery {
+		y.last = now
+		runtime.Gosched()
 	}
 }
 

@@ -134,10 +134,12 @@ func (h *handler) detectConnect(r *policy.RuntimeRule, e supervise.ConnectEvent)
 	if !h.detecting(r) {
 		return supervise.Allow
 	}
-	fs := h.det.Connect(e.Addr, e.Executable())
-	if len(fs) == 0 {
+	// The detectors name the caller only in a finding's message: read
+	// its executable (a few /proc reads) only for a finding.
+	if len(h.det.Connect(e.Addr, "")) == 0 {
 		return supervise.Allow
 	}
+	fs := h.det.Connect(e.Addr, e.Executable())
 	exe, real := e.Executable(), e.RealExe()
 	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
 		&api.NetworkDetail{Direction: "outbound", IP: e.Addr.Addr().String(), Port: int(e.Addr.Port())}, false)
@@ -149,10 +151,10 @@ func (h *handler) detectDNS(r *policy.RuntimeRule, e supervise.DNSEvent) supervi
 	}
 	v := supervise.Allow
 	for _, name := range e.Names {
-		fs := h.det.DNS(name, e.Executable())
-		if len(fs) == 0 {
+		if len(h.det.DNS(name, "")) == 0 { // as in detectConnect
 			continue
 		}
+		fs := h.det.DNS(name, e.Executable())
 		exe, real := e.Executable(), e.RealExe()
 		v = worst(v, h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(exe, real)},
 			&api.NetworkDetail{Direction: "dns", Domain: name, IP: e.Server.Addr().String(), Port: int(e.Server.Port())}, e.Relayed))

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,12 +50,18 @@ func Run(cfg Config) (Status, error) {
 
 	var pid int
 	var err error
-	listener := -1
+	listener, stopNotify := -1, -1
 	switch {
 	case cfg.Handler == nil:
 		pid, err = startPlain(cfg)
 	case cfg.Mode == ModeUserNotify:
-		pid, listener, err = startNotify(cfg)
+		// The notifier's stop signal, made first: nothing to undo if it fails.
+		if stopNotify, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
+			return Status{}, fmt.Errorf("eventfd for the notifier: %w", err)
+		}
+		if pid, listener, err = startNotify(cfg); err != nil {
+			unix.Close(stopNotify)
+		}
 	default:
 		pid, err = startTraced(cfg)
 	}
@@ -64,11 +71,14 @@ func Run(cfg Config) (Status, error) {
 	// The notifier finishes the notification it holds before Run returns:
 	// a refused caller may exit (and the child with it) before the loop
 	// reports the refusal to Handler.Enforced, whose audit would be lost.
-	// Deferred first, so it runs after close(done).
+	// Deferred first, so it runs after close(done); the eventfd wakes the
+	// notifier out of its poll (the 8 bytes make a non-zero counter).
 	loopDone := make(chan struct{})
 	defer func() {
 		if listener >= 0 {
+			_, _ = unix.Write(stopNotify, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 			<-loopDone
+			unix.Close(stopNotify)
 		}
 	}()
 	done := make(chan struct{})
@@ -79,7 +89,7 @@ func Run(cfg Config) (Status, error) {
 		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 		go func() {
 			defer close(loopDone)
-			n.notifyLoop(listener, done)
+			n.notifyLoop(listener, stopNotify)
 		}()
 		cfg.Handler = nil
 	}
@@ -106,31 +116,45 @@ func Run(cfg Config) (Status, error) {
 	return st, err
 }
 
-func files(cfg Config) ([]*os.File, error) {
+// files returns the child's stdin, stdout and stderr, /dev/null for the
+// missing ones; release closes the files it opened once the child holds
+// its copies.
+func files(cfg Config) (fs []*os.File, release func(), err error) {
 	out := make([]*os.File, 3)
+	var opened []*os.File
+	release = func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
 	for i, f := range cfg.Files {
 		if f == nil {
 			n, err := os.Open(os.DevNull)
 			if err != nil {
-				return nil, err
+				release()
+				return nil, nil, err
 			}
+			opened = append(opened, n)
 			f = n
 		}
 		out[i] = f
 	}
-	return out, nil
+	return out, release, nil
 }
 
 func startPlain(cfg Config) (int, error) {
-	fs, err := files(cfg)
+	fs, release, err := files(cfg)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	p, err := os.StartProcess(cfg.Path, cfg.Argv, &os.ProcAttr{Env: cfg.Env, Files: fs})
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", cfg.Path, err)
 	}
-	return p.Pid, nil
+	pid := p.Pid
+	_ = p.Release() // its pidfd (Release clears Pid); the supervisor waits with wait4
+	return pid, nil
 }
 
 func startTraced(cfg Config) (int, error) {
@@ -144,15 +168,17 @@ func startTraced(cfg Config) (int, error) {
 	}
 	defer r.Close()
 	defer w.Close()
-	fs, err := files(cfg)
+	fs, release, err := files(cfg)
 	if err != nil {
 		return 0, err
 	}
+	defer release()
 	argv := append([]string{self, stubArg, cfg.Path}, cfg.Argv...)
 	p, err := os.StartProcess(self, argv, &os.ProcAttr{Env: cfg.Env, Files: append(fs, r)})
 	if err != nil {
 		return 0, fmt.Errorf("start supervised child: %w", err)
 	}
+	defer p.Release() // its pidfd; the supervisor waits with wait4
 	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(p.Pid), 0, ptraceOptions, 0, 0); e != 0 {
 		_ = p.Kill()
 		var ws unix.WaitStatus
@@ -182,10 +208,16 @@ type tracer struct {
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
 	notify   bool                      // seccomp user notification instead of ptrace
 	pay      payloads                  // first payloads of new connections (follow_linux.go)
+	// interrupted are refused calls (user notification) whose caller a
+	// signal took out of its wait before the answer, by task: the kernel
+	// restarts such a call and it comes again.
+	interrupted map[uint32]notifiedCall
 }
 
 func (t *tracer) loop() (Status, error) {
+	var y yielder
 	for {
+		y.yield()
 		var ws unix.WaitStatus
 		tid, err := unix.Wait4(-1, &ws, unix.WALL, nil)
 		if err == unix.EINTR {
@@ -269,6 +301,24 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 	default:
 		t.stops.Execs++ // not asked for (PTRACE_O_TRACEEXEC is off); resume
 		t.cont(tid, 0)
+	}
+}
+
+// yielder lets the Go scheduler see a goroutine that does nothing but
+// system calls (the tracer's wait loop, the notifier's poll loop). Such a
+// goroutine never changes its P's scheduling tick, so every 10 ms sysmon
+// takes it for a runaway: it takes the P away in the middle of a system
+// call, starts another thread for it, and then polls every 20 µs for a
+// while, waking a thread that competes with the app for the CPU. A
+// Gosched every yieldEvery ticks the scheduler on.
+type yielder struct{ last time.Time }
+
+const yieldEvery = 2 * time.Millisecond
+
+func (y *yielder) yield() {
+	if now := time.Now(); now.Sub(y.last) >= yieldEvery {
+		y.last = now
+		runtime.Gosched()
 	}
 }
 

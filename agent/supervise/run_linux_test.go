@@ -6,11 +6,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -320,7 +325,39 @@ func TestResolveUnder(t *testing.T) {
 		if got != tt.want || (err != nil) != tt.wantErr {
 			t.Errorf("resolveUnder(%s) = %q, %v; want %q, error %v", tt.path, got, err, tt.want, tt.wantErr)
 		}
+		// The kernel's lookup (openat2 RESOLVE_IN_ROOT) agrees, the root
+		// being a directory below ours (its names lose the prefix); it
+		// decides every path that exists by itself.
+		got, err = resolveInRoot(root, tt.path)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("resolveInRoot(%s) = %q, %v; want %q, error %v", tt.path, got, err, tt.want, tt.wantErr)
+		}
+		if _, _, ok := resolveByKernel(root, tt.path); !ok && !tt.wantErr {
+			t.Errorf("resolveByKernel(%s) left %q to the walk", tt.path, tt.want)
+		}
 	}
+	// Our own root needs no prefix removed. A magic link (/proc/self/exe)
+	// is left to the walk, which follows it as an exec does.
+	exe := mustExe(t)
+	if got, err, ok := resolveByKernel("/", exe); !ok || err != nil || got != exe {
+		t.Errorf("resolveByKernel(/, %s) = %q, %v, %v; want it unchanged", exe, got, err, ok)
+	}
+	self := "/proc/" + strconv.Itoa(os.Getpid()) + "/root"
+	if got, err, ok := resolveByKernel(self, "/proc/self/exe"); ok {
+		t.Errorf("resolveByKernel(%s, /proc/self/exe) = %q, %v: a magic link must not be decided here", self, got, err)
+	}
+	if got, err := resolveIn(os.Getpid(), "/proc/self/exe"); err != nil || got != exe {
+		t.Errorf("resolveIn(/proc/self/exe) = %q, %v; want %q", got, err, exe)
+	}
+}
+
+func mustExe(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
 }
 
 // TestStopsPerExec counts what supervision costs the app: under ptrace an
@@ -357,5 +394,158 @@ func TestStopsPerExec(t *testing.T) {
 				t.Errorf("stops %+v: user notification has no ptrace stops", s)
 			}
 		})
+	}
+}
+
+// gate holds the exec of one program (hold) until release is closed, after
+// telling inflight; it records the pid of the first exec (the supervised
+// child's own) and every exec path.
+type gate struct {
+	recorder
+	hold     string
+	inflight chan struct{}
+	release  chan struct{}
+	first    atomic.Int64
+}
+
+func (g *gate) Exec(e ExecEvent) Verdict {
+	g.first.CompareAndSwap(0, int64(e.PID))
+	if e.Path == g.hold {
+		close(g.inflight)
+		<-g.release
+	}
+	return g.recorder.Exec(e)
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestNotifyStopsClean: the user-notification loop blocks without a
+// timeout and still stops cleanly. Concurrent execs are each decided once
+// (no notification lost); a notification still waiting when the supervised
+// child ends (a background process's exec) is answered before Run returns,
+// so that program runs; Run leaves no goroutine and no fd behind.
+func TestNotifyStopsClean(t *testing.T) {
+	testenv.RequireRoot(t)
+	runShMode(t, ModeUserNotify, &recorder{}, `true`) // starts os/signal's goroutine once
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+
+	t.Run("concurrent", func(t *testing.T) {
+		r := &recorder{}
+		const n = 40
+		st, out := runShMode(t, ModeUserNotify, r, `for i in `+strings.Repeat("x ", n)+`; do /bin/true & done; wait; echo done`)
+		if st.Code != 0 || !strings.Contains(out, "done") {
+			t.Fatalf("status %+v output %q", st, out)
+		}
+		trues := 0
+		for _, e := range r.execs {
+			if e.Path == "/bin/true" {
+				trues++
+			}
+		}
+		if trues != n || st.Stops.Calls != int64(len(r.execs)) {
+			t.Errorf("decided %d execs of /bin/true (want %d), %d notifications for %d exec events", trues, n, st.Stops.Calls, len(r.execs))
+		}
+	})
+
+	t.Run("in flight at stop", func(t *testing.T) {
+		dir := t.TempDir()
+		fifo, out := filepath.Join(dir, "fifo"), filepath.Join(dir, "out")
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g := &gate{hold: "/bin/echo", inflight: make(chan struct{}), release: make(chan struct{})}
+		go func() {
+			<-g.inflight
+			// The exec waits in the handler: let the child's shell exit,
+			// wait until Run has reaped it (it stops the loop then), and
+			// only then let the handler answer.
+			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err == nil {
+				_, _ = f.WriteString("go\n")
+				f.Close()
+			}
+			main := int(g.first.Load())
+			deadline := time.Now().Add(10 * time.Second)
+			for unix.Kill(main, 0) == nil && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			close(g.release)
+		}()
+		st, _ := runShMode(t, ModeUserNotify, g, `( /bin/echo ran > '`+out+`' ) & read x < '`+fifo+`'; exit 3`)
+		if st.Code != 3 {
+			t.Fatalf("status %+v", st)
+		}
+		waitFor(t, "the background echo's output", func() bool {
+			b, _ := os.ReadFile(out)
+			return strings.TrimSpace(string(b)) == "ran"
+		})
+		if len(g.outcomes) != 0 {
+			t.Errorf("outcomes %+v for allowed calls", g.outcomes)
+		}
+	})
+
+	waitFor(t, "the supervisor's goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+	if n := openFDs(t); n != fds {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+			t.Log(e.Name(), l)
+		}
+		t.Errorf("%d open fds after the runs, %d before: the listener or the stop eventfd leaked", n, fds)
+	}
+}
+
+// TestReadString reads NUL-terminated strings of this process's memory:
+// short ones (one read), ones longer than the first read, ones that cross
+// a page, and one longer than maxString (cut there).
+func TestReadString(t *testing.T) {
+	mem, err := unix.Mmap(-1, 0, 4*4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	for _, c := range []struct {
+		off, n int
+	}{{0, 0}, {0, 9}, {100, 255}, {100, 256}, {100, 1000}, {4096 - 10, 40}, {4096 - 300, 600}, {0, maxString + 100}} {
+		for i := range mem {
+			mem[i] = 0
+		}
+		want := strings.Repeat("abcdefg/", c.n/8+1)[:c.n]
+		copy(mem[c.off:], want)
+		got, err := readString(os.Getpid(), uint64(uintptr(unsafe.Pointer(&mem[c.off]))))
+		if c.n > maxString {
+			want = want[:maxString]
+		}
+		if err != nil || got != want {
+			t.Errorf("string of %d bytes at offset %d: got %d bytes (%v), want %d", c.n, c.off, len(got), err, len(want))
+		}
+	}
+	// The string runs into an unmapped page: an error, not a hang or a short string.
+	if err := unix.Mprotect(mem[2*4096:], unix.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	copy(mem[2*4096-5:2*4096], "abcde")
+	if got, err := readString(os.Getpid(), uint64(uintptr(unsafe.Pointer(&mem[2*4096-5])))); err == nil {
+		t.Errorf("string running into a PROT_NONE page read as %q", got)
 	}
 }

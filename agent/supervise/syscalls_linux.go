@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -94,11 +95,29 @@ func readMem(tid int, addr uint64, b []byte) (int, error) {
 // readString reads a NUL-terminated string, never crossing into an unmapped page.
 func readString(tid int, addr uint64) (string, error) {
 	const page = 4096
-	var out []byte
+	// Most paths are short: a first read of 256 bytes (within the page)
+	// into a stack buffer, no allocation but the string.
+	var first [256]byte
+	n := min(len(first), page-int(addr%page))
+	got, err := readMem(tid, addr, first[:n])
+	if err == nil && got == 0 {
+		err = unix.EFAULT
+	}
+	if err != nil {
+		return "", fmt.Errorf("read string at %#x: %w", addr, err)
+	}
+	if i := bytes.IndexByte(first[:got], 0); i >= 0 {
+		return string(first[:i]), nil
+	}
+	out := append([]byte(nil), first[:got]...)
+	addr += uint64(got)
 	for len(out) < maxString {
 		n := page - int(addr%page)
 		buf := make([]byte, n)
 		got, err := readMem(tid, addr, buf)
+		if err == nil && got == 0 {
+			err = unix.EFAULT
+		}
 		if err != nil {
 			return "", fmt.Errorf("read string at %#x: %w", addr, err)
 		}
@@ -460,8 +479,106 @@ const maxLinks = 40
 // so an absolute link target starts again at that root, never at ours. It
 // returns the path of the file within that root.
 func resolveIn(tid int, p string) (string, error) {
-	root := fmt.Sprintf("/proc/%d/root", tid)
+	return resolveInRoot("/proc/"+strconv.Itoa(tid)+"/root", p)
+}
+
+// resolveInRoot is resolveIn for the root directory root: the kernel's
+// lookup when it can tell, else the walk.
+func resolveInRoot(root, p string) (string, error) {
+	if out, err, ok := resolveByKernel(root, p); ok {
+		return out, err
+	}
 	return resolveUnder(root, p)
+}
+
+// resolveByKernel is resolveIn done by the kernel in one lookup: openat2
+// with RESOLVE_IN_ROOT on tid's root directory (absolute link targets and
+// ".." stay inside it), then the opened file's path read back and made
+// relative to that root. It costs six cheap system calls where walking the
+// path costs one lstat of /proc/PID/root/... per component. ok is false
+// when the answer cannot be trusted (openat2 missing, a file unlinked
+// meanwhile, a path outside the root's): resolveUnder decides then.
+func resolveByKernel(root, p string) (out string, err error, ok bool) {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: root, Err: err}, true
+	}
+	defer unix.Close(rfd)
+	fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+	switch err {
+	case nil:
+	case unix.ENOENT, unix.ENOTDIR:
+		return "", &os.PathError{Op: "resolve", Path: p, Err: err}, true
+	default:
+		// ENOSYS (before Linux 5.6), EPERM of a sandbox, EAGAIN of a
+		// rename race, and ELOOP or EXDEV of a magic link (/proc/self/root
+		// in the path), which RESOLVE_IN_ROOT does not follow but an exec does.
+		return "", nil, false
+	}
+	defer unix.Close(fd)
+	base := "/"
+	if !isOurRoot(rfd) {
+		if base, err = fdPath(rfd); err != nil {
+			return "", nil, false
+		}
+	}
+	file, err := fdPath(fd)
+	if err != nil || strings.HasSuffix(file, " (deleted)") || !strings.HasPrefix(file, "/") {
+		return "", nil, false
+	}
+	switch {
+	case base == "/":
+		return file, nil, true
+	case file == base:
+		return "/", nil, true
+	case strings.HasPrefix(file, base) && file[len(base)] == '/':
+		return file[len(base):], nil, true
+	}
+	return "", nil, false
+}
+
+// rootID identifies a directory with its mount: the same (mount, inode)
+// is the same directory as seen from any mount namespace.
+type rootID struct {
+	mnt uint64
+	dev uint64
+	ino uint64
+}
+
+func rootIDOf(dirfd int, path string, flags int) (rootID, bool) {
+	var st unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags, unix.STATX_INO|unix.STATX_MNT_ID, &st); err != nil || st.Mask&unix.STATX_MNT_ID == 0 {
+		return rootID{}, false
+	}
+	return rootID{mnt: st.Mnt_id, dev: uint64(st.Dev_major)<<32 | uint64(st.Dev_minor), ino: st.Ino}, true
+}
+
+// ourRoot is this process's root directory, read once.
+var ourRoot = sync.OnceValues(func() (rootID, bool) { return rootIDOf(unix.AT_FDCWD, "/", 0) })
+
+// isOurRoot reports whether dirfd is this process's root directory (the
+// same mount, not a bind mount of it elsewhere): the kernel's names of the
+// files under it then need no prefix removed.
+func isOurRoot(dirfd int) bool {
+	our, ok := ourRoot()
+	if !ok {
+		return false
+	}
+	id, ok := rootIDOf(dirfd, "", unix.AT_EMPTY_PATH)
+	return ok && id == our
+}
+
+// fdPath is the path of this process's open file fd, as the kernel names it.
+func fdPath(fd int) (string, error) {
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return "", err
+	}
+	if n >= len(buf) {
+		return "", unix.ENAMETOOLONG
+	}
+	return string(buf[:n]), nil
 }
 
 // resolveUnder is resolveIn for the root directory root.

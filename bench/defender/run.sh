@@ -15,10 +15,13 @@ N_FILES=${N_FILES:-20000}
 N_CONN=${N_CONN:-5000}
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The file workload measures system calls the defender never stops, not
+# the disk: it runs on a tmpfs when there is one (/dev/shm), since the
+# shared machine's disk makes its rate swing several-fold between runs.
+files=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+trap 'rm -rf "$work" "$files"' EXIT
 CGO_ENABLED=0 go build -o "$work/defender" ./cmd/taskguard-defender
 go build -o "$work/workload" ./bench/defender/workload
-mkdir "$work/files"
 cat > "$work/policy.json" <<'JSON'
 {"revision": 1, "runtime": [{"name": "bench",
   "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
@@ -40,30 +43,34 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 have_strace=0
 command -v strace >/dev/null && have_strace=1
 echo "medians of $ROUNDS interleaved rounds; ratios to native (higher is better, 1.00x = native)"
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 printf '%-20s %10s %8s %8s %10s   %s\n' workload native/s ptrace notify strace-bpf goal
 plain_rows=()
-for w in "exec $N_EXEC:0.85" "files $work/files $N_FILES:0.98" "connect $N_CONN:0.80"; do
+for w in "exec $N_EXEC:0.85" "files $files $N_FILES:0.98" "connect $N_CONN:0.80"; do
 	args=${w%%:*}
 	goal=${w##*:}
 	name=${args%% *}
 	# Each round runs native, the two mechanisms and the peers one after the
 	# other, so that load from other jobs hits them alike; the median of
 	# each column counts.
+	# Each round starts with another variant (the order rotates), so that
+	# none always runs first or right after another.
 	: >"$work/nat" >"$work/def" >"$work/ntf" >"$work/peer" >"$work/st"
-	for _ in $(seq "$ROUNDS"); do
-		# shellcheck disable=SC2086
-		"$work/workload" $args >>"$work/nat"
-		# shellcheck disable=SC2086
-		defended "$work/workload" $args >>"$work/def"
-		# shellcheck disable=SC2086
-		notified "$work/workload" $args >>"$work/ntf"
-		if [ $have_strace = 1 ]; then
+	variants=(nat def ntf)
+	[ $have_strace = 1 ] && variants+=(peer st)
+	for r in $(seq "$ROUNDS"); do
+		for i in "${!variants[@]}"; do
+			v=${variants[$(((i + r) % ${#variants[@]}))]}
 			# shellcheck disable=SC2086
-			peer "$work/workload" $args >>"$work/peer"
+			case $v in
+			nat) "$work/workload" $args >>"$work/nat" ;;
+			def) defended "$work/workload" $args >>"$work/def" ;;
+			ntf) notified "$work/workload" $args >>"$work/ntf" ;;
+			peer) peer "$work/workload" $args >>"$work/peer" ;;
 			# Plain strace is slow: a fifth of the operations (a rate all the same).
-			# shellcheck disable=SC2086
-			traced "$work/workload" ${args% *} $(((${args##* } + 4) / 5)) >>"$work/st"
-		fi
+			st) traced "$work/workload" ${args% *} $(((${args##* } + 4) / 5)) >>"$work/st" ;;
+			esac
+		done
 	done
 	nat=$(median <"$work/nat")
 	def=$(median <"$work/def")
@@ -78,3 +85,4 @@ done
 for r in "${plain_rows[@]}"; do
 	echo "$r   plain strace -f, every call stops (reference)"
 done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,71 @@
+//go:build linux
+
+package launcher
+
+import (
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/taskguard/taskguard/agent/detect"
+	"github.com/taskguard/taskguard/agent/supervise"
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// benchPolicy is bench/defender's runtime rule.
+const benchPolicy = `{"revision": 1, "runtime": [{"name": "bench",
+  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
+  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
+              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}`
+
+func benchHandler(b *testing.B) *handler {
+	p, err := policy.ParsePolicy([]byte(benchPolicy))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := &handler{queue: make(chan api.Audit, 4096), log: slogDiscard(),
+		det: &detect.Engine{Start: detect.KernelNow()}, self: os.Getpid(), entry: "/app"}
+	h.setPolicy(p)
+	return h
+}
+
+// BenchmarkHandlerExec is the launcher's decision on an allowed exec, a
+// repeat of one already decided under the same rule (the bench's launch
+// workload), with the built-in detectors on as by default. The caller is
+// this process.
+func BenchmarkHandlerExec(b *testing.B) {
+	ev := supervise.ExecEvent{PID: os.Getpid(), Path: "/bin/true", Resolved: "/usr/bin/true", Argv: []string{"true"}, Parent: "/app"}
+	for _, c := range []struct {
+		name      string
+		detectors bool
+	}{{"detectors", true}, {"rule-only", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := benchHandler(b)
+			if !c.detectors {
+				h.det = nil
+			}
+			for b.Loop() {
+				if h.Exec(ev) != supervise.Allow {
+					b.Fatal("denied")
+				}
+			}
+			if len(h.queue) != 0 {
+				b.Fatalf("%d audits for allowed execs", len(h.queue))
+			}
+		})
+	}
+}
+
+// BenchmarkHandlerConnect is the decision on an allowed connect (the
+// bench's connect workload: loopback).
+func BenchmarkHandlerConnect(b *testing.B) {
+	h := benchHandler(b)
+	ev := supervise.ConnectEvent{Caller: supervise.Caller{PID: os.Getpid(), Exe: "/app"}}
+	ev.Addr = netip.MustParseAddrPort("127.0.0.1:8080")
+	for b.Loop() {
+		if h.Connect(ev) != supervise.Allow {
+			b.Fatal("denied")
+		}
+	}
+}

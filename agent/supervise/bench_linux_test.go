@@ -1,0 +1,170 @@
+//go:build linux && (amd64 || arm64)
+
+package supervise
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/internal/testenv"
+)
+
+// benchLoopArg makes the test binary a workload: argv [self, benchLoopArg, N]
+// starts /bin/true N times (fork+exec+wait, as bench/defender's workload).
+const benchLoopArg = "__taskguard_bench_execloop"
+
+// benchCallArg makes the test binary call connect(-1, NULL, 0) N times: a
+// supervised call that the kernel fails at once (EBADF), so that one op is
+// one round trip through the supervisor.
+const benchCallArg = "__taskguard_bench_callloop"
+
+func init() {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg) {
+		return
+	}
+	n, err := strconv.Atoi(os.Args[2])
+	if err != nil {
+		os.Exit(2)
+	}
+	if os.Args[1] == benchCallArg {
+		gap := os.Getenv("TG_BENCH_GAP") != ""
+		for range n {
+			if _, _, e := unix.Syscall(unix.SYS_CONNECT, ^uintptr(0), 0, 0); e != unix.EBADF {
+				fmt.Fprintln(os.Stderr, "connect(-1):", e)
+				os.Exit(1)
+			}
+			if gap { // work between calls, as an app does
+				for t := time.Now(); time.Since(t) < 50*time.Microsecond; {
+				}
+			}
+		}
+		os.Exit(0)
+	}
+	for range n {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(0)
+}
+
+// allowAll decides every call Allow, reading nothing more: the cost
+// measured is the supervisor's own.
+type allowAll struct{}
+
+func (allowAll) Exec(ExecEvent) Verdict       { return Allow }
+func (allowAll) Connect(ConnectEvent) Verdict { return Allow }
+func (allowAll) DNS(DNSEvent) Verdict         { return Allow }
+func (allowAll) Listen(ListenEvent) Verdict   { return Allow }
+func (allowAll) Foreign(int, int) Verdict     { return Allow }
+func (allowAll) Enforced(int, Outcome, error) {}
+
+// BenchmarkLaunch is the bench's launch workload under each mechanism: one
+// op is a fork+exec+wait of /bin/true by a supervised Go program. Compare
+// ns/op with the native sub-benchmark for the ratio; -cpuprofile profiles
+// the supervisor (the workload is another process).
+func BenchmarkLaunch(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			var self0, kids0, self1, kids1 unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids0)
+			st, err := Run(Config{Path: self, Argv: []string{self, benchLoopArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
+			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids1)
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Stops.Calls+st.Stops.Forks+st.Stops.Starts+st.Stops.Signals+st.Stops.Execs)/n, "stops/op")
+			// CPU time per launch, which a loaded machine inflates far less
+			// than wall time: the supervisor's (this process) and the app's.
+			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
+			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+		})
+	}
+}
+
+// BenchmarkRoundTrip is one supervised call that the handler allows
+// without reading anything: the cost of the round trip itself (a seccomp
+// stop, or a notification) against the bare call.
+func BenchmarkRoundTrip(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			var self0, self1 unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+			st, err := Run(Config{Path: self, Argv: []string{self, benchCallArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
+			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/float64(b.N), "sup-µs/op")
+			b.ReportMetric(float64(self1.Nvcsw+self1.Nivcsw-self0.Nvcsw-self0.Nivcsw)/float64(b.N), "sup-switches/op")
+		})
+	}
+}
+
+// BenchmarkExecDecision is the supervisor's work on one exec notification
+// before the handler answers: read the path from the caller's memory and
+// resolve it in the caller's root (here the caller is this process, the
+// path /bin/true).
+func BenchmarkExecDecision(b *testing.B) {
+	path := append([]byte("/bin/true"), 0)
+	argv := []uintptr{uintptr(unsafe.Pointer(&path[0])), 0}
+	t := &tracer{h: allowAll{}, notify: true, procs: map[int]*proc{}}
+	self := unix.Gettid()
+	for b.Loop() {
+		if v := t.decide(self, unix.SYS_EXECVE, [6]uint64{uint64(uintptr(unsafe.Pointer(&path[0]))), uint64(uintptr(unsafe.Pointer(&argv[0])))}); v != Allow {
+			b.Fatal("denied")
+		}
+	}
+}
+
+// BenchmarkResolve compares the two ways of resolving a path in a process's
+// root: walking it (an lstat of /proc/PID/root/... per component) and one
+// openat2 RESOLVE_IN_ROOT.
+func BenchmarkResolve(b *testing.B) {
+	root := "/proc/" + strconv.Itoa(os.Getpid()) + "/root"
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := resolveUnder(root, "/bin/true"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kernel", func(b *testing.B) {
+		for b.Loop() {
+			if _, err, ok := resolveByKernel(root, "/bin/true"); err != nil || !ok {
+				b.Fatal(err, ok)
+			}
+		}
+	})
+}
+
+func cpuNanos(r unix.Rusage) int64 { return r.Utime.Nano() + r.Stime.Nano() }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Two defender builds against each other and against native, in the same
+# interleaved rounds (the order rotates each round): launches and TCP
+# connects under both supervision mechanisms, medians of the ratios to
+# native. It shows what a change did when the shared machine's load swings
+# more between runs of bench/defender/run.sh than the change moves them.
+# Run as root from the repository root, with a git revision to compare the
+# working tree against:
+#   bench/defender/ab.sh main
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+base=${1:?usage: bench/defender/ab.sh GIT-REVISION}
+ROUNDS=${ROUNDS:-9}
+N_EXEC=${N_EXEC:-1000}
+N_CONN=${N_CONN:-5000}
+
+work=$(mktemp -d)
+trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+git worktree add --detach "$work/base" "$base" >/dev/null 2>&1
+(cd "$work/base" && CGO_ENABLED=0 go build -o "$work/old" ./cmd/taskguard-defender)
+CGO_ENABLED=0 go build -o "$work/new" ./cmd/taskguard-defender
+go build -o "$work/workload" ./bench/defender/workload
+cat > "$work/policy.json" <<'JSON'
+{"revision": 1, "runtime": [{"name": "bench",
+  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
+  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
+              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}
+JSON
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+def() { "$work/$1" entrypoint --policy "$work/policy.json" --audits /dev/null -- "${@:2}"; }
+
+echo "$base (old) against the working tree (new); medians of $ROUNDS interleaved rounds, ratios to native"
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
+printf '%-10s %10s %12s %12s %12s %12s\n' workload native/s "ptrace old" "ptrace new" "notify old" "notify new"
+for w in "exec $N_EXEC" "connect $N_CONN"; do
+	variants=(nat op np on nn)
+	for v in "${variants[@]}"; do : >"$work/r.$v"; done
+	for r in $(seq "$ROUNDS"); do
+		for i in "${!variants[@]}"; do
+			v=${variants[$(((i + r) % ${#variants[@]}))]}
+			# shellcheck disable=SC2086
+			case $v in
+			nat) "$work/workload" $w >>"$work/r.nat" ;;
+			op) def old "$work/workload" $w >>"$work/r.op" ;;
+			np) def new "$work/workload" $w >>"$work/r.np" ;;
+			on) TASKGUARD_SUPERVISOR=usernotif def old "$work/workload" $w >>"$work/r.on" ;;
+			nn) TASKGUARD_SUPERVISOR=usernotif def new "$work/workload" $w >>"$work/r.nn" ;;
+			esac
+		done
+	done
+	nat=$(median <"$work/r.nat")
+	printf '%-10s %10.0f %12s %12s %12s %12s\n' "${w%% *}" "$nat" "$(ratio "$(median <"$work/r.op")" "$nat")" \
+		"$(ratio "$(median <"$work/r.np")" "$nat")" "$(ratio "$(median <"$work/r.on")" "$nat")" "$(ratio "$(median <"$work/r.nn")" "$nat")"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

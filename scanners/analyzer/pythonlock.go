@@ -15,13 +15,14 @@ import (
 
 // pythonLock reads the dependency pins of Python applications (opt-in, see
 // Lockfiles): requirements.txt (only "==" and "===" pins: a range names no
-// installed version), poetry.lock (every package but those of the old
-// "dev" category) and Pipfile.lock (its "default" section; "develop" is
-// for development only). Packages are reported as TypePython.
+// installed version), poetry.lock (the old "dev" category, or for Poetry
+// 1.2 and later what pyproject.toml's main group does not reach, is marked
+// Dev) and Pipfile.lock ("develop" is marked Dev). Packages are reported as
+// TypePython.
 type pythonLock struct{}
 
 func (pythonLock) Type() string { return "python-lock" }
-func (pythonLock) Version() int { return 1 }
+func (pythonLock) Version() int { return 2 }
 
 func (pythonLock) Required(p string, _ fs.FileInfo) bool {
 	switch path.Base(p) {
@@ -187,27 +188,42 @@ func parsePoetryLock(in Input) (*Result, error) {
 	}
 	var lock struct {
 		Package []struct {
-			Name     string `toml:"name"`
-			Version  string `toml:"version"`
-			Category string `toml:"category"`
+			Name         string         `toml:"name"`
+			Version      string         `toml:"version"`
+			Category     string         `toml:"category"`
+			Dependencies map[string]any `toml:"dependencies"`
 		} `toml:"package"`
 	}
 	if _, err := toml.Decode(string(in.Content), &lock); err != nil {
 		return nil, tomlError(err)
 	}
 	l := newPkgList(TypePython, in)
+	g := &DepGraph{Manifest: "pyproject.toml", Kind: "poetry", Keys: map[string]int{}}
+	categories := false
 	for i, p := range lock.Package {
-		if p.Category == "dev" {
-			continue
-		}
 		if p.Name == "" || p.Version == "" {
 			return nil, fmt.Errorf("package %d: no name or version", i+1)
 		}
-		if err := l.add(p.Name, p.Version); err != nil {
+		categories = categories || p.Category != ""
+		if err := l.addDev(p.Name, p.Version, p.Category == "dev"); err != nil {
 			return nil, err
 		}
+		node := DepNode{Name: strings.TrimSpace(p.Name), Version: strings.TrimSpace(p.Version)}
+		deps := make([]string, 0, len(p.Dependencies))
+		for n := range p.Dependencies {
+			deps = append(deps, normalizePythonName(n))
+		}
+		sort.Strings(deps)
+		node.Deps = deps
+		g.Keys[normalizePythonName(p.Name)] = len(g.Nodes)
+		g.Nodes = append(g.Nodes, node)
 	}
-	return l.result(), nil
+	res := l.result()
+	if !categories {
+		// Poetry 1.2 and later: the groups are in pyproject.toml only
+		res.Graph = g
+	}
+	return res, nil
 }
 
 // tomlError keeps the line BurntSushi/toml reports ("toml: line 3 ...").
@@ -220,27 +236,34 @@ func tomlError(err error) error {
 
 // parsePipfileLock reads Pipfile.lock's "default" section.
 func parsePipfileLock(in Input) (*Result, error) {
+	type pin struct {
+		Version string `json:"version"`
+	}
 	var lock struct {
-		Default map[string]struct {
-			Version string `json:"version"`
-		} `json:"default"`
+		Default map[string]pin `json:"default"`
+		Develop map[string]pin `json:"develop"`
 	}
 	if err := decodeJSON(in.Content, &lock); err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(lock.Default))
-	for n := range lock.Default {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	l := newPkgList(TypePython, in)
-	for _, n := range names {
-		v := lock.Default[n].Version
-		if !strings.HasPrefix(v, "==") {
-			continue // a VCS or path dependency: no version
+	for _, sec := range []struct {
+		pins map[string]pin
+		dev  bool
+	}{{lock.Default, false}, {lock.Develop, true}} {
+		names := make([]string, 0, len(sec.pins))
+		for n := range sec.pins {
+			names = append(names, n)
 		}
-		if err := l.add(n, strings.TrimLeft(v, "=")); err != nil {
-			return nil, err
+		sort.Strings(names)
+		for _, n := range names {
+			v := sec.pins[n].Version
+			if !strings.HasPrefix(v, "==") {
+				continue // a VCS or path dependency: no version
+			}
+			if err := l.addDev(n, strings.TrimLeft(v, "="), sec.dev); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return l.result(), nil

@@ -101,6 +101,8 @@ type Result struct {
 	// Manifest is what a project manifest (package.json, pyproject.toml)
 	// declares.
 	Manifest *Manifest
+	// Requirements are a requirements file's includes and constraints.
+	Requirements *Requirements
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -200,11 +202,15 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	var owners []ownership
 	thirdParty := map[string]bool{}
 	manifests := map[string]*Manifest{}
+	requirements := map[string]*Result{}
 	for _, k := range kept {
 		if fr, ok := k.Value.(*fileResult); ok && fr != nil {
 			for _, res := range fr.results {
 				if res.Manifest != nil {
 					manifests[k.Path] = res.Manifest
+				}
+				if res.Requirements != nil {
+					requirements[k.Path] = res
 				}
 			}
 		}
@@ -222,6 +228,9 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			if res.OS != nil && (inv.OS == nil || osPriority(k.Path) > osPriority(osFrom)) {
 				inv.OS, osFrom = res.OS, k.Path
 			}
+			if res.Requirements != nil && res.Requirements.IncludedOnly {
+				continue // reported when a requirements.txt includes it
+			}
 			pkgs, warns := markDevPackages(k.Path, res, manifests)
 			for _, p := range pkgs {
 				if !p.Dev || opts.IncludeDev {
@@ -238,6 +247,14 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			for _, n := range res.ThirdParty {
 				thirdParty[n] = true
 			}
+		}
+	}
+	if len(requirements) > 0 {
+		pkgs, warns := followRequirements(requirements)
+		inv.Packages = append(inv.Packages, pkgs...)
+		for _, w := range warns {
+			logger.Warn(w)
+			inv.Warnings = append(inv.Warnings, w)
 		}
 	}
 	owned := map[string]bool{}

@@ -33,6 +33,12 @@ func fuzzManifest(f *testing.F, a Analyzer, path string, seeds ...string) {
 				t.Fatalf("malformed package %+v", p)
 			}
 		}
+		if res.Requirements != nil {
+			// follow its includes among itself and a second copy
+			other := *res
+			other.Requirements = &Requirements{IncludedOnly: true, Includes: res.Requirements.Includes}
+			followRequirements(map[string]*Result{path: res, pathpkg.Join(pathpkg.Dir(path), "base.txt"): &other})
+		}
 		if g := res.Graph; g != nil {
 			for k, i := range g.Keys {
 				if i < 0 || i >= len(g.Nodes) {
@@ -62,6 +68,11 @@ func FuzzPyprojectManifest(f *testing.F) {
 
 func FuzzRequirementsTxt(f *testing.F) {
 	fuzzManifest(f, pythonLock{}, "app/requirements.txt", "python/requirements.txt")
+}
+
+func FuzzRequirementsInclude(f *testing.F) {
+	f.Add([]byte("-r base.txt\n--constraint=c.txt\nflask\nrequests==2.25.1\n-rrequirements/x.txt\n"))
+	fuzzManifest(f, pythonLock{}, "app/requirements/base.txt", "python/requirements.txt")
 }
 
 func FuzzPoetryLock(f *testing.F) {

@@ -252,7 +252,9 @@ func TestLanguageLockFileRequired(t *testing.T) {
 		{"srv/app/Gemfile.lock", true},
 		{"usr/lib/python3/dist-packages/x/requirements.txt", false},
 		{"srv/app/requirements.txt", true},
-		{"srv/app/requirements-dev.txt", false},
+		{"srv/app/requirements-dev.txt", true}, // read, reported only when a requirements.txt includes it
+		{"srv/app/notes.txt", false},
+		{"srv/app/requirements/prod.txt", true},
 		{"srv/app/pom.xml", true},
 		{"srv/app/META-INF/maven/g/a/pom.xml", false},
 		{"root/.m2/repository/g/a/1/a-1.pom", false},

@@ -103,6 +103,8 @@ type Result struct {
 	Manifest *Manifest
 	// Requirements are a requirements file's includes and constraints.
 	Requirements *Requirements
+	// Pom is what a pom.xml's children and its parents' join need.
+	Pom *PomModel
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -203,6 +205,9 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	thirdParty := map[string]bool{}
 	manifests := map[string]*Manifest{}
 	requirements := map[string]*Result{}
+	poms := map[string]*PomModel{}
+	type pomAt struct{ path, layer string }
+	var unresolvedPoms []pomAt
 	for _, k := range kept {
 		if fr, ok := k.Value.(*fileResult); ok && fr != nil {
 			for _, res := range fr.results {
@@ -211,6 +216,12 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 				}
 				if res.Requirements != nil {
 					requirements[k.Path] = res
+				}
+				if res.Pom != nil {
+					poms[k.Path] = res.Pom
+					if len(res.Pom.Unresolved) > 0 {
+						unresolvedPoms = append(unresolvedPoms, pomAt{k.Path, k.Layer})
+					}
 				}
 			}
 		}
@@ -247,6 +258,14 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			for _, n := range res.ThirdParty {
 				thirdParty[n] = true
 			}
+		}
+	}
+	for _, u := range unresolvedPoms {
+		pkgs, warns := resolvePomParents(u.path, Location{Layer: u.layer, Path: u.path}, poms)
+		inv.Packages = append(inv.Packages, pkgs...)
+		for _, w := range warns {
+			logger.Warn(w, "layer", u.layer)
+			inv.Warnings = append(inv.Warnings, w)
 		}
 	}
 	if len(requirements) > 0 {

@@ -39,6 +39,19 @@ func fuzzManifest(f *testing.F, a Analyzer, path string, seeds ...string) {
 			other.Requirements = &Requirements{IncludedOnly: true, Includes: res.Requirements.Includes}
 			followRequirements(map[string]*Result{path: res, pathpkg.Join(pathpkg.Dir(path), "base.txt"): &other})
 		}
+		if m := res.Pom; m != nil {
+			// the POM as its own parent, wherever it says that is
+			poms := map[string]*PomModel{path: m}
+			if pp := pomParentPath(path, m); pp != "" {
+				poms[pp] = m
+			}
+			pkgs, _ := resolvePomParents(path, Location{Path: path}, poms)
+			for _, p := range pkgs {
+				if p.Name == "" || p.Version == "" {
+					t.Fatalf("malformed package from the parents %+v", p)
+				}
+			}
+		}
 		if g := res.Graph; g != nil {
 			for k, i := range g.Keys {
 				if i < 0 || i >= len(g.Nodes) {

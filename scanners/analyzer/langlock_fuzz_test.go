@@ -137,5 +137,7 @@ func FuzzGradleLock(f *testing.F) {
 }
 
 func FuzzPomXML(f *testing.F) {
+	// a module whose parent is at the default ../pom.xml
+	f.Add(testPom(":api:", "x:parent:1", "-", "<v>1.0</v>", dep("g", "m", "${v}"), dep("g", "m", "")+dep("g", "n", "${w}")))
 	fuzzManifest(f, pomFile{}, "app/pom.xml", "java/pom.xml")
 }

@@ -265,19 +265,49 @@ func (g *DepGraph) rootKey(d ManifestDep) string {
 }
 
 // prodPackages returns the name@version of every package reachable from
-// roots.
+// roots. A root whose range is not in the lock file (package.json edited
+// after the lock was written) reaches every entry of its name: better a
+// development package reported than a production one missed.
 func (g *DepGraph) prodPackages(roots []ManifestDep) map[string]bool {
 	prod := map[string]bool{}
 	seen := make([]bool, len(g.Nodes))
 	var queue []int
-	push := func(key string) {
-		if i, ok := g.Keys[key]; ok && i >= 0 && i < len(g.Nodes) && !seen[i] {
+	pushNode := func(i int) {
+		if i >= 0 && i < len(g.Nodes) && !seen[i] {
 			seen[i] = true
 			queue = append(queue, i)
 		}
 	}
+	push := func(key string) {
+		if i, ok := g.Keys[key]; ok {
+			pushNode(i)
+		}
+	}
+	var byName map[string][]int
 	for _, r := range roots {
-		push(g.rootKey(r))
+		if i, ok := g.Keys[g.rootKey(r)]; ok {
+			pushNode(i)
+			continue
+		}
+		if byName == nil {
+			byName = map[string][]int{}
+			for i, n := range g.Nodes {
+				byName[n.Name] = append(byName[n.Name], i)
+			}
+		}
+		name := r.Name
+		if g.Kind == "poetry" {
+			name = g.rootKey(r)
+			for i, n := range g.Nodes {
+				if normalizePythonName(n.Name) == name {
+					pushNode(i)
+				}
+			}
+			continue
+		}
+		for _, i := range byName[name] {
+			pushNode(i)
+		}
 	}
 	for len(queue) > 0 {
 		n := g.Nodes[queue[0]]

@@ -199,6 +199,20 @@ func TestYarnWorkspaceDevDependencies(t *testing.T) {
 	}
 }
 
+// TestDevDependenciesStaleManifest: a package.json range the lock file
+// does not have (edited after yarn wrote the lock) still makes that
+// package, and what it reaches, production.
+func TestDevDependenciesStaleManifest(t *testing.T) {
+	files := map[string][]byte{
+		"srv/app/yarn.lock":    readFixture(t, "yarn-v1-dev/yarn.lock"),
+		"srv/app/package.json": []byte(`{"dependencies": {"@babel/code-frame": "7.12.13", "lodash": "4.17.20", "minimist": "1.2.5", "optimist": "^0.6.0"}}`),
+	}
+	want := sorted(jsProd, []string{"left-pad@1.3.0 (dev)", "minimist@0.0.10", "optimist@0.6.1", "wordwrap@0.0.3"})
+	if got := devNames(runLockfilesOnFiles(t, files, true), "srv/app/yarn.lock"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
 // TestDevDependenciesAcrossCachedLayers: yarn.lock in a base layer and
 // package.json in the application layer above it are joined after the
 // layers are overlaid; each layer's cached result holds only its own

@@ -42,6 +42,7 @@ type ciFlags struct {
 	noPublish    bool
 	sbom         string
 	lockfiles    bool
+	includeDev   bool
 }
 
 func newCICommand() *cobra.Command {
@@ -91,6 +92,7 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl.StringVar(&f.sarif, "sarif", "", "write a SARIF 2.1.0 report to this file")
 	fl.StringVar(&f.json, "json", "", "write the JSON report to this file")
 	fl.StringVar(&f.sbom, "sbom", "", "write an SBOM of the image to this file: SPDX 2.3 JSON for *.spdx.json, else CycloneDX 1.6 JSON")
+	fl.BoolVar(&f.includeDev, "include-dev-deps", false, "with --lockfiles, also report the packages lock files name for development only (as image scan --include-dev-deps)")
 	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files and manifests (as image scan --lockfiles), not only installed packages")
 	fl.StringVar(&f.markdown, "markdown", "", "write a Markdown summary to this file (appends: works with $GITHUB_STEP_SUMMARY)")
 	fl.StringVar(&f.dockerfile, "dockerfile", "", "the repository's Dockerfile, which SARIF image findings point at (default Dockerfile)")
@@ -126,6 +128,7 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	if f.lockfiles {
 		run.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)
 	}
+	run.IncludeDev = f.includeDev
 	run.ImageOptions.Insecure = f.db.insecure
 	if run.Image != "" {
 		run.ImageOptions.Cache = f.db.layerCache(cmd)

@@ -19,7 +19,7 @@ func TestCILockfiles(t *testing.T) {
 		"etc/os-release":             []byte("ID=debian\nVERSION_ID=\"12\"\n"),
 		"var/lib/dpkg/status":        []byte(""),
 		"srv/shop/yarn.lock":         []byte("# yarn lockfile v1\n\n\nminimist@^1.2.5:\n  version \"1.2.5\"\n"),
-		"srv/shop/package-lock.json": []byte(`{"name":"shop","lockfileVersion":3,"packages":{"":{"name":"shop"},"node_modules/lodash":{"version":"4.17.20"}}}`),
+		"srv/shop/package-lock.json": []byte(`{"name":"shop","lockfileVersion":3,"packages":{"":{"name":"shop"},"node_modules/lodash":{"version":"4.17.20"},"node_modules/mkdirp/node_modules/minimist":{"version":"0.0.8","dev":true}}}`),
 	})
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
@@ -36,6 +36,8 @@ func TestCILockfiles(t *testing.T) {
 		{"installed only", nil, nil},
 		// corpus GHSA-xvch-5gv4-984h and GHSA-35jh-r3h4-6jhm.
 		{"lockfiles", []string{"--lockfiles"}, []string{"CVE-2021-23337 lodash 4.17.20 srv/shop/package-lock.json", "CVE-2021-44906 minimist 1.2.5 srv/shop/yarn.lock"}},
+		// minimist 0.0.8 is a dev dependency's: reported only on request.
+		{"include-dev-deps", []string{"--lockfiles", "--include-dev-deps"}, []string{"CVE-2021-23337 lodash 4.17.20 srv/shop/package-lock.json", "CVE-2021-44906 minimist 0.0.8 srv/shop/package-lock.json", "CVE-2021-44906 minimist 1.2.5 srv/shop/yarn.lock"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			jsonPath, sbomPath := filepath.Join(dir, tt.name+".json"), filepath.Join(dir, tt.name+".cdx.json")

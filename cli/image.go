@@ -36,6 +36,7 @@ type imageScanFlags struct {
 	failOn       string
 	skipDBUpdate bool
 	lockfiles    bool
+	includeDev   bool
 	platform     string
 	parallel     int
 	maxFileSize  int64
@@ -73,6 +74,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 	fl.BoolVar(&f.skipDBUpdate, "skip-db-update", false, "use the cached vulnerability DB without checking for a new one")
 	fl.StringVar(&f.platform, "platform", "", "platform to pick from a multi-platform image, os/arch[/variant] (default linux/amd64)")
 	fl.IntVar(&f.parallel, "parallel", 0, "layers read at once (default: the number of CPUs)")
+	fl.BoolVar(&f.includeDev, "include-dev-deps", false, "with --lockfiles, also report the packages lock files name for development only (devDependencies, dev groups; left out by default)")
 	fl.BoolVar(&f.lockfiles, "lockfiles", false, "also read application lock files and manifests (package-lock.json, yarn.lock, pnpm-lock.yaml, requirements.txt, poetry.lock, Pipfile.lock, Gemfile.lock, composer.lock, Cargo.lock, packages.lock.json, gradle.lockfile, pom.xml, go.mod), not only installed packages")
 	fl.Int64Var(&f.maxFileSize, "max-file-size", image.DefaultMaxFileSize, "largest file (bytes) read from the image; larger ones are skipped with a warning")
 	return cmd
@@ -122,7 +124,7 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	if sbomFormat(format) {
 		// An inventory needs no vulnerability DB.
-		return writeImageSBOM(cmd.Context(), out, ref, iopts, analyzers, f.parallel, logger, f.output, format)
+		return writeImageSBOM(cmd.Context(), out, ref, iopts, analyzers, f.includeDev, f.parallel, logger, f.output, format)
 	}
 	db, err := openDB(cmd, &f.db, f.skipDBUpdate)
 	if err != nil {
@@ -132,6 +134,7 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
 		Image:       iopts,
 		Analyzers:   analyzers,
+		IncludeDev:  f.includeDev,
 		Parallel:    f.parallel,
 		ToolVersion: Version(),
 		Logger:      logger,

@@ -359,7 +359,7 @@ func TestImageScanLockfiles(t *testing.T) {
 	dbDir := buildDB(t)
 	root := t.TempDir()
 	scantest.WriteFiles(t, root, map[string][]byte{
-		"srv/shop/package-lock.json": []byte(`{"name":"shop","lockfileVersion":3,"packages":{"":{"name":"shop"},"node_modules/minimist":{"version":"1.2.5"}}}`),
+		"srv/shop/package-lock.json": []byte(`{"name":"shop","lockfileVersion":3,"packages":{"":{"name":"shop"},"node_modules/minimist":{"version":"1.2.5"},"node_modules/mkdirp/node_modules/minimist":{"version":"0.0.8","dev":true}}}`),
 	})
 	for _, tt := range []struct {
 		name string
@@ -368,6 +368,8 @@ func TestImageScanLockfiles(t *testing.T) {
 	}{
 		{"default", nil, nil},
 		{"lockfiles", []string{"--lockfiles"}, []string{"minimist 1.2.5 1.2.6, 0.2.4 CVE-2021-44906"}},
+		// minimist 0.0.8 is a dev dependency's: reported only on request.
+		{"include-dev-deps", []string{"--lockfiles", "--include-dev-deps"}, []string{"minimist 0.0.8 1.2.6, 0.2.4 CVE-2021-44906", "minimist 1.2.5 1.2.6, 0.2.4 CVE-2021-44906"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"image", "scan", "--rootfs", root, "--cache-dir", dbDir, "--skip-db-update", "-f", "json"}, tt.args...)

@@ -23,10 +23,10 @@ func sbomFormat(format string) bool {
 
 // writeImageSBOM inventories the image ref (no vulnerability DB needed)
 // and writes an SBOM in format to path, or to out when path is empty.
-func writeImageSBOM(ctx context.Context, out io.Writer, ref string, iopts image.Options, analyzers []analyzer.Analyzer, parallel int, logger *slog.Logger, path, format string) error {
+func writeImageSBOM(ctx context.Context, out io.Writer, ref string, iopts image.Options, analyzers []analyzer.Analyzer, includeDev bool, parallel int, logger *slog.Logger, path, format string) error {
 	subj, err := sbom.FromImage(ctx, ref, sbom.ImageOptions{
 		Image:       iopts,
-		Analyze:     analyzer.Options{Analyzers: analyzers, Parallel: parallel, Logger: logger},
+		Analyze:     analyzer.Options{Analyzers: analyzers, Parallel: parallel, Logger: logger, IncludeDev: includeDev},
 		ToolVersion: Version(),
 	})
 	if err != nil {

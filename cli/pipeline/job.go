@@ -205,7 +205,7 @@ func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 func writeSBOM(ctx context.Context, run Options, path string) error {
 	subj, err := sbom.FromImage(ctx, run.Image, sbom.ImageOptions{
 		Image:       run.ImageOptions,
-		Analyze:     analyzer.Options{Analyzers: run.Analyzers, Logger: run.Logger},
+		Analyze:     analyzer.Options{Analyzers: run.Analyzers, Logger: run.Logger, IncludeDev: run.IncludeDev},
 		ToolVersion: run.ToolVersion,
 	})
 	if err != nil {

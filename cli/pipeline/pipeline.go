@@ -48,6 +48,8 @@ type Options struct {
 	// Analyzers find the image's packages; nil means analyzer.All() (add
 	// analyzer.Lockfiles() for application lock files and manifests).
 	Analyzers []analyzer.Analyzer
+	// IncludeDev keeps the packages lock files name for development only.
+	IncludeDev bool
 	// TaskPath is a task definition to check and protect; empty: none.
 	TaskPath string
 
@@ -285,7 +287,7 @@ func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *pol
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		sr, err = scan.Opened(gctx, img, opts.DB, scan.Options{Analyzers: opts.Analyzers, ToolVersion: opts.ToolVersion, Logger: logger, Now: func() time.Time { return at }})
+		sr, err = scan.Opened(gctx, img, opts.DB, scan.Options{Analyzers: opts.Analyzers, IncludeDev: opts.IncludeDev, ToolVersion: opts.ToolVersion, Logger: logger, Now: func() time.Time { return at }})
 		return err
 	})
 	g.Go(func() (err error) {

@@ -63,6 +63,10 @@ type Package struct {
 	// distribution's advisories do not describe it, so it is not matched
 	// against them (as Trivy).
 	ThirdParty bool `json:"thirdParty,omitempty"`
+	// Dev marks a package a lock file (or the manifest beside it) names
+	// for development only; Run leaves these out unless
+	// Options.IncludeDev.
+	Dev bool `json:"dev,omitempty"`
 	// Location is where the package was found.
 	Location Location `json:"location"`
 }
@@ -91,6 +95,16 @@ type Result struct {
 	// Warnings say what the analyzer left out of a file it could parse
 	// (a Maven dependency whose version is an unresolved property).
 	Warnings []string
+	// Graph is a lock file's dependency graph, when which of its packages
+	// are for development only is known from the manifest beside it.
+	Graph *DepGraph
+	// Manifest is what a project manifest (package.json, pyproject.toml)
+	// declares.
+	Manifest *Manifest
+	// Requirements are a requirements file's includes and constraints.
+	Requirements *Requirements
+	// Pom is what a pom.xml's children and its parents' join need.
+	Pom *PomModel
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -140,6 +154,9 @@ type Options struct {
 	Parallel int
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// IncludeDev keeps the packages lock files name for development only
+	// (marked Package.Dev); by default they are left out, as Trivy.
+	IncludeDev bool
 }
 
 // fileResult is what the analyzers found in one file.
@@ -186,6 +203,29 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	}
 	var owners []ownership
 	thirdParty := map[string]bool{}
+	manifests := map[string]*Manifest{}
+	requirements := map[string]*Result{}
+	poms := map[string]*PomModel{}
+	type pomAt struct{ path, layer string }
+	var unresolvedPoms []pomAt
+	for _, k := range kept {
+		if fr, ok := k.Value.(*fileResult); ok && fr != nil {
+			for _, res := range fr.results {
+				if res.Manifest != nil {
+					manifests[k.Path] = res.Manifest
+				}
+				if res.Requirements != nil {
+					requirements[k.Path] = res
+				}
+				if res.Pom != nil {
+					poms[k.Path] = res.Pom
+					if len(res.Pom.Unresolved) > 0 {
+						unresolvedPoms = append(unresolvedPoms, pomAt{k.Path, k.Layer})
+					}
+				}
+			}
+		}
+	}
 	for _, k := range kept {
 		fr, ok := k.Value.(*fileResult)
 		if !ok || fr == nil {
@@ -199,8 +239,16 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			if res.OS != nil && (inv.OS == nil || osPriority(k.Path) > osPriority(osFrom)) {
 				inv.OS, osFrom = res.OS, k.Path
 			}
-			inv.Packages = append(inv.Packages, res.Packages...)
-			for _, w := range res.Warnings {
+			if res.Requirements != nil && res.Requirements.IncludedOnly {
+				continue // reported when a requirements.txt includes it
+			}
+			pkgs, warns := markDevPackages(k.Path, res, manifests)
+			for _, p := range pkgs {
+				if !p.Dev || opts.IncludeDev {
+					inv.Packages = append(inv.Packages, p)
+				}
+			}
+			for _, w := range append(res.Warnings[:len(res.Warnings):len(res.Warnings)], warns...) {
 				logger.Warn(w, "layer", k.Layer)
 				inv.Warnings = append(inv.Warnings, w)
 			}
@@ -210,6 +258,22 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			for _, n := range res.ThirdParty {
 				thirdParty[n] = true
 			}
+		}
+	}
+	for _, u := range unresolvedPoms {
+		pkgs, warns := resolvePomParents(u.path, Location{Layer: u.layer, Path: u.path}, poms)
+		inv.Packages = append(inv.Packages, pkgs...)
+		for _, w := range warns {
+			logger.Warn(w, "layer", u.layer)
+			inv.Warnings = append(inv.Warnings, w)
+		}
+	}
+	if len(requirements) > 0 {
+		pkgs, warns := followRequirements(requirements)
+		inv.Packages = append(inv.Packages, pkgs...)
+		for _, w := range warns {
+			logger.Warn(w)
+			inv.Warnings = append(inv.Warnings, w)
 		}
 	}
 	owned := map[string]bool{}

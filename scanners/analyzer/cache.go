@@ -12,7 +12,7 @@ import (
 
 // cacheFormat changes when the cached form of a layer (cachedLayer,
 // Result, Package) changes; it is part of every key.
-const cacheFormat = "taskguard-layer/2"
+const cacheFormat = "taskguard-layer/3"
 
 // CacheSignature identifies what a set of analyzers learns from a layer:
 // the cache format, each analyzer's type and Version() in order, and the

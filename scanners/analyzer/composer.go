@@ -10,11 +10,12 @@ import (
 )
 
 // composerLock reads composer.lock of PHP applications (opt-in, see
-// Lockfiles): its "packages"; "packages-dev" are for development only.
+// Lockfiles): its "packages", and "packages-dev" marked Dev (development
+// only).
 type composerLock struct{}
 
 func (composerLock) Type() string { return "composer-lock" }
-func (composerLock) Version() int { return 1 }
+func (composerLock) Version() int { return 2 }
 
 func (composerLock) Required(p string, _ fs.FileInfo) bool {
 	return path.Base(p) == "composer.lock" && !inVendoredTree(p)
@@ -27,12 +28,13 @@ type composerPackage struct {
 
 func (composerLock) Analyze(_ context.Context, in Input) (*Result, error) {
 	var lock struct {
-		Packages []composerPackage `json:"packages"`
+		Packages    []composerPackage `json:"packages"`
+		PackagesDev []composerPackage `json:"packages-dev"`
 	}
 	if err := decodeJSON(in.Content, &lock); err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	res, err := composerPackages(in, lock.Packages)
+	res, err := composerPackages(in, lock.Packages, lock.PackagesDev)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Path, err)
 	}
@@ -41,17 +43,24 @@ func (composerLock) Analyze(_ context.Context, in Input) (*Result, error) {
 
 // composerPackages lists packages with a release version; a branch
 // ("dev-main") names no release an advisory could list.
-func composerPackages(in Input, pkgs []composerPackage) (*Result, error) {
+// Those of devPkgs are marked Dev.
+func composerPackages(in Input, pkgs, devPkgs []composerPackage) (*Result, error) {
 	l := newPkgList(TypeComposer, in)
-	for i, p := range pkgs {
-		if p.Name == "" || p.Version == "" {
-			return nil, fmt.Errorf("packages[%d]: no name or version", i)
-		}
-		if strings.HasPrefix(p.Version, "dev-") {
-			continue
-		}
-		if err := l.add(p.Name, p.Version); err != nil {
-			return nil, err
+	for _, sec := range []struct {
+		field string
+		pkgs  []composerPackage
+		dev   bool
+	}{{"packages", pkgs, false}, {"packages-dev", devPkgs, true}} {
+		for i, p := range sec.pkgs {
+			if p.Name == "" || p.Version == "" {
+				return nil, fmt.Errorf("%s[%d]: no name or version", sec.field, i)
+			}
+			if strings.HasPrefix(p.Version, "dev-") {
+				continue
+			}
+			if err := l.addDev(p.Name, p.Version, sec.dev); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return l.result(), nil
@@ -89,7 +98,7 @@ func (composerInstalled) Analyze(_ context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Path, jsonError(in.Content, err))
 	}
-	res, err := composerPackages(in, pkgs)
+	res, err := composerPackages(in, pkgs, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", in.Path, err)
 	}

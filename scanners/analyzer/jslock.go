@@ -18,14 +18,15 @@ import (
 // (lockfileVersion 5.x, 6.x and 9.x) of JavaScript applications (opt-in,
 // see Lockfiles). Packages are reported as TypeNpm. Workspace, link, file,
 // portal and patch entries are left out (they are the application's own
-// code, or a copy of a registry package listed anyway). yarn.lock does not
-// say which packages are for development only, so all are reported; pnpm
-// marks them (5.x, 6.x) or lists them per importer (9.x), and they are
-// left out.
+// code, or a copy of a registry package listed anyway). Development-only
+// packages are marked Dev: pnpm marks them (5.x, 6.x) or lists them per
+// importer (9.x); yarn.lock does not say, so its result carries its
+// dependency graph and Run marks what package.json's dependencies do not
+// reach.
 type jsLock struct{}
 
 func (jsLock) Type() string { return "js-lock" }
-func (jsLock) Version() int { return 1 }
+func (jsLock) Version() int { return 2 }
 
 func (jsLock) Required(p string, _ fs.FileInfo) bool {
 	switch path.Base(p) {
@@ -96,14 +97,17 @@ func localProtocol(r string) bool {
 
 // parseYarnV1 reads yarn's own lock format: unindented entry headers
 // ("lodash@^4.17.20, lodash@^4.17.21:") followed by indented fields, of
-// which only version is used.
+// which version and the dependencies are used. The result carries the
+// dependency graph, for telling development-only packages apart with the
+// package.json beside it.
 func parseYarnV1(in Input) (*Result, error) {
 	l := newPkgList(TypeNpm, in)
+	g := &DepGraph{Manifest: "package.json", Kind: "yarn", Keys: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(in.Content))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	lineNo, entryLine := 0, 0
 	var name string
-	local, haveVersion := false, true
+	local, haveVersion, inDeps := false, true, false
 	for sc.Scan() {
 		lineNo++
 		line := strings.TrimRight(sc.Text(), "\r")
@@ -118,8 +122,8 @@ func parseYarnV1(in Input) (*Result, error) {
 			if !strings.HasSuffix(trimmed, ":") {
 				return nil, fmt.Errorf("line %d: entry header %q does not end with ':'", lineNo, trimmed)
 			}
-			first, _, _ := strings.Cut(strings.TrimSuffix(trimmed, ":"), ",")
-			first = strings.Trim(strings.TrimSpace(first), `"`)
+			patterns := strings.Split(strings.TrimSuffix(trimmed, ":"), ",")
+			first := strings.Trim(strings.TrimSpace(patterns[0]), `"`)
 			n, rng, ok := npmNameOf(first)
 			if !ok {
 				return nil, fmt.Errorf("line %d: entry %q does not name a package (want name@range)", lineNo, first)
@@ -130,20 +134,40 @@ func parseYarnV1(in Input) (*Result, error) {
 					n = an
 				}
 			}
-			name, entryLine, haveVersion = n, lineNo, false
+			name, entryLine, haveVersion, inDeps = n, lineNo, false, false
 			local = localProtocol(rng)
+			if len(g.Nodes) >= maxManifestEntries {
+				return nil, fmt.Errorf("line %d: more than %d entries", lineNo, maxManifestEntries)
+			}
+			g.Nodes = append(g.Nodes, DepNode{})
+			for _, p := range patterns {
+				g.Keys[strings.Trim(strings.TrimSpace(p), `"`)] = len(g.Nodes) - 1
+			}
 			continue
 		}
 		if name == "" {
 			return nil, fmt.Errorf("line %d: indented field outside an entry", lineNo)
 		}
-		if key, val, ok := strings.Cut(trimmed, " "); ok && key == "version" && !strings.HasPrefix(line, "    ") {
+		node := &g.Nodes[len(g.Nodes)-1]
+		if strings.HasPrefix(line, "    ") {
+			if inDeps {
+				dn, dr, err := yarnV1Dep(trimmed)
+				if err != nil {
+					return nil, fmt.Errorf("line %d: %w", lineNo, err)
+				}
+				node.Deps = append(node.Deps, dn+"@"+dr)
+			}
+			continue
+		}
+		inDeps = trimmed == "dependencies:" || trimmed == "optionalDependencies:"
+		if key, val, ok := strings.Cut(trimmed, " "); ok && key == "version" {
 			v, err := unquoteYarn(strings.TrimSpace(val))
 			if err != nil {
 				return nil, fmt.Errorf("line %d: version: %w", lineNo, err)
 			}
 			haveVersion = true
 			if !local {
+				node.Name, node.Version = name, strings.TrimSpace(v)
 				if err := l.add(name, v); err != nil {
 					return nil, fmt.Errorf("line %d: %w", lineNo, err)
 				}
@@ -156,7 +180,51 @@ func parseYarnV1(in Input) (*Result, error) {
 	if !haveVersion {
 		return nil, fmt.Errorf("line %d: entry %q has no version", entryLine, name)
 	}
-	return l.result(), nil
+	res := l.result()
+	res.Graph = g
+	return res, nil
+}
+
+// yarnV1Dep splits a dependency line of yarn.lock v1 ("chalk \"^2.0.0\"",
+// "\"@babel/types\" \"^7.0.0\"").
+func yarnV1Dep(s string) (name, rng string, err error) {
+	var fields []string
+	for s != "" {
+		s = strings.TrimSpace(s)
+		if strings.HasPrefix(s, `"`) {
+			q, rest, ok := cutQuoted(s)
+			if !ok {
+				return "", "", fmt.Errorf("dependency %q: unterminated quote", s)
+			}
+			fields = append(fields, q)
+			s = rest
+			continue
+		}
+		f, rest, _ := strings.Cut(s, " ")
+		fields = append(fields, f)
+		s = rest
+	}
+	if len(fields) != 2 {
+		return "", "", fmt.Errorf("dependency line: want name and range, got %d fields", len(fields))
+	}
+	return fields[0], fields[1], nil
+}
+
+// cutQuoted unquotes the Go-style quoted string at the start of s.
+func cutQuoted(s string) (q, rest string, ok bool) {
+	for i := 1; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			u, err := strconv.Unquote(s[:i+1])
+			if err != nil {
+				return "", "", false
+			}
+			return u, s[i+1:], true
+		}
+	}
+	return "", "", false
 }
 
 func unquoteYarn(s string) (string, error) {
@@ -169,9 +237,11 @@ func unquoteYarn(s string) (string, error) {
 // parseYarnBerry reads the YAML lock file of yarn 2 and later.
 func parseYarnBerry(in Input) (*Result, error) {
 	var lock map[string]struct {
-		Version    string `yaml:"version"`
-		Resolution string `yaml:"resolution"`
-		LinkType   string `yaml:"linkType"`
+		Version              string            `yaml:"version"`
+		Resolution           string            `yaml:"resolution"`
+		LinkType             string            `yaml:"linkType"`
+		Dependencies         map[string]string `yaml:"dependencies"`
+		OptionalDependencies map[string]string `yaml:"optionalDependencies"`
 	}
 	if err := yaml.Unmarshal(in.Content, &lock); err != nil {
 		return nil, fmt.Errorf("yarn berry lock: %w", err)
@@ -182,9 +252,28 @@ func parseYarnBerry(in Input) (*Result, error) {
 	}
 	sort.Strings(keys)
 	l := newPkgList(TypeNpm, in)
+	g := &DepGraph{Manifest: "package.json", Kind: "yarn-berry", Keys: map[string]int{}}
 	for _, k := range keys {
 		e := lock[k]
-		if k == "__metadata" || e.LinkType == "soft" {
+		if k == "__metadata" {
+			continue
+		}
+		g.Nodes = append(g.Nodes, DepNode{})
+		node := &g.Nodes[len(g.Nodes)-1]
+		for _, p := range strings.Split(k, ",") {
+			g.Keys[strings.TrimSpace(p)] = len(g.Nodes) - 1
+		}
+		for _, deps := range []map[string]string{e.Dependencies, e.OptionalDependencies} {
+			names := make([]string, 0, len(deps))
+			for n := range deps {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				node.Deps = append(node.Deps, n+"@"+deps[n])
+			}
+		}
+		if e.LinkType == "soft" {
 			continue
 		}
 		desc := e.Resolution
@@ -201,11 +290,14 @@ func parseYarnBerry(in Input) (*Result, error) {
 		if e.Version == "" {
 			return nil, fmt.Errorf("entry %q has no version", k)
 		}
+		node.Name, node.Version = name, strings.TrimSpace(e.Version)
 		if err := l.add(name, e.Version); err != nil {
 			return nil, err
 		}
 	}
-	return l.result(), nil
+	res := l.result()
+	res.Graph = g
+	return res, nil
 }
 
 // pnpmDep is one dependency of a pnpm 9 importer.
@@ -223,6 +315,7 @@ func parsePnpmLock(in Input) (*Result, error) {
 		Importers       map[string]struct {
 			Dependencies         map[string]pnpmDep `yaml:"dependencies"`
 			OptionalDependencies map[string]pnpmDep `yaml:"optionalDependencies"`
+			DevDependencies      map[string]pnpmDep `yaml:"devDependencies"`
 		} `yaml:"importers"`
 		Packages map[string]struct {
 			Name    string `yaml:"name"`
@@ -264,37 +357,45 @@ func parsePnpmLock(in Input) (*Result, error) {
 			imps = append(imps, k)
 		}
 		sort.Strings(imps)
-		for _, k := range imps {
-			imp := lock.Importers[k]
-			for _, deps := range []map[string]pnpmDep{imp.Dependencies, imp.OptionalDependencies} {
-				for n, d := range deps {
-					push(pnpmDepRef(n, d.Version))
+		// production dependencies first, then what only devDependencies
+		// reach, marked Dev
+		for _, dev := range []bool{false, true} {
+			for _, k := range imps {
+				imp := lock.Importers[k]
+				roots := []map[string]pnpmDep{imp.Dependencies, imp.OptionalDependencies}
+				if dev {
+					roots = []map[string]pnpmDep{imp.DevDependencies}
+				}
+				for _, deps := range roots {
+					for n, d := range deps {
+						push(pnpmDepRef(n, d.Version))
+					}
 				}
 			}
-		}
-		sort.Strings(queue)
-		for len(queue) > 0 {
-			key := queue[0]
-			queue = queue[1:]
-			name, version, ok := pnpmKey(key, m)
-			if !ok {
-				return nil, fmt.Errorf("snapshot %q does not name a package", key)
-			}
-			if p, ok := lock.Packages[strings.SplitN(key, "(", 2)[0]]; ok && p.Version != "" {
-				version = p.Version
-			}
-			if err := l.add(name, version); err != nil {
-				return nil, err
-			}
-			s := lock.Snapshots[key]
-			for _, deps := range []map[string]string{s.Dependencies, s.OptionalDependencies} {
-				names := make([]string, 0, len(deps))
-				for n := range deps {
-					names = append(names, n)
+			sort.Strings(queue)
+			for len(queue) > 0 {
+				key := queue[0]
+				queue = queue[1:]
+				name, version, ok := pnpmKey(key, m)
+				if !ok {
+					return nil, fmt.Errorf("snapshot %q does not name a package", key)
 				}
-				sort.Strings(names)
-				for _, n := range names {
-					push(pnpmDepRef(n, deps[n]))
+				if p, ok := lock.Packages[strings.SplitN(key, "(", 2)[0]]; ok && p.Version != "" {
+					version = p.Version
+				}
+				if err := l.addDev(name, version, dev); err != nil {
+					return nil, err
+				}
+				s := lock.Snapshots[key]
+				for _, deps := range []map[string]string{s.Dependencies, s.OptionalDependencies} {
+					names := make([]string, 0, len(deps))
+					for n := range deps {
+						names = append(names, n)
+					}
+					sort.Strings(names)
+					for _, n := range names {
+						push(pnpmDepRef(n, deps[n]))
+					}
 				}
 			}
 		}
@@ -307,9 +408,6 @@ func parsePnpmLock(in Input) (*Result, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		p := lock.Packages[k]
-		if p.Dev {
-			continue
-		}
 		name, version, ok := pnpmKey(k, m)
 		if p.Name != "" && p.Version != "" {
 			name, version, ok = p.Name, p.Version, true
@@ -317,7 +415,7 @@ func parsePnpmLock(in Input) (*Result, error) {
 		if !ok {
 			continue // a git or tarball dependency without name and version
 		}
-		if err := l.add(name, version); err != nil {
+		if err := l.addDev(name, version, p.Dev); err != nil {
 			return nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package analyzer
 import (
 	"context"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"testing"
 )
@@ -32,15 +33,63 @@ func fuzzManifest(f *testing.F, a Analyzer, path string, seeds ...string) {
 				t.Fatalf("malformed package %+v", p)
 			}
 		}
+		if res.Requirements != nil {
+			// follow its includes among itself and a second copy
+			other := *res
+			other.Requirements = &Requirements{IncludedOnly: true, Includes: res.Requirements.Includes}
+			followRequirements(map[string]*Result{path: res, pathpkg.Join(pathpkg.Dir(path), "base.txt"): &other})
+		}
+		if m := res.Pom; m != nil {
+			// the POM as its own parent, wherever it says that is
+			poms := map[string]*PomModel{path: m}
+			if pp := pomParentPath(path, m); pp != "" {
+				poms[pp] = m
+			}
+			pkgs, _ := resolvePomParents(path, Location{Path: path}, poms)
+			for _, p := range pkgs {
+				if p.Name == "" || p.Version == "" {
+					t.Fatalf("malformed package from the parents %+v", p)
+				}
+			}
+		}
+		if g := res.Graph; g != nil {
+			for k, i := range g.Keys {
+				if i < 0 || i >= len(g.Nodes) {
+					t.Fatalf("key %q points at node %d of %d", k, i, len(g.Nodes))
+				}
+			}
+			// join it with a manifest naming every package: no panic, no package lost
+			m := &Manifest{}
+			for _, p := range res.Packages {
+				m.Deps = append(m.Deps, ManifestDep{Name: p.Name, Range: p.Version})
+			}
+			pkgs, warns := markDevPackages(path, res, map[string]*Manifest{pathpkg.Join(pathpkg.Dir(path), g.Manifest): m})
+			if len(pkgs) != len(res.Packages) || len(warns) != 0 {
+				t.Fatalf("markDevPackages: %d packages of %d, warnings %q", len(pkgs), len(res.Packages), warns)
+			}
+		}
 	})
+}
+
+func FuzzPackageJSONManifest(f *testing.F) {
+	fuzzManifest(f, projectManifest{}, "app/package.json", "yarn-v1-dev/package.json", "yarn-berry-dev/package.json")
+}
+
+func FuzzPyprojectManifest(f *testing.F) {
+	fuzzManifest(f, projectManifest{}, "app/pyproject.toml", "python/poetry-groups/pyproject.toml")
 }
 
 func FuzzRequirementsTxt(f *testing.F) {
 	fuzzManifest(f, pythonLock{}, "app/requirements.txt", "python/requirements.txt")
 }
 
+func FuzzRequirementsInclude(f *testing.F) {
+	f.Add([]byte("-r base.txt\n--constraint=c.txt\nflask\nrequests==2.25.1\n-rrequirements/x.txt\n"))
+	fuzzManifest(f, pythonLock{}, "app/requirements/base.txt", "python/requirements.txt")
+}
+
 func FuzzPoetryLock(f *testing.F) {
-	fuzzManifest(f, pythonLock{}, "app/poetry.lock", "python/poetry.lock", "python/poetry-v1/poetry.lock")
+	fuzzManifest(f, pythonLock{}, "app/poetry.lock", "python/poetry.lock", "python/poetry-v1/poetry.lock", "python/poetry-groups/poetry.lock")
 }
 
 func FuzzPipfileLock(f *testing.F) {
@@ -48,7 +97,7 @@ func FuzzPipfileLock(f *testing.F) {
 }
 
 func FuzzYarnLock(f *testing.F) {
-	fuzzManifest(f, jsLock{}, "app/yarn.lock", "yarn-v1/yarn.lock", "yarn-berry/yarn.lock")
+	fuzzManifest(f, jsLock{}, "app/yarn.lock", "yarn-v1/yarn.lock", "yarn-berry/yarn.lock", "yarn-v1-dev/yarn.lock", "yarn-berry-dev/yarn.lock")
 }
 
 func FuzzPnpmLock(f *testing.F) {
@@ -88,5 +137,7 @@ func FuzzGradleLock(f *testing.F) {
 }
 
 func FuzzPomXML(f *testing.F) {
+	// a module whose parent is at the default ../pom.xml
+	f.Add(testPom(":api:", "x:parent:1", "-", "<v>1.0</v>", dep("g", "m", "${v}"), dep("g", "m", "")+dep("g", "n", "${w}")))
 	fuzzManifest(f, pomFile{}, "app/pom.xml", "java/pom.xml")
 }

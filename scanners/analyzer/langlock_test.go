@@ -45,7 +45,11 @@ func analyzeFixture(t *testing.T, rel string) *Result {
 func typedNames(pkgs []Package) []string {
 	var out []string
 	for _, p := range pkgs {
-		out = append(out, p.Type+" "+p.Name+"@"+p.Version)
+		s := p.Type + " " + p.Name + "@" + p.Version
+		if p.Dev {
+			s += " (dev)"
+		}
+		out = append(out, s)
 	}
 	sort.Strings(out)
 	return out
@@ -74,6 +78,8 @@ var pnpmProd = []string{
 func TestLanguageLockFiles(t *testing.T) {
 	withLeftPad := append(append([]string(nil), pnpmProd...), "npm left-pad@1.3.0")
 	sort.Strings(withLeftPad)
+	devLeftPad := append(append([]string(nil), pnpmProd...), "npm left-pad@1.3.0 (dev)")
+	sort.Strings(devLeftPad)
 	tests := []struct {
 		fixture  string
 		want     []string
@@ -82,17 +88,17 @@ func TestLanguageLockFiles(t *testing.T) {
 		// JavaScript, written by the tools themselves (see testdata/lockfiles/README.md).
 		{"yarn-v1/yarn.lock", withLeftPad, nil},
 		{"yarn-berry/yarn.lock", withLeftPad, nil},
-		{"pnpm-v5/pnpm-lock.yaml", pnpmProd, nil},
-		{"pnpm-v6/pnpm-lock.yaml", pnpmProd, nil},
-		{"pnpm-v9/pnpm-lock.yaml", pnpmProd, nil},
+		{"pnpm-v5/pnpm-lock.yaml", devLeftPad, nil},
+		{"pnpm-v6/pnpm-lock.yaml", devLeftPad, nil},
+		{"pnpm-v9/pnpm-lock.yaml", devLeftPad, nil},
 		// Python.
 		{"python/requirements.txt", []string{
 			"python PyYAML@5.3.1", "python certifi@2020.12.5", "python chardet@4.0.0",
 			"python idna@2.10", "python requests@2.25.1", "python urllib3@1.26.4",
 		}, nil},
 		{"python/poetry.lock", []string{"python certifi@2023.7.22", "python requests@2.31.0", "python typing-extensions@4.7.1"}, nil},
-		{"python/poetry-v1/poetry.lock", []string{"python pyyaml@5.3.1"}, nil},
-		{"python/Pipfile.lock", []string{"python django@4.2.4", "python requests@2.25.1"}, nil},
+		{"python/poetry-v1/poetry.lock", []string{"python pytest@6.2.2 (dev)", "python pyyaml@5.3.1"}, nil},
+		{"python/Pipfile.lock", []string{"python django@4.2.4", "python pytest@7.4.0 (dev)", "python requests@2.25.1"}, nil},
 		// Ruby.
 		{"ruby/Gemfile.lock", []string{
 			"gem concurrent-ruby@1.1.8", "gem mini_portile2@2.5.0", "gem nokogiri@1.11.1",
@@ -100,7 +106,7 @@ func TestLanguageLockFiles(t *testing.T) {
 		}, nil},
 		{"ruby/specifications/rack-2.2.3.gemspec", []string{"gem rack@2.2.3"}, nil},
 		// PHP.
-		{"php/composer.lock", []string{"composer guzzlehttp/guzzle@7.4.2", "composer guzzlehttp/promises@1.5.1", "composer symfony/http-foundation@v5.4.8"}, nil},
+		{"php/composer.lock", []string{"composer guzzlehttp/guzzle@7.4.2", "composer guzzlehttp/promises@1.5.1", "composer phpunit/phpunit@9.5.20 (dev)", "composer symfony/http-foundation@v5.4.8"}, nil},
 		{"php/vendor/composer/installed.json", []string{"composer guzzlehttp/guzzle@7.4.2", "composer phpunit/phpunit@9.5.20"}, nil},
 		// Rust.
 		{"rust/Cargo.lock", []string{"cargo cfg-if@1.0.0", "cargo log@0.4.14", "cargo smallvec@1.6.0"}, nil},
@@ -246,7 +252,9 @@ func TestLanguageLockFileRequired(t *testing.T) {
 		{"srv/app/Gemfile.lock", true},
 		{"usr/lib/python3/dist-packages/x/requirements.txt", false},
 		{"srv/app/requirements.txt", true},
-		{"srv/app/requirements-dev.txt", false},
+		{"srv/app/requirements-dev.txt", true}, // read, reported only when a requirements.txt includes it
+		{"srv/app/notes.txt", false},
+		{"srv/app/requirements/prod.txt", true},
 		{"srv/app/pom.xml", true},
 		{"srv/app/META-INF/maven/g/a/pom.xml", false},
 		{"root/.m2/repository/g/a/1/a-1.pom", false},

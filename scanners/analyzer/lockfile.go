@@ -107,6 +107,30 @@ func (l *pkgList) add(name, version string) error {
 	return nil
 }
 
+// addDev lists name@version as add does, marked Dev when dev is true; a
+// package listed both ways is kept as a production one.
+func (l *pkgList) addDev(name, version string, dev bool) error {
+	key := strings.TrimSpace(name) + "@" + strings.TrimSpace(version)
+	if l.seen[key] {
+		if !dev {
+			for i := range l.pkgs {
+				if l.pkgs[i].Name+"@"+l.pkgs[i].Version == key {
+					l.pkgs[i].Dev = false
+				}
+			}
+		}
+		return nil
+	}
+	n := len(l.pkgs)
+	if err := l.add(name, version); err != nil {
+		return err
+	}
+	if len(l.pkgs) > n {
+		l.pkgs[n].Dev = dev
+	}
+	return nil
+}
+
 // result returns the packages found, sorted; nil packages when none.
 func (l *pkgList) result() *Result {
 	SortPackages(l.pkgs)

@@ -85,16 +85,18 @@ func testOnly(configs string) bool {
 }
 
 // pomFile reads the dependencies a pom.xml declares (opt-in, see
-// Lockfiles), without a network and without parent or imported POMs:
-// versions come from the dependency, the POM's dependencyManagement and
-// its properties (${...}, project.* and parent.*). A dependency whose
-// version is missing, a range, or an unresolved property is left out with
-// a warning naming it. Test and system scope dependencies are left out.
+// Lockfiles), without a network and without imported POMs: versions come
+// from the dependency, the POM's dependencyManagement and its properties
+// (${...}, project.* and parent.*), and, when the POM names a parent that
+// may be in the image (relativePath, by default ../pom.xml), Run resolves
+// what is left from the parents' (see resolvePomParents). A dependency
+// whose version is missing, a range, or an unresolved property is left out
+// with a warning naming it. Test and system scope dependencies are left out.
 // Packages are reported as TypeMaven ("group:artifact").
 type pomFile struct{}
 
 func (pomFile) Type() string { return "pom" }
-func (pomFile) Version() int { return 1 }
+func (pomFile) Version() int { return 2 }
 
 func (pomFile) Required(p string, _ fs.FileInfo) bool {
 	// A pom.xml inside a jar's META-INF/maven is the java analyzer's.
@@ -123,6 +125,10 @@ type pomProject struct {
 		GroupID    string `xml:"groupId"`
 		ArtifactID string `xml:"artifactId"`
 		Version    string `xml:"version"`
+		// RelativePath is nil when the element is absent (Maven's
+		// default "../pom.xml"), "" for <relativePath/> (no local
+		// lookup).
+		RelativePath *string `xml:"relativePath"`
 	} `xml:"parent"`
 	Properties struct {
 		Entries []pomProperty `xml:",any"`
@@ -202,44 +208,67 @@ func parsePom(in Input) (*Result, error) {
 			managed[g+":"+a] = dep.Version
 		}
 	}
+	model := &PomModel{
+		GroupID: groupID, ArtifactID: p.ArtifactID, Version: version,
+		ParentGroupID: strings.TrimSpace(p.Parent.GroupID), ParentArtifactID: strings.TrimSpace(p.Parent.ArtifactID), ParentVersion: strings.TrimSpace(p.Parent.Version),
+		Props: props, Managed: managed,
+	}
+	if model.ParentArtifactID != "" {
+		model.ParentPath = "../pom.xml"
+		if p.Parent.RelativePath != nil {
+			model.ParentPath = strings.TrimSpace(*p.Parent.RelativePath)
+		}
+	}
 	l := newPkgList(TypeMaven, in)
-	res := &Result{}
+	out := &Result{Pom: model}
 	for i, dep := range p.Dependencies {
 		field := fmt.Sprintf("dependencies/dependency[%d]", i+1)
 		scope := strings.TrimSpace(dep.Scope)
 		if scope == "test" || scope == "system" || strings.TrimSpace(dep.Type) == "pom" {
 			continue
 		}
-		g, gok := resolvePomProps(dep.GroupID, props)
-		a, aok := resolvePomProps(dep.ArtifactID, props)
-		if !gok || !aok || g == "" || a == "" {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s: group %q or artifact %q is not resolved here; left out", in.Path, field, dep.GroupID, dep.ArtifactID))
+		d := PomDep{Field: field, GroupID: dep.GroupID, ArtifactID: dep.ArtifactID, Version: dep.Version}
+		name, v, warning := resolvePomDep(d, props, managed)
+		if warning != "" {
+			if model.ParentPath != "" {
+				// a parent in the image may resolve it: Run decides
+				model.Unresolved = append(model.Unresolved, d)
+			} else {
+				out.Warnings = append(out.Warnings, in.Path+": "+warning)
+			}
 			continue
 		}
-		raw := strings.TrimSpace(dep.Version)
-		if raw == "" {
-			raw = managed[g+":"+a]
-		}
-		if raw == "" {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s (%s:%s): no version declared in this POM (a parent or imported BOM sets it); left out", in.Path, field, g, a))
-			continue
-		}
-		v, ok := resolvePomProps(raw, props)
-		if !ok {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s (%s:%s): version %q uses a property not defined in this POM; left out", in.Path, field, g, a, raw))
-			continue
-		}
-		if strings.ContainsAny(v, "[](),") {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s (%s:%s): version range %q names no version; left out", in.Path, field, g, a, v))
-			continue
-		}
-		if err := l.add(g+":"+a, v); err != nil {
+		if err := l.add(name, v); err != nil {
 			return nil, err
 		}
 	}
-	out := l.result()
-	out.Warnings = res.Warnings
+	out.Packages = l.result().Packages
 	return out, nil
+}
+
+// resolvePomDep resolves one dependency's coordinates and version from
+// props and managed; warning says why it cannot be ("" when it can).
+func resolvePomDep(dep PomDep, props, managed map[string]string) (name, version, warning string) {
+	g, gok := resolvePomProps(dep.GroupID, props)
+	a, aok := resolvePomProps(dep.ArtifactID, props)
+	if !gok || !aok || g == "" || a == "" {
+		return "", "", fmt.Sprintf("%s: group %q or artifact %q is not resolved here; left out", dep.Field, dep.GroupID, dep.ArtifactID)
+	}
+	raw := strings.TrimSpace(dep.Version)
+	if raw == "" {
+		raw = managed[g+":"+a]
+	}
+	if raw == "" {
+		return "", "", fmt.Sprintf("%s (%s:%s): no version declared in this POM (a parent or imported BOM sets it); left out", dep.Field, g, a)
+	}
+	v, ok := resolvePomProps(raw, props)
+	if !ok {
+		return "", "", fmt.Sprintf("%s (%s:%s): version %q uses a property not defined in this POM; left out", dep.Field, g, a, raw)
+	}
+	if strings.ContainsAny(v, "[](),") {
+		return "", "", fmt.Sprintf("%s (%s:%s): version range %q names no version; left out", dep.Field, g, a, v)
+	}
+	return g + ":" + a, v, ""
 }
 
 // resolvePomProps replaces ${name} references from props (properties may

@@ -17,7 +17,7 @@ import (
 type npmLock struct{}
 
 func (npmLock) Type() string { return "npm-lock" }
-func (npmLock) Version() int { return 1 }
+func (npmLock) Version() int { return 2 }
 
 func (npmLock) Required(p string, _ fs.FileInfo) bool {
 	return path.Base(p) == "package-lock.json" && !strings.Contains("/"+p, "/node_modules/")
@@ -41,7 +41,8 @@ type npmLockDep struct {
 	Dependencies map[string]npmLockDep `json:"dependencies"`
 }
 
-// parseNpmLock lists the non-dev packages of a lock file: from "packages"
+// parseNpmLock lists the packages of a lock file, development-only ones
+// ("dev": true) marked Dev: from "packages"
 // (v2, v3) when present, else from the nested "dependencies" (v1).
 func parseNpmLock(b []byte) ([]Package, error) {
 	var lock struct {
@@ -57,14 +58,18 @@ func parseNpmLock(b []byte) ([]Package, error) {
 	if err := json.Unmarshal(b, &lock); err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
 	var pkgs []Package
-	add := func(name, version string) {
-		if name == "" || version == "" || seen[name+"@"+version] {
+	index := map[string]int{}
+	add := func(name, version string, dev bool) {
+		if name == "" || version == "" {
 			return
 		}
-		seen[name+"@"+version] = true
-		pkgs = append(pkgs, Package{Type: TypeNpm, Name: name, Version: version})
+		if i, ok := index[name+"@"+version]; ok {
+			pkgs[i].Dev = pkgs[i].Dev && dev
+			return
+		}
+		index[name+"@"+version] = len(pkgs)
+		pkgs = append(pkgs, Package{Type: TypeNpm, Name: name, Version: version, Dev: dev})
 	}
 	if len(lock.Packages) > 0 {
 		keys := make([]string, 0, len(lock.Packages))
@@ -75,19 +80,19 @@ func parseNpmLock(b []byte) ([]Package, error) {
 		for _, k := range keys {
 			p := lock.Packages[k]
 			i := strings.LastIndex(k, "node_modules/")
-			if k == "" || i < 0 || p.Dev || p.Link {
-				continue // the root project, a workspace, dev-only or a symlink
+			if k == "" || i < 0 || p.Link {
+				continue // the root project, a workspace or a symlink
 			}
 			name := p.Name
 			if name == "" {
 				name = k[i+len("node_modules/"):]
 			}
-			add(name, p.Version)
+			add(name, p.Version, p.Dev)
 		}
 		return pkgs, nil
 	}
-	var walk func(deps map[string]npmLockDep, depth int)
-	walk = func(deps map[string]npmLockDep, depth int) {
+	var walk func(deps map[string]npmLockDep, depth int, dev bool)
+	walk = func(deps map[string]npmLockDep, depth int, dev bool) {
 		if depth > 64 {
 			return
 		}
@@ -98,13 +103,13 @@ func parseNpmLock(b []byte) ([]Package, error) {
 		sort.Strings(names)
 		for _, n := range names {
 			d := deps[n]
-			if d.Dev || d.Link || strings.HasPrefix(d.Version, "file:") {
+			if d.Link || strings.HasPrefix(d.Version, "file:") {
 				continue
 			}
-			add(n, d.Version)
-			walk(d.Dependencies, depth+1)
+			add(n, d.Version, dev || d.Dev)
+			walk(d.Dependencies, depth+1, dev || d.Dev)
 		}
 	}
-	walk(lock.Dependencies, 0)
+	walk(lock.Dependencies, 0, false)
 	return pkgs, nil
 }

@@ -14,7 +14,11 @@ import (
 func lockNames(pkgs []Package) []string {
 	var out []string
 	for _, p := range pkgs {
-		out = append(out, p.Name+"@"+p.Version)
+		s := p.Name + "@" + p.Version
+		if p.Dev {
+			s += " (dev)"
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -51,7 +55,7 @@ func TestNpmLockFromNpm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := lockNames(res.Packages), []string{"lodash@4.17.20", "minimist@1.2.5"}; !reflect.DeepEqual(got, want) {
+	if got, want := lockNames(res.Packages), []string{"left-pad@1.3.0 (dev)", "lodash@4.17.20", "minimist@1.2.5"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -72,7 +76,7 @@ func TestNpmLockV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"lodash@4.17.15", "minimist@1.2.5", "mkdirp@0.5.1", "minimist@0.0.8"}
+	want := []string{"left-pad@1.3.0 (dev)", "lodash@4.17.15", "minimist@1.2.5", "mkdirp@0.5.1", "minimist@0.0.8"}
 	if !reflect.DeepEqual(lockNames(got), want) {
 		t.Errorf("got %q, want %q", lockNames(got), want)
 	}

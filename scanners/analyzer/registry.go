@@ -36,6 +36,7 @@ var lockfiles = []Analyzer{
 	nugetLock{},
 	gradleLock{},
 	pomFile{},
+	projectManifest{},
 }
 
 // Lockfiles returns the opt-in lock file analyzers, to add to All().

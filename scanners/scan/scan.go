@@ -77,6 +77,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the report's creation time; nil means time.Now.
 	Now func() time.Time
+	// IncludeDev keeps the packages lock files name for development only
+	// (analyzer.Options.IncludeDev).
+	IncludeDev bool
 }
 
 // Image scans the image named by ref against db.
@@ -104,7 +107,7 @@ func Opened(ctx context.Context, img *image.Image, db *vulndb.DB, opts Options) 
 		logger = slog.Default()
 	}
 	ref := img.Name
-	inv, err := analyzer.Run(ctx, img, analyzer.Options{Analyzers: opts.Analyzers, Parallel: opts.Parallel, Logger: logger})
+	inv, err := analyzer.Run(ctx, img, analyzer.Options{Analyzers: opts.Analyzers, Parallel: opts.Parallel, Logger: logger, IncludeDev: opts.IncludeDev})
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", ref, err)
 	}

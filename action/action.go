@@ -116,7 +116,7 @@ type inputs struct {
 	agentToken, dockerfile, sbom                     string
 	include, exclude, skipImages, platforms          []string
 	onlyFixed, failBuild, extract, offline, insecure bool
-	failClosed, layerCache, lockfiles                bool
+	failClosed, layerCache, lockfiles, includeDev    bool
 }
 
 func readInputs(gha *githubactions.Action) (*inputs, error) {
@@ -148,6 +148,7 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	in.failClosed = boolIn("fail-closed", false)
 	in.layerCache = boolIn("layer-cache", true)
 	in.lockfiles = boolIn("lockfiles", false)
+	in.includeDev = boolIn("include-dev-deps", false)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -164,7 +165,7 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptions {
 	run := pipeline.Options{
 		TaskPath: in.task, SeverityCutoff: in.cutoff, OnlyFixed: in.onlyFixed,
-		ToolVersion: cli.Version(), Logger: logger,
+		ToolVersion: cli.Version(), Logger: logger, IncludeDev: in.includeDev,
 	}
 	if in.lockfiles {
 		run.Analyzers = append(analyzer.All(), analyzer.Lockfiles()...)

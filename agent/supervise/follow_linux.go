@@ -23,24 +23,29 @@ import (
 // is not seen (a Go program may write from any thread): the name, pool port
 // and pool DNS detectors cover those.
 //
-// Following costs two stops per call, so a program is followed on its
-// connections to one destination until doneAfter of them were inspected and
-// allowed, or followed to the end of their budget without sending: a
-// program that connects to the same server a thousand times pays for the
-// first few only. A refused payload does not count: after one, the next
-// connection is followed again.
+// Following costs two stops per call, so a thread's connections to one
+// destination are watched (and, under ptrace, followed) for the first
+// doneAfter of them only, whether they sent or not: a program that connects
+// to the same server a thousand times pays for the first few only. A
+// refused payload resets the count: the next connection is watched again.
 
 // payloads is the tracer's payload state.
 type payloads struct {
 	watch   map[string]watched // sockets whose first sendto/sendmsg is inspected, by link
 	follows map[int]*follow    // threads followed with PTRACE_SYSCALL (ptrace only)
-	done    map[string]int     // connections inspected per program and destination ("exe addr:port")
+	done    map[doneKey]int    // connections inspected per thread and destination
+}
+
+// doneKey is a thread and a destination it connected to.
+type doneKey struct {
+	tid  int
+	addr netip.AddrPort
 }
 
 // watched is a socket whose first payload is inspected.
 type watched struct {
 	addr netip.AddrPort // its destination
-	key  string         // its program and destination, for payloads.done
+	key  doneKey        // its thread and destination, for payloads.done
 }
 
 // follow is a thread followed with PTRACE_SYSCALL after a connect.
@@ -65,7 +70,10 @@ func (t *tracer) watchPayload(tid, fd int, c ConnectEvent) {
 	if !ok || !ph.WantPayload(c) {
 		return
 	}
-	key := t.realOf(tid) + " " + c.Addr.String()
+	// Keyed by the thread, not its program: reading /proc/TID/exe on every
+	// connect cost more than the follow saves (a thread is one program
+	// until it execs, and a new thread starts with a fresh count).
+	key := doneKey{tid: tid, addr: c.Addr}
 	if t.pay.done[key] >= doneAfter {
 		return
 	}
@@ -73,6 +81,9 @@ func (t *tracer) watchPayload(tid, fd int, c ConnectEvent) {
 	if err != nil || !strings.HasPrefix(link, "socket:") {
 		return
 	}
+	// Counted when watched, not when a payload came: a program that
+	// connects and closes without sending must stop paying too.
+	t.counted(key)
 	if t.pay.watch == nil || len(t.pay.watch) >= maxWatch {
 		t.pay.watch = map[string]watched{}
 	}
@@ -100,10 +111,10 @@ func (t *tracer) unfollow(tid int, link string) {
 	}
 }
 
-// inspected records that key's connections need no more following.
-func (t *tracer) inspected(key string) {
+// counted records one more connection of key watched.
+func (t *tracer) counted(key doneKey) {
 	if t.pay.done == nil || len(t.pay.done) >= maxWatch {
-		t.pay.done = map[string]int{}
+		t.pay.done = map[doneKey]int{}
 	}
 	t.pay.done[key]++
 }
@@ -133,8 +144,10 @@ func (t *tracer) payload(tid int, w watched, data []byte, call string) Verdict {
 	if ok && len(data) != 0 {
 		v = ph.Payload(PayloadEvent{Caller: t.caller(tid), Addr: w.addr, Data: data, Call: call})
 	}
-	if v == Allow {
-		t.inspected(w.key)
+	if v != Allow {
+		// A refused payload: this thread's next connections there are
+		// watched again.
+		delete(t.pay.done, w.key)
 	}
 	return v
 }
@@ -176,9 +189,8 @@ func (t *tracer) syscallStop(tid int) {
 	}
 	if f.left--; f.left <= 0 {
 		// Followed to the end without a write: sendto/sendmsg still watch
-		// the socket; this program's next connections there are not followed.
+		// the socket.
 		delete(t.pay.follows, tid)
-		t.inspected(f.key)
 	}
 	nr, fd := int(info.NR), int(info.Args[0])
 	if info.Arch != nativeArch || nr != unix.SYS_WRITE && nr != unix.SYS_WRITEV {

@@ -125,13 +125,20 @@ func vulnDB(t *testing.T) string {
 // lodash 4.17.20 (CVE-2021-23337, HIGH, fixed in 4.17.21).
 func lodashImage(t *testing.T) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for name, body := range map[string]string{
+	return imageTarball(t, "registry.example.com/shop/web:1.4", map[string]string{
 		"etc/os-release":                       "ID=debian\nVERSION_ID=\"12\"\n",
 		"var/lib/dpkg/status":                  "",
 		"app/node_modules/lodash/package.json": `{"name":"lodash","version":"4.17.20"}`,
-	} {
+	})
+}
+
+// imageTarball writes a docker-archive tarball, tagged ref, of an image with
+// one layer holding files (path → content).
+func imageTarball(t *testing.T, ref string, files map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
@@ -147,9 +154,12 @@ func lodashImage(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "web.tar")
-	ref, _ := name.ParseReference("registry.example.com/shop/web:1.4")
-	if err := tarball.WriteToFile(path, ref, img); err != nil {
+	tag, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "image.tar")
+	if err := tarball.WriteToFile(path, tag, img); err != nil {
 		t.Fatal(err)
 	}
 	return path

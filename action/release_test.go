@@ -158,7 +158,11 @@ func TestWorkflowWithRelease(t *testing.T) {
 		"--env", "IMAGE_TAR="+lodashImage(t), "--env", "DB_DIR="+vulnDB(t), "--env", "OUT_DIR="+out,
 		"--env", "RUNNER_TOOL_CACHE="+toolCache, "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "HOME="+home)
+	// act keeps its self-hosted tool cache under $XDG_CACHE_HOME/act (it
+	// overrides RUNNER_TOOL_CACHE): a run on a machine where an earlier run
+	// left the release there would install it from that cache, not from the
+	// release server this test serves.
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg-cache"))
 	start = time.Now()
 	log, err := cmd.CombinedOutput()
 	total := time.Since(start)

@@ -132,6 +132,16 @@ func (c *Console) start(ctx context.Context) error {
 	authCfg := c.cfg.Auth
 	authCfg.Store = c.store
 	authn := auth.New(authCfg)
+	// Agent credentials minted before they expired would work forever: they
+	// get one credential lifetime from now, once (those with an expiry are
+	// left as they are, so a restart or a second replica changes nothing).
+	if n, expires, err := authn.BoundAgentTokens(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		c.log.Warn("agent credentials stored without an expiry now expire: rotate their families' credentials "+
+			"(taskguard-console token rotate FAMILY) and update the tasks' secrets before then",
+			"count", n, "expiresAt", expires.Format(time.RFC3339))
+	}
 	if err := ensureFirstAdmin(ctx, c.store, authn, c.cfg, c.log); err != nil {
 		return err
 	}

@@ -411,6 +411,26 @@ func (a *Authenticator) RotateAgentToken(ctx context.Context, family string, ove
 	return IssuedToken{Token: token, ID: TokenID(d), ExpiresAt: expires, OlderExpireAt: olderEnd}, cut, nil
 }
 
+// BoundAgentTokens gives every agent credential stored without an expiry
+// (minted before agent credentials expired, or while AgentTokenTTL was
+// negative) one AgentTokenTTL from now: a credential stolen long ago stops
+// working then, and the families' tasks have a period to move to a rotated
+// credential. The console does it each time it starts; it changes nothing
+// when agent credentials do not expire (a negative AgentTokenTTL), nor for a
+// credential that already expires. It returns how many were given an
+// expiry, and that expiry.
+func (a *Authenticator) BoundAgentTokens(ctx context.Context) (int64, time.Time, error) {
+	if a.agentTTL <= 0 {
+		return 0, time.Time{}, nil
+	}
+	expires := a.now().UTC().Add(a.agentTTL).Truncate(time.Millisecond)
+	n, err := a.store.BoundTokens(ctx, store.TokenQuery{Role: string(RoleAgent)}, expires)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("give agent credentials without an expiry one: %w", err)
+	}
+	return n, expires, nil
+}
+
 // TokenID is the public name of a token: the hex SHA-256 digest the store
 // keys it by. It reveals nothing of the token, and lists and revocations use it.
 func TokenID(digest []byte) string { return hex.EncodeToString(digest) }

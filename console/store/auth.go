@@ -23,6 +23,12 @@ type AuthStore interface {
 	// expiring by then, are left as they are. It returns how many changed. A revoked record is kept until
 	// it expires, so a deterministic token minted again stays revoked.
 	RevokeTokens(ctx context.Context, q TokenQuery, at time.Time) (int64, error)
+	// BoundTokens gives the matching tokens that have no expiry (a zero
+	// ExpiresAt: agent credentials minted before they expired) the expiry
+	// expires, in one statement, and returns how many changed. Tokens that
+	// already expire keep their time, so replicas doing it at once change
+	// each token once.
+	BoundTokens(ctx context.Context, q TokenQuery, expires time.Time) (int64, error)
 
 	// CountFailure atomically counts one attempt against key and returns the
 	// count and the time of the last counted attempt. A count whose last

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -140,6 +141,20 @@ func (s *DB) RevokeTokens(ctx context.Context, q store.TokenQuery, at time.Time)
 		append([]any{ms, ms, ms}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("revoke tokens: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// BoundTokens implements store.Store.
+func (s *DB) BoundTokens(ctx context.Context, q store.TokenQuery, expires time.Time) (int64, error) {
+	if expires.IsZero() {
+		return 0, errors.New("bound tokens: no expiry given")
+	}
+	where, args := tokenWhere(q)
+	res, err := s.exec(ctx, `UPDATE tokens SET expires_at = ? WHERE expires_at = 0 AND `+where,
+		append([]any{millis(expires)}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("bound tokens without an expiry: %w", err)
 	}
 	return res.RowsAffected()
 }

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"SaveTokenKeepsFirst", testSaveTokenKeepsFirst},
 		{"DeleteExpiredTokens", testDeleteExpiredTokens},
+		{"BoundTokens", testBoundTokens},
 		{"UserLifecycle", testUserLifecycle},
 		{"TokenRevocation", testTokenRevocation},
 		{"CountFailureAtomic", testCountFailureAtomic},
@@ -225,6 +226,48 @@ func testDeleteExpiredTokens(t *testing.T, s store.Store) {
 		if _, err := s.Token(ctx, []byte(d)); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("token %q survived: %v", d, err)
 		}
+	}
+}
+
+// testBoundTokens: only the matching tokens without an expiry get one, once;
+// a token that expires, or another role's, keeps its record.
+func testBoundTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	toks := []store.Token{
+		{Digest: []byte("old-agent"), Subject: "agent:x", Role: "agent", TaskFamily: "x", CreatedAt: base},
+		{Digest: []byte("old-revoked"), Subject: "agent:y", Role: "agent", TaskFamily: "y", CreatedAt: base, RevokedAt: base.Add(time.Hour)},
+		{Digest: []byte("new-agent"), Subject: "agent:x", Role: "agent", TaskFamily: "x", CreatedAt: base, ExpiresAt: base.Add(48 * time.Hour)},
+		{Digest: []byte("user"), Subject: "alice", Role: "ci", CreatedAt: base},
+	}
+	for _, tok := range toks {
+		if err := s.SaveToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.BoundTokens(ctx, store.TokenQuery{Role: "agent"}, time.Time{}); err == nil {
+		t.Error("BoundTokens with a zero expiry was accepted")
+	}
+	expires := base.Add(24 * time.Hour)
+	n, err := s.BoundTokens(ctx, store.TokenQuery{Role: "agent"}, expires)
+	if err != nil || n != 2 {
+		t.Fatalf("BoundTokens = %d, %v; want the 2 agent tokens without an expiry", n, err)
+	}
+	want := map[string]time.Time{"old-agent": expires, "old-revoked": expires, "new-agent": base.Add(48 * time.Hour), "user": {}}
+	for d, exp := range want {
+		got, err := s.Token(ctx, []byte(d))
+		if err != nil || !got.ExpiresAt.Equal(exp) {
+			t.Errorf("token %q expires %v (%v), want %v", d, got.ExpiresAt, err, exp)
+		}
+	}
+	if got, _ := s.Token(ctx, []byte("old-revoked")); !got.RevokedAt.Equal(base.Add(time.Hour)) {
+		t.Errorf("the revocation changed: %v", got.RevokedAt)
+	}
+	// Again (a restart, another replica): nothing left to change.
+	if n, err := s.BoundTokens(ctx, store.TokenQuery{Role: "agent"}, expires.Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("second BoundTokens = %d, %v; want 0", n, err)
+	}
+	if got, _ := s.Token(ctx, []byte("old-agent")); !got.ExpiresAt.Equal(expires) {
+		t.Errorf("the second call moved an expiry to %v", got.ExpiresAt)
 	}
 }
 

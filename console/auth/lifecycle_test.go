@@ -186,3 +186,41 @@ func TestAgentTokenPeriodsAndRotation(t *testing.T) {
 		t.Errorf("AgentTokenTTL -1: expires %v", rec.ExpiresAt)
 	}
 }
+
+// BoundAgentTokens gives credentials minted without an expiry one agent
+// period, and only agent credentials; with non-expiring agent credentials
+// it changes nothing.
+func TestBoundAgentTokens(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, filepath.Join(t.TempDir(), "taskguard.db"))
+	forever, _ := newAuth(t, Config{Store: st, AgentTokenTTL: -1})
+	old, err := forever.AgentToken(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := forever.BoundAgentTokens(ctx); n != 0 || err != nil {
+		t.Errorf("with AgentTokenTTL < 0: BoundAgentTokens = %d, %v; want 0", n, err)
+	}
+	ttl := 7 * 24 * time.Hour
+	a, c := newAuth(t, Config{Store: st, AgentTokenTTL: ttl})
+	user, _, err := a.IssueToken(ctx, Principal{Subject: "alice", Role: RoleCI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	userRec, _ := st.Token(ctx, digest(user))
+	n, expires, err := a.BoundAgentTokens(ctx)
+	if err != nil || n != 1 || !expires.Equal(c.Now().Add(ttl)) {
+		t.Fatalf("BoundAgentTokens = %d, %v, %v; want 1 credential bounded to %v", n, expires, err, c.Now().Add(ttl))
+	}
+	if rec, _ := st.Token(ctx, digest(user)); !rec.ExpiresAt.Equal(userRec.ExpiresAt) {
+		t.Errorf("a user token's expiry moved from %v to %v", userRec.ExpiresAt, rec.ExpiresAt)
+	}
+	c.Add(ttl - time.Millisecond)
+	if _, err := a.Bearer(ctx, old); err != nil {
+		t.Errorf("the old credential before its new expiry: %v", err)
+	}
+	c.Add(time.Millisecond)
+	if _, err := a.Bearer(ctx, old); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("the old credential at its new expiry: %v, want ErrUnauthorized", err)
+	}
+}

@@ -597,6 +597,7 @@ func TestSharedLibrary(t *testing.T) {
 		},
 	}
 
+	scenarios = append(scenarios, optionScenarios(t, f)...)
 	results := runHarness(t, groovy, f, scenarios)
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
@@ -645,18 +646,28 @@ func newFixture(t *testing.T) *fixture {
 // (CVE-2021-23337, HIGH, fixed in 4.17.21).
 func writeImage(t *testing.T, path string) string {
 	t.Helper()
-	dir := t.TempDir()
-	scantest.WriteFiles(t, dir, map[string][]byte{
-		"etc/os-release":                       []byte("ID=debian\nVERSION_ID=\"12\"\n"),
-		"etc/debian_version":                   []byte("12.12\n"),
-		"var/lib/dpkg/status":                  []byte(""),
-		"app/node_modules/lodash/package.json": []byte(`{"name":"lodash","version":"4.17.20"}`),
+	return writeImageFiles(t, path, "registry.example.com/shop/web:1.4", map[string]string{
+		"etc/os-release":                       "ID=debian\nVERSION_ID=\"12\"\n",
+		"etc/debian_version":                   "12.12\n",
+		"var/lib/dpkg/status":                  "",
+		"app/node_modules/lodash/package.json": `{"name":"lodash","version":"4.17.20"}`,
 	})
+}
+
+// writeImageFiles writes a docker-archive tarball of one layer holding files.
+func writeImageFiles(t *testing.T, path, ref string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	content := map[string][]byte{}
+	for name, data := range files {
+		content[name] = []byte(data)
+	}
+	scantest.WriteFiles(t, dir, content)
 	img, err := mutate.AppendLayers(empty.Image, scantest.DirLayer(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, err := name.NewTag("registry.example.com/shop/web:1.4")
+	tag, err := name.NewTag(ref)
 	if err != nil {
 		t.Fatal(err)
 	}

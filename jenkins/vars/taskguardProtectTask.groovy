@@ -13,7 +13,16 @@ import groovy.transform.Field
     'taskDefinition', 'protectedTaskOutput', 'consoleUrl', 'credentialsId', 'consoleAddr',
     'consoleCa', 'consoleInsecure', 'defenderImage', 'extractEntrypoint',
     'agentTokenSecret', 'agentTokenCredentialsId', 'archive', 'taskguard',
+    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms',
 ]
+
+// Lists take a Groovy list of strings or one string of comma- or
+// newline-separated items (a job parameter), as the Action's inputs do.
+// Each maps to the console's query parameter and the CLI's flag.
+@Field static final Map<String, String> PROTECT_LISTS = [
+    include: '--include', exclude: '--exclude', skipImage: '--skip-image', defenderPlatforms: '--defender-platforms',
+]
+@Field static final List<String> PROTECT_LIST_KEYS = ['include', 'exclude', 'skipImage', 'defenderPlatforms']
 
 // The console call: credentials reach curl on its standard input (a config
 // file), never on a command line or in the trace; every other value comes in
@@ -61,7 +70,7 @@ cat "$TG_ERR"
 rm -f "$TG_ERR"
 '''
 
-@Field static final List<String> PROTECT_BOOLEANS = ['consoleInsecure', 'extractEntrypoint', 'archive']
+@Field static final List<String> PROTECT_BOOLEANS = ['consoleInsecure', 'extractEntrypoint', 'archive', 'failClosed']
 
 Map call(Map args = [:]) {
     for (String key : args.keySet()) {
@@ -79,6 +88,14 @@ Map call(Map args = [:]) {
                   "(a boolean, or the string 'true' or 'false'), not ${bad}")
         }
         o[key] = o[key] == null ? null : o[key].toString() == 'true'
+    }
+    for (String key : PROTECT_LIST_KEYS) {
+        String bad = badList(o[key])
+        if (bad != null) {
+            error("taskguardProtectTask: parameter '${key}' must be a list of strings or one string of comma- or " +
+                  "newline-separated items, not ${bad}")
+        }
+        o[key] = listItems(o[key])
     }
     if (o.agentTokenSecret && o.agentTokenCredentialsId) {
         error('taskguardProtectTask: give agentTokenSecret (an ARN, recommended) or agentTokenCredentialsId, not both')
@@ -110,6 +127,10 @@ Map call(Map args = [:]) {
         if (o.agentTokenSecret) {
             url += '&agentTokenSecret=' + enc(o.agentTokenSecret as String)
         }
+        url += listQuery(o, PROTECT_LIST_KEYS)
+        if (o.failClosed) {
+            url += '&failClosed=true'
+        }
         envVars += [
             "TG_URL=${url}", "TG_CONSOLE_URL=${base}", "TG_CA_CERT=${o.consoleCa ?: ''}",
             "TG_CONSOLE_INSECURE=${o.consoleInsecure ? 'true' : 'false'}",
@@ -134,6 +155,10 @@ Map call(Map args = [:]) {
         }
         if (o.extractEntrypoint) {
             flags << '--extract-entrypoint'
+        }
+        flags += listFlags(o, PROTECT_LISTS)
+        if (o.failClosed) {
+            flags << '--fail-closed'
         }
         String script = WRAP_HEAD + 'set -- ' + quoteAll(flags) + '\n' + OFFLINE_SCRIPT + WRAP_TAIL
         envVars << "TG_TASKGUARD=${o.taskguard}"
@@ -173,6 +198,60 @@ private static String badBoolean(Object value) {
     }
     String s = value
     return s in ['true', 'false'] ? null : "'" + s + "'"
+}
+
+// badList returns null for an acceptable list parameter (unset, a string,
+// a list of strings), else the value described for the error message.
+@NonCPS
+private static String badList(Object value) {
+    if (value == null || CharSequence.isInstance(value)) {
+        return null
+    }
+    if (!List.isInstance(value)) {
+        return "${value} (${value.getClass().simpleName})"
+    }
+    List<String> bad = (value as List).findAll { !CharSequence.isInstance(it) }
+        .collect { it == null ? 'null' : it.getClass().simpleName }
+    return bad ? 'a list holding ' + bad.join(', ') : null
+}
+
+// listItems returns the items of a list parameter badList accepted:
+// trimmed, empty ones left out.
+@NonCPS
+private static List<String> listItems(Object value) {
+    List parts = []
+    if (CharSequence.isInstance(value)) {
+        parts = value.toString().split('[,\\n]') as List
+    } else if (value != null) {
+        parts = value as List
+    }
+    return parts.collect { it.toString().trim() }.findAll { it } as List<String>
+}
+
+// listQuery is the console's query parameters for the list options, one
+// per item.
+@NonCPS
+private static String listQuery(Map o, List<String> keys) {
+    String q = ''
+    for (String key : keys) {
+        for (String item : o[key] as List<String>) {
+            q += '&' + key + '=' + enc(item)
+        }
+    }
+    return q
+}
+
+// listFlags is taskguard's flags for the list options, one per item.
+@NonCPS
+private static List<String> listFlags(Map o, Map<String, String> flags) {
+    List<String> out = []
+    for (Map.Entry<String, String> e : flags) {
+        for (String item : o[e.key] as List<String>) {
+            out << e.value
+            out << item
+        }
+    }
+    return out
 }
 
 // parseRun reads the wrapped script's stdout: the exit status, then the reason.

@@ -16,11 +16,22 @@ import groovy.transform.Field
     'protectedTaskOutput', 'consoleUrl', 'credentialsId', 'consoleCa', 'consoleInsecure', 'consoleAddr', 'publish',
     'agentTokenSecret', 'agentTokenCredentialsId', 'defenderImage', 'extractEntrypoint',
     'dockerfile', 'taskguard',
+    'lockfiles', 'includeDevDeps', 'sbom', 'layerCache',
+    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms',
 ]
 
 @Field static final List<String> SCAN_BOOLEANS = [
     'onlyFixed', 'failBuild', 'unstableOnBlock', 'archive', 'skipDbUpdate', 'offline',
-    'consoleInsecure', 'publish', 'extractEntrypoint',
+    'consoleInsecure', 'publish', 'extractEntrypoint', 'lockfiles', 'includeDevDeps', 'layerCache', 'failClosed',
+]
+
+// Lists take a Groovy list of strings or one string of comma- or
+// newline-separated items (a job parameter), as the Action's inputs do.
+@Field static final List<String> SCAN_LISTS = ['include', 'exclude', 'skipImage', 'defenderPlatforms']
+
+// The options that shape the protected task definition.
+@Field static final List<String> PROTECT_OPTIONS = [
+    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms',
 ]
 
 // The command's output goes to the log; the script's own stdout carries only
@@ -50,7 +61,7 @@ Map call(Map args = [:]) {
     }
     Map o = [
         junit: 'taskguard-junit.xml', json: 'taskguard-report.json',
-        failBuild: true, unstableOnBlock: false, archive: true,
+        failBuild: true, unstableOnBlock: false, archive: true, layerCache: true,
         taskguard: 'taskguard',
     ] + args
     // Booleans come from Jenkins parameters and environment variables as
@@ -63,6 +74,14 @@ Map call(Map args = [:]) {
                   "(a boolean, or the string 'true' or 'false'), not ${bad}")
         }
         o[key] = o[key] == null ? null : o[key].toString() == 'true'
+    }
+    for (String key : SCAN_LISTS) {
+        String bad = badList(o[key])
+        if (bad != null) {
+            error("taskguardScan: parameter '${key}' must be a list of strings or one string of comma- or " +
+                  "newline-separated items, not ${bad}")
+        }
+        o[key] = listItems(o[key])
     }
     if (o.publish == null) {
         // With a console, the results go to it unless publish is false.
@@ -87,6 +106,17 @@ Map call(Map args = [:]) {
     if (o.protectedTaskOutput && !o.taskDefinition) {
         error('taskguardScan: protectedTaskOutput needs taskDefinition')
     }
+    List<String> protectGiven = given(o, PROTECT_OPTIONS)
+    if (protectGiven && !o.protectedTaskOutput) {
+        error("taskguardScan: ${protectGiven.join(', ')} shape the protected task definition: " +
+              'give protectedTaskOutput (and taskDefinition) too')
+    }
+    if (o.includeDevDeps && !o.lockfiles) {
+        error("taskguardScan: includeDevDeps needs lockfiles: true (it adds the lock files' development-only packages)")
+    }
+    if (o.sbom && !o.image && !o.input) {
+        error('taskguardScan: sbom needs image or input (the SBOM lists the scanned image\'s packages)')
+    }
 
     List<String> cmd = [o.taskguard as String, 'ci', '--format', 'table']
     addFlag(cmd, '--image', o.image)
@@ -96,15 +126,21 @@ Map call(Map args = [:]) {
     addFlag(cmd, '--ignore-file', o.ignoreFile)
     addFlag(cmd, '--severity-cutoff', o.severityCutoff)
     addSwitch(cmd, '--only-fixed', o.onlyFixed)
+    addSwitch(cmd, '--lockfiles', o.lockfiles)
+    addSwitch(cmd, '--include-dev-deps', o.includeDevDeps)
     addFlag(cmd, '--junit', o.junit)
     addFlag(cmd, '--sarif', o.sarif)
     addFlag(cmd, '--json', o.json)
     addFlag(cmd, '--markdown', o.markdown)
+    addFlag(cmd, '--sbom', o.sbom)
     addFlag(cmd, '--dockerfile', o.dockerfile)
     addFlag(cmd, '--db-repository', o.dbRepository)
     addFlag(cmd, '--cache-dir', o.cacheDir)
     addSwitch(cmd, '--skip-db-update', o.skipDbUpdate)
     addSwitch(cmd, '--offline', o.offline)
+    // The layer cache lives beside the DB (<cacheDir>/layers): layers seen
+    // before are not read again.
+    addSwitch(cmd, '--no-cache', !o.layerCache)
     // A console's CI rules apply whenever consoleUrl is given, as in the CLI
     // and the GitHub Action: the same rule gives the same verdict everywhere.
     if (o.consoleUrl) {
@@ -123,6 +159,11 @@ Map call(Map args = [:]) {
         addFlag(cmd, '--agent-token-secret', o.agentTokenSecret)
         addFlag(cmd, '--defender-image', o.defenderImage)
         addSwitch(cmd, '--extract-entrypoint', o.extractEntrypoint)
+        addEach(cmd, '--include', o.include)
+        addEach(cmd, '--exclude', o.exclude)
+        addEach(cmd, '--skip-image', o.skipImage)
+        addEach(cmd, '--defender-platforms', o.defenderPlatforms)
+        addSwitch(cmd, '--fail-closed', o.failClosed)
     }
 
     String script = 'set -- ' + quoteAll(cmd) + '\n' + RUN_SCRIPT
@@ -149,7 +190,7 @@ Map call(Map args = [:]) {
     Map result = [
         status: status, result: status == 0 ? 'passed' : (status == 1 ? 'blocked' : 'error'), reason: reason,
         junit: present(o.junit), sarif: present(o.sarif), json: present(o.json), markdown: present(o.markdown),
-        protectedTaskDefinition: present(o.protectedTaskOutput),
+        sbom: present(o.sbom), protectedTaskDefinition: present(o.protectedTaskOutput),
     ]
     if (result.junit) {
         // The gate decides the build result, not the count of failed test cases.
@@ -157,7 +198,7 @@ Map call(Map args = [:]) {
     }
     if (o.archive) {
         List<String> files = []
-        for (String key : ['junit', 'sarif', 'json', 'markdown', 'protectedTaskDefinition']) {
+        for (String key : ['junit', 'sarif', 'json', 'markdown', 'sbom', 'protectedTaskDefinition']) {
             if (result[key]) {
                 files << (result[key] as String)
             }
@@ -198,6 +239,40 @@ private static String badBoolean(Object value) {
     return s in ['true', 'false'] ? null : "'" + s + "'"
 }
 
+// given returns the keys whose values are set (true, a non-empty list).
+@NonCPS
+private static List<String> given(Map o, List<String> keys) {
+    return keys.findAll { String k -> o[k] }
+}
+
+// badList returns null for an acceptable list parameter (unset, a string,
+// a list of strings), else the value described for the error message.
+@NonCPS
+private static String badList(Object value) {
+    if (value == null || CharSequence.isInstance(value)) {
+        return null
+    }
+    if (!List.isInstance(value)) {
+        return "${value} (${value.getClass().simpleName})"
+    }
+    List<String> bad = (value as List).findAll { !CharSequence.isInstance(it) }
+        .collect { it == null ? 'null' : it.getClass().simpleName }
+    return bad ? 'a list holding ' + bad.join(', ') : null
+}
+
+// listItems returns the items of a list parameter badList accepted:
+// trimmed, empty ones left out.
+@NonCPS
+private static List<String> listItems(Object value) {
+    List parts = []
+    if (CharSequence.isInstance(value)) {
+        parts = value.toString().split('[,\\n]') as List
+    } else if (value != null) {
+        parts = value as List
+    }
+    return parts.collect { it.toString().trim() }.findAll { it } as List<String>
+}
+
 // parseRun reads RUN_SCRIPT's stdout: the exit status, then the reason.
 @NonCPS
 private static Map parseRun(String out) {
@@ -215,6 +290,15 @@ private static void addFlag(List<String> cmd, String flag, Object value) {
     if (value) {
         cmd << flag
         cmd << value.toString()
+    }
+}
+
+// addEach adds flag once per item (the CLI's flags are repeatable).
+@NonCPS
+private static void addEach(List<String> cmd, String flag, List<String> items) {
+    for (String item : items) {
+        cmd << flag
+        cmd << item
     }
 }
 

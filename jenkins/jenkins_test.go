@@ -218,8 +218,11 @@ func TestSharedLibrary(t *testing.T) {
 				if !strings.Contains(b.Log, "taskguard: passed") || !strings.Contains(b.Log, "CVE-2021-23337") {
 					t.Errorf("log lacks the result or the alerted finding:\n%s", b.Log)
 				}
-				wantArchived(t, b, "reports/taskguard-junit.xml", "reports/taskguard.json", "reports/taskguard.sarif", "tg_fargate.json")
+				wantArchived(t, b, "reports/taskguard-junit.xml", "reports/taskguard.json", "reports/taskguard.sarif", "reports/taskguard.spdx.json", "tg_fargate.json")
 				wantJUnit(t, b.archived(t, "reports/taskguard-junit.xml"), 0)
+				if sbom := string(b.archived(t, "reports/taskguard.spdx.json")); !strings.Contains(sbom, "SPDX-2.3") || !strings.Contains(sbom, "lodash") {
+					t.Errorf("the example's SBOM is not an SPDX 2.3 document naming lodash:\n%.600s", sbom)
+				}
 				wantProtected(t, b.archived(t, "tg_fargate.json"), "twistlock-fargate-task", "/var/lib/taskguard/defender", "entrypoint", "--", "entry.sh")
 				if got := readWorkspace(t, b, "aws-calls.txt"); !strings.Contains(got, "ecs register-task-definition --cli-input-json file://tg_fargate.json") {
 					t.Errorf("deploy stage: aws calls %q", got)

@@ -488,12 +488,33 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
-			name:        "unknown parameter is refused",
-			jenkinsfile: `node { taskguardScan(imge: 'shop/web:1.4') }`,
+			name: "unknown parameter is refused",
+			jenkinsfile: `node {
+    // The Action's spellings and near misses of the new options.
+    for (Closure step : [{ taskguardScan(image: 'shop/web:1.4', 'fail-closed': true) },
+                         { taskguardScan(image: 'shop/web:1.4', layercache: false) },
+                         { taskguardProtectTask(taskDefinition: 'task.json', skipImages: 'x') }]) {
+        try {
+            step()
+        } catch (e) {
+            echo "refused: ${e.message}"
+        }
+    }
+    taskguardScan(imge: 'shop/web:1.4')
+}`,
 			check: func(t *testing.T, b *buildResult) {
 				wantResult(t, b, "FAILURE")
 				if b.Error != "taskguardScan: unknown parameter 'imge' (see taskguardScan.txt for the list)" {
 					t.Errorf("error %q", b.Error)
+				}
+				for _, want := range []string{
+					"refused: taskguardScan: unknown parameter 'fail-closed' (see taskguardScan.txt for the list)",
+					"refused: taskguardScan: unknown parameter 'layercache' (see taskguardScan.txt for the list)",
+					"refused: taskguardProtectTask: unknown parameter 'skipImages' (see taskguardProtectTask.txt for the list)",
+				} {
+					if !strings.Contains(b.Log, want) {
+						t.Errorf("log lacks %q:\n%s", want, b.Log)
+					}
 				}
 				if len(b.calls("sh")) != 0 {
 					t.Errorf("sh ran: %v", b.calls("sh"))

@@ -369,6 +369,22 @@ func TestSharedLibrary(t *testing.T) {
 			},
 		},
 		{
+			name:        "a switch given as null (an unset env.X) takes its default: a block still fails the build",
+			jenkinsfile: scanScript(", policy: 'taskguard-policy.yaml', failBuild: env.TG_UNSET, layerCache: env.TG_UNSET, junit: env.TG_UNSET"),
+			files:       scanFiles,
+			env:         scanEnv,
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "FAILURE")
+				wantStages(t, b, "scan: FAILURE")
+				if !strings.Contains(b.Error, "taskguard: image.tar blocked by the gate") {
+					t.Errorf("error %q: want the gate's block", b.Error)
+				}
+				if sh := findSh(t, b, "'ci'")["script"].(string); strings.Contains(sh, "--no-cache") || !strings.Contains(sh, "'--junit' 'taskguard-junit.xml'") {
+					t.Errorf("null layerCache and junit must take their defaults (the cache on, taskguard-junit.xml):\n%s", sh)
+				}
+			},
+		},
+		{
 			name:        "parallel scans with string parameters, stage post, when, and the token as an ECS secret",
 			jenkinsfile: "examples/Jenkinsfile.parallel",
 			files: map[string]string{

@@ -78,9 +78,10 @@ Map call(Map args = [:]) {
             error("taskguardProtectTask: unknown parameter '${key}' (see taskguardProtectTask.txt for the list)")
         }
     }
-    Map o = [
+    // A parameter given as null (an unset env.X) takes its default.
+    Map o = withDefaults([
         protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard',
-    ] + args
+    ], args)
     for (String key : PROTECT_BOOLEANS) {
         String bad = badBoolean(o[key])
         if (bad != null) {
@@ -198,6 +199,18 @@ private static String badBoolean(Object value) {
     }
     String s = value
     return s in ['true', 'false'] ? null : "'" + s + "'"
+}
+
+// withDefaults returns args over defaults, a null in args leaving the default.
+@NonCPS
+private static Map withDefaults(Map defaults, Map args) {
+    Map o = [:] + defaults
+    args.each { k, v ->
+        if (v != null || !o.containsKey(k)) {
+            o[k] = v
+        }
+    }
+    return o
 }
 
 // badList returns null for an acceptable list parameter (unset, a string,

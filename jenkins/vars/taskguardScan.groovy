@@ -59,11 +59,14 @@ Map call(Map args = [:]) {
             error("taskguardScan: unknown parameter '${key}' (see taskguardScan.txt for the list)")
         }
     }
-    Map o = [
+    // A parameter given as null (an unset env.X or job parameter) takes its
+    // default, as an absent one does: failBuild: env.UNSET still fails the
+    // build on a block.
+    Map o = withDefaults([
         junit: 'taskguard-junit.xml', json: 'taskguard-report.json',
         failBuild: true, unstableOnBlock: false, archive: true, layerCache: true,
         taskguard: 'taskguard',
-    ] + args
+    ], args)
     // Booleans come from Jenkins parameters and environment variables as
     // strings, and Groovy takes the string 'false' as true: only a boolean
     // or the strings 'true' and 'false' are accepted.
@@ -237,6 +240,18 @@ private static String badBoolean(Object value) {
     }
     String s = value
     return s in ['true', 'false'] ? null : "'" + s + "'"
+}
+
+// withDefaults returns args over defaults, a null in args leaving the default.
+@NonCPS
+private static Map withDefaults(Map defaults, Map args) {
+    Map o = [:] + defaults
+    args.each { k, v ->
+        if (v != null || !o.containsKey(k)) {
+            o[k] = v
+        }
+    }
+    return o
 }
 
 // given returns the keys whose values are set (true, a non-empty list).

@@ -4,6 +4,7 @@ package supervise
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -25,13 +26,24 @@ const benchLoopArg = "__taskguard_bench_execloop"
 // one round trip through the supervisor.
 const benchCallArg = "__taskguard_bench_callloop"
 
+// benchConnArg makes the test binary make N TCP connects to a loopback
+// listener of its own (bench/defender's connect workload).
+const benchConnArg = "__taskguard_bench_connloop"
+
 func init() {
-	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg) {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
+	}
+	if os.Args[1] == benchConnArg {
+		if err := connLoop(n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	if os.Args[1] == benchCallArg {
 		gap := os.Getenv("TG_BENCH_GAP") != ""
@@ -56,6 +68,31 @@ func init() {
 	os.Exit(0)
 }
 
+func connLoop(n int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
+}
+
 // allowAll decides every call Allow, reading nothing more: the cost
 // measured is the supervisor's own.
 type allowAll struct{}
@@ -66,6 +103,13 @@ func (allowAll) DNS(DNSEvent) Verdict         { return Allow }
 func (allowAll) Listen(ListenEvent) Verdict   { return Allow }
 func (allowAll) Foreign(int, int) Verdict     { return Allow }
 func (allowAll) Enforced(int, Outcome, error) {}
+
+// allowWatch is allowAll that also asks for every connection's first
+// payload, as the launcher does while the crypto-miner detector is on.
+type allowWatch struct{ allowAll }
+
+func (allowWatch) WantPayload(ConnectEvent) bool { return true }
+func (allowWatch) Payload(PayloadEvent) Verdict  { return Allow }
 
 // BenchmarkLaunch is the bench's launch workload under each mechanism: one
 // op is a fork+exec+wait of /bin/true by a supervised Go program. Compare
@@ -96,6 +140,42 @@ func BenchmarkLaunch(b *testing.B) {
 			b.ReportMetric(float64(st.Stops.Calls+st.Stops.Forks+st.Stops.Starts+st.Stops.Signals+st.Stops.Execs)/n, "stops/op")
 			// CPU time per launch, which a loaded machine inflates far less
 			// than wall time: the supervisor's (this process) and the app's.
+			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
+			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+		})
+	}
+}
+
+// BenchmarkConnect is the bench's connect workload under each mechanism:
+// one op is a TCP connect (and its accept) on loopback, with every
+// connection's first payload watched. It reports the stops per connect by
+// kind and the CPU time of the supervisor and of the app.
+func BenchmarkConnect(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowWatch{}}, {"notify", ModeUserNotify, allowWatch{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			var self0, kids0, self1, kids1 unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids0)
+			st, err := Run(Config{Path: self, Argv: []string{self, benchConnArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
+			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids1)
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Stops.Calls)/n, "calls/op")
+			b.ReportMetric(float64(st.Stops.Signals)/n, "signals/op")
+			b.ReportMetric(float64(st.Stops.Followed)/n, "followed/op")
+			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
 			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
 			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
 		})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -30,16 +31,24 @@ const benchCallArg = "__taskguard_bench_callloop"
 // listener of its own (bench/defender's connect workload).
 const benchConnArg = "__taskguard_bench_connloop"
 
+// benchFilesArg makes the test binary create, write and remove N files in
+// $TG_BENCH_DIR (bench/defender's file workload: calls nothing stops).
+const benchFilesArg = "__taskguard_bench_filesloop"
+
 func init() {
-	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg) {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
 	}
-	if os.Args[1] == benchConnArg {
-		if err := connLoop(n); err != nil {
+	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg {
+		loop := connLoop
+		if os.Args[1] == benchFilesArg {
+			loop = filesLoop
+		}
+		if err := loop(n); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -89,6 +98,20 @@ func connLoop(n int) error {
 			return err
 		}
 		c.Close()
+	}
+	return nil
+}
+
+func filesLoop(n int) error {
+	dir := os.Getenv("TG_BENCH_DIR")
+	for i := range n {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			return err
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -178,6 +201,34 @@ func BenchmarkConnect(b *testing.B) {
 			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
 			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
 			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+		})
+	}
+}
+
+// BenchmarkFiles is the bench's file workload (create, write, remove) under
+// each mechanism: system calls the filter lets through, so any stop it
+// reports is overhead (signals to a traced thread, forks of the runtime).
+func BenchmarkFiles(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("TG_BENCH_DIR", b.TempDir())
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			st, err := Run(Config{Path: self, Argv: []string{self, benchFilesArg, strconv.Itoa(b.N)}, Env: os.Environ(), Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Stops.Calls)/n, "calls/op")
+			b.ReportMetric(float64(st.Stops.Signals)/n, "signals/op")
+			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
 		})
 	}
 }

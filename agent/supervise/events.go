@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 )
 
 // ErrUnsupported means syscall supervision cannot run on this platform.
@@ -63,6 +64,9 @@ type ExecEvent struct {
 	// Resolved is the file the kernel will run: Path with every symlink
 	// resolved in the calling process's root ("" when it cannot be).
 	Resolved string
+	// Ctime is the status change time of Resolved, read from the file the
+	// supervisor's lookup opened (zero when it was not read).
+	Ctime time.Time
 	// Parent is the executable of the process that asks for the exec, and
 	// Argv the new program's arguments. The supervisor leaves them empty and
 	// reads them on demand (ParentExe, Args), since most execs need neither.

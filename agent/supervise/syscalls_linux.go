@@ -500,7 +500,7 @@ func resolveInRoot(root, p string) (string, error) {
 func resolveExec(tid int, p string) (string, time.Time, error) {
 	root := "/proc/" + strconv.Itoa(tid) + "/root"
 	var st unix.Stat_t
-	if out, err, ok := resolveByKernelStat(root, p, &st); ok {
+	if out, err, ok := resolveByKernelStat(procRel(strconv.Itoa(tid)+"/root"), p, &st); ok {
 		var ctime time.Time
 		if err == nil && st.Ino != 0 {
 			ctime = time.Unix(st.Ctim.Unix())
@@ -519,17 +519,69 @@ func resolveExec(tid int, p string) (string, time.Time, error) {
 // when the answer cannot be trusted (openat2 missing, a file unlinked
 // meanwhile, a path outside the root's): resolveUnder decides then.
 func resolveByKernel(root, p string) (out string, err error, ok bool) {
-	return resolveByKernelStat(root, p, nil)
+	return resolveByKernelStat(dirPath{dirfd: unix.AT_FDCWD, path: root}, p, nil)
+}
+
+// dirPath is a path relative to an open directory (or to the working
+// directory with unix.AT_FDCWD).
+type dirPath struct {
+	dirfd int
+	path  string
+}
+
+func (d dirPath) String() string {
+	if d.dirfd == unix.AT_FDCWD {
+		return d.path
+	}
+	if d.dirfd == procDir().dirfd {
+		return "/proc/" + d.path
+	}
+	return d.path
+}
+
+// openDir opens a directory of this process for good (O_PATH), or returns
+// -1: paths under it are then looked up from the root.
+func openDir(p string) int {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// procDir and selfFDDir are /proc and /proc/self/fd, opened once: a
+// lookup relative to them skips the walk of "/proc/..." (and of the magic
+// link /proc/self) that every exec paid twice. /proc/self/fd names this
+// process's file table, which all its threads share.
+var (
+	procDir = sync.OnceValue(func() dirPath {
+		if fd := openDir("/proc"); fd >= 0 {
+			return dirPath{dirfd: fd}
+		}
+		return dirPath{dirfd: unix.AT_FDCWD, path: "/proc/"}
+	})
+	selfFDDir = sync.OnceValue(func() dirPath {
+		if fd := openDir("/proc/self/fd"); fd >= 0 {
+			return dirPath{dirfd: fd}
+		}
+		return dirPath{dirfd: unix.AT_FDCWD, path: "/proc/self/fd/"}
+	})
+)
+
+// procRel is /proc/rel, relative to procDir.
+func procRel(rel string) dirPath {
+	d := procDir()
+	return dirPath{dirfd: d.dirfd, path: d.path + rel}
 }
 
 // resolveByKernelStat is resolveByKernel that also fills st, when not nil,
 // with the status of the file it found (st.Ino is 0 when the lookup was
 // not the kernel's or fstat failed): the very file the path resolved to,
 // at no second lookup.
-func resolveByKernelStat(root, p string, st *unix.Stat_t) (out string, err error, ok bool) {
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+func resolveByKernelStat(root dirPath, p string, st *unix.Stat_t) (out string, err error, ok bool) {
+	rfd, err := unix.Openat(root.dirfd, root.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", &os.PathError{Op: "open", Path: root, Err: err}, true
+		return "", &os.PathError{Op: "open", Path: root.String(), Err: err}, true
 	}
 	defer unix.Close(rfd)
 	fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
@@ -602,7 +654,8 @@ func isOurRoot(dirfd int) bool {
 // fdPath is the path of this process's open file fd, as the kernel names it.
 func fdPath(fd int) (string, error) {
 	var buf [unix.PathMax]byte
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	d := selfFDDir()
+	n, err := unix.Readlinkat(d.dirfd, d.path+strconv.Itoa(fd), buf[:])
 	if err != nil {
 		return "", err
 	}

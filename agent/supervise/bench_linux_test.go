@@ -299,3 +299,31 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 func cpuNanos(r unix.Rusage) int64 { return r.Utime.Nano() + r.Stime.Nano() }
+
+// BenchmarkConnectDecision is the supervisor's work on one connect
+// notification before the answer: read the sockaddr from the caller's
+// memory, ask the handler (which watches the first payload) and note the
+// socket. The caller is this process, the destination loopback.
+func BenchmarkConnectDecision(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(s)
+	port := l.Addr().(*net.TCPAddr).Port
+	sa := [16]byte{unix.AF_INET, 0, byte(port >> 8), byte(port), 127, 0, 0, 1}
+	t := &tracer{h: allowWatch{}, notify: true, procs: map[int]*proc{}}
+	self := unix.Gettid()
+	args := [6]uint64{uint64(s), uint64(uintptr(unsafe.Pointer(&sa[0]))), uint64(len(sa))}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := t.decide(self, unix.SYS_CONNECT, args); v != Allow {
+			b.Fatal("denied")
+		}
+	}
+}

@@ -40,6 +40,10 @@ const (
 	// Unenforced: the call could neither be refused nor the process
 	// killed; the call may have run.
 	Unenforced
+	// Interrupted: the call was refused, but a signal took the caller out
+	// of its wait before the refusal reached it (it saw EINTR, not EPERM)
+	// and it did not make the call again; the call did not run.
+	Interrupted
 )
 
 // String names the outcome for logs.
@@ -51,6 +55,8 @@ func (o Outcome) String() string {
 		return "killed"
 	case Gone:
 		return "gone"
+	case Interrupted:
+		return "interrupted"
 	}
 	return "unenforced"
 }

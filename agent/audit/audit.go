@@ -43,6 +43,10 @@ const (
 	// NotEnforced: the call could be neither refused nor its process
 	// killed; it may have run.
 	NotEnforced
+	// Interrupted: the call was refused, but a signal interrupted it
+	// before the refusal reached the process, which did not make it again;
+	// it did not run.
+	Interrupted
 )
 
 // ExecMessage words a process audit:
@@ -113,6 +117,8 @@ func outcomeClause(e Enforcement) string {
 		return "the call could not be refused, so the process was killed before it ran"
 	case Ended:
 		return "the process ended before the call was refused; the call did not run"
+	case Interrupted:
+		return "the call was refused, but a signal interrupted it before the answer and it was not made again; it did not run"
 	}
 	return "the call could be neither refused nor its process killed, so it may have run"
 }

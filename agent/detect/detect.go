@@ -77,6 +77,9 @@ type Exec struct {
 	Path, Resolved string
 	// Args reads the new program's argv on demand (nil: none).
 	Args func() []string
+	// Ctime is the status change time of Resolved when the caller already
+	// read it (the supervisor's lookup opened the file); zero: Exec reads it.
+	Ctime time.Time
 }
 
 // Engine runs the detectors. Start is when the container started (the
@@ -154,7 +157,11 @@ func (en *Engine) Exec(e Exec) []Finding {
 			out = append(out, Finding{Detector: TempDir, Message: "Execution from temporary directory " + d + ": " + quoteName(e.Path, real), File: real})
 		}
 		if !en.Start.IsZero() {
-			if ct, ok := en.ctime(e.PID, real); ok && ct.After(en.Start) {
+			ct, ok := e.Ctime, !e.Ctime.IsZero()
+			if !ok {
+				ct, ok = en.ctime(e.PID, real)
+			}
+			if ok && ct.After(en.Start) {
 				out = append(out, Finding{Detector: Drift, Message: "Drift: " + quoteName(e.Path, real) + " was written or changed after the container started (" + ct.UTC().Format(time.RFC3339Nano) + ")", File: real})
 			}
 		}
@@ -197,27 +204,66 @@ func quoteName(called, real string) string {
 	return real + " (called as " + called + ")"
 }
 
-func anyIn(names []string, set []string) (string, bool) {
+func anyIn(names []string, set nameSet) (string, bool) {
 	for _, n := range names {
-		for _, s := range set {
-			if ok, _ := path.Match(s, n); ok {
-				return n, true
-			}
+		if set.match(n) {
+			return n, true
 		}
 	}
 	return "", false
 }
 
+// nameSet is a list of program name patterns (path.Match syntax), compiled
+// once: the plain names in a map, each glob with the literal prefix that
+// every name it matches starts with. An exec checks ~80 patterns; a map
+// look-up and a few prefix tests replace as many pattern parses.
+type nameSet struct {
+	exact map[string]bool
+	globs []glob
+}
+
+type glob struct{ pattern, prefix string }
+
+func names(patterns ...string) nameSet {
+	s := nameSet{exact: map[string]bool{}}
+	for _, p := range patterns {
+		i := strings.IndexAny(p, `*?[\`)
+		if i < 0 {
+			s.exact[p] = true
+			continue
+		}
+		s.globs = append(s.globs, glob{pattern: p, prefix: p[:i]})
+	}
+	return s
+}
+
+// match reports whether n matches one of the patterns, as path.Match
+// decides it.
+func (s nameSet) match(n string) bool {
+	if s.exact[n] {
+		return true
+	}
+	for _, g := range s.globs {
+		if !strings.HasPrefix(n, g.prefix) {
+			continue
+		}
+		if ok, _ := path.Match(g.pattern, n); ok {
+			return true
+		}
+	}
+	return false
+}
+
 var (
-	minerNames = []string{"xmrig*", "xmr-stak*", "minerd", "cpuminer*", "ethminer", "t-rex", "lolminer", "nbminer", "gminer", "phoenixminer", "nanominer", "teamredminer", "bminer", "ccminer", "cgminer", "bfgminer", "srbminer*", "xmr-miner", "kinsing", "kdevtmpfsi"}
-	scanners   = []string{"nmap", "masscan", "zmap", "rustscan", "naabu"}
-	netcats    = []string{"nc", "ncat", "netcat", "nc.openbsd", "nc.traditional", "socat"}
-	shells     = []string{"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish"}
-	interps    = []string{"python", "python2*", "python3*", "perl", "perl5*", "ruby", "ruby*", "php", "php*", "node", "nodejs", "lua", "lua5*", "tclsh", "awk", "gawk", "busybox"}
+	minerNames = names("xmrig*", "xmr-stak*", "minerd", "cpuminer*", "ethminer", "t-rex", "lolminer", "nbminer", "gminer", "phoenixminer", "nanominer", "teamredminer", "bminer", "ccminer", "cgminer", "bfgminer", "srbminer*", "xmr-miner", "kinsing", "kdevtmpfsi")
+	scanners   = names("nmap", "masscan", "zmap", "rustscan", "naabu")
+	netcats    = names("nc", "ncat", "netcat", "nc.openbsd", "nc.traditional", "socat")
+	shells     = names("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish")
+	interps    = names("python", "python2*", "python3*", "perl", "perl5*", "ruby", "ruby*", "php", "php*", "node", "nodejs", "lua", "lua5*", "tclsh", "awk", "gawk", "busybox")
 	// always are package managers whatever their arguments; installers run
 	// package managers only with an install verb.
-	pkgAlways  = []string{"apt", "apt-get", "aptitude", "dpkg", "apk", "dnf", "yum", "microdnf", "rpm", "zypper", "pacman"}
-	installers = []string{"pip", "pip2", "pip3", "pip3.*", "npm", "yarn", "pnpm", "gem", "cargo", "go", "composer"}
+	pkgAlways  = names("apt", "apt-get", "aptitude", "dpkg", "apk", "dnf", "yum", "microdnf", "rpm", "zypper", "pacman")
+	installers = names("pip", "pip2", "pip3", "pip3.*", "npm", "yarn", "pnpm", "gem", "cargo", "go", "composer")
 )
 
 func packageManager(names []string, args func() []string) (string, bool) {

@@ -3,9 +3,11 @@ package detect
 import (
 	"net/netip"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/taskguard/taskguard/console/policy"
 )
@@ -120,5 +122,45 @@ func TestHashCachedByIdentity(t *testing.T) {
 	}
 	if got := en.Hash(pid, "/memfd:x (deleted)"); got != "" {
 		t.Errorf("Hash of a memfd name = %q", got)
+	}
+}
+
+// TestExecDriftGivenCtime checks the drift detector on a ctime the caller
+// read already (the supervisor's lookup): later than the start is drift,
+// earlier is not, and no /proc read is needed for either.
+func TestExecDriftGivenCtime(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	en := &Engine{Start: start, Proc: t.TempDir()} // no /proc: only the given ctime can tell
+	for _, tt := range []struct {
+		ctime time.Time
+		want  []string
+	}{
+		{start.Add(time.Second), []string{"drift"}},
+		{start.Add(-time.Second), nil},
+		{time.Time{}, nil}, // not given, and no /proc to read it from
+	} {
+		got := ids(en.Exec(Exec{PID: 1, Path: "/app/x", Resolved: "/app/x", Ctime: tt.ctime}))
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("ctime %v: findings %v, want %v", tt.ctime, got, tt.want)
+		}
+	}
+}
+
+// TestNameSetMatchesPathMatch checks the compiled name sets against
+// path.Match, pattern by pattern, on names that hit and miss each.
+func TestNameSetMatchesPathMatch(t *testing.T) {
+	raw := []string{"xmrig*", "minerd", "python3*", "pip3.*", "php*", "lua5*", "sh", "[ab]c", `a\*b`, "x?z"}
+	set := names(raw...)
+	for _, n := range []string{"xmrig", "xmrig-6.21", "xmri", "minerd", "minerdx", "python3", "python3.11", "python", "pip3.12", "pip3", "php", "php8.2",
+		"lua5.4", "lua", "sh", "shx", "ac", "bc", "cc", "a*b", "axb", "xyz", "xz", "", "a/b"} {
+		want := false
+		for _, p := range raw {
+			if ok, _ := path.Match(p, n); ok {
+				want = true
+			}
+		}
+		if got := set.match(n); got != want {
+			t.Errorf("match(%q) = %v, path.Match says %v", n, got, want)
+		}
 	}
 }

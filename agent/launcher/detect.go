@@ -99,7 +99,7 @@ func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) super
 	if !h.detecting(r) {
 		return supervise.Allow
 	}
-	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args})
+	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args, Ctime: e.Ctime})
 	if h.isEntryExec(e) {
 		fs = slices.DeleteFunc(fs, func(f detect.Finding) bool {
 			return f.Detector.ID == detect.Fileless.ID || f.Detector.ID == detect.TempDir.ID || f.Detector.ID == detect.Drift.ID

@@ -166,8 +166,9 @@ func (h *handler) Enforced(pid int, o supervise.Outcome, err error) {
 	e := map[supervise.Outcome]audit.Enforcement{
 		supervise.Refused: audit.Blocked, supervise.Killed: audit.Killed,
 		supervise.Gone: audit.Ended, supervise.Unenforced: audit.NotEnforced,
+		supervise.Interrupted: audit.Interrupted,
 	}[o]
-	if o != supervise.Refused {
+	if o != supervise.Refused && o != supervise.Interrupted {
 		h.log.Warn("a supervised call could not be refused", "pid", pid, "outcome", o.String(), "err", err)
 	}
 	for _, mk := range held {
@@ -177,7 +178,7 @@ func (h *handler) Enforced(pid int, o supervise.Outcome, err error) {
 		}
 		h.emit(a)
 	}
-	if len(held) == 0 && o != supervise.Refused {
+	if len(held) == 0 && o != supervise.Refused && o != supervise.Interrupted {
 		// A supervised call that could not even be read (or the repeat of
 		// a refused exec, whose audit went out once, could not be refused).
 		msg := "A supervised system call of process " + strconv.Itoa(pid) + " could not be checked or refused (" + errString(err) + ")"
@@ -365,6 +366,8 @@ func outcomeWords(e audit.Enforcement) string {
 		return "it could not be refused, so the process was killed before it ran"
 	case audit.Ended:
 		return "the process ended before it was refused; it did not run"
+	case audit.Interrupted:
+		return "it was refused, but a signal interrupted it before the answer and it was not made again; it did not run"
 	}
 	return "it could be neither refused nor its process killed, so it may have run"
 }

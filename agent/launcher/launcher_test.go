@@ -155,6 +155,8 @@ func TestHandlerWordsWhatHappened(t *testing.T) {
 			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the call could not be refused, so the process was killed before it ran. Full command: mkdir x", policy.EffectPrevent},
 		{"gone", supervise.Gone,
 			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the process ended before the call was refused; the call did not run. Full command: mkdir x", policy.EffectPrevent},
+		{"interrupted", supervise.Interrupted,
+			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the call was refused, but a signal interrupted it before the answer and it was not made again; it did not run. Full command: mkdir x", policy.EffectPrevent},
 		{"unenforced", supervise.Unenforced,
 			"/bin/mkdir launched from /bin/dash and is explicitly denied in the runtime rule; the call could be neither refused nor its process killed, so it may have run. Full command: mkdir x", policy.EffectAlert},
 	}

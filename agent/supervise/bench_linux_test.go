@@ -4,8 +4,10 @@ package supervise
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -25,13 +27,32 @@ const benchLoopArg = "__taskguard_bench_execloop"
 // one round trip through the supervisor.
 const benchCallArg = "__taskguard_bench_callloop"
 
+// benchConnArg makes the test binary make N TCP connects to a loopback
+// listener of its own (bench/defender's connect workload).
+const benchConnArg = "__taskguard_bench_connloop"
+
+// benchFilesArg makes the test binary create, write and remove N files in
+// $TG_BENCH_DIR (bench/defender's file workload: calls nothing stops).
+const benchFilesArg = "__taskguard_bench_filesloop"
+
 func init() {
-	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg) {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
+	}
+	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg {
+		loop := connLoop
+		if os.Args[1] == benchFilesArg {
+			loop = filesLoop
+		}
+		if err := loop(n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	if os.Args[1] == benchCallArg {
 		gap := os.Getenv("TG_BENCH_GAP") != ""
@@ -56,6 +77,45 @@ func init() {
 	os.Exit(0)
 }
 
+func connLoop(n int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
+}
+
+func filesLoop(n int) error {
+	dir := os.Getenv("TG_BENCH_DIR")
+	for i := range n {
+		p := filepath.Join(dir, "f"+strconv.Itoa(i))
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			return err
+		}
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // allowAll decides every call Allow, reading nothing more: the cost
 // measured is the supervisor's own.
 type allowAll struct{}
@@ -66,6 +126,13 @@ func (allowAll) DNS(DNSEvent) Verdict         { return Allow }
 func (allowAll) Listen(ListenEvent) Verdict   { return Allow }
 func (allowAll) Foreign(int, int) Verdict     { return Allow }
 func (allowAll) Enforced(int, Outcome, error) {}
+
+// allowWatch is allowAll that also asks for every connection's first
+// payload, as the launcher does while the crypto-miner detector is on.
+type allowWatch struct{ allowAll }
+
+func (allowWatch) WantPayload(ConnectEvent) bool { return true }
+func (allowWatch) Payload(PayloadEvent) Verdict  { return Allow }
 
 // BenchmarkLaunch is the bench's launch workload under each mechanism: one
 // op is a fork+exec+wait of /bin/true by a supervised Go program. Compare
@@ -98,6 +165,70 @@ func BenchmarkLaunch(b *testing.B) {
 			// than wall time: the supervisor's (this process) and the app's.
 			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
 			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+		})
+	}
+}
+
+// BenchmarkConnect is the bench's connect workload under each mechanism:
+// one op is a TCP connect (and its accept) on loopback, with every
+// connection's first payload watched. It reports the stops per connect by
+// kind and the CPU time of the supervisor and of the app.
+func BenchmarkConnect(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowWatch{}}, {"notify", ModeUserNotify, allowWatch{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			var self0, kids0, self1, kids1 unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
+			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids0)
+			st, err := Run(Config{Path: self, Argv: []string{self, benchConnArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
+			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids1)
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Stops.Calls)/n, "calls/op")
+			b.ReportMetric(float64(st.Stops.Signals)/n, "signals/op")
+			b.ReportMetric(float64(st.Stops.Followed)/n, "followed/op")
+			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
+			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
+			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+		})
+	}
+}
+
+// BenchmarkFiles is the bench's file workload (create, write, remove) under
+// each mechanism: system calls the filter lets through, so any stop it
+// reports is overhead (signals to a traced thread, forks of the runtime).
+func BenchmarkFiles(b *testing.B) {
+	testenv.RequireRoot(b)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("TG_BENCH_DIR", b.TempDir())
+	for _, c := range []struct {
+		name string
+		mode Mode
+		h    Handler
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			st, err := Run(Config{Path: self, Argv: []string{self, benchFilesArg, strconv.Itoa(b.N)}, Env: os.Environ(), Handler: c.h, Mode: c.mode})
+			if err != nil || st.Code != 0 {
+				b.Fatalf("run: %v, status %+v", err, st)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(st.Stops.Calls)/n, "calls/op")
+			b.ReportMetric(float64(st.Stops.Signals)/n, "signals/op")
+			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
 		})
 	}
 }
@@ -168,3 +299,31 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 func cpuNanos(r unix.Rusage) int64 { return r.Utime.Nano() + r.Stime.Nano() }
+
+// BenchmarkConnectDecision is the supervisor's work on one connect
+// notification before the answer: read the sockaddr from the caller's
+// memory, ask the handler (which watches the first payload) and note the
+// socket. The caller is this process, the destination loopback.
+func BenchmarkConnectDecision(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(s)
+	port := l.Addr().(*net.TCPAddr).Port
+	sa := [16]byte{unix.AF_INET, 0, byte(port >> 8), byte(port), 127, 0, 0, 1}
+	t := &tracer{h: allowWatch{}, notify: true, procs: map[int]*proc{}}
+	self := unix.Gettid()
+	args := [6]uint64{uint64(s), uint64(uintptr(unsafe.Pointer(&sa[0]))), uint64(len(sa))}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := t.decide(self, unix.SYS_CONNECT, args); v != Allow {
+			b.Fatal("denied")
+		}
+	}
+}

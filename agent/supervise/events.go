@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 )
 
 // ErrUnsupported means syscall supervision cannot run on this platform.
@@ -39,6 +40,10 @@ const (
 	// Unenforced: the call could neither be refused nor the process
 	// killed; the call may have run.
 	Unenforced
+	// Interrupted: the call was refused, but a signal took the caller out
+	// of its wait before the refusal reached it (it saw EINTR, not EPERM)
+	// and it did not make the call again; the call did not run.
+	Interrupted
 )
 
 // String names the outcome for logs.
@@ -50,6 +55,8 @@ func (o Outcome) String() string {
 		return "killed"
 	case Gone:
 		return "gone"
+	case Interrupted:
+		return "interrupted"
 	}
 	return "unenforced"
 }
@@ -63,6 +70,9 @@ type ExecEvent struct {
 	// Resolved is the file the kernel will run: Path with every symlink
 	// resolved in the calling process's root ("" when it cannot be).
 	Resolved string
+	// Ctime is the status change time of Resolved, read from the file the
+	// supervisor's lookup opened (zero when it was not read).
+	Ctime time.Time
 	// Parent is the executable of the process that asks for the exec, and
 	// Argv the new program's arguments. The supervisor leaves them empty and
 	// reads them on demand (ParentExe, Args), since most execs need neither.

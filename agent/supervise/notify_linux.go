@@ -179,7 +179,7 @@ func (t *tracer) answerOne(fd int) bool {
 		if ok {
 			// The interrupted call was not restarted (EINTR to the caller).
 			delete(t.interrupted, req.PID)
-			t.h.Enforced(int(req.PID), Gone, errInterrupted)
+			t.h.Enforced(int(req.PID), Interrupted, nil)
 		}
 		if req.Arch == nativeArch {
 			v = t.decide(int(req.PID), int(req.NR), req.Args)
@@ -232,13 +232,11 @@ type notifiedCall struct {
 // maxInterrupted bounds the interrupted calls remembered.
 const maxInterrupted = 1024
 
-var errInterrupted = errors.New("a signal interrupted the call before its refusal and it was not made again; it did not run")
-
 // flushInterrupted reports the interrupted calls that never came again
 // (the supervisor stops): none of them ran.
 func (t *tracer) flushInterrupted() {
 	for pid := range t.interrupted {
-		t.h.Enforced(int(pid), Gone, errInterrupted)
+		t.h.Enforced(int(pid), Interrupted, nil)
 	}
 	clear(t.interrupted)
 }

@@ -63,6 +63,7 @@ func Run(cfg Config) (Status, error) {
 			unix.Close(stopNotify)
 		}
 	default:
+		defer quietChildStops()()
 		pid, err = startTraced(cfg)
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -171,6 +172,7 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		path = filepath.Join(base, name)
 	}
 	resolved := path
+	var ctime time.Time
 	if fdPath, ok := procFD(tid, path); ok {
 		// /proc/self/fd/N (or /proc/PID/fd/N): the kernel runs the open
 		// file, a memfd or a deleted file maybe, which a lookup in the
@@ -183,7 +185,7 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 	} else if !byFD {
 		// The file the kernel will run, looked up in the tracee's root,
 		// which may differ from ours.
-		if resolved, err = resolveIn(tid, path); err != nil {
+		if resolved, ctime, err = resolveExec(tid, path); err != nil {
 			// Nothing to run there (a shell trying each PATH entry):
 			// the kernel fails this exec itself, no program starts.
 			return Allow
@@ -197,7 +199,7 @@ func (t *tracer) exec(tid, dirfd int, pathAddr, argvAddr uint64, flags int) Verd
 		}
 		p.pending = path
 	}
-	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved,
+	return t.h.Exec(ExecEvent{PID: tid, Path: path, Resolved: resolved, Ctime: ctime,
 		parent: func() string { return t.exeOf(tid) },
 		argv:   func() []string { return readArgv(tid, argvAddr) },
 	})
@@ -491,6 +493,24 @@ func resolveInRoot(root, p string) (string, error) {
 	return resolveUnder(root, p)
 }
 
+// resolveExec is resolveIn for an exec: it also returns the status change
+// time of the file found, read from the file the lookup opened (zero when
+// the lookup was a walk): the drift detector needs no second lookup
+// through /proc/PID/root.
+func resolveExec(tid int, p string) (string, time.Time, error) {
+	root := "/proc/" + strconv.Itoa(tid) + "/root"
+	var st unix.Stat_t
+	if out, err, ok := resolveByKernelStat(procRel(strconv.Itoa(tid)+"/root"), p, &st); ok {
+		var ctime time.Time
+		if err == nil && st.Ino != 0 {
+			ctime = time.Unix(st.Ctim.Unix())
+		}
+		return out, ctime, err
+	}
+	out, err := resolveUnder(root, p)
+	return out, time.Time{}, err
+}
+
 // resolveByKernel is resolveIn done by the kernel in one lookup: openat2
 // with RESOLVE_IN_ROOT on tid's root directory (absolute link targets and
 // ".." stay inside it), then the opened file's path read back and made
@@ -499,9 +519,69 @@ func resolveInRoot(root, p string) (string, error) {
 // when the answer cannot be trusted (openat2 missing, a file unlinked
 // meanwhile, a path outside the root's): resolveUnder decides then.
 func resolveByKernel(root, p string) (out string, err error, ok bool) {
-	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return resolveByKernelStat(dirPath{dirfd: unix.AT_FDCWD, path: root}, p, nil)
+}
+
+// dirPath is a path relative to an open directory (or to the working
+// directory with unix.AT_FDCWD).
+type dirPath struct {
+	dirfd int
+	path  string
+}
+
+func (d dirPath) String() string {
+	if d.dirfd == unix.AT_FDCWD {
+		return d.path
+	}
+	if d.dirfd == procDir().dirfd {
+		return "/proc/" + d.path
+	}
+	return d.path
+}
+
+// openDir opens a directory of this process for good (O_PATH), or returns
+// -1: paths under it are then looked up from the root.
+func openDir(p string) int {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", &os.PathError{Op: "open", Path: root, Err: err}, true
+		return -1
+	}
+	return fd
+}
+
+// procDir and selfFDDir are /proc and /proc/self/fd, opened once: a
+// lookup relative to them skips the walk of "/proc/..." (and of the magic
+// link /proc/self) that every exec paid twice. /proc/self/fd names this
+// process's file table, which all its threads share.
+var (
+	procDir = sync.OnceValue(func() dirPath {
+		if fd := openDir("/proc"); fd >= 0 {
+			return dirPath{dirfd: fd}
+		}
+		return dirPath{dirfd: unix.AT_FDCWD, path: "/proc/"}
+	})
+	selfFDDir = sync.OnceValue(func() dirPath {
+		if fd := openDir("/proc/self/fd"); fd >= 0 {
+			return dirPath{dirfd: fd}
+		}
+		return dirPath{dirfd: unix.AT_FDCWD, path: "/proc/self/fd/"}
+	})
+)
+
+// procRel is /proc/rel, relative to procDir.
+func procRel(rel string) dirPath {
+	d := procDir()
+	return dirPath{dirfd: d.dirfd, path: d.path + rel}
+}
+
+// resolveByKernelStat is resolveByKernel that also fills st, when not nil,
+// with the status of the file it found (st.Ino is 0 when the lookup was
+// not the kernel's or fstat failed): the very file the path resolved to,
+// at no second lookup.
+func resolveByKernelStat(root dirPath, p string, st *unix.Stat_t) (out string, err error, ok bool) {
+	rfd, err := unix.Openat(root.dirfd, root.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: root.String(), Err: err}, true
 	}
 	defer unix.Close(rfd)
 	fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
@@ -516,6 +596,9 @@ func resolveByKernel(root, p string) (out string, err error, ok bool) {
 		return "", nil, false
 	}
 	defer unix.Close(fd)
+	if st != nil && unix.Fstat(fd, st) != nil {
+		*st = unix.Stat_t{}
+	}
 	base := "/"
 	if !isOurRoot(rfd) {
 		if base, err = fdPath(rfd); err != nil {
@@ -571,7 +654,8 @@ func isOurRoot(dirfd int) bool {
 // fdPath is the path of this process's open file fd, as the kernel names it.
 func fdPath(fd int) (string, error) {
 	var buf [unix.PathMax]byte
-	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	d := selfFDDir()
+	n, err := unix.Readlinkat(d.dirfd, d.path+strconv.Itoa(fd), buf[:])
 	if err != nil {
 		return "", err
 	}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two defender builds against each other and against native, in the same
-# interleaved rounds (the order rotates each round): launches and TCP
-# connects under both supervision mechanisms, medians of the ratios to
+# interleaved rounds (the order rotates each round): launches, file
+# creations and TCP connects under both supervision mechanisms, medians of the ratios to
 # native. It shows what a change did when the shared machine's load swings
 # more between runs of bench/defender/run.sh than the change moves them.
 # Run as root from the repository root, with a git revision to compare the
@@ -13,9 +13,11 @@ base=${1:?usage: bench/defender/ab.sh GIT-REVISION}
 ROUNDS=${ROUNDS:-9}
 N_EXEC=${N_EXEC:-1000}
 N_CONN=${N_CONN:-5000}
+N_FILES=${N_FILES:-20000}
 
 work=$(mktemp -d)
-trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+files=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) # as in run.sh: a tmpfs
+trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work" "$files"' EXIT
 git worktree add --detach "$work/base" "$base" >/dev/null 2>&1
 (cd "$work/base" && CGO_ENABLED=0 go build -o "$work/old" ./cmd/taskguard-defender)
 CGO_ENABLED=0 go build -o "$work/new" ./cmd/taskguard-defender
@@ -28,12 +30,14 @@ cat > "$work/policy.json" <<'JSON'
 JSON
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+# The mechanism is always named: the default (auto) is user notification
+# wherever the kernel offers it.
 def() { "$work/$1" entrypoint --policy "$work/policy.json" --audits /dev/null -- "${@:2}"; }
 
 echo "$base (old) against the working tree (new); medians of $ROUNDS interleaved rounds, ratios to native"
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 printf '%-10s %10s %12s %12s %12s %12s\n' workload native/s "ptrace old" "ptrace new" "notify old" "notify new"
-for w in "exec $N_EXEC" "connect $N_CONN"; do
+for w in "exec $N_EXEC" "files $files $N_FILES" "connect $N_CONN"; do
 	variants=(nat op np on nn)
 	for v in "${variants[@]}"; do : >"$work/r.$v"; done
 	for r in $(seq "$ROUNDS"); do
@@ -42,8 +46,8 @@ for w in "exec $N_EXEC" "connect $N_CONN"; do
 			# shellcheck disable=SC2086
 			case $v in
 			nat) "$work/workload" $w >>"$work/r.nat" ;;
-			op) def old "$work/workload" $w >>"$work/r.op" ;;
-			np) def new "$work/workload" $w >>"$work/r.np" ;;
+			op) TASKGUARD_SUPERVISOR=ptrace def old "$work/workload" $w >>"$work/r.op" ;;
+			np) TASKGUARD_SUPERVISOR=ptrace def new "$work/workload" $w >>"$work/r.np" ;;
 			on) TASKGUARD_SUPERVISOR=usernotif def old "$work/workload" $w >>"$work/r.on" ;;
 			nn) TASKGUARD_SUPERVISOR=usernotif def new "$work/workload" $w >>"$work/r.nn" ;;
 			esac

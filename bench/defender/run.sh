@@ -29,8 +29,12 @@ cat > "$work/policy.json" <<'JSON'
               "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}
 JSON
 
-defended() { "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "$@"; }
-notified() { TASKGUARD_SUPERVISOR=usernotif defended "$@"; }
+# The mechanism is named for both columns: the launcher's default (auto)
+# picks user notification wherever the kernel offers it, so a ptrace column
+# run without TASKGUARD_SUPERVISOR=ptrace measures user notification.
+run_defender() { "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "$@"; }
+defended() { TASKGUARD_SUPERVISOR=ptrace run_defender "$@"; }
+notified() { TASKGUARD_SUPERVISOR=usernotif run_defender "$@"; }
 # The fair peer: strace stopping only on the calls it reports, like the
 # defender's filter (seccomp-bpf). Plain strace -f (every call stops) is
 # shown as a second, labelled row for reference.

@@ -467,7 +467,7 @@ func newPgzReader(blob seekableBlob) *pgzReader {
 	}
 	r := &pgzReader{
 		blob: blob, size: size, start: int64(start), end: int64(start) * 8, trail: -1,
-		results: make(chan chan *pgzChunkResult, workers),
+		results: make(chan chan *pgzChunkResult, workers-1),
 		done:    make(chan struct{}),
 	}
 	nChunks := int((size - r.start + pgzChunk - 1) / pgzChunk)

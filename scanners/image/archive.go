@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
@@ -51,12 +52,46 @@ func openArchiveEntry(open opener, p, name string) (io.ReadCloser, error) {
 			return nil, fmt.Errorf("archive %s (corrupt or truncated archive): %w", p, err)
 		}
 		if path.Clean(hdr.Name) == want {
+			if e := seekableEntry(f, hdr); e != nil {
+				return e, nil
+			}
 			return struct {
 				io.Reader
 				io.Closer
 			}{tr, f}, nil
 		}
 	}
+}
+
+// archiveEntry is an entry of an archive file that can also be read at
+// any offset (so that a gzip layer can be inflated in parallel).
+type archiveEntry struct {
+	*io.SectionReader
+	io.Closer
+}
+
+// seekableEntry returns the entry whose header tar just read as a section
+// of the archive, when the archive can be read at any offset: tar leaves
+// the archive at the entry's first byte. Entries whose bytes are not
+// stored in one piece (sparse files) are not.
+func seekableEntry(f io.ReadCloser, hdr *tar.Header) *archiveEntry {
+	ra, ok := f.(interface {
+		io.ReaderAt
+		io.Seeker
+	})
+	if !ok || hdr.Typeflag != tar.TypeReg || hdr.Size < 0 {
+		return nil
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return nil
+		}
+	}
+	pos, err := ra.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil
+	}
+	return &archiveEntry{io.NewSectionReader(ra, pos, hdr.Size), f}
 }
 
 // compressedArchive reports whether the file at p starts like a gzip or
@@ -112,6 +147,12 @@ func unpackArchive(p string, max int64) (opener, error) {
 		return nil, fmt.Errorf("unpack %s: %w: more than %d bytes uncompressed", p, ErrLayerTooLarge, max)
 	}
 	return func() (io.ReadCloser, error) {
-		return io.NopCloser(io.NewSectionReader(tmp, 0, n)), nil
+		return nopCloseSection{io.NewSectionReader(tmp, 0, n)}, nil
 	}, nil
 }
+
+// nopCloseSection is a section of the unpacked archive; closing it leaves
+// the file open for the next reader.
+type nopCloseSection struct{ *io.SectionReader }
+
+func (nopCloseSection) Close() error { return nil }

@@ -19,8 +19,23 @@ var (
 
 // decompress returns the layer tar stream of a blob that is gzip, zstd or
 // plain tar, recognised by its first bytes. A gzip stream is inflated
-// ahead in a goroutine: Close the result before reading r further.
+// ahead in a goroutine: Close the result before reading r further. A large
+// gzip blob that can be read at any offset (a layer in an archive file) is
+// inflated in parallel (pgunzip.go).
 func decompress(r io.Reader) (io.ReadCloser, error) {
+	if blob, ok := r.(seekableBlob); ok {
+		if pr := newPgzReader(blob); pr != nil {
+			// The blob is read at offsets: leave its stream at the end, so
+			// that a caller reading it to its end reads nothing more.
+			if s, ok := r.(io.Seeker); ok {
+				if _, err := s.Seek(0, io.SeekEnd); err != nil {
+					pr.Close()
+					return nil, fmt.Errorf("read layer: %w", err)
+				}
+			}
+			return pr, nil
+		}
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(4)
 	if err != nil && err != io.EOF {

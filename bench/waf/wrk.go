@@ -119,6 +119,7 @@ SecAuditEngine Off
 
 type wrkConfig struct {
 	defender    string
+	compare     string
 	duration    time.Duration
 	warmup      time.Duration
 	rounds      int
@@ -135,6 +136,7 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	var c wrkConfig
 	fs := flag.NewFlagSet("waf-bench wrk", flag.ContinueOnError)
 	fs.StringVar(&c.defender, "defender", "", "the taskguard-defender binary (required; run.sh builds it)")
+	fs.StringVar(&c.compare, "compare", "", "a second taskguard-defender binary (another build), measured as one more target in the same rounds")
 	fs.DurationVar(&c.duration, "duration", 8*time.Second, "wrk time per target per round")
 	fs.DurationVar(&c.warmup, "warmup", 3*time.Second, "unmeasured wrk time per target first")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds over all targets")
@@ -185,6 +187,21 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 			return err
 		}
 		targets = append(targets, target{name: "plain Coraza+CRS", url: &url.URL{Scheme: "http", Host: plainAddr}})
+	}
+	if c.compare != "" {
+		// The other build first: the report's ratios are of the last target.
+		cmpAddr, cmpAudits, err := startSidecar(ctx, c.compare, filepath.Join(dir, "compare"), appAddr, c.extras)
+		if err != nil {
+			return fmt.Errorf("compared sidecar: %w", err)
+		}
+		u := &url.URL{Scheme: "http", Host: cmpAddr}
+		if err := checkDetection(ctx, u, attacksFor(nil)); err != nil {
+			return fmt.Errorf("compared sidecar: %w", err)
+		}
+		if _, err := waitLines(cmpAudits, len(attacksFor(nil)), 30*time.Second); err != nil {
+			return fmt.Errorf("compared sidecar: %w", err)
+		}
+		targets = append(targets, target{name: "sidecar (-compare)", url: u})
 	}
 	sidecarAddr, auditFile, err := startSidecar(ctx, c.defender, dir, appAddr, c.extras)
 	if err != nil {
@@ -277,6 +294,9 @@ func startAndRead(cmd *exec.Cmd, logPath string) (string, error) {
 // startSidecar writes the policy file and starts the real sidecar process;
 // it returns the WAF's address once it answers, and the audit file.
 func startSidecar(ctx context.Context, defender, dir, appAddr string, extras bool) (string, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
 	_, appPortS, _ := net.SplitHostPort(appAddr)
 	appPort, _ := strconv.Atoi(appPortS)
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the WAF
@@ -429,12 +449,16 @@ func reportWrk(out io.Writer, targets []target, results [][]wrkResult) {
 			time.Duration(median(p99)).Round(10*time.Microsecond), time.Duration(median(added)).Round(10*time.Microsecond), strings.Join(rs, " "), median(ratios))
 	}
 	_ = tw.Flush()
-	tg := results[len(results)-1]
-	var addedRatio []float64
-	for j := range tg {
-		addedRatio = append(addedRatio, float64(tg[j].p99-direct[j].p99)/float64(bare[j].p99-direct[j].p99))
+	for i, t := range targets[2:] {
+		if t.name == "plain Coraza+CRS" {
+			continue
+		}
+		var addedRatio []float64
+		for j, r := range results[i+2] {
+			addedRatio = append(addedRatio, float64(r.p99-direct[j].p99)/float64(bare[j].p99-direct[j].p99))
+		}
+		fmt.Fprintf(out, "%s added p99 / bare added p99, per round: %s (median %.2fx)\n", t.name, fmtList(addedRatio), median(addedRatio))
 	}
-	fmt.Fprintf(out, "taskguard sidecar added p99 / bare added p99, per round: %s (median %.2fx)\n", fmtList(addedRatio), median(addedRatio))
 }
 
 func fmtList(v []float64) string {

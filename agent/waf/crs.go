@@ -116,7 +116,14 @@ var anySetvar = regexp.MustCompile(`setvar:'?([^',"]+)'?`)
 var setupVars sync.Map
 
 // setupAction sets a registered list of TX values.
-type setupAction struct{ vars [][2]string }
+type setupAction struct{ vars []setupVar }
+
+// setupVar is one TX value, its value slice built once: Coraza's Map.Set
+// copies it and keeps nothing of it.
+type setupVar struct {
+	name   string
+	values []string
+}
 
 func init() {
 	plugins.RegisterAction("tgsetup", func() plugintypes.Action { return &setupAction{} })
@@ -125,14 +132,14 @@ func init() {
 // registerSetup registers the TX values of a setup (ordered "tx.name=value")
 // and returns its key for the tgsetup action.
 func registerSetup(setvars []string) (string, error) {
-	var vars [][2]string
+	var vars []setupVar
 	for _, sv := range setvars {
 		k, v, ok := strings.Cut(sv, "=")
 		name, isTX := strings.CutPrefix(strings.ToLower(k), "tx.")
 		if !ok || !isTX || name == "" || v == "" || v[0] == '+' || v[0] == '-' || strings.Contains(v, "%{") {
 			return "", fmt.Errorf("setup value %q is not a constant TX value", sv)
 		}
-		vars = append(vars, [2]string{name, v})
+		vars = append(vars, setupVar{name, []string{v}})
 	}
 	sum := sha256.Sum256([]byte(strings.Join(setvars, "\n")))
 	key := hex.EncodeToString(sum[:8])
@@ -145,7 +152,7 @@ func (a *setupAction) Init(_ plugintypes.RuleMetadata, data string) error {
 	if !ok {
 		return fmt.Errorf("tgsetup: no setup %q", data)
 	}
-	a.vars = v.([][2]string)
+	a.vars = v.([]setupVar)
 	return nil
 }
 
@@ -153,7 +160,7 @@ func (a *setupAction) Init(_ plugintypes.RuleMetadata, data string) error {
 func (a *setupAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	col := tx.Variables().TX()
 	for _, kv := range a.vars {
-		col.Set(kv[0], []string{kv[1]})
+		col.Set(kv.name, kv.values)
 	}
 }
 

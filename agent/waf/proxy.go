@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -467,6 +468,19 @@ func declaredLength(r *http.Request) string {
 	return ""
 }
 
+// copyBuffers is the ReverseProxy's pool of response copy buffers.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
+	}
+}
+
 type prefixedBody struct {
 	io.Reader
 	io.Closer
@@ -480,6 +494,9 @@ func (p *Proxy) reverseProxy(appPort uint16) *httputil.ReverseProxy {
 	target := &url.URL{Scheme: "http", Host: net.JoinHostPort(p.opts.upstreamHost, strconv.Itoa(int(appPort)))}
 	return &httputil.ReverseProxy{
 		Transport: p.transport,
+		// Without a pool, ReverseProxy allocates a 32 KiB copy buffer for
+		// every response: most of the garbage of a small request.
+		BufferPool: copyBuffers{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host

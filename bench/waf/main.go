@@ -349,6 +349,7 @@ func checkDetection(ctx context.Context, base *url.URL, attacks []request) error
 type target struct {
 	name string
 	url  *url.URL
+	pid  int // the target's own process (wrk mode), 0 when shared or unknown
 }
 
 type result struct {

@@ -119,6 +119,7 @@ SecAuditEngine Off
 
 type wrkConfig struct {
 	defender    string
+	compare     string
 	duration    time.Duration
 	warmup      time.Duration
 	rounds      int
@@ -135,6 +136,7 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	var c wrkConfig
 	fs := flag.NewFlagSet("waf-bench wrk", flag.ContinueOnError)
 	fs.StringVar(&c.defender, "defender", "", "the taskguard-defender binary (required; run.sh builds it)")
+	fs.StringVar(&c.compare, "compare", "", "a second taskguard-defender binary (another build), measured as one more target in the same rounds")
 	fs.DurationVar(&c.duration, "duration", 8*time.Second, "wrk time per target per round")
 	fs.DurationVar(&c.warmup, "warmup", 3*time.Second, "unmeasured wrk time per target first")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds over all targets")
@@ -167,30 +169,45 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	appAddr, err := startServe(ctx, self, dir, "app", "", false)
+	appAddr, _, err := startServe(ctx, self, dir, "app", "", false)
 	if err != nil {
 		return err
 	}
-	bareAddr, err := startServe(ctx, self, dir, "bare", appAddr, true)
+	bareAddr, barePID, err := startServe(ctx, self, dir, "bare", appAddr, true)
 	if err != nil {
 		return err
 	}
 	targets := []target{
 		{name: "app direct", url: &url.URL{Scheme: "http", Host: appAddr}},
-		{name: "bare ReverseProxy", url: &url.URL{Scheme: "http", Host: bareAddr}},
+		{name: "bare ReverseProxy", url: &url.URL{Scheme: "http", Host: bareAddr}, pid: barePID},
 	}
 	if c.plain {
-		plainAddr, err := startServe(ctx, self, dir, "coraza", appAddr, true)
+		plainAddr, plainPID, err := startServe(ctx, self, dir, "coraza", appAddr, true)
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{name: "plain Coraza+CRS", url: &url.URL{Scheme: "http", Host: plainAddr}})
+		targets = append(targets, target{name: "plain Coraza+CRS", url: &url.URL{Scheme: "http", Host: plainAddr}, pid: plainPID})
 	}
-	sidecarAddr, auditFile, err := startSidecar(ctx, c.defender, dir, appAddr, c.extras)
+	if c.compare != "" {
+		// The other build first: the report's ratios are of the last target.
+		cmpAddr, cmpPID, cmpAudits, err := startSidecar(ctx, c.compare, filepath.Join(dir, "compare"), appAddr, c.extras)
+		if err != nil {
+			return fmt.Errorf("compared sidecar: %w", err)
+		}
+		u := &url.URL{Scheme: "http", Host: cmpAddr}
+		if err := checkDetection(ctx, u, attacksFor(nil)); err != nil {
+			return fmt.Errorf("compared sidecar: %w", err)
+		}
+		if _, err := waitLines(cmpAudits, len(attacksFor(nil)), 30*time.Second); err != nil {
+			return fmt.Errorf("compared sidecar: %w", err)
+		}
+		targets = append(targets, target{name: "sidecar (-compare)", url: u, pid: cmpPID})
+	}
+	sidecarAddr, sidecarPID, auditFile, err := startSidecar(ctx, c.defender, dir, appAddr, c.extras)
 	if err != nil {
 		return err
 	}
-	targets = append(targets, target{name: "taskguard sidecar", url: &url.URL{Scheme: "http", Host: sidecarAddr}})
+	targets = append(targets, target{name: "taskguard sidecar", url: &url.URL{Scheme: "http", Host: sidecarAddr}, pid: sidecarPID})
 	sidecarURL := targets[len(targets)-1].url
 
 	// The sidecar must block the attacks and pass the benign mix without a
@@ -224,9 +241,13 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	results := make([][]wrkResult, len(targets))
 	for round := 0; round < c.rounds; round++ {
 		for i, t := range targets {
+			cpu0 := cpuTime(t.pid)
 			r, err := runWrkOnce(ctx, script, t.url, c.connections, c.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if t.pid > 0 && r.requests > 0 {
+				r.cpuPerReq = (cpuTime(t.pid) - cpu0) / time.Duration(r.requests)
 			}
 			results[i] = append(results[i], r)
 		}
@@ -242,7 +263,7 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 }
 
 // startServe starts this program as one target and returns its address.
-func startServe(ctx context.Context, self, dir, kind, upstream string, oneCPU bool) (string, error) {
+func startServe(ctx context.Context, self, dir, kind, upstream string, oneCPU bool) (string, int, error) {
 	cmd := exec.CommandContext(ctx, self, "serve", "-kind", kind, "-upstream", upstream)
 	if oneCPU {
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
@@ -250,38 +271,42 @@ func startServe(ctx context.Context, self, dir, kind, upstream string, oneCPU bo
 	return startAndRead(cmd, filepath.Join(dir, kind+".log"))
 }
 
-// startAndRead starts cmd and waits for its "LISTEN addr" line.
-func startAndRead(cmd *exec.Cmd, logPath string) (string, error) {
+// startAndRead starts cmd and waits for its "LISTEN addr" line; it
+// returns the address and the process ID.
+func startAndRead(cmd *exec.Cmd, logPath string) (string, int, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start %s: %w", cmd.Path, err)
+		return "", 0, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
 		if addr, ok := strings.CutPrefix(sc.Text(), "LISTEN "); ok {
 			go func() { _, _ = io.Copy(io.Discard, stdout) }()
-			return addr, nil
+			return addr, cmd.Process.Pid, nil
 		}
 	}
-	return "", fmt.Errorf("%s exited before listening (log %s)", cmd.Args, logPath)
+	return "", 0, fmt.Errorf("%s exited before listening (log %s)", cmd.Args, logPath)
 }
 
 // startSidecar writes the policy file and starts the real sidecar process;
 // it returns the WAF's address once it answers, and the audit file.
-func startSidecar(ctx context.Context, defender, dir, appAddr string, extras bool) (string, string, error) {
+func startSidecar(ctx context.Context, defender, dir, appAddr string, extras bool) (addr string, pid int, audits string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, "", err
+	}
 	_, appPortS, _ := net.SplitHostPort(appAddr)
 	appPort, _ := strconv.Atoi(appPortS)
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the WAF
 	if err != nil {
-		return "", "", err
+		return "", 0, "", err
 	}
 	wafPort := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
@@ -298,19 +323,19 @@ func startSidecar(ctx context.Context, defender, dir, appAddr string, extras boo
 	}
 	pol := policy.Policy{WAF: []policy.WAFRule{rule}}
 	if err := pol.Validate(); err != nil {
-		return "", "", err
+		return "", 0, "", err
 	}
 	b, err := json.Marshal(pol)
 	if err != nil {
-		return "", "", err
+		return "", 0, "", err
 	}
 	polFile, auditFile := filepath.Join(dir, "policy.json"), filepath.Join(dir, "audits.jsonl")
 	if err := os.WriteFile(polFile, b, 0o600); err != nil {
-		return "", "", err
+		return "", 0, "", err
 	}
 	logf, err := os.Create(filepath.Join(dir, "sidecar.log"))
 	if err != nil {
-		return "", "", err
+		return "", 0, "", err
 	}
 	cmd := exec.CommandContext(ctx, defender, "sidecar", "--policy", polFile, "--audits", auditFile,
 		"--socket", filepath.Join(dir, "sidecar.sock"), "--state-dir", filepath.Join(dir, "state"),
@@ -318,28 +343,53 @@ func startSidecar(ctx context.Context, defender, dir, appAddr string, extras boo
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return "", "", fmt.Errorf("start sidecar: %w", err)
+		return "", 0, "", fmt.Errorf("start sidecar: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(wafPort))
+	addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(wafPort))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return addr, auditFile, nil
+			return addr, cmd.Process.Pid, auditFile, nil
 		}
 		select {
 		case err := <-exited:
-			return "", "", fmt.Errorf("sidecar exited (%v); see %s", err, logf.Name())
+			return "", 0, "", fmt.Errorf("sidecar exited (%v); see %s", err, logf.Name())
 		case <-time.After(50 * time.Millisecond): // polling the real listener, bounded below
 		}
 		if time.Now().After(deadline) {
-			return "", "", errors.New("the sidecar's WAF did not listen within 60 s")
+			return "", 0, "", errors.New("the sidecar's WAF did not listen within 60 s")
 		}
 	}
 }
+
+// cpuTime is the user and system CPU time a process has used so far (0
+// when it cannot be read).
+func cpuTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (which may hold spaces), from field 3.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on
+// Linux for every architecture Go supports).
+const clockTicks = 100
 
 var errTooFew = errors.New("fewer lines than expected")
 
@@ -369,6 +419,7 @@ func countLines(path string) (int, error) {
 // wrkResult is one wrk run, from mix.lua's TGRESULT line.
 type wrkResult struct {
 	requests          int
+	cpuPerReq         time.Duration // the target process's CPU time per request
 	duration          time.Duration
 	p50, p99          time.Duration
 	non2xx, sockError int
@@ -410,11 +461,15 @@ func median(v []float64) float64 {
 
 func reportWrk(out io.Writer, targets []target, results [][]wrkResult) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\treq/s (median)\tp50\tp99\tadded p99\tratio to bare, per round\t")
+	fmt.Fprintln(tw, "target\treq/s (median)\tp50\tp99\tadded p99\tratio to bare, per round\tCPU/request\tCPU/request to bare\t")
 	direct, bare := results[0], results[1]
 	for i, t := range targets {
-		var rps, p50, p99, added, ratios []float64
+		var rps, p50, p99, added, ratios, cpu, cpuRatio []float64
 		for j, r := range results[i] {
+			cpu = append(cpu, float64(r.cpuPerReq))
+			if bare[j].cpuPerReq > 0 {
+				cpuRatio = append(cpuRatio, float64(r.cpuPerReq)/float64(bare[j].cpuPerReq))
+			}
 			rps = append(rps, r.rps())
 			p50 = append(p50, float64(r.p50))
 			p99 = append(p99, float64(r.p99))
@@ -425,16 +480,24 @@ func reportWrk(out io.Writer, targets []target, results [][]wrkResult) {
 		for j, x := range ratios {
 			rs[j] = fmt.Sprintf("%.2f", x)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%v\t%s (median %.2fx)\t\n", t.name, median(rps), time.Duration(median(p50)).Round(10*time.Microsecond),
-			time.Duration(median(p99)).Round(10*time.Microsecond), time.Duration(median(added)).Round(10*time.Microsecond), strings.Join(rs, " "), median(ratios))
+		cpuCols := "-\t-"
+		if t.pid > 0 && len(cpuRatio) > 0 {
+			cpuCols = fmt.Sprintf("%v\t%.2fx", time.Duration(median(cpu)).Round(time.Microsecond), median(cpuRatio))
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%v\t%v\t%v\t%s (median %.2fx)\t%s\t\n", t.name, median(rps), time.Duration(median(p50)).Round(10*time.Microsecond),
+			time.Duration(median(p99)).Round(10*time.Microsecond), time.Duration(median(added)).Round(10*time.Microsecond), strings.Join(rs, " "), median(ratios), cpuCols)
 	}
 	_ = tw.Flush()
-	tg := results[len(results)-1]
-	var addedRatio []float64
-	for j := range tg {
-		addedRatio = append(addedRatio, float64(tg[j].p99-direct[j].p99)/float64(bare[j].p99-direct[j].p99))
+	for i, t := range targets[2:] {
+		if t.name == "plain Coraza+CRS" {
+			continue
+		}
+		var addedRatio []float64
+		for j, r := range results[i+2] {
+			addedRatio = append(addedRatio, float64(r.p99-direct[j].p99)/float64(bare[j].p99-direct[j].p99))
+		}
+		fmt.Fprintf(out, "%s added p99 / bare added p99, per round: %s (median %.2fx)\n", t.name, fmtList(addedRatio), median(addedRatio))
 	}
-	fmt.Fprintf(out, "taskguard sidecar added p99 / bare added p99, per round: %s (median %.2fx)\n", fmtList(addedRatio), median(addedRatio))
 }
 
 func fmtList(v []float64) string {

@@ -28,6 +28,10 @@
 //     binaryregexp reads them. Invalid UTF-8 is scanned as Go's regexp reads
 //     it (U+FFFD per byte); patterns with Unicode classes are answered by
 //     Go's regexp alone;
+//   - an ASCII value that holds none of the required literals of a set's
+//     patterns (regexp/syntax analysis, literals.go; the decoding and @pm
+//     sets, whose every pattern needs one) is answered "no match" without
+//     a scan or a memo lookup;
 //   - a value made only of digits, hex digits or word characters skips
 //     the sets none of whose patterns can match a string over that
 //     alphabet (regexp/syntax analysis; alphabet.go), and is answered by

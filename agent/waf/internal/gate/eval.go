@@ -187,9 +187,12 @@ type scratch struct {
 	bitsets [][]uint64
 	keybuf  []byte
 	ovl     overlayTx
-	txcol   txCollection
-	mcols   [4]matchedCollection
-	strbuf  []string
+	// all holds, for the phase, each collection's FindAll (targets with
+	// different keys and exceptions select from the same values).
+	all    map[variables.RuleVariable][]types.MatchData
+	txcol  txCollection
+	mcols  [4]matchedCollection
+	strbuf []string
 }
 
 type tkey struct {
@@ -208,6 +211,7 @@ func newScratch(p *Program) *scratch {
 		scans: map[*patternSet]map[string][]uint64{},
 		local: map[string][]string{},
 		del:   map[string]bool{},
+		all:   map[variables.RuleVariable][]types.MatchData{},
 	}
 	sc.ovl.sc = sc
 	sc.txcol.sc = sc
@@ -227,6 +231,7 @@ func (sc *scratch) release() {
 	sc.trbuf = sc.trbuf[:0]
 	clear(sc.tmemo)
 	clear(sc.scans)
+	clear(sc.all)
 	clear(sc.bitsets)
 	sc.bitsets = sc.bitsets[:0]
 	sc.hdSnap = snapshot{all: sc.hdSnap.all[:0], lower: sc.hdSnap.lower[:0]}
@@ -238,6 +243,7 @@ func (sc *scratch) release() {
 // startPhase forgets the values that may differ from the last phase.
 func (sc *scratch) startPhase(tx plugintypes.TransactionState) {
 	sc.tx = tx
+	clear(sc.all)
 	for slot, t := range sc.p.targets {
 		if !t.invariant {
 			sc.have[slot], sc.built[slot] = false, false
@@ -668,6 +674,9 @@ func (sc *scratch) scanOf(ps *patternSet, kind int, s string, tr *trValue) []uin
 // RE2 could not finish. Short values are remembered across requests (header
 // values repeat); others once per request.
 func (sc *scratch) scan(ps *patternSet, s string) []uint64 {
+	if ps.lits != nil && !ps.lits.mayMatch(s) {
+		return ps.none // no literal of any pattern: nothing to remember
+	}
 	remember := len(s) <= memoMaxValue
 	if remember {
 		if bits, ok := ps.memo.get(s); ok {
@@ -803,7 +812,7 @@ func (sc *scratch) values(t *target) []types.MatchData {
 				out = k.FindString(t.key)
 			}
 		default:
-			out = col.FindAll()
+			out = sc.findAll(t.v, col)
 		}
 	}
 	if len(t.exceptions) > 0 {
@@ -829,6 +838,21 @@ func (sc *scratch) values(t *target) []types.MatchData {
 	if t.slot >= 0 {
 		sc.vals[t.slot], sc.have[t.slot] = out, true
 	}
+	return out
+}
+
+// findAll returns every value of a request collection, once per phase;
+// TX and MATCHED_* change during evaluation and are read each time.
+func (sc *scratch) findAll(v variables.RuleVariable, col collection.Collection) []types.MatchData {
+	switch v {
+	case variables.TX, variables.MatchedVar, variables.MatchedVars, variables.MatchedVarName, variables.MatchedVarsNames:
+		return col.FindAll()
+	}
+	if out, ok := sc.all[v]; ok {
+		return out
+	}
+	out := col.FindAll()
+	sc.all[v] = out
 	return out
 }
 

@@ -35,7 +35,9 @@ func (m *memo[V]) get(k string) (V, bool) {
 func (m *memo[V]) put(k string, v V) {
 	m.mu.Lock()
 	if m.cur == nil || len(m.cur) >= m.limit {
-		m.prev, m.cur = m.cur, make(map[string]V, min(m.limit, 64))
+		// Sized once: growing a map of thousands of strings rehashes
+		// them all, a cost that fell on the requests that filled it.
+		m.prev, m.cur = m.cur, make(map[string]V, m.limit)
 	}
 	m.cur[strings.Clone(k)] = v
 	m.mu.Unlock()

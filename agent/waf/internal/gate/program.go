@@ -96,6 +96,10 @@ type patternSet struct {
 	// that may match a value over it, or nil when there are too many to
 	// answer one by one faster than a set scan.
 	alpha [][]int
+	// lits is the set's required-literal prefilter (literals.go), nil when
+	// a pattern has none; none is the scan of a value it rules out.
+	lits *literalFilter
+	none []uint64
 }
 
 // lastDyn is a level's operator for its last expanded argument.
@@ -1237,6 +1241,9 @@ func (ps *patternSet) compile(kind int, exprs []string, latin1 bool) {
 		return
 	}
 	ps.set = set
+	if ps.lits = newLiteralFilter(exprs); ps.lits != nil {
+		ps.none = make([]uint64, (len(exprs)+63)/64)
+	}
 	ps.alpha = make([][]int, len(alphabets))
 	for k := range alphabets {
 		cands := []int{}

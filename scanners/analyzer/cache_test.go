@@ -244,3 +244,82 @@ func TestLayerCacheCorruptEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerCachePoisoning: an image whose config gives its layer another
+// image's diff ID must not fill the shared cache under that ID; the other
+// image's scan still reads its own layer and finds its packages.
+func TestLayerCachePoisoning(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	layerOf := func(files map[string][]byte) v1.Layer {
+		dir := t.TempDir()
+		scantest.WriteFiles(t, dir, files)
+		l, err := scantest.PackDir(dir, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	push := func(ref string, img v1.Image) {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victimLayer := layerOf(map[string][]byte{
+		"srv/app/node_modules/lodash/package.json": []byte(`{"name":"lodash","version":"4.17.15"}`),
+	})
+	victimDiff, err := victimLayer.DiffID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, err := mutate.AppendLayers(empty.Image, victimLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push(host+"/victim/app:1", victim)
+
+	hostile, err := mutate.AppendLayers(empty.Image, layerOf(map[string][]byte{"srv/readme.txt": []byte("nothing here\n")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := hostile.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.RootFS.DiffIDs = []v1.Hash{victimDiff}
+	if hostile, err = mutate.ConfigFile(hostile, cf); err != nil {
+		t.Fatal(err)
+	}
+	push(host+"/hostile/app:1", hostile)
+
+	cache, err := layercache.Open(t.TempDir(), layercache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	if inv := runCached(t, host+"/hostile/app:1", cache, logger); len(inv.Packages) != 0 {
+		t.Fatalf("the hostile image has packages: %+v", inv.Packages)
+	}
+	if !strings.Contains(logs.String(), "does not match the diff ID") {
+		t.Errorf("no warning about the lying diff ID; log:\n%s", logs.String())
+	}
+	inv := runCached(t, host+"/victim/app:1", cache, nil)
+	if len(inv.Packages) != 1 || inv.Packages[0].Name != "lodash" {
+		t.Fatalf("the victim's scan after the hostile one found %+v, want lodash: the cache was poisoned", inv.Packages)
+	}
+	// The victim's own, honest layer is cached: a second scan reads it from there.
+	logs.Reset()
+	if inv := runCached(t, host+"/victim/app:1", cache, logger); len(inv.Packages) != 1 {
+		t.Fatalf("warm victim scan found %+v", inv.Packages)
+	}
+	if strings.Contains(logs.String(), "does not match") {
+		t.Errorf("an honest layer was refused by the cache:\n%s", logs.String())
+	}
+}

@@ -3,8 +3,10 @@ package image
 import (
 	"archive/tar"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"path"
@@ -108,8 +110,16 @@ func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit Visit
 					return nil
 				}
 			}
-			indexes[i], err = indexLayerBlob(gctx, id.String(), open, im.max, im.layerLimit(), im.logger, visit)
-			if err == nil && cache != nil {
+			// A layer is stored in the cache only when its content hashes
+			// to the diff ID it is stored under: the cache is shared
+			// between scans, and an image whose config names another
+			// image's diff ID must not hide that layer's findings.
+			var verified bool
+			indexes[i], verified, err = indexLayerBlob(gctx, id, open, im.max, im.layerLimit(), im.logger, visit, cache != nil)
+			if err == nil && cache != nil && !verified {
+				im.logger.Warn("layer content does not match the diff ID the image config gives it; not storing it in the layer cache", "layer", id.String())
+			}
+			if err == nil && cache != nil && verified {
 				if err := cache.Store(id.String(), indexes[i]); err != nil {
 					im.logger.Warn("could not store a layer in the layer cache", "layer", id.String(), "err", err)
 				}
@@ -157,32 +167,54 @@ type LayerCache interface {
 	Store(diffID string, idx *LayerIndex) error
 }
 
-func indexLayerBlob(ctx context.Context, id string, open func() (io.ReadCloser, error), max, maxLayer int64, logger *slog.Logger, visit VisitFunc) (*LayerIndex, error) {
+// indexLayerBlob indexes one layer blob. With verify, it also hashes the
+// uncompressed stream to its end and reports whether it matches diffID.
+func indexLayerBlob(ctx context.Context, diffID v1.Hash, open func() (io.ReadCloser, error), max, maxLayer int64, logger *slog.Logger, visit VisitFunc, verify bool) (*LayerIndex, bool, error) {
+	id := diffID.String()
 	rc, err := open()
 	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
+		return nil, false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer rc.Close()
 	r, err := decompress(rc)
 	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
+		return nil, false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer r.Close()
-	idx, err := indexLayer(ctx, id, newGuardReader(ctx, r, maxLayer), max, logger, visit)
+	var in io.Reader = r
+	var h hash.Hash
+	if verify {
+		if h, err = v1.Hasher(diffID.Algorithm); err != nil {
+			// An algorithm we cannot check: index it, but never cache it.
+			verify = false
+		} else {
+			in = io.TeeReader(r, h)
+		}
+	}
+	guarded := newGuardReader(ctx, in, maxLayer)
+	idx, err := indexLayer(ctx, id, guarded, max, logger, visit)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	verified := false
+	if verify {
+		// The diff ID covers the whole stream, past the tar's end marker.
+		if _, err := io.Copy(io.Discard, guarded); err != nil {
+			return nil, false, fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+		}
+		verified = hex.EncodeToString(h.Sum(nil)) == diffID.Hex
 	}
 	// Stop the read-ahead before reading the blob's rest ourselves.
 	if err := r.Close(); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
+		return nil, false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return nil, fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+		return nil, false, fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
 	}
 	if err := rc.Close(); err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
+		return nil, false, fmt.Errorf("layer %s: %w", id, err)
 	}
-	return idx, nil
+	return idx, verified, nil
 }
 
 // indexLayer reads one uncompressed layer: its entries, whiteouts and

@@ -134,11 +134,20 @@ type allowWatch struct{ allowAll }
 func (allowWatch) WantPayload(ConnectEvent) bool { return true }
 func (allowWatch) Payload(PayloadEvent) Verdict  { return Allow }
 
-// BenchmarkLaunch is the bench's launch workload under each mechanism: one
-// op is a fork+exec+wait of /bin/true by a supervised Go program. Compare
-// ns/op with the native sub-benchmark for the ratio; -cpuprofile profiles
-// the supervisor (the workload is another process).
-func BenchmarkLaunch(b *testing.B) {
+// workloadRun is one supervised run of this test binary's loop arg for
+// b.N operations, with the CPU time and context switches of the
+// supervisor (this process) and of the app around it.
+type workloadRun struct {
+	st          Status
+	sup, app    float64 // CPU µs per op
+	supSwitches float64 // context switches of the supervisor per op
+	n           float64
+}
+
+// benchWorkload runs arg under native, ptrace and user notification (h as
+// the handler of the last two), one sub-benchmark each, and hands each
+// run to report for its metrics.
+func benchWorkload(b *testing.B, arg string, h Handler, env []string, report func(b *testing.B, r workloadRun)) {
 	testenv.RequireRoot(b)
 	self, err := os.Executable()
 	if err != nil {
@@ -148,25 +157,42 @@ func BenchmarkLaunch(b *testing.B) {
 		name string
 		mode Mode
 		h    Handler
-	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
+	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, h}, {"notify", ModeUserNotify, h}} {
 		b.Run(c.name, func(b *testing.B) {
 			var self0, kids0, self1, kids1 unix.Rusage
 			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
 			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids0)
-			st, err := Run(Config{Path: self, Argv: []string{self, benchLoopArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
+			st, err := Run(Config{Path: self, Argv: []string{self, arg, strconv.Itoa(b.N)}, Env: env, Handler: c.h, Mode: c.mode})
 			if err != nil || st.Code != 0 {
 				b.Fatalf("run: %v, status %+v", err, st)
 			}
 			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
 			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids1)
 			n := float64(b.N)
-			b.ReportMetric(float64(st.Stops.Calls+st.Stops.Forks+st.Stops.Starts+st.Stops.Signals+st.Stops.Execs)/n, "stops/op")
-			// CPU time per launch, which a loaded machine inflates far less
-			// than wall time: the supervisor's (this process) and the app's.
-			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
-			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
+			report(b, workloadRun{
+				st:          st,
+				sup:         float64(cpuNanos(self1)-cpuNanos(self0)) / 1e3 / n,
+				app:         float64(cpuNanos(kids1)-cpuNanos(kids0)) / 1e3 / n,
+				supSwitches: float64(self1.Nvcsw+self1.Nivcsw-self0.Nvcsw-self0.Nivcsw) / n,
+				n:           n,
+			})
 		})
 	}
+}
+
+// BenchmarkLaunch is the bench's launch workload under each mechanism: one
+// op is a fork+exec+wait of /bin/true by a supervised Go program. Compare
+// ns/op with the native sub-benchmark for the ratio; -cpuprofile profiles
+// the supervisor (the workload is another process).
+func BenchmarkLaunch(b *testing.B) {
+	benchWorkload(b, benchLoopArg, allowAll{}, nil, func(b *testing.B, r workloadRun) {
+		s := r.st.Stops
+		b.ReportMetric(float64(s.Calls+s.Forks+s.Starts+s.Signals+s.Execs)/r.n, "stops/op")
+		// CPU time per launch, which a loaded machine inflates far less
+		// than wall time: the supervisor's (this process) and the app's.
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.app, "app-µs/op")
+	})
 }
 
 // BenchmarkConnect is the bench's connect workload under each mechanism:
@@ -174,91 +200,38 @@ func BenchmarkLaunch(b *testing.B) {
 // connection's first payload watched. It reports the stops per connect by
 // kind and the CPU time of the supervisor and of the app.
 func BenchmarkConnect(b *testing.B) {
-	testenv.RequireRoot(b)
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name string
-		mode Mode
-		h    Handler
-	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowWatch{}}, {"notify", ModeUserNotify, allowWatch{}}} {
-		b.Run(c.name, func(b *testing.B) {
-			var self0, kids0, self1, kids1 unix.Rusage
-			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
-			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids0)
-			st, err := Run(Config{Path: self, Argv: []string{self, benchConnArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
-			if err != nil || st.Code != 0 {
-				b.Fatalf("run: %v, status %+v", err, st)
-			}
-			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
-			_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &kids1)
-			n := float64(b.N)
-			b.ReportMetric(float64(st.Stops.Calls)/n, "calls/op")
-			b.ReportMetric(float64(st.Stops.Signals)/n, "signals/op")
-			b.ReportMetric(float64(st.Stops.Followed)/n, "followed/op")
-			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
-			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/n, "sup-µs/op")
-			b.ReportMetric(float64(cpuNanos(kids1)-cpuNanos(kids0))/1e3/n, "app-µs/op")
-		})
-	}
+	benchWorkload(b, benchConnArg, allowWatch{}, nil, func(b *testing.B, r workloadRun) {
+		s := r.st.Stops
+		b.ReportMetric(float64(s.Calls)/r.n, "calls/op")
+		b.ReportMetric(float64(s.Signals)/r.n, "signals/op")
+		b.ReportMetric(float64(s.Followed)/r.n, "followed/op")
+		b.ReportMetric(float64(s.Forks+s.Starts)/r.n, "forks/op")
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.app, "app-µs/op")
+	})
 }
 
 // BenchmarkFiles is the bench's file workload (create, write, remove) under
 // each mechanism: system calls the filter lets through, so any stop it
 // reports is overhead (signals to a traced thread, forks of the runtime).
 func BenchmarkFiles(b *testing.B) {
-	testenv.RequireRoot(b)
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
 	b.Setenv("TG_BENCH_DIR", b.TempDir())
-	for _, c := range []struct {
-		name string
-		mode Mode
-		h    Handler
-	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
-		b.Run(c.name, func(b *testing.B) {
-			st, err := Run(Config{Path: self, Argv: []string{self, benchFilesArg, strconv.Itoa(b.N)}, Env: os.Environ(), Handler: c.h, Mode: c.mode})
-			if err != nil || st.Code != 0 {
-				b.Fatalf("run: %v, status %+v", err, st)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(st.Stops.Calls)/n, "calls/op")
-			b.ReportMetric(float64(st.Stops.Signals)/n, "signals/op")
-			b.ReportMetric(float64(st.Stops.Forks+st.Stops.Starts)/n, "forks/op")
-		})
-	}
+	benchWorkload(b, benchFilesArg, allowAll{}, os.Environ(), func(b *testing.B, r workloadRun) {
+		s := r.st.Stops
+		b.ReportMetric(float64(s.Calls)/r.n, "calls/op")
+		b.ReportMetric(float64(s.Signals)/r.n, "signals/op")
+		b.ReportMetric(float64(s.Forks+s.Starts)/r.n, "forks/op")
+	})
 }
 
 // BenchmarkRoundTrip is one supervised call that the handler allows
 // without reading anything: the cost of the round trip itself (a seccomp
 // stop, or a notification) against the bare call.
 func BenchmarkRoundTrip(b *testing.B) {
-	testenv.RequireRoot(b)
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []struct {
-		name string
-		mode Mode
-		h    Handler
-	}{{"native", ModePtrace, nil}, {"ptrace", ModePtrace, allowAll{}}, {"notify", ModeUserNotify, allowAll{}}} {
-		b.Run(c.name, func(b *testing.B) {
-			var self0, self1 unix.Rusage
-			_ = unix.Getrusage(unix.RUSAGE_SELF, &self0)
-			st, err := Run(Config{Path: self, Argv: []string{self, benchCallArg, strconv.Itoa(b.N)}, Handler: c.h, Mode: c.mode})
-			if err != nil || st.Code != 0 {
-				b.Fatalf("run: %v, status %+v", err, st)
-			}
-			_ = unix.Getrusage(unix.RUSAGE_SELF, &self1)
-			b.ReportMetric(float64(cpuNanos(self1)-cpuNanos(self0))/1e3/float64(b.N), "sup-µs/op")
-			b.ReportMetric(float64(self1.Nvcsw+self1.Nivcsw-self0.Nvcsw-self0.Nivcsw)/float64(b.N), "sup-switches/op")
-		})
-	}
+	benchWorkload(b, benchCallArg, allowAll{}, nil, func(b *testing.B, r workloadRun) {
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.supSwitches, "sup-switches/op")
+	})
 }
 
 // BenchmarkExecDecision is the supervisor's work on one exec notification

@@ -177,7 +177,8 @@ func protectTo(ctx context.Context, task []byte, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("protect %s: %w", opts.TaskPath, err)
 	}
-	if err := os.WriteFile(opts.ProtectOutput, out, 0o644); err != nil {
+	// As the reports: its folder is made, and the file replaced whole.
+	if err := writeFile(opts.ProtectOutput, out, false); err != nil {
 		return fmt.Errorf("write the protected task definition: %w", err)
 	}
 	return nil

@@ -59,7 +59,8 @@ func TestRunJobProtectsThroughTheConsoleWithEveryOption(t *testing.T) {
 	}
 	console := &ConsoleOptions{URL: c.URL, User: "admin", Password: consoletest.AdminPassword, CAFile: consoleCAFile(t, c), NoPublish: true}
 	job := func(p fargate.Options) (string, error) {
-		out := filepath.Join(t.TempDir(), "protected.json")
+		// In a folder that does not exist yet: it is made, as for reports.
+		out := filepath.Join(t.TempDir(), "deploy", "protected.json")
 		_, err := RunJob(context.Background(), JobOptions{
 			Run:        Options{TaskPath: task, ProtectOutput: out, Protect: p},
 			PolicyFile: policyFile, Console: console,

@@ -216,7 +216,9 @@ func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptio
 		Messages:   messages,
 		Names:      inputName,
 	}
-	if in.consoleURL != "" {
+	if in.consoleURL == "" {
+		job.DefenderCAFile = in.consoleCA
+	} else {
 		job.Console = &pipeline.ConsoleOptions{
 			URL: in.consoleURL, Token: in.consoleToken, User: in.consoleUser, Password: in.consolePassword,
 			CAFile: in.consoleCA, Insecure: in.insecure,

@@ -170,6 +170,8 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 	}
 	if client != nil {
 		job.Console = &pipeline.ConsoleOptions{Client: client, URL: f.console.url, NoPublish: f.noPublish}
+	} else {
+		job.DefenderCAFile = f.console.caFile
 	}
 	rep, runErr := pipeline.RunJob(ctx, job)
 	if rep == nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/console/tlscert"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
 	"github.com/taskguard/taskguard/scanners/report"
@@ -43,7 +44,13 @@ type JobOptions struct {
 	// Console, when set, supplies the CI rules, receives the results and
 	// protects the task (it mints the defender's credential).
 	Console *ConsoleOptions
-	Reports ReportFiles
+	// DefenderCAFile, for a task protected offline (without Console), is a
+	// PEM file of the certificate(s) the defender trusts for the console at
+	// Run.Protect.ConsoleAddr: it goes into the task as
+	// TASKGUARD_CONSOLE_CA_PEM, as task protect --console-ca does. With
+	// Console, the console writes the certificate it serves.
+	DefenderCAFile string
+	Reports        ReportFiles
 	// Messages receives what the job says on the way (the policy used, the
 	// publication); nil discards it.
 	Messages io.Writer
@@ -156,6 +163,16 @@ func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 				return nil, fmt.Errorf("%s: %w", opts.name("console"), err)
 			}
 		}
+	}
+	if client == nil && run.TaskPath != "" && run.ProtectOutput != "" && opts.DefenderCAFile != "" {
+		if run.Protect.ConsoleAddr == "" {
+			return nil, fmt.Errorf("%s is for the console the defender reports to: give %s too", opts.name("console-ca"), opts.name("console-addr"))
+		}
+		_, pemText, err := tlscert.ReadPEMFile(opts.DefenderCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", opts.name("console-ca"), err)
+		}
+		run.Protect.ConsoleCAPEM = pemText
 	}
 	if run.Image != "" {
 		// A local path that is not there is named now, not after a DB

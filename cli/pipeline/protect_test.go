@@ -114,3 +114,78 @@ func TestRunJobProtectsThroughTheConsoleWithEveryOption(t *testing.T) {
 		t.Errorf("console-only options: %v, want a refusal naming them", err)
 	}
 }
+
+// TestRunJobOfflineDefenderCA: protected offline, the console's certificate
+// given as the defender's CA goes into the task as TASKGUARD_CONSOLE_CA_PEM
+// (as task protect --console-ca does); without the console's address it is
+// refused by name, and a file holding no certificate is named too.
+func TestRunJobOfflineDefenderCA(t *testing.T) {
+	c := consoletest.Start(t)
+	ca := consoleCAFile(t, c)
+	want, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	task := filepath.Join(dir, "task.json")
+	if err := os.WriteFile(task, []byte(pipelineTask), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	names := func(in string) string { return "--" + in }
+	job := func(addr, caFile string) (map[string]string, error) {
+		out := filepath.Join(t.TempDir(), "protected.json")
+		_, err := RunJob(context.Background(), JobOptions{
+			Run: Options{TaskPath: task, ProtectOutput: out, Protect: fargate.Options{
+				ConsoleAddr: addr, AgentToken: "tg-agent-test", Exclude: []string{"worker"},
+				DefenderPlatforms: []string{fargate.PlatformARM64},
+			}},
+			DefenderCAFile: caFile, Names: names,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var td struct {
+			ContainerDefinitions []struct {
+				Name        string                         `json:"name"`
+				Environment []struct{ Name, Value string } `json:"environment"`
+			} `json:"containerDefinitions"`
+		}
+		if err := json.Unmarshal(b, &td); err != nil {
+			t.Fatalf("protected task: %v\n%s", err, b)
+		}
+		env := map[string]string{}
+		for _, cd := range td.ContainerDefinitions {
+			if cd.Name == fargate.DefenderContainerName {
+				for _, e := range cd.Environment {
+					env[e.Name] = e.Value
+				}
+			}
+		}
+		return env, nil
+	}
+
+	env, err := job(strings.TrimPrefix(c.URL, "https://"), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := env[fargate.EnvConsoleCAPEM]; strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
+		t.Errorf("%s = %q, want the console's certificate", fargate.EnvConsoleCAPEM, got)
+	}
+	if env, err = job(strings.TrimPrefix(c.URL, "https://"), ""); err != nil || env[fargate.EnvConsoleCAPEM] != "" {
+		t.Errorf("without a CA file: %v, %s = %q", err, fargate.EnvConsoleCAPEM, env[fargate.EnvConsoleCAPEM])
+	}
+	if _, err := job("", ca); err == nil || !strings.Contains(err.Error(), "--console-ca") || !strings.Contains(err.Error(), "--console-addr") {
+		t.Errorf("a CA without the console's address: %v, want an error naming --console-ca and --console-addr", err)
+	}
+	if _, err := job(strings.TrimPrefix(c.URL, "https://"), notPEM); err == nil || !strings.Contains(err.Error(), "--console-ca") {
+		t.Errorf("a CA file with no certificate: %v, want an error naming --console-ca", err)
+	}
+}

@@ -541,9 +541,11 @@ func TestSharedLibrary(t *testing.T) {
 			name: "protect offline with taskguard task protect",
 			jenkinsfile: `node {
     taskguardProtectTask(taskDefinition: 'task.json', consoleAddr: 'console.example.com:8083',
-                         agentTokenSecret: '` + agentSecretARN + `', protectedTaskOutput: 'out/protected.json')
+                         agentTokenSecret: '` + agentSecretARN + `', protectedTaskOutput: 'out/protected.json',
+                         consoleCa: env.CONSOLE_CA)
 }`,
 			files: map[string]string{"task.json": "@" + filepath.Join(f.root, "testdata/taskdef/seeds-sample.json")},
+			env:   map[string]string{"CONSOLE_CA": f.consoleCA},
 			check: func(t *testing.T, b *buildResult) {
 				wantResult(t, b, "SUCCESS")
 				sh := findSh(t, b, "task protect")
@@ -554,6 +556,10 @@ func TestSharedLibrary(t *testing.T) {
 				wantProtected(t, data, "twistlock-fargate-task", "/var/lib/taskguard/defender", "entrypoint", "--", "entry.sh")
 				if !strings.Contains(string(data), agentSecretARN) || !strings.Contains(string(data), "console.example.com:8083") {
 					t.Errorf("the protected task lacks the secret ARN or the console address:\n%s", data)
+				}
+				// consoleCa reaches the defender offline too.
+				if !strings.Contains(string(data), `"TASKGUARD_CONSOLE_CA_PEM"`) || !strings.Contains(string(data), "BEGIN CERTIFICATE") {
+					t.Errorf("the protected task lacks the console's certificate for the defender:\n%s", data)
 				}
 			},
 		},

@@ -148,6 +148,11 @@ Map call(Map args = [:]) {
         if (o.consoleAddr) {
             flags += ['--console-addr', o.consoleAddr as String]
         }
+        // Offline, the console's certificate goes into the task for the
+        // defender to trust (TASKGUARD_CONSOLE_CA_PEM).
+        if (o.consoleCa) {
+            flags += ['--console-ca', o.consoleCa as String]
+        }
         if (o.agentTokenSecret) {
             flags += ['--agent-token-secret', o.agentTokenSecret as String]
         }

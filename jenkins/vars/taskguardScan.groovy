@@ -148,9 +148,13 @@ Map call(Map args = [:]) {
     // and the GitHub Action: the same rule gives the same verdict everywhere.
     if (o.consoleUrl) {
         addFlag(cmd, '--console', o.consoleUrl)
-        addFlag(cmd, '--console-ca', o.consoleCa)
         addSwitch(cmd, '--console-insecure', o.consoleInsecure)
         addSwitch(cmd, '--no-publish', !o.publish)
+    }
+    // With consoleUrl the CA is the console's for taskguard; without, the
+    // one the defender of a task protected offline trusts.
+    if (o.consoleUrl || o.protectedTaskOutput) {
+        addFlag(cmd, '--console-ca', o.consoleCa)
     }
     if (o.protectedTaskOutput) {
         // With a console, the console protects the task and mints the

@@ -3,18 +3,30 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3lib "modernc.org/sqlite/lib"
 )
 
 // pollInterval is how often a SQLite store reads the policy revision while
 // anyone waits, to see a change another process wrote to the file.
 const pollInterval = 250 * time.Millisecond
+
+// openBusyWait bounds how long OpenSQLite retries a database that another
+// process holds locked while it sets the file up (as busy_timeout does).
+const openBusyWait = 10 * time.Second
+
+// isBusy tells whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var e *sqlite3.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3lib.SQLITE_BUSY
+}
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
 // migrates it to the latest schema. logger may be nil.
@@ -32,13 +44,33 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	s, err := open(ctx, db, sqliteDialect, logger)
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+	dsn := "file:" + path + "?" + q.Encode()
+	// Two consoles starting on one new file race to switch it to WAL: the
+	// loser's PRAGMA gets SQLITE_BUSY at once (SQLite does not wait in its
+	// busy handler there, to avoid a deadlock). Try again, for a bounded time.
+	deadline := time.Now().Add(openBusyWait)
+	backoff := time.Millisecond
+	var s *DB
+	for {
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		s, err = open(ctx, db, sqliteDialect, logger)
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || time.Now().Add(backoff).After(deadline) {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("open database %s: %w (the database stayed locked: %w)", path, ctx.Err(), err)
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel

@@ -197,6 +197,29 @@ func TestTwoHandlesOpenOneDatabase(t *testing.T) {
 	})
 }
 
+// Consoles started together on a new SQLite file race to switch it to WAL;
+// the loser's PRAGMA gets SQLITE_BUSY without waiting. Each must still open
+// (about half the runs of this test failed before OpenSQLite retried).
+func TestHandlesRaceToCreateSQLiteFile(t *testing.T) {
+	ctx := context.Background()
+	for round := range 50 {
+		path := filepath.Join(t.TempDir(), "taskguard.db")
+		var wg sync.WaitGroup
+		dbs := make([]*DB, 4)
+		errs := make([]error, len(dbs))
+		for i := range dbs {
+			wg.Go(func() { dbs[i], errs[i] = OpenSQLite(ctx, path, nil) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: open %d: %v", round, i, err)
+			}
+			dbs[i].Close()
+		}
+	}
+}
+
 // Two processes on one database (two handles here): a change saved through
 // one wakes a waiter on the other, through the database (NOTIFY on
 // PostgreSQL, the poll of the file on SQLite).

@@ -20,7 +20,7 @@ DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
 DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 DEBIAN_PACKAGES+=(wrk)        # bench/waf wrk.sh: the external load generator driving the real sidecar
 DEBIAN_PACKAGES+=(qemu-user-static) # defender arm64: the supervisor's parsers, filter and path tests run under qemu-aarch64-static
-# (scripts/arm64-vm-check.sh, run by hand, also needs qemu-system-arm and cpio: it boots an arm64 kernel)
+DEBIAN_PACKAGES+=(qemu-system-arm cpio) # defender arm64: scripts/arm64-vm-check.sh boots Debian's arm64 kernel (fetched below) and supervises for real
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and the tiny test images
@@ -51,6 +51,32 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Debian's arm64 kernel for scripts/arm64-vm-check.sh (ptrace and seccomp on a
+# real arm64 kernel under qemu-system-aarch64): the newest
+# linux-image-*-arm64-unsigned of the release, its vmlinuz kept in the tools
+# cache. Needs the arm64 architecture in dpkg to download (nothing is installed).
+TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"
+if [ ! -f "$TOOLS/arm64-kernel/vmlinuz" ]; then
+	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+		dpkg --add-architecture arm64
+		apt-get update -qq
+	fi
+	kpkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-arm64-unsigned$' | cut -d' ' -f1 | sort -V | tail -1)
+	if [ -z "$kpkg" ]; then
+		apt-get update -qq
+		kpkg=$(apt-cache search --names-only '^linux-image-[0-9.]+-[0-9]+-arm64-unsigned$' | cut -d' ' -f1 | sort -V | tail -1)
+	fi
+	[ -n "$kpkg" ] || { echo "no linux-image-*-arm64-unsigned package in the apt sources" >&2; exit 1; }
+	echo "apt-get download $kpkg:arm64"
+	kdir=$(mktemp -d)
+	(cd "$kdir" && apt-get download -q "$kpkg:arm64" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+	dpkg-deb -x "$kdir"/*.deb "$kdir/x"
+	mkdir -p "$TOOLS/arm64-kernel"
+	cp "$kdir"/x/boot/vmlinuz-* "$TOOLS/arm64-kernel/vmlinuz.$$"
+	mv "$TOOLS/arm64-kernel/vmlinuz.$$" "$TOOLS/arm64-kernel/vmlinuz" # atomic for parallel runs
+	rm -rf "$kdir"
+fi
+
 # Go tools, pinned.
 GOBIN="$(go env GOPATH)/bin"
 install_go_tool() { # name module@version
@@ -63,7 +89,6 @@ install_go_tool staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
 install_go_tool act github.com/nektos/act@v0.2.89   # runs the GitHub Action's workflow test on this host
 
 # npm tools, pinned, under the tools cache.
-TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"
 install_npm_tool() { # dir package@version
 	if [ ! -f "$TOOLS/$1/.installed-${2//\//_}" ]; then
 		echo "npm install $2"

@@ -54,5 +54,11 @@ qemu-aarch64-static "$arm64_test" -test.count=1 \
 	-test.run '^(TestParseSockaddr|TestDNSQueryNames|TestRefuse|TestSupervisedNumbersDoNotOverlap|TestSeccompFilterArm64|TestResolveUnder)$' -test.v 2>&1 | tee -a "$log" | grep -E '^(--- |ok|PASS|FAIL)'
 rm -f "$arm64_test"
 
+step "arm64: supervision on a real arm64 kernel (Debian's, under qemu-system-aarch64)"
+# ptrace and seccomp (both mechanisms) refuse an exec and a connect, run an
+# allowed exec, and survive a caller killed mid-stop, as arm64 code on an arm64
+# kernel (install-deps.sh fetched the kernel).
+scripts/arm64-vm-check.sh "$TOOLS/arm64-kernel/vmlinuz" 2>&1 | tee -a "$log" | grep -E '^(mode|ptrace,|app:|VMCHECK)'
+
 step "go test -race (the packages with concurrency)"
 go test -race -p 4 -count=1 -timeout 20m $RACE_PACKAGES 2>&1 | tee -a "$log"

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sort"
 
 	"github.com/taskguard/taskguard/scanners/image"
@@ -105,6 +106,9 @@ type Result struct {
 	Requirements *Requirements
 	// Pom is what a pom.xml's children and its parents' join need.
 	Pom *PomModel
+	// ContentSets are the Red Hat repositories a content manifest names
+	// (generic "__N" suffixes removed).
+	ContentSets []string
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -124,6 +128,10 @@ type Analyzer interface {
 type Inventory struct {
 	OS       *OS
 	Packages []Package
+	// RedHatContentSets are the repositories the Red Hat content manifests
+	// kept in the image name (every layer's, without repeats); empty when
+	// the image has none.
+	RedHatContentSets []string
 	// Warnings are the analyzers' warnings, each naming its file.
 	Warnings []string
 }
@@ -257,6 +265,11 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			}
 			for _, n := range res.ThirdParty {
 				thirdParty[n] = true
+			}
+			for _, cs := range res.ContentSets {
+				if !slices.Contains(inv.RedHatContentSets, cs) {
+					inv.RedHatContentSets = append(inv.RedHatContentSets, cs)
+				}
 			}
 		}
 	}

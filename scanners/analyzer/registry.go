@@ -7,6 +7,7 @@ var analyzers = []Analyzer{
 	dpkgFiles{},
 	apkInstalled{},
 	rpmDB{},
+	redHatContentManifest{},
 	goBinary{},
 	npmPackage{},
 	pythonPackage{},

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -332,6 +333,55 @@ func TestOSMatching(t *testing.T) {
 			}
 		})
 	}
+
+	// A Red Hat image's content manifests name the repositories its
+	// packages came from; the advisories are matched through those
+	// repositories' CPEs, not the release's defaults.
+	t.Run("rhel content manifest", func(t *testing.T) {
+		rpms := rpmDatabase(t, []rpmPackage{
+			{name: "openssl", epoch: "1", version: "3.0.1", release: "43.el9_0", arch: "x86_64", vendor: vendorRedHat},
+			{name: "openssl-libs", epoch: "1", version: "3.0.1", release: "43.el9_0", arch: "x86_64", vendor: vendorRedHat},
+		})
+		manifest := func(sets ...string) []byte {
+			b, err := json.Marshal(map[string]any{"metadata": map[string]any{"icm_version": 1, "image_layer_index": 0}, "content_sets": sets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		for _, tc := range []struct {
+			name        string
+			sets        []string
+			want        []string
+			wantWarning string
+		}{
+			// RHSA-2023:0946 is for the BaseOS CPE; the manifest's
+			// BaseOS set (with the build's generic suffix) reaches it.
+			{name: "baseos", sets: []string{"rhel-9-for-x86_64-baseos-rpms__9", "rhel-9-for-x86_64-appstream-rpms__9"}, want: rhel},
+			// A layer built from AppStream only is not the advisory's
+			// product: the defaults (BaseOS and AppStream) would have
+			// reported it.
+			{name: "appstream only", sets: []string{"rhel-9-for-x86_64-appstream-rpms"}},
+			// A repository the DB maps to no CPE: said, not passed
+			// silently.
+			{name: "unknown repository", sets: []string{"rhel-9-for-x86_64-example-rpms"},
+				wantWarning: "Red Hat packages were not checked: no Red Hat CPE in the vulnerability DB for the content sets rhel-9-for-x86_64-example-rpms"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				rep := scanFiles(t, db, map[string][]byte{
+					"etc/os-release":           osRelease("rhel", "9.0"),
+					"var/lib/rpm/rpmdb.sqlite": rpms,
+					"root/buildinfo/content_manifests/ubi9-container-9.0-1.json": manifest(tc.sets...),
+				})
+				if got := osFindings(rep); !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("findings\n got %q\nwant %q\nwarnings %q", got, tc.want, rep.Warnings)
+				}
+				if tc.wantWarning != "" && !strings.Contains(strings.Join(rep.Warnings, "\n"), tc.wantWarning) {
+					t.Errorf("warnings %q lack %q", rep.Warnings, tc.wantWarning)
+				}
+			})
+		}
+	})
 
 	t.Run("unsupported", func(t *testing.T) {
 		for _, tc := range []struct {

@@ -89,7 +89,7 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 	if err != nil {
 		return nil, err
 	}
-	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger}
+	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger, contentSets: inv.RedHatContentSets}
 	var osm *osMatcher
 	if inv.OS != nil {
 		var why string
@@ -155,6 +155,9 @@ type detector struct {
 	skippedModular []string
 	// noRedHatCPE is set once the DB was found to map no content set.
 	noRedHatCPE bool
+	// contentSets are the Red Hat repositories the image's content
+	// manifests name; nil means the release's defaults.
+	contentSets []string
 }
 
 func (d *detector) warn(format string, args ...any) {

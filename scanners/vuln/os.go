@@ -156,7 +156,8 @@ var osFamilies = map[string]osFamily{
 }
 
 // redHat matches RHEL (and CentOS, as Trivy does) against the "Red Hat"
-// bucket through the CPEs of the default content sets.
+// bucket through the CPEs of the content sets the image's content manifests
+// name, or of the release's default ones when it has none.
 func redHat(eol map[string]time.Time) osFamily {
 	return osFamily{
 		release: func(v string) string {
@@ -168,7 +169,11 @@ func redHat(eol map[string]time.Time) osFamily {
 		bucket: func(string) string { return vulndb.BucketRedHat }, cmp: compareRPM, byBinary: true, eol: eol,
 		get: func(rel, _ string) func(d *detector, p analyzer.Package) ([]types.Advisory, error) {
 			return func(d *detector, p analyzer.Package) ([]types.Advisory, error) {
-				advs, err := d.db.RedHatAdvisories(osKey(p), rhelContentSets[rel])
+				sets := rhelContentSets[rel]
+				if len(d.contentSets) > 0 {
+					sets = d.contentSets
+				}
+				advs, err := d.db.RedHatAdvisories(osKey(p), sets)
 				if errors.Is(err, vulndb.ErrNoRedHatCPE) {
 					if !d.noRedHatCPE {
 						d.noRedHatCPE = true

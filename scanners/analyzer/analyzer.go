@@ -109,6 +109,8 @@ type Result struct {
 	// ContentSets are the Red Hat repositories a content manifest names
 	// (generic "__N" suffixes removed).
 	ContentSets []string
+	// UbuntuESM says Ubuntu Pro's esm-infra service is enabled.
+	UbuntuESM bool
 }
 
 // Analyzer finds packages (or the OS) in the files it asks for.
@@ -132,6 +134,10 @@ type Inventory struct {
 	// kept in the image name (every layer's, without repeats); empty when
 	// the image has none.
 	RedHatContentSets []string
+	// UbuntuESM says the image is an Ubuntu with Ubuntu Pro's esm-infra
+	// service enabled (var/lib/ubuntu-advantage/status.json): past the
+	// release's end of life its packages get ESM fixes.
+	UbuntuESM bool
 	// Warnings are the analyzers' warnings, each naming its file.
 	Warnings []string
 }
@@ -205,6 +211,7 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	}
 	inv := &Inventory{}
 	var osFrom, debPoint string
+	var esm bool
 	type ownership struct {
 		owner string
 		files []string
@@ -266,6 +273,7 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 			for _, n := range res.ThirdParty {
 				thirdParty[n] = true
 			}
+			esm = esm || res.UbuntuESM
 			for _, cs := range res.ContentSets {
 				if !slices.Contains(inv.RedHatContentSets, cs) {
 					inv.RedHatContentSets = append(inv.RedHatContentSets, cs)
@@ -311,6 +319,7 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	if inv.OS != nil && inv.OS.Family == "debian" && debPoint != "" {
 		inv.OS.Name = debPoint
 	}
+	inv.UbuntuESM = esm && inv.OS != nil && inv.OS.Family == "ubuntu"
 	SortPackages(inv.Packages)
 	return inv, nil
 }

@@ -3,6 +3,7 @@ package analyzer
 // analyzers is the table of every analyzer, in the order they run on a file.
 var analyzers = []Analyzer{
 	osRelease{},
+	ubuntuESM{},
 	dpkgStatus{},
 	dpkgFiles{},
 	apkInstalled{},

@@ -405,3 +405,86 @@ func TestOSMatching(t *testing.T) {
 		}
 	})
 }
+
+// An Ubuntu with Ubuntu Pro's esm-infra enabled is matched, past its
+// release's standard end of life, against the release's ESM advisories, as
+// Trivy does. The advisory has the Ubuntu CVE tracker's form (vuln-list's
+// JSON) with the test's own CVE ID and versions: a CVE published after
+// focal's standard support ended, fixed only in ESM.
+func TestUbuntuESM(t *testing.T) {
+	adv := t.TempDir()
+	scantest.WriteFiles(t, adv, map[string][]byte{"ubuntu/CVE-2099-0001.json": []byte(`{
+  "Candidate": "CVE-2099-0001",
+  "PublicDate": "2099-01-01 00:00:00 UTC",
+  "Priority": "medium",
+  "description": "A test advisory in the tracker's form.",
+  "References": [],
+  "Patches": {
+    "openssl": {
+      "upstream": {"Status": "released", "Note": "1.1.1x"},
+      "bionic": {"Status": "needed", "Note": ""},
+      "focal": {"Status": "needed", "Note": ""},
+      "esm-infra/focal": {"Status": "released", "Note": "1.1.1f-1ubuntu2.24+esm1"},
+      "esm-apps/focal": {"Status": "DNE", "Note": ""},
+      "jammy": {"Status": "released", "Note": "3.0.2-0ubuntu1.20"}
+    }
+  }
+}`)})
+	dbDir := t.TempDir()
+	if _, err := vulndb.Build(context.Background(), dbDir, adv, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := vulndb.Open(dbDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	esm := func(state string) []byte {
+		return []byte(`{"_schema_version":"0.1","services":[{"name":"esm-apps","status":"disabled"},{"name":"esm-infra","status":"` + state + `"}]}`)
+	}
+	const focalSSL = "1.1.1f-1ubuntu2.23"
+	for _, tc := range []struct {
+		name        string
+		files       map[string][]byte
+		want        []string
+		wantWarning string
+	}{{
+		name: "focal with ESM",
+		files: map[string][]byte{"etc/os-release": osRelease("ubuntu", "20.04"), "var/lib/ubuntu-advantage/status.json": esm("enabled"),
+			"var/lib/dpkg/status": dpkgStatus([3]string{"libssl1.1", "openssl", focalSSL})},
+		want: []string{"libssl1.1 " + focalSSL + " CVE-2099-0001 1.1.1f-1ubuntu2.24+esm1 fixed"},
+	}, {
+		name: "focal with the ESM fix",
+		files: map[string][]byte{"etc/os-release": osRelease("ubuntu", "20.04"), "var/lib/ubuntu-advantage/status.json": esm("enabled"),
+			"var/lib/dpkg/status": dpkgStatus([3]string{"libssl1.1", "openssl", "1.1.1f-1ubuntu2.24+esm1"})},
+	}, {
+		name: "focal without ESM",
+		files: map[string][]byte{"etc/os-release": osRelease("ubuntu", "20.04"), "var/lib/ubuntu-advantage/status.json": esm("disabled"),
+			"var/lib/dpkg/status": dpkgStatus([3]string{"libssl1.1", "openssl", focalSSL})},
+		want: []string{"libssl1.1 " + focalSSL + " CVE-2099-0001  affected"},
+	}, {
+		// jammy's standard support lasts until 2027: its own advisories.
+		name: "jammy with ESM",
+		files: map[string][]byte{"etc/os-release": osRelease("ubuntu", "22.04"), "var/lib/ubuntu-advantage/status.json": esm("enabled"),
+			"var/lib/dpkg/status": dpkgStatus([3]string{"libssl3", "openssl", "3.0.2-0ubuntu1.19"})},
+		want: []string{"libssl3 3.0.2-0ubuntu1.19 CVE-2099-0001 3.0.2-0ubuntu1.20 fixed"},
+	}, {
+		// No bionic ESM advisories in this DB: the standard ones, said so.
+		name: "bionic with ESM, none in the DB",
+		files: map[string][]byte{"etc/os-release": osRelease("ubuntu", "18.04"), "var/lib/ubuntu-advantage/status.json": esm("enabled"),
+			"var/lib/dpkg/status": dpkgStatus([3]string{"libssl1.1", "openssl", "1.1.1-1ubuntu2.1~18.04.23"})},
+		want:        []string{"libssl1.1 1.1.1-1ubuntu2.1~18.04.23 CVE-2099-0001  affected"},
+		wantWarning: `ESM is enabled in the image (var/lib/ubuntu-advantage/status.json) but the vulnerability DB has no ESM advisories for ubuntu 18.04 (bucket "ubuntu 18.04-ESM")`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := scanFiles(t, db, tc.files)
+			if got := osFindings(rep); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("findings\n got %q\nwant %q\nwarnings %q", got, tc.want, rep.Warnings)
+			}
+			if tc.wantWarning != "" && !strings.Contains(strings.Join(rep.Warnings, "\n"), tc.wantWarning) {
+				t.Errorf("warnings %q lack %q", rep.Warnings, tc.wantWarning)
+			}
+		})
+	}
+}

@@ -89,7 +89,7 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 	if err != nil {
 		return nil, err
 	}
-	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger, contentSets: inv.RedHatContentSets}
+	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger, contentSets: inv.RedHatContentSets, ubuntuESM: inv.UbuntuESM}
 	var osm *osMatcher
 	if inv.OS != nil {
 		var why string
@@ -158,6 +158,8 @@ type detector struct {
 	// contentSets are the Red Hat repositories the image's content
 	// manifests name; nil means the release's defaults.
 	contentSets []string
+	// ubuntuESM: the image is an Ubuntu with ESM (esm-infra) enabled.
+	ubuntuESM bool
 }
 
 func (d *detector) warn(format string, args ...any) {

@@ -103,6 +103,9 @@ var osFamilies = map[string]osFamily{
 			"21.04": date(2022, 1, 20), "21.10": date(2022, 7, 14), "22.04": date(2027, 4, 23), "22.10": date(2023, 7, 20),
 			"23.04": date(2024, 1, 20), "23.10": date(2024, 6, 30), "24.04": date(2034, 3, 31), "24.10": date(2025, 7, 9),
 			"25.04": date(2026, 1, 16), "25.10": date(2026, 7, 1), "26.04": date(2031, 5, 31),
+			// Expanded Security Maintenance (Ubuntu Pro's esm-infra).
+			"12.04-ESM": date(2019, 4, 28), "14.04-ESM": date(2024, 4, 25), "16.04-ESM": date(2026, 4, 29),
+			"18.04-ESM": date(2028, 3, 31), "20.04-ESM": date(2030, 4, 30),
 		},
 	},
 	"alpine": {
@@ -245,6 +248,9 @@ func (d *detector) osMatcherFor(o *analyzer.OS, now time.Time) (*osMatcher, stri
 	if rel == "" {
 		return nil, fmt.Sprintf("OS %s is not supported (no advisories for this release): its packages were not checked", name)
 	}
+	if o.Family == "ubuntu" && d.ubuntuESM {
+		rel, name = d.ubuntuESMRelease(fam, rel, name, now)
+	}
 	bucket := fam.bucket(rel)
 	if !containsString(d.buckets, bucket) {
 		return nil, fmt.Sprintf("the vulnerability DB has no advisories for %s (bucket %q): its packages were not checked", name, bucket)
@@ -257,6 +263,23 @@ func (d *detector) osMatcherFor(o *analyzer.OS, now time.Time) (*osMatcher, stri
 		get = plain
 	}
 	return &osMatcher{name: name, bucket: bucket, cmp: fam.cmp, byBinary: fam.byBinary, get: get(rel, bucket)}, ""
+}
+
+// ubuntuESMRelease picks the advisories of an Ubuntu with ESM enabled, as
+// Trivy does: the release's own while its standard support lasts, then its
+// ESM advisories ("20.04-ESM"). When the DB has none for the release, the
+// standard ones are used with a warning: the ESM fixes are unknown to it.
+func (d *detector) ubuntuESMRelease(fam osFamily, rel, name string, now time.Time) (string, string) {
+	if end, ok := fam.eol[rel]; !ok || !now.After(end) {
+		return rel, name
+	}
+	esm := rel + "-ESM"
+	if !containsString(d.buckets, fam.bucket(esm)) {
+		d.warn("ESM is enabled in the image (%s) but the vulnerability DB has no ESM advisories for %s (bucket %q): matched against the standard release's advisories, which do not know the ESM fixes",
+			"var/lib/ubuntu-advantage/status.json", name, fam.bucket(esm))
+		return rel, name
+	}
+	return esm, name + " (ESM)"
 }
 
 // match checks one package against its OS's advisories.

@@ -3,6 +3,7 @@ package vulndb
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,6 +173,12 @@ var ubuntuReleases = map[string]string{
 	"trusty": "14.04", "xenial": "16.04", "bionic": "18.04", "focal": "20.04",
 	"jammy": "22.04", "kinetic": "22.10", "lunar": "23.04", "mantic": "23.10",
 	"noble": "24.04", "oracular": "24.10", "plucky": "25.04", "questing": "25.10", "resolute": "26.04",
+	// Expanded Security Maintenance, as trivy-db lays it out: infra and
+	// apps of a release share its "-ESM" bucket.
+	"precise/esm": "12.04-ESM", "trusty/esm": "14.04-ESM",
+	"esm-infra/xenial": "16.04-ESM", "esm-apps/xenial": "16.04-ESM",
+	"esm-infra/bionic": "18.04-ESM", "esm-apps/bionic": "18.04-ESM",
+	"esm-infra/focal": "20.04-ESM", "esm-apps/focal": "20.04-ESM",
 }
 
 // ubuntuStatuses are the tracker statuses that mean "affected" ("released"
@@ -211,7 +218,8 @@ func (b *builder) loadUbuntu(path string) error {
 	}
 	found := false
 	for pkg, rels := range c.Patches {
-		for rel, st := range rels {
+		for _, rel := range slices.Sorted(maps.Keys(rels)) { // one order: ESM infra and apps share a bucket
+			st := rels[rel]
 			ver, ok := ubuntuReleases[rel]
 			if !ok || !slices.Contains(ubuntuStatuses, st.Status) {
 				continue
@@ -225,7 +233,11 @@ func (b *builder) loadUbuntu(path string) error {
 				}
 				adv.FixedVersion = st.Note
 			}
-			b.advisories[advKey{bucket, pkg, c.Candidate}] = adv
+			k := advKey{bucket, pkg, c.Candidate}
+			if prev, ok := b.advisories[k]; ok && prev.FixedVersion != "" && adv.FixedVersion == "" {
+				continue // an ESM bucket's infra and apps entries: a fix wins
+			}
+			b.advisories[k] = adv
 			found = true
 		}
 	}

@@ -127,6 +127,7 @@ type wrkConfig struct {
 	plain       bool
 	extras      bool
 	keep        bool
+	perf        string
 }
 
 // runWrk measures the real sidecar process (taskguard-defender sidecar with
@@ -144,6 +145,7 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	fs.BoolVar(&c.plain, "plain", true, "also measure plain Coraza+CRS")
 	fs.BoolVar(&c.extras, "extras", true, "turn the API, rate-limit, sources and bots protections on besides CRS's")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (policy, audits, logs)")
+	fs.StringVar(&c.perf, "perf", "", "write a perf profile (perf record -g, Debian package linux-perf) of the sidecar process during its last round to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -152,6 +154,9 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (Debian package wrk; scripts/install-deps.sh)")
+	}
+	if _, err := exec.LookPath("perf"); c.perf != "" && err != nil {
+		return errors.New("-perf: perf is not installed (Debian package linux-perf)")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -241,8 +246,19 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	results := make([][]wrkResult, len(targets))
 	for round := 0; round < c.rounds; round++ {
 		for i, t := range targets {
+			var stopPerf func() error
+			if c.perf != "" && round == c.rounds-1 && i == len(targets)-1 {
+				if stopPerf, err = startPerf(ctx, t.pid, c.perf); err != nil {
+					return err
+				}
+			}
 			cpu0 := cpuTime(t.pid)
 			r, err := runWrkOnce(ctx, script, t.url, c.connections, c.duration)
+			if stopPerf != nil {
+				if perr := stopPerf(); perr != nil && err == nil {
+					err = perr
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -260,6 +276,26 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	reportWrk(out, targets, results)
 	fmt.Fprintf(out, "audits written by the sidecar under the benign load: %d (attack check before: %d)\n", audited-attacksAudited, attacksAudited)
 	return nil
+}
+
+// startPerf records the CPU samples of process pid (call graphs, 999 Hz)
+// into file until the returned function stops it.
+func startPerf(ctx context.Context, pid int, file string) (func() error, error) {
+	cmd := exec.CommandContext(ctx, "perf", "record", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", file)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf record: %w", err)
+	}
+	return func() error {
+		_ = cmd.Process.Signal(os.Interrupt)
+		// perf ends on the interrupt, with its data written.
+		var exit *exec.ExitError
+		if err := cmd.Wait(); err != nil && !(errors.As(err, &exit) && !exit.Exited()) {
+			return fmt.Errorf("perf record: %w: %s", err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	}, nil
 }
 
 // startServe starts this program as one target and returns its address.

@@ -169,7 +169,7 @@ func (a *alertAggregator) summary(k aggKey, e *aggEntry, over time.Duration) api
 	if e.count == 1 {
 		noun = "request"
 	}
-	over = over.Round(time.Second)
+	over = max(over.Round(time.Second), time.Second) // "in the last 1s" for a shorter final window
 	msg := fmt.Sprintf("%s %s %d more %s from %s in the last %s (last %s %s)", protectionNames[policy.Protection(k.protection)], action, e.count, noun, from, over, e.method, e.path)
 	if e.note != "" {
 		msg += ": " + e.note

@@ -51,7 +51,10 @@ const (
 )
 
 // AuditSink receives one audit per inspected request that matched an alert or
-// prevent protection. It is called on the request's goroutine and must not block.
+// prevent protection, except rate-limit and bot findings, which are
+// aggregated per client (the first at once, then one count per
+// WithAlertWindow). It is called on the request's goroutine, or the
+// proxy's own for counts, and must not block.
 type AuditSink func(ctx context.Context, a api.Audit)
 
 // Option configures a Proxy.

@@ -105,14 +105,36 @@ func Run(ctx context.Context, o Options) error {
 		})
 	}
 	g.Go(func() error { return srv.Serve(ctx, l) })
-	g.Go(func() error { return ship.Run(ctx) })
+	// The shipper outlives the WAF proxies: the audits they make while
+	// they stop (requests finishing, the rate-limit and bot counts of the
+	// last window) are shipped by its final delivery, not left in the
+	// spool.
+	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopShip()
+	shipped := make(chan error, 1)
+	go func() { shipped <- ship.Run(shipCtx) }()
+	g.Go(func() error {
+		select {
+		case err := <-shipped: // ended early: the sidecar stops
+			shipped <- err
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	})
 	if o.Console != nil {
 		g.Go(func() error {
 			pollPolicy(ctx, o.Console, o.PolicyWait, o.StateDir, apply, o.Log.With("component", "policy"))
 			return nil
 		})
 	}
-	return g.Wait()
+	err = g.Wait()
+	firewalls.wait()
+	stopShip()
+	if shipErr := <-shipped; err == nil {
+		err = shipErr
+	}
+	return err
 }
 
 // minPoll is the shortest time between two policy requests answered 304.

@@ -126,3 +126,58 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestWAFAggregatedAuditsShippedAtShutdown: under a flood over the rate
+// limit, the console gets the first refusal's audit at once and, when the
+// sidecar stops, the count of the others: the WAF proxies stop before the
+// audit shipper's final delivery, so nothing is left in the spool.
+func TestWAFAggregatedAuditsShippedAtShutdown(t *testing.T) {
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello from the app") })}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go app.Serve(appLn)
+	defer app.Close()
+	ext := freePort(t)
+	rule := policy.WAFRule{Name: "web", Scope: policy.Scope{Tasks: []string{"twistlock-*"}}, ExternalPort: ext, AppPort: uint16(appLn.Addr().(*net.TCPAddr).Port),
+		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent},
+		RateLimit:   &policy.WAFRateLimit{Effect: policy.EffectPrevent, Requests: 1, PeriodSeconds: 3600}}
+	cc, cons := newConsole(t, &policy.Policy{WAF: []policy.WAFRule{rule}})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- Run(ctx, Options{SocketPath: filepath.Join(dir, "s.sock"), StateDir: filepath.Join(dir, "state"), Console: cons,
+			PolicyWait: 2 * time.Second, TaskFamily: "twistlock-fargate-task", WAFAddr: "127.0.0.1", Ready: ready})
+	}()
+	<-ready
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	codes := map[int]int{}
+	for range 10 {
+		code, _ := post(t, ext, `{"q": "shoes"}`)
+		codes[code]++
+	}
+	if codes[http.StatusOK] != 1 || codes[http.StatusTooManyRequests] != 9 {
+		t.Fatalf("statuses %v, want 1 x 200 and 9 x 429", codes)
+	}
+	first := cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
+	cancel()
+	if err := <-done; err != nil && err != context.Canceled {
+		t.Fatalf("sidecar: %v", err)
+	}
+	all := cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) >= 2 })
+	if len(first) != 1 || len(all) != 2 || !strings.Contains(all[1].Message, "rate limit blocked 8 more requests from 127.0.0.1") {
+		t.Fatalf("audits at the console: first %d, then %+v; want the first refusal, then a count of 8 at shutdown", len(first), all)
+	}
+	if spooled, _ := filepath.Glob(filepath.Join(dir, "state", "spool", "*.json")); len(spooled) != 0 {
+		t.Fatalf("audits left in the spool: %v", spooled)
+	}
+}

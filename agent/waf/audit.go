@@ -3,7 +3,6 @@ package waf
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -47,13 +46,7 @@ func (p *Proxy) audit(ctx context.Context, e *engine, r *http.Request, client ne
 	if p.opts.sink == nil {
 		return
 	}
-	src, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		src = r.RemoteAddr
-	}
-	if client.IsValid() {
-		src = client.String()
-	}
+	src := clientName(r, client)
 	names := make([]string, 0, len(v.protections))
 	for _, pr := range v.protections {
 		names = append(names, protectionNames[policy.Protection(pr)])

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -271,11 +272,13 @@ func TestSourceLists(t *testing.T) {
 }
 
 // TestBotSignals: alert-only; each signal is audited and forwarded, a
-// browser's request is not.
+// browser's request is not. Each case comes from its own client: a
+// client's next bot findings are counted into a summary (aggregate_test.go).
 func TestBotSignals(t *testing.T) {
 	a := newApp(t)
 	r := rule(a.port(t), map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent})
 	r.Bots = policy.EffectAlert
+	r.ClientIPHeader, r.TrustedProxies = "X-Forwarded-For", []string{"127.0.0.1"}
 	_, base, rec := startProxy(t, r)
 	browser := map[string]string{
 		"User-Agent":      "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
@@ -303,15 +306,17 @@ func TestBotSignals(t *testing.T) {
 		{"no user agent", map[string]string{"User-Agent": ""}, "request without a User-Agent"},
 		{"browser without Accept-Language", without("Accept-Language"), "browser user agent without Accept-Language"},
 	}
-	for _, tc := range tests {
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := len(rec.all())
+			client := fmt.Sprintf("192.0.2.%d", i+1)
+			tc.header["X-Forwarded-For"] = client
 			if st, _ := send(t, base, call{method: "GET", path: "/", header: tc.header}); st != http.StatusOK {
 				t.Errorf("status %d, want 200 (alert-only)", st)
 			}
 			got := newAudits(t, rec, n)
 			if len(got) != 1 || got[0].Effect != policy.EffectAlert || got[0].WAF.Protections[0] != "bots" ||
-				got[0].Message != "bot detected GET / from 127.0.0.1: "+tc.audit+" (event "+got[0].ID+")" {
+				got[0].Message != "bot detected GET / from "+client+": "+tc.audit+" (event "+got[0].ID+")" {
 				t.Errorf("audits %+v, want one saying %q", got, tc.audit)
 			}
 		})

@@ -51,7 +51,10 @@ const (
 )
 
 // AuditSink receives one audit per inspected request that matched an alert or
-// prevent protection. It is called on the request's goroutine and must not block.
+// prevent protection, except rate-limit and bot findings, which are
+// aggregated per client (the first at once, then one count per
+// WithAlertWindow). It is called on the request's goroutine, or the
+// proxy's own for counts, and must not block.
 type AuditSink func(ctx context.Context, a api.Audit)
 
 // Option configures a Proxy.
@@ -68,6 +71,7 @@ type options struct {
 	upstreamHost  string
 	appWait       time.Duration
 	bodyMemory    int64
+	alertWindow   time.Duration
 	logger        *slog.Logger
 }
 
@@ -109,6 +113,18 @@ func WithAppWait(d time.Duration) Option { return func(o *options) { o.appWait =
 // (at most twice the rule's bodyLimit) while its request is in flight.
 func WithBodyMemory(n int64) Option { return func(o *options) { o.bodyMemory = n } }
 
+// WithAlertWindow sets how long the rate-limit and bot findings of one
+// client are counted before their summary audit (default
+// DefaultAlertWindow): the first finding of a client is audited at once,
+// the next ones once per window as a count.
+func WithAlertWindow(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.alertWindow = d
+		}
+	}
+}
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -126,6 +142,8 @@ type Proxy struct {
 	bodyMemory *semaphore.Weighted
 	// appRefused counts dials to the app that were refused (nothing listening).
 	appRefused atomic.Uint64
+	// alerts aggregates the rate-limit and bot audits per client.
+	alerts *alertAggregator
 }
 
 // Stats counts what the proxy decided since it started, one counter per
@@ -176,6 +194,7 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		upstreamHost:  "127.0.0.1",
 		appWait:       DefaultAppWait,
 		bodyMemory:    DefaultBodyMemory,
+		alertWindow:   DefaultAlertWindow,
 		logger:        slog.Default(),
 	}
 	for _, opt := range opts {
@@ -189,6 +208,11 @@ func New(rule policy.WAFRule, opts ...Option) (*Proxy, error) {
 		return nil, fmt.Errorf("waf: body memory budget %d is not positive", o.bodyMemory)
 	}
 	p := &Proxy{opts: o, bodyMemory: semaphore.NewWeighted(o.bodyMemory)}
+	p.alerts = newAlertAggregator(o.alertWindow, func(a api.Audit) {
+		if p.opts.sink != nil {
+			p.opts.sink(context.Background(), a)
+		}
+	})
 	p.transport = &http.Transport{
 		DialContext:           p.dialApp,
 		MaxIdleConns:          512,
@@ -229,9 +253,11 @@ func (p *Proxy) SetRule(rule policy.WAFRule) error {
 }
 
 // Close releases what the proxy holds beyond its listener: idle upstream
-// connections and its share of Coraza's compiled-pattern cache. Call it once
-// Serve has returned and the proxy will not serve again.
+// connections and its share of Coraza's compiled-pattern cache, and audits
+// the rate-limit and bot findings still counted. Call it once Serve has
+// returned and the proxy will not serve again.
 func (p *Proxy) Close() error {
+	p.alerts.flush()
 	p.transport.CloseIdleConnections()
 	if c, ok := p.eng.Load().waf.(io.Closer); ok {
 		return c.Close()
@@ -263,6 +289,11 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	alertsCtx, stopAlerts := context.WithCancel(ctx)
+	defer stopAlerts()
+	go p.alerts.run(alertsCtx)
+	// The counts of the last window are audited once no request is left.
+	defer p.alerts.flush()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("waf: serve %s: %w", ln.Addr(), err)
@@ -377,8 +408,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request that a check prevents, with its audit.
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *engine, client netip.Addr, f finding) {
 	p.prevented.Add(1)
-	eventID := newEventID()
-	p.audit(r.Context(), e, r, client, f.verdict(), eventID)
+	eventID := p.auditFinding(r.Context(), e, r, client, f)
 	if f.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", retryAfter(f.retryAfter))
 	}
@@ -388,8 +418,26 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, e *engine, client
 // auditAll audits the alert findings of a request, one audit each.
 func (p *Proxy) auditAll(ctx context.Context, e *engine, r *http.Request, client netip.Addr, fs []finding) {
 	for _, f := range fs {
-		p.audit(ctx, e, r, client, f.verdict(), newEventID())
+		p.auditFinding(ctx, e, r, client, f)
 	}
+}
+
+// auditFinding audits one finding of the rule's own checks and returns
+// the event ID the request's answer shows. Rate-limit and bot findings go
+// through the aggregator: the first of a client is audited at once, the
+// next ones are counted into one summary per window, whose event ID they
+// show.
+func (p *Proxy) auditFinding(ctx context.Context, e *engine, r *http.Request, client netip.Addr, f finding) string {
+	if aggregated(f.protection) {
+		id, now := p.alerts.note(aggKey{rule: e.rule.Name, client: clientName(r, client), protection: f.protection}, f, r, p.opts.identity)
+		if now {
+			p.audit(ctx, e, r, client, f.verdict(), id)
+		}
+		return id
+	}
+	id := newEventID()
+	p.audit(ctx, e, r, client, f.verdict(), id)
+	return id
 }
 
 // smallBody is the body size read without a reservation from the proxy's

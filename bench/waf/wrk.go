@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -127,6 +128,8 @@ type wrkConfig struct {
 	plain       bool
 	extras      bool
 	keep        bool
+	perf        string
+	flood       int
 }
 
 // runWrk measures the real sidecar process (taskguard-defender sidecar with
@@ -144,14 +147,19 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	fs.BoolVar(&c.plain, "plain", true, "also measure plain Coraza+CRS")
 	fs.BoolVar(&c.extras, "extras", true, "turn the API, rate-limit, sources and bots protections on besides CRS's")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (policy, audits, logs)")
+	fs.IntVar(&c.flood, "flood", 0, "rate limit the sidecars to this many requests per second per client (prevent): the load is then a flood from one client; the audits each sidecar wrote are counted after it stopped")
+	fs.StringVar(&c.perf, "perf", "", "write a perf profile (perf record -g, Debian package linux-perf) of the sidecar process during its last round to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.defender == "" || c.duration <= 0 || c.rounds <= 0 || c.connections <= 0 || c.warmup < 0 {
-		return errors.New("give -defender, and positive duration, rounds and connections")
+	if c.defender == "" || c.duration <= 0 || c.rounds <= 0 || c.connections <= 0 || c.warmup < 0 || c.flood < 0 || (c.flood > 0 && c.flood < 10) {
+		return errors.New("give -defender, and positive duration, rounds and connections (and -flood 0 or at least 10: the detection check sends 9 requests)")
 	}
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return errors.New("wrk is not installed (Debian package wrk; scripts/install-deps.sh)")
+	}
+	if _, err := exec.LookPath("perf"); c.perf != "" && err != nil {
+		return errors.New("-perf: perf is not installed (Debian package linux-perf)")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -188,9 +196,10 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 		}
 		targets = append(targets, target{name: "plain Coraza+CRS", url: &url.URL{Scheme: "http", Host: plainAddr}, pid: plainPID})
 	}
+	var sidecars []sidecarRun
 	if c.compare != "" {
 		// The other build first: the report's ratios are of the last target.
-		cmpAddr, cmpPID, cmpAudits, err := startSidecar(ctx, c.compare, filepath.Join(dir, "compare"), appAddr, c.extras)
+		cmpAddr, cmpPID, cmpAudits, err := startSidecar(ctx, c.compare, filepath.Join(dir, "compare"), appAddr, c.extras, c.flood)
 		if err != nil {
 			return fmt.Errorf("compared sidecar: %w", err)
 		}
@@ -202,12 +211,14 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 			return fmt.Errorf("compared sidecar: %w", err)
 		}
 		targets = append(targets, target{name: "sidecar (-compare)", url: u, pid: cmpPID})
+		sidecars = append(sidecars, sidecarRun{"sidecar (-compare)", cmpPID, cmpAudits})
 	}
-	sidecarAddr, sidecarPID, auditFile, err := startSidecar(ctx, c.defender, dir, appAddr, c.extras)
+	sidecarAddr, sidecarPID, auditFile, err := startSidecar(ctx, c.defender, dir, appAddr, c.extras, c.flood)
 	if err != nil {
 		return err
 	}
 	targets = append(targets, target{name: "taskguard sidecar", url: &url.URL{Scheme: "http", Host: sidecarAddr}, pid: sidecarPID})
+	sidecars = append(sidecars, sidecarRun{"taskguard sidecar", sidecarPID, auditFile})
 	sidecarURL := targets[len(targets)-1].url
 
 	// The sidecar must block the attacks and pass the benign mix without a
@@ -233,7 +244,7 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	}
 	if c.warmup > 0 {
 		for _, t := range targets {
-			if _, err := runWrkOnce(ctx, script, t.url, c.connections, c.warmup); err != nil {
+			if _, err := runWrkOnce(ctx, script, t.url, c.connections, c.warmup, c.flood > 0); err != nil {
 				return fmt.Errorf("%s: warm-up: %w", t.name, err)
 			}
 		}
@@ -241,8 +252,19 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	results := make([][]wrkResult, len(targets))
 	for round := 0; round < c.rounds; round++ {
 		for i, t := range targets {
+			var stopPerf func() error
+			if c.perf != "" && round == c.rounds-1 && i == len(targets)-1 {
+				if stopPerf, err = startPerf(ctx, t.pid, c.perf); err != nil {
+					return err
+				}
+			}
 			cpu0 := cpuTime(t.pid)
-			r, err := runWrkOnce(ctx, script, t.url, c.connections, c.duration)
+			r, err := runWrkOnce(ctx, script, t.url, c.connections, c.duration, c.flood > 0)
+			if stopPerf != nil {
+				if perr := stopPerf(); perr != nil && err == nil {
+					err = perr
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -252,6 +274,22 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 			results[i] = append(results[i], r)
 		}
 	}
+	if c.flood > 0 {
+		reportWrk(out, targets, results)
+		// Every audit, the last counts included, is written once a
+		// sidecar has stopped (SIGTERM, as ECS stops a task).
+		for _, s := range sidecars {
+			if err := stopGracefully(s.pid, 60*time.Second); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			n, err := countLines(s.audits)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s: %d audits written under the flood of one client over a limit of %d requests/s (after it stopped; attack check included)\n", s.name, n, c.flood)
+		}
+		return nil
+	}
 	// Audits of the load, if any, are shipped within the shipper's period.
 	audited, err := waitLines(auditFile, attacksAudited+1, 3*time.Second)
 	if err != nil && !errors.Is(err, errTooFew) {
@@ -260,6 +298,48 @@ func runWrk(ctx context.Context, out io.Writer, args []string) error {
 	reportWrk(out, targets, results)
 	fmt.Fprintf(out, "audits written by the sidecar under the benign load: %d (attack check before: %d)\n", audited-attacksAudited, attacksAudited)
 	return nil
+}
+
+// sidecarRun is a sidecar process of the wrk mode and its audit file.
+type sidecarRun struct {
+	name   string
+	pid    int
+	audits string
+}
+
+// stopGracefully sends SIGTERM to pid and waits until the process is gone.
+func stopGracefully(pid int, wait time.Duration) error {
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still running %v after SIGTERM", wait)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a real process, bounded
+	}
+	return nil
+}
+
+// startPerf records the CPU samples of process pid (call graphs, 999 Hz)
+// into file until the returned function stops it.
+func startPerf(ctx context.Context, pid int, file string) (func() error, error) {
+	cmd := exec.CommandContext(ctx, "perf", "record", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", file)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf record: %w", err)
+	}
+	return func() error {
+		_ = cmd.Process.Signal(os.Interrupt)
+		// perf ends on the interrupt, with its data written.
+		var exit *exec.ExitError
+		if err := cmd.Wait(); err != nil && !(errors.As(err, &exit) && !exit.Exited()) {
+			return fmt.Errorf("perf record: %w: %s", err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	}, nil
 }
 
 // startServe starts this program as one target and returns its address.
@@ -298,7 +378,7 @@ func startAndRead(cmd *exec.Cmd, logPath string) (string, int, error) {
 
 // startSidecar writes the policy file and starts the real sidecar process;
 // it returns the WAF's address once it answers, and the audit file.
-func startSidecar(ctx context.Context, defender, dir, appAddr string, extras bool) (addr string, pid int, audits string, err error) {
+func startSidecar(ctx context.Context, defender, dir, appAddr string, extras bool, flood int) (addr string, pid int, audits string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", 0, "", err
 	}
@@ -320,6 +400,9 @@ func startSidecar(ctx context.Context, defender, dir, appAddr string, extras boo
 		rule.RateLimit = &policy.WAFRateLimit{Effect: policy.EffectPrevent, Requests: 1_000_000, PeriodSeconds: 1}
 		rule.Sources = &policy.WAFSources{Effect: policy.EffectPrevent, Allowed: []string{"127.0.0.0/8"}, Denied: []string{"203.0.113.0/24"}}
 		rule.Bots = policy.EffectAlert
+	}
+	if flood > 0 {
+		rule.RateLimit = &policy.WAFRateLimit{Effect: policy.EffectPrevent, Requests: flood, PeriodSeconds: 1}
 	}
 	pol := policy.Policy{WAF: []policy.WAFRule{rule}}
 	if err := pol.Validate(); err != nil {
@@ -427,7 +510,7 @@ type wrkResult struct {
 
 func (r wrkResult) rps() float64 { return float64(r.requests) / r.duration.Seconds() }
 
-func runWrkOnce(ctx context.Context, script string, u *url.URL, conns int, d time.Duration) (wrkResult, error) {
+func runWrkOnce(ctx context.Context, script string, u *url.URL, conns int, d time.Duration, refusalsExpected bool) (wrkResult, error) {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	cmd := exec.CommandContext(ctx, "wrk", "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", secs), "--timeout", "10s", "-s", script, u.String())
 	b, err := cmd.CombinedOutput()
@@ -445,7 +528,7 @@ func runWrkOnce(ctx context.Context, script string, u *url.URL, conns int, d tim
 			return wrkResult{}, fmt.Errorf("wrk result %q: %w", line, err)
 		}
 		r.duration, r.p50, r.p99 = time.Duration(durUS)*time.Microsecond, time.Duration(p50)*time.Microsecond, time.Duration(p99)*time.Microsecond
-		if r.non2xx > 0 || r.sockError > 0 {
+		if (r.non2xx > 0 && !refusalsExpected) || r.sockError > 0 {
 			return r, fmt.Errorf("%d non-2xx answers and %d socket errors under the benign mix", r.non2xx, r.sockError)
 		}
 		return r, nil

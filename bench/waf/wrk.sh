@@ -5,6 +5,8 @@
 # with a benign mix whose values change on every request (mix.lua).
 #   bench/waf/wrk.sh                        # 3 s warm-up, 8 s x 3 rounds, 16 connections
 #   bench/waf/wrk.sh -rounds 5 -plain=false
+#   bench/waf/wrk.sh -plain=false -compare OLD-DEFENDER -flood 10   # one client over a 10 req/s limit: audits written
+#   bench/waf/wrk.sh -perf /tmp/sidecar.perf                         # perf record of the sidecar's last round
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=$(mktemp -d)

@@ -185,6 +185,9 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	if err != nil {
 		return supervise.Status{}, err
 	}
+	if !supervise.SpecAllowSupported() {
+		o.Log.Debug("this kernel refuses SECCOMP_FILTER_FLAG_SPEC_ALLOW (before Linux 4.17): installing the filter may force the Speculative Store Bypass mitigation on for the app, which slows all of its code")
+	}
 	var st supervise.Status
 	for _, m := range modes {
 		cfg.Mode = m

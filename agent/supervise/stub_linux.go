@@ -60,11 +60,11 @@ func stubExec(notify bool, path string, argv []string) error {
 		if err := wait(); err != nil {
 			return err
 		}
-		if _, err := installFilter(prog, 0); err != nil {
+		if _, _, err := installFilter(prog, 0); err != nil {
 			return err
 		}
 	} else {
-		fd, err := installFilter(prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+		fd, _, err := installFilter(prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
 		if err != nil {
 			return err
 		}

@@ -106,6 +106,7 @@ func (t *tracer) foreign(tid int) {
 		t.h.Enforced(tid, killTracee(tid, err), fmt.Errorf("read the registers of a 32-bit supervised call: %w", err))
 		return
 	}
+	t.forgetPeers()
 	if t.h.Foreign(tid, int(regs[i386OrigEax])) != Deny {
 		return
 	}

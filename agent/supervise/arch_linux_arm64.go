@@ -116,6 +116,7 @@ func deny(tid int, regs *unix.PtraceRegs, errno unix.Errno) error {
 
 // foreign handles a stop of an AArch32 system call.
 func (t *tracer) foreign(tid int, regs *compatRegs) {
+	t.forgetPeers()
 	if t.h.Foreign(tid, int(regs[7])) != Deny {
 		return
 	}

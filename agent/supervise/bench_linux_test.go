@@ -35,18 +35,27 @@ const benchConnArg = "__taskguard_bench_connloop"
 // $TG_BENCH_DIR (bench/defender's file workload: calls nothing stops).
 const benchFilesArg = "__taskguard_bench_filesloop"
 
+// benchSendArg makes the test binary send(2) N datagrams of 64 bytes on
+// a UDP socket connected to a loopback port (bench/defender's udpsend
+// workload): sendto with no address, a supervised call on a connected
+// socket, as a C program's send.
+const benchSendArg = "__taskguard_bench_sendloop"
+
 func init() {
-	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg) {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg && os.Args[1] != benchSendArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
 	}
-	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg {
+	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg || os.Args[1] == benchSendArg {
 		loop := connLoop
-		if os.Args[1] == benchFilesArg {
+		switch os.Args[1] {
+		case benchFilesArg:
 			loop = filesLoop
+		case benchSendArg:
+			loop = sendLoop
 		}
 		if err := loop(n); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -98,6 +107,30 @@ func connLoop(n int) error {
 			return err
 		}
 		c.Close()
+	}
+	return nil
+}
+
+func sendLoop(n int) error {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: pc.LocalAddr().(*net.UDPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err
+	}
+	msg := make([]byte, 64)
+	for range n {
+		// The receive buffer fills and drops the rest: the sends never block.
+		if err := unix.Send(fd, msg, 0); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -208,6 +241,17 @@ func BenchmarkConnect(b *testing.B) {
 		b.ReportMetric(float64(s.Forks+s.Starts)/r.n, "forks/op")
 		b.ReportMetric(r.sup, "sup-µs/op")
 		b.ReportMetric(r.app, "app-µs/op")
+	})
+}
+
+// BenchmarkUDPSend is the bench's udpsend workload: one op is a send(2)
+// on a connected UDP socket, with every connection's first payload
+// watched. It reports the stops per send and the supervisor's CPU time.
+func BenchmarkUDPSend(b *testing.B) {
+	benchWorkload(b, benchSendArg, allowWatch{}, nil, func(b *testing.B, r workloadRun) {
+		b.ReportMetric(float64(r.st.Stops.Calls)/r.n, "calls/op")
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.supSwitches, "sup-switches/op")
 	})
 }
 

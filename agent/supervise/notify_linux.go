@@ -184,6 +184,7 @@ func (t *tracer) answerOne(fd int) bool {
 		if req.Arch == nativeArch {
 			v = t.decide(int(req.PID), int(req.NR), req.Args)
 		} else {
+			t.forgetPeers()
 			v = t.h.Foreign(int(req.PID), int(req.NR))
 		}
 	}

@@ -207,6 +207,10 @@ type tracer struct {
 	main     int
 	procs    map[int]*proc
 	tcpPeers map[string]netip.AddrPort // "socket:[inode]" → peer, for connected TCP sockets
+	// udpPeers are the peers of connected datagram sockets; a datagram
+	// socket can connect again, so every connect (the only way to change
+	// a peer, and a supervised call) clears them.
+	udpPeers map[string]netip.AddrPort
 	notify   bool                      // seccomp user notification instead of ptrace
 	pay      payloads                  // first payloads of new connections (follow_linux.go)
 	// interrupted are refused calls (user notification) whose caller a

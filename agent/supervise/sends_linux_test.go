@@ -1,0 +1,143 @@
+//go:build linux && (amd64 || arm64)
+
+package supervise
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/internal/testenv"
+)
+
+// sendsArg makes the test binary the app of TestConnectedSendsCaught:
+// argv [self, sendsArg, TCP-ADDR, UDP-PORT].
+const sendsArg = "__taskguard_test_sends"
+
+func init() {
+	if len(os.Args) != 4 || os.Args[1] != sendsArg {
+		return
+	}
+	if err := sendsApp(os.Args[2], os.Args[3]); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// sendsApp sends as a C program does (send, sendmsg on connected sockets):
+// a datagram on a UDP socket connected elsewhere first (its peer is then
+// known to the supervisor), then, on the same socket connected to port 53,
+// a DNS query; and a Stratum subscribe with sendmsg on a TCP connection.
+func sendsApp(tcpAddr, udpPort string) error {
+	port, _ := strconv.Atoi(udpPort)
+	u, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Connect(u, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("udp connect: %w", err)
+	}
+	if err := unix.Send(u, []byte("x"), 0); err != nil {
+		return fmt.Errorf("udp send: %w", err)
+	}
+	if err := unix.Connect(u, &unix.SockaddrInet4{Port: 53, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("udp connect to 53: %w", err)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("blocked.example.", dns.TypeA)
+	q, _ := m.Pack()
+	fmt.Println("dns send:", unix.Send(u, q, 0))
+	ap, err := net.ResolveTCPAddr("tcp4", tcpAddr)
+	if err != nil {
+		return err
+	}
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	sa := &unix.SockaddrInet4{Port: ap.Port}
+	copy(sa.Addr[:], ap.IP.To4())
+	if err := unix.Connect(s, sa); err != nil {
+		return fmt.Errorf("tcp connect: %w", err)
+	}
+	_, err = unix.SendmsgN(s, []byte(`{"id":1,"method":"mining.subscribe","params":[]}`+"\n"), nil, nil, 0)
+	fmt.Println("stratum sendmsg:", err)
+	return nil
+}
+
+// sendsRecorder records DNS names and refuses payloads with "mining.".
+type sendsRecorder struct {
+	payloadRecorder
+	dnsMu sync.Mutex
+	names []string
+}
+
+func (r *sendsRecorder) DNS(e DNSEvent) Verdict {
+	r.dnsMu.Lock()
+	defer r.dnsMu.Unlock()
+	r.names = append(r.names, e.Names...)
+	return Deny
+}
+
+// TestConnectedSendsCaught: with the peers of connected sockets cached,
+// a DNS query sent with send(2) on a UDP socket that was connected
+// elsewhere before and a Stratum subscribe sent with sendmsg(2) are still
+// inspected under both mechanisms, and the subscribe is refused.
+func TestConnectedSendsCaught(t *testing.T) {
+	testenv.RequireRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range modes {
+		t.Run(m.String(), func(t *testing.T) {
+			addr, got := sink(t, 1)
+			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			h := &sendsRecorder{payloadRecorder: payloadRecorder{deny: "mining."}}
+			out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			st, err := Run(Config{Path: self, Argv: []string{self, sendsArg, addr, strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)},
+				Files: [3]*os.File{nil, out, out}, Handler: h, Mode: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(out.Name())
+			if st.Code != 0 || !strings.Contains(string(b), "stratum sendmsg: operation not permitted") {
+				t.Errorf("status %+v, output %q: want the subscribe refused with EPERM", st, b)
+			}
+			if data := <-got; data != "" {
+				t.Errorf("the server received %q, want nothing", data)
+			}
+			h.dnsMu.Lock()
+			names := slices.Clone(h.names)
+			h.dnsMu.Unlock()
+			if !slices.Contains(names, "blocked.example") && !slices.Contains(names, "blocked.example.") {
+				t.Errorf("DNS names seen %q, want blocked.example (sent with send(2) on a reconnected UDP socket)", names)
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			// The UDP datagram "x" is a watched first payload too.
+			if len(h.got) != 2 || string(h.got[0].Data) != "x" || !strings.Contains(string(h.got[1].Data), "mining.subscribe") || h.got[1].Call != "sendmsg" {
+				t.Errorf("payloads %+v, want x and the subscribe, by sendmsg", h.got)
+			}
+			t.Logf("stops %+v, output %q", st.Stops, b)
+		})
+	}
+}

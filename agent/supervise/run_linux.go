@@ -211,8 +211,8 @@ type tracer struct {
 	// socket can connect again, so every connect (the only way to change
 	// a peer, and a supervised call) clears them.
 	udpPeers map[string]netip.AddrPort
-	notify   bool                      // seccomp user notification instead of ptrace
-	pay      payloads                  // first payloads of new connections (follow_linux.go)
+	notify   bool     // seccomp user notification instead of ptrace
+	pay      payloads // first payloads of new connections (follow_linux.go)
 	// interrupted are refused calls (user notification) whose caller a
 	// signal took out of its wait before the answer, by task: the kernel
 	// restarts such a call and it comes again.

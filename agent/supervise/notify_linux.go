@@ -107,6 +107,7 @@ func notifyIoctl(fd int, req uintptr, arg unsafe.Pointer) unix.Errno {
 // supervised calls with ENOSYS (none runs unchecked).
 func (t *tracer) notifyLoop(fd, stop int) {
 	defer unix.Close(fd)
+	defer t.closeFDDirs()
 	defer t.flushInterrupted()
 	// The caller and this thread hand the CPU to each other directly: the
 	// kernel wakes the supervisor on the caller's CPU and the caller on

@@ -110,6 +110,7 @@ func Run(cfg Config) (Status, error) {
 		t.procs[pid] = &proc{exe: self, real: self}
 	}
 	st, err := t.loop()
+	t.closeFDDirs()
 	st.Stops = t.stops
 	if n != nil {
 		st.Stops.Calls = n.notified.Load()
@@ -211,8 +212,9 @@ type tracer struct {
 	// socket can connect again, so every connect (the only way to change
 	// a peer, and a supervised call) clears them.
 	udpPeers map[string]netip.AddrPort
-	notify   bool     // seccomp user notification instead of ptrace
-	pay      payloads // first payloads of new connections (follow_linux.go)
+	fdDirs   map[int]int // thread → its /proc/TID/fd, open (fdLink)
+	notify   bool        // seccomp user notification instead of ptrace
+	pay      payloads    // first payloads of new connections (follow_linux.go)
 	// interrupted are refused calls (user notification) whose caller a
 	// signal took out of its wait before the answer, by task: the kernel
 	// restarts such a call and it comes again.

@@ -4,6 +4,9 @@
 //	workload exec N      fork+exec of /bin/true, N times
 //	workload files DIR N create, write and remove N files in DIR
 //	workload connect N   N TCP connects to a loopback listener
+//	workload dial ADDR N N TCP connects to a listener at ADDR (host:port)
+//	workload serve ADDR  accept and close connections at ADDR until killed
+//	                     (the listener of dial, in another network namespace)
 //	workload udpsend N   N send(2) (sendto with no address) of 64 bytes on a
 //	                     UDP socket connected to a loopback port
 //	workload tcpsendmsg N N sendmsg(2) of 64 bytes on a TCP connection to a
@@ -34,8 +37,11 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) == 2 && args[0] == "serve" {
+		return serve(args[1])
+	}
 	if len(args) < 2 {
-		return fmt.Errorf("usage: workload exec N | files DIR N | connect N | udpsend N | tcpsendmsg N")
+		return fmt.Errorf("usage: workload exec N | files DIR N | connect N | dial ADDR N | serve ADDR | udpsend N | tcpsendmsg N")
 	}
 	n, err := strconv.Atoi(args[len(args)-1])
 	if err != nil || n <= 0 {
@@ -85,6 +91,14 @@ func run(args []string) error {
 		}()
 		for range n {
 			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
+			c.Close()
+		}
+	case "dial":
+		for range n {
+			c, err := net.Dial("tcp", args[1])
 			if err != nil {
 				return fmt.Errorf("connect: %w", err)
 			}
@@ -174,4 +188,19 @@ func sends(kind string, n int) error {
 	}
 	fmt.Printf("%.1f\n", float64(n)/elapsed.Seconds())
 	return nil
+}
+
+// serve accepts connections at addr and closes them, until killed.
+func serve(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
 }

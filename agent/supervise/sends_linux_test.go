@@ -92,15 +92,29 @@ func (r *sendsRecorder) DNS(e DNSEvent) Verdict {
 // TestConnectedSendsCaught: with the peers of connected sockets cached,
 // a DNS query sent with send(2) on a UDP socket that was connected
 // elsewhere before and a Stratum subscribe sent with sendmsg(2) are still
-// inspected under both mechanisms, and the subscribe is refused.
+// inspected under both mechanisms, and the subscribe is refused; the query
+// is seen by the relay, or, with no relay left, at the send itself (and
+// refused there), which needs the cached peer forgotten at the connect.
 func TestConnectedSendsCaught(t *testing.T) {
 	testenv.RequireRoot(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range modes {
-		t.Run(m.String(), func(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		mode  Mode
+		relay bool
+	}{{"ptrace", ModePtrace, true}, {"notify", ModeUserNotify, true}, {"ptrace-norelay", ModePtrace, false}, {"notify-norelay", ModeUserNotify, false}} {
+		m := c.mode
+		t.Run(c.name, func(t *testing.T) {
+			if !c.relay {
+				// Every relay taken: the connect to port 53 is not
+				// redirected, and the query is seen at the send, through
+				// the socket's peer, which was cached as the first one.
+				prev := activeRelays.Swap(maxRelays)
+				defer activeRelays.Store(prev)
+			}
 			addr, got := sink(t, 1)
 			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 			if err != nil {
@@ -130,6 +144,9 @@ func TestConnectedSendsCaught(t *testing.T) {
 			h.dnsMu.Unlock()
 			if !slices.Contains(names, "blocked.example") && !slices.Contains(names, "blocked.example.") {
 				t.Errorf("DNS names seen %q, want blocked.example (sent with send(2) on a reconnected UDP socket)", names)
+			}
+			if !c.relay && !strings.Contains(string(b), "dns send: operation not permitted") {
+				t.Errorf("output %q: want the query refused at the send (EPERM)", b)
 			}
 			h.mu.Lock()
 			defer h.mu.Unlock()

@@ -43,23 +43,27 @@ JSON
 # The mechanism is named for both columns: the launcher's default (auto)
 # picks user notification wherever the kernel offers it, so a ptrace column
 # run without TASKGUARD_SUPERVISOR=ptrace measures user notification.
-run_defender() { "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "$@"; }
-defended() { TASKGUARD_SUPERVISOR=ptrace run_defender "$@"; }
-notified() { TASKGUARD_SUPERVISOR=usernotif run_defender "$@"; }
+# Every variant runs behind "${in_ns[@]}": nothing, or ip netns exec for the
+# connect-veth row, whose client runs in the bench's namespace.
+in_ns=()
+native() { "${in_ns[@]}" "$@"; }
+run_defender() { "${in_ns[@]}" env TASKGUARD_SUPERVISOR="$1" "$work/defender" entrypoint --policy "$work/policy.json" --audits /dev/null -- "${@:2}"; }
+defended() { run_defender ptrace "$@"; }
+notified() { run_defender usernotif "$@"; }
 # The fair peer: strace stopping only on the calls it reports, like the
 # defender's filter (seccomp-bpf). Plain strace -f (every call stops) is
 # shown as a second, labelled row for reference.
 # It traces the calls the defender's filter stops (it traced execve,connect
 # before the send rows came: the same for the other rows, whose workloads
 # make no send, bind or listen).
-peer() { strace -f -qq --seccomp-bpf -e trace=execve,execveat,connect,sendto,sendmsg,sendmmsg,bind,listen -o /dev/null "$@"; }
-traced() { strace -f -qq -o /dev/null "$@"; }
+peer() { "${in_ns[@]}" strace -f -qq --seccomp-bpf -e trace=execve,execveat,connect,sendto,sendmsg,sendmmsg,bind,listen -o /dev/null "$@"; }
+traced() { "${in_ns[@]}" strace -f -qq -o /dev/null "$@"; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
-# connect-veth: the connect workload over a realistic path, to a listener in
-# a network namespace of its own behind a veth pair, with 250 us of delay
+# connect-veth: the connect workload over a realistic path, from a network
+# namespace of the bench's own to a listener here, over a veth pair, with 250 us of delay
 # each way (tc netem) where the kernel has sch_netem. The loopback row stays
 # the goal's row.
 veth=""
@@ -76,10 +80,16 @@ if command -v ip >/dev/null && ip netns add "$ns" 2>/dev/null; then
 		ip netns exec "$ns" tc qdisc add dev tgb$$b root netem delay 250us 2>/dev/null; then
 		netem=yes
 	fi
-	ip netns exec "$ns" "$work/workload" serve 10.231.7.2:7000 &
+	# The client runs in the namespace (every variant of the row), the
+	# listener here; the namespace's own tcp_tw_reuse lets the client's
+	# ports in TIME_WAIT serve again, as the loopback row's fresh listener
+	# port per run does (else each run's connects collide with the last
+	# runs' and the row measures SYN retries).
+	ip netns exec "$ns" sysctl -qw net.ipv4.tcp_tw_reuse=1
+	"$work/workload" serve 10.231.7.1:7000 &
 	server=$!
 	for _ in $(seq 100); do
-		"$work/workload" dial 10.231.7.2:7000 1 >/dev/null 2>&1 && veth="dial 10.231.7.2:7000 $N_CONN@-" && break
+		ip netns exec "$ns" "$work/workload" dial 10.231.7.1:7000 1 >/dev/null 2>&1 && veth="dial 10.231.7.1:7000 $N_CONN@-" && break
 		sleep 0.05
 	done
 fi
@@ -101,7 +111,11 @@ for w in "${rows[@]}"; do
 	args=${w%%@*}
 	goal=${w##*@}
 	name=${args%% *}
-	[ "$name" != dial ] || name=connect-veth
+	in_ns=()
+	if [ "$name" = dial ]; then
+		name=connect-veth
+		in_ns=(ip netns exec "$ns")
+	fi
 	# Each round runs native, the two mechanisms and the peers one after the
 	# other, so that load from other jobs hits them alike; the median of
 	# each column counts.
@@ -115,7 +129,7 @@ for w in "${rows[@]}"; do
 			v=${variants[$(((i + r) % ${#variants[@]}))]}
 			# shellcheck disable=SC2086
 			case $v in
-			nat) "$work/workload" $args >>"$work/nat" ;;
+			nat) native "$work/workload" $args >>"$work/nat" ;;
 			def) defended "$work/workload" $args >>"$work/def" ;;
 			ntf) notified "$work/workload" $args >>"$work/ntf" ;;
 			peer) peer "$work/workload" $args >>"$work/peer" ;;
@@ -138,9 +152,9 @@ done
 if [ -z "$veth" ]; then
 	echo "connect-veth: not run (no ip(8), or no network namespace could be made)"
 elif [ $netem = yes ]; then
-	echo "connect-veth: TCP connects to a listener in another network namespace over a veth pair, netem delay 250us each way"
+	echo "connect-veth: TCP connects from another network namespace to a listener over a veth pair, netem delay 250us each way"
 else
-	echo "connect-veth: TCP connects to a listener in another network namespace over a veth pair; NO added delay: this kernel has no sch_netem (tc qdisc netem refused)"
+	echo "connect-veth: TCP connects from another network namespace to a listener over a veth pair; NO added delay: this kernel has no sch_netem (tc qdisc netem refused)"
 fi
 for r in "${plain_rows[@]}"; do
 	echo "$r   plain strace -f, every call stops (reference)"

@@ -41,21 +41,28 @@ const benchFilesArg = "__taskguard_bench_filesloop"
 // socket, as a C program's send.
 const benchSendArg = "__taskguard_bench_sendloop"
 
+// benchSendmsgArg makes the test binary sendmsg(2) N messages of 64 bytes
+// on a TCP connection to a loopback listener of its own (bench/defender's
+// tcpsendmsg workload).
+const benchSendmsgArg = "__taskguard_bench_sendmsgloop"
+
 func init() {
-	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg && os.Args[1] != benchSendArg) {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg && os.Args[1] != benchSendArg && os.Args[1] != benchSendmsgArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
 	}
-	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg || os.Args[1] == benchSendArg {
+	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg || os.Args[1] == benchSendArg || os.Args[1] == benchSendmsgArg {
 		loop := connLoop
 		switch os.Args[1] {
 		case benchFilesArg:
 			loop = filesLoop
 		case benchSendArg:
 			loop = sendLoop
+		case benchSendmsgArg:
+			loop = sendmsgLoop
 		}
 		if err := loop(n); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -132,6 +139,47 @@ func sendLoop(n int) error {
 			return err
 		}
 	}
+	return nil
+}
+
+func sendmsgLoop(n int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64<<10)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+		}
+	}()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: l.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	msg := make([]byte, 64)
+	for range n {
+		if _, err := unix.SendmsgN(fd, msg, nil, nil, 0); err != nil {
+			unix.Close(fd)
+			return err
+		}
+	}
+	unix.Close(fd)
+	<-done
 	return nil
 }
 
@@ -251,6 +299,17 @@ func BenchmarkUDPSend(b *testing.B) {
 	benchWorkload(b, benchSendArg, allowWatch{}, nil, func(b *testing.B, r workloadRun) {
 		b.ReportMetric(float64(r.st.Stops.Calls)/r.n, "calls/op")
 		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.supSwitches, "sup-switches/op")
+	})
+}
+
+// BenchmarkTCPSendmsg is the bench's tcpsendmsg workload: one op is a
+// sendmsg(2) on a TCP connection, its first payload watched.
+func BenchmarkTCPSendmsg(b *testing.B) {
+	benchWorkload(b, benchSendmsgArg, allowWatch{}, nil, func(b *testing.B, r workloadRun) {
+		b.ReportMetric(float64(r.st.Stops.Calls)/r.n, "calls/op")
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.app, "app-µs/op")
 		b.ReportMetric(r.supSwitches, "sup-switches/op")
 	})
 }

@@ -158,3 +158,39 @@ func TestConnectedSendsCaught(t *testing.T) {
 		})
 	}
 }
+
+// TestFDLinkEndedTask: fdLink reads a live process's fd through the
+// /proc/PID/fd directory it keeps open, and once the process ended (its
+// number free for another) the kept directory gives an error, never an
+// answer, and is let go.
+func TestFDLinkEndedTask(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "read x"}, &os.ProcAttr{Files: []*os.File{r, nil, nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &tracer{}
+	defer tr.closeFDDirs()
+	link, err := tr.fdLink(p.Pid, 0)
+	if err != nil || !strings.HasPrefix(link, "pipe:") {
+		t.Fatalf("fdLink(%d, 0) = %q, %v; want the pipe", p.Pid, link, err)
+	}
+	if len(tr.fdDirs) != 1 {
+		t.Fatalf("%d directories held, want 1", len(tr.fdDirs))
+	}
+	w.Close()
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if link, err := tr.fdLink(p.Pid, 0); err == nil {
+		t.Errorf("fdLink of an ended process = %q, want an error", link)
+	}
+	if _, held := tr.fdDirs[p.Pid]; held {
+		t.Errorf("the directory of the ended process is still held")
+	}
+}

@@ -4,6 +4,7 @@ package supervise
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -25,15 +26,28 @@ var nativeSupervised = []uint32{
 	unix.SYS_PTRACE, unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV,
 }
 
+// nativeSends are the send calls, which Config.IgnoreSends leaves out.
+var nativeSends = []uint32{unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG}
+
+// withoutSends is nrs without the numbers in sends.
+func withoutSends(nrs, sends []uint32) []uint32 {
+	return slices.DeleteFunc(slices.Clone(nrs), func(n uint32) bool { return slices.Contains(sends, n) })
+}
+
 // seccompProgram builds the classic BPF filter: supervised calls of the
 // native and the i386 ABI return SECCOMP_RET_TRACE (or, with notify,
 // SECCOMP_RET_USER_NOTIF), the x32 ABI is refused, everything else is allowed.
 func seccompProgram(notify bool) ([]unix.SockFilter, error) {
+	return seccompProgramFor(notify, true)
+}
+
+// seccompProgramFor is seccompProgram, without the send calls unless sends.
+func seccompProgramFor(notify, sends bool) ([]unix.SockFilter, error) {
 	native, foreign := uint32(unix.SECCOMP_RET_TRACE|traceNative), uint32(unix.SECCOMP_RET_TRACE|traceForeign)
 	if notify {
 		native, foreign = unix.SECCOMP_RET_USER_NOTIF, unix.SECCOMP_RET_USER_NOTIF
 	}
-	raw, err := bpf.Assemble(seccompInstructions(native, foreign))
+	raw, err := bpf.Assemble(seccompInstructionsFor(native, foreign, sends))
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}

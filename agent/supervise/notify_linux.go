@@ -56,7 +56,7 @@ func startNotify(cfg Config) (int, int, error) {
 		return 0, -1, err
 	}
 	defer release()
-	argv := append([]string{self, stubArgNotify, cfg.Path}, cfg.Argv...)
+	argv := append([]string{self, stubMarker(true, cfg), cfg.Path}, cfg.Argv...)
 	p, err := os.StartProcess(self, argv, &os.ProcAttr{Env: cfg.Env, Files: append(fs, syncR, repW)})
 	repW.Close()
 	if err != nil {

@@ -175,7 +175,7 @@ func startTraced(cfg Config) (int, error) {
 		return 0, err
 	}
 	defer release()
-	argv := append([]string{self, stubArg, cfg.Path}, cfg.Argv...)
+	argv := append([]string{self, stubMarker(false, cfg), cfg.Path}, cfg.Argv...)
 	p, err := os.StartProcess(self, argv, &os.ProcAttr{Env: cfg.Env, Files: append(fs, r)})
 	if err != nil {
 		return 0, fmt.Errorf("start supervised child: %w", err)

@@ -194,3 +194,31 @@ func TestFDLinkEndedTask(t *testing.T) {
 		t.Errorf("the directory of the ended process is still held")
 	}
 }
+
+// TestIgnoreSends: with Config.IgnoreSends the filter lets sends run
+// with no stop under both mechanisms (100 UDP sends cost no stop; the
+// socket's bind and connect still do), and without it every send stops.
+func TestIgnoreSends(t *testing.T) {
+	testenv.RequireRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for _, m := range modes {
+		for _, ignore := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/ignore=%v", m, ignore), func(t *testing.T) {
+				st, err := Run(Config{Path: self, Argv: []string{self, benchSendArg, strconv.Itoa(n)}, Handler: allowWatch{}, Mode: m, IgnoreSends: ignore})
+				if err != nil || st.Code != 0 {
+					t.Fatalf("run: %v, status %+v", err, st)
+				}
+				if ignore && (st.Stops.Calls >= n || st.Stops.Calls == 0) {
+					t.Errorf("%d supervised calls with IgnoreSends, want the bind and connect only (0 < calls < %d)", st.Stops.Calls, n)
+				}
+				if !ignore && st.Stops.Calls < n {
+					t.Errorf("%d supervised calls, want at least the %d sends", st.Stops.Calls, n)
+				}
+			})
+		}
+	}
+}

@@ -31,6 +31,13 @@ func (h *handler) detecting(r *policy.RuntimeRule) bool {
 	return false
 }
 
+// sendsNeeded reports whether r (nil: no rule) may need to see what the
+// app sends: DNS queries, for its domain rules and the detectors, and
+// first payloads, for the crypto-miner detector.
+func (h *handler) sendsNeeded(r *policy.RuntimeRule) bool {
+	return r == nil || len(r.Network.DeniedDomains) != 0 || len(r.Network.AllowedDomains) != 0 || h.detecting(r)
+}
+
 // report turns findings into audits (held until Enforced when they
 // prevent) and returns Deny when one of them prevents. proc is the audit's
 // process detail, filled with the tree and the file hash here, while the

@@ -181,9 +181,17 @@ func Run(ctx context.Context, argv, env []string, o Options) (supervise.Status, 
 	defer stopWriter()
 	defer h.watchFiles(env)() // before the writer stops: the last file events get out
 	cfg.Handler = h
+	// A policy file is the policy for the whole run: when nothing in its
+	// rule looks at what is sent (no domain rules, every detector off),
+	// sends need no stop. With a sidecar the console may add such a rule
+	// at any time, and the filter cannot change then: sends keep stopping.
+	cfg.IgnoreSends = !live && !h.sendsNeeded(h.rule.Load())
 	modes, err := supervisorModes(o.Supervisor)
 	if err != nil {
 		return supervise.Status{}, err
+	}
+	if !supervise.SpecAllowSupported() {
+		o.Log.Debug("this kernel refuses SECCOMP_FILTER_FLAG_SPEC_ALLOW (before Linux 4.17): installing the filter may force the Speculative Store Bypass mitigation on for the app, which slows all of its code")
 	}
 	var st supervise.Status
 	for _, m := range modes {

@@ -15,9 +15,23 @@ const nativeArch = unix.AUDIT_ARCH_X86_64
 // i386 numbers of the supervised calls (int 0x80 from a 64-bit process).
 var i386Supervised = []uint32{11 /* execve */, 358 /* execveat */, 102 /* socketcall */, 361 /* bind */, 362 /* connect */, 363 /* listen */, 345 /* sendmmsg */, 369 /* sendto */, 370 /* sendmsg */}
 
+// i386Sends are the i386 send calls (sendmmsg, sendto, sendmsg), which
+// Config.IgnoreSends leaves out; socketcall stays.
+var i386Sends = []uint32{345, 369, 370}
+
 // seccompInstructions returns the filter; native and foreign are the
 // actions for supervised calls of the native and the i386 ABI.
 func seccompInstructions(native, foreign uint32) []bpf.Instruction {
+	return seccompInstructionsFor(native, foreign, true)
+}
+
+// seccompInstructionsFor is seccompInstructions, without the send calls
+// unless sends.
+func seccompInstructionsFor(native, foreign uint32, sends bool) []bpf.Instruction {
+	nativeSupervised, i386Supervised := nativeSupervised, i386Supervised
+	if !sends {
+		nativeSupervised, i386Supervised = withoutSends(nativeSupervised, nativeSends), withoutSends(i386Supervised, i386Sends)
+	}
 	const (
 		offNr   = 0
 		offArch = 4
@@ -106,6 +120,7 @@ func (t *tracer) foreign(tid int) {
 		t.h.Enforced(tid, killTracee(tid, err), fmt.Errorf("read the registers of a 32-bit supervised call: %w", err))
 		return
 	}
+	t.forgetPeers()
 	if t.h.Foreign(tid, int(regs[i386OrigEax])) != Deny {
 		return
 	}

@@ -15,9 +15,23 @@ const nativeArch = unix.AUDIT_ARCH_AARCH64
 // kernels run has no socketcall.
 var armSupervised = []uint32{11 /* execve */, 387 /* execveat */, 282 /* bind */, 283 /* connect */, 284 /* listen */, 290 /* sendto */, 296 /* sendmsg */, 374 /* sendmmsg */}
 
+// armSends are the AArch32 send calls (sendto, sendmsg, sendmmsg), which
+// Config.IgnoreSends leaves out.
+var armSends = []uint32{290, 296, 374}
+
 // seccompInstructions returns the filter; native and foreign are the
 // actions for supervised calls of the native (AArch64) and the AArch32 ABI.
 func seccompInstructions(native, foreign uint32) []bpf.Instruction {
+	return seccompInstructionsFor(native, foreign, true)
+}
+
+// seccompInstructionsFor is seccompInstructions, without the send calls
+// unless sends.
+func seccompInstructionsFor(native, foreign uint32, sends bool) []bpf.Instruction {
+	nativeSupervised, armSupervised := nativeSupervised, armSupervised
+	if !sends {
+		nativeSupervised, armSupervised = withoutSends(nativeSupervised, nativeSends), withoutSends(armSupervised, armSends)
+	}
 	const (
 		offNr   = 0
 		offArch = 4
@@ -116,6 +130,7 @@ func deny(tid int, regs *unix.PtraceRegs, errno unix.Errno) error {
 
 // foreign handles a stop of an AArch32 system call.
 func (t *tracer) foreign(tid int, regs *compatRegs) {
+	t.forgetPeers()
 	if t.h.Foreign(tid, int(regs[7])) != Deny {
 		return
 	}

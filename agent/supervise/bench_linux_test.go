@@ -35,18 +35,34 @@ const benchConnArg = "__taskguard_bench_connloop"
 // $TG_BENCH_DIR (bench/defender's file workload: calls nothing stops).
 const benchFilesArg = "__taskguard_bench_filesloop"
 
+// benchSendArg makes the test binary send(2) N datagrams of 64 bytes on
+// a UDP socket connected to a loopback port (bench/defender's udpsend
+// workload): sendto with no address, a supervised call on a connected
+// socket, as a C program's send.
+const benchSendArg = "__taskguard_bench_sendloop"
+
+// benchSendmsgArg makes the test binary sendmsg(2) N messages of 64 bytes
+// on a TCP connection to a loopback listener of its own (bench/defender's
+// tcpsendmsg workload).
+const benchSendmsgArg = "__taskguard_bench_sendmsgloop"
+
 func init() {
-	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg) {
+	if len(os.Args) != 3 || (os.Args[1] != benchLoopArg && os.Args[1] != benchCallArg && os.Args[1] != benchConnArg && os.Args[1] != benchFilesArg && os.Args[1] != benchSendArg && os.Args[1] != benchSendmsgArg) {
 		return
 	}
 	n, err := strconv.Atoi(os.Args[2])
 	if err != nil {
 		os.Exit(2)
 	}
-	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg {
+	if os.Args[1] == benchConnArg || os.Args[1] == benchFilesArg || os.Args[1] == benchSendArg || os.Args[1] == benchSendmsgArg {
 		loop := connLoop
-		if os.Args[1] == benchFilesArg {
+		switch os.Args[1] {
+		case benchFilesArg:
 			loop = filesLoop
+		case benchSendArg:
+			loop = sendLoop
+		case benchSendmsgArg:
+			loop = sendmsgLoop
 		}
 		if err := loop(n); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -99,6 +115,71 @@ func connLoop(n int) error {
 		}
 		c.Close()
 	}
+	return nil
+}
+
+func sendLoop(n int) error {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: pc.LocalAddr().(*net.UDPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return err
+	}
+	msg := make([]byte, 64)
+	for range n {
+		// The receive buffer fills and drops the rest: the sends never block.
+		if err := unix.Send(fd, msg, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sendmsgLoop(n int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64<<10)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+		}
+	}()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: l.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	msg := make([]byte, 64)
+	for range n {
+		if _, err := unix.SendmsgN(fd, msg, nil, nil, 0); err != nil {
+			unix.Close(fd)
+			return err
+		}
+	}
+	unix.Close(fd)
+	<-done
 	return nil
 }
 
@@ -208,6 +289,28 @@ func BenchmarkConnect(b *testing.B) {
 		b.ReportMetric(float64(s.Forks+s.Starts)/r.n, "forks/op")
 		b.ReportMetric(r.sup, "sup-µs/op")
 		b.ReportMetric(r.app, "app-µs/op")
+	})
+}
+
+// BenchmarkUDPSend is the bench's udpsend workload: one op is a send(2)
+// on a connected UDP socket, with every connection's first payload
+// watched. It reports the stops per send and the supervisor's CPU time.
+func BenchmarkUDPSend(b *testing.B) {
+	benchWorkload(b, benchSendArg, allowWatch{}, nil, func(b *testing.B, r workloadRun) {
+		b.ReportMetric(float64(r.st.Stops.Calls)/r.n, "calls/op")
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.supSwitches, "sup-switches/op")
+	})
+}
+
+// BenchmarkTCPSendmsg is the bench's tcpsendmsg workload: one op is a
+// sendmsg(2) on a TCP connection, its first payload watched.
+func BenchmarkTCPSendmsg(b *testing.B) {
+	benchWorkload(b, benchSendmsgArg, allowWatch{}, nil, func(b *testing.B, r workloadRun) {
+		b.ReportMetric(float64(r.st.Stops.Calls)/r.n, "calls/op")
+		b.ReportMetric(r.sup, "sup-µs/op")
+		b.ReportMetric(r.app, "app-µs/op")
+		b.ReportMetric(r.supSwitches, "sup-switches/op")
 	})
 }
 

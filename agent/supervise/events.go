@@ -216,6 +216,14 @@ type Config struct {
 	Handler Handler
 	// Mode chooses the mechanism; the zero value is ModePtrace.
 	Mode Mode
+	// IgnoreSends leaves sendto, sendmsg and sendmmsg out of the filter:
+	// they run with no stop, and the handler never sees a DNS query or a
+	// first payload sent with them (a UDP connect to port 53 is still
+	// relayed; write(2) is never seen anyway). Only for a handler that can
+	// need neither for the whole run: a policy that cannot change and has no
+	// domain rules, with the detectors off. A filter cannot be changed once
+	// installed, so a policy that may change later needs the stops.
+	IgnoreSends bool
 }
 
 // Status is how the child ended.

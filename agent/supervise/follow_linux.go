@@ -4,9 +4,7 @@ package supervise
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"unsafe"
 
@@ -77,7 +75,7 @@ func (t *tracer) watchPayload(tid, fd int, c ConnectEvent) {
 	if t.pay.done[key] >= doneAfter {
 		return
 	}
-	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	link, err := t.fdLink(tid, fd)
 	if err != nil || !strings.HasPrefix(link, "socket:") {
 		return
 	}
@@ -125,7 +123,7 @@ func (t *tracer) watchedSend(tid, fd int, call string, data func() []byte) Verdi
 	if len(t.pay.watch) == 0 {
 		return Allow
 	}
-	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	link, err := t.fdLink(tid, fd)
 	if err != nil {
 		return Allow
 	}
@@ -197,7 +195,7 @@ func (t *tracer) syscallStop(tid int) {
 		t.cont(tid, 0)
 		return
 	}
-	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	link, err := t.fdLink(tid, fd)
 	if err != nil || link != f.link {
 		t.cont(tid, 0)
 		return

@@ -56,7 +56,7 @@ func startNotify(cfg Config) (int, int, error) {
 		return 0, -1, err
 	}
 	defer release()
-	argv := append([]string{self, stubArgNotify, cfg.Path}, cfg.Argv...)
+	argv := append([]string{self, stubMarker(true, cfg), cfg.Path}, cfg.Argv...)
 	p, err := os.StartProcess(self, argv, &os.ProcAttr{Env: cfg.Env, Files: append(fs, syncR, repW)})
 	repW.Close()
 	if err != nil {
@@ -107,6 +107,7 @@ func notifyIoctl(fd int, req uintptr, arg unsafe.Pointer) unix.Errno {
 // supervised calls with ENOSYS (none runs unchecked).
 func (t *tracer) notifyLoop(fd, stop int) {
 	defer unix.Close(fd)
+	defer t.closeFDDirs()
 	defer t.flushInterrupted()
 	// The caller and this thread hand the CPU to each other directly: the
 	// kernel wakes the supervisor on the caller's CPU and the caller on
@@ -184,6 +185,7 @@ func (t *tracer) answerOne(fd int) bool {
 		if req.Arch == nativeArch {
 			v = t.decide(int(req.PID), int(req.NR), req.Args)
 		} else {
+			t.forgetPeers()
 			v = t.h.Foreign(int(req.PID), int(req.NR))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +16,22 @@ import (
 const (
 	stubArg       = "__taskguard_supervised_exec"
 	stubArgNotify = "__taskguard_supervised_exec_notify"
+	// stubNoSends, after either marker, leaves the send calls out of the
+	// filter (Config.IgnoreSends).
+	stubNoSends = "_nosends"
 )
+
+// stubMarker is the marker argument for cfg.
+func stubMarker(notify bool, cfg Config) string {
+	m := stubArg
+	if notify {
+		m = stubArgNotify
+	}
+	if cfg.IgnoreSends {
+		m += stubNoSends
+	}
+	return m
+}
 
 // The child's pipes: syncFD carries the supervisor's go-ahead, reportFD
 // (user notification only) the number of the child's listener fd.
@@ -25,13 +41,17 @@ const (
 )
 
 func init() {
-	if len(os.Args) < 4 || (os.Args[1] != stubArg && os.Args[1] != stubArgNotify) {
+	if len(os.Args) < 4 {
+		return
+	}
+	marker, noSends := strings.CutSuffix(os.Args[1], stubNoSends)
+	if marker != stubArg && marker != stubArgNotify {
 		return
 	}
 	// Keep the main goroutine on the main thread: the tracer seized this
 	// thread, the filter goes on it and the exec must come from it.
 	runtime.LockOSThread()
-	err := stubExec(os.Args[1] == stubArgNotify, os.Args[2], os.Args[3:])
+	err := stubExec(marker == stubArgNotify, !noSends, os.Args[2], os.Args[3:])
 	fmt.Fprintf(os.Stderr, "taskguard-defender: %v\n", err)
 	code := 126
 	if os.IsNotExist(err) {
@@ -44,7 +64,7 @@ func init() {
 // execs the program. With ptrace it waits for the seize first; with user
 // notification it reports its listener fd, which the supervisor copies with
 // pidfd_getfd, and waits until the copy is made.
-func stubExec(notify bool, path string, argv []string) error {
+func stubExec(notify, sends bool, path string, argv []string) error {
 	wait := func() error {
 		var b [1]byte
 		if n, err := unix.Read(syncFD, b[:]); n != 1 {
@@ -52,7 +72,7 @@ func stubExec(notify bool, path string, argv []string) error {
 		}
 		return nil
 	}
-	prog, err := seccompProgram(notify)
+	prog, err := seccompProgramFor(notify, sends)
 	if err != nil {
 		return err
 	}
@@ -60,11 +80,11 @@ func stubExec(notify bool, path string, argv []string) error {
 		if err := wait(); err != nil {
 			return err
 		}
-		if _, err := installFilter(prog, 0); err != nil {
+		if _, _, err := installFilter(prog, 0); err != nil {
 			return err
 		}
 	} else {
-		fd, err := installFilter(prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+		fd, _, err := installFilter(prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
 		if err != nil {
 			return err
 		}

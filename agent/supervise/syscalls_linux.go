@@ -218,6 +218,7 @@ func readSockaddr(tid int, addr, size uint64) (netip.AddrPort, error) {
 }
 
 func (t *tracer) connect(tid, fd int, addr, size uint64) Verdict {
+	t.forgetPeers()
 	ap, err := readSockaddr(tid, addr, size)
 	if err != nil {
 		return Allow // unix sockets and the like; bad pointers fail in the kernel
@@ -280,22 +281,84 @@ func sockaddrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// peerOf returns the peer of the tracee's connected socket fd. The peer of a
-// TCP socket never changes, so it is cached by socket inode: a TCP send then
-// costs one readlink instead of a pidfd round trip.
+// maxFDDirs bounds the /proc/TID/fd directories the tracer holds open.
+const maxFDDirs = 256
+
+// fdLink is what tid's open file fd links to ("socket:[INODE]" for a
+// socket). It is read relative to /proc/TID/fd, opened once per thread:
+// that skips the walk of /proc and the lookup of the task each time, half
+// the cost of a readlink of the full path (a send or a watched connect
+// makes one). A directory kept open names the task it was opened for,
+// never a later one that got the same number: for a task that ended it
+// fails (ENOENT), and is opened again.
+func (t *tracer) fdLink(tid, fd int) (string, error) {
+	var buf [unix.PathMax]byte
+	name := strconv.Itoa(fd)
+	for range 2 {
+		d, held := t.fdDirs[tid]
+		if !held {
+			p := procRel(strconv.Itoa(tid) + "/fd")
+			var err error
+			if d, err = unix.Openat(p.dirfd, p.path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+				return "", &os.PathError{Op: "open", Path: "/proc/" + strconv.Itoa(tid) + "/fd", Err: err}
+			}
+			if t.fdDirs == nil || len(t.fdDirs) >= maxFDDirs {
+				t.closeFDDirs()
+				t.fdDirs = map[int]int{}
+			}
+			t.fdDirs[tid] = d
+		}
+		n, err := unix.Readlinkat(d, name, buf[:])
+		switch {
+		case err == nil && n < len(buf):
+			return string(buf[:n]), nil
+		case err == nil:
+			return "", unix.ENAMETOOLONG
+		case held && (err == unix.ENOENT || err == unix.ESRCH):
+			// The directory of an ended task whose number came back, or
+			// fd is not open: look once more from a fresh directory.
+			unix.Close(d)
+			delete(t.fdDirs, tid)
+			continue
+		}
+		return "", &os.PathError{Op: "readlink", Path: "/proc/" + strconv.Itoa(tid) + "/fd/" + name, Err: err}
+	}
+	return "", &os.PathError{Op: "readlink", Path: "/proc/" + strconv.Itoa(tid) + "/fd/" + name, Err: unix.ENOENT}
+}
+
+// closeFDDirs closes the directories fdLink holds.
+func (t *tracer) closeFDDirs() {
+	for _, d := range t.fdDirs {
+		unix.Close(d)
+	}
+	clear(t.fdDirs)
+}
+
+// peerOf returns the peer of the tracee's connected socket fd. Peers are
+// cached by socket inode, so a send on a known socket costs one readlink
+// instead of a pidfd round trip (and, from a thread that is not its
+// process's leader, a read of /proc/TID/status): the peer of a TCP socket
+// never changes, and that of a datagram socket only by a connect, which
+// clears the datagram cache (forgetPeers).
 func (t *tracer) peerOf(tid, fd int) (netip.AddrPort, bool) {
-	link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", tid, fd))
+	link, err := t.fdLink(tid, fd)
 	if err != nil || !strings.HasPrefix(link, "socket:") {
 		return netip.AddrPort{}, false
 	}
 	if ap, ok := t.tcpPeers[link]; ok {
 		return ap, ap.IsValid()
 	}
+	if ap, ok := t.udpPeers[link]; ok {
+		return ap, ap.IsValid()
+	}
 	var ap netip.AddrPort
-	var ok, stream bool
+	var ok bool
+	typ := -1
 	_ = socketOf(tid, fd, func(s int) error {
-		typ, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE)
-		stream = err == nil && typ == unix.SOCK_STREAM
+		var err error
+		if typ, err = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+			typ = -1
+		}
 		sa, err := unix.Getpeername(s)
 		if err != nil {
 			return err
@@ -303,13 +366,29 @@ func (t *tracer) peerOf(tid, fd int) (netip.AddrPort, bool) {
 		ap, ok = sockaddrPort(sa)
 		return nil
 	})
-	if stream && ok {
-		if len(t.tcpPeers) >= 8192 {
-			clear(t.tcpPeers)
+	cache := func(m map[string]netip.AddrPort) map[string]netip.AddrPort {
+		if m == nil || len(m) >= 8192 {
+			m = map[string]netip.AddrPort{}
 		}
-		t.tcpPeers[link] = ap
+		m[link] = ap
+		return m
+	}
+	switch {
+	case !ok:
+	case typ == unix.SOCK_STREAM:
+		t.tcpPeers = cache(t.tcpPeers)
+	case typ == unix.SOCK_DGRAM:
+		t.udpPeers = cache(t.udpPeers)
 	}
 	return ap, ok
+}
+
+// forgetPeers clears the datagram peers: a connect (or a 32-bit call the
+// supervisor does not decode, which may be one) may give a socket another.
+func (t *tracer) forgetPeers() {
+	if len(t.udpPeers) != 0 {
+		clear(t.udpPeers)
+	}
 }
 
 // dns inspects data sent to dest; only port 53 is looked at.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two defender builds against each other and against native, in the same
 # interleaved rounds (the order rotates each round): launches, file
-# creations and TCP connects under both supervision mechanisms, medians of the ratios to
+# creations, TCP connects and sends on connected sockets (udpsend,
+# tcpsendmsg) under both supervision mechanisms, medians of the ratios to
 # native. It shows what a change did when the shared machine's load swings
 # more between runs of bench/defender/run.sh than the change moves them.
 # Run as root from the repository root, with a git revision to compare the
@@ -14,6 +15,7 @@ ROUNDS=${ROUNDS:-9}
 N_EXEC=${N_EXEC:-1000}
 N_CONN=${N_CONN:-5000}
 N_FILES=${N_FILES:-20000}
+N_SEND=${N_SEND:-20000}
 
 work=$(mktemp -d)
 files=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) # as in run.sh: a tmpfs
@@ -37,7 +39,7 @@ def() { "$work/$1" entrypoint --policy "$work/policy.json" --audits /dev/null --
 echo "$base (old) against the working tree (new); medians of $ROUNDS interleaved rounds, ratios to native"
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
 printf '%-10s %10s %12s %12s %12s %12s\n' workload native/s "ptrace old" "ptrace new" "notify old" "notify new"
-for w in "exec $N_EXEC" "files $files $N_FILES" "connect $N_CONN"; do
+for w in "exec $N_EXEC" "files $files $N_FILES" "connect $N_CONN" "udpsend $N_SEND" "tcpsendmsg $N_SEND"; do
 	variants=(nat op np on nn)
 	for v in "${variants[@]}"; do : >"$work/r.$v"; done
 	for r in $(seq "$ROUNDS"); do

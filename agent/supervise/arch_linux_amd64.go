@@ -42,24 +42,27 @@ func seccompInstructionsFor(native, foreign uint32, sends bool) []bpf.Instructio
 	p = append(p, bpf.LoadAbsolute{Off: offArch, Size: 4})
 	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_X86_64, SkipTrue: 1})
 	// Not native: the i386 block follows after the native block; jump there.
-	nativeLen := 2 + 2*len(nativeSupervised) + 1 // load nr, x32 test, pairs, allow (errno follows)
+	uring := refuseIOURing()
+	nativeLen := 2 + 2*len(nativeSupervised) + len(uring) + 1 // load nr, x32 test, pairs, io_uring, allow (errno follows)
 	p = append(p, bpf.Jump{Skip: uint32(nativeLen + 1)})
 	// Native block.
 	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32Bit, SkipTrue: uint8(2*len(nativeSupervised) + 1)})
+	p = append(p, bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: x32Bit, SkipTrue: uint8(2*len(nativeSupervised) + len(uring) + 1)})
 	for _, nr := range nativeSupervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
 		p = append(p, ret(native))
 	}
+	p = append(p, uring...)
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
 	p = append(p, ret(unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM)))
 	// i386 block (only reached for a foreign arch).
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_I386, SkipFalse: uint8(1 + 2*len(i386Supervised))})
+	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_I386, SkipFalse: uint8(1 + 2*len(i386Supervised) + len(uring))})
 	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
 	for _, nr := range i386Supervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
 		p = append(p, ret(foreign))
 	}
+	p = append(p, uring...)
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
 	return p
 }

@@ -41,20 +41,23 @@ func seccompInstructionsFor(native, foreign uint32, sends bool) []bpf.Instructio
 	p = append(p, bpf.LoadAbsolute{Off: offArch, Size: 4})
 	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nativeArch, SkipTrue: 1})
 	// Not native: the AArch32 block follows after the native block.
-	nativeLen := 1 + 2*len(nativeSupervised) + 1 // load nr, pairs, allow
+	uring := refuseIOURing()
+	nativeLen := 1 + 2*len(nativeSupervised) + len(uring) + 1 // load nr, pairs, io_uring, allow
 	p = append(p, bpf.Jump{Skip: uint32(nativeLen)})
 	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
 	for _, nr := range nativeSupervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
 		p = append(p, ret(native))
 	}
+	p = append(p, uring...)
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
-	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_ARM, SkipFalse: uint8(1 + 2*len(armSupervised))})
+	p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.AUDIT_ARCH_ARM, SkipFalse: uint8(1 + 2*len(armSupervised) + len(uring))})
 	p = append(p, bpf.LoadAbsolute{Off: offNr, Size: 4})
 	for _, nr := range armSupervised {
 		p = append(p, bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: 1})
 		p = append(p, ret(foreign))
 	}
+	p = append(p, uring...)
 	p = append(p, ret(unix.SECCOMP_RET_ALLOW))
 	return p
 }

@@ -34,6 +34,29 @@ func withoutSends(nrs, sends []uint32) []uint32 {
 	return slices.DeleteFunc(slices.Clone(nrs), func(n uint32) bool { return slices.Contains(sends, n) })
 }
 
+// io_uring's calls have these numbers on every architecture (425-427 since
+// Linux 5.1, in the range where the tables are unified).
+const (
+	nrIOURingSetup    = 425
+	nrIOURingRegister = 427
+)
+
+// refuseIOURing returns the filter's check, with the call number loaded,
+// that refuses io_uring_setup, io_uring_enter and io_uring_register with
+// ENOSYS. A ring runs connect, bind, listen and sendmsg inside the kernel
+// (IORING_OP_CONNECT, ...), where no seccomp filter sees them: an app with
+// a ring would make network calls the policy never decided. ENOSYS is what
+// a kernel without io_uring answers, so runtimes that can use a ring
+// (libuv, liburing's users) fall back to plain system calls, as they do
+// under Docker's and containerd's default profiles, which refuse it too.
+func refuseIOURing() []bpf.Instruction {
+	return []bpf.Instruction{
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: nrIOURingSetup, SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: nrIOURingRegister, SkipTrue: 1},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+	}
+}
+
 // seccompProgram builds the classic BPF filter: supervised calls of the
 // native and the i386 ABI return SECCOMP_RET_TRACE (or, with notify,
 // SECCOMP_RET_USER_NOTIF), the x32 ABI is refused, everything else is allowed.

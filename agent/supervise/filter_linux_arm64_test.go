@@ -46,6 +46,14 @@ func TestSeccompFilterArm64(t *testing.T) {
 		{"arm32 connect", unix.AUDIT_ARCH_ARM, 283, trace | traceForeign},
 		{"arm32 read runs", unix.AUDIT_ARCH_ARM, 3, unix.SECCOMP_RET_ALLOW},
 		{"other arch runs", unix.AUDIT_ARCH_X86_64, 59, unix.SECCOMP_RET_ALLOW},
+		{"io_uring_setup refused", unix.AUDIT_ARCH_AARCH64, unix.SYS_IO_URING_SETUP, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{"io_uring_enter refused", unix.AUDIT_ARCH_AARCH64, unix.SYS_IO_URING_ENTER, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{"io_uring_register refused", unix.AUDIT_ARCH_AARCH64, unix.SYS_IO_URING_REGISTER, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{"pidfd_send_signal runs", unix.AUDIT_ARCH_AARCH64, unix.SYS_PIDFD_SEND_SIGNAL, unix.SECCOMP_RET_ALLOW},
+		{"arm32 io_uring_setup refused", unix.AUDIT_ARCH_ARM, 425, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{"arm32 io_uring_register refused", unix.AUDIT_ARCH_ARM, 427, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+		{"arm32 open_tree runs", unix.AUDIT_ARCH_ARM, 428, unix.SECCOMP_RET_ALLOW},
+		{"other arch io_uring runs", unix.AUDIT_ARCH_X86_64, 425, unix.SECCOMP_RET_ALLOW},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

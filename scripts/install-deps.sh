@@ -20,6 +20,7 @@ DEBIAN_PACKAGES+=(util-linux) # defender PID 1 test: unshare
 DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 DEBIAN_PACKAGES+=(wrk)        # bench/waf wrk.sh: the external load generator driving the real sidecar
 DEBIAN_PACKAGES+=(qemu-user-static) # defender arm64: the supervisor's parsers, filter and path tests run under qemu-aarch64-static
+DEBIAN_PACKAGES+=(libisal-dev pkg-config) # scanners/image: the isal build tag inflates gzip layers with ISA-L (go test -tags isal ./scanners/image/, bench/scan ISAL=1)
 # (scripts/arm64-vm-check.sh, run by hand, also needs qemu-system-arm and cpio: it boots an arm64 kernel)
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)

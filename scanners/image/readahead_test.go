@@ -197,3 +197,15 @@ func BenchmarkColdGzipLayer(b *testing.B) {
 		})
 	}
 }
+
+// TestDefaultInflaterIsGo: without the isal build tag gzip layers go
+// through klauspost/compress (the build stays free of cgo).
+func TestDefaultInflaterIsGo(t *testing.T) {
+	want := "go"
+	if isalBuild {
+		want = "isal"
+	}
+	if got := GzipInflater(); got != want {
+		t.Fatalf("GzipInflater() = %q, want %q", got, want)
+	}
+}

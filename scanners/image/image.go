@@ -281,7 +281,11 @@ func openTarball(path string, max int64) (v1.Image, opener, error) {
 			return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
 		}
 	}
-	img, err := tarball.Image(tarball.Opener(open), nil)
+	// ggcr reads the archive through this opener for the manifest
+	// digest, a SHA-256 of every compressed layer beside the walk: it
+	// yields its processor at every read, so that it never holds a core
+	// the layers' inflaters or the walk are waiting for.
+	img, err := tarball.Image(tarball.Opener(yieldingOpener(open)), nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull, plain or gzip/zstd-compressed): %w", path, err)
 	}

@@ -10,6 +10,8 @@
 #
 # Usage: bench/scan/run.sh            (builds the images below)
 #        TRIVY=/path/to/trivy RUNS=5 bench/scan/run.sh
+#        KEEP=/tmp/scanbench ...   keeps the images, DB and binaries in
+#            that folder (bench/scan/ab.sh runs A/B rounds on them)
 #        ISAL=1 TRIVY=... bench/scan/run.sh   adds the row cold-isal: the
 #            cold scan by a build with -tags isal (ISA-L inflating; needs
 #            libisal-dev and cgo)
@@ -26,8 +28,15 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 RUNS=${RUNS:-5}
 SHARED=${TASKGUARD_SHARED:-$ROOT/../shared}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+if [ -n "${KEEP:-}" ]; then
+	# KEEP=DIR keeps the images, the DB and the binaries there (for ab.sh).
+	WORK=$KEEP
+	rm -rf "$WORK/db/layers" "$WORK"/*.times
+	mkdir -p "$WORK"
+else
+	WORK=$(mktemp -d)
+	trap 'rm -rf "$WORK"' EXIT
+fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/taskguard
 
 echo "== build taskguard"

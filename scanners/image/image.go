@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -79,6 +80,10 @@ type Image struct {
 	digest     string
 	digestErr  error
 	digestDone chan struct{}
+	// digestGo starts the archive digest's hashing (startDigest): once the
+	// walk has its layers running, or when Digest is asked first.
+	digestGo   chan struct{}
+	digestOnce sync.Once
 
 	img v1.Image
 	dir string
@@ -170,8 +175,12 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		}
 	}
 	im.digestDone = make(chan struct{})
+	im.digestGo = make(chan struct{})
 	go func() {
 		defer close(im.digestDone)
+		// Started after the walk's layers, so that the base layer's
+		// inflater is running before this goroutine competes for a core.
+		<-im.digestGo
 		d, err := im.img.Digest()
 		if err != nil {
 			im.digestErr = fmt.Errorf("image %s: digest: %w", ref, err)
@@ -199,9 +208,17 @@ func (im *Image) MaxFileSize() int64 { return im.max }
 // and Digest waits for it.
 func (im *Image) Digest() (string, error) {
 	if im.digestDone != nil {
+		im.startDigest()
 		<-im.digestDone
 	}
 	return im.digest, im.digestErr
+}
+
+// startDigest lets the archive digest's hashing begin (once).
+func (im *Image) startDigest() {
+	if im.digestGo != nil {
+		im.digestOnce.Do(func() { close(im.digestGo) })
+	}
 }
 
 // LocalPath reports whether ref can only be a local path, never a registry

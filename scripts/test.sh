@@ -60,5 +60,8 @@ step "arm64: supervision on a real arm64 kernel (Debian's, under qemu-system-aar
 # kernel (install-deps.sh fetched the kernel).
 scripts/arm64-vm-check.sh "$TOOLS/arm64-kernel/vmlinuz" 2>&1 | tee -a "$log" | grep -E '^(mode|ptrace,|app:|VMCHECK)'
 
+step "go test -tags isal: the ISA-L inflater (cgo) against gzip.Reader"
+CGO_ENABLED=1 go test -tags isal -count=1 ./scanners/image/ 2>&1 | tee -a "$log"
+
 step "go test -race (the packages with concurrency)"
 go test -race -p 4 -count=1 -timeout 20m $RACE_PACKAGES 2>&1 | tee -a "$log"

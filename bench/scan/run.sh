@@ -10,6 +10,11 @@
 #
 # Usage: bench/scan/run.sh            (builds the images below)
 #        TRIVY=/path/to/trivy RUNS=5 bench/scan/run.sh
+#        KEEP=/tmp/scanbench ...   keeps the images, DB and binaries in
+#            that folder (bench/scan/ab.sh runs A/B rounds on them)
+#        ISAL=1 TRIVY=... bench/scan/run.sh   adds the row cold-isal: the
+#            cold scan by a build with -tags isal (ISA-L inflating; needs
+#            libisal-dev and cgo)
 #
 # Images: a debootstrap'ed bookworm minbase rootfs (needs root and
 # debootstrap; cached in $XDG_CACHE_HOME/taskguard/debootstrap, the same
@@ -23,12 +28,26 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 RUNS=${RUNS:-5}
 SHARED=${TASKGUARD_SHARED:-$ROOT/../shared}
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+if [ -n "${KEEP:-}" ]; then
+	# KEEP=DIR keeps the images, the DB and the binaries there (for ab.sh).
+	WORK=$KEEP
+	rm -rf "$WORK/db/layers" "$WORK"/*.times
+	mkdir -p "$WORK"
+else
+	WORK=$(mktemp -d)
+	trap 'rm -rf "$WORK"' EXIT
+fi
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/taskguard
 
 echo "== build taskguard"
 CGO_ENABLED=0 go build -o "$WORK/taskguard" ./cmd/taskguard
+ROWS="cold rescan newlayer"
+if [ "${ISAL:-0}" = 1 ]; then
+	# The isal build: gzip layers inflated by ISA-L (libisal-dev, cgo).
+	echo "== build taskguard -tags isal"
+	CGO_ENABLED=1 go build -tags isal -o "$WORK/taskguard-isal" ./cmd/taskguard
+	ROWS="$ROWS cold-isal"
+fi
 
 echo "== build the DB from $SHARED/corpora/advisories"
 "$WORK/taskguard" db build --advisories "$SHARED/corpora/advisories" --cache-dir "$WORK/db" >/dev/null
@@ -119,8 +138,8 @@ tv_findings() { jq -r '.Results[]?.Vulnerabilities[]? | [.VulnerabilityID, .PkgN
 prepare() {
 	local row=$1 tool=$2
 	case "$row/$tool" in
-	cold/tg) rm -rf "$WORK/db/layers" ;;
-	cold/tv) rm -rf "$WORK/trivy-cache/fanal" ;;
+	cold*/tg) rm -rf "$WORK/db/layers" ;;
+	cold*/tv) rm -rf "$WORK/trivy-cache/fanal" ;;
 	rescan/*) ;; # warmed once before the runs
 	newlayer/tg) rm -rf "$WORK/db/layers" && cp -a "$WORK/tg-base" "$WORK/db/layers" ;;
 	newlayer/tv) rm -rf "$WORK/trivy-cache/fanal" && cp -a "$WORK/tv-base" "$WORK/trivy-cache/fanal" ;;
@@ -138,14 +157,15 @@ if [ -n "${TRIVY:-}" ]; then
 fi
 
 printf '\n| row | findings | taskguard wall | trivy wall | speed (trivy/taskguard, goal >= 2) | taskguard CPU | trivy CPU | taskguard peak RSS | trivy peak RSS | memory (taskguard/trivy, goal <= 0.5) |\n|---|---|---|---|---|---|---|---|---|---|\n' >"$WORK/table"
-for row in cold rescan newlayer; do
-	img=$IMAGE tgflags=() tvflags=()
+for row in $ROWS; do
+	img=$IMAGE tgflags=() tvflags=() tgbin=$WORK/taskguard
 	case $row in
 	cold) tgflags=(--no-cache) tvflags=(--cache-backend memory) ;;
+	cold-isal) tgflags=(--no-cache) tvflags=(--cache-backend memory) tgbin=$WORK/taskguard-isal ;;
 	newlayer) img=$IMAGE2 ;;
 	esac
 	echo "== $row ($RUNS paired runs)"
-	tgcmd=("$WORK/taskguard" image scan --input "$img" --cache-dir "$WORK/db" --skip-db-update --format json "${tgflags[@]}")
+	tgcmd=("$tgbin" image scan --input "$img" --cache-dir "$WORK/db" --skip-db-update --format json "${tgflags[@]}")
 	tvcmd=("${TRIVY:-trivy}" image --input "$img" --skip-db-update --skip-java-db-update --offline-scan
 		--cache-dir "$WORK/trivy-cache" --scanners vuln --format json --quiet "${tvflags[@]}")
 	prepare "$row" tg && "${tgcmd[@]}" >/dev/null 2>&1 # warm-up (page cache; rescan's cache)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -21,6 +22,38 @@ type opener func() (io.ReadCloser, error)
 func fileOpener(p string) opener {
 	return func() (io.ReadCloser, error) { return os.Open(p) }
 }
+
+// yieldingOpener is open whose readers call runtime.Gosched after every
+// read: a background reader that gives way to the other goroutines ready
+// to run (a read of the archive is 32 KiB or less when ggcr hashes it).
+func yieldingOpener(open opener) opener {
+	return func() (io.ReadCloser, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		if s, ok := rc.(io.Seeker); ok {
+			// tar skips the entries it passes over by seeking.
+			return &yieldingSeeker{yieldingReader{rc}, s}, nil
+		}
+		return &yieldingReader{rc}, nil
+	}
+}
+
+type yieldingReader struct{ io.ReadCloser }
+
+func (y *yieldingReader) Read(p []byte) (int, error) {
+	n, err := y.ReadCloser.Read(p)
+	runtime.Gosched()
+	return n, err
+}
+
+type yieldingSeeker struct {
+	yieldingReader
+	s io.Seeker
+}
+
+func (y *yieldingSeeker) Seek(off int64, whence int) (int64, error) { return y.s.Seek(off, whence) }
 
 // archiveLayers returns the layer entries of a single-image docker archive,
 // or nil when the manifest does not describe exactly one image.

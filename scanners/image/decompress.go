@@ -43,7 +43,7 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	}
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
-		zr, err := gzip.NewReader(br)
+		zr, err := newGzipReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("gzip layer (corrupt or truncated layer): %w", err)
 		}
@@ -64,11 +64,25 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 // noReadahead turns the gzip read-ahead off (benchmarks compare both).
 var noReadahead = false
 
+// newGzipReader returns the inflater of gzip layers: klauspost/compress's
+// (pure Go) by default, ISA-L's in a build with the isal tag (isal.go).
+// Like gzip.NewReader it reads the stream's first bytes, and reads every
+// member of a multi-member stream.
+var newGzipReader = func(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+
+// gzipInflater names the inflater newGzipReader returns ("go" or "isal").
+var gzipInflater = "go"
+
+// GzipInflater names the inflater gzip layers go through: "go"
+// (klauspost/compress, the default build) or "isal" (ISA-L, a build with
+// the isal tag).
+func GzipInflater() string { return gzipInflater }
+
 // gzipTar reports a bad gzip stream as a corrupt layer.
-type gzipTar struct{ *gzip.Reader }
+type gzipTar struct{ io.ReadCloser }
 
 func (g *gzipTar) Read(p []byte) (int, error) {
-	n, err := g.Reader.Read(p)
+	n, err := g.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("gzip: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -79,6 +80,10 @@ type Image struct {
 	digest     string
 	digestErr  error
 	digestDone chan struct{}
+	// digestGo starts the archive digest's hashing (startDigest): once the
+	// walk has its layers running, or when Digest is asked first.
+	digestGo   chan struct{}
+	digestOnce sync.Once
 
 	img v1.Image
 	dir string
@@ -170,8 +175,12 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		}
 	}
 	im.digestDone = make(chan struct{})
+	im.digestGo = make(chan struct{})
 	go func() {
 		defer close(im.digestDone)
+		// Started after the walk's layers, so that the base layer's
+		// inflater is running before this goroutine competes for a core.
+		<-im.digestGo
 		d, err := im.img.Digest()
 		if err != nil {
 			im.digestErr = fmt.Errorf("image %s: digest: %w", ref, err)
@@ -199,9 +208,17 @@ func (im *Image) MaxFileSize() int64 { return im.max }
 // and Digest waits for it.
 func (im *Image) Digest() (string, error) {
 	if im.digestDone != nil {
+		im.startDigest()
 		<-im.digestDone
 	}
 	return im.digest, im.digestErr
+}
+
+// startDigest lets the archive digest's hashing begin (once).
+func (im *Image) startDigest() {
+	if im.digestGo != nil {
+		im.digestOnce.Do(func() { close(im.digestGo) })
+	}
 }
 
 // LocalPath reports whether ref can only be a local path, never a registry
@@ -281,7 +298,11 @@ func openTarball(path string, max int64) (v1.Image, opener, error) {
 			return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
 		}
 	}
-	img, err := tarball.Image(tarball.Opener(open), nil)
+	// ggcr reads the archive through this opener for the manifest
+	// digest, a SHA-256 of every compressed layer beside the walk: it
+	// yields its processor at every read, so that it never holds a core
+	// the layers' inflaters or the walk are waiting for.
+	img, err := tarball.Image(tarball.Opener(yieldingOpener(open)), nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull, plain or gzip/zstd-compressed): %w", path, err)
 	}
@@ -382,7 +403,7 @@ func (f File) ReadAll() ([]byte, error) {
 	if c, ok := r.(io.Closer); ok {
 		defer c.Close()
 	}
-	b, err := io.ReadAll(io.LimitReader(r, f.max+1))
+	b, err := readSized(io.LimitReader(r, f.max+1), f.Info.Size())
 	if err != nil {
 		if f.Layer != "" {
 			return nil, fmt.Errorf("read %s in layer %s (corrupt or truncated layer): %w", f.Path, f.Layer, err)
@@ -393,6 +414,37 @@ func (f File) ReadAll() ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w: more than %d bytes", f.Path, ErrTooLarge, f.max)
 	}
 	return b, nil
+}
+
+// readSizedMax bounds readSized's first buffer.
+const readSizedMax = 64 << 20
+
+// readSized is io.ReadAll for a stream whose size is known (a tar
+// entry's): one buffer of that size plus one byte, where io.ReadAll grows
+// from 512 bytes and copies about twice the content (the analyzers read
+// ~35 MiB of executables and package lists in a cold scan). A stream
+// longer than size (a file that grew) is still read whole. At most
+// readSizedMax is taken on trust from size: a tar header that lies about
+// a file's size in a truncated layer costs no more than that.
+func readSized(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		size = 0
+	}
+	size = min(size, readSizedMax)
+	b := make([]byte, 0, size+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // WalkFunc is called for each regular file of the flattened filesystem. An

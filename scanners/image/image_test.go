@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -510,5 +511,43 @@ func TestPlatformFromIndex(t *testing.T) {
 	}
 	if _, err := Open(ctx, single, Options{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}); err != nil {
 		t.Errorf("single arm64 image as arm64: %v", err)
+	}
+}
+
+// TestReadSized: a stream read with its size known gives the same bytes as
+// io.ReadAll whatever the size says, in one allocation when it is right.
+func TestReadSized(t *testing.T) {
+	content := text(100<<10, 7)
+	boom := errors.New("boom")
+	cases := []struct {
+		name string
+		r    func() io.Reader
+		size int64
+		want []byte
+		err  error
+	}{
+		{"exact size", func() io.Reader { return bytes.NewReader(content) }, int64(len(content)), content, nil},
+		{"size too small (file grew)", func() io.Reader { return bytes.NewReader(content) }, 10, content, nil},
+		{"size too large (short stream)", func() io.Reader { return bytes.NewReader(content) }, 1 << 30, content, nil},
+		{"negative size", func() io.Reader { return bytes.NewReader(content) }, -1, content, nil},
+		{"empty", func() io.Reader { return bytes.NewReader(nil) }, 0, []byte{}, nil},
+		{"one byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(content)) }, int64(len(content)), content, nil},
+		{"error mid-stream", func() io.Reader { return io.MultiReader(bytes.NewReader(content[:100]), iotest.ErrReader(boom)) }, int64(len(content)), content[:100], boom},
+	}
+	for _, c := range cases {
+		got, err := readSized(c.r(), c.size)
+		if !errors.Is(err, c.err) || !bytes.Equal(got, c.want) {
+			t.Fatalf("%s: %d bytes, %v; want %d bytes, %v", c.name, len(got), err, len(c.want), c.err)
+		}
+	}
+	r := bytes.NewReader(content)
+	allocs := testing.AllocsPerRun(10, func() {
+		r.Reset(content)
+		if _, err := readSized(r, int64(len(content))); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Fatalf("reading %d bytes of known size: %v allocations, want 1", len(content), allocs)
 	}
 }

@@ -84,7 +84,13 @@ func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit Visit
 	indexes := make([]*LayerIndex, n)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
-	for i := range n {
+	// The archive digest (hashing every compressed layer) starts once the
+	// first layers are running; it never delays them.
+	defer im.startDigest()
+	for k, i := range spawnOrder(n, parallel) {
+		if k == parallel {
+			im.startDigest()
+		}
 		g.Go(func() error {
 			var id v1.Hash
 			var err error
@@ -127,6 +133,9 @@ func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit Visit
 			return err
 		})
 	}
+	if n <= parallel {
+		im.startDigest()
+	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("image %s: %w", im.Name, err)
 	}
@@ -136,6 +145,24 @@ func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit Visit
 		kept = fl.apply(indexes[i], kept)
 	}
 	return kept, nil
+}
+
+// spawnOrder is the order in which WalkLayers starts n layers, parallel at
+// a time: the first batch in reverse, so that layer 0 (the base, as a rule
+// the largest) is started last of it and runs at once on the starting
+// goroutine's core (the Go scheduler runs the last goroutine started
+// next), where the others wait for a core to take them; then the rest in
+// order.
+func spawnOrder(n, parallel int) []int {
+	order := make([]int, 0, n)
+	first := min(n, parallel)
+	for i := first - 1; i >= 0; i-- {
+		order = append(order, i)
+	}
+	for i := first; i < n; i++ {
+		order = append(order, i)
+	}
+	return order
 }
 
 // LayerIndex is what one layer holds, in tar order, with the values a

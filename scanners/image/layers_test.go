@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -227,4 +228,25 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestSpawnOrder: every layer is started once; the first batch in reverse,
+// so that the base layer is the one the starting goroutine's core runs.
+func TestSpawnOrder(t *testing.T) {
+	cases := []struct {
+		n, parallel int
+		want        []int
+	}{
+		{0, 2, []int{}},
+		{1, 2, []int{0}},
+		{2, 2, []int{1, 0}},
+		{5, 2, []int{1, 0, 2, 3, 4}},
+		{4, 1, []int{0, 1, 2, 3}},
+		{3, 8, []int{2, 1, 0}},
+	}
+	for _, c := range cases {
+		if got := spawnOrder(c.n, c.parallel); !slices.Equal(got, c.want) {
+			t.Fatalf("spawnOrder(%d, %d) = %v, want %v", c.n, c.parallel, got, c.want)
+		}
+	}
 }

@@ -10,8 +10,13 @@ import (
 // buffers while the caller parses the tar stream and runs the analyzers,
 // so a cold scan uses a second core for what is otherwise one sequential
 // stream (inflating is ~75% of a cold scan's CPU).
+//
+// Buffers are made only as the reader falls behind (at most
+// readaheadBuffers): while it parses a large file the inflater goes on
+// instead of waiting, and a small layer or a fast reader costs a buffer
+// or two.
 const (
-	readaheadBuffers = 4
+	readaheadBuffers = 16
 	readaheadSize    = 512 << 10
 )
 
@@ -35,6 +40,7 @@ type readahead struct {
 	done   chan struct{}
 	exited chan struct{}
 	once   sync.Once
+	made   int // buffers made so far (run's alone)
 
 	cur      []byte
 	curBuf   []byte
@@ -51,9 +57,6 @@ func newReadahead(src io.Reader, closer io.Closer) *readahead {
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
-	for range readaheadBuffers {
-		ra.free <- make([]byte, readaheadSize)
-	}
 	go ra.run()
 	return ra
 }
@@ -64,8 +67,17 @@ func (ra *readahead) run() {
 		var buf []byte
 		select {
 		case buf = <-ra.free:
-		case <-ra.done:
-			return
+		default:
+			if ra.made < readaheadBuffers {
+				ra.made++
+				buf = make([]byte, readaheadSize)
+				break
+			}
+			select {
+			case buf = <-ra.free:
+			case <-ra.done:
+				return
+			}
 		}
 		n := 0
 		var err error

@@ -10,7 +10,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -195,5 +198,67 @@ func BenchmarkColdGzipLayer(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultInflaterIsGo: without the isal build tag gzip layers go
+// through klauspost/compress (the build stays free of cgo).
+func TestDefaultInflaterIsGo(t *testing.T) {
+	want := "go"
+	if isalBuild {
+		want = "isal"
+	}
+	if got := GzipInflater(); got != want {
+		t.Fatalf("GzipInflater() = %q, want %q", got, want)
+	}
+}
+
+// countingReader counts the bytes read from it.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestReadaheadBuffersOnDemand: a small stream costs one buffer; a reader
+// that does not read lets the inflater run readaheadBuffers buffers ahead
+// and no further.
+func TestReadaheadBuffersOnDemand(t *testing.T) {
+	small := text(readaheadSize/3, 4)
+	ra := newReadahead(bytes.NewReader(small), nil)
+	got, err := io.ReadAll(ra)
+	if err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("small stream: %v, %d of %d bytes", err, len(got), len(small))
+	}
+	if err := ra.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ra.made != 1 {
+		t.Fatalf("small stream made %d buffers, want 1", ra.made)
+	}
+
+	src := &countingReader{r: bytes.NewReader(text(3*readaheadBuffers*readaheadSize, 5))}
+	ra = newReadahead(src, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ra.filled) < readaheadBuffers {
+		if time.Now().After(deadline) {
+			t.Fatalf("read-ahead filled %d buffers in 10 s, want %d", len(ra.filled), readaheadBuffers)
+		}
+		runtime.Gosched()
+	}
+	// Every buffer is made and full: run waits for a free one.
+	if n := src.n.Load(); n != readaheadBuffers*readaheadSize {
+		t.Fatalf("read %d bytes ahead, want %d", n, readaheadBuffers*readaheadSize)
+	}
+	if err := ra.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ra.made != readaheadBuffers {
+		t.Fatalf("made %d buffers, want %d", ra.made, readaheadBuffers)
 	}
 }

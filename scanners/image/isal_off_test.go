@@ -1,0 +1,5 @@
+//go:build !(isal && cgo)
+
+package image
+
+const isalBuild = false

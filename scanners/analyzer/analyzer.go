@@ -30,6 +30,11 @@ type OS struct {
 	Family string `json:"family"`
 	// Name is its version ("12.5", "3.19.1", "22.04").
 	Name string `json:"name"`
+	// Repository is the release of the package repositories the system
+	// installs from, when the image says (Alpine's /etc/apk/repositories:
+	// "3.20", "edge"); its advisories are the ones that describe the
+	// installed packages.
+	Repository string `json:"repository,omitempty"`
 }
 
 // Location is where a package was found.
@@ -196,7 +201,7 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
 	inv := &Inventory{}
-	var osFrom, debPoint string
+	var osFrom, debPoint, apkRepository string
 	type ownership struct {
 		owner string
 		files []string
@@ -234,6 +239,10 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 		for _, res := range fr.results {
 			if res.OS != nil && res.OS.Family == debianPointRelease {
 				debPoint = res.OS.Name
+				continue
+			}
+			if res.OS != nil && res.OS.Family == apkRepositoryFamily {
+				apkRepository = res.OS.Name
 				continue
 			}
 			if res.OS != nil && (inv.OS == nil || osPriority(k.Path) > osPriority(osFrom)) {
@@ -297,6 +306,9 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 	}
 	if inv.OS != nil && inv.OS.Family == "debian" && debPoint != "" {
 		inv.OS.Name = debPoint
+	}
+	if inv.OS != nil && inv.OS.Family == "alpine" && apkRepository != "" {
+		inv.OS.Repository = apkRepository
 	}
 	SortPackages(inv.Packages)
 	return inv, nil

@@ -6,6 +6,7 @@ var analyzers = []Analyzer{
 	dpkgStatus{},
 	dpkgFiles{},
 	apkInstalled{},
+	apkRepositories{},
 	rpmDB{},
 	goBinary{},
 	npmPackage{},

@@ -100,8 +100,21 @@ func FuzzYarnLock(f *testing.F) {
 	fuzzManifest(f, jsLock{}, "app/yarn.lock", "yarn-v1/yarn.lock", "yarn-berry/yarn.lock", "yarn-v1-dev/yarn.lock", "yarn-berry-dev/yarn.lock")
 }
 
+// FuzzPnpmLock is seeded with small lock files of each version (5.x, 6.x,
+// 9.x with an alias, a peer suffix and a dev-only package) rather than the
+// fixtures: Go minimizes every new interesting input for up to
+// -fuzzminimizetime (60 s) with O(n²) candidates, and YAML inputs barely
+// shrink, so multi-KB seeds kept each worker minimizing instead of fuzzing
+// (the exec rate fell to 0/s). The fixtures are parsed by TestLockfiles.
 func FuzzPnpmLock(f *testing.F) {
-	fuzzManifest(f, jsLock{}, "app/pnpm-lock.yaml", "pnpm-v5/pnpm-lock.yaml", "pnpm-v6/pnpm-lock.yaml", "pnpm-v9/pnpm-lock.yaml")
+	for _, s := range []string{
+		"lockfileVersion: 5.4\npackages:\n  /a/1.0.0:\n    dependencies:\n      b: 2.0.0_c@1\n    dev: false\n  /b/2.0.0_c@1:\n    dev: true\n",
+		"lockfileVersion: '6.0'\npackages:\n  /@s/a@1.0.0(c@1.0.0):\n    dev: false\n  /b@2.0.0:\n    name: b\n    version: 2.0.0\n    dev: true\n",
+		"lockfileVersion: '9.0'\nimporters:\n  .:\n    dependencies:\n      a:\n        version: 1.0.0(c@1.0.0)\n      x:\n        version: npm:b@2.0.0\n    devDependencies:\n      d:\n        version: link:../d\npackages:\n  a@1.0.0:\n    resolution: {integrity: sha512-x}\nsnapshots:\n  a@1.0.0(c@1.0.0):\n    dependencies:\n      b: 2.0.0\n  b@2.0.0: {}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	fuzzManifest(f, jsLock{}, "app/pnpm-lock.yaml")
 }
 
 func FuzzGemfileLock(f *testing.F) {

@@ -26,7 +26,7 @@ import (
 type jsLock struct{}
 
 func (jsLock) Type() string { return "js-lock" }
-func (jsLock) Version() int { return 2 }
+func (jsLock) Version() int { return 3 }
 
 func (jsLock) Required(p string, _ fs.FileInfo) bool {
 	switch path.Base(p) {

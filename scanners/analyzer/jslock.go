@@ -234,17 +234,31 @@ func unquoteYarn(s string) (string, error) {
 	return s, nil
 }
 
-// parseYarnBerry reads the YAML lock file of yarn 2 and later.
+// yarnBerryEntry is one entry of a yarn 2+ lock file.
+type yarnBerryEntry struct {
+	Version              string            `yaml:"version"`
+	Resolution           string            `yaml:"resolution"`
+	LinkType             string            `yaml:"linkType"`
+	Dependencies         map[string]string `yaml:"dependencies"`
+	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+}
+
+// parseYarnBerry reads the YAML lock file of yarn 2 and later, its entries
+// in chunks (yamlTopChunks) so that the time stays linear in their number.
 func parseYarnBerry(in Input) (*Result, error) {
-	var lock map[string]struct {
-		Version              string            `yaml:"version"`
-		Resolution           string            `yaml:"resolution"`
-		LinkType             string            `yaml:"linkType"`
-		Dependencies         map[string]string `yaml:"dependencies"`
-		OptionalDependencies map[string]string `yaml:"optionalDependencies"`
-	}
-	if err := yaml.Unmarshal(in.Content, &lock); err != nil {
+	chunks, err := yamlTopChunks(in.Content)
+	if err != nil {
 		return nil, fmt.Errorf("yarn berry lock: %w", err)
+	}
+	var lock map[string]yarnBerryEntry
+	for _, c := range chunks {
+		var part map[string]yarnBerryEntry
+		if err := yaml.Unmarshal(c, &part); err != nil {
+			return nil, fmt.Errorf("yarn berry lock: %w", err)
+		}
+		if err := mergeMap(&lock, part, "the top level"); err != nil {
+			return nil, fmt.Errorf("yarn berry lock: %w", err)
+		}
 	}
 	keys := make([]string, 0, len(lock))
 	for k := range lock {

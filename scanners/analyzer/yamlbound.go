@@ -34,12 +34,19 @@ type yamlDoc struct {
 // than yamlMaxSiblings entries, and a chunked section whose lines are not
 // plain block YAML (a document marker, an entry less indented than the
 // first).
-func yamlSections(b []byte) ([]yamlDoc, error) {
-	type line struct {
-		text   []byte
-		indent int // -1: blank or comment
-	}
-	var lines []line
+// yamlLine is one line of a YAML document and its indentation (-1: blank
+// or a comment).
+type yamlLine struct {
+	text   []byte
+	indent int
+}
+
+// yamlLines splits b into lines and refuses it when its collections other
+// than those at chunkDepth (1: the top level's entries, 2: those of the
+// top-level sections), which are parsed in chunks, would cost more than one
+// collection of yamlMaxSiblings entries.
+func yamlLines(b []byte, chunkDepth int) ([]yamlLine, error) {
+	var lines []yamlLine
 	for rest := b; len(rest) > 0; {
 		i := bytes.IndexByte(rest, '\n')
 		var l []byte
@@ -53,7 +60,7 @@ func yamlSections(b []byte) ([]yamlDoc, error) {
 		if t := bytes.TrimSpace(trimmed); len(t) == 0 || t[0] == '#' {
 			indent = -1
 		}
-		lines = append(lines, line{l, indent})
+		lines = append(lines, yamlLine{l, indent})
 	}
 	// Count the entries of each collection: lines at the same indentation
 	// under the same parent. Sequence items ("- ") count as entries too.
@@ -72,16 +79,63 @@ func yamlSections(b []byte) ([]yamlDoc, error) {
 		} else {
 			stack = append(stack, level{indent: l.indent, count: 1, line: n + 1})
 		}
-		// Top-level sections' entries (depth 2) are chunked; the top
-		// level and deeper collections are bounded: (c+1)² - c² more.
-		if top := stack[len(stack)-1]; len(stack) != 2 {
+		// (c+1)² - c² more for a collection that is not chunked.
+		if top := stack[len(stack)-1]; len(stack) != chunkDepth {
 			if cost += 2*top.count - 1; cost > yamlMaxSiblings*yamlMaxSiblings {
 				return nil, fmt.Errorf("the collection at line %d (%d entries so far) brings the document's nested collections past the equivalent of one of %d entries: refused (parsing time grows with the square of a collection's size)",
 					top.line, top.count, yamlMaxSiblings)
 			}
 		}
 	}
+	return lines, nil
+}
 
+// yamlTopChunks splits b, a mapping of entries at its top level (yarn
+// berry's lock file), into documents of at most yamlChunkEntries entries
+// each (b itself when it has no more), refusing it as yamlLines does.
+func yamlTopChunks(b []byte) ([][]byte, error) {
+	lines, err := yamlLines(b, 1)
+	if err != nil {
+		return nil, err
+	}
+	var starts []int
+	for n, l := range lines {
+		if l.indent == 0 {
+			if bytes.HasPrefix(l.text, []byte("---")) || bytes.HasPrefix(l.text, []byte("...")) {
+				return nil, fmt.Errorf("line %d: a lock file must be a single YAML document", n+1)
+			}
+			starts = append(starts, n)
+		}
+	}
+	if len(starts) <= yamlChunkEntries {
+		return [][]byte{b}, nil
+	}
+	var docs [][]byte
+	for i := 0; i < len(starts); i += yamlChunkEntries {
+		from, to := starts[i], len(lines)
+		if i == 0 {
+			from = 0
+		}
+		if i+yamlChunkEntries < len(starts) {
+			to = starts[i+yamlChunkEntries]
+		}
+		var d bytes.Buffer
+		for _, l := range lines[from:to] {
+			d.Write(l.text)
+		}
+		if !bytes.HasSuffix(d.Bytes(), []byte("\n")) {
+			d.WriteByte('\n')
+		}
+		docs = append(docs, d.Bytes())
+	}
+	return docs, nil
+}
+
+func yamlSections(b []byte) ([]yamlDoc, error) {
+	lines, err := yamlLines(b, 2)
+	if err != nil {
+		return nil, err
+	}
 	// Group the lines into top-level sections and their entries.
 	type section struct {
 		key     []byte  // the top-level key line

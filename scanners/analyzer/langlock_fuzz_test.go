@@ -96,8 +96,18 @@ func FuzzPipfileLock(f *testing.F) {
 	fuzzManifest(f, pythonLock{}, "app/Pipfile.lock", "python/Pipfile.lock")
 }
 
+// FuzzYarnLock is seeded with small lock files (yarn 1, and yarn 2+ with an
+// alias, a workspace and a patch) for the reason FuzzPnpmLock is.
 func FuzzYarnLock(f *testing.F) {
-	fuzzManifest(f, jsLock{}, "app/yarn.lock", "yarn-v1/yarn.lock", "yarn-berry/yarn.lock", "yarn-v1-dev/yarn.lock", "yarn-berry-dev/yarn.lock")
+	for _, s := range []string{
+		"# yarn lockfile v1\n\n\n\"@s/a@^1.0.0\", a@~1.0.0:\n  version \"1.0.2\"\n  dependencies:\n    b \"^2.0.0\"\n\nb@^2.0.0:\n  version \"2.0.0\"\n",
+		"__metadata:\n  version: 8\n\n\"a@npm:^1.0.0, x@npm:a@1.0.0\":\n  version: 1.0.0\n  resolution: \"a@npm:1.0.0\"\n  dependencies:\n    b: \"npm:^2.0.0\"\n  linkType: hard\n\n" +
+			"\"b@npm:^2.0.0\":\n  version: 2.0.0\n  resolution: \"b@npm:2.0.0\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"app@workspace:.\"\n  linkType: soft\n\n" +
+			"\"c@patch:c@npm%3A1.0.0#~/.yarn/patches/c.patch\":\n  version: 1.0.0\n  resolution: \"c@patch:c@npm%3A1.0.0#~/.yarn/patches/c.patch::version=1.0.0\"\n",
+	} {
+		f.Add([]byte(s))
+	}
+	fuzzManifest(f, jsLock{}, "app/yarn.lock")
 }
 
 // FuzzPnpmLock is seeded with small lock files of each version (5.x, 6.x,

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/taskguard/taskguard/console/fargate/fargatetest"
 	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // workflow runs the action twice from the repository itself (uses: ./): a
-// passing image with its task definition protected, and the same image
+// passing image with its task definition protected (with a defender health
+// check and WAF ports), and the same image
 // blocked by severity-cutoff. The last step writes what GitHub would show.
 const workflow = `name: taskguard-e2e
 on: push
@@ -30,6 +32,10 @@ jobs:
           offline: true
           task-definition: testdata/taskdef/seeds-sample.json
           protected-task-output: ${{ env.OUT_DIR }}/tg_fargate.json
+          health-check: true
+          waf-port: |
+            9443
+            8443
           junit: ${{ env.OUT_DIR }}/pass.junit.xml
           sarif: ${{ env.OUT_DIR }}/pass.sarif
       - id: block
@@ -114,6 +120,8 @@ func TestWorkflowWithAct(t *testing.T) {
 	protected, err := os.ReadFile(filepath.Join(out, "tg_fargate.json"))
 	if err != nil || !strings.Contains(string(protected), `"entry.sh"`) || !strings.Contains(string(protected), "taskguard-defender") {
 		t.Errorf("protected task: %v\n%s", err, protected)
+	} else if diff := fargatetest.ReadDefender(t, protected).Diff([]int{8443, 9443}, true, "twistlock-fargate-task"); diff != "" {
+		t.Errorf("health-check and waf-port did not reach the protected task: %s", diff)
 	}
 	for _, f := range []string{"pass.junit.xml", "pass.sarif", "block.junit.xml"} {
 		if !fileExists(filepath.Join(out, f)) {

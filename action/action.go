@@ -115,8 +115,10 @@ type inputs struct {
 	consoleAddr, defenderImage, agentTokenSecret     string
 	agentToken, dockerfile, sbom                     string
 	include, exclude, skipImages, platforms          []string
+	wafPorts                                         []uint16
 	onlyFixed, failBuild, extract, offline, insecure bool
 	failClosed, layerCache, lockfiles, includeDev    bool
+	healthCheck                                      bool
 }
 
 func readInputs(gha *githubactions.Action) (*inputs, error) {
@@ -134,7 +136,10 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 		include: listInput(gha, "include"), exclude: listInput(gha, "exclude"),
 		skipImages: listInput(gha, "skip-image"), platforms: listInput(gha, "defender-platforms"),
 	}
-	var errs []error
+	var (
+		errs []error
+		err  error
+	)
 	boolIn := func(name string, def bool) bool {
 		v, err := boolInput(gha, name, def)
 		errs = append(errs, err)
@@ -149,6 +154,9 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	in.layerCache = boolIn("layer-cache", true)
 	in.lockfiles = boolIn("lockfiles", false)
 	in.includeDev = boolIn("include-dev-deps", false)
+	in.healthCheck = boolIn("health-check", false)
+	in.wafPorts, err = portsInput(gha, "waf-port")
+	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -202,6 +210,8 @@ func (in *inputs) job(logger *slog.Logger, messages io.Writer) pipeline.JobOptio
 			SkipImages:          in.skipImages,
 			FailClosed:          in.failClosed,
 			DefenderPlatforms:   in.platforms,
+			WAFPorts:            in.wafPorts,
+			DefenderHealthCheck: in.healthCheck,
 		}
 		if in.consoleURL == "" {
 			run.Protect.AgentToken = in.agentToken
@@ -341,6 +351,19 @@ func boolInput(gha *githubactions.Action, name string, def bool) (bool, error) {
 		return false, fmt.Errorf("input %q: %q is not true or false", name, v)
 	}
 	return b, nil
+}
+
+// portsInput reads a list input of TCP ports (comma- or newline-separated).
+func portsInput(gha *githubactions.Action, name string) ([]uint16, error) {
+	var ports []uint16
+	for _, v := range listInput(gha, name) {
+		n, err := strconv.ParseUint(v, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("input %q: %q is not a port between 1 and 65535", name, v)
+		}
+		ports = append(ports, uint16(n))
+	}
+	return ports, nil
 }
 
 // sbomOutput is the SBOM file the job writes: the sbom input when an image

@@ -22,6 +22,7 @@ import (
 	"github.com/taskguard/taskguard/cli"
 	"github.com/taskguard/taskguard/console"
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/fargate/fargatetest"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/internal/testenv"
 )
@@ -253,6 +254,13 @@ func TestInputErrors(t *testing.T) {
 		{"missing tarball before the DB", map[string]string{"input": "nope.tar", "offline": "true", "cache-dir": t.TempDir()}, "image nope.tar: no such file"},
 		{"no DB offline", map[string]string{"input": tarball, "offline": "true", "cache-dir": t.TempDir()}, "--offline forbids downloading"},
 		{"no entrypoint", map[string]string{"task-definition": "../testdata/taskdef/no-entrypoint.json", "protected-task-output": filepath.Join(t.TempDir(), "o.json")}, `container "reports" has no entryPoint`},
+		{"bad waf port", map[string]string{"task-definition": "x", "waf-port": "8443,\nhttps"}, `input "waf-port": "https" is not a port between 1 and 65535`},
+		{"waf port too large", map[string]string{"task-definition": "x", "waf-port": "65536"}, `input "waf-port": "65536" is not a port between 1 and 65535`},
+		{"bad health check", map[string]string{"task-definition": "x", "health-check": "yes"}, `input "health-check": "yes" is not true or false`},
+		// Refused before the console is reached (nothing listens there).
+		{"waf port and health check with a console", map[string]string{"task-definition": "../testdata/taskdef/seeds-sample.json", "console-url": "https://127.0.0.1:1",
+			"console-token": "tok", "waf-port": "8443", "health-check": "true"},
+			`input "waf-port" and input "health-check": only a task protected offline takes this; with input "console-url" the console protects the task`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,5 +388,42 @@ func TestProtectInputsAndSBOM(t *testing.T) {
 	}
 	if o := s.outputs(t); o["sbom"] != sbomPath || o["protected-task-definition"] != out {
 		t.Errorf("outputs = %v", o)
+	}
+}
+
+// health-check and waf-port reach task protect's options: the defender of
+// the protected task maps each WAF port once and has a health check, and
+// the app waits for it to be HEALTHY; without them, none of that.
+func TestHealthCheckAndWAFPortInputs(t *testing.T) {
+	inputs := map[string]string{
+		"task-definition": "../testdata/taskdef/seeds-sample.json",
+		"console-addr":    "console.example.com:8083", "agent-token": "tok",
+	}
+	protect := func(t *testing.T, extra map[string]string) fargatetest.Defender {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "tg_fargate.json")
+		in := map[string]string{"protected-task-output": out}
+		for k, v := range inputs {
+			in[k] = v
+		}
+		for k, v := range extra {
+			in[k] = v
+		}
+		s := newStep(t, in)
+		if code, err := s.run(t); code != program.ExitOK || err != nil {
+			t.Fatalf("code %d, err %v\n%s", code, err, s.log)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fargatetest.ReadDefender(t, b)
+	}
+	const app = "twistlock-fargate-task"
+	if diff := protect(t, nil).Diff(nil, false, app); diff != "" {
+		t.Errorf("without the inputs: %s", diff)
+	}
+	if diff := protect(t, map[string]string{"health-check": "true", "waf-port": "9443,\n8443, 9443"}).Diff([]int{8443, 9443}, true, app); diff != "" {
+		t.Errorf("with health-check and waf-port: %s", diff)
 	}
 }

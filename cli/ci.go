@@ -107,6 +107,8 @@ Exit codes: 0 passed, 1 blocked by the gate (the reasons are printed), 2 could n
 	fl.StringSliceVar(&f.protect.skipImages, "skip-image", nil, "leave containers whose image matches this glob as they are (repeatable)")
 	fl.BoolVar(&f.protect.failClosed, "fail-closed", false, "protected apps never start without supervision and policy (TASKGUARD_FAIL_CLOSED=1)")
 	fl.StringSliceVar(&f.protect.defenderPlatforms, "defender-platforms", nil, "platforms the defender image carries (linux/amd64, linux/arm64; default linux/amd64)")
+	fl.Var(&portsValue{&f.protect.wafPorts}, "waf-port", "offline: external port the defender's WAF listens on, mapped in the task (repeatable; with --console its WAF rules decide)")
+	fl.BoolVar(&f.protect.healthCheck, "health-check", false, "offline: give the defender a health check; app containers wait for HEALTHY")
 	return cmd
 }
 
@@ -149,6 +151,8 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 			SkipImages:          f.protect.skipImages,
 			FailClosed:          f.protect.failClosed,
 			DefenderPlatforms:   f.protect.defenderPlatforms,
+			WAFPorts:            f.protect.wafPorts,
+			DefenderHealthCheck: f.protect.healthCheck,
 		}
 		if client == nil && f.protect.agentTokenSecret == "" {
 			run.Protect.AgentToken = os.Getenv(fargate.EnvAgentToken)

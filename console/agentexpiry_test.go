@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // testClock is a time the test moves (auth.Config.Now).
@@ -26,20 +26,6 @@ type testClock struct {
 func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 
 func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
-// lockedBuffer is a log the console writes from its goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // An agent credential stored without an expiry (minted before agent
 // credentials expired) gets one credential lifetime when the console
@@ -76,7 +62,7 @@ func TestOldAgentCredentialsExpireAfterUpgrade(t *testing.T) {
 			st.Close()
 
 			clk := &testClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
-			logs := &lockedBuffer{}
+			logs := &testenv.SyncBuffer{}
 			cfg.Auth.Now = clk.Now
 			cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), nil))
 			c, err := Start(ctx, cfg)
@@ -129,7 +115,7 @@ func TestOldAgentCredentialsExpireAfterUpgrade(t *testing.T) {
 			if err := c.Shutdown(ctx); err != nil {
 				t.Fatal(err)
 			}
-			logs2 := &lockedBuffer{}
+			logs2 := &testenv.SyncBuffer{}
 			cfg.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logs2, testWriter{t}), nil))
 			c2 := start(t, cfg)
 			if strings.Contains(logs2.String(), "without an expiry") {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // consoleProcess is the real taskguard-console command in a child process.
@@ -47,15 +48,12 @@ func startConsoleProcess(t *testing.T, dir string, args ...string) *consoleProce
 	}
 	p := &consoleProcess{cmd: cmd, dir: dir, exited: make(chan error, 1)}
 	urls := make(chan string, 1)
-	var logs strings.Builder
-	var logMu sync.Mutex
+	var logs testenv.SyncBuffer
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			logMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
+			logs.Write([]byte(sc.Text() + "\n"))
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "console listening" {
 				u, _ := rec["url"].(string)
@@ -68,8 +66,6 @@ func startConsoleProcess(t *testing.T, dir string, args ...string) *consoleProce
 	select {
 	case p.url = <-urls:
 	case err := <-p.exited:
-		logMu.Lock()
-		defer logMu.Unlock()
 		t.Fatalf("the console exited before listening (%v):\n%s", err, logs.String())
 	case <-time.After(60 * time.Second):
 		t.Fatal("the console did not start listening in 60 s")

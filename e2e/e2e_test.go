@@ -93,7 +93,7 @@ func (e *env) start(t *testing.T, cmd *exec.Cmd) {
 
 // combinedOutput runs cmd inside the test's network namespace.
 func (e *env) combinedOutput(cmd *exec.Cmd) ([]byte, error) {
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := e.ns.Start(cmd); err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func (e *env) protect(t *testing.T, ctx context.Context, image string) []byte {
 }
 
 // runLocal returns the run-local command for a protected task.
-func (e *env) runLocal(ctx context.Context, task []byte, image, archive string) (*exec.Cmd, *syncBuffer, *syncBuffer, error) {
+func (e *env) runLocal(ctx context.Context, task []byte, image, archive string) (*exec.Cmd, *testenv.SyncBuffer, *testenv.SyncBuffer, error) {
 	taskFile := filepath.Join(e.dir, "protected-"+randomName()+".json")
 	if err := os.WriteFile(taskFile, task, 0o644); err != nil {
 		return nil, nil, nil, err
@@ -210,7 +210,7 @@ func (e *env) runLocal(ctx context.Context, task []byte, image, archive string) 
 	// tears the pod down (SIGKILL would leave the pod behind).
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = time.Minute
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testenv.SyncBuffer{}, &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd, stdout, stderr, nil
 }
@@ -490,23 +490,6 @@ func checkTeardown(t *testing.T, ctx context.Context, log string) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func randomName() string { return strconv.FormatInt(time.Now().UnixNano(), 36) }
 
 func goBuild(t *testing.T, root, out string, pkgs ...string) {
@@ -567,7 +550,7 @@ func startConsole(t *testing.T, ctx context.Context, ns *testnet.NS, binary, dat
 	l.Close()
 	cmd := exec.Command(binary, "--data-dir", dataDir, "--listen", addr, "--san", localrun.HostLoopback, "--log-level", "warn")
 	cmd.Env = append(os.Environ(), "TASKGUARD_ADMIN_PASSWORD="+adminPassword, "TASKGUARD_ADMIN_USER=admin")
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := ns.Start(cmd); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/taskguard/taskguard/console/fargate/fargatetest"
 	"github.com/taskguard/taskguard/scanners/report"
 )
 
@@ -273,6 +274,86 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 					t.Errorf("error %q: want taskguard's refusal of an ARM64 task without an ARM64 defender", b.Error)
 				}
 				wantNoSecret(t, b, managerPassword)
+			},
+		},
+		{
+			name: "healthCheck and wafPort reach a task protected offline, and are refused where they cannot apply",
+			jenkinsfile: `node {
+    stage('scan') {
+        taskguardScan(taskDefinition: 'multi.json', protectedTaskOutput: 'scan-out.json', ` + db + `, ` + offline + `,
+                      healthCheck: true, wafPort: [9443, '8443'])
+    }
+    stage('protect') {
+        taskguardProtectTask(taskDefinition: 'multi.json', ` + offline + `, protectedTaskOutput: 'out/protect.json',
+                             healthCheck: 'true', wafPort: '8443,\n9443')
+    }
+    stage('plain') {
+        taskguardProtectTask(taskDefinition: 'multi.json', ` + offline + `, protectedTaskOutput: 'out/plain.json', healthCheck: 'false')
+    }
+    stage('refusals') {
+        for (Closure step : [
+            { taskguardScan(taskDefinition: 'multi.json', protectedTaskOutput: 'x.json', wafPort: 70000) },
+            { taskguardScan(taskDefinition: 'multi.json', wafPort: 8443) },
+            { taskguardScan(taskDefinition: 'multi.json', protectedTaskOutput: 'x.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'manager',
+                            healthCheck: true) },
+            { taskguardProtectTask(taskDefinition: 'multi.json', wafPort: '8443, https') },
+            { taskguardProtectTask(taskDefinition: 'multi.json', wafPort: [[port: 8443]]) },
+            { taskguardProtectTask(taskDefinition: 'multi.json', wafPort: 0) },
+            { taskguardProtectTask(taskDefinition: 'multi.json', healthCheck: 'yes') },
+            { taskguardProtectTask(taskDefinition: 'multi.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'manager',
+                                   wafPort: 8443, healthCheck: true) },
+        ]) {
+            try {
+                step()
+            } catch (e) {
+                echo "refused: ${e.message}"
+            }
+        }
+    }
+}`,
+			files: taskFiles,
+			env:   map[string]string{"TASKGUARD_CACHE_DIR": f.db, "CONSOLE_URL": f.consoleURL},
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "SUCCESS")
+				wantStages(t, b, "scan: SUCCESS", "protect: SUCCESS", "plain: SUCCESS", "refusals: SUCCESS")
+				if s := findSh(t, b, "'scan-out.json'")["script"].(string); !strings.Contains(s, "'--waf-port' '9443' '--waf-port' '8443' '--health-check'") {
+					t.Errorf("taskguard ci lacks the WAF ports and --health-check:\n%s", s)
+				}
+				for _, tt := range []struct {
+					file   string
+					ports  []int
+					health bool
+				}{
+					{"scan-out.json", []int{8443, 9443}, true},
+					{"out/protect.json", []int{8443, 9443}, true},
+					{"out/plain.json", nil, false},
+				} {
+					d := fargatetest.ReadDefender(t, b.archived(t, tt.file))
+					for _, app := range []string{"web", "worker"} {
+						if diff := d.Diff(tt.ports, tt.health, app); diff != "" {
+							t.Errorf("%s: %s", tt.file, diff)
+						}
+					}
+				}
+				const ports = "must be ports between 1 and 65535 (a number, a list of numbers or one string of comma-separated numbers), not "
+				const offlineOnly = ": only a task protected offline (without consoleUrl) takes this; the console maps the external ports of its own WAF rules and gives the defender no health check"
+				for _, want := range []string{
+					"refused: taskguardScan: parameter 'wafPort' " + ports + "'70000'",
+					"refused: taskguardScan: wafPort shape the protected task definition: give protectedTaskOutput (and taskDefinition) too",
+					"refused: taskguardScan: healthCheck" + offlineOnly,
+					"refused: taskguardProtectTask: parameter 'wafPort' " + ports + "'https'",
+					"refused: taskguardProtectTask: parameter 'wafPort' " + ports + "[port:8443] (LinkedHashMap)",
+					"refused: taskguardProtectTask: parameter 'wafPort' " + ports + "'0'",
+					"refused: taskguardProtectTask: parameter 'healthCheck' must be true or false (a boolean, or the string 'true' or 'false'), not 'yes'",
+					"refused: taskguardProtectTask: healthCheck and wafPort" + offlineOnly,
+				} {
+					if !strings.Contains(b.Log, want) {
+						t.Errorf("log lacks %q", want)
+					}
+				}
+				if n := len(b.calls("sh")); n != 3 {
+					t.Errorf("%d sh calls, want 3 (the refused calls must not run taskguard or curl)", n)
+				}
 			},
 		},
 	}

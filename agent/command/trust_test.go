@@ -1,7 +1,6 @@
 package command_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,26 +129,9 @@ func (tc *trustConsole) defenderEnv(t *testing.T) map[string]string {
 // sidecarRun is a running sidecar and its combined output.
 type sidecarRun struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *testenv.SyncBuffer
 	done   chan error
 	socket string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startSidecarEnv runs `taskguard-defender sidecar` with exactly env (and
@@ -158,7 +139,7 @@ func (l *lockedBuffer) String() string {
 func startSidecarEnv(t *testing.T, bin string, env map[string]string) *sidecarRun {
 	t.Helper()
 	dir := t.TempDir()
-	r := &sidecarRun{out: &lockedBuffer{}, done: make(chan error, 1), socket: filepath.Join(dir, "defender.sock")}
+	r := &sidecarRun{out: &testenv.SyncBuffer{}, done: make(chan error, 1), socket: filepath.Join(dir, "defender.sock")}
 	r.cmd = exec.Command(bin, "sidecar", "--socket", r.socket, "--state-dir", filepath.Join(dir, "state"))
 	r.cmd.Env = []string{}
 	for k, v := range env {

@@ -1,7 +1,6 @@
 package launcher
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/taskguard/taskguard/agent/socket"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // sidecarStub is a real socket server, as the sidecar runs it, that has no
@@ -84,22 +84,18 @@ func TestNoPolicyInTime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := startSidecarStub(t)
 			marker := filepath.Join(t.TempDir(), "ran")
-			var logs bytes.Buffer
-			var mu sync.Mutex
-			logw := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(p) })
+			var logs testenv.SyncBuffer
 			st, err := Run(context.Background(), []string{"/bin/sh", "-c", "echo > " + marker}, []string{"PATH=/bin:/usr/bin"}, Options{
 				Identity:   policy.Identity{TaskFamily: "task", Container: "app"},
 				SocketPath: s.path,
 				PolicyWait: 200 * time.Millisecond,
 				FailClosed: failClosed,
 				Supervisor: "ptrace",
-				Log:        slog.New(slog.NewTextHandler(logw, nil)),
+				Log:        slog.New(slog.NewTextHandler(&logs, nil)),
 			})
 			_, statErr := os.Stat(marker)
 			a := s.next(t, 10*time.Second)
-			mu.Lock()
 			logText := logs.String()
-			mu.Unlock()
 			if a.Kind != api.AuditDefender || a.Severity != "high" || a.Container != "app" || a.TaskFamily != "task" || a.ID == "" {
 				t.Errorf("audit %+v, want a high-severity defender audit of container app", a)
 			}
@@ -155,7 +151,3 @@ func TestFailClosedPolicyArrives(t *testing.T) {
 		t.Fatalf("err %v, status %+v, app ran %v: want the app started under the policy that arrived", err, st, statErr == nil)
 	}
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -27,6 +27,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // runShipper runs s until the test ends.
@@ -79,7 +80,7 @@ func TestShipperSetsAsideRefusedBatch(t *testing.T) {
 	spool := t.TempDir()
 	// The oldest batch is one the console answers 400 (no records).
 	writeSpooled(t, spool, "00000000000000000001-000001.json", `{"audits":null}`)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s := NewShipper(c, spool, slog.New(slog.NewTextHandler(&logs, nil)))
 	s.FlushEvery = 10 * time.Millisecond
 	s.Add(rec("after the refused batch"))
@@ -213,7 +214,7 @@ func TestShipperCredentialRefused(t *testing.T) {
 	cc, good := newConsole(t, &policy.Policy{})
 	revoked := &Console{BaseURL: good.BaseURL, Token: "tg_agent_revoked", HTTP: good.HTTP}
 	spool := t.TempDir()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s := NewShipper(revoked, spool, slog.New(slog.NewTextHandler(&logs, nil)))
 	s.FlushEvery, s.MinBackoff, s.AuthBackoff = 5*time.Millisecond, 5*time.Millisecond, time.Hour
 	s.Add(rec("kept while the credential is refused"))

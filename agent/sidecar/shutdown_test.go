@@ -21,6 +21,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // childEnv makes the test binary run a sidecar (runChild) instead of the
@@ -72,7 +73,7 @@ func runChild(cfgJSON string) int {
 type sidecarProcess struct {
 	cmd    *exec.Cmd
 	exited chan error
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 }
 
 func startSidecar(t *testing.T, cc *consoletest.Console, token, dir string, flush time.Duration) *sidecarProcess {
@@ -82,7 +83,7 @@ func startSidecar(t *testing.T, cc *consoletest.Console, token, dir string, flus
 	os.Remove(filepath.Join(dir, "s.sock"))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
-	p := &sidecarProcess{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
+	p := &sidecarProcess{cmd: cmd, exited: make(chan error, 1), stderr: &testenv.SyncBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/consoletest"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 func rec(msg string) api.Audit {
@@ -60,7 +59,7 @@ func nonNil[T any](s []T) []T {
 }
 
 // countLines counts the log lines holding s.
-func countLines(log *syncBuffer, s string) int { return strings.Count(log.String(), s) }
+func countLines(log *testenv.SyncBuffer, s string) int { return strings.Count(log.String(), s) }
 
 // TestShipperRetriesWithoutDuplicates: posts that fail (the console is
 // down) are retried from the spool with the same IDs, repeats are
@@ -68,7 +67,7 @@ func countLines(log *syncBuffer, s string) int { return strings.Count(log.String
 func TestShipperRetriesWithoutDuplicates(t *testing.T) {
 	cc, c := newConsole(t, &policy.Policy{})
 	cc.Stop()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s := NewShipper(c, t.TempDir(), slog.New(slog.NewTextHandler(&logs, nil)))
 	s.FlushEvery, s.MinBackoff, s.MaxBackoff = 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
 	for range 3 {
@@ -223,24 +222,6 @@ func TestConsoleInvalidPolicyKept(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the shipper's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestStandalone: with a policy file and no console the sidecar serves the
 // file and writes audits as JSON lines.
 func TestStandalone(t *testing.T) {
@@ -249,7 +230,7 @@ func TestStandalone(t *testing.T) {
 	if err := os.WriteFile(pf, []byte(`{"revision": 4, "runtime": [{"name": "r", "processes": {"effect": "alert", "denied": ["nc"]}}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	sock := filepath.Join(dir, "s.sock")
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,6 @@
 package localrun_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,24 +62,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// syncBuffer is an io.Writer safe for the runner's log goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // leftovers lists what podman and ip netns hold whose name contains pod.
@@ -157,7 +137,7 @@ func TestRunTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	// While the task runs, the published port answers on the host's loopback.
 	published := make(chan string, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -256,7 +236,7 @@ func TestRunCancelTearsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	// Polls the app's output (with a deadline) for the line that says it runs.
 	sawUp := make(chan bool, 1)
 	go func() {
@@ -373,7 +353,7 @@ func TestRunFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Output: &out, InsecureRegistry: true})
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -395,7 +375,7 @@ func TestDependencyFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
 	if err == nil || !strings.Contains(err.Error(), `dependsOn "migrate" SUCCESS: it exited with code 7`) {
 		t.Fatalf("err %v", err)
@@ -423,7 +403,7 @@ func TestDependsOnComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	res, err := localrun.Run(context.Background(), td, localrun.Options{Log: testLog(t), Archives: map[string]string{"": archive}, Output: &out, StopTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)

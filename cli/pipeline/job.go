@@ -55,8 +55,9 @@ type JobOptions struct {
 	// publication); nil discards it.
 	Messages io.Writer
 	// Names maps the job's inputs ("policy", "ignore-file", "console",
-	// "sbom") to what the caller calls them (its flags, its step inputs),
-	// for error messages; nil keeps the names as they are.
+	// "sbom", "waf-port", "health-check") to what the caller calls them (its
+	// flags, its step inputs), for error messages; nil keeps the names as
+	// they are.
 	Names func(input string) string
 }
 
@@ -65,6 +66,28 @@ func (o *JobOptions) name(input string) string {
 		return input
 	}
 	return o.Names(input)
+}
+
+// offlineOnly refuses, before anything runs, the protect options only a
+// task protected offline takes when the console is to protect it: its API
+// maps the external ports of the console's own WAF rules and gives the
+// defender no health check.
+func (o *JobOptions) offlineOnly() error {
+	if o.Console == nil || o.Run.TaskPath == "" || o.Run.ProtectOutput == "" {
+		return nil
+	}
+	var names []string
+	if len(o.Run.Protect.WAFPorts) > 0 {
+		names = append(names, o.name("waf-port"))
+	}
+	if o.Run.Protect.DefenderHealthCheck {
+		names = append(names, o.name("health-check"))
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: only a task protected offline takes this; with %s the console protects the task, "+
+		"maps the external ports of its own WAF rules and gives the defender no health check", strings.Join(names, " and "), o.name("console"))
 }
 
 // DBOptions locate the vulnerability DB and say whether it may be updated.
@@ -116,6 +139,9 @@ func RunJob(ctx context.Context, opts JobOptions) (*report.Report, error) {
 		msg = io.Discard
 	}
 	run := opts.Run
+	if err := opts.offlineOnly(); err != nil {
+		return nil, err
+	}
 	var client *api.Client
 	if opts.Console != nil {
 		client = opts.Console.Client

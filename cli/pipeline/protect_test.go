@@ -109,9 +109,16 @@ func TestRunJobProtectsThroughTheConsoleWithEveryOption(t *testing.T) {
 	}
 	// Options only an offline protect honours are refused by name.
 	_, err = job(fargate.Options{Exclude: []string{"worker"}, DefenderPlatforms: []string{fargate.PlatformARM64},
-		ConsoleCAPEM: "-----BEGIN CERTIFICATE-----", WAFPorts: []uint16{8443}})
-	if err == nil || !strings.Contains(err.Error(), "CA PEM") || !strings.Contains(err.Error(), "WAF ports") {
+		ConsoleCAPEM: "-----BEGIN CERTIFICATE-----", DefenderMemoryReservation: 64})
+	if err == nil || !strings.Contains(err.Error(), "CA PEM") || !strings.Contains(err.Error(), "memory reservation") {
 		t.Errorf("console-only options: %v, want a refusal naming them", err)
+	}
+	// WAF ports and the health check are refused before the job runs,
+	// named as the caller names them.
+	_, err = job(fargate.Options{Exclude: []string{"worker"}, DefenderPlatforms: []string{fargate.PlatformARM64},
+		WAFPorts: []uint16{8443}, DefenderHealthCheck: true})
+	if want := "waf-port and health-check: only a task protected offline takes this; with console the console protects the task"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("WAF ports and health check through the console: %v, want %q", err, want)
 	}
 }
 

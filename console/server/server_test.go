@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/console/store/sqlite"
 	"github.com/taskguard/taskguard/console/taskimages"
+	"github.com/taskguard/taskguard/internal/testenv"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -32,7 +32,7 @@ type testEnv struct {
 	srv    *httptest.Server
 	auth   *auth.Authenticator
 	store  store.Store
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	dbPath string // the SQLite file of the store
 
 	mu     sync.Mutex
@@ -77,7 +77,7 @@ func newTestEnvWith(t *testing.T, throttle auth.ThrottleConfig, images *taskimag
 func newTestEnvOn(t *testing.T, st store.Store, throttle auth.ThrottleConfig, images *taskimages.Matcher) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &testEnv{t: t, store: st, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), logs: &syncBuffer{}}
+	e := &testEnv{t: t, store: st, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), logs: &testenv.SyncBuffer{}}
 	e.auth = auth.New(auth.Config{
 		Store:      st,
 		BcryptCost: bcrypt.MinCost,
@@ -191,23 +191,6 @@ func errorMessage(t *testing.T, body string) string {
 		t.Fatalf("error body %q is not {\"error\": ...}: %v", body, err)
 	}
 	return e.Error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestPing(t *testing.T) {
@@ -597,7 +580,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 }
 
 func TestRecoverPanic(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s := &Server{log: slog.New(slog.NewJSONHandler(&logs, nil))}
 	h := s.chain(route{name: "boom", handler: func(http.ResponseWriter, *http.Request) { panic("boom") }})
 	rec := httptest.NewRecorder()

@@ -13,7 +13,7 @@ import groovy.transform.Field
     'taskDefinition', 'protectedTaskOutput', 'consoleUrl', 'credentialsId', 'consoleAddr',
     'consoleCa', 'consoleInsecure', 'defenderImage', 'extractEntrypoint',
     'agentTokenSecret', 'agentTokenCredentialsId', 'archive', 'taskguard',
-    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms',
+    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms', 'healthCheck', 'wafPort',
 ]
 
 // Lists take a Groovy list of strings or one string of comma- or
@@ -70,7 +70,9 @@ cat "$TG_ERR"
 rm -f "$TG_ERR"
 '''
 
-@Field static final List<String> PROTECT_BOOLEANS = ['consoleInsecure', 'extractEntrypoint', 'archive', 'failClosed']
+@Field static final List<String> PROTECT_BOOLEANS = [
+    'consoleInsecure', 'extractEntrypoint', 'archive', 'failClosed', 'healthCheck',
+]
 
 Map call(Map args = [:]) {
     for (String key : args.keySet()) {
@@ -98,6 +100,12 @@ Map call(Map args = [:]) {
         }
         o[key] = listItems(o[key])
     }
+    String badPort = badPorts(o.wafPort)
+    if (badPort != null) {
+        error("taskguardProtectTask: parameter 'wafPort' must be ports between 1 and 65535 (a number, a list of " +
+              "numbers or one string of comma-separated numbers), not ${badPort}")
+    }
+    o.wafPort = portItems(o.wafPort)
     if (o.agentTokenSecret && o.agentTokenCredentialsId) {
         error('taskguardProtectTask: give agentTokenSecret (an ARN, recommended) or agentTokenCredentialsId, not both')
     }
@@ -115,6 +123,12 @@ Map call(Map args = [:]) {
         if (!o.credentialsId) {
             error('taskguardProtectTask: consoleUrl needs credentialsId (a username/password credential ' +
                   'of a console user with the defender-manager role)')
+        }
+        List<String> offlineOnly = (o.healthCheck ? ['healthCheck'] : []) + (o.wafPort ? ['wafPort'] : [])
+        if (offlineOnly) {
+            error("taskguardProtectTask: ${offlineOnly.join(' and ')}: only a task protected offline " +
+                  '(without consoleUrl) takes this; the console maps the external ports of its own WAF rules ' +
+                  'and gives the defender no health check')
         }
         String base = (o.consoleUrl as String).replaceAll('/+$', '')
         String addr = (o.consoleAddr ?: consoleHost(base)) as String
@@ -165,6 +179,12 @@ Map call(Map args = [:]) {
         flags += listFlags(o, PROTECT_LISTS)
         if (o.failClosed) {
             flags << '--fail-closed'
+        }
+        for (String port : o.wafPort as List<String>) {
+            flags += ['--waf-port', port]
+        }
+        if (o.healthCheck) {
+            flags << '--health-check'
         }
         String script = WRAP_HEAD + 'set -- ' + quoteAll(flags) + '\n' + OFFLINE_SCRIPT + WRAP_TAIL
         envVars << "TG_TASKGUARD=${o.taskguard}"
@@ -270,6 +290,45 @@ private static List<String> listFlags(Map o, Map<String, String> flags) {
         }
     }
     return out
+}
+
+// badPorts returns null for an acceptable wafPort (unset, a port number, a
+// string of comma- or newline-separated port numbers, or a list of those),
+// else the offending item quoted for the error message.
+@NonCPS
+private static String badPorts(Object value) {
+    if (value == null) {
+        return null
+    }
+    List items = List.isInstance(value) ? value as List : [value]
+    for (Object item : items) {
+        if (!Number.isInstance(item) && !CharSequence.isInstance(item)) {
+            return item == null ? 'a list holding null' : "${item} (${item.getClass().simpleName})"
+        }
+        for (String part : item.toString().split('[,\\n]')) {
+            String p = part.trim()
+            if (p && !(p ==~ /\d{1,5}/ && (p as int) >= 1 && (p as int) <= 65535)) {
+                return "'" + p + "'"
+            }
+        }
+    }
+    return null
+}
+
+// portItems returns the ports of a wafPort badPorts accepted, as decimal
+// strings without leading zeros.
+@NonCPS
+private static List<String> portItems(Object value) {
+    List items = value == null ? [] : (List.isInstance(value) ? value as List : [value])
+    List<String> ports = []
+    for (Object item : items) {
+        for (String part : item.toString().split('[,\\n]')) {
+            if (part.trim()) {
+                ports << (part.trim() as int).toString()
+            }
+        }
+    }
+    return ports
 }
 
 // parseRun reads the wrapped script's stdout: the exit status, then the reason.

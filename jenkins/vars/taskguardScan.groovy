@@ -17,12 +17,13 @@ import groovy.transform.Field
     'agentTokenSecret', 'agentTokenCredentialsId', 'defenderImage', 'extractEntrypoint',
     'dockerfile', 'taskguard',
     'lockfiles', 'includeDevDeps', 'sbom', 'layerCache',
-    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms',
+    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms', 'healthCheck', 'wafPort',
 ]
 
 @Field static final List<String> SCAN_BOOLEANS = [
     'onlyFixed', 'failBuild', 'unstableOnBlock', 'archive', 'skipDbUpdate', 'offline',
     'consoleInsecure', 'publish', 'extractEntrypoint', 'lockfiles', 'includeDevDeps', 'layerCache', 'failClosed',
+    'healthCheck',
 ]
 
 // Lists take a Groovy list of strings or one string of comma- or
@@ -31,7 +32,7 @@ import groovy.transform.Field
 
 // The options that shape the protected task definition.
 @Field static final List<String> PROTECT_OPTIONS = [
-    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms',
+    'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms', 'healthCheck', 'wafPort',
 ]
 
 // The command's output goes to the log; the script's own stdout carries only
@@ -86,6 +87,12 @@ Map call(Map args = [:]) {
         }
         o[key] = listItems(o[key])
     }
+    String badPort = badPorts(o.wafPort)
+    if (badPort != null) {
+        error("taskguardScan: parameter 'wafPort' must be ports between 1 and 65535 (a number, a list of " +
+              "numbers or one string of comma-separated numbers), not ${badPort}")
+    }
+    o.wafPort = portItems(o.wafPort)
     if (o.publish == null) {
         // With a console, the results go to it unless publish is false.
         o.publish = o.consoleUrl as boolean
@@ -113,6 +120,12 @@ Map call(Map args = [:]) {
     if (protectGiven && !o.protectedTaskOutput) {
         error("taskguardScan: ${protectGiven.join(', ')} shape the protected task definition: " +
               'give protectedTaskOutput (and taskDefinition) too')
+    }
+    List<String> offlineOnly = given(o, ['healthCheck', 'wafPort'])
+    if (offlineOnly && o.consoleUrl && o.protectedTaskOutput) {
+        error("taskguardScan: ${offlineOnly.join(' and ')}: only a task protected offline (without consoleUrl) " +
+              'takes this; the console maps the external ports of its own WAF rules and gives the defender ' +
+              'no health check')
     }
     if (o.includeDevDeps && !o.lockfiles) {
         error("taskguardScan: includeDevDeps needs lockfiles: true (it adds the lock files' development-only packages)")
@@ -171,6 +184,8 @@ Map call(Map args = [:]) {
         addEach(cmd, '--skip-image', o.skipImage)
         addEach(cmd, '--defender-platforms', o.defenderPlatforms)
         addSwitch(cmd, '--fail-closed', o.failClosed)
+        addEach(cmd, '--waf-port', o.wafPort)
+        addSwitch(cmd, '--health-check', o.healthCheck)
     }
 
     String script = 'set -- ' + quoteAll(cmd) + '\n' + RUN_SCRIPT
@@ -290,6 +305,45 @@ private static List<String> listItems(Object value) {
         parts = value as List
     }
     return parts.collect { it.toString().trim() }.findAll { it } as List<String>
+}
+
+// badPorts returns null for an acceptable wafPort (unset, a port number, a
+// string of comma- or newline-separated port numbers, or a list of those),
+// else the offending item quoted for the error message.
+@NonCPS
+private static String badPorts(Object value) {
+    if (value == null) {
+        return null
+    }
+    List items = List.isInstance(value) ? value as List : [value]
+    for (Object item : items) {
+        if (!Number.isInstance(item) && !CharSequence.isInstance(item)) {
+            return item == null ? 'a list holding null' : "${item} (${item.getClass().simpleName})"
+        }
+        for (String part : item.toString().split('[,\\n]')) {
+            String p = part.trim()
+            if (p && !(p ==~ /\d{1,5}/ && (p as int) >= 1 && (p as int) <= 65535)) {
+                return "'" + p + "'"
+            }
+        }
+    }
+    return null
+}
+
+// portItems returns the ports of a wafPort badPorts accepted, as decimal
+// strings without leading zeros.
+@NonCPS
+private static List<String> portItems(Object value) {
+    List items = value == null ? [] : (List.isInstance(value) ? value as List : [value])
+    List<String> ports = []
+    for (Object item : items) {
+        for (String part : item.toString().split('[,\\n]')) {
+            if (part.trim()) {
+                ports << (part.trim() as int).toString()
+            }
+        }
+    }
+    return ports
 }
 
 // parseRun reads RUN_SCRIPT's stdout: the exit status, then the reason.

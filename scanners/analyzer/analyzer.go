@@ -31,6 +31,11 @@ type OS struct {
 	Family string `json:"family"`
 	// Name is its version ("12.5", "3.19.1", "22.04").
 	Name string `json:"name"`
+	// Repository is the release of the package repositories the system
+	// installs from, when the image says (Alpine's /etc/apk/repositories:
+	// "3.20", "edge"); its advisories are the ones that describe the
+	// installed packages.
+	Repository string `json:"repository,omitempty"`
 }
 
 // Location is where a package was found.
@@ -210,7 +215,7 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 		return nil, fmt.Errorf("analyze: %w", err)
 	}
 	inv := &Inventory{}
-	var osFrom, debPoint string
+	var osFrom, debPoint, apkRepository string
 	var esm bool
 	type ownership struct {
 		owner string
@@ -249,6 +254,10 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 		for _, res := range fr.results {
 			if res.OS != nil && res.OS.Family == debianPointRelease {
 				debPoint = res.OS.Name
+				continue
+			}
+			if res.OS != nil && res.OS.Family == apkRepositoryFamily {
+				apkRepository = res.OS.Name
 				continue
 			}
 			if res.OS != nil && (inv.OS == nil || osPriority(k.Path) > osPriority(osFrom)) {
@@ -320,6 +329,9 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 		inv.OS.Name = debPoint
 	}
 	inv.UbuntuESM = esm && inv.OS != nil && inv.OS.Family == "ubuntu"
+	if inv.OS != nil && inv.OS.Family == "alpine" && apkRepository != "" {
+		inv.OS.Repository = apkRepository
+	}
 	SortPackages(inv.Packages)
 	return inv, nil
 }

@@ -40,13 +40,13 @@ func TestOSRelease(t *testing.T) {
 		want                *OS
 		wantErr             bool
 	}{
-		{"debian", "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n", &OS{"debian", "12"}, false},
-		{"ubuntu", "usr/lib/os-release", "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"22.04\"\n", &OS{"ubuntu", "22.04"}, false},
-		{"alpine", "etc/os-release", "ID=alpine\nVERSION_ID=3.19.1\n", &OS{"alpine", "3.19.1"}, false},
-		{"rhel alias", "etc/os-release", "ID=\"rhel\"\nVERSION_ID=\"9.3\"\n", &OS{"redhat", "9.3"}, false},
-		{"debian sid", "etc/os-release", "ID=debian\nVERSION_CODENAME=trixie\n", &OS{"debian", "trixie"}, false},
-		{"alpine-release", "etc/alpine-release", "3.20.0\n", &OS{"alpine", "3.20.0"}, false},
-		{"debian_version", "etc/debian_version", "12.5\n", &OS{debianPointRelease, "12.5"}, false},
+		{"debian", "etc/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n", &OS{Family: "debian", Name: "12"}, false},
+		{"ubuntu", "usr/lib/os-release", "NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"22.04\"\n", &OS{Family: "ubuntu", Name: "22.04"}, false},
+		{"alpine", "etc/os-release", "ID=alpine\nVERSION_ID=3.19.1\n", &OS{Family: "alpine", Name: "3.19.1"}, false},
+		{"rhel alias", "etc/os-release", "ID=\"rhel\"\nVERSION_ID=\"9.3\"\n", &OS{Family: "redhat", Name: "9.3"}, false},
+		{"debian sid", "etc/os-release", "ID=debian\nVERSION_CODENAME=trixie\n", &OS{Family: "debian", Name: "trixie"}, false},
+		{"alpine-release", "etc/alpine-release", "3.20.0\n", &OS{Family: "alpine", Name: "3.20.0"}, false},
+		{"debian_version", "etc/debian_version", "12.5\n", &OS{Family: debianPointRelease, Name: "12.5"}, false},
 		{"no id", "etc/os-release", "NAME=x\n", nil, true},
 	}
 	for _, tt := range tests {

@@ -26,7 +26,7 @@ import (
 type jsLock struct{}
 
 func (jsLock) Type() string { return "js-lock" }
-func (jsLock) Version() int { return 2 }
+func (jsLock) Version() int { return 3 }
 
 func (jsLock) Required(p string, _ fs.FileInfo) bool {
 	switch path.Base(p) {
@@ -234,17 +234,31 @@ func unquoteYarn(s string) (string, error) {
 	return s, nil
 }
 
-// parseYarnBerry reads the YAML lock file of yarn 2 and later.
+// yarnBerryEntry is one entry of a yarn 2+ lock file.
+type yarnBerryEntry struct {
+	Version              string            `yaml:"version"`
+	Resolution           string            `yaml:"resolution"`
+	LinkType             string            `yaml:"linkType"`
+	Dependencies         map[string]string `yaml:"dependencies"`
+	OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+}
+
+// parseYarnBerry reads the YAML lock file of yarn 2 and later, its entries
+// in chunks (yamlTopChunks) so that the time stays linear in their number.
 func parseYarnBerry(in Input) (*Result, error) {
-	var lock map[string]struct {
-		Version              string            `yaml:"version"`
-		Resolution           string            `yaml:"resolution"`
-		LinkType             string            `yaml:"linkType"`
-		Dependencies         map[string]string `yaml:"dependencies"`
-		OptionalDependencies map[string]string `yaml:"optionalDependencies"`
-	}
-	if err := yaml.Unmarshal(in.Content, &lock); err != nil {
+	chunks, err := yamlTopChunks(in.Content)
+	if err != nil {
 		return nil, fmt.Errorf("yarn berry lock: %w", err)
+	}
+	var lock map[string]yarnBerryEntry
+	for _, c := range chunks {
+		var part map[string]yarnBerryEntry
+		if err := yaml.Unmarshal(c, &part); err != nil {
+			return nil, fmt.Errorf("yarn berry lock: %w", err)
+		}
+		if err := mergeMap(&lock, part, "the top level"); err != nil {
+			return nil, fmt.Errorf("yarn berry lock: %w", err)
+		}
 	}
 	keys := make([]string, 0, len(lock))
 	for k := range lock {
@@ -305,29 +319,76 @@ type pnpmDep struct {
 	Version string `yaml:"version"`
 }
 
+// pnpmLockFile is what parsePnpmLock reads of pnpm-lock.yaml.
+type pnpmLockFile struct {
+	LockfileVersion any `yaml:"lockfileVersion"`
+	Importers       map[string]struct {
+		Dependencies         map[string]pnpmDep `yaml:"dependencies"`
+		OptionalDependencies map[string]pnpmDep `yaml:"optionalDependencies"`
+		DevDependencies      map[string]pnpmDep `yaml:"devDependencies"`
+	} `yaml:"importers"`
+	Packages map[string]struct {
+		Name    string `yaml:"name"`
+		Version string `yaml:"version"`
+		Dev     bool   `yaml:"dev"`
+	} `yaml:"packages"`
+	Snapshots map[string]struct {
+		Dependencies         map[string]string `yaml:"dependencies"`
+		OptionalDependencies map[string]string `yaml:"optionalDependencies"`
+	} `yaml:"snapshots"`
+}
+
+// unmarshalPnpmLock parses a pnpm lock file in the pieces yamlSections
+// makes, so that its parsing time stays linear in the number of packages.
+func unmarshalPnpmLock(b []byte) (*pnpmLockFile, error) {
+	docs, err := yamlSections(b)
+	if err != nil {
+		return nil, err
+	}
+	var lock pnpmLockFile
+	if err := yaml.Unmarshal(docs[0].content, &lock); err != nil {
+		return nil, err
+	}
+	for _, d := range docs[1:] {
+		var part pnpmLockFile
+		if err := yaml.Unmarshal(d.content, &part); err != nil {
+			return nil, err
+		}
+		if err := mergeMap(&lock.Importers, part.Importers, d.section); err != nil {
+			return nil, err
+		}
+		if err := mergeMap(&lock.Packages, part.Packages, d.section); err != nil {
+			return nil, err
+		}
+		if err := mergeMap(&lock.Snapshots, part.Snapshots, d.section); err != nil {
+			return nil, err
+		}
+	}
+	return &lock, nil
+}
+
+// mergeMap adds the entries of part to *m; a key in both is an error, as
+// the parser makes it within one mapping.
+func mergeMap[V any](m *map[string]V, part map[string]V, section string) error {
+	if len(part) > 0 && *m == nil {
+		*m = make(map[string]V, len(part))
+	}
+	for k, v := range part {
+		if _, dup := (*m)[k]; dup {
+			return fmt.Errorf("section %s: mapping key %q already defined", section, k)
+		}
+		(*m)[k] = v
+	}
+	return nil
+}
+
 // parsePnpmLock reads pnpm-lock.yaml.
 func parsePnpmLock(in Input) (*Result, error) {
 	if err := checkManifestSize(in.Content); err != nil {
 		return nil, err
 	}
-	var lock struct {
-		LockfileVersion any `yaml:"lockfileVersion"`
-		Importers       map[string]struct {
-			Dependencies         map[string]pnpmDep `yaml:"dependencies"`
-			OptionalDependencies map[string]pnpmDep `yaml:"optionalDependencies"`
-			DevDependencies      map[string]pnpmDep `yaml:"devDependencies"`
-		} `yaml:"importers"`
-		Packages map[string]struct {
-			Name    string `yaml:"name"`
-			Version string `yaml:"version"`
-			Dev     bool   `yaml:"dev"`
-		} `yaml:"packages"`
-		Snapshots map[string]struct {
-			Dependencies         map[string]string `yaml:"dependencies"`
-			OptionalDependencies map[string]string `yaml:"optionalDependencies"`
-		} `yaml:"snapshots"`
-	}
-	if err := yaml.Unmarshal(in.Content, &lock); err != nil {
+	lock, err := unmarshalPnpmLock(in.Content)
+	if err != nil {
 		return nil, fmt.Errorf("pnpm lock: %w", err)
 	}
 	ver := fmt.Sprint(lock.LockfileVersion)

@@ -96,12 +96,35 @@ func FuzzPipfileLock(f *testing.F) {
 	fuzzManifest(f, pythonLock{}, "app/Pipfile.lock", "python/Pipfile.lock")
 }
 
+// FuzzYarnLock is seeded with small lock files (yarn 1, and yarn 2+ with an
+// alias, a workspace and a patch) for the reason FuzzPnpmLock is.
 func FuzzYarnLock(f *testing.F) {
-	fuzzManifest(f, jsLock{}, "app/yarn.lock", "yarn-v1/yarn.lock", "yarn-berry/yarn.lock", "yarn-v1-dev/yarn.lock", "yarn-berry-dev/yarn.lock")
+	for _, s := range []string{
+		"# yarn lockfile v1\n\n\n\"@s/a@^1.0.0\", a@~1.0.0:\n  version \"1.0.2\"\n  dependencies:\n    b \"^2.0.0\"\n\nb@^2.0.0:\n  version \"2.0.0\"\n",
+		"__metadata:\n  version: 8\n\n\"a@npm:^1.0.0, x@npm:a@1.0.0\":\n  version: 1.0.0\n  resolution: \"a@npm:1.0.0\"\n  dependencies:\n    b: \"npm:^2.0.0\"\n  linkType: hard\n\n" +
+			"\"b@npm:^2.0.0\":\n  version: 2.0.0\n  resolution: \"b@npm:2.0.0\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"app@workspace:.\"\n  linkType: soft\n\n" +
+			"\"c@patch:c@npm%3A1.0.0#~/.yarn/patches/c.patch\":\n  version: 1.0.0\n  resolution: \"c@patch:c@npm%3A1.0.0#~/.yarn/patches/c.patch::version=1.0.0\"\n",
+	} {
+		f.Add([]byte(s))
+	}
+	fuzzManifest(f, jsLock{}, "app/yarn.lock")
 }
 
+// FuzzPnpmLock is seeded with small lock files of each version (5.x, 6.x,
+// 9.x with an alias, a peer suffix and a dev-only package) rather than the
+// fixtures: Go minimizes every new interesting input for up to
+// -fuzzminimizetime (60 s) with O(n²) candidates, and YAML inputs barely
+// shrink, so multi-KB seeds kept each worker minimizing instead of fuzzing
+// (the exec rate fell to 0/s). The fixtures are parsed by TestLockfiles.
 func FuzzPnpmLock(f *testing.F) {
-	fuzzManifest(f, jsLock{}, "app/pnpm-lock.yaml", "pnpm-v5/pnpm-lock.yaml", "pnpm-v6/pnpm-lock.yaml", "pnpm-v9/pnpm-lock.yaml")
+	for _, s := range []string{
+		"lockfileVersion: 5.4\npackages:\n  /a/1.0.0:\n    dependencies:\n      b: 2.0.0_c@1\n    dev: false\n  /b/2.0.0_c@1:\n    dev: true\n",
+		"lockfileVersion: '6.0'\npackages:\n  /@s/a@1.0.0(c@1.0.0):\n    dev: false\n  /b@2.0.0:\n    name: b\n    version: 2.0.0\n    dev: true\n",
+		"lockfileVersion: '9.0'\nimporters:\n  .:\n    dependencies:\n      a:\n        version: 1.0.0(c@1.0.0)\n      x:\n        version: npm:b@2.0.0\n    devDependencies:\n      d:\n        version: link:../d\npackages:\n  a@1.0.0:\n    resolution: {integrity: sha512-x}\nsnapshots:\n  a@1.0.0(c@1.0.0):\n    dependencies:\n      b: 2.0.0\n  b@2.0.0: {}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	fuzzManifest(f, jsLock{}, "app/pnpm-lock.yaml")
 }
 
 func FuzzGemfileLock(f *testing.F) {

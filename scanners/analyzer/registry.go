@@ -7,6 +7,7 @@ var analyzers = []Analyzer{
 	dpkgStatus{},
 	dpkgFiles{},
 	apkInstalled{},
+	apkRepositories{},
 	rpmDB{},
 	redHatContentManifest{},
 	goBinary{},

@@ -148,6 +148,16 @@ func dpkgStatus(entries ...[3]string) []byte {
 	return []byte(b.String())
 }
 
+// apkRepositories is an /etc/apk/repositories naming the main and
+// community repositories of each release ("v3.19", "edge").
+func apkRepositories(releases ...string) []byte {
+	var b strings.Builder
+	for _, r := range releases {
+		fmt.Fprintf(&b, "https://dl-cdn.alpinelinux.org/alpine/%s/main\nhttps://dl-cdn.alpinelinux.org/alpine/%s/community\n", r, r)
+	}
+	return []byte(b.String())
+}
+
 func apkInstalled(entries ...[3]string) []byte {
 	var b strings.Builder
 	for _, e := range entries {
@@ -206,6 +216,27 @@ func TestOSMatching(t *testing.T) {
 		},
 		// Alpine 3.19's support ended on 2025-11-01.
 		wantWarning: "OS alpine 3.19.1 reached its end of life on 2025-11-01",
+	}, {
+		// An Alpine 3.18 base that installs from the v3.19 repositories:
+		// its packages are 3.19's, matched against the alpine 3.19 secdb,
+		// as Trivy does. Without /etc/apk/repositories the DB has no
+		// bucket for 3.18 and nothing is found ("unsupported" below).
+		name: "alpine 3.18 installing from v3.19",
+		vulnerable: map[string][]byte{
+			"etc/os-release":       osRelease("alpine", "3.18.4"),
+			"etc/apk/repositories": apkRepositories("v3.18", "v3.19"),
+			"lib/apk/db/installed": apkInstalled([3]string{"libcrypto3", "openssl", "3.1.4-r5"}, [3]string{"libssl3", "openssl", "3.1.4-r5"}),
+		},
+		fixed: map[string][]byte{
+			"etc/os-release":       osRelease("alpine", "3.18.4"),
+			"etc/apk/repositories": apkRepositories("v3.18", "v3.19"),
+			"lib/apk/db/installed": apkInstalled([3]string{"libcrypto3", "openssl", "3.1.4-r6"}, [3]string{"libssl3", "openssl", "3.1.4-r6"}),
+		},
+		want: []string{
+			"libcrypto3 3.1.4-r5 CVE-2024-2511 3.1.4-r6 fixed",
+			"libssl3 3.1.4-r5 CVE-2024-2511 3.1.4-r6 fixed",
+		},
+		wantWarning: "OS alpine 3.18.4 installs from the alpine 3.19 package repositories (/etc/apk/repositories)",
 	}, {
 		// CVE tracker: jammy openssl released 3.0.2-0ubuntu1.8 (USN-5844-1);
 		// coreutils CVE-2016-2781 deferred (no fix: status affected).
@@ -394,6 +425,11 @@ func TestOSMatching(t *testing.T) {
 			{map[string][]byte{"etc/os-release": osRelease("alpine", "3.18.4"),
 				"lib/apk/db/installed": apkInstalled([3]string{"libssl3", "openssl", "3.1.4-r0"})},
 				`the vulnerability DB has no advisories for alpine 3.18.4 (bucket "alpine 3.18")`},
+			// A 3.19 base installing from edge is matched against edge's
+			// advisories, which this DB lacks, never against 3.19's.
+			{map[string][]byte{"etc/os-release": osRelease("alpine", "3.19.1"), "etc/apk/repositories": apkRepositories("v3.19", "edge"),
+				"lib/apk/db/installed": apkInstalled([3]string{"libssl3", "openssl", "3.1.4-r5"})},
+				`the vulnerability DB has no advisories for alpine 3.19.1 (repository edge) (bucket "alpine edge")`},
 			{map[string][]byte{"etc/os-release": osRelease("rhel", "5.11"),
 				"var/lib/rpm/rpmdb.sqlite": rpmDatabase(t, []rpmPackage{{name: "openssl", version: "0.9.8e", release: "40.el5_11", arch: "x86_64"}})},
 				"OS redhat 5.11 is not supported (no advisories for this release)"},

@@ -193,6 +193,18 @@ func redHat(eol map[string]time.Time) osFamily {
 	}
 }
 
+// repositoryRelease is the release of the package repositories o installs
+// from, as its family's buckets name it ("3.20", "edge"), or "".
+func repositoryRelease(o *analyzer.OS, fam osFamily) string {
+	switch {
+	case o.Repository == "" || o.Family != "alpine":
+		return ""
+	case o.Repository == "edge":
+		return "edge"
+	}
+	return fam.release(o.Repository)
+}
+
 // latestPerCVE keeps, per CVE, the Red Hat advisory with the latest fix
 // that applies to arch (any, for noarch or advisories without arches), as
 // Trivy does: an unfixed entry gives way to a fix, a fix to a later one.
@@ -251,12 +263,23 @@ func (d *detector) osMatcherFor(o *analyzer.OS, now time.Time) (*osMatcher, stri
 	if o.Family == "ubuntu" && d.ubuntuESM {
 		rel, name = d.ubuntuESMRelease(fam, rel, name, now)
 	}
+	osRel, osName := rel, name
+	if repo := repositoryRelease(o, fam); repo != "" && repo != rel {
+		// The packages come from the repositories' release (Trivy prefers
+		// it too): its advisories describe them.
+		if repo != "edge" {
+			d.warn("OS %s installs from the %s %s package repositories (/etc/apk/repositories): mixing releases is unsupported by the distribution; its packages were matched against %s %s's advisories",
+				name, o.Family, repo, o.Family, repo)
+		}
+		rel, name = repo, name+" (repository "+repo+")"
+	}
 	bucket := fam.bucket(rel)
 	if !containsString(d.buckets, bucket) {
 		return nil, fmt.Sprintf("the vulnerability DB has no advisories for %s (bucket %q): its packages were not checked", name, bucket)
 	}
-	if end, ok := fam.eol[rel]; ok && now.After(end) {
-		d.warn("OS %s reached its end of life on %s: no more fixes are published for it, findings may be missing", name, end.Format("2006-01-02"))
+	// The end of life is the OS's own release's, as Trivy's.
+	if end, ok := fam.eol[osRel]; ok && now.After(end) {
+		d.warn("OS %s reached its end of life on %s: no more fixes are published for it, findings may be missing", osName, end.Format("2006-01-02"))
 	}
 	get := fam.get
 	if get == nil {

@@ -56,9 +56,9 @@ rm -f "$arm64_test"
 
 step "arm64: supervision on a real arm64 kernel (Debian's, under qemu-system-aarch64)"
 # ptrace and seccomp (both mechanisms) refuse an exec and a connect, run an
-# allowed exec, and survive a caller killed mid-stop, as arm64 code on an arm64
+# allowed exec, refuse io_uring, and survive a caller killed mid-stop, as arm64 code on an arm64
 # kernel (install-deps.sh fetched the kernel).
-scripts/arm64-vm-check.sh "$TOOLS/arm64-kernel/vmlinuz" 2>&1 | tee -a "$log" | grep -E '^(mode|ptrace,|app:|VMCHECK)'
+scripts/arm64-vm-check.sh "$TOOLS/arm64-kernel/vmlinuz" 2>&1 | tee -a "$log" | grep -E '^(native|mode|ptrace,|app:|VMCHECK)'
 
 step "go test -tags isal: the ISA-L inflater (cgo) against gzip.Reader"
 CGO_ENABLED=1 go test -tags isal -count=1 ./scanners/image/ 2>&1 | tee -a "$log"

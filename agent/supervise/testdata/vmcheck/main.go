@@ -2,8 +2,9 @@
 // syscall supervision on a real kernel of another architecture (arm64 under
 // qemu-system-aarch64, where qemu-user cannot run ptrace or seccomp). It
 // supervises itself under both mechanisms: a denied exec and a denied
-// connect must fail with EPERM, an allowed exec must run, and the handler
-// must hear "refused" for each denial. It prints one PASS or FAIL line and
+// connect must fail with EPERM, an allowed exec must run, an io_uring ring
+// (which the kernel gives it unsupervised) must be refused with ENOSYS, and
+// the handler must hear "refused" for each denial. It prints one PASS or FAIL line and
 // powers the machine off. scripts/arm64-vm-check.sh builds and boots it.
 package main
 
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -83,7 +85,24 @@ func app() int {
 			bad++
 		}
 	}
+	// A ring would run connects no filter sees: the filter refuses it.
+	if e := ioURingSetup(); e != unix.ENOSYS {
+		fmt.Printf("app: io_uring_setup: %v, want ENOSYS\n", e)
+		bad++
+	} else {
+		fmt.Printf("app: io_uring_setup: %v\n", e)
+	}
 	return bad
+}
+
+// ioURingSetup asks for a small ring, closes it, and returns the error.
+func ioURingSetup() unix.Errno {
+	var params [120]byte // struct io_uring_params
+	fd, _, e := unix.Syscall(unix.SYS_IO_URING_SETUP, 4, uintptr(unsafe.Pointer(&params[0])), 0)
+	if e == 0 {
+		unix.Close(int(fd))
+	}
+	return e
 }
 
 func main() {
@@ -105,7 +124,15 @@ func main() {
 		_ = unix.Mount("devtmpfs", "/dev", "devtmpfs", 0, "")
 	}
 	fmt.Printf("vmcheck on %s/%s\n", runtime.GOOS, runtime.GOARCH)
-	pass := true
+	// Unsupervised, the kernel gives a ring: the refusal under supervision
+	// is the filter's.
+	native := ioURingSetup()
+	if native == 0 {
+		fmt.Println("native io_uring_setup: a ring")
+	} else {
+		fmt.Printf("native io_uring_setup: %v (the kernel gives no ring: the check below shows nothing)\n", native)
+	}
+	pass := native == 0
 	self, _ := os.Executable()
 	for _, m := range []supervise.Mode{supervise.ModePtrace, supervise.ModeUserNotify} {
 		h := &handler{}

@@ -43,6 +43,37 @@ func post(t *testing.T, port uint16, body string) (int, string) {
 // rule of its task, blocks the seeds' SQL injection with an audit that
 // reaches the console, forwards benign requests, and stops the proxy when
 // the rule goes away.
+// runWAFSidecar runs the sidecar of the task family twistlock-fargate-task
+// against cons, with its WAF on loopback, and returns once its WAF listens
+// on ext. stop ends it and fails t if it ended with an error. dir holds
+// its socket and state.
+func runWAFSidecar(t *testing.T, cons *Console, ext uint16) (dir string, stop func()) {
+	t.Helper()
+	dir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- Run(ctx, Options{SocketPath: filepath.Join(dir, "s.sock"), StateDir: filepath.Join(dir, "state"), Console: cons,
+			PolicyWait: 2 * time.Second, TaskFamily: "twistlock-fargate-task", WAFAddr: "127.0.0.1", Ready: ready})
+	}()
+	<-ready
+	waitFor(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return dir, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil && err != context.Canceled {
+			t.Fatalf("sidecar: %v", err)
+		}
+	}
+}
+
 func TestWAFFollowsPolicy(t *testing.T) {
 	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello from the app") })}
 	appLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,22 +92,7 @@ func TestWAFFollowsPolicy(t *testing.T) {
 	other.ExternalPort = freePort(t)
 	cc, cons := newConsole(t, &policy.Policy{WAF: []policy.WAFRule{rule, other}})
 
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		done <- Run(ctx, Options{SocketPath: filepath.Join(dir, "s.sock"), StateDir: filepath.Join(dir, "state"), Console: cons,
-			PolicyWait: 2 * time.Second, TaskFamily: "twistlock-fargate-task", WAFAddr: "127.0.0.1", Ready: ready})
-	}()
-	<-ready
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	_, stop := runWAFSidecar(t, cons, ext)
 
 	if code, body := post(t, ext, seedsSQLi); code != http.StatusForbidden || !strings.Contains(body, "blocked by taskguard") {
 		t.Fatalf("seeds' SQLi: %d %q", code, body)
@@ -110,10 +126,7 @@ func TestWAFFollowsPolicy(t *testing.T) {
 		}
 		return err != nil
 	})
-	cancel()
-	if err := <-done; err != nil && err != context.Canceled {
-		t.Fatalf("sidecar: %v", err)
-	}
+	stop()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -144,22 +157,7 @@ func TestWAFAggregatedAuditsShippedAtShutdown(t *testing.T) {
 		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent},
 		RateLimit:   &policy.WAFRateLimit{Effect: policy.EffectPrevent, Requests: 1, PeriodSeconds: 3600}}
 	cc, cons := newConsole(t, &policy.Policy{WAF: []policy.WAFRule{rule}})
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		done <- Run(ctx, Options{SocketPath: filepath.Join(dir, "s.sock"), StateDir: filepath.Join(dir, "state"), Console: cons,
-			PolicyWait: 2 * time.Second, TaskFamily: "twistlock-fargate-task", WAFAddr: "127.0.0.1", Ready: ready})
-	}()
-	<-ready
-	waitFor(t, func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(int(ext)))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	dir, stop := runWAFSidecar(t, cons, ext)
 	codes := map[int]int{}
 	for range 10 {
 		code, _ := post(t, ext, `{"q": "shoes"}`)
@@ -169,10 +167,7 @@ func TestWAFAggregatedAuditsShippedAtShutdown(t *testing.T) {
 		t.Fatalf("statuses %v, want 1 x 200 and 9 x 429", codes)
 	}
 	first := cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) > 0 })
-	cancel()
-	if err := <-done; err != nil && err != context.Canceled {
-		t.Fatalf("sidecar: %v", err)
-	}
+	stop()
 	all := cc.WaitAudits(20*time.Second, func(a []api.Audit) bool { return len(a) >= 2 })
 	if len(first) != 1 || len(all) != 2 || !strings.Contains(all[1].Message, "rate limit blocked 8 more requests from 127.0.0.1") {
 		t.Fatalf("audits at the console: first %d, then %+v; want the first refusal, then a count of 8 at shutdown", len(first), all)

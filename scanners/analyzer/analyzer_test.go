@@ -127,14 +127,8 @@ func TestDpkgStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseDpkgStatus([]byte(tt.content))
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if !wantError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
@@ -581,4 +575,20 @@ func TestThirdPartyDebBundledNpm(t *testing.T) {
 			t.Errorf("thirdPartyDeb(%q, %q) = %v, want %v", tt.maintainer, tt.original, got, tt.want)
 		}
 	}
+}
+
+// wantError fails t unless err is as wanted: nil for want "", else an
+// error containing want. It reports whether the case goes on (no error).
+func wantError(t *testing.T, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	return false
 }

@@ -2,7 +2,6 @@ package analyzer
 
 import (
 	"context"
-	"strings"
 	"testing"
 )
 
@@ -24,14 +23,8 @@ func TestUbuntuESMStatus(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := ubuntuESM{}.Analyze(context.Background(), Input{Path: pathUbuntuAdvantage, Content: []byte(tc.in)})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
+			if !wantError(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := res != nil && res.UbuntuESM; got != tc.want {
 				t.Errorf("ESM = %v, want %v", got, tc.want)

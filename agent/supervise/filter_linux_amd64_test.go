@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"encoding/binary"
 	"slices"
 	"testing"
 
@@ -29,12 +28,6 @@ func TestSeccompFilter(t *testing.T) {
 		if _, err := seccompProgram(notify); err != nil {
 			t.Fatal(err)
 		}
-	}
-	data := func(arch, nr uint32) []byte {
-		b := make([]byte, 64)
-		binary.BigEndian.PutUint32(b, nr)
-		binary.BigEndian.PutUint32(b[4:], arch)
-		return b
 	}
 	const trace = uint32(unix.SECCOMP_RET_TRACE)
 	tests := []struct {
@@ -69,7 +62,7 @@ func TestSeccompFilter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := vm.Run(data(tt.arch, tt.nr))
+			got, err := vm.Run(seccompData(tt.arch, tt.nr))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,12 +79,6 @@ func TestSeccompFilterWithoutSends(t *testing.T) {
 	vm, err := bpf.NewVM(seccompInstructionsFor(unix.SECCOMP_RET_TRACE|traceNative, unix.SECCOMP_RET_TRACE|traceForeign, false))
 	if err != nil {
 		t.Fatal(err)
-	}
-	data := func(arch, nr uint32) []byte {
-		b := make([]byte, 64)
-		binary.BigEndian.PutUint32(b, nr)
-		binary.BigEndian.PutUint32(b[4:], arch)
-		return b
 	}
 	const trace = uint32(unix.SECCOMP_RET_TRACE)
 	for _, tt := range []struct {
@@ -111,7 +98,7 @@ func TestSeccompFilterWithoutSends(t *testing.T) {
 		{"i386 io_uring_enter refused", unix.AUDIT_ARCH_I386, 426, unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
 		{"other arch runs", unix.AUDIT_ARCH_ARM, 426, unix.SECCOMP_RET_ALLOW},
 	} {
-		got, err := vm.Run(data(tt.arch, tt.nr))
+		got, err := vm.Run(seccompData(tt.arch, tt.nr))
 		if err != nil {
 			t.Fatal(err)
 		}

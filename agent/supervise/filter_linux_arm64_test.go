@@ -1,7 +1,6 @@
 package supervise
 
 import (
-	"encoding/binary"
 	"testing"
 
 	"golang.org/x/net/bpf"
@@ -19,12 +18,6 @@ func TestSeccompFilterArm64(t *testing.T) {
 		if _, err := seccompProgram(notify); err != nil {
 			t.Fatal(err)
 		}
-	}
-	data := func(arch, nr uint32) []byte {
-		b := make([]byte, 64)
-		binary.BigEndian.PutUint32(b, nr)
-		binary.BigEndian.PutUint32(b[4:], arch)
-		return b
 	}
 	const trace = uint32(unix.SECCOMP_RET_TRACE)
 	tests := []struct {
@@ -57,7 +50,7 @@ func TestSeccompFilterArm64(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := vm.Run(data(tt.arch, tt.nr))
+			got, err := vm.Run(seccompData(tt.arch, tt.nr))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,61 @@ const (
 
 var activeRelays atomic.Int32
 
+// relaySet is the relays one Run started. A query the app sent just before
+// it ended waits in its relay's socket: Run drains every relay before it
+// returns, so that query is seen (and audited) before the launcher exits.
+type relaySet struct {
+	mu       sync.Mutex
+	draining bool
+	conns    []*net.UDPConn
+	wg       sync.WaitGroup
+}
+
+// add registers pc, served by a relay goroutine from now on; false once
+// the set drains (the caller closes pc and does not redirect).
+func (rs *relaySet) add(pc *net.UDPConn) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.draining {
+		return false
+	}
+	rs.conns = append(rs.conns, pc)
+	rs.wg.Add(1)
+	return true
+}
+
+// deadline sets pc's read deadline for one wait of its relay: the idle
+// time, or now once the set drains (so the read returns at once).
+func (rs *relaySet) deadline(pc *net.UDPConn) (draining bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.draining {
+		_ = pc.SetReadDeadline(time.Now())
+		return true
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(relayIdle))
+	return false
+}
+
+// isDraining reports whether the set drains.
+func (rs *relaySet) isDraining() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.draining
+}
+
+// drain wakes every relay, which handles the queries already queued on its
+// socket and ends, and waits for them.
+func (rs *relaySet) drain() {
+	rs.mu.Lock()
+	rs.draining = true
+	for _, pc := range rs.conns {
+		_ = pc.SetReadDeadline(time.Now())
+	}
+	rs.mu.Unlock()
+	rs.wg.Wait()
+}
+
 // redirectDNS points the connect at addr (sockaddr of size bytes in tid's
 // memory, destination server) to a new relay. It reports whether it did.
 func (t *tracer) redirectDNS(tid, fd int, addr, size uint64, server netip.AddrPort) bool {
@@ -35,7 +91,7 @@ func (t *tracer) redirectDNS(tid, fd int, addr, size uint64, server netip.AddrPo
 		udp = err == nil && typ == unix.SOCK_DGRAM
 		return err
 	})
-	if !udp || activeRelays.Load() >= maxRelays {
+	if !udp || t.relays == nil || activeRelays.Load() >= maxRelays {
 		return false
 	}
 	v6 := size >= 24 && server.Addr().Is6() // the socket's family: sockaddr_in6
@@ -63,21 +119,28 @@ func (t *tracer) redirectDNS(tid, fd int, addr, size uint64, server netip.AddrPo
 	binary.BigEndian.PutUint16(sa[2:], port)
 	local := []unix.Iovec{{Base: &sa[0], Len: uint64(len(sa))}}
 	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(sa)}}
+	if !t.relays.add(pc) {
+		pc.Close()
+		return false
+	}
 	if n, err := unix.ProcessVMWritev(tid, local, remote, 0); err != nil || n != len(sa) {
 		pc.Close()
+		t.relays.wg.Done()
 		return false
 	}
 	activeRelays.Add(1)
 	caller := Caller{PID: tid, Exe: t.exeOf(tid), Real: t.realOf(tid)}
 	go func() {
+		defer t.relays.wg.Done()
 		defer activeRelays.Add(-1)
-		relayDNS(t.h, pc, server, caller)
+		relayDNS(t.h, pc, server, caller, t.relays)
 	}()
 	return true
 }
 
-// relayDNS serves one redirected socket until it is idle.
-func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, caller Caller) {
+// relayDNS serves one redirected socket until it is idle, or, once rs
+// drains, until no query is left queued on it.
+func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, caller Caller, rs *relaySet) {
 	defer pc.Close()
 	up, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(server))
 	if err != nil {
@@ -97,23 +160,49 @@ func relayDNS(h Handler, pc *net.UDPConn, server netip.AddrPort, caller Caller) 
 			}
 		}
 	}()
-	buf := make([]byte, 65535)
-	for {
-		_ = pc.SetReadDeadline(time.Now().Add(relayIdle))
-		n, from, err := pc.ReadFromUDP(buf)
-		if err != nil {
-			return // idle (deadline) or closed
-		}
+	serve := func(q []byte, from *net.UDPAddr) {
 		client.Store(from)
-		q := buf[:n]
 		if names, err := dnsQueryNames(q); err == nil &&
 			h.DNS(DNSEvent{Caller: caller, Names: names, Server: server, Relayed: true}) == Deny {
 			if refused := refuse(q); refused != nil {
 				_, _ = pc.WriteToUDP(refused, from)
 			}
-			continue
+			return
 		}
 		_, _ = up.Write(q)
+	}
+	buf := make([]byte, 65535)
+	for !rs.deadline(pc) {
+		n, from, err := pc.ReadFromUDP(buf)
+		if err != nil {
+			if rs.isDraining() {
+				break
+			}
+			return // idle (deadline) or closed
+		}
+		serve(buf[:n], from)
+	}
+	// Draining: the queries queued on the socket, read without waiting.
+	_ = pc.SetReadDeadline(time.Time{})
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		if err := rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return true
+		}); err != nil || rerr != nil {
+			return
+		}
+		ap, ok := sockaddrPort(from)
+		if !ok {
+			continue
+		}
+		serve(buf[:n], net.UDPAddrFromAddrPort(ap))
 	}
 }
 

@@ -69,6 +69,9 @@ func Run(cfg Config) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	// Deferred first, so it runs last, once no call can start a relay.
+	relays := &relaySet{}
+	defer relays.drain()
 	// The notifier finishes the notification it holds before Run returns:
 	// a refused caller may exit (and the child with it) before the loop
 	// reports the refusal to Handler.Enforced, whose audit would be lost.
@@ -87,7 +90,7 @@ func Run(cfg Config) (Status, error) {
 	var n *tracer
 	if listener >= 0 {
 		// The notifier decides; this goroutine only waits, as for a plain child.
-		n = &tracer{h: cfg.Handler, notify: true, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+		n = &tracer{h: cfg.Handler, notify: true, relays: relays, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 		go func() {
 			defer close(loopDone)
 			n.notifyLoop(listener, stopNotify)
@@ -104,7 +107,7 @@ func Run(cfg Config) (Status, error) {
 			}
 		}
 	}()
-	t := &tracer{h: cfg.Handler, main: pid, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
+	t := &tracer{h: cfg.Handler, main: pid, relays: relays, procs: map[int]*proc{}, tcpPeers: map[string]netip.AddrPort{}}
 	if cfg.Handler != nil {
 		self, _ := os.Executable()
 		t.procs[pid] = &proc{exe: self, real: self}
@@ -213,6 +216,7 @@ type tracer struct {
 	// a peer, and a supervised call) clears them.
 	udpPeers map[string]netip.AddrPort
 	fdDirs   map[int]int // thread → its /proc/TID/fd, open (fdLink)
+	relays   *relaySet   // the DNS relays started (dnsproxy_linux.go)
 	notify   bool        // seccomp user notification instead of ptrace
 	pay      payloads    // first payloads of new connections (follow_linux.go)
 	// interrupted are refused calls (user notification) whose caller a

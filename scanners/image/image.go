@@ -84,6 +84,12 @@ type Image struct {
 	// walk has its layers running, or when Digest is asked first.
 	digestGo   chan struct{}
 	digestOnce sync.Once
+	// memoKey names the archive's digest in the layer cache; the digest is
+	// remembered by the first Digest call, on its caller's goroutine, so
+	// that nothing writes to the cache after the caller is done with the
+	// image (a compliance check never asks for the digest).
+	memoKey  string
+	memoOnce sync.Once
 
 	img v1.Image
 	dir string
@@ -187,12 +193,8 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 			return
 		}
 		im.digest = d.String()
-		if im.cache != nil && memoKey != "" {
-			if err := im.cache.Put(memoKey, []byte(im.digest)); err != nil {
-				im.logger.Warn("could not remember the archive's digest", "err", err)
-			}
-		}
 	}()
+	im.memoKey = memoKey
 	return im, nil
 }
 
@@ -210,6 +212,13 @@ func (im *Image) Digest() (string, error) {
 	if im.digestDone != nil {
 		im.startDigest()
 		<-im.digestDone
+		if im.digestErr == nil && im.cache != nil && im.memoKey != "" {
+			im.memoOnce.Do(func() {
+				if err := im.cache.Put(im.memoKey, []byte(im.digest)); err != nil {
+					im.logger.Warn("could not remember the archive's digest", "err", err)
+				}
+			})
+		}
 	}
 	return im.digest, im.digestErr
 }

@@ -269,6 +269,12 @@ func BenchmarkLaunch(b *testing.B) {
 	benchWorkload(b, benchLoopArg, allowAll{}, nil, func(b *testing.B, r workloadRun) {
 		s := r.st.Stops
 		b.ReportMetric(float64(s.Calls+s.Forks+s.Starts+s.Signals+s.Execs)/r.n, "stops/op")
+		// By kind, for the ptrace run (user notification has calls only).
+		b.ReportMetric(float64(s.Calls)/r.n, "calls/op")
+		b.ReportMetric(float64(s.Forks)/r.n, "forks/op")
+		b.ReportMetric(float64(s.Starts)/r.n, "starts/op")
+		b.ReportMetric(float64(s.Signals)/r.n, "signals/op")
+		b.ReportMetric(r.supSwitches, "sup-switches/op")
 		// CPU time per launch, which a loaded machine inflates far less
 		// than wall time: the supervisor's (this process) and the app's.
 		b.ReportMetric(r.sup, "sup-µs/op")

@@ -111,14 +111,22 @@ type Caller struct {
 	// (/usr/bin/wget on a usr-merged image); read on demand (RealExe).
 	Real string
 
-	exe  func() string
-	real func() string
+	// from reads Exe and Real of PID on demand (the supervisor). An
+	// interface holding a pointer, not two closures: a Caller is made at
+	// every connect and send, and closures cost two allocations each time.
+	from exeSource
+}
+
+// exeSource reads what a process runs, as Caller's fields word it.
+type exeSource interface {
+	exeOf(pid int) string
+	realOf(pid int) string
 }
 
 // Executable returns Exe, reading it from /proc when it is not set.
 func (c Caller) Executable() string {
-	if c.Exe == "" && c.exe != nil {
-		return c.exe()
+	if c.Exe == "" && c.from != nil {
+		return c.from.exeOf(c.PID)
 	}
 	return c.Exe
 }
@@ -126,8 +134,8 @@ func (c Caller) Executable() string {
 // RealExe returns Real, reading it from /proc when it is not set; it falls
 // back to Executable when the process cannot be read.
 func (c Caller) RealExe() string {
-	if c.Real == "" && c.real != nil {
-		c.Real = c.real()
+	if c.Real == "" && c.from != nil {
+		c.Real = c.from.realOf(c.PID)
 	}
 	if c.Real == "" {
 		return c.Executable()

@@ -517,7 +517,7 @@ func (t *tracer) bind(tid, fd int, addr, size uint64) Verdict {
 }
 
 func (t *tracer) caller(tid int) Caller {
-	return Caller{PID: tid, exe: func() string { return t.exeOf(tid) }, real: func() string { return t.realOf(tid) }}
+	return Caller{PID: tid, from: t}
 }
 
 // exeOf is the executable of tid as audits word it (the name it was called by).

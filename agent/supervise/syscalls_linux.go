@@ -657,12 +657,36 @@ func procRel(rel string) dirPath {
 // with the status of the file it found (st.Ino is 0 when the lookup was
 // not the kernel's or fstat failed): the very file the path resolved to,
 // at no second lookup.
+//
+// A root that is this process's own (the same mount and directory, which
+// the supervised tree keeps unless it chroots or enters another mount
+// namespace) is told by one statx and looked up from ourRootDir, opened
+// once: that saves opening and closing the root and the statx of
+// isOurRoot, two of the exec decision's seven system calls.
 func resolveByKernelStat(root dirPath, p string, st *unix.Stat_t) (out string, err error, ok bool) {
-	rfd, err := unix.Openat(root.dirfd, root.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", &os.PathError{Op: "open", Path: root.String(), Err: err}, true
+	ours, told := false, false
+	if id, known := rootIDOf(root.dirfd, root.path, 0); known {
+		if our, have := ourRoot(); have {
+			ours, told = id == our, true
+		}
 	}
-	defer unix.Close(rfd)
+	rfd := -1
+	if ours {
+		rfd = ourRootDir()
+	}
+	if rfd < 0 {
+		if rfd, err = unix.Openat(root.dirfd, root.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return "", &os.PathError{Op: "open", Path: root.String(), Err: err}, true
+		}
+		defer unix.Close(rfd)
+		// A root the statx above found to be another is named by the
+		// directory's path (if it became ours meanwhile, that path is
+		// "/", which is right too); any other is told by the directory
+		// opened.
+		if !told || ours {
+			ours = isOurRoot(rfd)
+		}
+	}
 	fd, err := unix.Openat2(rfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
 	switch err {
 	case nil:
@@ -679,7 +703,7 @@ func resolveByKernelStat(root dirPath, p string, st *unix.Stat_t) (out string, e
 		*st = unix.Stat_t{}
 	}
 	base := "/"
-	if !isOurRoot(rfd) {
+	if !ours {
 		if base, err = fdPath(rfd); err != nil {
 			return "", nil, false
 		}
@@ -717,6 +741,11 @@ func rootIDOf(dirfd int, path string, flags int) (rootID, bool) {
 
 // ourRoot is this process's root directory, read once.
 var ourRoot = sync.OnceValues(func() (rootID, bool) { return rootIDOf(unix.AT_FDCWD, "/", 0) })
+
+// ourRootDir is this process's root directory, opened once (O_PATH), or
+// -1. The supervisor never changes its root, so it stays the directory
+// ourRoot describes.
+var ourRootDir = sync.OnceValue(func() int { return openDir("/") })
 
 // isOurRoot reports whether dirfd is this process's root directory (the
 // same mount, not a bind mount of it elsewhere): the kernel's names of the

@@ -409,3 +409,37 @@ func BenchmarkConnectDecision(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSendDecision is the supervisor's work on one send(2) on a
+// connected UDP socket (the caller is this process) while another
+// connection's first payload is still awaited: the peer from the cache,
+// the watch looked up by the socket's name.
+func BenchmarkSendDecision(b *testing.B) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close()
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(s)
+	if err := unix.Connect(s, &unix.SockaddrInet4{Port: pc.LocalAddr().(*net.UDPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		b.Fatal(err)
+	}
+	t := &tracer{h: allowWatch{}, notify: true, procs: map[int]*proc{}}
+	self := unix.Gettid()
+	t.pay.watch = map[string]watched{"socket:[1]": {}} // another socket, silent so far
+	msg := make([]byte, 64)
+	args := [6]uint64{uint64(s), uint64(uintptr(unsafe.Pointer(&msg[0]))), uint64(len(msg))}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := t.decide(self, unix.SYS_SENDTO, args); v != Allow {
+			b.Fatal("denied")
+		}
+	}
+	if len(t.pay.watch) != 1 {
+		b.Fatalf("the watch of the other socket changed: %v", t.pay.watch)
+	}
+}

@@ -117,14 +117,11 @@ func (t *tracer) counted(key doneKey) {
 	t.pay.done[key]++
 }
 
-// watchedSend inspects a sendto or sendmsg on fd when fd is a watched
-// socket: its first send only. data reads the call's bytes.
-func (t *tracer) watchedSend(tid, fd int, call string, data func() []byte) Verdict {
+// watchedSend inspects a sendto or sendmsg on the socket link ("socket:[N]",
+// as peerOf read it) when it is watched: its first send only. data reads
+// the call's bytes.
+func (t *tracer) watchedSend(tid int, link, call string, data func() []byte) Verdict {
 	if len(t.pay.watch) == 0 {
-		return Allow
-	}
-	link, err := t.fdLink(tid, fd)
-	if err != nil {
 		return Allow
 	}
 	w, ok := t.pay.watch[link]

@@ -340,19 +340,17 @@ func (t *tracer) closeFDDirs() {
 // process's leader, a read of /proc/TID/status): the peer of a TCP socket
 // never changes, and that of a datagram socket only by a connect, which
 // clears the datagram cache (forgetPeers).
-func (t *tracer) peerOf(tid, fd int) (netip.AddrPort, bool) {
+func (t *tracer) peerOf(tid, fd int) (ap netip.AddrPort, link string, ok bool) {
 	link, err := t.fdLink(tid, fd)
 	if err != nil || !strings.HasPrefix(link, "socket:") {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, "", false
 	}
 	if ap, ok := t.tcpPeers[link]; ok {
-		return ap, ap.IsValid()
+		return ap, link, ap.IsValid()
 	}
 	if ap, ok := t.udpPeers[link]; ok {
-		return ap, ap.IsValid()
+		return ap, link, ap.IsValid()
 	}
-	var ap netip.AddrPort
-	var ok bool
 	typ := -1
 	_ = socketOf(tid, fd, func(s int) error {
 		var err error
@@ -380,7 +378,7 @@ func (t *tracer) peerOf(tid, fd int) (netip.AddrPort, bool) {
 	case typ == unix.SOCK_DGRAM:
 		t.udpPeers = cache(t.udpPeers)
 	}
-	return ap, ok
+	return ap, link, ok
 }
 
 // forgetPeers clears the datagram peers: a connect (or a 32-bit call the
@@ -411,12 +409,13 @@ func (t *tracer) sendto(tid, fd int, buf, size, dest, destLen uint64) Verdict {
 			return Allow
 		}
 	} else {
+		var link string
 		var ok bool
-		if ap, ok = t.peerOf(tid, fd); !ok {
+		if ap, link, ok = t.peerOf(tid, fd); !ok {
 			return Allow
 		}
 		if ap.Port() != 53 {
-			return t.watchedSend(tid, fd, "sendto", func() []byte { return readUpTo(tid, buf, size, MaxPayload) })
+			return t.watchedSend(tid, link, "sendto", func() []byte { return readUpTo(tid, buf, size, MaxPayload) })
 		}
 	}
 	if ap.Port() != 53 || size == 0 {
@@ -447,12 +446,13 @@ func (t *tracer) sendmsg(tid, fd int, msgAddr uint64) Verdict {
 			return Allow
 		}
 	} else {
+		var link string
 		var ok bool
-		if ap, ok = t.peerOf(tid, fd); !ok {
+		if ap, link, ok = t.peerOf(tid, fd); !ok {
 			return Allow
 		}
 		if ap.Port() != 53 {
-			return t.watchedSend(tid, fd, "sendmsg", func() []byte { return readIovecs(tid, iovAddr, iovLen, MaxPayload) })
+			return t.watchedSend(tid, link, "sendmsg", func() []byte { return readIovecs(tid, iovAddr, iovLen, MaxPayload) })
 		}
 	}
 	if ap.Port() != 53 || iovAddr == 0 {

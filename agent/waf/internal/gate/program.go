@@ -1241,7 +1241,7 @@ func (ps *patternSet) compile(kind int, exprs []string, latin1 bool) {
 		return
 	}
 	ps.set = set
-	if ps.lits = newLiteralFilter(exprs); ps.lits != nil {
+	if ps.lits = newLiteralFilter(exprs, latin1); ps.lits != nil {
 		ps.none = make([]uint64, (len(exprs)+63)/64)
 	}
 	ps.alpha = make([][]int, len(alphabets))

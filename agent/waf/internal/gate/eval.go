@@ -194,6 +194,10 @@ type scratch struct {
 	txcol  txCollection
 	mcols  [4]matchedCollection
 	strbuf []string
+	// counts are the values of &TARGET selections, countVals them as
+	// selections (arenas for the request, reset by release).
+	counts    []md
+	countVals []types.MatchData
 	// The phase's values and what headHits knows of each (valueState).
 	vidx    map[string]int32
 	vstates []valueState
@@ -243,6 +247,9 @@ func (sc *scratch) release() {
 	clear(sc.vidx)
 	clear(sc.vstates)
 	sc.vstates = sc.vstates[:0]
+	clear(sc.counts)
+	clear(sc.countVals)
+	sc.counts, sc.countVals = sc.counts[:0], sc.countVals[:0]
 	sc.hdSnap = snapshot{all: sc.hdSnap.all[:0], lower: sc.hdSnap.lower[:0]}
 	sc.resetRule()
 	sc.tx = nil
@@ -928,8 +935,10 @@ func (sc *scratch) values(t *target) []types.MatchData {
 		}
 	}
 	if len(t.exceptions) > 0 {
-		kept := out[:0:0]
-		for _, m := range out {
+		// A copy only when a value is excepted (out is never modified).
+		var kept []types.MatchData
+		filtered := false
+		for i, m := range out {
 			lkey := strings.ToLower(m.Key())
 			excepted := false
 			for _, ex := range t.exceptions {
@@ -938,14 +947,24 @@ func (sc *scratch) values(t *target) []types.MatchData {
 					break
 				}
 			}
-			if !excepted {
+			switch {
+			case excepted && !filtered:
+				kept, filtered = append(out[:0:0], out[:i]...), true
+			case !excepted && filtered:
 				kept = append(kept, m)
 			}
 		}
-		out = kept
+		if filtered {
+			out = kept
+		}
 	}
 	if t.count {
-		out = []types.MatchData{md{v: t.v, key: t.key, value: strconv.Itoa(len(out))}}
+		// From the request's arenas: entries are not reused before
+		// release, so the values stay as they were built.
+		sc.counts = append(sc.counts, md{v: t.v, key: t.key, value: strconv.Itoa(len(out))})
+		sc.countVals = append(sc.countVals, &sc.counts[len(sc.counts)-1])
+		n := len(sc.countVals)
+		out = sc.countVals[n-1 : n : n]
 	}
 	if t.slot >= 0 {
 		sc.vals[t.slot], sc.have[t.slot] = out, true

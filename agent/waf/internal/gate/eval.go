@@ -942,7 +942,7 @@ func (sc *scratch) values(t *target) []types.MatchData {
 			lkey := strings.ToLower(m.Key())
 			excepted := false
 			for _, ex := range t.exceptions {
-				if (ex.rx != nil && ex.rx.MatchString(lkey)) || (ex.rx == nil && (ex.key == "" || strings.ToLower(ex.key) == lkey)) {
+				if (ex.rx != nil && ex.rx.MatchString(lkey)) || (ex.rx == nil && (ex.key == "" || ex.lkey == lkey)) {
 					excepted = true
 					break
 				}

@@ -232,8 +232,9 @@ type target struct {
 }
 
 type exception struct {
-	key string
-	rx  *regexp.Regexp
+	key  string
+	lkey string // key in lower case
+	rx   *regexp.Regexp
 }
 
 // Options names the gate rules inside a configuration.
@@ -1066,7 +1067,7 @@ func newException(v variables.RuleVariable, key string) (exception, error) {
 		}
 		return exception{rx: re}, nil
 	}
-	return exception{key: key}, nil
+	return exception{key: key, lkey: strings.ToLower(key)}, nil
 }
 
 // addUpdates applies a SecRuleUpdateTargetById list to a head level: only

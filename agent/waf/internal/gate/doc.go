@@ -28,17 +28,24 @@
 //     binaryregexp reads them. Invalid UTF-8 is scanned as Go's regexp reads
 //     it (U+FFFD per byte); patterns with Unicode classes are answered by
 //     Go's regexp alone;
-//   - an ASCII value that holds none of the required literals of a set's
+//   - a value that holds none of the required literals of a set's
 //     patterns (regexp/syntax analysis, literals.go; the decoding and @pm
 //     sets, whose every pattern needs one) is answered "no match" without
-//     a scan or a memo lookup;
+//     a scan or a memo lookup; literals are ASCII, so non-ASCII bytes
+//     (text in other scripts, base64-decoded binary) never hold one,
+//     except the two runes that fold to ASCII letters (Kelvin sign, long s);
 //   - a value made only of digits, hex digits or word characters skips
 //     the sets none of whose patterns can match a string over that
 //     alphabet (regexp/syntax analysis; alphabet.go), and is answered by
 //     Go's regexp when one or two patterns might;
 //   - a chain head that reads only request values and a fixed argument
-//     ("static") is remembered per phase, target and value across requests:
-//     header values and constant parameters cost a map lookup;
+//     ("static") depends on the value alone, not on the target it came
+//     from: per phase, one memo keyed by value remembers which heads were
+//     evaluated on it and which match, across requests and targets, so a
+//     value costs one lookup per phase (header values and constant
+//     parameters nothing more), and a head is evaluated at most once on
+//     it; the @rx heads of a target are grouped by transformation chain
+//     and set, one transformation and one set scan answering a group;
 //   - chains whose result depends only on their targets' values ("pure")
 //     are remembered by those values;
 //   - a Request carries the values that cannot change between phase 1 and

@@ -3,6 +3,7 @@ package gate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -18,15 +19,15 @@ const maxDynamic = 1024
 
 // Memo bounds (see memo): values up to memoMaxValue bytes are remembered
 // across requests, in generations of at most scanEntries per RE2 set,
-// headEntries per head memo (one per phase and target) and ruleEntries per
-// rule. With about 70 head memos in use, 4 sets and 25 remembered rules,
+// headEntries per head memo (one per phase, every target's values) and
+// ruleEntries per rule. With 2 head memos, 4 sets and 25 remembered rules,
 // hostile traffic that filled every memo with distinct 256-byte values
-// would hold about 30 MiB; agent/waf's TestMemoWorstCase (new long values
+// would hold about 20 MiB; agent/waf's TestMemoWorstCase (new long values
 // in the path, parameters, headers and cookies of every request) measures
-// about 10 MiB; ordinary traffic, a few hundred KiB.
+// it; ordinary traffic, a few hundred KiB.
 const (
 	memoMaxValue = 256
-	headEntries  = 256
+	headEntries  = 8192
 	ruleEntries  = 256
 	scanEntries  = 4096
 )
@@ -193,6 +194,14 @@ type scratch struct {
 	txcol  txCollection
 	mcols  [4]matchedCollection
 	strbuf []string
+	// counts are the values of &TARGET selections, countVals them as
+	// selections (arenas for the request, reset by release).
+	counts    []md
+	countVals []types.MatchData
+	// The phase's values and what headHits knows of each (valueState).
+	vidx    map[string]int32
+	vstates []valueState
+	vwords  []uint64
 }
 
 type tkey struct {
@@ -212,6 +221,7 @@ func newScratch(p *Program) *scratch {
 		local: map[string][]string{},
 		del:   map[string]bool{},
 		all:   map[variables.RuleVariable][]types.MatchData{},
+		vidx:  map[string]int32{},
 	}
 	sc.ovl.sc = sc
 	sc.txcol.sc = sc
@@ -234,6 +244,12 @@ func (sc *scratch) release() {
 	clear(sc.all)
 	clear(sc.bitsets)
 	sc.bitsets = sc.bitsets[:0]
+	clear(sc.vidx)
+	clear(sc.vstates)
+	sc.vstates = sc.vstates[:0]
+	clear(sc.counts)
+	clear(sc.countVals)
+	sc.counts, sc.countVals = sc.counts[:0], sc.countVals[:0]
 	sc.hdSnap = snapshot{all: sc.hdSnap.all[:0], lower: sc.hdSnap.lower[:0]}
 	sc.resetRule()
 	sc.tx = nil
@@ -395,42 +411,145 @@ func (sc *scratch) headHits(phase int) {
 		if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
 			p.epochMu.Lock()
 			if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
-				for i := range p.memos[phase] {
-					p.memos[phase][i].reset()
-				}
+				p.memos[phase].reset()
 				p.epochs[phase].Store(&epoch)
 			}
 			p.epochMu.Unlock()
 		}
 	}
+	// One state per distinct value of the phase, whatever slots it is in:
+	// one memo lookup, and each head evaluated at most once on it.
+	clear(sc.vidx)
+	sc.vstates = sc.vstates[:0]
+	sc.vwords = sc.vwords[:0]
+	n := len(sc.hits)
 	for slot, heads := range p.heads[phase] {
 		if len(heads) == 0 {
 			continue
 		}
-		memo := &p.memos[phase][slot]
+		mask := p.headMask[phase][slot]
 		ents := sc.entries(p.targets[slot])
 		for i := range ents {
 			e := &ents[i]
-			v := e.md.Value()
-			remember := len(v) <= memoMaxValue
-			var bits []uint64
-			if remember {
-				bits, _ = memo.get(v)
+			st := sc.valueState(phase, e.md.Value())
+			known, match := st.bits[:n], st.bits[n:]
+			covered := true
+			for w, m := range mask {
+				covered = covered && known[w]&m == m
 			}
+			if !covered {
+				if !st.own {
+					// The memo's bitsets are shared: copy before adding.
+					st.bits = sc.words(st.bits)
+					st.own = true
+					known, match = st.bits[:n], st.bits[n:]
+				}
+				sc.evalHeads(&p.headPlan[phase][slot], e, known, match)
+				st.dirty = true
+			}
+			for w, m := range mask {
+				sc.hits[w] |= match[w] & m
+			}
+		}
+	}
+	memo := &p.memos[phase]
+	for i := range sc.vstates {
+		if st := &sc.vstates[i]; st.dirty && len(st.v) <= memoMaxValue {
+			memo.put(st.v, slices.Clone(st.bits))
+		}
+	}
+}
+
+// valueState is what the gate knows of one value in one phase: bits holds
+// the heads evaluated on it and those that match (headMemo's layout),
+// shared with the memo until own.
+type valueState struct {
+	v          string
+	bits       []uint64
+	own, dirty bool
+}
+
+// valueState returns the state of v in phase, from the request's states,
+// the memo, or new.
+func (sc *scratch) valueState(phase int, v string) *valueState {
+	if i, ok := sc.vidx[v]; ok {
+		return &sc.vstates[i]
+	}
+	st := valueState{v: v}
+	if len(v) <= memoMaxValue {
+		st.bits, _ = sc.p.memos[phase].get(v)
+	}
+	if st.bits == nil {
+		st.bits, st.own = sc.words(nil), true
+	}
+	sc.vidx[v] = int32(len(sc.vstates))
+	sc.vstates = append(sc.vstates, st)
+	return &sc.vstates[len(sc.vstates)-1]
+}
+
+// words returns 2×len(hits) words of the request's arena holding a copy
+// of from (zeros when nil).
+func (sc *scratch) words(from []uint64) []uint64 {
+	n := 2 * len(sc.hits)
+	if len(sc.vwords)+n > cap(sc.vwords) {
+		sc.vwords = make([]uint64, 0, max(1024, 4*n))
+	}
+	start := len(sc.vwords)
+	sc.vwords = sc.vwords[:start+n]
+	out := sc.vwords[start : start+n : start+n]
+	if from != nil {
+		copy(out, from)
+	} else {
+		clear(out)
+	}
+	return out
+}
+
+// evalHeads evaluates on e the heads of a slot's plan that known lacks,
+// and adds them to known, those that match to match: each group with
+// one transformation and one set scan, the other heads one by one.
+func (sc *scratch) evalHeads(plan *headPlan, e *entry, known, match []uint64) {
+	for gi := range plan.groups {
+		g := &plan.groups[gi]
+		done := true
+		for w, m := range g.mask {
+			done = done && known[w]&m == m
+		}
+		if done {
+			continue
+		}
+		tr := sc.transformEntry(e, g.chain)
+		s := tr.s
+		if g.kind != setLatin1 && g.kind != setPM && !utf8.ValidString(s) {
+			s = validUTF8(s) // as rx does
+		}
+		bits := sc.scanOf(&sc.p.sets[g.kind], g.kind, s, tr)
+		for _, h := range g.heads {
+			w, b := h.hb/64, uint64(1)<<(h.hb%64)
+			if known[w]&b != 0 {
+				continue
+			}
+			known[w] |= b
+			var ok bool
 			if bits == nil {
-				bits = make([]uint64, len(sc.hits))
-				for _, h := range heads {
-					if sc.headMatches(h, e) {
-						bits[h.hb/64] |= 1 << (h.hb % 64)
-					}
-				}
-				if remember {
-					memo.put(v, bits)
-				}
+				ok = h.pat.match(s) // RE2 could not finish: as rx does
+			} else {
+				idx := h.pat.setIdx[g.kind]
+				ok = bits[idx/64]&(1<<(idx%64)) != 0
 			}
-			for w, b := range bits {
-				sc.hits[w] |= b
+			if ok != h.negate {
+				match[w] |= b
 			}
+		}
+	}
+	for _, h := range plan.others {
+		w, b := h.hb/64, uint64(1)<<(h.hb%64)
+		if known[w]&b != 0 {
+			continue
+		}
+		known[w] |= b
+		if sc.headMatches(h, e) {
+			match[w] |= b
 		}
 	}
 }
@@ -816,24 +935,36 @@ func (sc *scratch) values(t *target) []types.MatchData {
 		}
 	}
 	if len(t.exceptions) > 0 {
-		kept := out[:0:0]
-		for _, m := range out {
+		// A copy only when a value is excepted (out is never modified).
+		var kept []types.MatchData
+		filtered := false
+		for i, m := range out {
 			lkey := strings.ToLower(m.Key())
 			excepted := false
 			for _, ex := range t.exceptions {
-				if (ex.rx != nil && ex.rx.MatchString(lkey)) || (ex.rx == nil && (ex.key == "" || strings.ToLower(ex.key) == lkey)) {
+				if (ex.rx != nil && ex.rx.MatchString(lkey)) || (ex.rx == nil && (ex.key == "" || ex.lkey == lkey)) {
 					excepted = true
 					break
 				}
 			}
-			if !excepted {
+			switch {
+			case excepted && !filtered:
+				kept, filtered = append(out[:0:0], out[:i]...), true
+			case !excepted && filtered:
 				kept = append(kept, m)
 			}
 		}
-		out = kept
+		if filtered {
+			out = kept
+		}
 	}
 	if t.count {
-		out = []types.MatchData{md{v: t.v, key: t.key, value: strconv.Itoa(len(out))}}
+		// From the request's arenas: entries are not reused before
+		// release, so the values stay as they were built.
+		sc.counts = append(sc.counts, md{v: t.v, key: t.key, value: strconv.Itoa(len(out))})
+		sc.countVals = append(sc.countVals, &sc.counts[len(sc.counts)-1])
+		n := len(sc.countVals)
+		out = sc.countVals[n-1 : n : n]
 	}
 	if t.slot >= 0 {
 		sc.vals[t.slot], sc.have[t.slot] = out, true

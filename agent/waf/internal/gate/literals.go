@@ -1,15 +1,23 @@
 package gate
 
-import "regexp/syntax"
+import (
+	"regexp/syntax"
+	"strings"
+)
 
 // A required-literal prefilter answers "no pattern of this set can match"
 // without a set scan, for ASCII values. Every match of a pattern contains
 // one of its required literals (requiredLiterals); a value that contains
 // none of the literals of any pattern of the set matches none of them, so
 // its scan is all zeros. Literals are compared ASCII case-insensitively,
-// which only adds candidates. Non-ASCII values are never filtered: under
-// Unicode case folding an ASCII letter matches non-ASCII runes (k and the
-// Kelvin sign, s and the long s), and Latin-1 sets read bytes.
+// which only adds candidates. Literals are ASCII, so a non-ASCII byte is
+// never part of one: in a UTF-8 set (values are valid UTF-8 when scanned)
+// an ASCII rune is its own byte and every other rune is made of bytes
+// 0x80-0xFF; in a Latin-1 set every byte is one character. The exceptions
+// are Unicode case folding's two non-ASCII runes that fold to ASCII
+// letters, the Kelvin sign (k) and the long s (s): a value of a UTF-8 set
+// holding either one is always kept. (Base64-decoded cookies and other
+// binary values are thus ruled out like text.)
 //
 // A set gets a prefilter only when every one of its patterns has required
 // literals: one pattern without them (anchored classes like ^\d+$) would
@@ -23,12 +31,15 @@ const maxLiteral = 8
 type literalFilter struct {
 	// byFirst holds the lower-case literals by their first byte.
 	byFirst [128][]string
+	// latin1: the set reads bytes (no rune folds to ASCII).
+	latin1 bool
 }
 
 // newLiteralFilter returns the prefilter of a set's patterns (expressions
-// as compiled, Go syntax), or nil when one of them has no required literal.
-func newLiteralFilter(exprs []string) *literalFilter {
-	f := &literalFilter{}
+// as compiled, Go syntax; latin1 for a set in Latin-1 mode), or nil when
+// one of them has no required literal.
+func newLiteralFilter(exprs []string, latin1 bool) *literalFilter {
+	f := &literalFilter{latin1: latin1}
 	seen := map[string]bool{}
 	for _, expr := range exprs {
 		re, err := syntax.Parse(expr, syntax.Perl)
@@ -53,12 +64,16 @@ func newLiteralFilter(exprs []string) *literalFilter {
 }
 
 // mayMatch reports whether s may match a pattern of the set: true when s
-// holds one of the literals or a byte that is not ASCII.
+// holds one of the literals, or (UTF-8 sets) a rune that folds to an ASCII
+// letter. s must be what the set scans: valid UTF-8 for a UTF-8 set.
 func (f *literalFilter) mayMatch(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 {
-			return true
+			if !f.latin1 && foldsToASCII(s[i:]) {
+				return true
+			}
+			continue
 		}
 		for _, l := range f.byFirst[lowerASCII(c)] {
 			if hasPrefixFold(s[i:], l) {
@@ -67,6 +82,13 @@ func (f *literalFilter) mayMatch(s string) bool {
 		}
 	}
 	return false
+}
+
+// foldsToASCII reports whether s starts with a rune that Unicode simple
+// case folding maps to an ASCII letter: U+212A KELVIN SIGN (k) or U+017F
+// LATIN SMALL LETTER LONG S (s) — the only two (TestFoldsToASCII).
+func foldsToASCII(s string) bool {
+	return strings.HasPrefix(s, "\u212a") || strings.HasPrefix(s, "\u017f")
 }
 
 func lowerASCII(c byte) byte {

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+	"unicode"
 )
 
 func TestRequiredLiterals(t *testing.T) {
@@ -26,7 +27,7 @@ func TestRequiredLiterals(t *testing.T) {
 		{`(?i)\x{212a}elvin`, []string{"kelvin"}}, // K folds to k: ASCII values need "kelvin"
 		{`\bor\b`, []string{"or"}},
 	} {
-		f := newLiteralFilter([]string{"(?sm)" + tc.expr})
+		f := newLiteralFilter([]string{"(?sm)" + tc.expr}, false)
 		if tc.want == nil {
 			if f != nil {
 				t.Errorf("%s: prefilter %v, want none", tc.expr, f.byFirst)
@@ -65,10 +66,67 @@ func TestLiteralFilterSets(t *testing.T) {
 				t.Errorf("set %s: prefilter keeps the benign value %q", kindName(kind), v)
 			}
 		}
-		for _, v := range []string{"\xff", "caf\u00e9"} {
-			if !ps.lits.mayMatch(v) {
-				t.Errorf("set %s: prefilter rules out the non-ASCII value %q", kindName(kind), v)
+		// Non-ASCII bytes are never part of a literal: benign text in
+		// other scripts and binary values (a base64-decoded session ID)
+		// are ruled out too, a literal among them is not.
+		for _, v := range []string{"\xff\xfe\x80", "caf\u00e9 \u00e9t\u00e9", "S\u00e3o Paulo", "\u0141\u00f3d\u017a", "\xe4\xbd\xa0\xe5\xa5\xbd"} {
+			if ps.lits.mayMatch(v) {
+				t.Errorf("set %s: prefilter keeps the benign non-ASCII value %q", kindName(kind), v)
 			}
+		}
+		for _, l := range allLiterals(ps.lits) {
+			if v := "\u00e9" + l + "\xff"; !ps.lits.mayMatch(v) {
+				t.Errorf("set %s: prefilter rules out %q, which holds the literal %q", kindName(kind), v, l)
+			}
+		}
+	}
+}
+
+func allLiterals(f *literalFilter) []string {
+	var out []string
+	for _, l := range f.byFirst {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// TestFoldsToASCII: the Kelvin sign and the long s are the only runes
+// outside ASCII that Unicode simple folding relates to an ASCII letter;
+// a UTF-8 set keeps values holding them, a Latin-1 set (where neither is
+// one character) does not need to.
+func TestFoldsToASCII(t *testing.T) {
+	var folding []rune
+	for r := rune(0); r < 0x80; r++ {
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f >= 0x80 && !slices.Contains(folding, f) {
+				folding = append(folding, f)
+			}
+		}
+	}
+	slices.Sort(folding)
+	if want := []rune{0x17f, 0x212a}; !slices.Equal(folding, want) {
+		t.Fatalf("runes folding to ASCII letters: %U, want %U", folding, want)
+	}
+	for _, r := range folding {
+		if !foldsToASCII(string(r) + "x") {
+			t.Errorf("foldsToASCII(%U) = false", r)
+		}
+	}
+	if foldsToASCII("\u00e9") || foldsToASCII("\xe2\x84") {
+		t.Error("foldsToASCII holds for other runes")
+	}
+	for _, tc := range []struct {
+		expr, value string
+	}{
+		{`(?i)kelvin`, "\u212aELVIN"},
+		{`(?i)select`, "\u017fELECT"},
+		{`(?i)ask`, "A\u017f\u212a"},
+	} {
+		if !regexp.MustCompile(tc.expr).MatchString(tc.value) {
+			t.Fatalf("%s does not match %q", tc.expr, tc.value)
+		}
+		if f := newLiteralFilter([]string{tc.expr}, false); !f.mayMatch(tc.value) {
+			t.Errorf("%s: prefilter rules out %q", tc.expr, tc.value)
 		}
 	}
 }
@@ -81,6 +139,8 @@ func FuzzRequiredLiterals(f *testing.F) {
 		{`(?:ab|c[de])+[xy]z`, "cdabyz"},
 		{`\bor\b|and`, "a or b"},
 		{`(?i)k+s`, "KKS"},
+		{`(?i)k+s`, "\u212a\u017f"},
+		{`caf[e\x{e9}]|union`, "caf\xe9"},
 		{`a{2,}b?c`, "aac"},
 	} {
 		f.Add(s[0], s[1])
@@ -90,12 +150,18 @@ func FuzzRequiredLiterals(f *testing.F) {
 		if err != nil {
 			return
 		}
-		lf := newLiteralFilter([]string{"(?sm)" + expr})
-		if lf == nil {
-			return
+		// UTF-8 set: Go's regexp reads invalid bytes as U+FFFD, which is
+		// never part of an (ASCII) literal.
+		if lf := newLiteralFilter([]string{"(?sm)" + expr}, false); lf != nil && re.MatchString(s) && !lf.mayMatch(s) {
+			t.Fatalf("%q matches %q but the prefilter rules it out (literals %q)", expr, s, allLiterals(lf))
 		}
-		if re.MatchString(s) && !lf.mayMatch(s) {
-			t.Fatalf("%q matches %q but the prefilter rules it out (literals %q)", expr, s, lf.byFirst)
+		// Latin-1 set: every byte is one character (U+0000-U+00FF).
+		latin := make([]rune, len(s))
+		for i := 0; i < len(s); i++ {
+			latin[i] = rune(s[i])
+		}
+		if lf := newLiteralFilter([]string{"(?sm)" + expr}, true); lf != nil && re.MatchString(string(latin)) && !lf.mayMatch(s) {
+			t.Fatalf("%q matches %q read as Latin-1 but the prefilter rules it out (literals %q)", expr, s, allLiterals(lf))
 		}
 	})
 }

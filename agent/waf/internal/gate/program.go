@@ -42,11 +42,18 @@ type Program struct {
 	scratch sync.Pool
 
 	// heads[phase][slot] are the static heads of phase's rules that read
-	// target slot; memos[phase][slot] remembers, by value, which of them
-	// match it.
-	heads  [3][][]*level
-	memos  [3][]headMemo
-	nHeads int
+	// target slot, headMask[phase][slot] their bits (level.hb). A static
+	// head's result depends on the value alone, not on the target it came
+	// from: memos[phase] remembers, by value, which heads of the phase
+	// were evaluated on it and which of them match, whatever slots the
+	// value was seen in.
+	heads    [3][][]*level
+	headMask [3][][]uint64
+	// headPlan[phase][slot] is how headHits evaluates those heads on a
+	// value (compileHeadPlans).
+	headPlan [3][]headPlan
+	memos    [3]headMemo
+	nHeads   int
 	// macroHeads are the static heads whose argument holds a TX macro;
 	// epochs[phase] is their expansion the phase's memos were filled with.
 	macroHeads [3][]*level
@@ -64,8 +71,9 @@ type Program struct {
 	slotChainCount []int
 }
 
-// headMemo maps a value to the bitset (by level.hb) of the static heads of
-// one target that match it. Bitsets are never changed once stored.
+// headMemo maps a value to two bitsets by level.hb, one after the other:
+// the static heads evaluated on it, and those of them that match it.
+// Bitsets are never changed once stored.
 type headMemo = memo[[]uint64]
 
 // Set kinds (Program.sets, pattern.setIdx, level.setKind).
@@ -224,8 +232,9 @@ type target struct {
 }
 
 type exception struct {
-	key string
-	rx  *regexp.Regexp
+	key  string
+	lkey string // key in lower case
+	rx   *regexp.Regexp
 }
 
 // Options names the gate rules inside a configuration.
@@ -410,10 +419,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 	}
 	for phase := 1; phase <= 2; phase++ {
 		p.heads[phase] = make([][]*level, len(p.targets))
-		p.memos[phase] = make([]headMemo, len(p.targets))
-		for i := range p.memos[phase] {
-			p.memos[phase][i].limit = headEntries
-		}
+		p.memos[phase].limit = headEntries
 		for _, r := range p.phases[phase] {
 			h := r.levels[0]
 			h.hb = -1
@@ -439,6 +445,19 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 			}
 		}
 	}
+	for phase := 1; phase <= 2; phase++ {
+		p.headMask[phase] = make([][]uint64, len(p.targets))
+		for slot, heads := range p.heads[phase] {
+			if len(heads) == 0 {
+				continue
+			}
+			mask := make([]uint64, (p.nHeads+63)/64)
+			for _, h := range heads {
+				mask[h.hb/64] |= 1 << (h.hb % 64)
+			}
+			p.headMask[phase][slot] = mask
+		}
+	}
 	for _, ph := range p.phases {
 		for _, r := range ph {
 			for i, c := range r.ctls {
@@ -458,6 +477,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 	if err := p.compileSet(rxs); err != nil {
 		return nil, err
 	}
+	p.compileHeadPlans()
 	p.fileDependencies(groups[start:end], markerFiles)
 	w := txWriters(groups, opts)
 	for _, ph := range p.phases {
@@ -1047,7 +1067,7 @@ func newException(v variables.RuleVariable, key string) (exception, error) {
 		}
 		return exception{rx: re}, nil
 	}
-	return exception{key: key}, nil
+	return exception{key: key, lkey: strings.ToLower(key)}, nil
 }
 
 // addUpdates applies a SecRuleUpdateTargetById list to a head level: only
@@ -1241,7 +1261,7 @@ func (ps *patternSet) compile(kind int, exprs []string, latin1 bool) {
 		return
 	}
 	ps.set = set
-	if ps.lits = newLiteralFilter(exprs); ps.lits != nil {
+	if ps.lits = newLiteralFilter(exprs, latin1); ps.lits != nil {
 		ps.none = make([]uint64, (len(exprs)+63)/64)
 	}
 	ps.alpha = make([][]int, len(alphabets))
@@ -1358,4 +1378,46 @@ func subRoot(root fs.FS, file string) fs.FS {
 		return root
 	}
 	return sub
+}
+
+// headPlan is how the static heads of one slot are evaluated on a value:
+// the @rx heads a set answers, grouped by transformation chain and set
+// (one transformation and one scan answer each group: a head's result is
+// its pattern's bit, negated or not), and the other heads one by one.
+type headPlan struct {
+	groups []headGroup
+	others []*level
+}
+
+// headGroup is the @rx heads of one slot that read the value through the
+// same chain and are answered by the same set.
+type headGroup struct {
+	chain, kind int
+	heads       []*level
+	mask        []uint64 // the heads' bits (level.hb)
+}
+
+// compileHeadPlans groups the heads of every phase and slot (after
+// compileSet: a head is grouped only when its pattern is in a set).
+func (p *Program) compileHeadPlans() {
+	for phase := 1; phase <= 2; phase++ {
+		p.headPlan[phase] = make([]headPlan, len(p.targets))
+		for slot, heads := range p.heads[phase] {
+			plan := &p.headPlan[phase][slot]
+			for _, h := range heads {
+				if h.argMacro != nil || h.pat == nil || h.multiMatch || h.pat.setIdx[h.setKind] < 0 || p.sets[h.setKind].set == nil {
+					plan.others = append(plan.others, h)
+					continue
+				}
+				gi := slices.IndexFunc(plan.groups, func(g headGroup) bool { return g.chain == h.chain && g.kind == h.setKind })
+				if gi < 0 {
+					gi = len(plan.groups)
+					plan.groups = append(plan.groups, headGroup{chain: h.chain, kind: h.setKind, mask: make([]uint64, (p.nHeads+63)/64)})
+				}
+				g := &plan.groups[gi]
+				g.heads = append(g.heads, h)
+				g.mask[h.hb/64] |= 1 << (h.hb % 64)
+			}
+		}
+	}
 }

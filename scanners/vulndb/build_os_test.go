@@ -2,16 +2,12 @@ package vulndb
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	trivydb "github.com/aquasecurity/trivy-db/pkg/db"
-	bolt "go.etcd.io/bbolt"
 )
 
 // TestBuildOS builds the OS fixtures (real advisories) plus a few edge
@@ -96,6 +92,8 @@ func TestBuildOSErrors(t *testing.T) {
 		"amazon/2099/ALAS-x.json":    `{"id":"ALAS-x","cveids":["CVE-2024-1"]}`,
 		"ubuntu/CVE-2024-1.json":     `{"Candidate":"CVE-2024-1","Patches":{"openssl":{"jammy":{"Status":"released"}}}}`,
 		"redhat-osv/bad.json":        `{"id":"GHSA-xxxx"}`,
+		"redhat-cpe/nvr-to-cpe.json": `{"ubi9-container-9.1-1750-x86_64":["rhel-9-for-x86_64-baseos-rpms"]}`,
+		"redhat-cpe/other.json":      `{}`,
 		"alpine-secdb/nameless.json": `{"distroversion":"v3.19","secfixes":{}}`,
 	} {
 		src := t.TempDir()
@@ -132,41 +130,12 @@ func TestRockyUnknownArch(t *testing.T) {
 // Dockerfile) brings the advisories of the products trivy-db maps it to
 // (the "nvr" bucket of "Red Hat CPE"), alone or beside content sets.
 func TestRedHatBuildNVR(t *testing.T) {
-	src := t.TempDir()
-	if err := os.CopyFS(src, os.DirFS("testdata/os")); err != nil {
-		t.Fatal(err)
-	}
+	// testdata/os/redhat-cpe/nvr-to-cpe.json maps this UBI 9 build to RHEL
+	// 9 BaseOS's CPE, as vuln-list-redhat's nvr-to-cpe.json maps builds.
+	const build = "ubi9-container-9.1-1750-x86_64"
+	src := "testdata/os"
 	dir := t.TempDir()
 	if _, err := Build(context.Background(), dir, src, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	// Map a UBI 9 build to RHEL 9 BaseOS's CPE, as trivy-db's redhat-oval
-	// source stores vuln-list-redhat's nvr-to-cpe.json.
-	const build = "ubi9-container-9.1-1750-x86_64"
-	bdb, err := bolt.Open(trivydb.Path(dir), 0o644, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		cpes := tx.Bucket([]byte(BucketRedHatCPE)).Bucket([]byte("cpe"))
-		var baseOS string
-		if err := cpes.ForEach(func(k, v []byte) error {
-			if string(v) == `"cpe:/o:redhat:enterprise_linux:9::baseos"` {
-				baseOS = string(k)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if baseOS == "" {
-			return errors.New("the DB has no RHEL 9 BaseOS CPE")
-		}
-		return putJSON(tx, []string{BucketRedHatCPE, "nvr"}, build, []json.RawMessage{json.RawMessage(baseOS)})
-	})
-	if cerr := bdb.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
 		t.Fatal(err)
 	}
 	db, err := Open(dir)

@@ -105,7 +105,11 @@ func (d *DB) RedHatAdvisories(pkg string, contentSets, nvrs []string) ([]types.A
 		cpes = append(cpes, idx...)
 	}
 	if len(cpes) == 0 {
-		return nil, fmt.Errorf("%w for the content sets %s or the builds %s", ErrNoRedHatCPE, strings.Join(contentSets, ", "), strings.Join(nvrs, ", "))
+		what := "the content sets " + strings.Join(contentSets, ", ")
+		if len(nvrs) > 0 {
+			what += " or the builds " + strings.Join(nvrs, ", ")
+		}
+		return nil, fmt.Errorf("%w for %s", ErrNoRedHatCPE, what)
 	}
 	raw, err := cfg.ForEachAdvisory([]string{BucketRedHat}, pkg)
 	if err != nil {

@@ -20,6 +20,7 @@ var groovyFiles = []string{
 	"vars/taskguardScan.groovy",
 	"vars/taskguardProtectTask.groovy",
 	"vars/taskguardPublish.groovy",
+	"src/io/taskguard/jenkins/StepOptions.groovy",
 	"examples/Jenkinsfile",
 	"examples/Jenkinsfile.scripted",
 	"examples/Jenkinsfile.parallel",

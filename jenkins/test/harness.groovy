@@ -596,11 +596,16 @@ class Harness {
         }
     }
 
-    /** Compiles pipeline code as Jenkins does: @NonCPS needs no import. */
+    /**
+     * Compiles pipeline code as Jenkins does: @NonCPS needs no import, and
+     * the library's src/ (beside vars/) is on the classpath.
+     */
     GroovyShell shell() {
         CompilerConfiguration config = new CompilerConfiguration()
         config.addCompilationCustomizers(new ImportCustomizer().addImport('NonCPS', NonCPS.name))
-        new GroovyShell(this.class.classLoader, binding, config)
+        GroovyShell shell = new GroovyShell(this.class.classLoader, binding, config)
+        shell.classLoader.addClasspath(new File(varsDir.parentFile, 'src').path)
+        shell
     }
 
     void loadVars() {

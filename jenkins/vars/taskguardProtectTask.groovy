@@ -8,6 +8,7 @@
 // mktemp file (parallel stages share a workspace), removed at once.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> PROTECT_PARAMETERS = [
     'taskDefinition', 'protectedTaskOutput', 'consoleUrl', 'credentialsId', 'consoleAddr',
@@ -75,37 +76,16 @@ rm -f "$TG_ERR"
 ]
 
 Map call(Map args = [:]) {
-    for (String key : args.keySet()) {
-        if (!(key in PROTECT_PARAMETERS)) {
-            error("taskguardProtectTask: unknown parameter '${key}' (see taskguardProtectTask.txt for the list)")
-        }
+    Map parsed = StepOptions.parse('taskguardProtectTask', args, [
+        parameters: PROTECT_PARAMETERS, booleans: PROTECT_BOOLEANS, lists: PROTECT_LIST_KEYS, ports: ['wafPort'],
+        defaults: [
+            protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard',
+        ],
+    ])
+    if (parsed.error) {
+        error(parsed.error as String)
     }
-    // A parameter given as null (an unset env.X) takes its default.
-    Map o = withDefaults([
-        protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard',
-    ], args)
-    for (String key : PROTECT_BOOLEANS) {
-        String bad = badBoolean(o[key])
-        if (bad != null) {
-            error("taskguardProtectTask: parameter '${key}' must be true or false " +
-                  "(a boolean, or the string 'true' or 'false'), not ${bad}")
-        }
-        o[key] = o[key] == null ? null : o[key].toString() == 'true'
-    }
-    for (String key : PROTECT_LIST_KEYS) {
-        String bad = badList(o[key])
-        if (bad != null) {
-            error("taskguardProtectTask: parameter '${key}' must be a list of strings or one string of comma- or " +
-                  "newline-separated items, not ${bad}")
-        }
-        o[key] = listItems(o[key])
-    }
-    String badPort = badPorts(o.wafPort)
-    if (badPort != null) {
-        error("taskguardProtectTask: parameter 'wafPort' must be ports between 1 and 65535 (a number, a list of " +
-              "numbers or one string of comma-separated numbers), not ${badPort}")
-    }
-    o.wafPort = portItems(o.wafPort)
+    Map o = parsed.options as Map
     if (o.agentTokenSecret && o.agentTokenCredentialsId) {
         error('taskguardProtectTask: give agentTokenSecret (an ARN, recommended) or agentTokenCredentialsId, not both')
     }
@@ -215,57 +195,6 @@ Map call(Map args = [:]) {
     return [protectedTaskDefinition: o.protectedTaskOutput]
 }
 
-// badBoolean returns null for an acceptable boolean parameter (unset, a
-// Boolean, 'true' or 'false'), else the value quoted for the error message.
-@NonCPS
-private static String badBoolean(Object value) {
-    if (value == null || value == true || value == false) {
-        return null
-    }
-    String s = value
-    return s in ['true', 'false'] ? null : "'" + s + "'"
-}
-
-// withDefaults returns args over defaults, a null in args leaving the default.
-@NonCPS
-private static Map withDefaults(Map defaults, Map args) {
-    Map o = [:] + defaults
-    args.each { k, v ->
-        if (v != null || !o.containsKey(k)) {
-            o[k] = v
-        }
-    }
-    return o
-}
-
-// badList returns null for an acceptable list parameter (unset, a string,
-// a list of strings), else the value described for the error message.
-@NonCPS
-private static String badList(Object value) {
-    if (value == null || CharSequence.isInstance(value)) {
-        return null
-    }
-    if (!List.isInstance(value)) {
-        return "${value} (${value.getClass().simpleName})"
-    }
-    List<String> bad = (value as List).findAll { !CharSequence.isInstance(it) }
-        .collect { it == null ? 'null' : it.getClass().simpleName }
-    return bad ? 'a list holding ' + bad.join(', ') : null
-}
-
-// listItems returns the items of a list parameter badList accepted:
-// trimmed, empty ones left out.
-@NonCPS
-private static List<String> listItems(Object value) {
-    List parts = []
-    if (CharSequence.isInstance(value)) {
-        parts = value.toString().split('[,\\n]') as List
-    } else if (value != null) {
-        parts = value as List
-    }
-    return parts.collect { it.toString().trim() }.findAll { it } as List<String>
-}
-
 // listQuery is the console's query parameters for the list options, one
 // per item.
 @NonCPS
@@ -290,45 +219,6 @@ private static List<String> listFlags(Map o, Map<String, String> flags) {
         }
     }
     return out
-}
-
-// badPorts returns null for an acceptable wafPort (unset, a port number, a
-// string of comma- or newline-separated port numbers, or a list of those),
-// else the offending item quoted for the error message.
-@NonCPS
-private static String badPorts(Object value) {
-    if (value == null) {
-        return null
-    }
-    List items = List.isInstance(value) ? value as List : [value]
-    for (Object item : items) {
-        if (!Number.isInstance(item) && !CharSequence.isInstance(item)) {
-            return item == null ? 'a list holding null' : "${item} (${item.getClass().simpleName})"
-        }
-        for (String part : item.toString().split('[,\\n]')) {
-            String p = part.trim()
-            if (p && !(p ==~ /\d{1,5}/ && (p as int) >= 1 && (p as int) <= 65535)) {
-                return "'" + p + "'"
-            }
-        }
-    }
-    return null
-}
-
-// portItems returns the ports of a wafPort badPorts accepted, as decimal
-// strings without leading zeros.
-@NonCPS
-private static List<String> portItems(Object value) {
-    List items = value == null ? [] : (List.isInstance(value) ? value as List : [value])
-    List<String> ports = []
-    for (Object item : items) {
-        for (String part : item.toString().split('[,\\n]')) {
-            if (part.trim()) {
-                ports << (part.trim() as int).toString()
-            }
-        }
-    }
-    return ports
 }
 
 // parseRun reads the wrapped script's stdout: the exit status, then the reason.

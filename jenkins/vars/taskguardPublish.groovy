@@ -3,6 +3,7 @@
 // result. See taskguardPublish.txt.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> PUBLISH_PARAMETERS = [
     'json', 'consoleUrl', 'credentialsId', 'consoleCa', 'consoleInsecure', 'failOnError',
@@ -40,20 +41,14 @@ rm -f "$TG_ERR"
 @Field static final List<String> PUBLISH_BOOLEANS = ['consoleInsecure', 'failOnError']
 
 Map call(Map args = [:]) {
-    for (String key : args.keySet()) {
-        if (!(key in PUBLISH_PARAMETERS)) {
-            error("taskguardPublish: unknown parameter '${key}' (see taskguardPublish.txt for the list)")
-        }
+    Map parsed = StepOptions.parse('taskguardPublish', args, [
+        parameters: PUBLISH_PARAMETERS, booleans: PUBLISH_BOOLEANS,
+        defaults: [json: 'taskguard-report.json', consoleInsecure: false, failOnError: true],
+    ])
+    if (parsed.error) {
+        error(parsed.error as String)
     }
-    Map o = [json: 'taskguard-report.json', consoleInsecure: false, failOnError: true] + args
-    for (String key : PUBLISH_BOOLEANS) {
-        String bad = badBoolean(o[key])
-        if (bad != null) {
-            error("taskguardPublish: parameter '${key}' must be true or false " +
-                  "(a boolean, or the string 'true' or 'false'), not ${bad}")
-        }
-        o[key] = o[key] == null ? null : o[key].toString() == 'true'
-    }
+    Map o = parsed.options as Map
     if (!o.consoleUrl || !o.credentialsId) {
         error('taskguardPublish: consoleUrl and credentialsId are required (a console user with the ci role)')
     }
@@ -82,13 +77,3 @@ Map call(Map args = [:]) {
     return [published: false, reason: reason]
 }
 
-// badBoolean returns null for an acceptable boolean parameter (unset, a
-// Boolean, 'true' or 'false'), else the value quoted for the error message.
-@NonCPS
-private static String badBoolean(Object value) {
-    if (value == null || value == true || value == false) {
-        return null
-    }
-    String s = value
-    return s in ['true', 'false'] ? null : "'" + s + "'"
-}

@@ -8,6 +8,7 @@
 // the helpers that take text apart are @NonCPS and call no step.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> SCAN_PARAMETERS = [
     'image', 'input', 'taskDefinition', 'policy', 'ignoreFile', 'severityCutoff', 'onlyFixed',
@@ -55,44 +56,18 @@ rm -f "$err"
 '''
 
 Map call(Map args = [:]) {
-    for (String key : args.keySet()) {
-        if (!(key in SCAN_PARAMETERS)) {
-            error("taskguardScan: unknown parameter '${key}' (see taskguardScan.txt for the list)")
-        }
+    Map parsed = StepOptions.parse('taskguardScan', args, [
+        parameters: SCAN_PARAMETERS, booleans: SCAN_BOOLEANS, lists: SCAN_LISTS, ports: ['wafPort'],
+        defaults: [
+            junit: 'taskguard-junit.xml', json: 'taskguard-report.json',
+            failBuild: true, unstableOnBlock: false, archive: true, layerCache: true,
+            taskguard: 'taskguard',
+        ],
+    ])
+    if (parsed.error) {
+        error(parsed.error as String)
     }
-    // A parameter given as null (an unset env.X or job parameter) takes its
-    // default, as an absent one does: failBuild: env.UNSET still fails the
-    // build on a block.
-    Map o = withDefaults([
-        junit: 'taskguard-junit.xml', json: 'taskguard-report.json',
-        failBuild: true, unstableOnBlock: false, archive: true, layerCache: true,
-        taskguard: 'taskguard',
-    ], args)
-    // Booleans come from Jenkins parameters and environment variables as
-    // strings, and Groovy takes the string 'false' as true: only a boolean
-    // or the strings 'true' and 'false' are accepted.
-    for (String key : SCAN_BOOLEANS) {
-        String bad = badBoolean(o[key])
-        if (bad != null) {
-            error("taskguardScan: parameter '${key}' must be true or false " +
-                  "(a boolean, or the string 'true' or 'false'), not ${bad}")
-        }
-        o[key] = o[key] == null ? null : o[key].toString() == 'true'
-    }
-    for (String key : SCAN_LISTS) {
-        String bad = badList(o[key])
-        if (bad != null) {
-            error("taskguardScan: parameter '${key}' must be a list of strings or one string of comma- or " +
-                  "newline-separated items, not ${bad}")
-        }
-        o[key] = listItems(o[key])
-    }
-    String badPort = badPorts(o.wafPort)
-    if (badPort != null) {
-        error("taskguardScan: parameter 'wafPort' must be ports between 1 and 65535 (a number, a list of " +
-              "numbers or one string of comma-separated numbers), not ${badPort}")
-    }
-    o.wafPort = portItems(o.wafPort)
+    Map o = parsed.options as Map
     if (o.publish == null) {
         // With a console, the results go to it unless publish is false.
         o.publish = o.consoleUrl as boolean
@@ -250,100 +225,10 @@ private String present(Object path) {
     return path && fileExists(path as String) ? path as String : null
 }
 
-// badBoolean returns null for an acceptable boolean parameter (unset, a
-// Boolean, 'true' or 'false'), else the value quoted for the error message.
-@NonCPS
-private static String badBoolean(Object value) {
-    if (value == null || value == true || value == false) {
-        return null
-    }
-    String s = value
-    return s in ['true', 'false'] ? null : "'" + s + "'"
-}
-
-// withDefaults returns args over defaults, a null in args leaving the default.
-@NonCPS
-private static Map withDefaults(Map defaults, Map args) {
-    Map o = [:] + defaults
-    args.each { k, v ->
-        if (v != null || !o.containsKey(k)) {
-            o[k] = v
-        }
-    }
-    return o
-}
-
 // given returns the keys whose values are set (true, a non-empty list).
 @NonCPS
 private static List<String> given(Map o, List<String> keys) {
     return keys.findAll { String k -> o[k] }
-}
-
-// badList returns null for an acceptable list parameter (unset, a string,
-// a list of strings), else the value described for the error message.
-@NonCPS
-private static String badList(Object value) {
-    if (value == null || CharSequence.isInstance(value)) {
-        return null
-    }
-    if (!List.isInstance(value)) {
-        return "${value} (${value.getClass().simpleName})"
-    }
-    List<String> bad = (value as List).findAll { !CharSequence.isInstance(it) }
-        .collect { it == null ? 'null' : it.getClass().simpleName }
-    return bad ? 'a list holding ' + bad.join(', ') : null
-}
-
-// listItems returns the items of a list parameter badList accepted:
-// trimmed, empty ones left out.
-@NonCPS
-private static List<String> listItems(Object value) {
-    List parts = []
-    if (CharSequence.isInstance(value)) {
-        parts = value.toString().split('[,\\n]') as List
-    } else if (value != null) {
-        parts = value as List
-    }
-    return parts.collect { it.toString().trim() }.findAll { it } as List<String>
-}
-
-// badPorts returns null for an acceptable wafPort (unset, a port number, a
-// string of comma- or newline-separated port numbers, or a list of those),
-// else the offending item quoted for the error message.
-@NonCPS
-private static String badPorts(Object value) {
-    if (value == null) {
-        return null
-    }
-    List items = List.isInstance(value) ? value as List : [value]
-    for (Object item : items) {
-        if (!Number.isInstance(item) && !CharSequence.isInstance(item)) {
-            return item == null ? 'a list holding null' : "${item} (${item.getClass().simpleName})"
-        }
-        for (String part : item.toString().split('[,\\n]')) {
-            String p = part.trim()
-            if (p && !(p ==~ /\d{1,5}/ && (p as int) >= 1 && (p as int) <= 65535)) {
-                return "'" + p + "'"
-            }
-        }
-    }
-    return null
-}
-
-// portItems returns the ports of a wafPort badPorts accepted, as decimal
-// strings without leading zeros.
-@NonCPS
-private static List<String> portItems(Object value) {
-    List items = value == null ? [] : (List.isInstance(value) ? value as List : [value])
-    List<String> ports = []
-    for (Object item : items) {
-        for (String part : item.toString().split('[,\\n]')) {
-            if (part.trim()) {
-                ports << (part.trim() as int).toString()
-            }
-        }
-    }
-    return ports
 }
 
 // parseRun reads RUN_SCRIPT's stdout: the exit status, then the reason.

@@ -114,6 +114,10 @@ type Result struct {
 	// ContentSets are the Red Hat repositories a content manifest names
 	// (generic "__N" suffixes removed).
 	ContentSets []string
+	// RedHatNVR is the NVR and architecture of a Red Hat build, from its
+	// build Dockerfile ("ubi8-container-8.3-227-x86_64"), as trivy-db
+	// keys the CPEs of the products the image belongs to.
+	RedHatNVR string
 	// UbuntuESM says Ubuntu Pro's esm-infra service is enabled.
 	UbuntuESM bool
 }
@@ -139,6 +143,10 @@ type Inventory struct {
 	// kept in the image name (every layer's, without repeats); empty when
 	// the image has none.
 	RedHatContentSets []string
+	// RedHatNVRs are the builds the Red Hat build Dockerfiles kept in the
+	// image name ("ubi8-container-8.3-227-x86_64"; the base image's and
+	// each Red Hat image built on it, without repeats).
+	RedHatNVRs []string
 	// UbuntuESM says the image is an Ubuntu with Ubuntu Pro's esm-infra
 	// service enabled (var/lib/ubuntu-advantage/status.json): past the
 	// release's end of life its packages get ESM fixes.
@@ -287,6 +295,9 @@ func Run(ctx context.Context, img Walker, opts Options) (*Inventory, error) {
 				if !slices.Contains(inv.RedHatContentSets, cs) {
 					inv.RedHatContentSets = append(inv.RedHatContentSets, cs)
 				}
+			}
+			if n := res.RedHatNVR; n != "" && !slices.Contains(inv.RedHatNVRs, n) {
+				inv.RedHatNVRs = append(inv.RedHatNVRs, n)
 			}
 		}
 	}

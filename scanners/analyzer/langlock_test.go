@@ -3,6 +3,7 @@ package analyzer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -268,5 +269,43 @@ func TestLanguageLockFileRequired(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("Required(%s) = %v, want %v", tt.path, got, tt.want)
 		}
+	}
+}
+
+// TestLockDevThenProdRepeats: a lock file that lists every package twice,
+// first for development and then for production (hostile: poetry.lock
+// categories, Pipfile.lock sections), made each repeat search the whole
+// list, so a 10 MB file took hours. Each repeat now costs a map lookup:
+// the allocations stay linear in the packages (the search allocated two
+// string per package per repeat: 4 million here).
+func TestLockDevThenProdRepeats(t *testing.T) {
+	const n = 2000
+	var b strings.Builder
+	for _, category := range []string{"dev", "main"} {
+		for i := range n {
+			// names long enough that the search's concatenations were on the heap
+			fmt.Fprintf(&b, "[[package]]\nname = \"a-package-with-a-long-name-%d\"\nversion = \"1.0.%d\"\ncategory = %q\n\n", i, i, category)
+		}
+	}
+	in := Input{Path: "app/poetry.lock", Content: []byte(b.String())}
+	res, err := pythonLock{}.Analyze(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Packages) != n {
+		t.Fatalf("%d packages, want %d", len(res.Packages), n)
+	}
+	for _, p := range res.Packages {
+		if p.Dev {
+			t.Fatalf("%s@%s is listed for production too, but kept as dev", p.Name, p.Version)
+		}
+	}
+	allocs := testing.AllocsPerRun(1, func() {
+		if _, err := (pythonLock{}).Analyze(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if max := float64(200 * 2 * n); allocs > max {
+		t.Errorf("%.0f allocations for %d package entries, want at most %.0f (linear)", allocs, 2*n, max)
 	}
 }

@@ -83,41 +83,49 @@ func decodeJSON(b []byte, v any) error {
 // pkgList collects the packages of one file, once each, bounded by
 // maxManifestEntries.
 type pkgList struct {
-	typ  string
-	loc  Location
-	seen map[string]bool
+	typ string
+	loc Location
+	// seen holds the index in pkgs of each name@version listed.
+	seen map[string]int
 	pkgs []Package
 }
 
 func newPkgList(typ string, in Input) *pkgList {
-	return &pkgList{typ: typ, loc: Location{Layer: in.Layer, Path: in.Path}, seen: map[string]bool{}}
+	return newPkgListAt(typ, Location{Layer: in.Layer, Path: in.Path})
+}
+
+func newPkgListAt(typ string, loc Location) *pkgList {
+	return &pkgList{typ: typ, loc: loc, seen: map[string]int{}}
 }
 
 // add lists name@version unless one is empty or it is listed already.
 func (l *pkgList) add(name, version string) error {
 	name, version = strings.TrimSpace(name), strings.TrimSpace(version)
-	if name == "" || version == "" || l.seen[name+"@"+version] {
+	if name == "" || version == "" {
+		return nil
+	}
+	key := name + "@" + version
+	if _, ok := l.seen[key]; ok {
 		return nil
 	}
 	if len(l.pkgs) >= maxManifestEntries {
 		return fmt.Errorf("more than %d packages", maxManifestEntries)
 	}
-	l.seen[name+"@"+version] = true
+	l.seen[key] = len(l.pkgs)
 	l.pkgs = append(l.pkgs, Package{Type: l.typ, Name: name, Version: version, Location: l.loc})
 	return nil
 }
 
 // addDev lists name@version as add does, marked Dev when dev is true; a
-// package listed both ways is kept as a production one.
+// package listed both ways is kept as a production one. A repeat finds
+// the package by its index, so that a file listing every package twice
+// (development first) costs no more than twice the packages, where a
+// search of the list made it quadratic.
 func (l *pkgList) addDev(name, version string, dev bool) error {
 	key := strings.TrimSpace(name) + "@" + strings.TrimSpace(version)
-	if l.seen[key] {
+	if i, ok := l.seen[key]; ok {
 		if !dev {
-			for i := range l.pkgs {
-				if l.pkgs[i].Name+"@"+l.pkgs[i].Version == key {
-					l.pkgs[i].Dev = false
-				}
-			}
+			l.pkgs[i].Dev = false
 		}
 		return nil
 	}

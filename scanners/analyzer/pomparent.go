@@ -116,7 +116,7 @@ func resolvePomParents(p string, loc Location, poms map[string]*PomModel) ([]Pac
 			props[k] = v
 		}
 	}
-	l := &pkgList{typ: TypeMaven, loc: loc, seen: map[string]bool{}}
+	l := newPkgListAt(TypeMaven, loc)
 	var warnings []string
 	for _, d := range m.Unresolved {
 		name, v, warning := resolvePomDep(d, props, managed)

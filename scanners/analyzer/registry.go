@@ -10,6 +10,7 @@ var analyzers = []Analyzer{
 	apkRepositories{},
 	rpmDB{},
 	redHatContentManifest{},
+	redHatDockerfile{},
 	goBinary{},
 	npmPackage{},
 	pythonPackage{},

@@ -24,21 +24,14 @@ const ubiManifest = `{
 
 func TestRedHatContentManifest(t *testing.T) {
 	a := redHatContentManifest{}
-	for _, tc := range []struct {
-		path string
-		want bool
-	}{
-		{"root/buildinfo/content_manifests/ubi9-container-9.3-1361.json", true},
-		{"usr/share/buildinfo/rhcos.json", true},
-		{"root/buildinfo/content_manifests/notes.txt", false},
-		{"root/buildinfo/content_manifests/sub/x.json", false},
-		{"root/buildinfo/Dockerfile-ubi9-9.3-1361", false},
-		{"app/root/buildinfo/content_manifests/x.json", false},
-	} {
-		if got := a.Required(tc.path, nil); got != tc.want {
-			t.Errorf("Required(%q) = %v, want %v", tc.path, got, tc.want)
-		}
-	}
+	wantRequired(t, a, map[string]bool{
+		"root/buildinfo/content_manifests/ubi9-container-9.3-1361.json": true,
+		"usr/share/buildinfo/rhcos.json":                                true,
+		"root/buildinfo/content_manifests/notes.txt":                    false,
+		"root/buildinfo/content_manifests/sub/x.json":                   false,
+		"root/buildinfo/Dockerfile-ubi9-9.3-1361":                       false,
+		"app/root/buildinfo/content_manifests/x.json":                   false,
+	})
 	for _, tc := range []struct {
 		name    string
 		in      string
@@ -91,4 +84,14 @@ func FuzzRedHatContentManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// wantRequired checks which of the paths (keys) a takes.
+func wantRequired(t *testing.T, a Analyzer, paths map[string]bool) {
+	t.Helper()
+	for p, want := range paths {
+		if got := a.Required(p, nil); got != want {
+			t.Errorf("%s: Required(%q) = %v, want %v", a.Type(), p, got, want)
+		}
+	}
 }

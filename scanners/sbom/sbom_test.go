@@ -246,17 +246,26 @@ func golden(t *testing.T, name string, b []byte) {
 	}
 }
 
-// FuzzRead: no document makes Read panic.
+// FuzzRead: no document makes Read panic. The seeds are small documents
+// of each format rather than the golden files: Go minimizes each new
+// interesting input for up to a minute with candidates quadratic in its
+// length, and inputs grown from the 7 KB golden files kept both workers
+// minimizing (12 inputs run in 20 s).
 func FuzzRead(f *testing.F) {
-	for _, name := range []string{"image.cdx.json", "image.spdx.json"} {
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			f.Fatal(err)
+	for _, s := range []string{
+		`{"bomFormat":"CycloneDX","specVersion":"1.6","metadata":{"component":{"type":"container","name":"r.test/a:1"}},"components":[` +
+			`{"bom-ref":"os","type":"operating-system","name":"debian","version":"12.5"},` +
+			`{"type":"library","name":"libc6","version":"2.36-9","purl":"pkg:deb/debian/libc6@2.36-9?distro=debian-12.5&upstream=glibc","properties":[{"name":"taskguard:layer","value":"sha256:1"}]},` +
+			`{"type":"library","name":"x","purl":"pkg:deb/debian/x@1?upstream=%40&distro=debian-"}]}`,
+		`{"spdxVersion":"SPDX-2.3","name":"r.test/a:1","packages":[{"SPDXID":"SPDXRef-os","name":"alpine","versionInfo":"3.20.1","primaryPackagePurpose":"OPERATING-SYSTEM"},` +
+			`{"SPDXID":"SPDXRef-a","name":"lodash","versionInfo":"4.17.20","externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:npm/lodash@4.17.20"}]}]}`,
+		`{"spdxVersion":"SPDX-2.3","packages":[{"SPDXID":"SPDXRef-a","name":"a","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:npm/%40/x@"}]}]}`,
+	} {
+		if len(s) > 512 {
+			f.Fatalf("a seed of %d bytes: keep them under 512", len(s))
 		}
-		f.Add(b)
+		f.Add([]byte(s))
 	}
-	f.Add([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","purl":"pkg:deb/debian/x@1?upstream=%40&distro=debian-"}]}`))
-	f.Add([]byte(`{"spdxVersion":"SPDX-2.3","packages":[{"SPDXID":"SPDXRef-a","name":"a","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:npm/%40/x@"}]}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = Read(bytes.NewReader(b))
 	})

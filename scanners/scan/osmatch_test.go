@@ -383,6 +383,7 @@ func TestOSMatching(t *testing.T) {
 		for _, tc := range []struct {
 			name        string
 			sets        []string
+			dockerfile  string // root/buildinfo/Dockerfile-ubi9-9.1-1750, when set
 			want        []string
 			wantWarning string
 		}{
@@ -393,17 +394,29 @@ func TestOSMatching(t *testing.T) {
 			// product: the defaults (BaseOS and AppStream) would have
 			// reported it.
 			{name: "appstream only", sets: []string{"rhel-9-for-x86_64-appstream-rpms"}},
+			// ... unless the image's own build is one the DB maps to
+			// the advisory's product (vulndb's
+			// testdata/os/redhat-cpe/nvr-to-cpe.json: this UBI 9 build
+			// to BaseOS), as Trivy matches through the build Dockerfile.
+			{name: "appstream only, a build of the BaseOS product", sets: []string{"rhel-9-for-x86_64-appstream-rpms"},
+				dockerfile: "FROM scratch\nLABEL com.redhat.component=\"ubi9-container\" \\\n      architecture=\"x86_64\"\n", want: rhel},
+			{name: "appstream only, a build the DB does not know", sets: []string{"rhel-9-for-x86_64-appstream-rpms"},
+				dockerfile: "LABEL com.redhat.component=ubi9-minimal-container architecture=x86_64\n"},
 			// A repository the DB maps to no CPE: said, not passed
 			// silently.
 			{name: "unknown repository", sets: []string{"rhel-9-for-x86_64-example-rpms"},
 				wantWarning: "Red Hat packages were not checked: no Red Hat CPE in the vulnerability DB for the content sets rhel-9-for-x86_64-example-rpms"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				rep := scanFiles(t, db, map[string][]byte{
+				files := map[string][]byte{
 					"etc/os-release":           osRelease("rhel", "9.0"),
 					"var/lib/rpm/rpmdb.sqlite": rpms,
 					"root/buildinfo/content_manifests/ubi9-container-9.0-1.json": manifest(tc.sets...),
-				})
+				}
+				if tc.dockerfile != "" {
+					files["root/buildinfo/Dockerfile-ubi9-9.1-1750"] = []byte(tc.dockerfile)
+				}
+				rep := scanFiles(t, db, files)
 				if got := osFindings(rep); !reflect.DeepEqual(got, tc.want) {
 					t.Errorf("findings\n got %q\nwant %q\nwarnings %q", got, tc.want, rep.Warnings)
 				}

@@ -89,7 +89,7 @@ func Detect(ctx context.Context, db *vulndb.DB, inv *analyzer.Inventory, logger 
 	if err != nil {
 		return nil, err
 	}
-	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger, contentSets: inv.RedHatContentSets, ubuntuESM: inv.UbuntuESM}
+	d := &detector{db: db, buckets: buckets, res: &Result{}, seen: map[string]bool{}, logger: logger, contentSets: inv.RedHatContentSets, redHatNVRs: inv.RedHatNVRs, ubuntuESM: inv.UbuntuESM}
 	var osm *osMatcher
 	if inv.OS != nil {
 		var why string
@@ -158,6 +158,8 @@ type detector struct {
 	// contentSets are the Red Hat repositories the image's content
 	// manifests name; nil means the release's defaults.
 	contentSets []string
+	// redHatNVRs are the image's Red Hat builds ("ubi8-container-8.3-227-x86_64").
+	redHatNVRs []string
 	// ubuntuESM: the image is an Ubuntu with ESM (esm-infra) enabled.
 	ubuntuESM bool
 }

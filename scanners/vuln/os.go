@@ -160,7 +160,11 @@ var osFamilies = map[string]osFamily{
 
 // redHat matches RHEL (and CentOS, as Trivy does) against the "Red Hat"
 // bucket through the CPEs of the content sets the image's content manifests
-// name, or of the release's default ones when it has none.
+// name, or of the release's default ones when it has none, and of the
+// image's own builds (the NVRs of its Red Hat build Dockerfiles). Trivy
+// drops the default content sets when an image has a build Dockerfile but
+// no content manifest; here they stay, so that a build trivy-db does not
+// know never leaves the packages unchecked.
 func redHat(eol map[string]time.Time) osFamily {
 	return osFamily{
 		release: func(v string) string {
@@ -176,7 +180,7 @@ func redHat(eol map[string]time.Time) osFamily {
 				if len(d.contentSets) > 0 {
 					sets = d.contentSets
 				}
-				advs, err := d.db.RedHatAdvisories(osKey(p), sets)
+				advs, err := d.db.RedHatAdvisories(osKey(p), sets, d.redHatNVRs)
 				if errors.Is(err, vulndb.ErrNoRedHatCPE) {
 					if !d.noRedHatCPE {
 						d.noRedHatCPE = true

@@ -58,6 +58,7 @@ func Build(ctx context.Context, dir, src string, now time.Time) (BuildStats, err
 		{"rocky/*", b.loadRocky},
 		{"alma/*", b.loadAlma},
 		{"redhat-osv", b.loadRedHat},
+		{"redhat-cpe", b.loadRedHatNVRs},
 	}
 	steps = append(steps, b.languageSteps()...) // lang.go: ghsa-pip/, ghsa-rubygems/, ghsa-cargo/, ghsa-composer/, ghsa-nuget/, ghsa-maven/
 	found := false

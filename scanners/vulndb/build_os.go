@@ -36,11 +36,15 @@ type osData struct {
 	redhat map[[2]string]*redHatAdvisory // package, RHSA
 	// redhatCPEs of each entry, by package, RHSA and entry index.
 	redhatCPEs map[[2]string][][]string
+	// redhatNVRs maps Red Hat image builds ("ubi9-container-9.1-1750-x86_64")
+	// to the CPEs of their products (vuln-list-redhat's nvr-to-cpe.json).
+	redhatNVRs map[string][]string
 }
 
 func (b *builder) osd() *osData {
 	if b.os == nil {
-		b.os = &osData{rocky: map[advKey]*types.Advisories{}, redhat: map[[2]string]*redHatAdvisory{}, redhatCPEs: map[[2]string][][]string{}}
+		b.os = &osData{rocky: map[advKey]*types.Advisories{}, redhat: map[[2]string]*redHatAdvisory{}, redhatCPEs: map[[2]string][][]string{},
+			redhatNVRs: map[string][]string{}}
 	}
 	return b.os
 }
@@ -483,6 +487,31 @@ func redHatCPE(ecosystem string) (string, bool) {
 // packages and the version that fixes them; the CVEs in aliases/upstream.
 // It writes trivy-db's "Red Hat" layout: an entry per fixed version with
 // the CPE indices of the products it applies to.
+// loadRedHatNVRs reads redhat-cpe/nvr-to-cpe.json, the mapping of Red Hat
+// image builds to the CPEs of their products that trivy-db stores in the
+// "nvr" bucket of "Red Hat CPE" (from vuln-list-redhat's cpe/nvr-to-cpe.json).
+func (b *builder) loadRedHatNVRs(path string) error {
+	if filepath.Base(path) != "nvr-to-cpe.json" {
+		return fmt.Errorf("not a Red Hat CPE mapping this builder reads (want nvr-to-cpe.json)")
+	}
+	var m map[string][]string
+	if err := readJSON(path, &m); err != nil {
+		return err
+	}
+	d := b.osd()
+	for nvr, cpes := range m {
+		for _, c := range cpes {
+			if !strings.HasPrefix(c, "cpe:/") {
+				return fmt.Errorf("build %s: %q is not a CPE", nvr, c)
+			}
+			if !slices.Contains(d.redhatNVRs[nvr], c) {
+				d.redhatNVRs[nvr] = append(d.redhatNVRs[nvr], c)
+			}
+		}
+	}
+	return nil
+}
+
 func (b *builder) loadRedHat(path string) error {
 	var e struct {
 		osvEntry
@@ -603,6 +632,11 @@ func (b *builder) writeOS(tx *bolt.Tx, st *BuildStats) error {
 			set[c] = true
 		}
 	}
+	for _, cpes := range d.redhatNVRs {
+		for _, c := range cpes {
+			set[c] = true
+		}
+	}
 	list := make([]string, 0, len(set))
 	for c := range set {
 		list = append(list, c)
@@ -623,6 +657,11 @@ func (b *builder) writeOS(tx *bolt.Tx, st *BuildStats) error {
 	}
 	for cs, cpes := range redHatContentSets {
 		if err := putJSON(tx, []string{BucketRedHatCPE, "repository"}, cs, index(cpes)); err != nil {
+			return err
+		}
+	}
+	for nvr, cpes := range d.redhatNVRs {
+		if err := putJSON(tx, []string{BucketRedHatCPE, "nvr"}, nvr, index(cpes)); err != nil {
 			return err
 		}
 	}

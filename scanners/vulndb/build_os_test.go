@@ -67,17 +67,17 @@ func TestBuildOS(t *testing.T) {
 		t.Errorf("alma modular golang %+v", got)
 	}
 	// Red Hat: BaseOS packages through the content sets' CPEs, not AppStream's.
-	got, err := db.RedHatAdvisories("openssl-libs", []string{"rhel-9-for-x86_64-baseos-rpms", "rhel-9-for-x86_64-appstream-rpms"})
+	got, err := db.RedHatAdvisories("openssl-libs", []string{"rhel-9-for-x86_64-baseos-rpms", "rhel-9-for-x86_64-appstream-rpms"}, nil)
 	if err != nil || len(got) != 8 || got[0].VulnerabilityID != "CVE-2022-4203" || got[0].VendorIDs[0] != "RHSA-2023:0946" || got[0].FixedVersion != "1:3.0.1-47.el9_1" {
 		t.Errorf("Red Hat openssl-libs %+v (%v)", got, err)
 	}
-	if got, err := db.RedHatAdvisories("openssl-libs", []string{"rhel-8-for-x86_64-baseos-rpms"}); err != nil || len(got) != 0 {
+	if got, err := db.RedHatAdvisories("openssl-libs", []string{"rhel-8-for-x86_64-baseos-rpms"}, nil); err != nil || len(got) != 0 {
 		t.Errorf("RHEL 8 content sets matched a RHEL 9 advisory: %+v (%v)", got, err)
 	}
-	if got, err := db.RedHatAdvisories("openssl-devel", []string{"rhel-9-for-x86_64-baseos-rpms"}); err != nil || len(got) != 0 {
+	if got, err := db.RedHatAdvisories("openssl-devel", []string{"rhel-9-for-x86_64-baseos-rpms"}, nil); err != nil || len(got) != 0 {
 		t.Errorf("BaseOS matched an AppStream package: %+v (%v)", got, err)
 	}
-	if _, err := db.RedHatAdvisories("openssl", []string{"no-such-repo"}); !errors.Is(err, ErrNoRedHatCPE) {
+	if _, err := db.RedHatAdvisories("openssl", []string{"no-such-repo"}, nil); !errors.Is(err, ErrNoRedHatCPE) {
 		t.Errorf("unknown content set: %v, want ErrNoRedHatCPE", err)
 	}
 	v, ok, err := db.Vulnerability("CVE-2023-0286")
@@ -92,6 +92,8 @@ func TestBuildOSErrors(t *testing.T) {
 		"amazon/2099/ALAS-x.json":    `{"id":"ALAS-x","cveids":["CVE-2024-1"]}`,
 		"ubuntu/CVE-2024-1.json":     `{"Candidate":"CVE-2024-1","Patches":{"openssl":{"jammy":{"Status":"released"}}}}`,
 		"redhat-osv/bad.json":        `{"id":"GHSA-xxxx"}`,
+		"redhat-cpe/nvr-to-cpe.json": `{"ubi9-container-9.1-1750-x86_64":["rhel-9-for-x86_64-baseos-rpms"]}`,
+		"redhat-cpe/other.json":      `{}`,
 		"alpine-secdb/nameless.json": `{"distroversion":"v3.19","secfixes":{}}`,
 	} {
 		src := t.TempDir()
@@ -121,5 +123,51 @@ func TestRockyUnknownArch(t *testing.T) {
 	defer db.Close()
 	if got, err := db.RockyAdvisories("rocky 8", "openssh", ""); err != nil || len(got) != 2 {
 		t.Errorf("unknown arch: %+v (%v), want both CVEs", got, err)
+	}
+}
+
+// TestRedHatBuildNVR: an image's own build (the NVR of its Red Hat build
+// Dockerfile) brings the advisories of the products trivy-db maps it to
+// (the "nvr" bucket of "Red Hat CPE"), alone or beside content sets.
+func TestRedHatBuildNVR(t *testing.T) {
+	// testdata/os/redhat-cpe/nvr-to-cpe.json maps this UBI 9 build to RHEL
+	// 9 BaseOS's CPE, as vuln-list-redhat's nvr-to-cpe.json maps builds.
+	const build = "ubi9-container-9.1-1750-x86_64"
+	src := "testdata/os"
+	dir := t.TempDir()
+	if _, err := Build(context.Background(), dir, src, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	for _, tc := range []struct {
+		name        string
+		contentSets []string
+		nvrs        []string
+		want        int
+		wantErr     error
+	}{
+		{name: "build alone", nvrs: []string{build}, want: 8},
+		{name: "build beside a content set of another release", contentSets: []string{"rhel-8-for-x86_64-baseos-rpms"}, nvrs: []string{build}, want: 8},
+		{name: "content set of another release alone", contentSets: []string{"rhel-8-for-x86_64-baseos-rpms"}},
+		{name: "unknown build beside a content set", contentSets: []string{"rhel-8-for-x86_64-baseos-rpms"}, nvrs: []string{"ubi9-container-9.9-1-x86_64"}},
+		{name: "unknown build alone", nvrs: []string{"ubi9-container-9.9-1-x86_64"}, wantErr: ErrNoRedHatCPE},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := db.RedHatAdvisories("openssl-libs", tc.contentSets, tc.nvrs)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if len(got) != tc.want {
+				t.Fatalf("%d advisories, want %d: %+v", len(got), tc.want, got)
+			}
+			if tc.want > 0 && (got[0].VulnerabilityID != "CVE-2022-4203" || got[0].VendorIDs[0] != "RHSA-2023:0946") {
+				t.Errorf("first advisory %+v", got[0])
+			}
+		})
 	}
 }

@@ -82,10 +82,12 @@ type redHatAdvisory struct {
 
 // RedHatAdvisories returns the advisories in BucketRedHat for pkg whose
 // entries apply to a CPE that one of the content sets (repositories such
-// as "rhel-9-for-x86_64-baseos-rpms") maps to, as trivy-db's redhat-oval
-// Get does: one advisory per CVE of an entry, the RHSA (when the advisory
-// is keyed by one) in VendorIDs. No CPE for any content set is an error.
-func (d *DB) RedHatAdvisories(pkg string, contentSets []string) ([]types.Advisory, error) {
+// as "rhel-9-for-x86_64-baseos-rpms") or one of the builds (image NVRs
+// such as "ubi8-container-8.3-227-x86_64") maps to, as trivy-db's
+// redhat-oval Get does: one advisory per CVE of an entry, the RHSA (when
+// the advisory is keyed by one) in VendorIDs. No CPE for any content set
+// or build is an error.
+func (d *DB) RedHatAdvisories(pkg string, contentSets, nvrs []string) ([]types.Advisory, error) {
 	cfg := trivydb.Config{}
 	var cpes []int
 	for _, cs := range contentSets {
@@ -95,8 +97,19 @@ func (d *DB) RedHatAdvisories(pkg string, contentSets []string) ([]types.Advisor
 		}
 		cpes = append(cpes, idx...)
 	}
+	for _, nvr := range nvrs {
+		idx, err := cfg.RedHatNVRToCPEs(nvr)
+		if err != nil {
+			return nil, fmt.Errorf("the Red Hat CPEs of the build %s: %w", nvr, err)
+		}
+		cpes = append(cpes, idx...)
+	}
 	if len(cpes) == 0 {
-		return nil, fmt.Errorf("%w for the content sets %s", ErrNoRedHatCPE, strings.Join(contentSets, ", "))
+		what := "the content sets " + strings.Join(contentSets, ", ")
+		if len(nvrs) > 0 {
+			what += " or the builds " + strings.Join(nvrs, ", ")
+		}
+		return nil, fmt.Errorf("%w for %s", ErrNoRedHatCPE, what)
 	}
 	raw, err := cfg.ForEachAdvisory([]string{BucketRedHat}, pkg)
 	if err != nil {

@@ -39,6 +39,12 @@ staticcheck ./...
 step "build"
 mkdir -p bin
 CGO_ENABLED=0 go build -o bin/ ./cmd/...
+# The release's other platforms (scripts/release.sh) must build too.
+for target in windows/amd64 darwin/arm64; do
+  for c in taskguard taskguard-console taskguard-action; do
+    CGO_ENABLED=0 GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./cmd/$c
+  done
+done
 
 step "go test"
 log="${TMPDIR:-/tmp}/taskguard-test.$$.log"

@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // maxNproc caps the nproc ulimit: runc on this kind of host refuses to set
@@ -29,14 +27,11 @@ type podman struct {
 // no higher than this process's hard limits (podman's own default, 1048576
 // open files, is refused where the hard limit is lower).
 func ContainersConf() (string, error) {
-	var nofile, nproc unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err != nil {
-		return "", fmt.Errorf("rlimit nofile: %w", err)
+	nofile, nproc, err := hardLimits()
+	if err != nil {
+		return "", err
 	}
-	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &nproc); err != nil {
-		return "", fmt.Errorf("rlimit nproc: %w", err)
-	}
-	np := min(nproc.Max, maxNproc)
+	np := min(nproc, maxNproc)
 	return fmt.Sprintf(`# written by taskguard task run-local
 [containers]
 default_ulimits = ["nofile=%d:%d", "nproc=%d:%d"]
@@ -45,7 +40,7 @@ default_ulimits = ["nofile=%d:%d", "nproc=%d:%d"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-`, nofile.Max, nofile.Max, np, np), nil
+`, nofile, nofile, np, np), nil
 }
 
 func newPodman(dir string, opts Options) (*podman, error) {

@@ -347,7 +347,10 @@ func (h *handler) Foreign(pid, nr int) supervise.Verdict {
 	if r == nil || (r.Processes.Effect != policy.EffectPrevent && r.Network.Effect != policy.EffectPrevent) {
 		return supervise.Allow
 	}
-	h.record(pid, policy.Decision{Effect: policy.EffectPrevent}, func(enf audit.Enforcement) api.Audit {
+	// A call that cannot be checked is outside what the rule allows: the
+	// decision is a prevented violation, so its audit waits for the
+	// supervisor's outcome like any other refusal.
+	h.record(pid, policy.Decision{Effect: policy.EffectPrevent, Reason: policy.ReasonNotAllowed}, func(enf audit.Enforcement) api.Audit {
 		msg := "32-bit system call " + strconv.Itoa(nr) + " refused: it cannot be checked against the runtime rule"
 		if enf != audit.Blocked {
 			msg = "32-bit system call " + strconv.Itoa(nr) + " cannot be checked against the runtime rule; " + outcomeWords(enf)

@@ -223,3 +223,49 @@ func TestVerdictCacheFollowsPolicy(t *testing.T) {
 		t.Fatal("revision 3 was answered from the cache of revision 2")
 	}
 }
+
+// TestHandlerForeign: a 32-bit call the supervisor cannot decode is refused
+// when the rule prevents anything, audited once the supervisor says what
+// happened, and allowed (with no audit) when the rule only alerts.
+func TestHandlerForeign(t *testing.T) {
+	tests := []struct {
+		name    string
+		effect  policy.Effect
+		outcome supervise.Outcome
+		verdict supervise.Verdict
+		want    string
+	}{
+		{"refused", policy.EffectPrevent, supervise.Refused, supervise.Deny,
+			"32-bit system call 11 refused: it cannot be checked against the runtime rule"},
+		{"killed", policy.EffectPrevent, supervise.Killed, supervise.Deny,
+			"32-bit system call 11 cannot be checked against the runtime rule; it could not be refused, so the process was killed before it ran"},
+		{"alert only", policy.EffectAlert, supervise.Refused, supervise.Allow, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &handler{queue: make(chan api.Audit, 4), log: slogDiscard()}
+			h.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{{Name: "r",
+				Processes: policy.ProcessPolicy{Effect: tt.effect, Denied: []string{"mkdir"}},
+				Network:   policy.NetworkPolicy{Effect: tt.effect, DeniedDomains: []string{"yahoo.com"}}}}})
+			if v := h.Foreign(5, 11); v != tt.verdict {
+				t.Fatalf("verdict %v, want %v", v, tt.verdict)
+			}
+			if len(h.queue) != 0 {
+				t.Fatal("the audit went out before the supervisor said what happened")
+			}
+			h.Enforced(5, tt.outcome, nil)
+			if tt.want == "" {
+				if len(h.queue) != 0 {
+					t.Errorf("an alert-only rule audited an allowed 32-bit call: %+v", <-h.queue)
+				}
+				return
+			}
+			if len(h.queue) != 1 {
+				t.Fatalf("%d audits, want 1", len(h.queue))
+			}
+			if a := <-h.queue; a.Message != tt.want || a.Rule != "r" || a.Process == nil || a.Process.PID != 5 {
+				t.Errorf("audit %+v\nwant message %q, rule r, pid 5", a, tt.want)
+			}
+		})
+	}
+}

@@ -120,11 +120,12 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if kind == "" {
 		kind = guessKind(ref)
 	}
-	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger, cache: opts.Cache, closed: make(chan struct{})}
+	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger, cache: opts.Cache}
 	if im.max <= 0 {
 		im.max = DefaultMaxFileSize
 	}
 	im.maxLayer = opts.MaxLayerSize
+	im.closed = make(chan struct{})
 	if im.logger == nil {
 		im.logger = slog.Default()
 	}

@@ -143,6 +143,7 @@ func TestInventoryOfDebootstrapContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer img.Close()
 	want, err := analyzer.Run(ctx, img, analyzer.Options{})
 	if err != nil {
 		t.Fatal(err)

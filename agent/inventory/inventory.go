@@ -100,6 +100,7 @@ func Scan(ctx context.Context, o Options) (*api.Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
+	defer img.Close()
 	w := &walker{img: img, obs: compliance.NewObserverWith(o.Custom), th: newThrottle(o.CPUBudget)}
 	found, err := analyzer.Run(ctx, w, analyzer.Options{Parallel: 1, Logger: o.Logger})
 	if err != nil {

@@ -165,6 +165,7 @@ func TestScanMatchesImageScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer img.Close()
 	want, err := analyzer.Run(ctx, img, analyzer.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -267,6 +267,7 @@ func scanImage(ctx context.Context, opts Options, logger *slog.Logger, rule *pol
 	if err != nil {
 		return err
 	}
+	defer img.Close()
 	cfg, err := img.Config()
 	if err != nil {
 		return err

@@ -288,6 +288,7 @@ func TestRunOnRootFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	inv, err := Run(context.Background(), im, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -381,6 +382,7 @@ func TestRunDropsPackagesOwnedByOSPackages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	inv, err := Run(context.Background(), im, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -478,6 +480,7 @@ func runOnFiles(t *testing.T, files map[string][]byte) *Inventory {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	inv, err := Run(context.Background(), im, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -118,6 +118,7 @@ func runCached(t *testing.T, ref string, cache *layercache.Cache, logger *slog.L
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	inv, err := Run(context.Background(), im, Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +174,7 @@ func TestLayerCacheSecondScanReadsNoLayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	if _, err := Run(context.Background(), im, Options{Analyzers: append(All(), Lockfiles()...)}); err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,7 @@ func runLockfilesOnFiles(t *testing.T, files map[string][]byte, includeDev bool)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	inv, err := Run(context.Background(), im, Options{Analyzers: append(All(), Lockfiles()...), IncludeDev: includeDev, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -259,6 +260,7 @@ func TestDevDependenciesAcrossCachedLayers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer im.Close()
 		inv, err := Run(context.Background(), im, Options{Analyzers: append(All(), Lockfiles()...), Logger: discardLogger()})
 		if err != nil {
 			t.Fatal(err)

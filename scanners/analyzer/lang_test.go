@@ -113,6 +113,7 @@ for d in m.distributions(path=[sys.argv[1]]):
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer im.Close()
 	inv, err := Run(context.Background(), im, Options{Analyzers: []Analyzer{pythonPackage{}}})
 	if err != nil {
 		t.Fatal(err)

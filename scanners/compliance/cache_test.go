@@ -52,6 +52,7 @@ func TestCheckImageLayerCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer img.Close()
 		return CheckImage(context.Background(), img, in)
 	}
 	for _, run := range []string{"cold", "warm"} {

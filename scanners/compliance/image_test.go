@@ -77,6 +77,7 @@ func openImage(t *testing.T, path string) *image.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { img.Close() })
 	return img
 }
 
@@ -165,6 +166,7 @@ func TestCheckImageRootFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer img.Close()
 	got, err := CheckImage(context.Background(), img, ImageInput{})
 	if err != nil {
 		t.Fatal(err)

@@ -76,14 +76,19 @@ type Image struct {
 	// Name is what the user asked for (a reference or a path).
 	Name string
 	// Kind is where the image was read from.
-	Kind       Kind
-	digest     string
-	digestErr  error
+	Kind      Kind
+	digest    string
+	digestErr error
+	// digestDone is closed when the archive digest is known (or failed);
+	// nil when Open knew it. Its hashing starts (startDigest) once the
+	// walk has its layers running, or when Digest is asked first: no
+	// goroutine runs before.
 	digestDone chan struct{}
-	// digestGo starts the archive digest's hashing (startDigest): once the
-	// walk has its layers running, or when Digest is asked first.
-	digestGo   chan struct{}
 	digestOnce sync.Once
+	// closed ends the archive digest's hashing (its reads of the archive
+	// fail): Close.
+	closed    chan struct{}
+	closeOnce sync.Once
 	// memoKey names the archive's digest in the layer cache; the digest is
 	// remembered by the first Digest call, on its caller's goroutine, so
 	// that nothing writes to the cache after the caller is done with the
@@ -120,6 +125,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		im.max = DefaultMaxFileSize
 	}
 	im.maxLayer = opts.MaxLayerSize
+	im.closed = make(chan struct{})
 	if im.logger == nil {
 		im.logger = slog.Default()
 	}
@@ -142,7 +148,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		return im, nil
 	case KindTarball:
 		var open opener
-		im.img, open, err = openTarball(ref, im.layerLimit())
+		im.img, open, err = openTarball(ref, im.layerLimit(), im.closed)
 		if err == nil {
 			im.tarPath, im.tarOpen = ref, open
 			im.tarLayers = archiveLayers(open)
@@ -181,21 +187,40 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		}
 	}
 	im.digestDone = make(chan struct{})
-	im.digestGo = make(chan struct{})
-	go func() {
-		defer close(im.digestDone)
-		// Started after the walk's layers, so that the base layer's
-		// inflater is running before this goroutine competes for a core.
-		<-im.digestGo
-		d, err := im.img.Digest()
-		if err != nil {
-			im.digestErr = fmt.Errorf("image %s: digest: %w", ref, err)
-			return
-		}
-		im.digest = d.String()
-	}()
 	im.memoKey = memoKey
 	return im, nil
+}
+
+// ErrClosed is returned by Digest, and by a walk of a docker archive's
+// layers through ggcr, after Close.
+var ErrClosed = errors.New("image closed")
+
+// Close ends the image's background work: the hashing of a docker
+// archive's layers for its digest, if a walk started it and nobody asked
+// for the digest, stops at its next read, and Close waits for it. A
+// Digest after Close that was not computed yet returns ErrClosed. Close
+// is safe to call more than once and on any image; callers defer it
+// right after Open.
+func (im *Image) Close() error {
+	if im.closed != nil {
+		im.closeOnce.Do(func() { close(im.closed) })
+	}
+	if im.digestDone != nil {
+		// Settles the digest: with no hashing started, none starts.
+		im.startDigest()
+		<-im.digestDone
+	}
+	return nil
+}
+
+// isClosed reports whether Close was called.
+func (im *Image) isClosed() bool {
+	select {
+	case <-im.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 // LayerCache returns the layer cache the image was opened with, or nil.
@@ -223,11 +248,34 @@ func (im *Image) Digest() (string, error) {
 	return im.digest, im.digestErr
 }
 
-// startDigest lets the archive digest's hashing begin (once).
+// startDigest starts the archive digest's hashing in a goroutine (once),
+// or settles it with ErrClosed after Close.
 func (im *Image) startDigest() {
-	if im.digestGo != nil {
-		im.digestOnce.Do(func() { close(im.digestGo) })
+	if im.digestDone == nil {
+		return
 	}
+	im.digestOnce.Do(func() {
+		if im.isClosed() {
+			im.digestErr = fmt.Errorf("image %s: digest: %w", im.Name, ErrClosed)
+			close(im.digestDone)
+			return
+		}
+		// Started after the walk's layers, so that the base layer's
+		// inflater is running before this goroutine competes for a core.
+		go im.hashArchive()
+	})
+}
+
+// hashArchive computes a docker archive's manifest digest (a SHA-256 of
+// every compressed layer, through ggcr).
+func (im *Image) hashArchive() {
+	defer close(im.digestDone)
+	d, err := im.img.Digest()
+	if err != nil {
+		im.digestErr = fmt.Errorf("image %s: digest: %w", im.Name, err)
+		return
+	}
+	im.digest = d.String()
 }
 
 // LocalPath reports whether ref can only be a local path, never a registry
@@ -293,7 +341,7 @@ func guessKind(ref string) Kind {
 // openTarball opens a docker archive, plain or compressed as a whole
 // (docker save | gzip), and returns the image and an opener of the plain
 // archive.
-func openTarball(path string, max int64) (v1.Image, opener, error) {
+func openTarball(path string, max int64, closed <-chan struct{}) (v1.Image, opener, error) {
 	if err := CheckSource(path, KindTarball); err != nil {
 		return nil, nil, err
 	}
@@ -311,12 +359,54 @@ func openTarball(path string, max int64) (v1.Image, opener, error) {
 	// digest, a SHA-256 of every compressed layer beside the walk: it
 	// yields its processor at every read, so that it never holds a core
 	// the layers' inflaters or the walk are waiting for.
-	img, err := tarball.Image(tarball.Opener(yieldingOpener(open)), nil)
+	// Its reads fail once the image is closed.
+	img, err := tarball.Image(tarball.Opener(closingOpener(yieldingOpener(open), closed)), nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open tarball %s (want a docker-archive made by docker save or crane pull, plain or gzip/zstd-compressed): %w", path, err)
 	}
 	return img, open, nil
 }
+
+// closingOpener is open whose readers fail with ErrClosed once closed is.
+func closingOpener(open opener, closed <-chan struct{}) opener {
+	return func() (io.ReadCloser, error) {
+		select {
+		case <-closed:
+			return nil, ErrClosed
+		default:
+		}
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		c := &closingReader{rc, closed}
+		if s, ok := rc.(io.Seeker); ok {
+			return &closingSeeker{c, s}, nil
+		}
+		return c, nil
+	}
+}
+
+type closingReader struct {
+	io.ReadCloser
+	closed <-chan struct{}
+}
+
+func (c *closingReader) Read(p []byte) (int, error) {
+	select {
+	case <-c.closed:
+		return 0, ErrClosed
+	default:
+	}
+	return c.ReadCloser.Read(p)
+}
+
+type closingSeeker struct {
+	*closingReader
+	s io.Seeker
+}
+
+func (c *closingSeeker) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }
 
 func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
@@ -497,8 +587,10 @@ func (im *Image) Walk(ctx context.Context, fn WalkFunc) error {
 	return nil
 }
 
-// walkLayer streams one layer through the flattener. The compressed blob is
-// read to its end so that sources which verify digests while reading can.
+// walkLayer streams one layer through the flattener. The uncompressed
+// stream is read to its end (drainLayer: a gzip trailer is checked
+// there), then the compressed blob, so that sources which verify digests
+// while reading can.
 func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.ReadCloser, error), maxLayer int64, fn WalkFunc) error {
 	rc, err := open()
 	if err != nil {
@@ -510,7 +602,11 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 		return fmt.Errorf("layer %s: %w", id, err)
 	}
 	defer r.Close()
-	if err := fl.layer(ctx, id, newGuardReader(ctx, r, maxLayer), fn); err != nil {
+	guarded := newGuardReader(ctx, r, maxLayer)
+	if err := fl.layer(ctx, id, guarded, fn); err != nil {
+		return err
+	}
+	if err := drainLayer(id, guarded); err != nil {
 		return err
 	}
 	// Stop the read-ahead before reading the blob's rest ourselves.

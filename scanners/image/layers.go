@@ -223,14 +223,12 @@ func indexLayerBlob(ctx context.Context, diffID v1.Hash, open func() (io.ReadClo
 	if err != nil {
 		return nil, false, err
 	}
-	verified := false
-	if verify {
-		// The diff ID covers the whole stream, past the tar's end marker.
-		if _, err := io.Copy(io.Discard, guarded); err != nil {
-			return nil, false, fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
-		}
-		verified = hex.EncodeToString(h.Sum(nil)) == diffID.Hex
+	// The diff ID covers the whole stream, past the tar's end marker, and
+	// a gzip stream is checked at its end.
+	if err := drainLayer(id, guarded); err != nil {
+		return nil, false, err
 	}
+	verified := verify && hex.EncodeToString(h.Sum(nil)) == diffID.Hex
 	// Stop the read-ahead before reading the blob's rest ourselves.
 	if err := r.Close(); err != nil {
 		return nil, false, fmt.Errorf("layer %s: %w", id, err)
@@ -242,6 +240,19 @@ func indexLayerBlob(ctx context.Context, diffID v1.Hash, open func() (io.ReadClo
 		return nil, false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	return idx, verified, nil
+}
+
+// drainLayer reads a layer's uncompressed stream to its end, past the
+// tar's end marker (and the padding after it): a gzip stream's last
+// trailer (the CRC-32 and size of its last member) is checked only
+// there, and bytes after its last member are reported there, as
+// compress/gzip reports them. r is the layer's guardReader, which bounds
+// the read and stops it when the walk's context ends.
+func drainLayer(id string, r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+	}
+	return nil
 }
 
 // indexLayer reads one uncompressed layer: its entries, whiteouts and

@@ -44,6 +44,7 @@ func FromImage(ctx context.Context, ref string, opts ImageOptions) (*Subject, er
 	if err != nil {
 		return nil, err
 	}
+	defer img.Close()
 	inv, err := analyzer.Run(ctx, img, opts.Analyze)
 	if err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", ref, err)

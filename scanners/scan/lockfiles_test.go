@@ -116,6 +116,7 @@ func TestGoModCrossCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer img.Close()
 	rep, err := Opened(context.Background(), img, db, Options{Analyzers: append(analyzer.All(), analyzer.Lockfiles()...)})
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,7 @@ func Image(ctx context.Context, ref string, db *vulndb.DB, opts Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
+	defer img.Close()
 	return Opened(ctx, img, db, opts)
 }
 

@@ -70,7 +70,7 @@ var noReadahead = false
 // inflater (chooseGzipInflater). Like gzip.NewReader it reads the stream's
 // first bytes, and reads every member of a multi-member stream.
 func newGzipReader(r io.Reader) (io.ReadCloser, error) {
-	chooseGzipInflater(nil)
+	chooseGzipInflater()
 	return gzipInflater.newReader(r)
 }
 
@@ -95,7 +95,7 @@ var (
 )
 
 // RegisterGzipInflater installs a faster gzip inflater, tried once, when
-// the first image is opened or gzip layer read: if load fails, layers go
+// the first gzip layer is read: if load fails, layers go
 // through the pure-Go inflater. Package scanners/image/isal registers
 // ISA-L's (loaded at run time, without cgo) from its init function; a
 // program imports that package to use it. Call it before any scan.
@@ -105,16 +105,32 @@ func RegisterGzipInflater(load GzipInflaterLoader) {
 	inflaterLoader = load
 }
 
+// inflaterLogger is the logger of the first image opened: the choice of
+// the inflater, made when the first gzip layer is read, is logged there.
+var inflaterLogger *slog.Logger
+
+// noteInflaterLogger remembers logger for the choice's debug line, unless
+// an earlier image's was remembered. Nothing is loaded yet: a scan that
+// inflates nothing (every layer cached) does not load a library.
+func noteInflaterLogger(logger *slog.Logger) {
+	inflaterMu.Lock()
+	defer inflaterMu.Unlock()
+	if inflaterLogger == nil {
+		inflaterLogger = logger
+	}
+}
+
 // chooseGzipInflater picks the inflater once per process and logs at
-// debug level (to logger, or slog.Default() when nil) which one it is and,
-// when a registered one could not be loaded, why.
-func chooseGzipInflater(logger *slog.Logger) {
+// debug level (to the first image's logger, or slog.Default()) which one
+// it is and, when a registered one could not be loaded, why.
+func chooseGzipInflater() {
 	inflaterMu.Lock()
 	defer inflaterMu.Unlock()
 	if inflaterChosen {
 		return
 	}
 	inflaterChosen = true
+	logger := inflaterLogger
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -134,9 +150,9 @@ func chooseGzipInflater(logger *slog.Logger) {
 // GzipInflater names the inflater gzip layers go through: "go"
 // (klauspost/compress) or the name of the one registered with
 // RegisterGzipInflater when it loaded ("isal": ISA-L). It makes the choice
-// if no image was opened yet.
+// if no gzip layer was read yet.
 func GzipInflater() string {
-	chooseGzipInflater(nil)
+	chooseGzipInflater()
 	inflaterMu.Lock()
 	defer inflaterMu.Unlock()
 	return gzipInflater.name

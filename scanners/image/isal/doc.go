@@ -3,7 +3,7 @@
 // libisal.so.2 (Debian/Ubuntu package libisal2) with purego: no cgo at
 // build time, and nothing needed at run time. Importing the package
 // registers the inflater with scanners/image (image.RegisterGzipInflater);
-// the library is opened on the first scan. When it is absent, fails to
+// the library is opened when the first gzip layer is read. When it is absent, fails to
 // load, or fails its self-test, layers go through the pure-Go inflater.
 // On ISA-L, a cold scan of an image with a large gzip base layer takes
 // about half the time.

@@ -29,12 +29,15 @@ import (
 // names (TestMain), so that each child chooses its inflater afresh.
 const childEnv = "TASKGUARD_ISAL_TEST_CHILD"
 
+// scanDone is what a child writes to stderr after its scan.
+const scanDone = "child: scan done"
+
 // childResult is what a child prints.
 type childResult struct {
-	Inflater string            // image.GzipInflater()
+	Inflater string            // image.GzipInflater(), asked after the scan
 	Files    map[string]string // path: SHA-256 of the content
 	Err      string            // the scan's error
-	Mapped   bool              // libisal.so.2 in /proc/self/maps
+	Mapped   bool              // libisal.so.2 in /proc/self/maps after the scan
 }
 
 func TestMain(m *testing.M) {
@@ -44,13 +47,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// child scans archive with the debug log on stderr and prints a
-// childResult on stdout.
+// child scans archive (or a root filesystem) with the image's debug log
+// on stderr and prints a childResult on stdout.
 func child(archive string) int {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	res := childResult{Files: map[string]string{}}
 	ctx := context.Background()
-	im, err := image.Open(ctx, archive, image.Options{})
+	im, err := image.Open(ctx, archive, image.Options{Logger: logger})
 	if err == nil {
 		err = im.Walk(ctx, func(f image.File) error {
 			b, err := f.ReadAll()
@@ -64,9 +67,10 @@ func child(archive string) int {
 	if err != nil {
 		res.Err = err.Error()
 	}
-	res.Inflater = image.GzipInflater()
 	maps, _ := os.ReadFile("/proc/self/maps")
 	res.Mapped = bytes.Contains(maps, []byte("/libisal.so.2"))
+	fmt.Fprintln(os.Stderr, scanDone)
+	res.Inflater = image.GzipInflater()
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
 		return 1
 	}
@@ -223,6 +227,28 @@ func TestScanInflater(t *testing.T) {
 	}
 	if !strings.Contains(res.Err, "layer sha256:") || !strings.Contains(res.Err, "isal: gzip checksum or size mismatch") {
 		t.Fatalf("corrupt layer: %q, want an ISA-L error naming the layer", res.Err)
+	}
+}
+
+// TestNoGzipNoLoad: a scan that inflates no gzip layer (a root
+// filesystem here; a re-scan from the layer cache alike) neither loads
+// the library nor logs a choice.
+func TestNoGzipNoLoad(t *testing.T) {
+	library(t)
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, log := runChild(t, root)
+	if res.Err != "" || len(res.Files) != 1 {
+		t.Fatalf("scan of a root filesystem: %q, %d files", res.Err, len(res.Files))
+	}
+	scanLog, _, _ := strings.Cut(log, scanDone)
+	if res.Mapped || strings.Contains(scanLog, "gzip layers are inflated") {
+		t.Fatalf("no gzip layer read, yet libisal.so.2 mapped: %v; log:\n%s", res.Mapped, log)
+	}
+	if res.Inflater != "isal" || !strings.Contains(log, "inflated by isal") {
+		t.Fatalf("GzipInflater() afterwards = %q, want isal; log:\n%s", res.Inflater, log)
 	}
 }
 

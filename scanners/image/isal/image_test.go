@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/taskguard/taskguard/internal/testenv"
 	"github.com/taskguard/taskguard/scanners/image"
 )
 
@@ -257,7 +258,7 @@ func TestNoGzipNoLoad(t *testing.T) {
 func TestRegisteredInProcess(t *testing.T) {
 	library(t)
 	if os.Getenv(EnvLibrary) != "" {
-		t.Skipf("%s is set in the environment", EnvLibrary)
+		testenv.Skip(t, "%s is set in the environment", EnvLibrary)
 	}
 	if got := image.GzipInflater(); got != "isal" {
 		t.Fatalf("image.GzipInflater() = %q, want isal", got)

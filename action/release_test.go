@@ -1,8 +1,12 @@
 package action
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"debug/elf"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -240,10 +244,30 @@ func checkRelease(t *testing.T, dist string) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("sha256sum -c: %v\n%s", err, out)
 	}
-	for _, p := range []string{"taskguard", "taskguard-console", "taskguard-action", "taskguard-defender"} {
+	for _, p := range []string{"taskguard", "taskguard-static", "taskguard-console", "taskguard-action", "taskguard-defender"} {
 		name := p + "_" + testVersion + "_linux_amd64.tar.gz"
 		if !listed[name] {
 			t.Errorf("%s missing from checksums.txt: %v", name, listed)
+		}
+	}
+	// Linkage: taskguard loads ISA-L at run time (linked against glibc:
+	// it has an ELF interpreter); taskguard-static, the action and the
+	// defender are static (they run in Alpine/distroless containers and
+	// job containers; the defender is copied into app containers).
+	for _, c := range []struct {
+		archive, binary string
+		dynamic         bool
+	}{
+		{"taskguard", "taskguard", true},
+		{"taskguard-static", "taskguard", false},
+		{"taskguard-action", "taskguard-action", false},
+		{"taskguard-defender", "taskguard-defender", false},
+		{"taskguard-console", "taskguard-console", false},
+	} {
+		name := c.archive + "_" + testVersion + "_linux_amd64.tar.gz"
+		interp := elfInterp(t, filepath.Join(dist, name), c.binary)
+		if (interp != "") != c.dynamic {
+			t.Errorf("%s: %s has ELF interpreter %q, want dynamic=%v", name, c.binary, interp, c.dynamic)
 		}
 	}
 	// SBOMs: one CycloneDX document per archive (image scan --format
@@ -266,8 +290,8 @@ func checkRelease(t *testing.T, dist string) {
 		}
 	}
 	t.Logf("release: %d files, %d SBOMs", len(listed), sboms)
-	if sboms != 4 {
-		t.Errorf("%d SBOMs in the release, want one per archive (4)", sboms)
+	if sboms != 5 {
+		t.Errorf("%d SBOMs in the release, want one per archive (5)", sboms)
 	}
 	if !listed["taskguard-defender-image_"+testVersion+"_linux_amd64.oci.tar"] {
 		t.Errorf("the defender image's OCI layout is not in the release: %v", listed)
@@ -275,5 +299,48 @@ func checkRelease(t *testing.T, dist string) {
 	out, err := exec.Command("tar", "-tf", filepath.Join(dist, "taskguard-defender-image_"+testVersion+"_linux_amd64.oci.tar")).Output()
 	if err != nil || !strings.Contains(string(out), "oci-layout") || !strings.Contains(string(out), "index.json") {
 		t.Errorf("defender image archive is not an OCI layout: %v\n%s", err, out)
+	}
+}
+
+// elfInterp returns the ELF interpreter ("" for a static executable) of
+// the file binary in the tar.gz archive.
+func elfInterp(t *testing.T, archive, binary string) string {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", archive, err)
+	}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no %s in the archive: %v", archive, binary, err)
+		}
+		if filepath.Base(h.Name) != binary {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("%s: %v", archive, err)
+		}
+		ef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %s is not ELF: %v", archive, binary, err)
+		}
+		for _, p := range ef.Progs {
+			if p.Type == elf.PT_INTERP {
+				s, err := io.ReadAll(p.Open())
+				if err != nil {
+					t.Fatalf("%s: %s: %v", archive, binary, err)
+				}
+				return strings.TrimRight(string(s), "\x00")
+			}
+		}
+		return ""
 	}
 }

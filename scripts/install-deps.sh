@@ -21,7 +21,8 @@ DEBIAN_PACKAGES+=(strace)     # bench/defender: the ptrace peer compared against
 DEBIAN_PACKAGES+=(wrk)        # bench/waf wrk.sh: the external load generator driving the real sidecar
 DEBIAN_PACKAGES+=(qemu-user-static) # defender arm64: the supervisor's parsers, filter and path tests run under qemu-aarch64-static
 DEBIAN_PACKAGES+=(qemu-system-arm cpio) # defender arm64: scripts/arm64-vm-check.sh boots Debian's arm64 kernel (fetched below) and supervises for real
-DEBIAN_PACKAGES+=(libisal-dev pkg-config) # scanners/image: the isal build tag inflates gzip layers with ISA-L (go test -tags isal ./scanners/image/, bench/scan ISAL=1)
+DEBIAN_PACKAGES+=(libisal2) # scanners/image/isal: gzip layers inflated by ISA-L, libisal.so.2 loaded at run time (its tests fail without it in CI)
+DEBIAN_PACKAGES+=(gcc libc6-dev) # scanners/image/isal: TestHostileLibrary builds look-alike libraries that must fail the self-test
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and the tiny test images

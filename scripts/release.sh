@@ -6,6 +6,12 @@
 # an OCI image layout per architecture (taskguard defender image), and
 # checksums.txt (sha256sum format) over every file.
 #
+# On linux, taskguard is built twice: taskguard_* loads ISA-L (libisal.so.2)
+# at run time for faster gzip layers, which links it against glibc
+# (scanners/image/isal); taskguard-static_* is built with -tags nodlopen and
+# is fully static (Alpine/musl, distroless, scratch). Every linux binary but
+# taskguard_* is checked to have no ELF interpreter (static).
+#
 #   scripts/release.sh VERSION [DIST]          e.g. scripts/release.sh v0.9.0
 #
 # Environment:
@@ -43,15 +49,31 @@ trap 'rm -rf "$work"' EXIT
 
 step() { printf 'release: %s\n' "$*" >&2; }
 
-# build OS ARCH PROGRAM -> path of the binary
+# build OS ARCH PROGRAM [VARIANT] -> path of the binary. VARIANT static:
+# -tags nodlopen (no run-time library loading: a fully static linux binary).
 build() {
-	local os="$1" arch="$2" prog="$3" ext=""
+	local os="$1" arch="$2" prog="$3" variant="${4:-}" ext="" tags=""
 	[ "$os" = windows ] && ext=.exe
-	local out="$work/bin/${os}_${arch}/$prog$ext"
+	[ "$variant" = static ] && tags=nodlopen
+	local out="$work/bin/${os}_${arch}${variant:+-$variant}/$prog$ext"
 	mkdir -p "$(dirname "$out")"
 	(cd "$root" && CGO_ENABLED=0 GOOS="$os" GOARCH="$arch" GOFLAGS="${GOFLAGS:-} -buildvcs=false" \
-		go build -trimpath -ldflags "-s -w -X github.com/taskguard/taskguard/cli.releaseVersion=$version" -o "$out" "./cmd/$prog")
+		go build -trimpath -tags "$tags" -ldflags "-s -w -X github.com/taskguard/taskguard/cli.releaseVersion=$version" -o "$out" "./cmd/$prog")
 	echo "$out"
+}
+
+# require_static FILE: fails the release when the linux binary has an ELF
+# interpreter (is dynamically linked).
+require_static() {
+	if ! command -v readelf >/dev/null; then
+		echo "release: readelf (binutils) is needed to check that $1 is static" >&2
+		exit 2
+	fi
+	if readelf -lW "$1" | grep -q 'INTERP\|Requesting program interpreter'; then
+		echo "release: $1 is dynamically linked; it must be static" >&2
+		readelf -lW "$1" | grep -A1 INTERP >&2 || true
+		exit 2
+	fi
 }
 
 # archive NAME OS FILE...: a reproducible tar.gz (zip on windows) in dist.
@@ -90,11 +112,17 @@ for target in $targets; do
 	os="${target%/*}"
 	arch="${target#*/}"
 	programs="taskguard taskguard-console taskguard-action"
-	[ "$os" = linux ] && programs="$programs taskguard-defender"
-	for prog in $programs; do
-		step "$prog $os/$arch"
-		bin="$(build "$os" "$arch" "$prog")"
-		name="${prog}_${version}_${os}_${arch}"
+	# taskguard-static: linux taskguard without ISA-L loading, fully static.
+	[ "$os" = linux ] && programs="$programs taskguard-static taskguard-defender"
+	for entry in $programs; do
+		prog="$entry" variant=""
+		[ "$entry" = taskguard-static ] && prog=taskguard variant=static
+		step "$entry $os/$arch"
+		bin="$(build "$os" "$arch" "$prog" "$variant")"
+		if [ "$os" = linux ] && [ "$entry" != taskguard ]; then
+			require_static "$bin"
+		fi
+		name="${entry}_${version}_${os}_${arch}"
 		out="$(archive "$name" "$os" "$bin")"
 		if $sbom; then
 			rootfs="$work/sbom/$name"

@@ -7,11 +7,12 @@
 # of a pair alike.
 #
 # Usage: bench/scan/ab.sh DIR RUNS CMD...
-#   CMD is a taskguard binary, or "trivy=/path/to/trivy".
+#   CMD is a taskguard binary, "go=BIN" (the binary with
+#   TASKGUARD_ISAL_LIBRARY=off: the pure-Go inflater), or "trivy=/path/to/trivy".
 # e.g.   git -C /work/main worktree add /tmp/tg-main main   (the baseline)
 #        (cd /tmp/tg-main && CGO_ENABLED=0 go build -o /tmp/scanbench/taskguard-main ./cmd/taskguard)
 #        bench/scan/ab.sh /tmp/scanbench 9 trivy=/tmp/trivy-bin/trivy \
-#            /tmp/scanbench/taskguard-main /tmp/scanbench/taskguard /tmp/scanbench/taskguard-isal
+#            /tmp/scanbench/taskguard-main go=/tmp/scanbench/taskguard /tmp/scanbench/taskguard
 set -euo pipefail
 DIR=$1 RUNS=$2
 shift 2
@@ -26,8 +27,12 @@ run() { # run I CMD: one cold scan; appends "wall rss cpu" to $OUT/I
 		cmd=("${c#trivy=}" image --input "$DIR/image.tar" --skip-db-update --skip-java-db-update --offline-scan
 			--cache-dir "$DIR/trivy-cache" --scanners vuln --format json --quiet --cache-backend memory)
 	else
+		local env=()
+		if [[ $c == go=* ]]; then
+			env=(TASKGUARD_ISAL_LIBRARY=off) c=${c#go=}
+		fi
 		rm -rf "$DIR/db/layers"
-		cmd=("$c" image scan --input "$DIR/image.tar" --cache-dir "$DIR/db" --skip-db-update --format json --no-cache)
+		cmd=(env "${env[@]}" "$c" image scan --input "$DIR/image.tar" --cache-dir "$DIR/db" --skip-db-update --format json --no-cache)
 	fi
 	/usr/bin/time -f "%e %M %U %S" -o "$OUT/time" "${cmd[@]}" >/dev/null 2>"$OUT/err" || { echo "$c failed:"; cat "$OUT/err"; exit 2; }
 	read -r t m u s <"$OUT/time"
@@ -49,6 +54,8 @@ i=0
 for c in "$@"; do
 	w=$(cut -d' ' -f1 "$OUT/$i" | median) m=$(cut -d' ' -f2 "$OUT/$i" | median) u=$(cut -d' ' -f3 "$OUT/$i" | median)
 	r=$(paste -d' ' "$OUT/0" "$OUT/$i" | awk '{print $1 / $4}' | median)
-	printf '| %s | %.3f s | %.3f s | %d MiB | %.2fx |\n' "$(basename "${c#trivy=}")" "$w" "$u" "$((${m%.*} / 1024))" "$r"
+	label=$(basename "${c#*=}")
+	[[ $c == go=* ]] && label="$label (TASKGUARD_ISAL_LIBRARY=off)"
+	printf '| %s | %.3f s | %.3f s | %d MiB | %.2fx |\n' "$label" "$w" "$u" "$((${m%.*} / 1024))" "$r"
 	i=$((i + 1))
 done

@@ -12,9 +12,9 @@
 #        TRIVY=/path/to/trivy RUNS=5 bench/scan/run.sh
 #        KEEP=/tmp/scanbench ...   keeps the images, DB and binaries in
 #            that folder (bench/scan/ab.sh runs A/B rounds on them)
-#        ISAL=1 TRIVY=... bench/scan/run.sh   adds the row cold-isal: the
-#            cold scan by a build with -tags isal (ISA-L inflating; needs
-#            libisal-dev and cgo)
+#        GOINFLATE=1 TRIVY=... bench/scan/run.sh   adds the row cold-go:
+#            the cold scan with TASKGUARD_ISAL_LIBRARY=off (the pure-Go
+#            inflater; the cold row uses ISA-L when libisal2 is installed)
 #
 # Images: a debootstrap'ed bookworm minbase rootfs (needs root and
 # debootstrap; cached in $XDG_CACHE_HOME/taskguard/debootstrap, the same
@@ -42,11 +42,13 @@ CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/taskguard
 echo "== build taskguard"
 CGO_ENABLED=0 go build -o "$WORK/taskguard" ./cmd/taskguard
 ROWS="cold rescan newlayer"
-if [ "${ISAL:-0}" = 1 ]; then
-	# The isal build: gzip layers inflated by ISA-L (libisal-dev, cgo).
-	echo "== build taskguard -tags isal"
-	CGO_ENABLED=1 go build -tags isal -o "$WORK/taskguard-isal" ./cmd/taskguard
-	ROWS="$ROWS cold-isal"
+if [ "${GOINFLATE:-0}" = 1 ]; then
+	ROWS="$ROWS cold-go"
+fi
+# taskguard loads ISA-L (libisal.so.2, Debian's libisal2) at run time to
+# inflate gzip layers; without it, the cold row measures the Go inflater.
+if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libisal\.so\.2 '; then
+	echo "== note: libisal.so.2 not found (apt-get install libisal2): gzip layers are inflated in Go"
 fi
 
 echo "== build the DB from $SHARED/corpora/advisories"
@@ -158,14 +160,14 @@ fi
 
 printf '\n| row | findings | taskguard wall | trivy wall | speed (trivy/taskguard, goal >= 2) | taskguard CPU | trivy CPU | taskguard peak RSS | trivy peak RSS | memory (taskguard/trivy, goal <= 0.5) |\n|---|---|---|---|---|---|---|---|---|---|\n' >"$WORK/table"
 for row in $ROWS; do
-	img=$IMAGE tgflags=() tvflags=() tgbin=$WORK/taskguard
+	img=$IMAGE tgflags=() tvflags=() tgenv=() tgbin=$WORK/taskguard
 	case $row in
 	cold) tgflags=(--no-cache) tvflags=(--cache-backend memory) ;;
-	cold-isal) tgflags=(--no-cache) tvflags=(--cache-backend memory) tgbin=$WORK/taskguard-isal ;;
+	cold-go) tgflags=(--no-cache) tvflags=(--cache-backend memory) tgenv=(TASKGUARD_ISAL_LIBRARY=off) ;;
 	newlayer) img=$IMAGE2 ;;
 	esac
 	echo "== $row ($RUNS paired runs)"
-	tgcmd=("$tgbin" image scan --input "$img" --cache-dir "$WORK/db" --skip-db-update --format json "${tgflags[@]}")
+	tgcmd=(env "${tgenv[@]}" "$tgbin" image scan --input "$img" --cache-dir "$WORK/db" --skip-db-update --format json "${tgflags[@]}")
 	tvcmd=("${TRIVY:-trivy}" image --input "$img" --skip-db-update --skip-java-db-update --offline-scan
 		--cache-dir "$WORK/trivy-cache" --scanners vuln --format json --quiet "${tvflags[@]}")
 	prepare "$row" tg && "${tgcmd[@]}" >/dev/null 2>&1 # warm-up (page cache; rescan's cache)

@@ -1,4 +1,11 @@
 // Command taskguard-action is the GitHub Action's program (see action.yml).
+//
+// It does not import scanners/image/isal (ISA-L loaded at run time), so that
+// it stays a static executable: action/install.sh runs it wherever the job
+// runs, a job container included (Alpine/musl, distroless), where a binary
+// linked against glibc does not start; and GitHub-hosted runners do not
+// install libisal2, so the import would change nothing there unless a job
+// installs it (docs/releases.md, "The GitHub Action's binary").
 package main
 
 import (

@@ -6,6 +6,7 @@ import (
 
 	"github.com/taskguard/taskguard/cli"
 	"github.com/taskguard/taskguard/internal/program"
+	_ "github.com/taskguard/taskguard/scanners/image/isal" // ISA-L inflates gzip layers when libisal2 is installed
 )
 
 func main() { os.Exit(program.Main(cli.NewRootCommand())) }

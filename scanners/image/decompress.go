@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -64,19 +66,97 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 // noReadahead turns the gzip read-ahead off (benchmarks compare both).
 var noReadahead = false
 
-// newGzipReader returns the inflater of gzip layers: klauspost/compress's
-// (pure Go) by default, ISA-L's in a build with the isal tag (isal.go).
-// Like gzip.NewReader it reads the stream's first bytes, and reads every
-// member of a multi-member stream.
-var newGzipReader = func(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+// newGzipReader returns a reader of the gzip stream r through the chosen
+// inflater (chooseGzipInflater). Like gzip.NewReader it reads the stream's
+// first bytes, and reads every member of a multi-member stream.
+func newGzipReader(r io.Reader) (io.ReadCloser, error) {
+	chooseGzipInflater()
+	return gzipInflater.newReader(r)
+}
 
-// gzipInflater names the inflater newGzipReader returns ("go" or "isal").
-var gzipInflater = "go"
+// goGzipReader is the pure-Go inflater (klauspost/compress).
+func goGzipReader(r io.Reader) (io.ReadCloser, error) { return gzip.NewReader(r) }
+
+// GzipInflaterLoader loads a faster gzip inflater: it returns the
+// inflater's name and its reader constructor (which must behave as
+// gzip.NewReader: read every member, check every trailer, fail on bad
+// input with an error), or an error saying why it is not available.
+type GzipInflaterLoader func() (name string, newReader func(io.Reader) (io.ReadCloser, error), err error)
+
+var (
+	inflaterMu     sync.Mutex
+	inflaterLoader GzipInflaterLoader
+	inflaterChosen bool
+	// gzipInflater is the inflater gzip layers go through once chosen.
+	gzipInflater = struct {
+		name      string
+		newReader func(io.Reader) (io.ReadCloser, error)
+	}{"go", goGzipReader}
+)
+
+// RegisterGzipInflater installs a faster gzip inflater, tried once, when
+// the first gzip layer is read: if load fails, layers go
+// through the pure-Go inflater. Package scanners/image/isal registers
+// ISA-L's (loaded at run time, without cgo) from its init function; a
+// program imports that package to use it. Call it before any scan.
+func RegisterGzipInflater(load GzipInflaterLoader) {
+	inflaterMu.Lock()
+	defer inflaterMu.Unlock()
+	inflaterLoader = load
+}
+
+// inflaterLogger is the logger of the first image opened: the choice of
+// the inflater, made when the first gzip layer is read, is logged there.
+var inflaterLogger *slog.Logger
+
+// noteInflaterLogger remembers logger for the choice's debug line, unless
+// an earlier image's was remembered. Nothing is loaded yet: a scan that
+// inflates nothing (every layer cached) does not load a library.
+func noteInflaterLogger(logger *slog.Logger) {
+	inflaterMu.Lock()
+	defer inflaterMu.Unlock()
+	if inflaterLogger == nil {
+		inflaterLogger = logger
+	}
+}
+
+// chooseGzipInflater picks the inflater once per process and logs at
+// debug level (to the first image's logger, or slog.Default()) which one
+// it is and, when a registered one could not be loaded, why.
+func chooseGzipInflater() {
+	inflaterMu.Lock()
+	defer inflaterMu.Unlock()
+	if inflaterChosen {
+		return
+	}
+	inflaterChosen = true
+	logger := inflaterLogger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if inflaterLoader == nil {
+		logger.Debug("gzip layers are inflated in Go", "inflater", "go")
+		return
+	}
+	name, newReader, err := inflaterLoader()
+	if err != nil {
+		logger.Debug("gzip layers are inflated in Go: the faster inflater is not available", "inflater", "go", "err", err)
+		return
+	}
+	gzipInflater.name, gzipInflater.newReader = name, newReader
+	logger.Debug("gzip layers are inflated by "+name, "inflater", name)
+}
 
 // GzipInflater names the inflater gzip layers go through: "go"
-// (klauspost/compress, the default build) or "isal" (ISA-L, a build with
-// the isal tag).
-func GzipInflater() string { return gzipInflater }
+// (klauspost/compress) or the name of the one registered with
+// RegisterGzipInflater when it loaded ("isal": ISA-L). It makes the choice
+// if no gzip layer was read yet.
+func GzipInflater() string {
+	chooseGzipInflater()
+	inflaterMu.Lock()
+	defer inflaterMu.Unlock()
+	return gzipInflater.name
+}
 
 // gzipTar reports a bad gzip stream as a corrupt layer.
 type gzipTar struct{ io.ReadCloser }

@@ -121,6 +121,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		kind = guessKind(ref)
 	}
 	im := &Image{Name: ref, Kind: kind, max: opts.MaxFileSize, logger: opts.Logger, cache: opts.Cache}
+	noteInflaterLogger(opts.Logger) // the first gzip layer read logs which inflater it goes through
 	if im.max <= 0 {
 		im.max = DefaultMaxFileSize
 	}

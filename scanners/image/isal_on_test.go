@@ -1,5 +1,0 @@
-//go:build isal && cgo
-
-package image
-
-const isalBuild = true

@@ -3,6 +3,7 @@ package waf
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/taskguard/taskguard/agent/waf/internal/bodyproc"
 
 	"fmt"
 	"io/fs"
@@ -127,6 +128,9 @@ type setupVar struct {
 
 func init() {
 	plugins.RegisterAction("tgsetup", func() plugintypes.Action { return &setupAction{} })
+	// Coraza's JSON and URL-encoded body processors, copied, reading the
+	// body without a 32 KiB buffer per request (internal/bodyproc).
+	bodyproc.Register()
 }
 
 // registerSetup registers the TX values of a setup (ordered "tx.name=value")

@@ -30,6 +30,8 @@ const (
 	headEntries  = 8192
 	ruleEntries  = 256
 	scanEntries  = 4096
+	lowerEntries = 1024
+	lowerMaxKey  = 64
 )
 
 // Clean reports whether no rule the gate covers in phase can match the
@@ -939,7 +941,7 @@ func (sc *scratch) values(t *target) []types.MatchData {
 		var kept []types.MatchData
 		filtered := false
 		for i, m := range out {
-			lkey := strings.ToLower(m.Key())
+			lkey := sc.lower(m.Key())
 			excepted := false
 			for _, ex := range t.exceptions {
 				if (ex.rx != nil && ex.rx.MatchString(lkey)) || (ex.rx == nil && (ex.key == "" || ex.lkey == lkey)) {
@@ -1046,10 +1048,36 @@ func (sc *scratch) snap(v variables.RuleVariable, s *snapshot) *snapshot {
 	if col := sc.tx.Collection(v); col != nil {
 		s.all = col.FindAll()
 		for _, m := range s.all {
-			s.lower = append(s.lower, strings.ToLower(m.Key()))
+			s.lower = append(s.lower, sc.lower(m.Key()))
 		}
 	}
 	return s
+}
+
+// lower returns strings.ToLower(k) without allocating for the keys that
+// come back request after request: a key without upper case or non-ASCII
+// bytes is its own lower case (strings.ToLower returns it as is), a short
+// one is remembered.
+func (sc *scratch) lower(k string) string {
+	plain := true
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return k
+	}
+	if len(k) > lowerMaxKey {
+		return strings.ToLower(k)
+	}
+	if l, ok := sc.p.lowers.get(k); ok {
+		return l
+	}
+	l := strings.ToLower(k)
+	sc.p.lowers.put(k, l)
+	return l
 }
 
 // selectKey returns the snapshot's values whose key is lkey (lower case),

@@ -54,6 +54,10 @@ type Program struct {
 	headPlan [3][]headPlan
 	memos    [3]headMemo
 	nHeads   int
+	// lowers remembers the lower-case form of short keys that have upper
+	// case (header names above all): selections and exceptions compare
+	// lower-case keys, and the same names come in every request.
+	lowers memo[string]
 	// macroHeads are the static heads whose argument holds a TX macro;
 	// epochs[phase] is their expansion the phase's memos were filled with.
 	macroHeads [3][]*level
@@ -417,6 +421,7 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 			}
 		}
 	}
+	p.lowers.limit = lowerEntries
 	for phase := 1; phase <= 2; phase++ {
 		p.heads[phase] = make([][]*level, len(p.targets))
 		p.memos[phase].limit = headEntries

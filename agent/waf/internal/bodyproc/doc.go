@@ -1,0 +1,49 @@
+// Package bodyproc holds Coraza v3.8.1's JSON and URL-encoded request body
+// processors (see NOTICE), registered over Coraza's own by Register. They
+// fill the same variables with the same values and report the same errors
+// (TestSameAsCoraza, FuzzSameAsCoraza compare them with Coraza's
+// processors through real transactions); they read the body without the
+// 32 KiB buffer io.Copy allocated per body (a third of the bytes the proxy
+// allocated per request of the wrk mix).
+package bodyproc
+
+import (
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// CorazaVersion is the Coraza release the processors were copied from;
+// agent/waf/internal/ruleops's version test pins go.mod to the same one.
+const CorazaVersion = "v3.8.1"
+
+// Register replaces Coraza's "json" and "urlencoded" body processors by
+// these copies, for every WAF of the process.
+func Register() {
+	plugins.RegisterBodyProcessor("json", func() plugintypes.BodyProcessor { return &jsonBodyProcessor{} })
+	plugins.RegisterBodyProcessor("urlencoded", func() plugintypes.BodyProcessor { return &urlencodedBodyProcessor{} })
+}
+
+// bufs are the read buffers of readAll.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// readAll reads r into a string as io.Copy into a strings.Builder does
+// (same bytes, same error), with a pooled buffer.
+func readAll(r io.Reader) (string, error) {
+	if sr, ok := r.(*strings.Reader); ok {
+		var s strings.Builder
+		_, err := sr.WriteTo(&s)
+		return s.String(), err
+	}
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	var s strings.Builder
+	_, err := io.CopyBuffer(struct{ io.Writer }{&s}, struct{ io.Reader }{r}, *bp)
+	return s.String(), err
+}
+
+// singleSetter is collections.Single's Set, for the ARGS limit flag.
+type singleSetter interface{ Set(string) }

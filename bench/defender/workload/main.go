@@ -15,6 +15,10 @@
 // udpsend and tcpsendmsg make the calls with golang.org/x/sys/unix, as C
 // programs do: Go's net package writes on connected sockets with write(2),
 // which the defender never stops.
+//
+// WORKLOAD_DELAY (a duration, e.g. 2s) makes it wait that long before it
+// starts, so that a counter (bench/defender/syscalls.sh) can attach to the
+// supervisor first.
 package main
 
 import (
@@ -30,6 +34,9 @@ import (
 )
 
 func main() {
+	if d, err := time.ParseDuration(os.Getenv("WORKLOAD_DELAY")); err == nil && d > 0 {
+		time.Sleep(d)
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "workload:", err)
 		os.Exit(2)

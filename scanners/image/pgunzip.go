@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -693,7 +692,7 @@ func (r *pgzReader) Read(p []byte) (int, error) {
 		if r.rest != nil {
 			n, err := r.rest.Read(p)
 			if err != nil && err != io.EOF {
-				err = fmt.Errorf("gzip: %w", err)
+				err = gzipErr(err)
 				r.err = err
 			}
 			return n, err
@@ -710,7 +709,13 @@ func (r *pgzReader) Read(p []byte) (int, error) {
 					r.err = err
 				}
 			case err != nil:
-				r.err = fmt.Errorf("gzip: %w", noEOF(err))
+				var ce flate.CorruptInputError
+				if errors.As(err, &ce) {
+					// flate counts from the blob's start here: give the
+					// offset in the deflate stream, as gzip.Reader does.
+					err = flate.CorruptInputError(int64(ce) - r.start)
+				}
+				r.err = gzipErr(noEOF(err))
 			}
 			if n > 0 {
 				return n, nil
@@ -823,10 +828,12 @@ func (r *pgzReader) take(res *pgzChunkResult) {
 func (r *pgzReader) finish() error {
 	var t [8]byte
 	if _, err := r.blob.ReadAt(t[:], r.trail); err != nil {
-		return fmt.Errorf("gzip: trailer: %w", noEOF(err))
+		// As compress/gzip says it: a truncated trailer is an
+		// unexpected EOF.
+		return gzipErr(noEOF(err))
 	}
 	if binary.LittleEndian.Uint32(t[:4]) != r.crc || binary.LittleEndian.Uint32(t[4:]) != uint32(r.n) {
-		return fmt.Errorf("gzip: %w", gzip.ErrChecksum)
+		return gzip.ErrChecksum
 	}
 	after := r.trail + 8
 	r.trail = -1
@@ -835,7 +842,7 @@ func (r *pgzReader) finish() error {
 	}
 	zr, err := gzip.NewReader(io.NewSectionReader(r.blob, after, r.size-after))
 	if err != nil {
-		return fmt.Errorf("gzip: %w", err)
+		return gzipErr(err)
 	}
 	r.rest = zr
 	return nil

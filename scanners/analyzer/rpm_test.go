@@ -289,6 +289,15 @@ func hostileRPMDBs() []struct {
 		// The value's offset is the page's last byte: its 12-byte entry
 		// is sliced past the page (a panic in go-rpmdb's goroutine).
 		{"bdb-entry-past-page", bdbPages(511, 3, func([][]byte) {})},
+		// Two values share one overflow chain: go-rpmdb reads it once for
+		// each (with long chains, work quadratic in the file).
+		{"bdb-shared-chain", bdbPages(450, 3, func(p [][]byte) {
+			binary.LittleEndian.PutUint16(p[1][20:], 4)
+			binary.LittleEndian.PutUint16(p[1][30:], 420)
+			binary.LittleEndian.PutUint16(p[1][32:], 470)
+			p[1][470] = 3
+			binary.LittleEndian.PutUint32(p[1][474:], 2)
+		})},
 		// The last overflow page says more bytes are used than it holds.
 		{"bdb-overflow-used", bdbPages(450, 3, func(p [][]byte) { binary.LittleEndian.PutUint16(p[2][22:], 600) })},
 		// More hash index entries than the page holds.

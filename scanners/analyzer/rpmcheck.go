@@ -87,8 +87,10 @@ func checkNDB(b []byte) error {
 
 // checkBDB checks a Berkeley DB hash database as go-rpmdb's bdb.Open and
 // Read read it: the metadata page, every page up to the last, every
-// hash page's index, every overflow chain (each page once, each of the
-// overflow type, each within the file).
+// hash page's index, every overflow chain (each of the overflow type,
+// within the file, and each overflow page in one chain once: a page two
+// values share, or a chain that loops, is refused, so that go-rpmdb reads
+// at most every page once more).
 func checkBDB(b []byte) error {
 	order := binary.ByteOrder(binary.LittleEndian)
 	if binary.LittleEndian.Uint32(b[12:]) != bdbHashMagic {
@@ -132,10 +134,9 @@ func checkBDB(b []byte) error {
 			if at+12 > ps {
 				return fmt.Errorf("Berkeley DB: page %d: entry at %d", n, at)
 			}
-			clear(visited)
 			for next := order.Uint32(page[at+4:]); next != 0; {
 				if int64(next) >= int64(pages) || visited[next] {
-					return fmt.Errorf("Berkeley DB: page %d: overflow chain reaches page %d again or beyond the file", n, next)
+					return fmt.Errorf("Berkeley DB: page %d: overflow chain reaches page %d twice or beyond the file", n, next)
 				}
 				visited[next] = true
 				o := b[int(next)*ps : (int(next)+1)*ps]

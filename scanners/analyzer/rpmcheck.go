@@ -52,34 +52,34 @@ const (
 // read it: the header, every slot, every used slot's blob in the file.
 func checkNDB(b []byte) error {
 	if len(b) < 32 {
-		return errors.New("NDB database: truncated header")
+		return errors.New("ndb database: truncated header")
 	}
 	version, npages := binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[12:])
 	if version != 0 || npages == 0 || npages > 2048 {
-		return fmt.Errorf("NDB database: version %d, %d slot pages", version, npages)
+		return fmt.Errorf("ndb database: version %d, %d slot pages", version, npages)
 	}
 	nslots := int(npages)*256 - 2
 	if 32+nslots*16 > len(b) {
-		return fmt.Errorf("NDB database: %d slots in %d bytes", nslots, len(b))
+		return fmt.Errorf("ndb database: %d slots in %d bytes", nslots, len(b))
 	}
 	for i := range nslots {
 		s := b[32+i*16:]
 		if binary.LittleEndian.Uint32(s) != ndbSlotMagic {
-			return fmt.Errorf("NDB database: slot %d: bad magic", i)
+			return fmt.Errorf("ndb database: slot %d: bad magic", i)
 		}
 		pkg, off := binary.LittleEndian.Uint32(s[4:]), int64(binary.LittleEndian.Uint32(s[8:]))*16
 		if pkg == 0 {
 			continue
 		}
 		if off+16 > int64(len(b)) {
-			return fmt.Errorf("NDB database: slot %d: blob beyond the file", i)
+			return fmt.Errorf("ndb database: slot %d: blob beyond the file", i)
 		}
 		h := b[off:]
 		if binary.LittleEndian.Uint32(h) != ndbBlobMagic || binary.LittleEndian.Uint32(h[4:]) != pkg {
-			return fmt.Errorf("NDB database: slot %d: bad blob header", i)
+			return fmt.Errorf("ndb database: slot %d: bad blob header", i)
 		}
 		if off+16+int64(binary.LittleEndian.Uint32(h[12:])) > int64(len(b)) {
-			return fmt.Errorf("NDB database: slot %d: blob beyond the file", i)
+			return fmt.Errorf("ndb database: slot %d: blob beyond the file", i)
 		}
 	}
 	return nil
@@ -97,21 +97,21 @@ func checkBDB(b []byte) error {
 		order = binary.BigEndian
 	}
 	if len(b) < 72 {
-		return errors.New("Berkeley DB: truncated metadata page")
+		return errors.New("berkeley db: truncated metadata page")
 	}
 	if b[24] != 0 || b[25] != 8 { // no encryption, a hash metadata page
-		return fmt.Errorf("Berkeley DB: encryption %d, page type %d", b[24], b[25])
+		return fmt.Errorf("berkeley db: encryption %d, page type %d", b[24], b[25])
 	}
 	pageSize, last := order.Uint32(b[20:]), order.Uint32(b[32:])
 	switch pageSize {
 	case 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536:
 	default:
-		return fmt.Errorf("Berkeley DB: page size %d", pageSize)
+		return fmt.Errorf("berkeley db: page size %d", pageSize)
 	}
 	ps := int(pageSize)
 	pages := len(b) / ps
 	if int64(last) >= int64(pages) {
-		return fmt.Errorf("Berkeley DB: last page %d of %d", last, pages)
+		return fmt.Errorf("berkeley db: last page %d of %d", last, pages)
 	}
 	visited := make([]bool, pages)
 	for n := 0; n <= int(last); n++ {
@@ -121,31 +121,31 @@ func checkBDB(b []byte) error {
 		}
 		entries := int(order.Uint16(page[20:]))
 		if entries%2 != 0 || 26+entries*2 > ps {
-			return fmt.Errorf("Berkeley DB: page %d: %d entries", n, entries)
+			return fmt.Errorf("berkeley db: page %d: %d entries", n, entries)
 		}
 		for k := 1; k < entries; k += 2 { // values, after their keys
 			at := int(order.Uint16(page[26+k*2:]))
 			if at >= ps {
-				return fmt.Errorf("Berkeley DB: page %d: entry at %d", n, at)
+				return fmt.Errorf("berkeley db: page %d: entry at %d", n, at)
 			}
 			if page[at] != 3 { // only off-page values are read
 				continue
 			}
 			if at+12 > ps {
-				return fmt.Errorf("Berkeley DB: page %d: entry at %d", n, at)
+				return fmt.Errorf("berkeley db: page %d: entry at %d", n, at)
 			}
 			for next := order.Uint32(page[at+4:]); next != 0; {
 				if int64(next) >= int64(pages) || visited[next] {
-					return fmt.Errorf("Berkeley DB: page %d: overflow chain reaches page %d twice or beyond the file", n, next)
+					return fmt.Errorf("berkeley db: page %d: overflow chain reaches page %d twice or beyond the file", n, next)
 				}
 				visited[next] = true
 				o := b[int(next)*ps : (int(next)+1)*ps]
 				if o[25] != 7 {
-					return fmt.Errorf("Berkeley DB: page %d: overflow chain reaches page %d of type %d", n, next, o[25])
+					return fmt.Errorf("berkeley db: page %d: overflow chain reaches page %d of type %d", n, next, o[25])
 				}
 				next = order.Uint32(o[16:])
 				if next == 0 && 26+int(order.Uint16(o[22:])) > ps {
-					return fmt.Errorf("Berkeley DB: overflow page: %d bytes used", order.Uint16(o[22:]))
+					return fmt.Errorf("berkeley db: overflow page: %d bytes used", order.Uint16(o[22:]))
 				}
 			}
 		}
@@ -160,15 +160,15 @@ func checkBDB(b []byte) error {
 func checkRPMSQLite(path string) error {
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&immutable=1")
 	if err != nil {
-		return fmt.Errorf("SQLite database: %w", err)
+		return fmt.Errorf("sqlite database: %w", err)
 	}
 	defer db.Close()
 	var nulls int
 	if err := db.QueryRow("SELECT count(*) FROM Packages WHERE blob IS NULL").Scan(&nulls); err != nil {
-		return fmt.Errorf("SQLite database: %w", err)
+		return fmt.Errorf("sqlite database: %w", err)
 	}
 	if nulls > 0 {
-		return fmt.Errorf("SQLite database: %d packages without a header", nulls)
+		return fmt.Errorf("sqlite database: %d packages without a header", nulls)
 	}
 	return nil
 }

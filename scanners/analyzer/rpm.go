@@ -68,6 +68,13 @@ func readRPMDB(p string) (pkgs []Package, owned []string, err error) {
 			pkgs, owned, err = nil, nil, fmt.Errorf("malformed rpm database: %v", r)
 		}
 	}()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open rpm database: %w", err)
+	}
+	if err := checkRPMDB(p, b); err != nil {
+		return nil, nil, fmt.Errorf("malformed rpm database: %w", err)
+	}
 	db, err := rpmdb.Open(p)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open rpm database: %w", err)

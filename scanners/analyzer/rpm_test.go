@@ -1,12 +1,15 @@
 package analyzer
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -204,6 +207,11 @@ func FuzzRPMDB(f *testing.F) {
 	f.Add([]byte("SQLite format 3\x00"))
 	f.Add([]byte{0x00, 0x06, 0x15, 0x61, 0, 0, 0, 0})
 	f.Add([]byte("RpmP"))
+	// The databases go-rpmdb loops, panics, over-allocates or leaks on
+	// are in testdata/fuzz/FuzzRPMDB too (hostileRPMDBs).
+	for _, tc := range hostileRPMDBs() {
+		f.Add(tc.b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Cut, not skipped (an early return would be new coverage, which
 		// the fuzzer minimizes for up to 60 s).
@@ -214,4 +222,150 @@ func FuzzRPMDB(f *testing.F) {
 		}
 		_, _, _ = readRPMDB(p)
 	})
+}
+
+// bdbPages returns a little-endian Berkeley DB hash database of 512-byte
+// pages: the metadata page, then a hash page whose one value is stored
+// off-page at page 2, then page 2 as edit makes it (and more pages).
+func bdbPages(valueAt int, pages int, edit func(p [][]byte)) []byte {
+	p := make([][]byte, pages)
+	for i := range p {
+		p[i] = make([]byte, 512)
+	}
+	binary.LittleEndian.PutUint32(p[0][12:], 0x00061561)
+	binary.LittleEndian.PutUint32(p[0][20:], 512)
+	p[0][25] = 8
+	binary.LittleEndian.PutUint32(p[0][32:], uint32(pages-1))
+	binary.LittleEndian.PutUint32(p[1][8:], 1)
+	binary.LittleEndian.PutUint16(p[1][20:], 2)
+	p[1][25] = 13
+	binary.LittleEndian.PutUint16(p[1][26:], 400)
+	binary.LittleEndian.PutUint16(p[1][28:], uint16(valueAt))
+	if valueAt < 512 {
+		p[1][valueAt] = 3
+		if valueAt+8 <= 512 {
+			binary.LittleEndian.PutUint32(p[1][valueAt+4:], 2)
+		}
+	}
+	binary.LittleEndian.PutUint32(p[2][8:], 2)
+	p[2][25] = 7
+	edit(p)
+	return bytes.Join(p, nil)
+}
+
+// ndbBlob returns an NDB database of one slot page whose first slot's
+// blob header claims blobLen bytes.
+func ndbBlob(blobLen uint32) []byte {
+	b := make([]byte, 4096+16+64)
+	binary.LittleEndian.PutUint32(b, 'R'|'p'<<8|'m'<<16|'P'<<24)
+	binary.LittleEndian.PutUint32(b[12:], 1)
+	for i := range 254 {
+		binary.LittleEndian.PutUint32(b[32+i*16:], 'S'|'l'<<8|'o'<<16|'t'<<24)
+	}
+	binary.LittleEndian.PutUint32(b[32+4:], 1)   // package 1
+	binary.LittleEndian.PutUint32(b[32+8:], 256) // at 256 × 16
+	binary.LittleEndian.PutUint32(b[4096:], 'B'|'l'<<8|'b'<<16|'S'<<24)
+	binary.LittleEndian.PutUint32(b[4096+4:], 1)
+	binary.LittleEndian.PutUint32(b[4096+12:], blobLen)
+	return b
+}
+
+// hostileRPMDBs are databases go-rpmdb v0.1.1 loops on for ever, panics
+// on outside our goroutine, allocates gigabytes for, or leaks its file or
+// reader goroutine on: readRPMDB refuses them before go-rpmdb reads them.
+func hostileRPMDBs() []struct {
+	name string
+	b    []byte
+} {
+	return []struct {
+		name string
+		b    []byte
+	}{
+		// HashPageValueContent's loop does not advance past a page that
+		// is not an overflow page: it reads page 2 for ever.
+		{"bdb-chain-to-hash-page", bdbPages(450, 3, func(p [][]byte) { p[2][25] = 13 })},
+		// Page 2 is its own next overflow page: the value grows for ever.
+		{"bdb-chain-cycle", bdbPages(450, 3, func(p [][]byte) { binary.LittleEndian.PutUint32(p[2][16:], 2) })},
+		// The value's offset is the page's last byte: its 12-byte entry
+		// is sliced past the page (a panic in go-rpmdb's goroutine).
+		{"bdb-entry-past-page", bdbPages(511, 3, func([][]byte) {})},
+		// Two values share one overflow chain: go-rpmdb reads it once for
+		// each (with long chains, work quadratic in the file).
+		{"bdb-shared-chain", bdbPages(450, 3, func(p [][]byte) {
+			binary.LittleEndian.PutUint16(p[1][20:], 4)
+			binary.LittleEndian.PutUint16(p[1][30:], 420)
+			binary.LittleEndian.PutUint16(p[1][32:], 470)
+			p[1][470] = 3
+			binary.LittleEndian.PutUint32(p[1][474:], 2)
+		})},
+		// The last overflow page says more bytes are used than it holds.
+		{"bdb-overflow-used", bdbPages(450, 3, func(p [][]byte) { binary.LittleEndian.PutUint16(p[2][22:], 600) })},
+		// More hash index entries than the page holds.
+		{"bdb-entries", bdbPages(450, 3, func(p [][]byte) { binary.LittleEndian.PutUint16(p[1][20:], 1000) })},
+		// The metadata page says there are more pages than the file holds.
+		{"bdb-last-page", bdbPages(450, 3, func(p [][]byte) { binary.LittleEndian.PutUint32(p[0][32:], 1<<30) })},
+		// A 4 GiB blob in a 4 KiB file.
+		{"ndb-blob-len", ndbBlob(0xfffffff0)},
+		// Not a database: go-rpmdb's NDB and Berkeley DB Open leave the
+		// file open.
+		{"not-a-db", []byte("0000000000000000000000000000000000000000")},
+		// SQLite without a Packages table: go-rpmdb's reader blocks for
+		// ever on the query's error, holding the connection.
+		{"sqlite-no-table", sqliteNoPackages()},
+	}
+}
+
+// sqliteNoPackages is an empty SQLite database of one page.
+func sqliteNoPackages() []byte {
+	b := make([]byte, 512)
+	copy(b, "SQLite format 3\x00")
+	binary.BigEndian.PutUint16(b[16:], 512)
+	b[18], b[19] = 1, 1
+	b[21], b[22], b[23] = 64, 32, 32
+	binary.BigEndian.PutUint32(b[28:], 1)
+	binary.BigEndian.PutUint32(b[44:], 4)
+	binary.BigEndian.PutUint32(b[56:], 1)
+	b[100] = 13 // an empty table leaf page: sqlite_schema
+	binary.BigEndian.PutUint16(b[105:], 512)
+	return b
+}
+
+// TestRPMDBHostile: each hostile database is refused with an error, and
+// leaves no goroutine and no open file behind (before, the first three
+// never returned, or killed the test binary).
+func TestRPMDBHostile(t *testing.T) {
+	for _, tc := range hostileRPMDBs() {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "db")
+			if err := os.WriteFile(p, tc.b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fds, goroutines := openFDs(t), runtime.NumGoroutine()
+			pkgs, _, err := readRPMDB(p)
+			if err == nil || len(pkgs) != 0 {
+				t.Fatalf("%d packages, error %v", len(pkgs), err)
+			}
+			if !strings.Contains(err.Error(), "rpm database") {
+				t.Errorf("error %q does not say what it read", err)
+			}
+			// database/sql closes a connection in the background.
+			for i := 0; runtime.NumGoroutine() > goroutines && i < 100; i++ {
+				runtime.Gosched()
+			}
+			if n := runtime.NumGoroutine(); n > goroutines {
+				t.Errorf("%d goroutines left running (%v)", n-goroutines, err)
+			}
+			if n := openFDs(t); n > fds {
+				t.Errorf("%d files left open (%v)", n-fds, err)
+			}
+		})
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -47,7 +48,7 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := newGzipReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("gzip layer (corrupt or truncated layer): %w", err)
+			return nil, fmt.Errorf("read header (corrupt or truncated layer): %w", gzipErr(err))
 		}
 		if noReadahead {
 			return &gzipTar{zr}, nil
@@ -56,9 +57,9 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	case bytes.HasPrefix(head, zstdMagic):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, fmt.Errorf("zstd layer (corrupt or truncated layer): %w", err)
+			return nil, fmt.Errorf("read header (corrupt or truncated layer): %w", prefixErr("zstd", err))
 		}
-		return zr.IOReadCloser(), nil
+		return &zstdTar{zr.IOReadCloser()}, nil
 	}
 	return io.NopCloser(br), nil
 }
@@ -163,11 +164,53 @@ type gzipTar struct{ io.ReadCloser }
 
 func (g *gzipTar) Read(p []byte) (int, error) {
 	n, err := g.ReadCloser.Read(p)
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("gzip: %w", err)
+	if err != io.EOF {
+		err = gzipErr(err)
 	}
 	return n, err
 }
+
+// zstdTar reports a bad zstd stream as a corrupt layer.
+type zstdTar struct{ io.ReadCloser }
+
+func (z *zstdTar) Read(p []byte) (int, error) {
+	n, err := z.ReadCloser.Read(p)
+	if err != io.EOF {
+		err = prefixErr("zstd", err)
+	}
+	return n, err
+}
+
+// prefixedError names the format whose stream is bad ("gzip: ") once:
+// the errors of compress/gzip and klauspost/compress/gzip already start
+// with "gzip: " (gzip.ErrChecksum is "gzip: invalid checksum"), the
+// others (flate's, io.ErrUnexpectedEOF, an inflater's) do not.
+type prefixedError struct {
+	prefix string // "gzip: "
+	err    error
+}
+
+func (e *prefixedError) Error() string {
+	s := e.err.Error()
+	if strings.HasPrefix(s, e.prefix) {
+		return s
+	}
+	return e.prefix + s
+}
+
+func (e *prefixedError) Unwrap() error { return e.err }
+
+// prefixErr returns err named as an error of the format ("gzip"): its
+// text starts with "gzip: " once. nil stays nil.
+func prefixErr(format string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &prefixedError{prefix: format + ": ", err: err}
+}
+
+// gzipErr is prefixErr("gzip", err).
+func gzipErr(err error) error { return prefixErr("gzip", err) }
 
 // DefaultMaxLayerSize bounds the uncompressed size of one layer when
 // Options.MaxLayerSize is zero: beyond it the layer is taken for a

@@ -506,7 +506,7 @@ func (f File) ReadAll() ([]byte, error) {
 	b, err := readSized(io.LimitReader(r, f.max+1), f.Info.Size())
 	if err != nil {
 		if f.Layer != "" {
-			return nil, fmt.Errorf("read %s in layer %s (corrupt or truncated layer): %w", f.Path, f.Layer, err)
+			return nil, fmt.Errorf("layer %s: read %s (corrupt or truncated layer): %w", f.Layer, f.Path, err)
 		}
 		return nil, fmt.Errorf("read %s: %w", f.Path, err)
 	}

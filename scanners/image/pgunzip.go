@@ -5,12 +5,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
@@ -36,15 +36,78 @@ import (
 //
 // On anything unexpected (no block start found, a mismatch, a chunk that
 // inflates beyond pgzMaxChunkOut, a window reference beyond the data) the
-// rest of the stream is inflated sequentially from the last verified block
-// end, as before: a hostile stream costs at most the wasted speculation.
+// chunk is inflated sequentially from the last verified block end: a
+// hostile stream costs at most the wasted speculation, and that is bounded
+// per chunk (pgzMaxHeaders, pgzMaxCandidates, pgzMaxTrialOut,
+// pgzMaxAttempts). Once pgzMaxBoundedChunks chunks' searches reached a
+// bound, the speculation stops: the rest of the stream is inflated
+// sequentially.
 const (
 	pgzMaxChunkOut = 64 << 20 // a chunk inflating to more is left to the sequential path
 	pgzWindow      = 32 << 10
 	// pgzMaxDerivedRun: a chunk whose bytes still come from the unknown
 	// window this far in is left to the sequential path.
 	pgzMaxDerivedRun = 4 << 20
+
+	// Bounds of the block-start search of one chunk (speculate). A real
+	// stream's first candidate is as a rule its next block (see
+	// TestPgunzipSearchBound for the counts measured); a stream made to
+	// look like block starts everywhere (stored data holding deflate
+	// blocks, say) would otherwise cost up to a million candidates per
+	// chunk, each decoded up to 1 MiB, then tried up to pgzMaxChunkOut.
+	//
+	// pgzMaxHeaders: dynamic block headers decoded in full (the cheap
+	// 64-bit test passed).
+	pgzMaxHeaders = 4096
+	// pgzMaxCandidates: headers that passed, decoded one block on
+	// (plausible).
+	pgzMaxCandidates = 32
+	// pgzMaxTrialOut: bytes plausible may inflate in all.
+	pgzMaxTrialOut = 4 << 20
+	// pgzMaxAttempts: candidates decoded as the chunk (speculateAt),
+	// inflating pgzMaxChunkOut bytes in all (what one chunk may inflate).
+	pgzMaxAttempts = 4
+	// pgzMaxBoundedChunks: once this many chunks' searches reached a
+	// bound, nothing more is speculated: the rest of the stream is
+	// inflated sequentially. (A real stream's chunk can reach one: a
+	// region that keeps copying from before the chunk fails every
+	// attempt with "window references too far into the chunk".)
+	pgzMaxBoundedChunks = 3
 )
+
+var (
+	// errSearchBound: a chunk's block-start search reached a bound.
+	errSearchBound = errors.New("block-start search bound reached")
+	// errDerivedRun: bytes decoded from a block start still came from
+	// the unknown window pgzMaxDerivedRun bytes on. The later block
+	// starts of the chunk, in the same stretch, fail alike: the search
+	// ends there.
+	errDerivedRun = errors.New("window references too far into the chunk")
+)
+
+// pgzStats counts the speculative work of one stream (the tests check
+// its bounds).
+type pgzStats struct {
+	bits       atomic.Int64 // bit positions examined
+	headers    atomic.Int64 // dynamic headers decoded in full
+	candidates atomic.Int64 // plausible calls
+	trialOut   atomic.Int64 // bytes plausible inflated
+	attempts   atomic.Int64 // speculateAt calls
+	attemptOut atomic.Int64 // bytes they inflated
+	bounds     atomic.Int64 // searches that reached a bound
+	rejected   atomic.Int64 // chunks decoded from a block start that was not the stream's
+	// The most one chunk's search took of each.
+	maxBits, maxHeaders, maxCandidates, maxTrialOut, maxAttempts, maxAttemptOut atomic.Int64
+}
+
+func atomicMax(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
 
 // Variables so that tests can use small chunks.
 var (
@@ -263,6 +326,13 @@ func validCode(lens []int) bool {
 // it (for a dynamic block, every code), so that few false starts are
 // left for a decoder to try.
 func blockStartCandidate(b []byte, bit int) bool {
+	ok, _ := blockStartCheck(b, bit)
+	return ok
+}
+
+// blockStartCheck is blockStartCandidate; full reports whether a
+// dynamic header was decoded in full (the costly part of the test).
+func blockStartCheck(b []byte, bit int) (ok, full bool) {
 	if i := (bit + 17) >> 3; i+8 <= len(b) {
 		// Quick rejection from two 64-bit loads: the block type, HLIT,
 		// HDIST, and the Kraft sum of the code length code.
@@ -271,7 +341,7 @@ func blockStartCandidate(b []byte, bit int) bool {
 		case 0:
 		case 2:
 			if (v>>3)&31 > 29 || (v>>8)&31 > 29 {
-				return false
+				return false, false
 			}
 			n := int((v>>13)&15) + 4
 			c := binary.LittleEndian.Uint64(b[i:]) >> ((bit + 17) & 7)
@@ -285,31 +355,31 @@ func blockStartCandidate(b []byte, bit int) bool {
 			if n == 19 {
 				// The last length is checked below.
 				if sum > 128 {
-					return false
+					return false, false
 				}
 			} else if sum != 128 && (count != 1 || sum != 64) {
-				return false
+				return false, false
 			}
 		default:
-			return false
+			return false, false
 		}
 	}
 	br := &bitReader{b: b, bit: bit}
 	hdr, ok := br.get(3)
 	if !ok {
-		return false
+		return false, false
 	}
 	switch hdr >> 1 {
 	case 0: // stored: LEN and its complement, byte aligned
 		o := (br.bit + 7) / 8
 		if o+4 > len(b) {
-			return false
+			return false, false
 		}
-		return binary.LittleEndian.Uint16(b[o:]) == ^binary.LittleEndian.Uint16(b[o+2:])
+		return binary.LittleEndian.Uint16(b[o:]) == ^binary.LittleEndian.Uint16(b[o+2:]), false
 	case 2:
-		return dynamicHeaderOK(br)
+		return dynamicHeaderOK(br), true
 	}
-	return false
+	return false, false
 }
 
 func dynamicHeaderOK(br *bitReader) bool {
@@ -433,6 +503,8 @@ type pgzReader struct {
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 	bufs     sync.Pool
+
+	stats pgzStats
 
 	seq   *blockDecoder // sequential inflating, after a fallback
 	trail int64         // trailer offset, -1 until the final block
@@ -572,61 +644,122 @@ func (r *pgzReader) decode(startBit int64, window []byte, limit int64) *pgzChunk
 
 // speculate finds the first block start from fromBit on and decodes from
 // there to the first block end at or after limit, with an unknown window.
+// The search is bounded (pgzMaxHeaders and the others): reaching a bound
+// stops all speculation, and the reader inflates the rest sequentially.
 func (r *pgzReader) speculate(fromBit, limit int64) *pgzChunkResult {
 	search := pgzChunk / 2
 	from := fromBit / 8
 	b := make([]byte, min(search+1024, r.size-from))
 	n, _ := r.blob.ReadAt(b, from)
 	b = b[:n]
-	for bit := 0; int64(bit) < search*8 && bit < len(b)*8; bit++ {
+	var headers, candidates, attempts int
+	var trialOut, attemptOut int64
+	bit := 0
+	defer func() {
+		r.stats.bits.Add(int64(bit))
+		atomicMax(&r.stats.maxBits, int64(bit))
+	}()
+	for ; int64(bit) < search*8 && bit < len(b)*8; bit++ {
 		if bit&0xffff == 0 && r.stopped() {
 			break
 		}
-		if !blockStartCandidate(b, bit) || !r.plausible(fromBit+int64(bit)) {
+		ok, full := blockStartCheck(b, bit)
+		if full {
+			headers++
+		}
+		if !ok {
+			if headers >= pgzMaxHeaders {
+				break
+			}
 			continue
 		}
-		res := r.speculateAt(fromBit+int64(bit), limit)
+		if candidates >= pgzMaxCandidates || trialOut >= pgzMaxTrialOut || attempts >= pgzMaxAttempts || attemptOut >= pgzMaxChunkOut {
+			break
+		}
+		candidates++
+		plausible, out := r.plausible(fromBit+int64(bit), min(1<<20, pgzMaxTrialOut-trialOut))
+		trialOut += out
+		if !plausible {
+			if headers >= pgzMaxHeaders {
+				break
+			}
+			continue
+		}
+		attempts++
+		res := r.speculateAt(fromBit+int64(bit), limit, pgzMaxChunkOut-attemptOut)
+		attemptOut += int64(len(res.out))
 		if res.err == nil && res.final && res.trailer+8 != r.size {
 			res.err = errors.New("final block before the blob's end")
 		}
 		if res.err == nil {
+			r.countSearch(headers, candidates, attempts, trialOut, attemptOut)
 			return res
 		}
 		r.putBuf(res.out)
+		if res.err == errDerivedRun {
+			break
+		}
+	}
+	r.countSearch(headers, candidates, attempts, trialOut, attemptOut)
+	if int64(bit) < search*8 && bit < len(b)*8 && !r.stopped() {
+		// A bound, not the end of the search window: the reader
+		// inflates this chunk sequentially, and the rest of the stream
+		// once a few chunks came to this (a stream that looks like
+		// block starts everywhere).
+		if r.stats.bounds.Add(1) >= pgzMaxBoundedChunks {
+			r.stop()
+		}
+		return &pgzChunkResult{err: errSearchBound}
 	}
 	return &pgzChunkResult{err: errors.New("no block start found")}
 }
 
+func (r *pgzReader) countSearch(headers, candidates, attempts int, trialOut, attemptOut int64) {
+	r.stats.attemptOut.Add(attemptOut)
+	atomicMax(&r.stats.maxAttemptOut, attemptOut)
+	r.stats.headers.Add(int64(headers))
+	r.stats.candidates.Add(int64(candidates))
+	r.stats.attempts.Add(int64(attempts))
+	r.stats.trialOut.Add(trialOut)
+	atomicMax(&r.stats.maxHeaders, int64(headers))
+	atomicMax(&r.stats.maxCandidates, int64(candidates))
+	atomicMax(&r.stats.maxAttempts, int64(attempts))
+	atomicMax(&r.stats.maxTrialOut, trialOut)
+}
+
 // plausible reports whether a block decodes from startBit (with an
-// unknown window) and is followed by what could be another block header:
-// a cheaper test than speculateAt's two decoders.
-func (r *pgzReader) plausible(startBit int64) bool {
+// unknown window), to at most max bytes, and is followed by what could be
+// another block header: a cheaper test than speculateAt's two decoders.
+// It returns the bytes it inflated.
+func (r *pgzReader) plausible(startBit, max int64) (bool, int64) {
 	w0, _ := pgzWindows()
 	d := newBlockDecoder(r.blob, r.size, startBit, w0, startBit+1)
-	n := 0
+	n := int64(0)
 	buf := make([]byte, 32<<10)
 	for {
 		m, err := d.Read(buf)
-		n += m
+		n += int64(m)
 		if err == io.EOF {
 			break
 		}
-		if err != nil || n > 1<<20 {
-			return false
+		if err != nil || n > max {
+			return false, n
 		}
 	}
 	if d.final {
-		return d.trailer+8 == r.size
+		return d.trailer+8 == r.size, n
 	}
 	if d.endBit < 0 {
-		return false
+		return false, n
 	}
 	var next [1 << 10]byte
 	k, _ := r.blob.ReadAt(next[:], d.endBit/8)
-	return blockStartCandidate(next[:k], int(d.endBit%8))
+	return blockStartCandidate(next[:k], int(d.endBit%8)), n
 }
 
-func (r *pgzReader) speculateAt(startBit, limit int64) *pgzChunkResult {
+// speculateAt decodes from startBit to the first block end at or after
+// limit with an unknown window, inflating at most maxOut bytes.
+func (r *pgzReader) speculateAt(startBit, limit, maxOut int64) *pgzChunkResult {
 	res := &pgzChunkResult{start: startBit}
 	w0, w1 := pgzWindows()
 	d0 := newBlockDecoder(r.blob, r.size, startBit, w0, limit)
@@ -666,7 +799,7 @@ func (r *pgzReader) speculateAt(startBit, limit int64) *pgzChunkResult {
 			two = false // the unknown window can no longer be reached
 		}
 		if two && len(out) > pgzMaxDerivedRun {
-			res.err = errors.New("window references too far into the chunk")
+			res.err = errDerivedRun
 			return res
 		}
 		if (err == io.EOF || err == io.ErrUnexpectedEOF) && (d0.endBit >= 0 || d0.final) {
@@ -677,7 +810,7 @@ func (r *pgzReader) speculateAt(startBit, limit int64) *pgzChunkResult {
 			res.err = err
 			return res
 		}
-		if len(out) > pgzMaxChunkOut {
+		if int64(len(out)) > maxOut {
 			res.err = errors.New("chunk inflates beyond the limit")
 			return res
 		}
@@ -693,7 +826,7 @@ func (r *pgzReader) Read(p []byte) (int, error) {
 		if r.rest != nil {
 			n, err := r.rest.Read(p)
 			if err != nil && err != io.EOF {
-				err = fmt.Errorf("gzip: %w", err)
+				err = gzipErr(err)
 				r.err = err
 			}
 			return n, err
@@ -710,7 +843,13 @@ func (r *pgzReader) Read(p []byte) (int, error) {
 					r.err = err
 				}
 			case err != nil:
-				r.err = fmt.Errorf("gzip: %w", noEOF(err))
+				var ce flate.CorruptInputError
+				if errors.As(err, &ce) {
+					// flate counts from the blob's start here: give the
+					// offset in the deflate stream, as gzip.Reader does.
+					err = flate.CorruptInputError(int64(ce) - r.start)
+				}
+				r.err = gzipErr(noEOF(err))
 			}
 			if n > 0 {
 				return n, nil
@@ -754,6 +893,9 @@ func (r *pgzReader) nextChunk() {
 		return
 	}
 	if res != nil {
+		if res.err == nil {
+			r.stats.rejected.Add(1)
+		}
 		r.putBuf(res.out)
 	}
 	if res = r.decode(r.end, r.window, r.chunkLimit(k)); res.err == nil {
@@ -823,10 +965,12 @@ func (r *pgzReader) take(res *pgzChunkResult) {
 func (r *pgzReader) finish() error {
 	var t [8]byte
 	if _, err := r.blob.ReadAt(t[:], r.trail); err != nil {
-		return fmt.Errorf("gzip: trailer: %w", noEOF(err))
+		// As compress/gzip says it: a truncated trailer is an
+		// unexpected EOF.
+		return gzipErr(noEOF(err))
 	}
 	if binary.LittleEndian.Uint32(t[:4]) != r.crc || binary.LittleEndian.Uint32(t[4:]) != uint32(r.n) {
-		return fmt.Errorf("gzip: %w", gzip.ErrChecksum)
+		return gzip.ErrChecksum
 	}
 	after := r.trail + 8
 	r.trail = -1
@@ -835,7 +979,7 @@ func (r *pgzReader) finish() error {
 	}
 	zr, err := gzip.NewReader(io.NewSectionReader(r.blob, after, r.size-after))
 	if err != nil {
-		return fmt.Errorf("gzip: %w", err)
+		return gzipErr(err)
 	}
 	r.rest = zr
 	return nil

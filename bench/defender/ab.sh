@@ -25,12 +25,7 @@ git worktree add --detach "$work/base" "$base" >/dev/null 2>&1
 (cd "$work/base" && CGO_ENABLED=0 go build -o "$work/old" ./cmd/taskguard-defender)
 CGO_ENABLED=0 go build -o "$work/new" ./cmd/taskguard-defender
 go build -o "$work/workload" ./bench/defender/workload
-cat > "$work/policy.json" <<'JSON'
-{"revision": 1, "runtime": [{"name": "bench",
-  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
-  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
-              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}
-JSON
+cp bench/defender/policy.json "$work/policy.json" # the runtime rule every script measures under
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 # The mechanism is always named: the default (auto) is user notification

@@ -33,12 +33,7 @@ cleanup() {
 trap cleanup EXIT
 CGO_ENABLED=0 go build -o "$work/defender" ./cmd/taskguard-defender
 go build -o "$work/workload" ./bench/defender/workload
-cat > "$work/policy.json" <<'JSON'
-{"revision": 1, "runtime": [{"name": "bench",
-  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
-  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
-              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}
-JSON
+cp bench/defender/policy.json "$work/policy.json" # the runtime rule every script measures under
 
 # The mechanism is named for both columns: the launcher's default (auto)
 # picks user notification wherever the kernel offers it, so a ptrace column

@@ -19,12 +19,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 CGO_ENABLED=0 go build -o "$work/defender" ./cmd/taskguard-defender
 go build -o "$work/workload" ./bench/defender/workload
-cat > "$work/policy.json" <<'JSON'
-{"revision": 1, "runtime": [{"name": "bench",
-  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
-  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
-              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}
-JSON
+cp bench/defender/policy.json "$work/policy.json" # the runtime rule every script measures under
 tool=perf
 command -v perf >/dev/null && perf trace -s -o /dev/null true >/dev/null 2>&1 || tool=strace
 echo "supervisor system calls per operation (counted with $tool; load average $(cut -d' ' -f1-3 /proc/loadavg))"

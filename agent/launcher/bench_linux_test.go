@@ -14,16 +14,18 @@ import (
 	"github.com/taskguard/taskguard/console/policy"
 )
 
-// benchPolicy is bench/defender's runtime rule.
-const benchPolicy = `{"revision": 1, "runtime": [{"name": "bench",
-  "processes": {"effect": "prevent", "denied": ["mkdir", "nc", "/tmp/*"]},
-  "network": {"effect": "prevent", "deniedDomains": ["yahoo.com"],
-              "deniedOutbound": [{"cidr": "192.0.2.0/24"}, {"cidr": "2001:db8::/32", "ports": [443]}]}}]}`
+// benchPolicyFile is bench/defender's runtime rule, the one its scripts
+// measure under, so the benchmarks here decide what they decide.
+const benchPolicyFile = "../../bench/defender/policy.json"
 
 func benchHandler(b *testing.B) *handler {
-	p, err := policy.ParsePolicy([]byte(benchPolicy))
+	raw, err := os.ReadFile(benchPolicyFile)
 	if err != nil {
 		b.Fatal(err)
+	}
+	p, err := policy.ParsePolicy(raw)
+	if err != nil {
+		b.Fatalf("%s: %v", benchPolicyFile, err)
 	}
 	h := &handler{queue: make(chan api.Audit, 4096), log: slogDiscard(),
 		det: &detect.Engine{Start: detect.KernelNow()}, self: os.Getpid(), entry: "/app"}

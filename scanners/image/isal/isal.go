@@ -330,7 +330,9 @@ func inflateError(ret int32) error {
 	case isalUnsupMethod:
 		return errors.New("isal: gzip compression method is not deflate")
 	case isalBadChecksum:
-		return errors.New("isal: gzip checksum or size mismatch")
+		// The Go inflater's error, so both read and match alike
+		// (errors.Is(err, gzip.ErrChecksum)), with who found it.
+		return fmt.Errorf("%w (CRC-32 or size in the trailer; ISA-L)", gzip.ErrChecksum)
 	}
 	return fmt.Errorf("isal: inflate error %d", ret)
 }

@@ -270,7 +270,7 @@ func TestCorrupt(t *testing.T) {
 		{"bad CRC", "checksum", flip(good, len(good)-6, 0x01)},
 		{"bad size", "checksum", flip(good, len(good)-2, 0x01)},
 		{"bad method", "not deflate", flip(good, 2, 0x01)},
-		{"flipped data byte", "isal:", flip(good, len(good)/3, 0x40)},
+		{"flipped data byte", "checksum", flip(good, len(good)/3, 0x40)},
 		{"trailing junk", "invalid gzip header", append(bytes.Clone(good), []byte("not gzip at all")...)},
 		{"trailing zeros", "invalid gzip header", append(bytes.Clone(good), make([]byte, 1024)...)},
 		{"one trailing byte", "unexpected EOF", append(bytes.Clone(good), 0x1f)},
@@ -284,6 +284,9 @@ func TestCorrupt(t *testing.T) {
 		_, err := inflate(lib, bytes.NewReader(c.in), 0)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("%s: %v, want an error with %q (compress/gzip: %v)", c.name, err, c.want, werr)
+		}
+		if c.want == "checksum" && (!errors.Is(err, gzip.ErrChecksum) || strings.Count(err.Error(), "gzip") != 1) {
+			t.Fatalf("%s: %q, want gzip.ErrChecksum, named once, as the Go inflater says it", c.name, err)
 		}
 	}
 	// Every truncation of a small two-member stream.

@@ -66,7 +66,7 @@ func analyzeRPM(t *testing.T, file, as string) []string {
 	return got
 }
 
-func goRPMDBTestdata(t *testing.T) string {
+func goRPMDBTestdata(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/knqyf263/go-rpmdb").Output()
 	if err != nil {
@@ -211,6 +211,10 @@ func FuzzRPMDB(f *testing.F) {
 	for _, tc := range hostileRPMDBs() {
 		f.Add(tc.b)
 	}
+	// A real package header (SUSE's, from go-rpmdb's NDB test database)
+	// in an NDB database of one slot: the fuzzer starts from a header the
+	// pre-check and go-rpmdb read, as well as from broken structures.
+	f.Add(ndbWithHeader(f, filepath.Join(goRPMDBTestdata(f), "sle15-bci", "Packages.db")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Cut, not skipped (an early return would be new coverage, which
 		// the fuzzer minimizes for up to 60 s).
@@ -267,6 +271,19 @@ func ndbBlob(blobLen uint32) []byte {
 	binary.LittleEndian.PutUint32(b[4096+4:], 1)
 	binary.LittleEndian.PutUint32(b[4096+12:], blobLen)
 	return b
+}
+
+// ndbWithHeader returns an NDB database of one slot page whose one
+// package is the first package header of the NDB database at p.
+func ndbWithHeader(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := firstRPMHeader(t, b)
+	h := b[at[0] : at[0]+len(at)]
+	return append(ndbBlob(uint32(len(h)))[:4096+16], h...)
 }
 
 // hostileRPMDBs are databases go-rpmdb v0.1.1 loops on for ever, panics

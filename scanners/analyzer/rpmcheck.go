@@ -21,14 +21,23 @@ import (
 //     second grows a buffer for ever); hash page offsets index the page
 //     unchecked, so they panic in that goroutine, which no recover of ours
 //     reaches: the process dies;
-//   - NDB: a blob's length is allocated as the header says (up to 4 GiB).
+//   - NDB: a blob's length is allocated as the header says (up to 4 GiB);
+//   - package headers: ListPackages returns at the first header its
+//     headerImport or getNEVRA refuses (or panics on: a region trailer of
+//     no entry), leaving the reader blocked as above; it allocates a
+//     header's index as il says (up to 32 GiB), and scans the rest of the
+//     data once per string a string entry's count claims (up to 2³²).
 //
 // checkRPMDB walks the database as go-rpmdb will, within the bytes there
 // are, before go-rpmdb sees it: a database it would fail on, loop on or
-// panic on is refused here. Its work is linear in len(b) (every page is
-// read at most once per walk; an overflow chain visits a page once).
-// Errors in package headers (go-rpmdb's header parsing, in our goroutine)
-// are still go-rpmdb's: each such database leaves one blocked goroutine.
+// panic on is refused here. That includes every package header, read as
+// go-rpmdb's reader will hand it over (an NDB blob, a Berkeley DB value's
+// overflow pages joined, a SQLite row of go-rpmdb's query) and checked by
+// checkRPMHeader, so ListPackages reads to the end and its reader
+// goroutine ends. Its work is linear in len(b) (every page is read at
+// most once per walk; an overflow chain visits a page once; a header's
+// entries' data are disjoint), and it allocates no more than the largest
+// Berkeley DB value (SQLite rows are the driver's).
 func checkRPMDB(path string, b []byte) error {
 	switch {
 	case bytes.HasPrefix(b, []byte("SQLite format 3\x00")):

@@ -138,9 +138,9 @@ func rpmHeaderEntry(t *testing.T, h []byte, tag int32) int {
 	return 0
 }
 
-// rpmHeaderEdits are the ways a header breaks go-rpmdb's headerImport or
-// getNEVRA (and two that made it scan for ever or panic), each with what
-// the error must say.
+// rpmHeaderEdits are ways a header breaks go-rpmdb's headerImport or
+// getNEVRA (one of them a panic), and two that break rpm's checks
+// go-rpmdb lost (it accepts them), each with what the error must say.
 var rpmHeaderEdits = []struct {
 	name, want string
 	edit       rpmHeaderEdit
@@ -183,6 +183,15 @@ var rpmHeaderEdits = []struct {
 	// The epoch or size, an int32 getNEVRA reads, is a string.
 	{"nevra-int32-type", "(tag 1009): type 6, want 4", func(t *testing.T, h []byte) {
 		binary.BigEndian.PutUint32(h[8+16*rpmHeaderEntry(t, h, 1009)+4:], 6) // a string
+	}},
+	// The version's data starts where the name's does: go-rpmdb's check
+	// of overlaps compares with a shadowed variable, and it reads an
+	// empty name and a version of "name\x00version"; rpm refuses it, as
+	// we do (entries whose data overlap could make go-rpmdb scan the
+	// same bytes once per entry).
+	{"entries-overlap", "(tag 1001): data at ", func(t *testing.T, h []byte) {
+		name := 8 + 16*rpmHeaderEntry(t, h, 1000)
+		copy(h[name+16+8:name+16+12], h[name+8:name+12])
 	}},
 	// The base names claim more strings than the data holds: go-rpmdb
 	// scans the rest of the data once per missing string (up to 2³²

@@ -21,8 +21,13 @@ const maxFuzzSeed = 512
 // with candidates quadratic in its length, and inputs grown from
 // kilobyte-sized seeds barely shrink, so each worker spent the run
 // minimizing instead of fuzzing (FuzzCargoLock ran 7 inputs in 20 s,
-// FuzzComposerLock 714). maxFuzzSeed keeps them small.
+// FuzzComposerLock 714). maxFuzzSeed keeps them small, and
+// boundMinimize caps minimizing at 2 s an input unless the command line
+// sets it: FuzzPomXML, whose broken-XML inputs hardly shrink, still ran 7
+// inputs in 20 s with small seeds (fuzz sweep, 2026-12-04), and ~11,000
+// with the cap.
 func fuzzManifest(f *testing.F, a Analyzer, path string, seeds ...string) {
+	boundMinimize(f)
 	for _, s := range seeds {
 		if len(s) > maxFuzzSeed {
 			f.Fatalf("a seed of %d bytes: keep them under %d", len(s), maxFuzzSeed)

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -44,8 +46,42 @@ func fileFlag(file string) string {
 	return fileFlagBase + file[len("REQUEST-"):len("REQUEST-")+3]
 }
 
-// gates holds the compiled programs by key (a digest of the configuration).
+// gates holds the compiled programs by key (a digest of the configuration),
+// as weak.Pointer[gate.Program]: engines of one configuration share its
+// program while any of them lives (the engine and its gate operators hold
+// it), and a program no engine uses any more is freed with its entry. A
+// sidecar gets a new configuration with every policy change of its WAF
+// rule, and a program with its memos is 15-35 MiB: kept for ever, a few
+// dozen edits would fill a Fargate task's memory.
 var gates sync.Map
+
+// liveGate returns the program stored under key, or nil when there is none
+// or it was freed.
+func liveGate(key string) *gate.Program {
+	if wp, ok := gates.Load(key); ok {
+		return wp.(weak.Pointer[gate.Program]).Value()
+	}
+	return nil
+}
+
+// storeGate stores prog under key unless a live program is there already,
+// and returns the program stored. The entry is removed once the program
+// is freed.
+func storeGate(key string, prog *gate.Program) *gate.Program {
+	wp := weak.Make(prog)
+	old, loaded := gates.LoadOrStore(key, wp)
+	for loaded {
+		if p := old.(weak.Pointer[gate.Program]).Value(); p != nil {
+			return p
+		}
+		if gates.CompareAndSwap(key, old, wp) {
+			break
+		}
+		old, loaded = gates.LoadOrStore(key, wp)
+	}
+	runtime.AddCleanup(prog, func(key string) { gates.CompareAndDelete(key, wp) }, key)
+	return prog
+}
 
 func init() {
 	plugins.RegisterOperator(gateOperator, newGateOperator)
@@ -58,8 +94,8 @@ func registerGate(config string) (string, *gate.Program, error) {
 	sum := sha256.Sum256([]byte(config))
 	key := hex.EncodeToString(sum[:12])
 	config = strings.ReplaceAll(config, gateKeyPlaceholder, key)
-	if p, ok := gates.Load(key); ok {
-		return config, p.(*gate.Program), nil
+	if p := liveGate(key); p != nil {
+		return config, p, nil
 	}
 	flags := map[string]string{}
 	for _, f := range Families {
@@ -81,8 +117,9 @@ func registerGate(config string) (string, *gate.Program, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("compile gate: %w", err)
 	}
-	p, _ := gates.LoadOrStore(key, prog)
-	return config, p.(*gate.Program), nil
+	// The caller keeps the program (engine.gate) while Coraza parses the
+	// configuration, so newGateOperator finds it alive.
+	return config, storeGate(key, prog), nil
 }
 
 // gateOp is the gate rule's operator: it matches (and the rule skips the
@@ -98,11 +135,11 @@ func newGateOperator(o plugintypes.OperatorOptions) (plugintypes.Operator, error
 	if !ok || err != nil || (n != 1 && n != 2) {
 		return nil, fmt.Errorf("@%s %q: want KEY PHASE", gateOperator, o.Arguments)
 	}
-	prog, found := gates.Load(key)
-	if !found {
+	prog := liveGate(key)
+	if prog == nil {
 		return nil, fmt.Errorf("@%s: no program %s", gateOperator, key)
 	}
-	return &gateOp{prog: prog.(*gate.Program), phase: n}, nil
+	return &gateOp{prog: prog, phase: n}, nil
 }
 
 // Evaluate answers whether the phase is clean. A panic in the gate is a bug

@@ -49,3 +49,57 @@ func (m *memo[V]) reset() {
 	m.cur, m.prev = nil, nil
 	m.mu.Unlock()
 }
+
+// stats adds what m holds to s: its entries, the bytes of their keys and
+// values (size gives a value's), and its bound (two generations).
+func (m *memo[V]) stats(s *MemoStats, size func(V) int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	s.Limit += 2 * m.limit
+	s.Memos++
+	if len(m.cur)+len(m.prev) > 2*m.limit {
+		s.Over++
+	}
+	for _, g := range []map[string]V{m.cur, m.prev} {
+		s.Entries += len(g)
+		for k, v := range g {
+			s.KeyBytes += len(k)
+			s.ValueBytes += size(v)
+			s.LongestKey = max(s.LongestKey, len(k))
+		}
+	}
+}
+
+// MemoStats is what a Program's cross-request memos hold.
+type MemoStats struct {
+	// Memos is the number of memos, Over those holding more entries than
+	// their bound (two generations) allows.
+	Memos, Over int
+	// Entries is the number of remembered values; Limit the most the
+	// memos' bounds allow in all.
+	Entries, Limit int
+	// KeyBytes and ValueBytes are the bytes of the remembered values and
+	// of what is remembered about them; LongestKey the longest value.
+	KeyBytes, ValueBytes, LongestKey int
+}
+
+// MemoStats counts what p's memos hold across requests (head, scan, rule
+// and key memos). It walks every entry under the memos' locks: for tests
+// and diagnostics, not for the request path.
+func (p *Program) MemoStats() MemoStats {
+	var s MemoStats
+	words := func(v []uint64) int { return 8 * len(v) }
+	for i := range p.memos {
+		p.memos[i].stats(&s, words)
+	}
+	for i := range p.sets {
+		p.sets[i].memo.stats(&s, words)
+	}
+	for _, rules := range p.phases {
+		for _, r := range rules {
+			r.memo.stats(&s, func(bool) int { return 1 })
+		}
+	}
+	p.lowers.stats(&s, func(v string) int { return len(v) })
+	return s
+}

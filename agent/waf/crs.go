@@ -1,10 +1,7 @@
 package waf
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"github.com/taskguard/taskguard/agent/waf/internal/bodyproc"
-
+	"encoding/base64"
 	"fmt"
 	"io/fs"
 	"regexp"
@@ -13,6 +10,8 @@ import (
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+
+	"github.com/taskguard/taskguard/agent/waf/internal/bodyproc"
 )
 
 // commonExceptions reads CRS's REQUEST-999-COMMON-EXCEPTIONS-AFTER.conf once.
@@ -111,12 +110,11 @@ func setupHolds(setup []string, want map[string]string) error {
 // anySetvar is one setvar action, quoted or not.
 var anySetvar = regexp.MustCompile(`setvar:'?([^',"]+)'?`)
 
-// setupVars are the constant TX values of the proxy's setup, set by the
-// tgsetup action in one step instead of one setvar action at a time (about
-// fifty per request), by key.
-var setupVars sync.Map
-
-// setupAction sets a registered list of TX values.
+// setupAction sets the constant TX values of the proxy's setup in one step
+// instead of one setvar action at a time (about fifty per request). Its
+// argument carries the values themselves (setupArgument): a registry of
+// setups by key would keep every setup a sidecar has seen, one more with
+// each policy change.
 type setupAction struct{ vars []setupVar }
 
 // setupVar is one TX value, its value slice built once: Coraza's Map.Set
@@ -133,30 +131,40 @@ func init() {
 	bodyproc.Register()
 }
 
-// registerSetup registers the TX values of a setup (ordered "tx.name=value")
-// and returns its key for the tgsetup action.
-func registerSetup(setvars []string) (string, error) {
+// setupArgument returns the tgsetup action's argument for the TX values of
+// a setup (ordered "tx.name=value"): the lines, base64url-encoded, which
+// SecLang carries unquoted.
+func setupArgument(setvars []string) (string, error) {
+	if _, err := setupVarsOf(setvars); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strings.Join(setvars, "\n"))), nil
+}
+
+// setupVarsOf checks that every setvar sets a constant TX value.
+func setupVarsOf(setvars []string) ([]setupVar, error) {
 	var vars []setupVar
 	for _, sv := range setvars {
 		k, v, ok := strings.Cut(sv, "=")
 		name, isTX := strings.CutPrefix(strings.ToLower(k), "tx.")
-		if !ok || !isTX || name == "" || v == "" || v[0] == '+' || v[0] == '-' || strings.Contains(v, "%{") {
-			return "", fmt.Errorf("setup value %q is not a constant TX value", sv)
+		if !ok || !isTX || name == "" || v == "" || v[0] == '+' || v[0] == '-' || strings.ContainsAny(v, "\n\r") || strings.Contains(v, "%{") {
+			return nil, fmt.Errorf("setup value %q is not a constant TX value", sv)
 		}
 		vars = append(vars, setupVar{name, []string{v}})
 	}
-	sum := sha256.Sum256([]byte(strings.Join(setvars, "\n")))
-	key := hex.EncodeToString(sum[:8])
-	setupVars.LoadOrStore(key, vars)
-	return key, nil
+	return vars, nil
 }
 
 func (a *setupAction) Init(_ plugintypes.RuleMetadata, data string) error {
-	v, ok := setupVars.Load(data)
-	if !ok {
-		return fmt.Errorf("tgsetup: no setup %q", data)
+	b, err := base64.RawURLEncoding.DecodeString(data)
+	if err != nil || len(b) == 0 {
+		return fmt.Errorf("tgsetup: argument is not a base64url setup: %q", data)
 	}
-	a.vars = v.([]setupVar)
+	vars, err := setupVarsOf(strings.Split(string(b), "\n"))
+	if err != nil {
+		return fmt.Errorf("tgsetup: %w", err)
+	}
+	a.vars = vars
 	return nil
 }
 

@@ -69,7 +69,7 @@ func directives(enabled map[policy.Protection]bool, pl, bodyLimit int, gated boo
 		return "", err
 	}
 	setup = append(setup, counters...)
-	setupKey, err := registerSetup(setup)
+	setupArg, err := setupArgument(setup)
 	if err != nil {
 		return "", err
 	}
@@ -102,7 +102,7 @@ SecRuleRemoveById 900990
 Include @owasp_crs/REQUEST-901-INITIALIZATION.conf
 SecRuleRemoveById %s
 Include @owasp_crs/REQUEST-905-COMMON-EXCEPTIONS.conf
-`, bodyLimit, bodyLimit, argumentsLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupKey, strings.Join(removedIDs, " "))
+`, bodyLimit, bodyLimit, argumentsLimit, "# tgsetup: "+strings.Join(setup, "\n# tgsetup: ")+"\n", setupArg, strings.Join(removedIDs, " "))
 	if gated {
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 1\" \"id:%d,phase:1,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[0], gateEnd)
 		fmt.Fprintf(&b, "SecRule REQUEST_METHOD \"@%s %s 2\" \"id:%d,phase:2,pass,nolog,t:none,skipAfter:%s\"\n", gateOperator, gateKeyPlaceholder, gateIDs[1], gateEnd)

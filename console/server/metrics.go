@@ -33,7 +33,7 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taskguard_console_http_requests_total",
-			Help: "HTTP requests answered, by route and status code.",
+			Help: "HTTP requests answered, by route, method (\"other\" for a method HTTP does not define) and status code.",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "taskguard_console_http_request_duration_seconds",
@@ -68,8 +68,21 @@ func (m *metrics) observe(route, method string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// methodLabel is the method label of a request: its method when HTTP
+// defines it, else "other". The method is the client's (any token up to
+// the header limit, before authentication): used as is, every new one
+// would add a series for the life of the process.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 func (m *metrics) auditsIngested(stored, duplicates, rejected int) {

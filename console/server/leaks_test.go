@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,5 +53,65 @@ func TestMetricsMethodsBounded(t *testing.T) {
 		if got := methodLabel(m); got != m {
 			t.Errorf("methodLabel(%q) = %q, want it kept", m, got)
 		}
+	}
+}
+
+// Every task family a defender fetches policy for was remembered for the
+// life of the process: an entry in the families seen and a
+// taskguard_console_defender_last_seen_timestamp_seconds series each, and
+// protect mints a credential for whatever family a task definition names.
+// With the bound lowered to 100, 1,000 families (each with its own agent
+// credential, over HTTPS) leave at most 100 remembered, and a family whose
+// defender keeps fetching stays among them.
+func TestFamiliesSeenBounded(t *testing.T) {
+	defer func(n int) { maxFamiliesSeen = n }(maxFamiliesSeen)
+	maxFamiliesSeen = 100
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	steady := e.agentClient("steady")
+	const families = 1000
+	for i := range families {
+		if _, _, _, err := e.agentClient(fmt.Sprintf("fam-%04d", i)).AgentPolicy(ctx, "", 0); err != nil {
+			t.Fatalf("family %d: %v", i, err)
+		}
+		if _, _, _, err := steady.AgentPolicy(ctx, "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	series := metricSeries(r.body, "taskguard_console_defender_last_seen_timestamp_seconds")
+	if series > 100 {
+		t.Errorf("%d series of taskguard_console_defender_last_seen_timestamp_seconds after %d families, want at most 100", series, families)
+	}
+	var gauge int
+	for _, line := range strings.Split(r.body, "\n") {
+		if v, ok := strings.CutPrefix(line, "taskguard_console_defender_task_families "); ok {
+			gauge, _ = strconv.Atoi(v)
+		}
+	}
+	if gauge != series {
+		t.Errorf("taskguard_console_defender_task_families %d, want the %d series", gauge, series)
+	}
+	for _, f := range []string{"steady", fmt.Sprintf("fam-%04d", families-1)} {
+		if want := `taskguard_console_defender_last_seen_timestamp_seconds{task_family="` + f + `"}`; !strings.Contains(r.body, want) {
+			t.Errorf("metrics lack %s (seen last)", want)
+		}
+	}
+	if strings.Contains(r.body, `task_family="fam-0000"`) {
+		t.Error(`the first family, seen once 999 families ago, is still in the metrics`)
+	}
+	// The overview lists the families remembered (no audits were posted).
+	page := e.do("GET", "/", basic(auth.RoleAuditor), "")
+	if page.status != 200 {
+		t.Fatalf("overview: %d", page.status)
+	}
+	if n := strings.Count(page.body, "<li>fam-"); n == 0 || n > 100 {
+		t.Errorf("the overview lists %d families fam-… after %d, want 1 to 100", n, families)
+	}
+	if !strings.Contains(page.body, "<li>steady</li>") {
+		t.Error("the overview does not list the family seen last")
 	}
 }

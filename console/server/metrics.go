@@ -1,7 +1,10 @@
 package server
 
 import (
+	"cmp"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,17 +26,31 @@ type metrics struct {
 	// longPolls counts the agent policy long-polls waiting for a change now.
 	longPolls prometheus.Gauge
 
-	mu       sync.Mutex
-	families map[string]bool
-	seen     prometheus.Gauge
+	// mu guards families and seq, and orders the lastSeen series' updates
+	// with their deletion.
+	mu sync.Mutex
+	// families holds the task families seen, each with the sequence number
+	// of its last sighting; at most maxFamilies of them (the most recently seen).
+	families    map[string]uint64
+	seq         uint64
+	maxFamilies int
+	seen        prometheus.Gauge
 }
+
+// maxFamiliesSeen bounds the task families a console process remembers for
+// the defender metrics and the overview page. Every new family a defender
+// brings (protect mints a credential for whatever family a task definition
+// names) would otherwise add an entry and a series for the life of the
+// process; past the bound, the families seen longest ago are forgotten.
+// Tests lower it.
+var maxFamiliesSeen = 10000
 
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taskguard_console_http_requests_total",
-			Help: "HTTP requests answered, by route and status code.",
+			Help: "HTTP requests answered, by route, method (\"other\" for a method HTTP does not define) and status code.",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "taskguard_console_http_request_duration_seconds",
@@ -54,9 +71,10 @@ func newMetrics() *metrics {
 		}),
 		seen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "taskguard_console_defender_task_families",
-			Help: "Task families whose defenders this console process has seen since it started.",
+			Help: fmt.Sprintf("Task families whose defenders this console process has seen since it started (at most the %d seen most recently).", maxFamiliesSeen),
 		}),
-		families: map[string]bool{},
+		families:    map[string]uint64{},
+		maxFamilies: maxFamiliesSeen,
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.audits, m.lastSeen, m.longPolls, m.seen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -68,8 +86,21 @@ func (m *metrics) observe(route, method string, code int, d time.Duration) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(code)).Inc()
 	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// methodLabel is the method label of a request: its method when HTTP
+// defines it, else "other". The method is the client's (any token up to
+// the header limit, before authentication): used as is, every new one
+// would add a series for the life of the process.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 func (m *metrics) auditsIngested(stored, duplicates, rejected int) {
@@ -82,13 +113,35 @@ func (m *metrics) defenderSeen(family string) {
 	if family == "" {
 		return
 	}
-	m.lastSeen.WithLabelValues(family).SetToCurrentTime()
 	m.mu.Lock()
-	if !m.families[family] {
-		m.families[family] = true
-		m.seen.Set(float64(len(m.families)))
+	defer m.mu.Unlock()
+	m.seq++
+	m.families[family] = m.seq
+	m.lastSeen.WithLabelValues(family).SetToCurrentTime()
+	if len(m.families) > m.maxFamilies {
+		m.forgetOldest()
 	}
-	m.mu.Unlock()
+	m.seen.Set(float64(len(m.families)))
+}
+
+// forgetOldest drops the families seen longest ago, and their series, down
+// to nine tenths of maxFamilies (so that the sort is paid once per many new
+// families, not for each). The caller holds m.mu.
+func (m *metrics) forgetOldest() {
+	type sighting struct {
+		family string
+		seq    uint64
+	}
+	all := make([]sighting, 0, len(m.families))
+	for f, n := range m.families {
+		all = append(all, sighting{f, n})
+	}
+	slices.SortFunc(all, func(a, b sighting) int { return cmp.Compare(a.seq, b.seq) })
+	keep := max(m.maxFamilies*9/10, 1) // the family just seen stays
+	for _, s := range all[:len(all)-keep] {
+		delete(m.families, s.family)
+		m.lastSeen.DeleteLabelValues(s.family)
+	}
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/taskguard/taskguard/console/api"
+	"github.com/taskguard/taskguard/console/auth"
+)
+
+// metricSeries counts the series of a metric family in a /metrics body.
+func metricSeries(body, name string) int {
+	n := 0
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, name+"{") {
+			n++
+		}
+	}
+	return n
+}
+
+// The method of a request is the client's: any token, before
+// authentication. 5,000 requests with distinct made-up methods (each of
+// them 1 KiB, under the header limit) must not leave 5,000 series of
+// taskguard_console_http_requests_total in the process: they are counted
+// under method="other". Without the fix the request counter grew by a series
+// (and its 1 KiB label) per method, for the life of the process.
+func TestMetricsMethodsBounded(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	const requests = 5000
+	pad := strings.Repeat("X", 1024)
+	for i := range requests {
+		method := fmt.Sprintf("M%05d%s", i, pad)
+		if r := e.do(method, api.PathMetrics, "", ""); r.status != 405 {
+			t.Fatalf("request %d with method %.16s…: %d, want 405", i, method, r.status)
+		}
+	}
+	r := e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	// The metrics request itself and the made-up methods: a handful of series.
+	if n := metricSeries(r.body, "taskguard_console_http_requests_total"); n > 10 {
+		t.Errorf("%d series of taskguard_console_http_requests_total after %d requests with distinct methods, want at most 10", n, requests)
+	}
+	if want := fmt.Sprintf(`taskguard_console_http_requests_total{code="405",method="other",route="not-found"} %d`, requests); !strings.Contains(r.body, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		if got := methodLabel(m); got != m {
+			t.Errorf("methodLabel(%q) = %q, want it kept", m, got)
+		}
+	}
+}
+
+// Every task family a defender fetches policy for was remembered for the
+// life of the process: an entry in the families seen and a
+// taskguard_console_defender_last_seen_timestamp_seconds series each, and
+// protect mints a credential for whatever family a task definition names.
+// With the bound lowered to 100, 1,000 families (each with its own agent
+// credential, over HTTPS) leave at most 100 remembered, and a family whose
+// defender keeps fetching stays among them.
+func TestFamiliesSeenBounded(t *testing.T) {
+	defer func(n int) { maxFamiliesSeen = n }(maxFamiliesSeen)
+	maxFamiliesSeen = 100
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	steady := e.agentClient("steady")
+	const families = 1000
+	for i := range families {
+		if _, _, _, err := e.agentClient(fmt.Sprintf("fam-%04d", i)).AgentPolicy(ctx, "", 0); err != nil {
+			t.Fatalf("family %d: %v", i, err)
+		}
+		if _, _, _, err := steady.AgentPolicy(ctx, "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	series := metricSeries(r.body, "taskguard_console_defender_last_seen_timestamp_seconds")
+	if series > 100 {
+		t.Errorf("%d series of taskguard_console_defender_last_seen_timestamp_seconds after %d families, want at most 100", series, families)
+	}
+	var gauge int
+	for _, line := range strings.Split(r.body, "\n") {
+		if v, ok := strings.CutPrefix(line, "taskguard_console_defender_task_families "); ok {
+			gauge, _ = strconv.Atoi(v)
+		}
+	}
+	if gauge != series {
+		t.Errorf("taskguard_console_defender_task_families %d, want the %d series", gauge, series)
+	}
+	for _, f := range []string{"steady", fmt.Sprintf("fam-%04d", families-1)} {
+		if want := `taskguard_console_defender_last_seen_timestamp_seconds{task_family="` + f + `"}`; !strings.Contains(r.body, want) {
+			t.Errorf("metrics lack %s (seen last)", want)
+		}
+	}
+	if strings.Contains(r.body, `task_family="fam-0000"`) {
+		t.Error(`the first family, seen once 999 families ago, is still in the metrics`)
+	}
+	// The overview lists the families remembered (no audits were posted).
+	page := e.do("GET", "/", basic(auth.RoleAuditor), "")
+	if page.status != 200 {
+		t.Fatalf("overview: %d", page.status)
+	}
+	if n := strings.Count(page.body, "<li>fam-"); n == 0 || n > 100 {
+		t.Errorf("the overview lists %d families fam-… after %d, want 1 to 100", n, families)
+	}
+	if !strings.Contains(page.body, "<li>steady</li>") {
+		t.Error("the overview does not list the family seen last")
+	}
+}

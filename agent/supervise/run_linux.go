@@ -71,6 +71,9 @@ func Run(cfg Config) (Status, error) {
 	}
 	// Deferred first, so it runs last, once no call can start a relay.
 	relays := &relaySet{}
+	if onRelaySet != nil {
+		onRelaySet(relays)
+	}
 	defer relays.drain()
 	// The notifier finishes the notification it holds before Run returns:
 	// a refused caller may exit (and the child with it) before the loop

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -355,7 +356,9 @@ func (s *Shipper) deliver(ctx context.Context) error {
 	s.defaults()
 	var failed []string // batches that failed with 5xx since the last success
 	var lastErr error
-	for _, name := range s.batches() {
+	names := s.batches()
+	s.forgetGone(names)
+	for _, name := range names {
 		p := filepath.Join(s.SpoolDir, name)
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -411,6 +414,20 @@ func (s *Shipper) deliver(ctx context.Context) error {
 		failed, lastErr = append(failed, name), d
 	}
 	return lastErr
+}
+
+// forgetGone drops the failure counts of batches no longer in the spool
+// (names): one counted may leave it without being stored (set aside for a
+// 4xx, dropped to make room), and its count would stay for good.
+func (s *Shipper) forgetGone(names []string) {
+	if len(s.failures) == 0 {
+		return
+	}
+	spooled := make(map[string]bool, len(names))
+	for _, n := range names {
+		spooled[n] = true
+	}
+	maps.DeleteFunc(s.failures, func(name string, _ int) bool { return !spooled[name] })
 }
 
 func readBatch(path string) api.AuditBatch {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/taskguard/taskguard/agent/detect"
 	"github.com/taskguard/taskguard/agent/supervise"
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
@@ -102,5 +103,40 @@ func TestRepeatDenied(t *testing.T) {
 	}
 	if procStart(pid) == 0 {
 		t.Error("procStart of this process is 0")
+	}
+}
+
+// TestFileWatchOpenBounded: the account-file watch remembers the files it
+// reported until they are closed after a write, so that a write session
+// audits once. A name created in /etc/sudoers.d that is never closed after
+// a write (here symlinks) is never closed: 600 of them leave at most
+// maxOpen entries (it kept one each), and each creation is still audited.
+func TestFileWatchOpenBounded(t *testing.T) {
+	const created = 600
+	root := fileRoot(t)
+	h := &handler{queue: make(chan api.Audit, 2*created), log: slogDiscard(), self: os.Getpid(), det: &detect.Engine{}}
+	h.setPolicy(&policy.Policy{Runtime: []policy.RuntimeRule{{Name: "r", Detectors: map[string]policy.Effect{"account-file-write": policy.EffectAlert}}}})
+	w, stop := h.startFileWatch(nil)
+	if w == nil {
+		t.Fatal("no file watch")
+	}
+	dir := filepath.Join(root, "etc", "sudoers.d")
+	for i := range created {
+		if err := os.Symlink("/nonexistent", filepath.Join(dir, "s"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop() // reads the events queued before it returns
+	if n := len(w.open); n > maxOpen {
+		t.Errorf("the watch remembers %d files as written and not closed after %d symlinks were created; want at most %d", n, created, maxOpen)
+	}
+	audits := 0
+	for len(h.queue) > 0 {
+		if a := <-h.queue; strings.Contains(a.Message, "/etc/sudoers.d/s") && strings.Contains(a.Message, " created by ") {
+			audits++
+		}
+	}
+	if audits != created {
+		t.Errorf("%d creation audits, want %d", audits, created)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -12,7 +13,10 @@ import (
 	"regexp"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
+	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
@@ -79,4 +83,60 @@ func TestShipperForgetsGoneBatches(t *testing.T) {
 	if got := s.SetAside(); got != rounds-1 {
 		t.Errorf("SetAside = %d, want %d", got, rounds-1)
 	}
+}
+
+// TestInventoryQueueBounded: while the console is away the forwarder keeps
+// the latest inventory of each container, and the socket is open to every
+// process of the task. 1,000 inventories naming distinct containers leave
+// at most maxPendingInventories waiting (it kept all 1,000); a container
+// already waiting is still replaced by its newer inventory, and once the
+// console is back every kept one is delivered and the queue is empty.
+func TestInventoryQueueBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		away := true
+		delivered := map[string]string{}
+		post := func(_ context.Context, inv api.Inventory) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if away {
+				return &api.StatusError{StatusCode: http.StatusServiceUnavailable}
+			}
+			delivered[inv.Container] = inv.Hash
+			return nil
+		}
+		f := newInventoryForwarder(post, "shop", slog.New(slog.DiscardHandler))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- f.run(ctx) }()
+		inv := func(c, hash string) api.Inventory {
+			return api.Inventory{TaskID: "t1", Container: c, Hash: hash, Time: time.Now().UTC()}
+		}
+		for i := range 1000 {
+			f.add(inv(fmt.Sprintf("c%d", i), "sha256:old"))
+			synctest.Wait()
+		}
+		f.add(inv("c0", "sha256:new"))
+		f.mu.Lock()
+		n := len(f.pending)
+		f.mu.Unlock()
+		if n > maxPendingInventories {
+			t.Errorf("%d inventories wait for the console after 1,000 containers sent one; want at most %d", n, maxPendingInventories)
+		}
+		mu.Lock()
+		away = false
+		mu.Unlock()
+		time.Sleep(10 * time.Minute) // the fake clock: past the longest backoff
+		synctest.Wait()
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if len(delivered) != n || delivered["c0"] != "sha256:new" {
+			t.Errorf("delivered %d inventories (c0: %q), want the %d kept, c0 with its newer one", len(delivered), delivered["c0"], n)
+		}
+		if len(f.pending) != 0 {
+			t.Errorf("%d inventories still wait after delivery", len(f.pending))
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"runtime"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -138,5 +139,66 @@ func TestInventoryQueueBounded(t *testing.T) {
 		if len(f.pending) != 0 {
 			t.Errorf("%d inventories still wait after delivery", len(f.pending))
 		}
+	})
+}
+
+// TestShipperSpoolsWhileDelivering: a delivery round may last long (a slow
+// console, a large spool). Audits added meanwhile are spooled as they come,
+// not kept in memory until the round ends: 5,000 audits while the console
+// holds the round's request leave at most a batch in memory, and all of
+// them reach the console once it answers.
+func TestShipperSpoolsWhileDelivering(t *testing.T) {
+	const audits = 5000
+	cc, c := newConsole(t, &policy.Policy{})
+	target, _ := url.Parse(cc.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = cc.HTTP.Transport
+	held := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	// In front of the real console: the first request waits for release.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			held <- struct{}{}
+			<-release
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // before the proxy closes: a failed test leaves no request held
+	via := &Console{BaseURL: proxy.URL, Token: c.Token, HTTP: proxy.Client()}
+	spool := t.TempDir()
+	s := NewShipper(via, spool, nil)
+	s.FlushEvery = 10 * time.Millisecond
+	s.Add(rec("first"))
+	runShipper(t, s)
+	<-held // a delivery round waits on the console
+	for i := range audits {
+		s.Add(rec(fmt.Sprintf("during %d", i)))
+	}
+	// Spooled while the round waits: every record is on disk but those of
+	// the last flush window.
+	inMemory := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.pending)
+	}
+	for deadline := time.Now().Add(15 * time.Second); inMemory() > 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d audits still in memory, not spooled, while a delivery round waits", inMemory(), audits)
+		}
+	}
+	free()
+	cc.WaitAudits(30*time.Second, func(a []api.Audit) bool {
+		m := messages(a)
+		for i := range audits {
+			if !m[fmt.Sprintf("during %d", i)] {
+				return false
+			}
+		}
+		return m["first"]
 	})
 }

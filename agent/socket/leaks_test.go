@@ -2,12 +2,17 @@ package socket
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,5 +141,88 @@ func TestReconnectsLeaveNothing(t *testing.T) {
 	cur.stop()
 	if err := <-policiesDone; err == nil {
 		t.Error("Policies returned no error after Close")
+	}
+}
+
+// TestFrameReader: lines of any size up to maxFrame (newline included)
+// come back whole; a longer one is an error, never a hang.
+func TestFrameReader(t *testing.T) {
+	big := strings.Repeat("x", 3*frameBuffer+17)
+	limit := strings.Repeat("y", maxFrame-1)
+	tests := []struct {
+		name string
+		in   string
+		want []string
+		err  error
+	}{
+		{"small lines", "a\nbc\n", []string{"a", "bc"}, io.EOF},
+		{"longer than the buffer", "a\n" + big + "\nb\n", []string{"a", big, "b"}, io.EOF},
+		{"maxFrame with its newline", limit + "\nz\n", []string{limit, "z"}, io.EOF},
+		{"one byte more", limit + "y\n", nil, errFrameTooLong},
+		{"last line without newline", "a\n" + big, []string{"a", big}, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, w := net.Pipe()
+			defer c.Close()
+			go func() { _, _ = io.WriteString(w, tt.in); w.Close() }()
+			fr := newFrameReader(c)
+			var got []string
+			var err error
+			for {
+				var line []byte
+				if line, err = fr.next(); err != nil {
+					break
+				}
+				got = append(got, string(line))
+			}
+			if !slices.Equal(got, tt.want) || !errors.Is(err, tt.err) {
+				t.Errorf("got %d lines (%v), want %d (%v)", len(got), err, len(tt.want), tt.err)
+			}
+		})
+	}
+}
+
+// TestLargeFrameNotKept: a link that carried a large frame once (an
+// inventory of a few MiB) does not keep a buffer of its size for the rest
+// of its life. 16 launchers each send a 4 MiB inventory and stay linked:
+// the sidecar's live heap grows by less than a MiB a link (a
+// bufio.Scanner kept 4-8 MiB each: 64-128 MiB).
+func TestLargeFrameNotKept(t *testing.T) {
+	const links = 16
+	ts := serveAt(t, filepath.Join(t.TempDir(), "d.sock"))
+	got := make(chan struct{}, links)
+	ts.srv.OnInventory(func(api.Inventory) { got <- struct{}{} })
+	frame, err := json.Marshal(Frame{Inventory: &api.Inventory{Container: "app", Hash: "sha256:1", Image: strings.Repeat("x", 4<<20)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame = append(frame, '\n')
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // and what sync.Pools dropped at the first
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	for range links {
+		c, err := net.Dial("unix", ts.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range links {
+		<-got
+	}
+	grown := int64(heap()) - int64(before)
+	runtime.KeepAlive(frame)
+	t.Logf("%d links after a 4 MiB frame each: live heap %+.1f MiB", links, float64(grown)/(1<<20))
+	if grown > links<<20 {
+		t.Errorf("the live heap grew by %.1f MiB for %d idle links that each carried one 4 MiB frame; want under %d MiB", float64(grown)/(1<<20), links, links)
 	}
 }

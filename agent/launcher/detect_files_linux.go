@@ -47,23 +47,44 @@ type fileWatch struct {
 	// dirs maps an /etc-like directory watch to its container path; files
 	// a credential file watch to its container path.
 	dirs, files map[int32]string
-	open        map[string]bool // account files reported since their last close
+	open        map[string]bool // account files reported since their last close (bounded: maxOpen)
+}
+
+// maxOpen bounds fileWatch.open. A name created in /etc/sudoers.d that is
+// never closed after a write (a symlink, a directory, a node) keeps its
+// entry; a full table starts again, which at worst reports one write
+// session twice.
+const maxOpen = 256
+
+// reported marks p as reported until its next close.
+func (w *fileWatch) reported(p string) {
+	if !w.open[p] && len(w.open) >= maxOpen {
+		clear(w.open)
+	}
+	w.open[p] = true
 }
 
 // watchFiles sets the watches for the app whose environment is env and
 // returns the function that reads the last events and stops them. A watch
 // that cannot be set is logged; detection goes on without it.
 func (h *handler) watchFiles(env []string) (stop func()) {
+	_, stop = h.startFileWatch(env)
+	return stop
+}
+
+// startFileWatch is watchFiles; it also returns the watch (nil when none
+// could be set).
+func (h *handler) startFileWatch(env []string) (w *fileWatch, stop func()) {
 	noop := func() {}
 	if h.det == nil {
-		return noop
+		return nil, noop
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		h.log.Warn("file detectors off: inotify", "err", err)
-		return noop
+		return nil, noop
 	}
-	w := &fileWatch{fd: fd, done: make(chan struct{}), dirs: map[int32]string{}, files: map[int32]string{}, open: map[string]bool{}}
+	w = &fileWatch{fd: fd, done: make(chan struct{}), dirs: map[int32]string{}, files: map[int32]string{}, open: map[string]bool{}}
 	const dirMask = unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_CREATE
 	for _, d := range []string{"/etc", "/etc/sudoers.d"} {
 		if wd, err := unix.InotifyAddWatch(fd, host(d), dirMask); err == nil {
@@ -87,10 +108,10 @@ func (h *handler) watchFiles(env []string) (stop func()) {
 	if err := unix.Pipe2(w.wake[:], unix.O_CLOEXEC); err != nil {
 		unix.Close(fd)
 		h.log.Warn("file detectors off: pipe", "err", err)
-		return noop
+		return nil, noop
 	}
 	go h.watchLoop(w)
-	return func() {
+	return w, func() {
 		_, _ = unix.Write(w.wake[1], []byte{1})
 		<-w.done
 		unix.Close(w.wake[0])
@@ -159,12 +180,14 @@ func (h *handler) accountEvent(w *fileWatch, dir, name string, mask uint32) {
 	case mask&unix.IN_MOVED_TO != 0:
 		how = "replaced (a file renamed over it)"
 	case mask&unix.IN_CREATE != 0:
-		how, w.open[p] = "created", true
+		how = "created"
+		w.reported(p)
 	case mask&unix.IN_MODIFY != 0:
 		if w.open[p] {
 			return
 		}
-		how, w.open[p] = "written", true
+		how = "written"
+		w.reported(p)
 	case mask&unix.IN_CLOSE_WRITE != 0:
 		reported := w.open[p]
 		delete(w.open, p)

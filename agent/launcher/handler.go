@@ -1,9 +1,12 @@
 package launcher
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +46,12 @@ type handler struct {
 	entryDone atomic.Bool
 	entryCall atomic.Pointer[entryCall]
 
-	mu       sync.Mutex
-	lastDeny map[int]string // per pid: the last refused exec, so PATH retries audit once
+	mu sync.Mutex
+	// lastDeny is, per pid, the last refused exec, so PATH retries audit
+	// once. Bounded (maxLastDeny): the supervisor does not say when a
+	// process ends, so an entry names its process by start time too, and a
+	// full table drops the entries of processes that ended.
+	lastDeny map[int]deniedExec
 	// held are the audits of Deny verdicts, per pid, until the supervisor
 	// says what became of them (Enforced): an audit never claims a refusal
 	// that did not happen.
@@ -62,6 +69,68 @@ type handler struct {
 
 // maxCached bounds each verdict cache; a full cache starts again.
 const maxCached = 4096
+
+// maxLastDeny bounds lastDeny. A PATH retry comes right after the refusal
+// it repeats, so only processes refused at the same moment need an entry.
+const maxLastDeny = 256
+
+// deniedExec is the last refused exec of one process: when the process
+// started (so that a later process given the same pid is not taken for it)
+// and a digest of the file and argv (which may be up to maxArgs strings of
+// 4 KiB each: the table keeps 32 bytes, not the command).
+type deniedExec struct {
+	start uint64
+	sum   [sha256.Size]byte
+}
+
+// repeatDenied records that pid's exec named key is refused, and reports
+// whether it repeats the process's last refused exec (mu held).
+func (h *handler) repeatDeniedLocked(pid int, key string) bool {
+	d := deniedExec{start: procStart(pid), sum: sha256.Sum256([]byte(key))}
+	prev, ok := h.lastDeny[pid]
+	if !ok && len(h.lastDeny) >= maxLastDeny {
+		// Forget the processes that ended (or whose pid another one took);
+		// if every one lives on, start again: at worst a retry that was
+		// under way is audited twice.
+		for p, e := range h.lastDeny {
+			if procStart(p) != e.start {
+				delete(h.lastDeny, p)
+			}
+		}
+		if len(h.lastDeny) >= maxLastDeny {
+			clear(h.lastDeny)
+		}
+	}
+	if h.lastDeny == nil {
+		h.lastDeny = map[int]deniedExec{}
+	}
+	h.lastDeny[pid] = d
+	return ok && prev == d
+}
+
+// procStart is when process (or thread) pid started, in clock ticks since
+// boot (/proc/PID/stat field 22); 0 when it cannot be read (it ended).
+func procStart(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which ends at the last ')':
+	// state is field 3, starttime field 22.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, err := strconv.ParseUint(string(f[19]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
 
 // cachedLocked resets the caches when r is not the rule they hold (cacheMu held).
 func (h *handler) cachedLocked(r *policy.RuntimeRule) {
@@ -241,11 +310,7 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	argv, parent := e.Args(), e.ParentExe()
 	key := e.Resolved + "\x00" + strings.Join(argv, "\x00")
 	h.mu.Lock()
-	if h.lastDeny == nil {
-		h.lastDeny = map[int]string{}
-	}
-	repeat := h.lastDeny[e.PID] == key
-	h.lastDeny[e.PID] = key
+	repeat := h.repeatDeniedLocked(e.PID, key)
 	h.mu.Unlock()
 	if !repeat || !d.Prevent() {
 		real := e.Resolved

@@ -24,6 +24,10 @@ type inventoryForwarder struct {
 	wake    chan struct{}
 }
 
+// maxPendingInventories bounds the containers whose inventory waits for the
+// console; a task definition holds at most 10 containers.
+const maxPendingInventories = 64
+
 func newInventoryForwarder(post func(context.Context, api.Inventory) error, taskFamily string, log *slog.Logger) *inventoryForwarder {
 	return &inventoryForwarder{post: post, taskFamily: taskFamily, log: log, pending: map[string]api.Inventory{}, wake: make(chan struct{}, 1)}
 }
@@ -37,9 +41,21 @@ func (f *inventoryForwarder) add(inv api.Inventory) {
 		f.log.Warn("dropping an invalid inventory from a launcher", "err", err)
 		return
 	}
+	k := inv.TaskID + "/" + inv.Container
 	f.mu.Lock()
-	f.pending[inv.TaskID+"/"+inv.Container] = inv
+	_, known := f.pending[k]
+	full := !known && len(f.pending) >= maxPendingInventories
+	if !full {
+		f.pending[k] = inv
+	}
 	f.mu.Unlock()
+	if full {
+		// The socket is open to every process of the task: names beyond any
+		// real task's containers must not grow the queue while the console
+		// is away. The launcher sends a fresh inventory at its next scan.
+		f.log.Warn("dropping an inventory: too many containers wait for the console", "container", inv.Container, "waiting", maxPendingInventories)
+		return
+	}
 	select {
 	case f.wake <- struct{}{}:
 	default:

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -66,6 +68,10 @@ type Shipper struct {
 	seq     atomic.Int64
 	// spoolMu serialises the writers of the spool directory.
 	spoolMu sync.Mutex
+	// sending is the batch a delivery round is sending (spoolMu held): a
+	// full spool makes room with the others, so a batch being delivered is
+	// never also reported dropped.
+	sending string
 
 	// Owned by the delivering goroutine.
 	failures     map[string]int
@@ -154,7 +160,11 @@ func (s *Shipper) defaults() {
 }
 
 // Run ships until ctx ends, then spools what is pending and tries once more
-// (for at most FinalDelivery).
+// (for at most FinalDelivery). Delivery runs beside the batching: while a
+// slow console holds a delivery round (each request may take up to the
+// client's timeout, and a round goes through the whole spool), what is
+// added is still spooled every FlushEvery (or MaxBatch records), never
+// kept in memory until the round ends.
 func (s *Shipper) Run(ctx context.Context) error {
 	s.defaults()
 	if err := os.MkdirAll(s.SpoolDir, 0o700); err != nil {
@@ -164,9 +174,17 @@ func (s *Shipper) Run(ctx context.Context) error {
 	next := time.Now()
 	tick := time.NewTicker(s.FlushEvery)
 	defer tick.Stop()
+	// delivered carries the result of the round in progress (busy); one
+	// round at a time, so the delivery state (failures, authReported) has
+	// one owner at a time.
+	delivered := make(chan error, 1)
+	busy := false
 	for {
 		select {
 		case <-ctx.Done():
+			if busy {
+				<-delivered // its requests end with ctx
+			}
 			s.mu.Lock()
 			s.closed = true
 			s.mu.Unlock()
@@ -175,35 +193,47 @@ func (s *Shipper) Run(ctx context.Context) error {
 			_ = s.deliver(final)
 			cancel()
 			return nil
+		case err := <-delivered:
+			busy = false
+			if wait, ok := s.retryAfter(ctx, err, &backoff); ok {
+				next = time.Now().Add(wait)
+				s.Log.Warn("audits not delivered; spooled, retrying", "err", err, "retry_in", wait)
+			}
+			continue
 		case <-tick.C:
 		case <-s.kick:
 		}
 		s.spool()
-		if time.Now().Before(next) {
+		if busy || time.Now().Before(next) {
 			continue
 		}
-		err := s.deliver(ctx)
-		if err == nil {
-			backoff = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			continue
-		}
-		var wait time.Duration
-		var de *deliveryError
-		if errors.As(err, &de) && de.auth {
-			wait = s.AuthBackoff
-		} else {
-			backoff = min(max(2*backoff, s.MinBackoff), s.MaxBackoff)
-			wait = jitter(backoff)
-		}
-		if de != nil && de.retryAfter > wait {
-			wait = min(de.retryAfter, 5*time.Minute)
-		}
-		next = time.Now().Add(wait)
-		s.Log.Warn("audits not delivered; spooled, retrying", "err", err, "retry_in", wait)
+		busy = true
+		go func() { delivered <- s.deliver(ctx) }()
 	}
+}
+
+// retryAfter is the wait before the next round after a round that ended
+// with err; ok is false when the next round may come at once (success, or
+// the shipper stops). backoff is the exponential backoff so far.
+func (s *Shipper) retryAfter(ctx context.Context, err error, backoff *time.Duration) (wait time.Duration, ok bool) {
+	if err == nil {
+		*backoff = 0
+		return 0, false
+	}
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	var de *deliveryError
+	if errors.As(err, &de) && de.auth {
+		wait = s.AuthBackoff
+	} else {
+		*backoff = min(max(2**backoff, s.MinBackoff), s.MaxBackoff)
+		wait = jitter(*backoff)
+	}
+	if de != nil && de.retryAfter > wait {
+		wait = min(de.retryAfter, 5*time.Minute)
+	}
+	return wait, true
 }
 
 // jitter draws a wait between half of d and d, so that the defenders of many
@@ -308,8 +338,13 @@ func (s *Shipper) batches() []string {
 // records they held.
 func (s *Shipper) makeRoom() int {
 	names := s.batches()
+	held := 0
+	if i := slices.Index(names, s.sending); s.sending != "" && i >= 0 {
+		names = slices.Delete(names, i, i+1)
+		held = 1
+	}
 	n := 0
-	for len(names) >= s.MaxSpool {
+	for len(names) > 0 && len(names)+held >= s.MaxSpool {
 		p := filepath.Join(s.SpoolDir, names[0])
 		if b, err := os.ReadFile(p); err == nil {
 			var batch api.AuditBatch
@@ -355,8 +390,12 @@ func (s *Shipper) deliver(ctx context.Context) error {
 	s.defaults()
 	var failed []string // batches that failed with 5xx since the last success
 	var lastErr error
-	for _, name := range s.batches() {
+	names := s.batches()
+	s.forgetGone(names)
+	defer s.setSending("")
+	for _, name := range names {
 		p := filepath.Join(s.SpoolDir, name)
+		s.setSending(name)
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue
@@ -411,6 +450,27 @@ func (s *Shipper) deliver(ctx context.Context) error {
 		failed, lastErr = append(failed, name), d
 	}
 	return lastErr
+}
+
+// setSending marks name as the batch being delivered ("": none).
+func (s *Shipper) setSending(name string) {
+	s.spoolMu.Lock()
+	s.sending = name
+	s.spoolMu.Unlock()
+}
+
+// forgetGone drops the failure counts of batches no longer in the spool
+// (names): one counted may leave it without being stored (set aside for a
+// 4xx, dropped to make room), and its count would stay for good.
+func (s *Shipper) forgetGone(names []string) {
+	if len(s.failures) == 0 {
+		return
+	}
+	spooled := make(map[string]bool, len(names))
+	for _, n := range names {
+		spooled[n] = true
+	}
+	maps.DeleteFunc(s.failures, func(name string, _ int) bool { return !spooled[name] })
 }
 
 func readBatch(path string) api.AuditBatch {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -175,11 +176,17 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			}
 		}
 	}()
-	sc2 := bufio.NewScanner(c)
-	sc2.Buffer(make([]byte, 64<<10), maxFrame)
-	for sc2.Scan() {
+	fr := newFrameReader(c)
+	for {
+		line, err := fr.next()
+		if err != nil {
+			if errors.Is(err, errFrameTooLong) {
+				s.log.Warn("bad frame from launcher", "err", err)
+			}
+			return
+		}
 		var f Frame
-		if err := json.Unmarshal(sc2.Bytes(), &f); err != nil {
+		if err := json.Unmarshal(line, &f); err != nil {
 			s.log.Warn("bad frame from launcher", "err", err)
 			return
 		}
@@ -207,6 +214,53 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 			}
 		}
 	}
+}
+
+// frameBuffer is what a link's reader keeps between frames.
+const frameBuffer = 64 << 10
+
+// errFrameTooLong is a line longer than maxFrame.
+var errFrameTooLong = fmt.Errorf("frame longer than %d bytes", maxFrame)
+
+// frameReader reads the lines of a link. It keeps frameBuffer bytes: a
+// longer frame (an inventory, a large policy) is gathered in a buffer of
+// its own, dropped once the frame is handled, so a link that once carried
+// a large frame does not hold a buffer of that size for the rest of its
+// life (a bufio.Scanner's only grows, up to maxFrame per link).
+type frameReader struct {
+	r *bufio.Reader
+}
+
+func newFrameReader(c net.Conn) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(c, frameBuffer)}
+}
+
+// next returns the next line without its newline (and a final line without
+// one at the end of the link); it is valid until the next call.
+func (fr *frameReader) next() ([]byte, error) {
+	line, err := fr.r.ReadSlice('\n')
+	if err == nil {
+		return line[:len(line)-1], nil
+	}
+	var big []byte
+	for err == bufio.ErrBufferFull {
+		if len(big)+len(line) > maxFrame {
+			return nil, errFrameTooLong
+		}
+		big = append(big, line...)
+		line, err = fr.r.ReadSlice('\n')
+	}
+	if len(big)+len(line) > maxFrame {
+		return nil, errFrameTooLong
+	}
+	big = append(big, line...)
+	switch {
+	case err == nil:
+		return big[:len(big)-1], nil
+	case err == io.EOF && len(big) > 0:
+		return big, nil
+	}
+	return nil, err
 }
 
 // Bounds of what a client holds while its sidecar is away.
@@ -461,11 +515,14 @@ func (cl *Client) Policies(onPolicy func(*policy.Policy)) error {
 // read delivers the policies read on c until the link ends or a frame does
 // not parse (then the link is dropped and made again).
 func (cl *Client) read(c net.Conn, onPolicy func(*policy.Policy)) {
-	sc := bufio.NewScanner(c)
-	sc.Buffer(make([]byte, 64<<10), maxFrame)
-	for sc.Scan() {
+	fr := newFrameReader(c)
+	for {
+		line, err := fr.next()
+		if err != nil {
+			return
+		}
 		var f Frame
-		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+		if err := json.Unmarshal(line, &f); err != nil {
 			return
 		}
 		if f.Ack != 0 {

@@ -30,24 +30,51 @@ var activeRelays atomic.Int32
 // relaySet is the relays one Run started. A query the app sent just before
 // it ended waits in its relay's socket: Run drains every relay before it
 // returns, so that query is seen (and audited) before the launcher exits.
+// It holds the relays alive only: a relay that ended leaves it (done), so a
+// long-running app that resolves names all day (a relay per UDP connect to
+// port 53) does not grow it.
 type relaySet struct {
 	mu       sync.Mutex
 	draining bool
-	conns    []*net.UDPConn
+	conns    map[*net.UDPConn]struct{}
 	wg       sync.WaitGroup
+	// idle is how long a relay waits for a query before it ends
+	// (relayIdle when zero; tests shorten it).
+	idle time.Duration
 }
 
-// add registers pc, served by a relay goroutine from now on; false once
-// the set drains (the caller closes pc and does not redirect).
+// onRelaySet, when set (tests), is called with the relay set of each Run.
+var onRelaySet func(*relaySet)
+
+// add registers pc, served by a relay goroutine from now on, until done(pc);
+// false once the set drains (the caller closes pc and does not redirect).
 func (rs *relaySet) add(pc *net.UDPConn) bool {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.draining {
 		return false
 	}
-	rs.conns = append(rs.conns, pc)
+	if rs.conns == nil {
+		rs.conns = map[*net.UDPConn]struct{}{}
+	}
+	rs.conns[pc] = struct{}{}
 	rs.wg.Add(1)
 	return true
+}
+
+// done removes pc, whose relay ended (or never started), from the set.
+func (rs *relaySet) done(pc *net.UDPConn) {
+	rs.mu.Lock()
+	delete(rs.conns, pc)
+	rs.mu.Unlock()
+	rs.wg.Done()
+}
+
+// alive is how many relays the set holds.
+func (rs *relaySet) alive() int {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return len(rs.conns)
 }
 
 // deadline sets pc's read deadline for one wait of its relay: the idle
@@ -59,7 +86,11 @@ func (rs *relaySet) deadline(pc *net.UDPConn) (draining bool) {
 		_ = pc.SetReadDeadline(time.Now())
 		return true
 	}
-	_ = pc.SetReadDeadline(time.Now().Add(relayIdle))
+	idle := rs.idle
+	if idle <= 0 {
+		idle = relayIdle
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(idle))
 	return false
 }
 
@@ -75,7 +106,7 @@ func (rs *relaySet) isDraining() bool {
 func (rs *relaySet) drain() {
 	rs.mu.Lock()
 	rs.draining = true
-	for _, pc := range rs.conns {
+	for pc := range rs.conns {
 		_ = pc.SetReadDeadline(time.Now())
 	}
 	rs.mu.Unlock()
@@ -125,13 +156,13 @@ func (t *tracer) redirectDNS(tid, fd int, addr, size uint64, server netip.AddrPo
 	}
 	if n, err := unix.ProcessVMWritev(tid, local, remote, 0); err != nil || n != len(sa) {
 		pc.Close()
-		t.relays.wg.Done()
+		t.relays.done(pc)
 		return false
 	}
 	activeRelays.Add(1)
 	caller := Caller{PID: tid, Exe: t.exeOf(tid), Real: t.realOf(tid)}
 	go func() {
-		defer t.relays.wg.Done()
+		defer t.relays.done(pc)
 		defer activeRelays.Add(-1)
 		relayDNS(t.h, pc, server, caller, t.relays)
 	}()

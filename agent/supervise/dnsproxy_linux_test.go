@@ -61,7 +61,7 @@ func TestRelayDrainsQueuedQueries(t *testing.T) {
 		runtime.Gosched()
 	}
 	go func() {
-		defer rs.wg.Done()
+		defer rs.done(pc)
 		relayDNS(h, pc, netip.MustParseAddrPort("127.0.0.1:9"), Caller{}, rs)
 	}()
 	<-drained

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -71,6 +72,9 @@ func Run(cfg Config) (Status, error) {
 	}
 	// Deferred first, so it runs last, once no call can start a relay.
 	relays := &relaySet{}
+	if onRelaySet != nil {
+		onRelaySet(relays)
+	}
 	defer relays.drain()
 	// The notifier finishes the notification it holds before Run returns:
 	// a refused caller may exit (and the child with it) before the loop
@@ -111,6 +115,9 @@ func Run(cfg Config) (Status, error) {
 	if cfg.Handler != nil {
 		self, _ := os.Executable()
 		t.procs[pid] = &proc{exe: self, real: self}
+	}
+	if onTracer != nil {
+		onTracer(t)
 	}
 	st, err := t.loop()
 	t.closeFDDirs()
@@ -223,6 +230,40 @@ type tracer struct {
 	// signal took out of its wait before the answer, by task: the kernel
 	// restarts such a call and it comes again.
 	interrupted map[uint32]notifiedCall
+	// sweepAt is the size of procs at which the next fork sweeps it (sweep).
+	sweepAt int
+}
+
+// onTracer, when set (tests), is called with the ptrace tracer of each Run.
+var onTracer func(*tracer)
+
+// procsSweepFloor is the fewest entries of procs that start a sweep.
+var procsSweepFloor = 1024
+
+// sweep forgets the threads that no longer exist. A thread that is not its
+// process's leader and execs takes the leader's number; its own number ends
+// with no exit reported (there is no exec event to tell), so its entry
+// would stay for the life of the app, one per such exec (a Go program's
+// syscall.Exec, from whichever thread runs it). A sweep runs when procs
+// has doubled since the last one (at least procsSweepFloor entries): its
+// cost, a lookup in /proc per entry, is a constant per fork.
+func (t *tracer) sweep() {
+	gone := func(tid int) bool {
+		p := procRel(strconv.Itoa(tid))
+		return tid != t.main && unix.Faccessat(p.dirfd, p.path, unix.F_OK, 0) == unix.ENOENT
+	}
+	for tid := range t.procs {
+		if gone(tid) {
+			delete(t.procs, tid)
+			delete(t.pay.follows, tid)
+		}
+	}
+	for tid := range t.pay.follows {
+		if gone(tid) {
+			delete(t.pay.follows, tid)
+		}
+	}
+	t.sweepAt = 2 * len(t.procs)
 }
 
 func (t *tracer) loop() (Status, error) {
@@ -299,6 +340,9 @@ func (t *tracer) stopped(tid int, ws unix.WaitStatus) {
 			}
 			if parent := t.procs[tid]; parent != nil && p.exe == "" {
 				p.exe, p.real = parent.exe, parent.real
+			}
+			if len(t.procs) >= max(t.sweepAt, procsSweepFloor) {
+				t.sweep()
 			}
 		}
 		t.cont(tid, 0)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -18,17 +17,8 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
-
-// openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
 
 // TestReconnectsLeaveNothing: a launcher's client outlives many sidecar
 // restarts. 300 times a new sidecar takes the socket path and the old one
@@ -105,7 +95,7 @@ func TestReconnectsLeaveNothing(t *testing.T) {
 	}
 	waitRev(1)
 	roundTrip(0)
-	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	goroutines, fds := runtime.NumGoroutine(), testenv.OpenFDs(t)
 	for i := 2; i <= restarts+1; i++ {
 		next := start(int64(i))
 		cur.stop()
@@ -123,7 +113,7 @@ func TestReconnectsLeaveNothing(t *testing.T) {
 		}
 	}
 	_, dropped, reconnects := cl.Stats()
-	gAfter, fAfter := runtime.NumGoroutine(), openFDs(t)
+	gAfter, fAfter := runtime.NumGoroutine(), testenv.OpenFDs(t)
 	t.Logf("%d reconnects: goroutines %d -> %d, descriptors %d -> %d", reconnects, goroutines, gAfter, fds, fAfter)
 	if reconnects < restarts || dropped != 0 {
 		t.Errorf("reconnects %d, dropped %d; want at least %d and 0", reconnects, dropped, restarts)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // relaysArg makes the test binary the app of TestRelaysLeaveTheSet:
@@ -125,7 +127,7 @@ func TestRelaysLeaveTheSet(t *testing.T) {
 			// A first Run opens what the runtime keeps for good (the
 			// network poller's descriptors): the count starts after it.
 			run(&relayWatch{}, 1)
-			fds := openFDs(t)
+			fds := testenv.OpenFDs(t)
 			h := &relayWatch{}
 			st, b := run(h, lookups)
 			if st.Code != 0 {
@@ -152,7 +154,7 @@ func TestRelaysLeaveTheSet(t *testing.T) {
 			if n := activeRelays.Load(); n != 0 {
 				t.Errorf("%d relays counted alive after Run returned", n)
 			}
-			if after := openFDs(t); after != fds {
+			if after := testenv.OpenFDs(t); after != fds {
 				t.Errorf("%d open descriptors after Run, %d before", after, fds)
 			}
 		})

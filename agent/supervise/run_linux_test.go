@@ -435,15 +435,6 @@ func (g *gate) Exec(e ExecEvent) Verdict {
 	return g.recorder.Exec(e)
 }
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // waitFor polls cond until it holds or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -465,7 +456,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNotifyStopsClean(t *testing.T) {
 	testenv.RequireRoot(t)
 	runShMode(t, ModeUserNotify, &recorder{}, `true`) // starts os/signal's goroutine once
-	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	goroutines, fds := runtime.NumGoroutine(), testenv.OpenFDs(t)
 
 	t.Run("concurrent", func(t *testing.T) {
 		r := &recorder{}
@@ -523,7 +514,7 @@ func TestNotifyStopsClean(t *testing.T) {
 	})
 
 	waitFor(t, "the supervisor's goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
-	if n := openFDs(t); n != fds {
+	if n := testenv.OpenFDs(t); n != fds {
 		ents, _ := os.ReadDir("/proc/self/fd")
 		for _, e := range ents {
 			l, _ := os.Readlink("/proc/self/fd/" + e.Name())

@@ -90,3 +90,14 @@ func LookPath(t testing.TB, name, debianPackage string) string {
 	}
 	return p
 }
+
+// OpenFDs counts the open file descriptors of this process (Linux), for
+// tests that check nothing is left open.
+func OpenFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

@@ -365,11 +365,3 @@ func TestRPMDBHostile(t *testing.T) {
 		})
 	}
 }
-
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
+
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // goRPMDBDatabases are the rpm databases of go-rpmdb's testdata: Berkeley
@@ -279,7 +281,7 @@ func TestRPMDBBadHeader(t *testing.T) {
 // it and leave no goroutine and no open file behind; it returns the error.
 func checkRefused(t *testing.T, p string) error {
 	t.Helper()
-	fds, before := openFDs(t), goroutineStacks()
+	fds, before := testenv.OpenFDs(t), goroutineStacks()
 	pkgs, _, err := readRPMDB(p)
 	if err == nil || len(pkgs) != 0 {
 		t.Fatalf("%d packages, error %v", len(pkgs), err)
@@ -296,7 +298,7 @@ func checkRefused(t *testing.T, p string) error {
 			t.Errorf("a goroutine left running (%v):\n%s", err, stack)
 		}
 	}
-	if n := openFDs(t); n > fds {
+	if n := testenv.OpenFDs(t); n > fds {
 		t.Errorf("%d files left open (%v)", n-fds, err)
 	}
 	return err

@@ -28,8 +28,11 @@ type handler struct {
 	// pol is the whole current policy, for the inventory's custom checks.
 	pol   atomic.Pointer[policy.Policy]
 	queue chan api.Audit
-	drops atomic.Int64
-	log   *slog.Logger
+	// queued is the size (auditSize) of the audits in queue: at most
+	// maxQueuedBytes, besides the count the channel bounds.
+	queued atomic.Int64
+	drops  atomic.Int64
+	log    *slog.Logger
 	// det runs the built-in threat detectors (nil: none); self is the
 	// launcher's pid, where an audit's process tree stops.
 	det  *detect.Engine
@@ -204,11 +207,48 @@ func (h *handler) emit(a api.Audit) {
 	a.ID = audit.NewID()
 	a.Time = audit.Now()
 	a.TaskFamily, a.TaskID, a.Container, a.Image = h.id.TaskFamily, h.taskID, h.id.Container, h.id.Image
+	n := auditSize(&a)
+	if h.queued.Add(n) > maxQueuedBytes {
+		h.queued.Add(-n)
+		h.drops.Add(1)
+		return
+	}
 	select {
 	case h.queue <- a:
 	default:
+		h.queued.Add(-n)
 		h.drops.Add(1)
 	}
+}
+
+// maxQueuedBytes bounds the audits waiting for the sidecar by size: an exec
+// audit holds the argv the app passed (up to 256 strings of 4 KiB, 1 MiB),
+// so the queue's 4,096 audits could hold gigabytes while the sidecar does
+// not read. Past it, audits are dropped and counted as on a full queue.
+const maxQueuedBytes = 64 << 20
+
+// auditSize is about how many bytes a queued audit holds.
+func auditSize(a *api.Audit) int64 {
+	n := 512 + len(a.Message) + len(a.Rule) + len(a.Image) + len(a.TaskFamily) + len(a.TaskID) + len(a.Container)
+	if p := a.Process; p != nil {
+		n += len(p.Path) + len(p.CalledAs) + len(p.Parent) + len(p.SHA256)
+		for _, s := range p.Argv {
+			n += 16 + len(s)
+		}
+		for _, t := range p.Tree {
+			n += 32 + len(t.Path)
+			for _, s := range t.Argv {
+				n += 16 + len(s)
+			}
+		}
+	}
+	if d := a.Network; d != nil {
+		n += 128 + len(d.Domain)
+	}
+	if d := a.WAF; d != nil {
+		n += 512 + len(d.Path) + len(d.Payload)
+	}
+	return int64(n)
 }
 
 // record emits the audit mk words, or holds it until Enforced when the call
@@ -458,11 +498,13 @@ func (h *handler) startWriter(ctx context.Context, sink audit.Sink) (stop func()
 		for {
 			select {
 			case a := <-h.queue:
+				h.queued.Add(-auditSize(&a))
 				send(a)
 			case <-done:
 				for {
 					select {
 					case a := <-h.queue:
+						h.queued.Add(-auditSize(&a))
 						send(a)
 					default:
 						if n := h.drops.Swap(0); n > 0 {

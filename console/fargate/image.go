@@ -3,19 +3,23 @@ package fargate
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/taskguard/taskguard/scanners/image"
 )
 
 // RegistryImages reads image configs from their registries with the
 // credentials of the docker config and its credential helpers (ECR's
 // included), as `docker pull` would.
 type RegistryImages struct {
-	// Options are extra remote options, e.g. a transport for tests.
-	Options []remote.Option
+	// Transport carries the registry calls (nil: the default transport);
+	// every answer but blobs is bounded (image.BoundedTransport).
+	Transport http.RoundTripper
 }
 
 var _ ImageConfigFetcher = RegistryImages{}
@@ -30,13 +34,17 @@ func (r RegistryImages) ImageConfig(ctx context.Context, ref, platform string) (
 	if err != nil {
 		return ImageConfig{}, fmt.Errorf("platform %q: %w", platform, err)
 	}
-	opts := append([]remote.Option{
+	img, err := remote.Image(parsed,
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithPlatform(*p),
-	}, r.Options...)
-	img, err := remote.Image(parsed, opts...)
+		remote.WithTransport(image.BoundedTransport(r.Transport)))
 	if err != nil {
+		return ImageConfig{}, fmt.Errorf("fetch image: %w", err)
+	}
+	// A hostile registry's manifest may declare a config of any size,
+	// which ggcr would read whole into the console's memory.
+	if err := image.CheckManifest(img); err != nil {
 		return ImageConfig{}, fmt.Errorf("fetch image: %w", err)
 	}
 	cf, err := img.ConfigFile()

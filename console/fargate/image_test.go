@@ -2,8 +2,14 @@ package fargate
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -12,6 +18,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/taskguard/taskguard/scanners/image"
 )
 
 // pushImage pushes a small random image with the given config to a registry.
@@ -74,5 +83,43 @@ func TestExtractEntrypointFromRegistry(t *testing.T) {
 	_, err = ProtectJSON(context.Background(), []byte(missing), Options{ExtractEntrypoint: true})
 	if err == nil || !strings.Contains(err.Error(), `container "web": read ENTRYPOINT from image `+host+`/nope:1`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A registry whose manifest declares a 1 GiB config is refused before the
+// config is asked for: ggcr would read it whole into the console's memory.
+// The error names the container, the image and the limit.
+func TestExtractEntrypointHostileRegistry(t *testing.T) {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	var blobGets atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
+			blobGets.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"size":%d,"digest":"sha256:%064x"},"layers":[]}`,
+		types.OCIManifestSchema1, types.OCIConfigJSON, 1<<30, 1)
+	req, err := http.NewRequest(http.MethodPut, srv.URL+"/v2/huge/manifests/1", strings.NewReader(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", string(types.OCIManifestSchema1))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	task := `{"family":"r","containerDefinitions":[{"name":"web","image":"` + host + `/huge:1"}]}`
+	_, err = ProtectJSON(context.Background(), []byte(task), Options{ExtractEntrypoint: true})
+	if !errors.Is(err, image.ErrMetadataTooLarge) || !strings.Contains(err.Error(), `container "web"`) ||
+		!strings.Contains(err.Error(), "image config of 1073741824 bytes") {
+		t.Fatalf("err = %v, want the config size refused for container web", err)
+	}
+	if n := blobGets.Load(); n != 0 {
+		t.Fatalf("%d blob requests, want none", n)
 	}
 }

@@ -164,6 +164,11 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if kind != KindTarball { // checkArchive bounded a tarball's metadata
+		if err := CheckManifest(im.img); err != nil {
+			return nil, fmt.Errorf("open image %s: %w", ref, err)
+		}
+	}
 	if err := checkPlatform(im.img, opts.Platform); err != nil {
 		return nil, fmt.Errorf("open image %s: %w", ref, err)
 	}
@@ -356,6 +361,9 @@ func openTarball(path string, max int64, closed <-chan struct{}) (v1.Image, open
 			return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
 		}
 	}
+	if err := checkArchive(open); err != nil {
+		return nil, nil, fmt.Errorf("open tarball %s: %w", path, err)
+	}
 	// ggcr reads the archive through this opener for the manifest
 	// digest, a SHA-256 of every compressed layer beside the walk: it
 	// yields its processor at every read, so that it never holds a core
@@ -414,6 +422,9 @@ func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
 	}
+	if err := checkLayoutFile(filepath.Join(dir, "index.json"), "index"); err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
+	}
 	idx, err := p.ImageIndex()
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: index: %w", dir, err)
@@ -424,6 +435,9 @@ func openLayout(dir string, platform *v1.Platform) (v1.Image, error) {
 	}
 	for _, desc := range m.Manifests {
 		if desc.MediaType.IsImage() && (platform == nil || desc.Platform == nil || desc.Platform.Satisfies(*platform)) {
+			if err := checkLayoutFile(layoutBlob(dir, desc.Digest), "manifest"); err != nil {
+				return nil, fmt.Errorf("open OCI layout %s: image %s: %w", dir, desc.Digest, err)
+			}
 			img, err := idx.Image(desc.Digest)
 			if err != nil {
 				return nil, fmt.Errorf("open OCI layout %s: image %s: %w", dir, desc.Digest, err)
@@ -448,9 +462,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error)
 		kc = authn.DefaultKeychain
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if opts.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(opts.Transport))
-	}
+	ropts = append(ropts, remote.WithTransport(BoundedTransport(opts.Transport)))
 	if opts.Platform != nil {
 		ropts = append(ropts, remote.WithPlatform(*opts.Platform))
 	}

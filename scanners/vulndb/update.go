@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/taskguard/taskguard/scanners/image"
 )
 
 // DefaultRepository is where the database is published.
@@ -95,12 +97,13 @@ func Update(ctx context.Context, dir string, opts UpdateOptions) (UpdateResult, 
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if opts.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(opts.Transport))
-	}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
+		remote.WithTransport(image.BoundedTransport(opts.Transport))}
 	img, err := remote.Image(ref, ropts...)
 	if err != nil {
+		return UpdateResult{}, fmt.Errorf("fetch vulnerability DB %s: %w", ref, err)
+	}
+	if err := image.CheckManifest(img); err != nil {
 		return UpdateResult{}, fmt.Errorf("fetch vulnerability DB %s: %w", ref, err)
 	}
 	layers, err := img.Layers()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -291,12 +292,25 @@ func TestUpdateErrors(t *testing.T) {
 		}
 		return img
 	}(), "x/corrupt:2")
+	// A manifest declaring a 1 GiB config: refused before any blob is read.
+	huge := strings.Replace(wrongType, "x/db:2", "x/huge:2", 1)
+	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.aquasec.trivy.config.v1+json","size":%d,"digest":"sha256:%064x"},"layers":[]}`,
+		ggcrtypes.OCIManifestSchema1, 1<<30, 1)
+	req, err := http.NewRequest(http.MethodPut, "http://"+huge[:strings.Index(huge, "/")]+"/v2/x/huge/manifests/2", strings.NewReader(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", string(ggcrtypes.OCIManifestSchema1))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("put manifest: %v %v", resp, err)
+	}
 	tests := []struct {
 		name string
 		opts UpdateOptions
 		want string
 	}{
 		{"offline without DB", UpdateOptions{Offline: true}, "offline"},
+		{"huge config", UpdateOptions{Repository: huge}, "image config of 1073741824 bytes: over taskguard's limit"},
 		{"wrong media type", UpdateOptions{Repository: wrongType}, "no layer of media type"},
 		{"corrupt layer", UpdateOptions{Repository: corrupt}, "corrupt"},
 		{"missing artifact", UpdateOptions{Repository: strings.Replace(wrongType, "x/db:2", "no/such:2", 1)}, "fetch vulnerability DB"},

@@ -23,9 +23,10 @@ import (
 // The sizes are those of containers/image (Podman, Skopeo), set after
 // CVE-2020-1702; registries (CNCF Distribution) refuse manifests over 4 MiB.
 const (
-	// MaxManifestSize bounds a registry manifest or index, an OCI
-	// layout's index.json and manifests, and any other registry answer
-	// that is not a blob (tokens, error bodies, tag lists).
+	// MaxManifestSize bounds a registry manifest or index (ggcr's own
+	// bound is 100 MiB), an OCI layout's index.json and manifests, and any
+	// other registry answer that is not a blob (ggcr bounds tokens and
+	// error bodies itself).
 	MaxManifestSize = 4 << 20
 	// MaxConfigSize bounds an image's config blob.
 	MaxConfigSize = 4 << 20
@@ -61,8 +62,11 @@ type limitAnswers struct{ rt http.RoundTripper }
 
 func (l limitAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := l.rt.RoundTrip(r)
-	if err != nil || strings.Contains(r.URL.Path, "/blobs/") || resp.Body == nil {
+	if err != nil || resp.Body == nil || r.Method == http.MethodHead {
 		return resp, err
+	}
+	if strings.Contains(r.URL.Path, "/blobs/") {
+		return resp, err // streamed; ggcr reads at most 64 KiB of an error answer
 	}
 	what := "answer"
 	if strings.Contains(r.URL.Path, "/manifests/") {

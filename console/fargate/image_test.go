@@ -3,7 +3,6 @@ package fargate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -18,9 +17,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/scanners/scantest"
 )
 
 // pushImage pushes a small random image with the given config to a registry.
@@ -100,21 +99,10 @@ func TestExtractEntrypointHostileRegistry(t *testing.T) {
 	}))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"size":%d,"digest":"sha256:%064x"},"layers":[]}`,
-		types.OCIManifestSchema1, types.OCIConfigJSON, 1<<30, 1)
-	req, err := http.NewRequest(http.MethodPut, srv.URL+"/v2/huge/manifests/1", strings.NewReader(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", string(types.OCIManifestSchema1))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	scantest.PutManifest(t, srv.URL, "huge", "1", scantest.Manifest(t, 1<<30, 0, 0))
 
 	task := `{"family":"r","containerDefinitions":[{"name":"web","image":"` + host + `/huge:1"}]}`
-	_, err = ProtectJSON(context.Background(), []byte(task), Options{ExtractEntrypoint: true})
+	_, err := ProtectJSON(context.Background(), []byte(task), Options{ExtractEntrypoint: true})
 	if !errors.Is(err, image.ErrMetadataTooLarge) || !strings.Contains(err.Error(), `container "web"`) ||
 		!strings.Contains(err.Error(), "image config of 1073741824 bytes") {
 		t.Fatalf("err = %v, want the config size refused for container web", err)

@@ -25,33 +25,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-)
 
-// hostileManifest is an image manifest with n layers and a config blob
-// declared configSize bytes long; pad adds an annotation of that many
-// bytes.
-func hostileManifest(t *testing.T, configSize int64, n, pad int) []byte {
-	t.Helper()
-	digest := func(i int) v1.Hash {
-		return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", i)}
-	}
-	m := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: configSize, Digest: digest(1 << 30)},
-	}
-	for i := range n {
-		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.OCILayer, Size: 100, Digest: digest(i)})
-	}
-	if pad > 0 {
-		m.Annotations = map[string]string{"pad": strings.Repeat("x", pad)}
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"github.com/taskguard/taskguard/scanners/scantest"
+)
 
 // TestRegistryMetadataBounds: a registry whose manifest is over 4 MiB
 // (with a Content-Length or streamed), or whose manifest declares a config
@@ -62,7 +38,7 @@ func TestRegistryMetadataBounds(t *testing.T) {
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	var mu sync.Mutex
 	blobGets := map[string]int{}
-	big := hostileManifest(t, 100, 1, 5<<20)
+	big := scantest.Manifest(t, 100, 1, 5<<20)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/blobs/") && r.Method == http.MethodGet {
 			mu.Lock()
@@ -89,23 +65,8 @@ func TestRegistryMetadataBounds(t *testing.T) {
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 
-	put := func(tag string, body []byte) {
-		req, err := http.NewRequest(http.MethodPut, srv.URL+"/v2/hostile/img/manifests/"+tag, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", string(types.OCIManifestSchema1))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("put %s: %s", tag, resp.Status)
-		}
-	}
-	put("big-config", hostileManifest(t, 64<<20, 1, 0))
-	put("many-layers", hostileManifest(t, 100, MaxLayers+1, 0))
+	scantest.PutManifest(t, srv.URL, "hostile/img", "big-config", scantest.Manifest(t, 64<<20, 1, 0))
+	scantest.PutManifest(t, srv.URL, "hostile/img", "many-layers", scantest.Manifest(t, 100, MaxLayers+1, 0))
 	ref, err := name.ParseReference(host + "/hostile/img:small")
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +154,10 @@ func TestLayoutMetadataBounds(t *testing.T) {
 			}
 		}, "index "},
 		{"manifest", func(t *testing.T, dir string, d v1.Hash) {
-			setManifest(t, dir, d, hostileManifest(t, 100, 1, 5<<20))
+			setManifest(t, dir, d, scantest.Manifest(t, 100, 1, 5<<20))
 		}, "manifest "},
 		{"config", func(t *testing.T, dir string, d v1.Hash) {
-			setManifest(t, dir, d, hostileManifest(t, 64<<20, 1, 0))
+			setManifest(t, dir, d, scantest.Manifest(t, 64<<20, 1, 0))
 		}, "declares an image config"},
 	}
 	for _, c := range cases {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -294,16 +293,7 @@ func TestUpdateErrors(t *testing.T) {
 	}(), "x/corrupt:2")
 	// A manifest declaring a 1 GiB config: refused before any blob is read.
 	huge := strings.Replace(wrongType, "x/db:2", "x/huge:2", 1)
-	m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":"application/vnd.aquasec.trivy.config.v1+json","size":%d,"digest":"sha256:%064x"},"layers":[]}`,
-		ggcrtypes.OCIManifestSchema1, 1<<30, 1)
-	req, err := http.NewRequest(http.MethodPut, "http://"+huge[:strings.Index(huge, "/")]+"/v2/x/huge/manifests/2", strings.NewReader(m))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", string(ggcrtypes.OCIManifestSchema1))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("put manifest: %v %v", resp, err)
-	}
+	scantest.PutManifest(t, "http://"+huge[:strings.Index(huge, "/")], "x/huge", "2", scantest.Manifest(t, 1<<30, 0, 0))
 	tests := []struct {
 		name string
 		opts UpdateOptions

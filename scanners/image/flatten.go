@@ -29,6 +29,9 @@ type flattener struct {
 	whiteout map[string]bool
 	// opaque holds directories whose lower-layer children are hidden.
 	opaque map[string]bool
+	// work counts the bytes of directories hidden looked up; past budget
+	// (maxFlattenWork) the walk fails.
+	work, budget int64
 }
 
 func newFlattener(max int64, logger *slog.Logger) *flattener {
@@ -38,13 +41,32 @@ func newFlattener(max int64, logger *slog.Logger) *flattener {
 		seen:     map[string]bool{},
 		whiteout: map[string]bool{},
 		opaque:   map[string]bool{},
+		budget:   maxFlattenWork,
 	}
 }
 
+// maxPathLen is Linux's PATH_MAX: a longer path cannot be created in a
+// container's filesystem (extracting the layer fails), so such an entry is
+// never a file the image runs. Tar's PAX records allow names of up to
+// 1 MiB, and the flattening's work grows with a path's length times its
+// depth.
+const maxPathLen = 4096
+
+// maxFlattenWork bounds, per walk, the bytes of directory prefixes that
+// hidden looks up: a path of depth d and length n costs up to d*n. 16 GiB
+// (seconds of hashing) is over ten times what an image of a million files
+// of depth 20 and 150 bytes costs; a hostile image of deep 4 KiB paths
+// reaches it instead of hashing for hours.
+const maxFlattenWork = 16 << 30
+
+// errFlattenWork is the error of a walk past maxFlattenWork.
+var errFlattenWork = fmt.Errorf("its paths are too long and deep to flatten (more than %d GiB of directory prefixes to look up); refused as hostile", maxFlattenWork>>30)
+
 // cleanPath turns a tar entry name into a clean relative path. It reports
-// false for names that would leave the root ("../x") or are empty.
+// false for names that would leave the root ("../x"), are empty, or are
+// longer than maxPathLen.
 func cleanPath(name string) (string, bool) {
-	if strings.ContainsRune(name, 0) {
+	if len(name) > maxPathLen+len("./") || strings.ContainsRune(name, 0) {
 		return "", false
 	}
 	n := strings.TrimPrefix(name, "./")
@@ -54,22 +76,26 @@ func cleanPath(name string) (string, bool) {
 		}
 	}
 	p := strings.TrimPrefix(path.Clean("/"+n), "/")
-	if p == "" || p == "." {
+	if p == "" || p == "." || len(p) > maxPathLen {
 		return "", false
 	}
 	return p, true
 }
 
-// hidden reports whether p, which a lower layer holds, is hidden by what the
-// upper layers did.
+// hidden reports whether p (clean), which a lower layer holds, is hidden
+// by what the upper layers did. Its directories are looked up as
+// substrings of p, without allocating; the bytes looked up count towards
+// maxFlattenWork (see visible).
 func (f *flattener) hidden(p string) bool {
 	if f.whiteout[p] {
 		return true
 	}
-	for dir := path.Dir(p); ; dir = path.Dir(dir) {
-		if dir == "." || dir == "/" {
+	for i := strings.LastIndexByte(p, '/'); ; i = strings.LastIndexByte(p[:i], '/') {
+		if i < 0 {
 			return f.opaque["."]
 		}
+		dir := p[:i]
+		f.work += int64(i)
 		if f.whiteout[dir] || f.opaque[dir] {
 			return true
 		}
@@ -78,6 +104,20 @@ func (f *flattener) hidden(p string) bool {
 			return true
 		}
 	}
+}
+
+// visible reports whether p is neither hidden nor seen already, and fails
+// once the walk's lookups passed maxFlattenWork.
+func (f *flattener) visible(layer, p string) (bool, error) {
+	hidden := f.hidden(p)
+	if f.work > f.budget {
+		return false, fmt.Errorf("layer %s: %w", layer, errFlattenWork)
+	}
+	if hidden {
+		return false, nil
+	}
+	_, seen := f.seen[p]
+	return !seen, nil
 }
 
 // layer reads one uncompressed layer tar stream.
@@ -101,7 +141,7 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 		p, ok := cleanPath(hdr.Name)
 		if !ok {
 			if hdr.Name != "./" && hdr.Name != "." && hdr.Name != "/" {
-				f.logger.Warn("skipping layer entry with an unsafe path", "layer", id, "path", hdr.Name)
+				f.logger.Warn("skipping layer entry with an unsafe path (outside the root, or longer than PATH_MAX)", "layer", id, "path", trimmedName(hdr.Name))
 			}
 			continue
 		}
@@ -121,10 +161,10 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 			}
 			continue
 		}
-		if f.hidden(p) {
-			continue
-		}
-		if _, ok := f.seen[p]; ok {
+		if ok, err := f.visible(id, p); !ok || err != nil {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		isDir := hdr.Typeflag == tar.TypeDir
@@ -160,4 +200,13 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 		f.opaque[o] = true
 	}
 	return nil
+}
+
+// trimmedName is a tar entry name for a log line: at most 256 bytes and a
+// count of the rest.
+func trimmedName(name string) string {
+	if len(name) <= 256 {
+		return name
+	}
+	return fmt.Sprintf("%s… (%d bytes more)", name[:256], len(name)-256)
 }

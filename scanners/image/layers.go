@@ -142,7 +142,10 @@ func (im *Image) WalkLayersCached(ctx context.Context, parallel int, visit Visit
 	fl := newFlattener(im.max, im.logger)
 	var kept []Kept
 	for i := len(indexes) - 1; i >= 0; i-- {
-		kept = fl.apply(indexes[i], kept)
+		var err error
+		if kept, err = fl.apply(indexes[i], kept); err != nil {
+			return nil, fmt.Errorf("image %s: %w", im.Name, err)
+		}
 	}
 	return kept, nil
 }
@@ -274,7 +277,7 @@ func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *
 		p, ok := cleanPath(hdr.Name)
 		if !ok {
 			if hdr.Name != "./" && hdr.Name != "." && hdr.Name != "/" {
-				logger.Warn("skipping layer entry with an unsafe path", "layer", id, "path", hdr.Name)
+				logger.Warn("skipping layer entry with an unsafe path (outside the root, or longer than PATH_MAX)", "layer", id, "path", trimmedName(hdr.Name))
 			}
 			continue
 		}
@@ -315,12 +318,12 @@ func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *
 
 // apply lays one layer's index under what the upper layers made, and
 // appends the kept values of its visible files to kept.
-func (f *flattener) apply(idx *LayerIndex, kept []Kept) []Kept {
+func (f *flattener) apply(idx *LayerIndex, kept []Kept) ([]Kept, error) {
 	for _, e := range idx.Entries {
-		if f.hidden(e.Path) {
-			continue
-		}
-		if _, ok := f.seen[e.Path]; ok {
+		if ok, err := f.visible(idx.id, e.Path); !ok || err != nil {
+			if err != nil {
+				return kept, err
+			}
 			continue
 		}
 		f.seen[e.Path] = e.Dir
@@ -337,5 +340,5 @@ func (f *flattener) apply(idx *LayerIndex, kept []Kept) []Kept {
 	for _, o := range idx.Opaques {
 		f.opaque[o] = true
 	}
-	return kept
+	return kept, nil
 }

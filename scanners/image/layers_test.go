@@ -170,8 +170,11 @@ func FuzzFlattenDifferential(f *testing.F) {
 		}
 		fl2 := newFlattener(1<<16, logger)
 		var kept []Kept
+		var err error
 		for i := len(idx) - 1; i >= 0; i-- {
-			kept = fl2.apply(idx[i], kept)
+			if kept, err = fl2.apply(idx[i], kept); err != nil {
+				t.Fatal(err)
+			}
 		}
 		got := map[string]string{}
 		for _, k := range kept {

@@ -49,15 +49,76 @@ const (
 	Interrupted
 )
 
+// Bounds of the command an exec audit carries. An app may pass up to
+// 1 MiB of argv (the supervisor reads 256 strings of 4 KiB); whole, it
+// would go twice into every audit of such an exec and fill the launcher's
+// queue of audits. The console stores at most 16 KiB of a text field, so a
+// message bounded to that keeps the cut mark where the console shows it.
+const (
+	// MaxExecMessage bounds ExecMessage's message, command included.
+	MaxExecMessage = 16 << 10
+	// MaxArgv bounds the bytes of the strings CutArgv keeps.
+	MaxArgv = 64 << 10
+)
+
+// ArgvCutMarker starts the mark that stands for the arguments an audit
+// left out (see ArgvCut).
+const ArgvCutMarker = "…[cut by the defender: "
+
+// ArgvCut is the mark for n bytes in m arguments left out of an audit's
+// command: "…[cut by the defender: 983040 more bytes in 240 more arguments]".
+func ArgvCut(n, m int) string {
+	args := "arguments"
+	if m == 1 {
+		args = "argument"
+	}
+	return fmt.Sprintf("%s%d more bytes in %d more %s]", ArgvCutMarker, n, m, args)
+}
+
+// keptArgs is how many of argv's first strings fit in limit bytes, each
+// counted with one byte of separator, and the bytes of the strings after.
+func keptArgs(argv []string, limit int) (kept, rest int) {
+	size := 0
+	for kept < len(argv) && size+len(argv[kept])+1 <= limit {
+		size += len(argv[kept]) + 1
+		kept++
+	}
+	for _, s := range argv[kept:] {
+		rest += len(s)
+	}
+	return kept, rest
+}
+
+// CutArgv returns argv when its strings hold at most limit bytes (each
+// counted with a separator); else a new slice of the first strings that
+// fit, whole, and a last string ArgvCut saying what was left out. The
+// enforcement decision is made on the whole argv: this is for audits.
+func CutArgv(argv []string, limit int) []string {
+	kept, rest := keptArgs(argv, limit)
+	if kept == len(argv) {
+		return argv
+	}
+	return append(argv[:kept:kept], ArgvCut(rest, len(argv)-kept))
+}
+
 // ExecMessage words a process audit:
 // "/bin/mkdir launched from /bin/dash and is explicitly blocked in the runtime rule. Full command: mkdir test".
+// When the message would be longer than MaxExecMessage, it keeps the
+// command's first arguments, whole, that fit, and ends with an ArgvCut mark.
 func ExecMessage(path, parent string, argv []string, d policy.Decision) string {
 	return ExecMessageAs(path, parent, argv, d, Blocked)
 }
 
 // ExecMessageAs is ExecMessage for what really happened (e) to a prevented exec.
 func ExecMessageAs(path, parent string, argv []string, d policy.Decision, e Enforcement) string {
-	return fmt.Sprintf("%s launched from %s and %s. Full command: %s", path, parent, verdictPhrase(d, e), strings.Join(argv, " "))
+	head := fmt.Sprintf("%s launched from %s and %s. Full command: ", path, parent, verdictPhrase(d, e))
+	// keptArgs counts a separator after the last string too.
+	if kept, _ := keptArgs(argv, MaxExecMessage-len(head)+1); kept < len(argv) {
+		// Room for the mark, with the longest numbers it may hold.
+		kept, rest := keptArgs(argv, MaxExecMessage-len(head)-len(ArgvCut(1<<30, 1<<30)))
+		argv = append(argv[:kept:kept], ArgvCut(rest, len(argv)-kept))
+	}
+	return head + strings.Join(argv, " ")
 }
 
 // DNSMessage words a DNS audit: "DNS resolution of suspicious name yahoo.com".

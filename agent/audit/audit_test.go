@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +39,73 @@ func TestExecMessage(t *testing.T) {
 	}
 	if got := DNSMessage("yahoo.com"); got != "DNS resolution of suspicious name yahoo.com" {
 		t.Errorf("dns message %q", got)
+	}
+}
+
+// longArgv is the longest argv the supervisor reads: 256 strings, the
+// name and 255 of 4,095 bytes (1 MiB with their NULs).
+func longArgv() []string {
+	argv := []string{"nc"}
+	for i := 1; i < 256; i++ {
+		argv = append(argv, strings.Repeat(fmt.Sprint(i%10), 4095))
+	}
+	return argv
+}
+
+func TestCutArgv(t *testing.T) {
+	long := longArgv()
+	tests := []struct {
+		name  string
+		argv  []string
+		limit int
+		want  []string
+	}{
+		{"small", []string{"mkdir", "test"}, MaxArgv, []string{"mkdir", "test"}},
+		{"none", nil, MaxArgv, nil},
+		{"exactly the limit", []string{"ab", "cd"}, 6, []string{"ab", "cd"}},
+		{"one byte more", []string{"ab", "cd"}, 5, []string{"ab", "…[cut by the defender: 2 more bytes in 1 more argument]"}},
+		{"first string too long", []string{"abcdef", "g"}, 4, []string{"…[cut by the defender: 7 more bytes in 2 more arguments]"}},
+		// "nc" and 15 strings of 4,095 bytes: 61,443 bytes with their
+		// separators; a 16th would make 65,539.
+		{"1 MiB", long, MaxArgv, append(slices.Clip(long[:16]), "…[cut by the defender: 982800 more bytes in 240 more arguments]")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CutArgv(tt.argv, tt.limit)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %d strings, the last of them %.80q; want %d, %.80q", len(got), got[max(0, len(got)-1):], len(tt.want), tt.want[max(0, len(tt.want)-1):])
+			}
+		})
+	}
+	if !slices.Equal(long, longArgv()) {
+		t.Error("CutArgv changed the caller's argv")
+	}
+}
+
+// TestExecMessageCut: a command that would make the message longer than
+// MaxExecMessage keeps its first arguments, whole, and says what it left
+// out; a message of exactly MaxExecMessage bytes is whole.
+func TestExecMessageCut(t *testing.T) {
+	d := policy.Decision{Effect: policy.EffectPrevent, Reason: policy.ReasonDenied, Entry: "nc"}
+	head := "/usr/bin/nc launched from /bin/sh and is explicitly blocked in the runtime rule. Full command: "
+	long := longArgv()
+	got := ExecMessage("/usr/bin/nc", "/bin/sh", long, d)
+	// "nc" and 3 strings of 4,095 bytes (12,291 bytes) fit in 16 KiB
+	// with the head and the mark; a fourth does not.
+	want := head + strings.Join(long[:4], " ") + " …[cut by the defender: 1031940 more bytes in 252 more arguments]"
+	if got != want {
+		t.Errorf("got %d bytes ending %q, want %d ending %q", len(got), got[max(0, len(got)-80):], len(want), want[len(want)-80:])
+	}
+	if len(got) > MaxExecMessage {
+		t.Errorf("message of %d bytes, the bound is %d", len(got), MaxExecMessage)
+	}
+	fits := []string{"nc", strings.Repeat("x", MaxExecMessage-len(head)-3)}
+	if got := ExecMessage("/usr/bin/nc", "/bin/sh", fits, d); got != head+"nc "+fits[1] {
+		t.Errorf("a message of exactly %d bytes was cut to %d", MaxExecMessage, len(got))
+	}
+	fits[1] += "x"
+	if got := ExecMessage("/usr/bin/nc", "/bin/sh", fits, d); got != head+"nc …[cut by the defender: "+fmt.Sprint(len(fits[1]))+" more bytes in 1 more argument]" {
+		t.Errorf("a message one byte too long: %.200q", got)
 	}
 }
 

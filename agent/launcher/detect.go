@@ -119,7 +119,7 @@ func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) super
 	if real == "" {
 		real = e.Path
 	}
-	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: e.ParentExe(), Argv: e.Args()}, nil, false)
+	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: e.ParentExe(), Argv: audit.CutArgv(e.Args(), audit.MaxArgv)}, nil, false)
 }
 
 // isEntryExec reports whether e is the exec of the launched program itself:

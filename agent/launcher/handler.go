@@ -221,10 +221,12 @@ func (h *handler) emit(a api.Audit) {
 	}
 }
 
-// maxQueuedBytes bounds the audits waiting for the sidecar by size: an exec
-// audit holds the argv the app passed (up to 256 strings of 4 KiB, 1 MiB),
-// so the queue's 4,096 audits could hold gigabytes while the sidecar does
-// not read. Past it, audits are dropped and counted as on a full queue.
+// maxQueuedBytes bounds the audits waiting for the sidecar by size: an
+// audit may hold up to a few hundred KiB (an exec's command, cut to
+// audit.MaxExecMessage and audit.MaxArgv, a threat's process tree of 16
+// command lines), so the queue's 4,096 audits could hold gigabytes while
+// the sidecar does not read. Past it, audits are dropped and counted as on
+// a full queue.
 const maxQueuedBytes = 64 << 20
 
 // auditSize is about how many bytes a queued audit holds.
@@ -357,11 +359,16 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 		if real == "" {
 			real = e.Path
 		}
+		// The audit's command is cut (the message to 16 KiB, the detail
+		// to 64 KiB): an app may pass 1 MiB of argv, and whole it would
+		// fill the queue of audits. The verdict above and the repeat's
+		// key saw all of it.
+		shown := audit.CutArgv(argv, audit.MaxArgv)
 		h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
 			return api.Audit{
 				Kind: api.AuditProcess, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
 				Message: audit.ExecMessageAs(e.Path, parent, argv, d, enf),
-				Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: parent, Argv: argv, PID: e.PID},
+				Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: parent, Argv: shown, PID: e.PID},
 			}
 		})
 	}

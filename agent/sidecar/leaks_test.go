@@ -1,15 +1,10 @@
 package sidecar
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"runtime"
 	"sync"
@@ -31,33 +26,27 @@ import (
 func TestShipperForgetsGoneBatches(t *testing.T) {
 	const rounds = 300
 	cc, c := newConsole(t, &policy.Policy{})
-	target, _ := url.Parse(cc.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = cc.HTTP.Transport
 	flaky := regexp.MustCompile(`flaky \d+`)
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	// In front of the real console: a batch holding "flaky N" fails with
 	// 500 the first time and is refused (400) after that.
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if m := flaky.Find(body); m != nil {
-			mu.Lock()
-			again := seen[string(m)]
-			seen[string(m)] = true
-			mu.Unlock()
-			if again {
-				http.Error(w, `{"error":"bad batch"}`, http.StatusBadRequest)
-			} else {
-				http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
-			}
-			return
+	via := consoleBehind(t, cc, c, func(w http.ResponseWriter, body []byte) bool {
+		m := flaky.Find(body)
+		if m == nil {
+			return false
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
-	via := &Console{BaseURL: proxy.URL, Token: c.Token, HTTP: proxy.Client()}
+		mu.Lock()
+		again := seen[string(m)]
+		seen[string(m)] = true
+		mu.Unlock()
+		if again {
+			http.Error(w, `{"error":"bad batch"}`, http.StatusBadRequest)
+		} else {
+			http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
+		}
+		return true
+	})
 	s := NewShipper(via, t.TempDir(), nil)
 	ctx := context.Background()
 	most := 0
@@ -150,26 +139,21 @@ func TestInventoryQueueBounded(t *testing.T) {
 func TestShipperSpoolsWhileDelivering(t *testing.T) {
 	const audits = 5000
 	cc, c := newConsole(t, &policy.Policy{})
-	target, _ := url.Parse(cc.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = cc.HTTP.Transport
 	held := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var once sync.Once
 	// In front of the real console: the first request waits for release.
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	via := consoleBehind(t, cc, c, func(http.ResponseWriter, []byte) bool {
 		first := false
 		once.Do(func() { first = true })
 		if first {
 			held <- struct{}{}
 			<-release
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+		return false
+	})
 	free := sync.OnceFunc(func() { close(release) })
 	defer free() // before the proxy closes: a failed test leaves no request held
-	via := &Console{BaseURL: proxy.URL, Token: c.Token, HTTP: proxy.Client()}
 	spool := t.TempDir()
 	s := NewShipper(via, spool, nil)
 	s.FlushEvery = 10 * time.Millisecond

@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -310,20 +308,13 @@ func TestShipperBacksOffOnServerErrors(t *testing.T) {
 // real console, which takes records one by one, has no such batch).
 func TestShipperSetsAsidePoisonBatch(t *testing.T) {
 	cc, c := newConsole(t, &policy.Policy{})
-	target, _ := url.Parse(cc.URL)
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.Transport = cc.HTTP.Transport
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if bytes.Contains(body, []byte("crashes the console")) {
-			http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
-			return
+	via := consoleBehind(t, cc, c, func(w http.ResponseWriter, body []byte) bool {
+		if !bytes.Contains(body, []byte("crashes the console")) {
+			return false
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
-	via := &Console{BaseURL: proxy.URL, Token: c.Token, HTTP: proxy.Client()}
+		http.Error(w, `{"error":"internal error"}`, http.StatusInternalServerError)
+		return true
+	})
 	s := NewShipper(via, t.TempDir(), nil)
 	s.FlushEvery, s.MinBackoff = 10*time.Millisecond, 10*time.Millisecond
 	s.Add(rec("crashes the console"))

@@ -1,12 +1,15 @@
 package sidecar
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +39,35 @@ func newConsole(t *testing.T, p *policy.Policy) (*consoletest.Console, *Console)
 }
 
 const testFamily = "twistlock-fargate-task"
+
+// consoleBehind returns the sidecar's view of the real console cc, with
+// c's token, through a proxy on loopback that shows each request's body to
+// front first: front answers the request itself (and returns true), or
+// returns false and the request goes on to the console, body and all. The
+// proxy closes when the test ends.
+func consoleBehind(t *testing.T, cc *consoletest.Console, c *Console, front func(w http.ResponseWriter, body []byte) (answered bool)) *Console {
+	t.Helper()
+	target, err := url.Parse(cc.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = cc.HTTP.Transport
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if front(w, body) {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	return &Console{BaseURL: proxy.URL, Token: c.Token, HTTP: proxy.Client()}
+}
 
 // setPolicy replaces the console's runtime and WAF rules with p's, through
 // the admin API; every call makes a new revision.

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +215,163 @@ func TestLargeFrameNotKept(t *testing.T) {
 	t.Logf("%d links after a 4 MiB frame each: live heap %+.1f MiB", links, float64(grown)/(1<<20))
 	if grown > links<<20 {
 		t.Errorf("the live heap grew by %.1f MiB for %d idle links that each carried one 4 MiB frame; want under %d MiB", float64(grown)/(1<<20), links, links)
+	}
+}
+
+// refusals keeps the warnings about refused links logged through it.
+type refusals struct {
+	slog.Handler
+	mu    sync.Mutex
+	warns []string
+}
+
+func (h *refusals) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *refusals) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn && strings.Contains(r.Message, "refusing") {
+		h.mu.Lock()
+		h.warns = append(h.warns, r.Message)
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *refusals) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *refusals) WithGroup(string) slog.Handler      { return h }
+
+// TestLinksCapped: the socket is open to every process of the task, and
+// each link costs the sidecar a descriptor, a 64 KiB buffer and two
+// goroutines. A process opens MaxConns+extra links and keeps them open:
+// MaxConns are served (each is sent the policy), the extra ones are
+// closed at once, with one warning for the burst; the sidecar's
+// goroutines and descriptors grow by what MaxConns links hold, not more.
+// Once some links close, a real launcher links (refused at first or not,
+// it dials again), its audit arrives, and the links that stayed open all
+// the while still get the next policy.
+func TestLinksCapped(t *testing.T) {
+	const limit, extra = 32, 48
+	path := filepath.Join(t.TempDir(), "d.sock")
+	audits := make(chan api.Audit, 16)
+	log := &refusals{}
+	srv := NewServer(func(a api.Audit) { audits <- a }, slog.New(log))
+	srv.MaxConns = limit
+	srv.SetPolicy(&policy.Policy{Revision: 1})
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	goroutines, fds := runtime.NumGoroutine(), testenv.OpenFDs(t)
+	// readRevision reads a link's next policy frame: its revision, or 0
+	// when the sidecar closed the link.
+	readRevision := func(c net.Conn) int64 {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var f Frame
+		if err := json.NewDecoder(c).Decode(&f); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the sidecar neither served nor closed a link")
+			}
+			return 0
+		}
+		if f.Policy == nil {
+			t.Fatalf("first frame %+v, want the policy", f)
+		}
+		return f.Policy.Revision
+	}
+	var open []net.Conn
+	refused := 0
+	for range limit + extra {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if readRevision(c) == 1 {
+			open = append(open, c)
+		} else {
+			refused++
+			c.Close()
+		}
+	}
+	gAfter, fAfter := runtime.NumGoroutine(), testenv.OpenFDs(t)
+	// The test's own ends of the links served are open descriptors too.
+	sidecarFDs := fAfter - fds - len(open)
+	t.Logf("%d links: %d served, %d refused (Refused %d); goroutines %+d, sidecar descriptors %+d", limit+extra, len(open), refused, srv.Refused(), gAfter-goroutines, sidecarFDs)
+	if len(open) != limit || refused != extra || srv.Refused() != extra {
+		t.Fatalf("%d links served and %d refused (Refused %d), want %d and %d", len(open), refused, srv.Refused(), limit, extra)
+	}
+	if gAfter-goroutines > 2*limit+5 || sidecarFDs > limit+5 {
+		t.Errorf("%d links open: %d more goroutines and %d more sidecar descriptors, want at most %d and %d", limit, gAfter-goroutines, sidecarFDs, 2*limit+5, limit+5)
+	}
+	// A launcher whose app starts now, while the cap is reached: its link
+	// is refused, and it links once a few others close.
+	freed := false
+	freeSome := func() {
+		if !freed {
+			// Only once the launcher's link was refused.
+			for deadline := time.Now().Add(20 * time.Second); srv.Refused() == extra; runtime.Gosched() {
+				if time.Now().After(deadline) {
+					t.Fatal("the launcher's link, made at the cap, was neither served nor refused")
+				}
+			}
+			for _, c := range open[:4] {
+				c.Close()
+			}
+			open, freed = open[4:], true
+		}
+	}
+	var cl *Client
+	for deadline := time.Now().Add(20 * time.Second); ; runtime.Gosched() {
+		// A refused link may be closed before the hello is written.
+		if cl, err = Dial(path, policy.Identity{Container: "app"}); err == nil {
+			break
+		}
+		freeSome()
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	revs := make(chan int64, 4)
+	go func() { _ = cl.Policies(func(p *policy.Policy) { revs <- p.Revision }) }()
+	freeSome()
+	select {
+	case <-revs:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the launcher got no policy after links closed")
+	}
+	if err := cl.Send(context.Background(), []api.Audit{{ID: "late", Message: "late launcher"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-audits:
+		if a.Message != "late launcher" {
+			t.Fatalf("audit %q, want the late launcher's", a.Message)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the late launcher's audit did not arrive")
+	}
+	if err := cl.Close(); err != nil {
+		t.Error(err)
+	}
+	srv.SetPolicy(&policy.Policy{Revision: 2})
+	for i, c := range open {
+		if r := readRevision(c); r != 2 {
+			t.Fatalf("link %d served before the cap was reached got revision %d, want 2: it was dropped", i, r)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	if len(log.warns) != 1 {
+		t.Errorf("%d warnings for one burst of refused links, want 1: %q", len(log.warns), log.warns)
 	}
 }

@@ -45,15 +45,33 @@ type Frame struct {
 	Ack uint64 `json:"ack,omitempty"`
 }
 
+// DefaultMaxConns is how many links a Server serves at once unless told
+// otherwise. A task holds at most 10 containers (an ECS quota) and each
+// app container one launcher with one link (a launcher that links again
+// has closed its old link first), so a real task needs 10 links, a few
+// more for a moment while the sidecar sees old links end. The socket is
+// open to every process of the task: each link costs a 64 KiB buffer, two
+// goroutines and a descriptor, and up to maxFrame while a long frame is
+// read, so the cap bounds that (64 × 8 MiB at worst) rather than the
+// sidecar's descriptor limit.
+const DefaultMaxConns = 64
+
 // Server is the sidecar's end. Policies given to SetPolicy reach every
 // connected launcher; audits from launchers go to the Audits func.
 type Server struct {
+	// MaxConns bounds the links served at once (0: DefaultMaxConns). A
+	// link made while that many are open is closed at once, unread (the
+	// launcher dials again, with backoff); links already open are never
+	// dropped for it. Set it before Serve.
+	MaxConns int
+
 	mu      sync.Mutex
 	current *policy.Policy
 	conns   map[*serverConn]bool
 	audits  func(api.Audit)
 	invs    func(api.Inventory)
 	log     *slog.Logger
+	refused atomic.Int64
 }
 
 type serverConn struct {
@@ -120,12 +138,21 @@ func Listen(path string) (net.Listener, error) {
 }
 
 // Serve accepts launchers until ctx ends; it returns once every
-// connection it accepted is closed.
+// connection it accepted is closed. At most MaxConns links are served at
+// once: one made beyond is closed at once. The first link refused logs a
+// warning; the next link served ends that burst of refusals and logs how
+// many there were.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	limit := s.MaxConns
+	if limit <= 0 {
+		limit = DefaultMaxConns
+	}
 	go func() {
 		<-ctx.Done()
 		l.Close()
 	}()
+	slots := make(chan struct{}, limit)
+	var burst int64 // links refused since the last one served
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -136,9 +163,30 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return fmt.Errorf("accept launcher: %w", err)
 		}
-		wg.Go(func() { s.handle(ctx, c) })
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.refused.Add(1) // before the launcher can see the close
+			c.Close()
+			if burst == 0 {
+				s.log.Warn("refusing launcher links: as many as the cap are open; more are refused until one closes", "cap", limit)
+			}
+			burst++
+			continue
+		}
+		if burst > 0 {
+			s.log.Info("serving launcher links again", "refused", burst)
+			burst = 0
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.handle(ctx, c)
+		})
 	}
 }
+
+// Refused is how many links were refused because MaxConns were open.
+func (s *Server) Refused() int64 { return s.refused.Load() }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
 	sc := &serverConn{c: c}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
@@ -113,5 +114,61 @@ func TestFamiliesSeenBounded(t *testing.T) {
 	}
 	if !strings.Contains(page.body, "<li>steady</li>") {
 		t.Error("the overview does not list the family seen last")
+	}
+}
+
+// A defender whose policy has not changed only ever gets 304 from its
+// long-poll. It is seen all the same: with the bound lowered to 100 and
+// 1,000 other families fetching policy, a family whose defender only
+// long-polls (If-None-Match with the current ETag, held until its wait
+// ends, 304) stays in the families seen. Before, a 304 did not count as a
+// sighting, so such a family was never listed at all.
+func TestLongPollingFamilySeen(t *testing.T) {
+	defer func(n int) { maxFamiliesSeen = n }(maxFamiliesSeen)
+	maxFamiliesSeen = 100
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	// The ETag a defender kept from before (an admin's fetch is no defender's).
+	r := e.do("GET", api.PathAgentPolicy, basic(auth.RoleAdmin), "")
+	etag := r.header.Get("ETag")
+	if r.status != 200 || etag == "" {
+		t.Fatalf("admin policy fetch: %d ETag %q", r.status, etag)
+	}
+	quiet := e.agentClient("quiet")
+	const families = 1000
+	for i := range families {
+		if _, _, _, err := e.agentClient(fmt.Sprintf("fam-%04d", i)).AgentPolicy(ctx, "", 0); err != nil {
+			t.Fatalf("family %d: %v", i, err)
+		}
+		if i%10 != 0 {
+			continue
+		}
+		// Held until its wait ends, then 304.
+		_, _, modified, err := quiet.AgentPolicy(ctx, etag, time.Millisecond)
+		if err != nil || modified {
+			t.Fatalf("long-poll %d: modified %v, %v; want 304", i, modified, err)
+		}
+	}
+	r = e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	if want := `taskguard_console_defender_last_seen_timestamp_seconds{task_family="quiet"}`; !strings.Contains(r.body, want) {
+		t.Errorf("metrics lack %s: a defender answered only 304 is not seen", want)
+	}
+	page := e.do("GET", "/", basic(auth.RoleAuditor), "")
+	if page.status != 200 {
+		t.Fatalf("overview: %d", page.status)
+	}
+	if !strings.Contains(page.body, "<li>quiet</li>") {
+		t.Error("the overview does not list the family whose defender only long-polls")
+	}
+	// A 304 without a wait counts too.
+	if _, _, modified, err := e.agentClient("quieter").AgentPolicy(ctx, etag, 0); err != nil || modified {
+		t.Fatalf("conditional fetch: modified %v, %v; want 304", modified, err)
+	}
+	r = e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if !strings.Contains(r.body, `task_family="quieter"`) {
+		t.Error("a defender answered 304 at once is not seen")
 	}
 }

@@ -172,3 +172,50 @@ func TestLongPollingFamilySeen(t *testing.T) {
 		t.Error("a defender answered 304 at once is not seen")
 	}
 }
+
+// logLine returns the request log line of the request with id.
+func (e *testEnv) logLine(id string) string {
+	e.t.Helper()
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"id":"`+id+`"`) {
+			return line
+		}
+	}
+	e.t.Fatalf("no request log line with id %s", id)
+	return ""
+}
+
+// The method and path of a request are the client's, up to the 64 KiB
+// header limit, before authentication, and the request log line kept them
+// whole: a 60 KiB made-up method made a 60 KiB line. Now a method HTTP does
+// not define is logged by its first 16 bytes and its length, a path past
+// 512 bytes by those and its length.
+func TestRequestLogBounded(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	long := strings.Repeat("M", 60<<10)
+	tests := []struct {
+		name, method, path string
+		status             int
+		want               string // in the line
+	}{
+		{"60 KiB method", "X" + long, api.PathPing, 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`},
+		{"60 KiB path", "GET", "/" + strings.Repeat("p", 60<<10), 404, `…(61441 bytes)"`},
+		{"known method, short path", "GET", api.PathPing, 200, `"method":"GET","path":"` + api.PathPing + `"`},
+		{"short made-up method", "BREW", api.PathPing, 405, `"method":"BREW"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, "", "")
+			if r.status != tt.status {
+				t.Fatalf("%d, want %d", r.status, tt.status)
+			}
+			line := e.logLine(r.header.Get("X-Request-ID"))
+			if len(line) > 1024 {
+				t.Errorf("log line of %d bytes, want at most 1 KiB: %.200s…", len(line), line)
+			}
+			if !strings.Contains(line, tt.want) {
+				t.Errorf("log line %.300s lacks %s", line, tt.want)
+			}
+		})
+	}
+}

@@ -2,14 +2,19 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to count rows
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/store/postgres"
+	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
 )
 
 // metricSeries counts the series of a metric family in a /metrics body.
@@ -217,5 +222,120 @@ func TestRequestLogBounded(t *testing.T) {
 				t.Errorf("log line %.300s lacks %s", line, tt.want)
 			}
 		})
+	}
+}
+
+// A request refused by a lockout records nothing new. An address locked
+// out for trying too many users kept adding two login_failures rows (the
+// user's count and the user-from-address count) for every new user name it
+// tried, and a user locked out for guesses from too many addresses a row
+// (the user-from-address count) for every new address; only the purge, ten
+// minutes on, bounded them, so by the attack's rate. Over HTTPS, on SQLite
+// and PostgreSQL: after the lockout, 2,000 more attempts, each with a new
+// user name (or 500, each from a new loopback address), are all refused
+// with 429 and add no row (4,000 or 500 before).
+func TestLockedOutAttemptsAddNoRows(t *testing.T) {
+	const lockout = 20
+	// guess sends a wrong password for user from address ip.
+	var last struct {
+		ip string
+		c  *http.Client
+	}
+	guess := func(t *testing.T, e *testEnv, ip, user string) response {
+		t.Helper()
+		if last.c == nil || last.ip != ip {
+			if last.c != nil {
+				last.c.CloseIdleConnections()
+			}
+			last.ip, last.c = ip, clientFrom(e, ip)
+		}
+		return e.doWith(last.c, "GET", api.PathPolicies, "basic "+user+" wrong-password", "")
+	}
+	tests := []struct {
+		name     string
+		throttle auth.ThrottleConfig
+		attempts int
+		// from is the address and user of attempt i (i < 0: those locking out).
+		from func(i int) (ip, user string)
+	}{
+		{"one address, many users", auth.ThrottleConfig{AddressLockout: lockout}, 2000,
+			func(i int) (string, string) { return "127.0.0.1", fmt.Sprintf("nobody-%d", i+lockout+1) }},
+		{"one user, many addresses", auth.ThrottleConfig{UserLockout: lockout}, 500,
+			func(i int) (string, string) {
+				n := i + lockout + 1
+				return fmt.Sprintf("127.0.%d.%d", 1+n/250, 1+n%250), "alice"
+			}},
+	}
+	check := func(t *testing.T, e *testEnv, rows func() int, attempts int, from func(int) (string, string)) {
+		defer func() {
+			if last.c != nil {
+				last.c.CloseIdleConnections()
+			}
+			last.c = nil
+		}()
+		// The first lockout attempts are counted; the one past the limit
+		// is refused.
+		for i := -lockout - 1; i < 0; i++ {
+			ip, user := from(i)
+			if r := guess(t, e, ip, user); (r.status == http.StatusTooManyRequests) != (i == -1) {
+				t.Fatalf("lockout attempt %d: %d", lockout+2+i, r.status)
+			}
+		}
+		locked := rows()
+		if locked > 2*(lockout+1)+1 { // a pair, a user and an address each
+			t.Fatalf("%d rows after the lockout, want at most %d", locked, 2*(lockout+1)+1)
+		}
+		for i := range attempts {
+			ip, user := from(i)
+			if r := guess(t, e, ip, user); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "600" {
+				t.Fatalf("attempt %d: %d Retry-After %q, want 429 after 600s", i, r.status, r.header.Get("Retry-After"))
+			}
+		}
+		after := rows()
+		t.Logf("login_failures rows: %d after the lockout, %d after %d more attempts", locked, after, attempts)
+		if after > locked {
+			t.Errorf("%d attempts refused by the lockout added %d rows", attempts, after-locked)
+		}
+		// The lockout is the same: it ends a window after it began.
+		e.advance(10 * time.Minute)
+		ip, user := from(attempts)
+		if r := guess(t, e, ip, user); r.status != http.StatusUnauthorized {
+			t.Errorf("after the window: %d, want 401", r.status)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Run("sqlite", func(t *testing.T) {
+				e := newTestEnv(t, tt.throttle)
+				check(t, e, countRows(t, "sqlite", e.dbPath, "login_failures"), tt.attempts, tt.from)
+			})
+			t.Run("postgres", func(t *testing.T) {
+				url := pgtest.Start(t).NewDatabase(t)
+				st, err := postgres.Open(context.Background(), url, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				check(t, newTestEnvOn(t, st, tt.throttle, nil), countRows(t, "pgx", url, "login_failures"), tt.attempts, tt.from)
+			})
+		})
+	}
+}
+
+// countRows returns a function counting the rows of table over its own
+// connection to the database at dsn (driver "sqlite" or "pgx").
+func countRows(t *testing.T, driver, dsn, table string) func() int {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", table, err)
+		}
+		return n
 	}
 }

@@ -1,18 +1,25 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to count rows
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
 )
@@ -337,5 +344,163 @@ func countRows(t *testing.T, driver, dsn, table string) func() int {
 			t.Fatalf("count %s: %v", table, err)
 		}
 		return n
+	}
+}
+
+// maxSQLiteConns is the most connections the test below lets a SQLite store
+// open (sqlstore bounds it lower).
+const maxSQLiteConns = 16
+
+// dbFDs counts this process's descriptors open on the files of the SQLite
+// database at path (the database, its -wal and -shm).
+func dbFDs(path string) int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	n := 0
+	for _, ent := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + ent.Name()); err == nil && strings.HasPrefix(target, path) {
+			n++
+		}
+	}
+	return n
+}
+
+// A SQLite store had no bound on its connections: 500 requests at once
+// opened up to 500 (each with the database file and its log open, and
+// schema and cache of its own), every writer among them waiting in SQLite's
+// busy handler. Over HTTPS (connections opened beforehand, so the burst
+// makes no TLS handshake), 250 audit batches posted and 250 audit pages
+// read at once: every request answers, every record is stored, no
+// SQLITE_BUSY is logged, and the store never holds more than its bound of
+// connections (sampled from db.Stats and /proc/self/fd while the requests
+// run).
+func TestSQLiteConnectionsBounded(t *testing.T) {
+	const requests, perBatch = 500, 10
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	db := e.store.(interface{ Stats() sql.DBStats })
+	agent := "Bearer " + agentToken(t, e, "burst")
+	auditor := "Bearer " + e.login(userOf(auth.RoleAuditor), passwords[auth.RoleAuditor]).Token
+
+	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = requests, requests
+	client := &http.Client{Transport: tr}
+	t.Cleanup(client.CloseIdleConnections)
+	// Open the connections, 16 handshakes at a time, each held until all are open.
+	var warm sync.WaitGroup
+	handshakes := make(chan struct{}, 16)
+	open := make(chan *http.Response, requests)
+	for range requests {
+		warm.Go(func() {
+			handshakes <- struct{}{}
+			req, _ := http.NewRequest("GET", e.url+api.PathPing, nil)
+			resp, err := client.Do(req)
+			<-handshakes
+			if err != nil {
+				t.Errorf("warm-up: %v", err)
+				return
+			}
+			open <- resp
+		})
+	}
+	warm.Wait()
+	close(open)
+	for resp := range open {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	start, done := make(chan struct{}), make(chan struct{})
+	type peaks struct{ conns, fds int }
+	sampled := make(chan peaks)
+	go func() {
+		var p peaks
+		for {
+			select {
+			case <-done:
+				sampled <- p
+				return
+			default:
+			}
+			p.conns = max(p.conns, db.Stats().OpenConnections)
+			p.fds = max(p.fds, dbFDs(e.dbPath))
+			runtime.Gosched()
+		}
+	}()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored, failures := 0, []string{}
+	for i := range requests {
+		wg.Go(func() {
+			var req *http.Request
+			if i%2 == 0 {
+				audits := make([]api.Audit, perBatch)
+				for j := range audits {
+					audits[j] = auditFor(fmt.Sprintf("b%03d-%d", i, j), api.AuditDNS, policy.EffectAlert, "DNS resolution of suspicious name yahoo.com")
+				}
+				body, _ := json.Marshal(api.AuditBatch{Audits: audits})
+				req, _ = http.NewRequest("POST", e.url+api.PathAgentAudits, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", agent)
+			} else {
+				req, _ = http.NewRequest("GET", e.url+api.PathRuntimeAudits+"?limit=50", nil)
+				req.Header.Set("Authorization", auditor)
+			}
+			<-start
+			resp, err := client.Do(req)
+			var fail string
+			var res api.AuditIngestResponse
+			switch {
+			case err != nil:
+				fail = err.Error()
+			case i%2 == 0 && resp.StatusCode != http.StatusAccepted, i%2 == 1 && resp.StatusCode != http.StatusOK:
+				b, _ := io.ReadAll(resp.Body)
+				fail = fmt.Sprintf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, b)
+			case i%2 == 0:
+				if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || res.Stored != perBatch {
+					fail = fmt.Sprintf("batch %d: %+v, %v; want %d stored", i, res, err, perBatch)
+				}
+			}
+			if resp != nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			mu.Lock()
+			stored += res.Stored
+			if fail != "" {
+				failures = append(failures, fail)
+			}
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(done)
+	p := <-sampled
+	stats := db.Stats()
+	t.Logf("%d requests at once: at most %d connections open (bound %d), %d descriptors on the database files; %d waited for a connection",
+		requests, p.conns, stats.MaxOpenConnections, p.fds, stats.WaitCount)
+	for i, f := range failures {
+		if i == 5 {
+			t.Errorf("… %d failures in all", len(failures))
+			break
+		}
+		t.Errorf("request failed: %s", f)
+	}
+	if want := requests / 2 * perBatch; stored != want {
+		t.Errorf("%d audits stored, want %d", stored, want)
+	}
+	if logs := e.logs.String(); strings.Contains(logs, "SQLITE_BUSY") || strings.Contains(logs, "database is locked") {
+		t.Error("the log shows SQLITE_BUSY")
+	}
+	if stats.MaxOpenConnections < 1 || stats.MaxOpenConnections > maxSQLiteConns {
+		t.Errorf("the SQLite store's connections are bounded at %d (0: none), want 1 to %d", stats.MaxOpenConnections, maxSQLiteConns)
+	}
+	if p.conns > maxSQLiteConns {
+		t.Errorf("%d connections open at once, want at most %d", p.conns, maxSQLiteConns)
+	}
+	if p.fds > 3*maxSQLiteConns {
+		t.Errorf("%d descriptors open on the database files at once, want at most %d", p.fds, 3*maxSQLiteConns)
 	}
 }

@@ -13,18 +13,6 @@ import (
 	"github.com/taskguard/taskguard/console/store"
 )
 
-// auditBatch is n audits with IDs unique to tag.
-func auditBatch(tag string, n int) []api.Audit {
-	out := make([]api.Audit, n)
-	now := time.Now()
-	for i := range out {
-		out[i] = api.Audit{ID: fmt.Sprintf("%s-%d", tag, i), Time: now, TaskFamily: "web", TaskID: "t", Container: "app",
-			Kind: api.AuditDNS, Effect: policy.EffectPrevent, Rule: "seeds", Message: "DNS resolution of suspicious name yahoo.com",
-			Network: &api.NetworkDetail{Direction: "dns", Domain: "yahoo.com"}}
-	}
-	return out
-}
-
 // burst makes n concurrent calls on db, half storing a batch of 10 audits,
 // half reading a page of 50, and returns how many failed and the first
 // failure.
@@ -38,7 +26,12 @@ func burst(db *DB, tag string, n int) (failed int, first error) {
 			<-start
 			var err error
 			if i%2 == 0 {
-				_, err = db.InsertAudits(ctx, auditBatch(fmt.Sprintf("%s-%d", tag, i), 10), time.Now())
+				audits := make([]api.Audit, 10)
+				for j := range audits {
+					audits[j] = api.Audit{ID: fmt.Sprintf("%s-%d-%d", tag, i, j), Time: time.Now(), TaskFamily: "web",
+						Kind: api.AuditDNS, Effect: policy.EffectAlert, Message: "DNS resolution of a suspicious name"}
+				}
+				_, err = db.InsertAudits(ctx, audits, time.Now())
 			} else {
 				_, err = db.Audits(ctx, store.AuditQuery{Limit: 50})
 			}

@@ -30,9 +30,9 @@ const openBusyWait = 10 * time.Second
 // its log open and a schema and page cache of its own, opened and closed
 // again per burst), every writer among them waiting in SQLite's busy
 // handler. BenchmarkSQLitePool (bursts of 250 audit batches stored and 250
-// pages read at once) takes about a quarter of the unbounded time with 2 to
-// 16 connections alike (medians of 7 interleaved rounds on 2 cores: 2.1 s
-// unbounded, 0.49 to 0.56 s bounded); 8 leaves room for a few slow reads
+// pages read at once) takes about a sixth of the unbounded time with 2 to
+// 16 connections alike (medians of 7 interleaved rounds on 2 cores: 1.49 s
+// unbounded, 0.22 to 0.28 s bounded); 8 leaves room for a few slow reads
 // (a text search over many audits) without holding up the rest. Requests
 // past the bound wait for a connection (database/sql's queue, ended by the
 // request's context).

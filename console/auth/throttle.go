@@ -89,26 +89,51 @@ func keysFor(username, source string) attemptKeys {
 
 // attempt counts one attempt. It returns how long the caller must wait when
 // a count is past its limit (refuse with 429), else 0 and the count of the
-// user from this address (for the delay). The counts are taken one after the
-// other, stopping at the first refusal, so a guesser locked out on one
-// address does not also use up the user's count from every address.
+// user from this address (for the delay).
+//
+// An attempt any of whose counts is already past its limit is refused
+// before anything is counted: an address locked out trying one user name
+// after another would otherwise add a count (a row) for each new name and
+// pair, bounded only by its rate until the counts are forgotten. Otherwise
+// the counts are taken one after the other, stopping at the first refusal,
+// so a guesser locked out on one address does not also use up the user's
+// count from every address.
 func (t *throttle) attempt(ctx context.Context, k attemptKeys, now time.Time) (wait time.Duration, pair int, err error) {
-	for _, c := range []struct {
+	counts := []struct {
 		key   string
 		limit int
-	}{{k.pair, t.cfg.Lockout}, {k.user, t.cfg.UserLockout}, {k.addr, t.cfg.AddressLockout}} {
+	}{{k.pair, t.cfg.Lockout}, {k.user, t.cfg.UserLockout}, {k.addr, t.cfg.AddressLockout}}
+	held, err := t.store.Failures(ctx, now.Add(-t.cfg.Window), k.pair, k.user, k.addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range counts {
+		if f, ok := held[c.key]; ok && f.Count > c.limit {
+			wait = max(wait, t.lockedFor(f.Last, now))
+		}
+	}
+	if wait > 0 {
+		return wait, 0, nil
+	}
+	for _, c := range counts {
 		n, last, err := t.store.CountFailure(ctx, c.key, now, t.cfg.Window, c.limit)
 		if err != nil {
 			return 0, 0, err
 		}
 		if n > c.limit {
-			return max(last.Add(t.cfg.Window).Sub(now), time.Second), 0, nil
+			return t.lockedFor(last, now), 0, nil
 		}
 		if c.key == k.pair {
 			pair = n
 		}
 	}
 	return 0, pair, nil
+}
+
+// lockedFor is how long a lockout caused by an attempt at last still lasts
+// at now (at least a second: Retry-After counts whole seconds).
+func (t *throttle) lockedFor(last, now time.Time) time.Duration {
+	return max(last.Add(t.cfg.Window).Sub(now), time.Second)
 }
 
 // delay is how long to wait before answering the pair's n-th failure.

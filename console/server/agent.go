@@ -37,6 +37,9 @@ func (s *Server) agentPolicy(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "read policy revision", err)
 		return
 	}
+	// A defender that asks is seen, whatever the answer: one that only
+	// long-polls (304 after 304) is as alive as one that gets the rules.
+	s.metrics.defenderSeen(p.TaskFamily)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, rev) {
 		if wait > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), wait)
@@ -55,6 +58,8 @@ func (s *Server) agentPolicy(w http.ResponseWriter, r *http.Request) {
 				s.internalError(w, r, "wait for a policy change", err)
 				return
 			}
+			// It was held, alive, until now.
+			s.metrics.defenderSeen(p.TaskFamily)
 		}
 		if etagMatches(inm, rev) {
 			w.Header().Set("ETag", api.ETag(rev))
@@ -67,7 +72,6 @@ func (s *Server) agentPolicy(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, "read policy", err)
 		return
 	}
-	s.metrics.defenderSeen(p.TaskFamily)
 	w.Header().Set("ETag", api.ETag(doc.Revision))
 	writeJSON(w, http.StatusOK, forFamily(doc, p.TaskFamily, q.Get("container"), q.Get("image")))
 }

@@ -1,14 +1,27 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to count rows
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/auth"
+	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/console/store/postgres"
+	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
 )
 
 // metricSeries counts the series of a metric family in a /metrics body.
@@ -113,5 +126,381 @@ func TestFamiliesSeenBounded(t *testing.T) {
 	}
 	if !strings.Contains(page.body, "<li>steady</li>") {
 		t.Error("the overview does not list the family seen last")
+	}
+}
+
+// A defender whose policy has not changed only ever gets 304 from its
+// long-poll. It is seen all the same: with the bound lowered to 100 and
+// 1,000 other families fetching policy, a family whose defender only
+// long-polls (If-None-Match with the current ETag, held until its wait
+// ends, 304) stays in the families seen. Before, a 304 did not count as a
+// sighting, so such a family was never listed at all.
+func TestLongPollingFamilySeen(t *testing.T) {
+	defer func(n int) { maxFamiliesSeen = n }(maxFamiliesSeen)
+	maxFamiliesSeen = 100
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	ctx := context.Background()
+	// The ETag a defender kept from before (an admin's fetch is no defender's).
+	r := e.do("GET", api.PathAgentPolicy, basic(auth.RoleAdmin), "")
+	etag := r.header.Get("ETag")
+	if r.status != 200 || etag == "" {
+		t.Fatalf("admin policy fetch: %d ETag %q", r.status, etag)
+	}
+	quiet := e.agentClient("quiet")
+	const families = 1000
+	for i := range families {
+		if _, _, _, err := e.agentClient(fmt.Sprintf("fam-%04d", i)).AgentPolicy(ctx, "", 0); err != nil {
+			t.Fatalf("family %d: %v", i, err)
+		}
+		if i%10 != 0 {
+			continue
+		}
+		// Held until its wait ends, then 304.
+		_, _, modified, err := quiet.AgentPolicy(ctx, etag, time.Millisecond)
+		if err != nil || modified {
+			t.Fatalf("long-poll %d: modified %v, %v; want 304", i, modified, err)
+		}
+	}
+	r = e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if r.status != 200 {
+		t.Fatalf("metrics: %d", r.status)
+	}
+	if want := `taskguard_console_defender_last_seen_timestamp_seconds{task_family="quiet"}`; !strings.Contains(r.body, want) {
+		t.Errorf("metrics lack %s: a defender answered only 304 is not seen", want)
+	}
+	page := e.do("GET", "/", basic(auth.RoleAuditor), "")
+	if page.status != 200 {
+		t.Fatalf("overview: %d", page.status)
+	}
+	if !strings.Contains(page.body, "<li>quiet</li>") {
+		t.Error("the overview does not list the family whose defender only long-polls")
+	}
+	// A 304 without a wait counts too.
+	if _, _, modified, err := e.agentClient("quieter").AgentPolicy(ctx, etag, 0); err != nil || modified {
+		t.Fatalf("conditional fetch: modified %v, %v; want 304", modified, err)
+	}
+	r = e.do("GET", api.PathMetrics, basic(auth.RoleAuditor), "")
+	if !strings.Contains(r.body, `task_family="quieter"`) {
+		t.Error("a defender answered 304 at once is not seen")
+	}
+}
+
+// logLine returns the request log line of the request with id.
+func (e *testEnv) logLine(id string) string {
+	e.t.Helper()
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"id":"`+id+`"`) {
+			return line
+		}
+	}
+	e.t.Fatalf("no request log line with id %s", id)
+	return ""
+}
+
+// The method and path of a request are the client's, up to the 64 KiB
+// header limit, before authentication, and the request log line kept them
+// whole: a 60 KiB made-up method made a 60 KiB line. Now a method HTTP does
+// not define is logged by its first 16 bytes and its length, a path past
+// 512 bytes by those and its length.
+func TestRequestLogBounded(t *testing.T) {
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	long := strings.Repeat("M", 60<<10)
+	tests := []struct {
+		name, method, path string
+		status             int
+		want               string // in the line
+	}{
+		{"60 KiB method", "X" + long, api.PathPing, 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`},
+		{"60 KiB path", "GET", "/" + strings.Repeat("p", 60<<10), 404, `…(61441 bytes)"`},
+		{"known method, short path", "GET", api.PathPing, 200, `"method":"GET","path":"` + api.PathPing + `"`},
+		{"short made-up method", "BREW", api.PathPing, 405, `"method":"BREW"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.do(tt.method, tt.path, "", "")
+			if r.status != tt.status {
+				t.Fatalf("%d, want %d", r.status, tt.status)
+			}
+			line := e.logLine(r.header.Get("X-Request-ID"))
+			if len(line) > 1024 {
+				t.Errorf("log line of %d bytes, want at most 1 KiB: %.200s…", len(line), line)
+			}
+			if !strings.Contains(line, tt.want) {
+				t.Errorf("log line %.300s lacks %s", line, tt.want)
+			}
+		})
+	}
+}
+
+// A request refused by a lockout records nothing new. An address locked
+// out for trying too many users kept adding two login_failures rows (the
+// user's count and the user-from-address count) for every new user name it
+// tried, and a user locked out for guesses from too many addresses a row
+// (the user-from-address count) for every new address; only the purge, ten
+// minutes on, bounded them, so by the attack's rate. Over HTTPS, on SQLite
+// and PostgreSQL: after the lockout, 2,000 more attempts, each with a new
+// user name (or 500, each from a new loopback address), are all refused
+// with 429 and add no row (4,000 or 500 before).
+func TestLockedOutAttemptsAddNoRows(t *testing.T) {
+	const lockout = 20
+	// guess sends a wrong password for user from address ip.
+	var last struct {
+		ip string
+		c  *http.Client
+	}
+	guess := func(t *testing.T, e *testEnv, ip, user string) response {
+		t.Helper()
+		if last.c == nil || last.ip != ip {
+			if last.c != nil {
+				last.c.CloseIdleConnections()
+			}
+			last.ip, last.c = ip, clientFrom(e, ip)
+		}
+		return e.doWith(last.c, "GET", api.PathPolicies, "basic "+user+" wrong-password", "")
+	}
+	tests := []struct {
+		name     string
+		throttle auth.ThrottleConfig
+		attempts int
+		// from is the address and user of attempt i (i < 0: those locking out).
+		from func(i int) (ip, user string)
+	}{
+		{"one address, many users", auth.ThrottleConfig{AddressLockout: lockout}, 2000,
+			func(i int) (string, string) { return "127.0.0.1", fmt.Sprintf("nobody-%d", i+lockout+1) }},
+		{"one user, many addresses", auth.ThrottleConfig{UserLockout: lockout}, 500,
+			func(i int) (string, string) {
+				n := i + lockout + 1
+				return fmt.Sprintf("127.0.%d.%d", 1+n/250, 1+n%250), "alice"
+			}},
+	}
+	check := func(t *testing.T, e *testEnv, rows func() int, attempts int, from func(int) (string, string)) {
+		defer func() {
+			if last.c != nil {
+				last.c.CloseIdleConnections()
+			}
+			last.c = nil
+		}()
+		// The first lockout attempts are counted; the one past the limit
+		// is refused.
+		for i := -lockout - 1; i < 0; i++ {
+			ip, user := from(i)
+			if r := guess(t, e, ip, user); (r.status == http.StatusTooManyRequests) != (i == -1) {
+				t.Fatalf("lockout attempt %d: %d", lockout+2+i, r.status)
+			}
+		}
+		locked := rows()
+		if locked > 2*(lockout+1)+1 { // a pair, a user and an address each
+			t.Fatalf("%d rows after the lockout, want at most %d", locked, 2*(lockout+1)+1)
+		}
+		for i := range attempts {
+			ip, user := from(i)
+			if r := guess(t, e, ip, user); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "600" {
+				t.Fatalf("attempt %d: %d Retry-After %q, want 429 after 600s", i, r.status, r.header.Get("Retry-After"))
+			}
+		}
+		after := rows()
+		t.Logf("login_failures rows: %d after the lockout, %d after %d more attempts", locked, after, attempts)
+		if after > locked {
+			t.Errorf("%d attempts refused by the lockout added %d rows", attempts, after-locked)
+		}
+		// The lockout is the same: it ends a window after it began.
+		e.advance(10 * time.Minute)
+		ip, user := from(attempts)
+		if r := guess(t, e, ip, user); r.status != http.StatusUnauthorized {
+			t.Errorf("after the window: %d, want 401", r.status)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Run("sqlite", func(t *testing.T) {
+				e := newTestEnv(t, tt.throttle)
+				check(t, e, countRows(t, "sqlite", e.dbPath, "login_failures"), tt.attempts, tt.from)
+			})
+			t.Run("postgres", func(t *testing.T) {
+				url := pgtest.Start(t).NewDatabase(t)
+				st, err := postgres.Open(context.Background(), url, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				check(t, newTestEnvOn(t, st, tt.throttle, nil), countRows(t, "pgx", url, "login_failures"), tt.attempts, tt.from)
+			})
+		})
+	}
+}
+
+// countRows returns a function counting the rows of table over its own
+// connection to the database at dsn (driver "sqlite" or "pgx").
+func countRows(t *testing.T, driver, dsn, table string) func() int {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return func() int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", table, err)
+		}
+		return n
+	}
+}
+
+// maxSQLiteConns is the most connections the test below lets a SQLite store
+// open (sqlstore bounds it lower).
+const maxSQLiteConns = 16
+
+// dbFDs counts this process's descriptors open on the files of the SQLite
+// database at path (the database, its -wal and -shm).
+func dbFDs(path string) int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	n := 0
+	for _, ent := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + ent.Name()); err == nil && strings.HasPrefix(target, path) {
+			n++
+		}
+	}
+	return n
+}
+
+// A SQLite store had no bound on its connections: 500 requests at once
+// opened up to 500 (each with the database file and its log open, and
+// schema and cache of its own), every writer among them waiting in SQLite's
+// busy handler. Over HTTPS (connections opened beforehand, so the burst
+// makes no TLS handshake), 250 audit batches posted and 250 audit pages
+// read at once: every request answers, every record is stored, no
+// SQLITE_BUSY is logged, and the store never holds more than its bound of
+// connections (sampled from db.Stats and /proc/self/fd while the requests
+// run).
+func TestSQLiteConnectionsBounded(t *testing.T) {
+	const requests, perBatch = 500, 10
+	e := newTestEnv(t, auth.ThrottleConfig{})
+	db := e.store.(interface{ Stats() sql.DBStats })
+	agent := "Bearer " + agentToken(t, e, "burst")
+	auditor := "Bearer " + e.login(userOf(auth.RoleAuditor), passwords[auth.RoleAuditor]).Token
+
+	tr := e.srv.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = requests, requests
+	client := &http.Client{Transport: tr}
+	t.Cleanup(client.CloseIdleConnections)
+	// Open the connections, 16 handshakes at a time, each held until all are open.
+	var warm sync.WaitGroup
+	handshakes := make(chan struct{}, 16)
+	open := make(chan *http.Response, requests)
+	for range requests {
+		warm.Go(func() {
+			handshakes <- struct{}{}
+			req, _ := http.NewRequest("GET", e.url+api.PathPing, nil)
+			resp, err := client.Do(req)
+			<-handshakes
+			if err != nil {
+				t.Errorf("warm-up: %v", err)
+				return
+			}
+			open <- resp
+		})
+	}
+	warm.Wait()
+	close(open)
+	for resp := range open {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	start, done := make(chan struct{}), make(chan struct{})
+	type peaks struct{ conns, fds int }
+	sampled := make(chan peaks)
+	go func() {
+		var p peaks
+		for {
+			select {
+			case <-done:
+				sampled <- p
+				return
+			default:
+			}
+			p.conns = max(p.conns, db.Stats().OpenConnections)
+			p.fds = max(p.fds, dbFDs(e.dbPath))
+			runtime.Gosched()
+		}
+	}()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stored, failures := 0, []string{}
+	for i := range requests {
+		wg.Go(func() {
+			var req *http.Request
+			if i%2 == 0 {
+				audits := make([]api.Audit, perBatch)
+				for j := range audits {
+					audits[j] = auditFor(fmt.Sprintf("b%03d-%d", i, j), api.AuditDNS, policy.EffectAlert, "DNS resolution of suspicious name yahoo.com")
+				}
+				body, _ := json.Marshal(api.AuditBatch{Audits: audits})
+				req, _ = http.NewRequest("POST", e.url+api.PathAgentAudits, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", agent)
+			} else {
+				req, _ = http.NewRequest("GET", e.url+api.PathRuntimeAudits+"?limit=50", nil)
+				req.Header.Set("Authorization", auditor)
+			}
+			<-start
+			resp, err := client.Do(req)
+			var fail string
+			var res api.AuditIngestResponse
+			switch {
+			case err != nil:
+				fail = err.Error()
+			case i%2 == 0 && resp.StatusCode != http.StatusAccepted, i%2 == 1 && resp.StatusCode != http.StatusOK:
+				b, _ := io.ReadAll(resp.Body)
+				fail = fmt.Sprintf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, b)
+			case i%2 == 0:
+				if err := json.NewDecoder(resp.Body).Decode(&res); err != nil || res.Stored != perBatch {
+					fail = fmt.Sprintf("batch %d: %+v, %v; want %d stored", i, res, err, perBatch)
+				}
+			}
+			if resp != nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			mu.Lock()
+			stored += res.Stored
+			if fail != "" {
+				failures = append(failures, fail)
+			}
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(done)
+	p := <-sampled
+	stats := db.Stats()
+	t.Logf("%d requests at once: at most %d connections open (bound %d), %d descriptors on the database files; %d waited for a connection",
+		requests, p.conns, stats.MaxOpenConnections, p.fds, stats.WaitCount)
+	for i, f := range failures {
+		if i == 5 {
+			t.Errorf("… %d failures in all", len(failures))
+			break
+		}
+		t.Errorf("request failed: %s", f)
+	}
+	if want := requests / 2 * perBatch; stored != want {
+		t.Errorf("%d audits stored, want %d", stored, want)
+	}
+	if logs := e.logs.String(); strings.Contains(logs, "SQLITE_BUSY") || strings.Contains(logs, "database is locked") {
+		t.Error("the log shows SQLITE_BUSY")
+	}
+	if stats.MaxOpenConnections < 1 || stats.MaxOpenConnections > maxSQLiteConns {
+		t.Errorf("the SQLite store's connections are bounded at %d (0: none), want 1 to %d", stats.MaxOpenConnections, maxSQLiteConns)
+	}
+	if p.conns > maxSQLiteConns {
+		t.Errorf("%d connections open at once, want at most %d", p.conns, maxSQLiteConns)
+	}
+	if p.fds > 3*maxSQLiteConns {
+		t.Errorf("%d descriptors open on the database files at once, want at most %d", p.fds, 3*maxSQLiteConns)
 	}
 }

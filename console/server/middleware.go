@@ -87,8 +87,8 @@ func (s *Server) logRequest(rt route, next http.Handler) http.Handler {
 		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("id", ri.id),
 			slog.String("route", rt.name),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("method", logMethod(r.Method)),
+			slog.String("path", clip(r.URL.Path, maxLoggedPath)),
 			slog.Int("status", rec.status),
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", time.Since(start)),
@@ -96,6 +96,32 @@ func (s *Server) logRequest(rt route, next http.Handler) http.Handler {
 			slog.String("user", ri.subject),
 		)
 	})
+}
+
+// maxLoggedMethod and maxLoggedPath bound what a request's log line keeps
+// of its method and path, which are the client's: any token, any bytes, up
+// to the 64 KiB header limit, before authentication.
+const (
+	maxLoggedMethod = 16
+	maxLoggedPath   = 512
+)
+
+// logMethod is the method as a request's log line shows it: a method HTTP
+// defines as is, any other its first maxLoggedMethod bytes and its length.
+func logMethod(m string) string {
+	if methodLabel(m) != "other" {
+		return m
+	}
+	return clip(m, maxLoggedMethod)
+}
+
+// clip is s when it has at most n bytes, else its first n bytes, "…" and
+// the length of the whole.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 func (s *Server) recoverPanic(_ route, next http.Handler) http.Handler {

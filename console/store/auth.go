@@ -36,12 +36,24 @@ type AuthStore interface {
 	// at limit+1: attempts past it are not counted and do not move the time,
 	// so a lockout ends window after the attempt that caused it.
 	CountFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (count int, last time.Time, err error)
+	// Failures reads, without counting anything, the counts of keys whose
+	// last counted attempt is after since (a count CountFailure with that
+	// window would go on from); keys without one are left out.
+	Failures(ctx context.Context, since time.Time, keys ...string) (map[string]Failure, error)
 	// ForgiveFailure takes one attempt back from key (a login that succeeded).
 	ForgiveFailure(ctx context.Context, key string) error
 	// ClearFailures forgets the counts of keys.
 	ClearFailures(ctx context.Context, keys ...string) error
 	// DeleteFailuresBefore forgets counts whose last attempt is before t.
 	DeleteFailuresBefore(ctx context.Context, t time.Time) (int64, error)
+}
+
+// Failure is the count of attempts against a key.
+type Failure struct {
+	// Count is how many attempts were counted (at most the limit plus one).
+	Count int
+	// Last is the time of the last counted attempt.
+	Last time.Time
 }
 
 // TokenQuery selects token records; zero fields do not filter.

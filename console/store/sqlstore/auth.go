@@ -178,6 +178,36 @@ func (s *DB) CountFailure(ctx context.Context, key string, now time.Time, window
 	return int(count), fromMillis(last), nil
 }
 
+// Failures implements store.Store.
+func (s *DB) Failures(ctx context.Context, since time.Time, keys ...string) (map[string]store.Failure, error) {
+	out := make(map[string]store.Failure, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := []any{millis(since)}
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	rows, err := s.query(ctx, `SELECT name, attempts, last_at FROM login_failures WHERE last_at > ? AND name IN (?`+
+		strings.Repeat(", ?", len(keys)-1)+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read login failures: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var count, last int64
+		if err := rows.Scan(&name, &count, &last); err != nil {
+			return nil, fmt.Errorf("read login failures: %w", err)
+		}
+		out[name] = store.Failure{Count: int(count), Last: fromMillis(last)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read login failures: %w", err)
+	}
+	return out, nil
+}
+
 // ForgiveFailure implements store.Store.
 func (s *DB) ForgiveFailure(ctx context.Context, key string) error {
 	if _, err := s.exec(ctx, `UPDATE login_failures SET attempts = attempts - 1 WHERE name = ? AND attempts > 0`, key); err != nil {

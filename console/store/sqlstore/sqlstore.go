@@ -40,6 +40,9 @@ func (s *DB) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // Engine names the database engine: "sqlite" or "postgres".
 func (s *DB) Engine() string { return s.dialect.name }
 
+// Stats reports the store's connection pool (database/sql's counts).
+func (s *DB) Stats() sql.DBStats { return s.db.Stats() }
+
 // PolicyWaiters is how many WaitPolicy calls are blocked in this process (for
 // tests that must know a waiter is in place before they change the policy).
 func (s *DB) PolicyWaiters() int { return s.watch.count() }

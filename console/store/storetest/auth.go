@@ -193,3 +193,33 @@ func testCountFailureAtomic(t *testing.T, s store.Store) {
 		t.Errorf("DeleteFailuresBefore = %d, %v; want the address key", n, err)
 	}
 }
+
+// testFailures: Failures reads the counts CountFailure took, only those
+// within the window, and counts nothing itself.
+func testFailures(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	window := 10 * time.Minute
+	for range 3 {
+		if _, _, err := s.CountFailure(ctx, "a:one", base, window, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.CountFailure(ctx, "u:old", base.Add(-window), window, 2); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		got, err := s.Failures(ctx, base.Add(-window), "a:one", "u:old", "p:none")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]store.Failure{"a:one": {Count: 3, Last: base}}; len(got) != 1 || got["a:one"].Count != 3 || !got["a:one"].Last.Equal(base) {
+			t.Fatalf("Failures = %v, want %v (the old count and a key never counted left out)", got, want)
+		}
+	}
+	if got, err := s.Failures(ctx, base); err != nil || len(got) != 0 {
+		t.Errorf("Failures of no keys = %v, %v", got, err)
+	}
+	if n, err := s.DeleteFailuresBefore(ctx, base.Add(time.Hour)); err != nil || n != 2 {
+		t.Errorf("DeleteFailuresBefore = %d, %v; want the two keys counted (Failures adds none)", n, err)
+	}
+}

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UserLifecycle", testUserLifecycle},
 		{"TokenRevocation", testTokenRevocation},
 		{"CountFailureAtomic", testCountFailureAtomic},
+		{"Failures", testFailures},
 		{"EnsureSecret", testEnsureSecret},
 		{"EnsureSecretRace", testEnsureSecretRace},
 		{"ConcurrentCreateUser", testConcurrentCreateUser},

@@ -1,15 +1,10 @@
 package cli
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -20,34 +15,6 @@ import (
 	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
-// commandBound is how long a test lets the taskguard binary run before it
-// kills it: a command that stalls past its --timeout fails the test here
-// instead of hanging it.
-const commandBound = 60 * time.Second
-
-// runBounded runs the taskguard binary and kills it past commandBound.
-func runBounded(t *testing.T, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), commandBound)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, taskguardBin, args...)
-	cmd.WaitDelay = 5 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("taskguard %s did not end within %s (killed): nothing bounded the run\nstderr: %s", strings.Join(args, " "), commandBound, errb.String())
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, out.String(), errb.String()}
-}
-
 // TestTimeout: a registry that answers an image's manifest and config but
 // never sends its layer's body, and a DB mirror that never answers its
 // manifest, end image scan, ci and db update with exit code 2 and a message
@@ -55,15 +22,6 @@ func runBounded(t *testing.T, args ...string) result {
 // other image and DB scan and download under the same bound.
 func TestTimeout(t *testing.T) {
 	reg := clitest.StartRegistry(t)
-	good := layerFromFiles(t, map[string][]byte{
-		"etc/os-release":                       []byte("ID=debian\nVERSION_ID=\"12\"\n"),
-		"var/lib/dpkg/status":                  []byte(""),
-		"app/node_modules/lodash/package.json": []byte(`{"name":"lodash","version":"4.17.20"}`),
-	})
-	goodImg, err := mutate.AppendLayers(empty.Image, good)
-	if err != nil {
-		t.Fatal(err)
-	}
 	stuckImg, err := mutate.AppendLayers(empty.Image, layerFromFiles(t, map[string][]byte{
 		"etc/os-release": []byte("ID=debian\nVERSION_ID=\"12\"\n"),
 		"app/stuck.txt":  []byte("never sent"),
@@ -71,7 +29,7 @@ func TestTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	goodRef := reg.Push(t, "shop/web:1.4", goodImg)
+	goodRef := reg.Push(t, "shop/web:1.4", lodashImage(t))
 	stuckRef := reg.Push(t, "shop/stuck:1", stuckImg)
 	reg.StallLayers(t, stuckImg)
 	db := buildDB(t)
@@ -147,7 +105,7 @@ func TestTimeout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := reg.Stalled()
-			r := runBounded(t, tt.args...)
+			r := runTaskguard(t, "", nil, tt.args...)
 			if r.code != tt.code {
 				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.code, r.stdout, r.stderr)
 			}

@@ -54,13 +54,19 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	}
 	// The whole job runs under the timeout input: a registry, DB mirror or
 	// console that stops answering fails the step instead of hanging it.
-	ctx, cancel := in.timeout.Context(ctx)
-	defer cancel()
-	code, err := run(ctx, gha, in, opts)
-	if code == program.ExitError {
-		err = in.timeout.Explain(ctx, err)
+	err = in.timeout.Run(ctx, func(ctx context.Context) error {
+		code, err := run(ctx, gha, in, opts)
+		if err != nil && code != program.ExitError {
+			// A gate's verdict: Run leaves it as it is.
+			return &program.Error{Code: code, Err: err}
+		}
+		return err
+	})
+	var verdict *program.Error
+	if errors.As(err, &verdict) && !errors.Is(err, pipeline.ErrGaveUp) {
+		return verdict.Code, verdict.Err
 	}
-	return code, err
+	return program.Code(err), err
 }
 
 // run runs the job of the step's inputs; see Run.

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -23,13 +25,13 @@ func withTimeout(cmd *cobra.Command) *cobra.Command {
 		if err := t.Check(); err != nil {
 			return err
 		}
-		ctx, cancel := t.Context(cmd.Context())
-		defer cancel()
-		cmd.SetContext(ctx)
-		err := run(cmd, args)
-		if explained := t.Explain(ctx, err); explained != err {
+		err := t.Run(cmd.Context(), func(ctx context.Context) error {
+			cmd.SetContext(ctx)
+			return run(cmd, args)
+		})
+		if errors.Is(err, pipeline.ErrGaveUp) {
 			// "taskguard: image scan: gave up after 10m0s (--timeout): …"
-			return fmt.Errorf("%s: %w", strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), explained)
+			return fmt.Errorf("%s: %w", strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" "), err)
 		}
 		return err
 	}

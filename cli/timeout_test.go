@@ -51,13 +51,13 @@ func TestTimeout(t *testing.T) {
 			name:  "image scan of a layer whose body never comes",
 			args:  []string{"image", "scan", stuckRef, "--format", "cyclonedx", "--cache-dir", t.TempDir(), "--timeout", "2s"},
 			stall: true, code: program.ExitError,
-			want: []string{"taskguard: image scan: gave up after 2s (--timeout): ", "context deadline exceeded", hint},
+			want: []string{"taskguard: image scan: gave up after 2s (--timeout): ", "/shop/stuck:1: layer sha256:", "context deadline exceeded", hint},
 		},
 		{
 			name:  "ci of a layer whose body never comes writes no report",
 			args:  []string{"ci", "--image", stuckRef, "--cache-dir", db, "--skip-db-update", "--junit", junit, "--json", report, "--timeout", "2s"},
 			stall: true, code: program.ExitError,
-			want: []string{"taskguard: ci: gave up after 2s (--timeout): ", "context deadline exceeded", hint},
+			want: []string{"taskguard: ci: gave up after 2s (--timeout): ", "/shop/stuck:1: layer sha256:", "context deadline exceeded", hint},
 		},
 		{
 			name:  "db update from a mirror that never answers the manifest",
@@ -113,6 +113,11 @@ func TestTimeout(t *testing.T) {
 				if !strings.Contains(r.stdout+r.stderr, w) {
 					t.Errorf("output lacks %q\nstdout: %s\nstderr: %s", w, r.stdout, r.stderr)
 				}
+			}
+			if strings.Contains(r.stderr, "did not stop within") {
+				// Run's last resort: the bound's context did not reach the
+				// call that waited on the registry.
+				t.Errorf("the run ignored its context and was abandoned: %s", r.stderr)
 			}
 			if stalled := reg.Stalled() > before; stalled != tt.stall {
 				t.Errorf("a request stalled: %v, want %v", stalled, tt.stall)

@@ -97,7 +97,7 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 					}
 				}
 				want := "taskguard could not run (exit 2) on " + stuckRef + ": ci: gave up after 2s (--timeout): "
-				if !strings.HasPrefix(b.Error, want) || !strings.Contains(b.Error, "context deadline exceeded") {
+				if !strings.HasPrefix(b.Error, want) || !strings.Contains(b.Error, "context deadline exceeded") || strings.Contains(b.Error, "did not stop within") {
 					t.Errorf("error %q, want %q… context deadline exceeded", b.Error, want)
 				}
 				if reg.Stalled() == 0 {

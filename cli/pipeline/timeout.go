@@ -59,6 +59,35 @@ func (t Timeout) Context(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeoutCause(ctx, t.After, errTimeout)
 }
 
+// StopGrace is how long Run waits for a run to return once its context
+// ended before it gives up on it.
+const StopGrace = 30 * time.Second
+
+// Run runs fn under the bound (t.Context) and returns its error as Explain
+// words it. Should fn not return within StopGrace of its context's end
+// (some call in it does not heed the context), Run returns without it, with
+// an error that says so: the caller, a program, then exits, which ends what
+// still runs; the bound holds even then.
+func (t Timeout) Run(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := t.Context(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	select {
+	case err := <-done:
+		return t.Explain(ctx, err)
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(StopGrace)
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		return t.Explain(ctx, err)
+	case <-grace.C:
+		return t.Explain(ctx, fmt.Errorf("the run did not stop within %s of its end (%w)", StopGrace, context.Cause(ctx)))
+	}
+}
+
 // Explain turns err, the failure of a run under ctx (a context from
 // t.Context), into one that says the run gave up at the bound and how to
 // raise it, when the bound had passed by the time the run failed: whatever
@@ -70,9 +99,22 @@ func (t Timeout) Explain(ctx context.Context, err error) error {
 		return err
 	}
 	raise := fmt.Sprintf(t.Example, t.suggest())
-	return fmt.Errorf("gave up after %s (%s): %w; a slow registry or DB mirror, or a large image, may need more time, e.g. %s",
-		t.After, t.Setting, err, raise)
+	return &gaveUpError{err: err, msg: fmt.Sprintf("gave up after %s (%s): %v; a slow registry or DB mirror, or a large image, may need more time, e.g. %s",
+		t.After, t.Setting, err, raise)}
 }
+
+// ErrGaveUp matches (errors.Is) the errors of runs that gave up at their
+// bound, as Explain and Run return them.
+var ErrGaveUp = errors.New("gave up at the time bound")
+
+type gaveUpError struct {
+	msg string
+	err error
+}
+
+func (e *gaveUpError) Error() string        { return e.msg }
+func (e *gaveUpError) Unwrap() error        { return e.err }
+func (e *gaveUpError) Is(target error) bool { return target == ErrGaveUp }
 
 // suggest is a larger bound to propose: twice the bound, at least 10m.
 func (t Timeout) suggest() time.Duration {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-githubactions"
 
@@ -51,6 +52,25 @@ func Run(ctx context.Context, gha *githubactions.Action, opts Options) (int, err
 	if err != nil {
 		return program.ExitError, err
 	}
+	// The whole job runs under the timeout input: a registry, DB mirror or
+	// console that stops answering fails the step instead of hanging it.
+	err = in.timeout.Run(ctx, func(ctx context.Context) error {
+		code, err := run(ctx, gha, in, opts)
+		if err != nil && code != program.ExitError {
+			// A gate's verdict: Run leaves it as it is.
+			return &program.Error{Code: code, Err: err}
+		}
+		return err
+	})
+	var verdict *program.Error
+	if errors.As(err, &verdict) && !errors.Is(err, pipeline.ErrGaveUp) {
+		return verdict.Code, verdict.Err
+	}
+	return program.Code(err), err
+}
+
+// run runs the job of the step's inputs; see Run.
+func run(ctx context.Context, gha *githubactions.Action, in *inputs, opts Options) (int, error) {
 	if err := ghaWrite("secret masks", func() {
 		for _, secret := range []string{in.consolePassword, in.consoleToken, in.agentToken} {
 			if secret != "" {
@@ -119,6 +139,7 @@ type inputs struct {
 	onlyFixed, failBuild, extract, offline, insecure bool
 	failClosed, layerCache, lockfiles, includeDev    bool
 	healthCheck                                      bool
+	timeout                                          pipeline.Timeout
 }
 
 func readInputs(gha *githubactions.Action) (*inputs, error) {
@@ -156,6 +177,8 @@ func readInputs(gha *githubactions.Action) (*inputs, error) {
 	in.includeDev = boolIn("include-dev-deps", false)
 	in.healthCheck = boolIn("health-check", false)
 	in.wafPorts, err = portsInput(gha, "waf-port")
+	errs = append(errs, err)
+	in.timeout, err = timeoutInput(gha.GetInput("timeout"))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -364,6 +387,21 @@ func portsInput(gha *githubactions.Action, name string) ([]uint16, error) {
 		ports = append(ports, uint16(n))
 	}
 	return ports, nil
+}
+
+// timeoutInput reads the timeout input: a Go duration (30m, 1h30m), 0 for
+// no limit, empty for pipeline.DefaultTimeout.
+func timeoutInput(v string) (pipeline.Timeout, error) {
+	t := pipeline.Timeout{After: pipeline.DefaultTimeout, Setting: `input "timeout"`, Example: "timeout: %s"}
+	if v = strings.TrimSpace(v); v == "" {
+		return t, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return t, fmt.Errorf(`input "timeout": %q is not a duration such as 10m or 1h30m (0: no limit)`, v)
+	}
+	t.After = d
+	return t, t.Check()
 }
 
 // sbomOutput is the SBOM file the job writes: the sbom input when an image

@@ -257,6 +257,8 @@ func TestInputErrors(t *testing.T) {
 		{"bad waf port", map[string]string{"task-definition": "x", "waf-port": "8443,\nhttps"}, `input "waf-port": "https" is not a port between 1 and 65535`},
 		{"waf port too large", map[string]string{"task-definition": "x", "waf-port": "65536"}, `input "waf-port": "65536" is not a port between 1 and 65535`},
 		{"bad health check", map[string]string{"task-definition": "x", "health-check": "yes"}, `input "health-check": "yes" is not true or false`},
+		{"bad timeout", map[string]string{"task-definition": "x", "timeout": "soon"}, `input "timeout": "soon" is not a duration such as 10m or 1h30m (0: no limit)`},
+		{"negative timeout", map[string]string{"task-definition": "x", "timeout": "-5m"}, `input "timeout" -5m0s: want a duration such as 10m or 1h30m, or 0 for no limit`},
 		// Refused before the console is reached (nothing listens there).
 		{"waf port and health check with a console", map[string]string{"task-definition": "../testdata/taskdef/seeds-sample.json", "console-url": "https://127.0.0.1:1",
 			"console-token": "tok", "waf-port": "8443", "health-check": "true"},

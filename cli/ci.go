@@ -162,8 +162,8 @@ func runCI(cmd *cobra.Command, f *ciFlags) error {
 		Run:        run,
 		PolicyFile: f.policyFile,
 		IgnoreFile: f.ignoreFile,
-		OpenDB: func(context.Context) (*vulndb.DB, error) {
-			return openDB(cmd, &f.db, f.skipDBUpdate)
+		OpenDB: func(ctx context.Context) (*vulndb.DB, error) {
+			return openDB(ctx, cmd, &f.db, f.skipDBUpdate)
 		},
 		Reports: pipeline.ReportFiles{
 			JUnit: f.junit, SARIF: f.sarif, JSON: f.json, Markdown: f.markdown,

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
@@ -32,6 +33,14 @@ type ciFixture struct {
 
 func newCIFixture(t *testing.T) ciFixture {
 	t.Helper()
+	ref := startRegistry(t) + "/shop/web:1.4"
+	push(t, ref, lodashImage(t))
+	return ciFixture{db: buildDB(t), ref: ref, dir: t.TempDir()}
+}
+
+// lodashImage is the ci fixture's image: Debian 12 with lodash 4.17.20.
+func lodashImage(t *testing.T) v1.Image {
+	t.Helper()
 	layer := layerFromFiles(t, map[string][]byte{
 		"etc/os-release":                       []byte("ID=debian\nVERSION_ID=\"12\"\n"),
 		"etc/debian_version":                   []byte("12.12\n"),
@@ -42,9 +51,7 @@ func newCIFixture(t *testing.T) ciFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref := startRegistry(t) + "/shop/web:1.4"
-	push(t, ref, img)
-	return ciFixture{db: buildDB(t), ref: ref, dir: t.TempDir()}
+	return img
 }
 
 func (f ciFixture) file(t *testing.T, name, body string) string {

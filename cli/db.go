@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ func (f *dbFlags) dir() (string, error) {
 	return vulndb.DefaultDir()
 }
 
-func (f *dbFlags) update(cmd *cobra.Command, force bool) (vulndb.UpdateResult, error) {
+func (f *dbFlags) update(ctx context.Context, cmd *cobra.Command, force bool) (vulndb.UpdateResult, error) {
 	dir, err := f.dir()
 	if err != nil {
 		return vulndb.UpdateResult{}, err
@@ -76,18 +77,18 @@ func (f *dbFlags) update(cmd *cobra.Command, force bool) (vulndb.UpdateResult, e
 	if isTerminal(cmd.ErrOrStderr()) {
 		opts.Progress = cmd.ErrOrStderr()
 	}
-	return vulndb.Update(cmd.Context(), dir, opts)
+	return vulndb.Update(ctx, dir, opts)
 }
 
 // openDB opens the vulnerability DB of f for a scan, updating it first unless
-// skipUpdate (the commands' --skip-db-update).
-func openDB(cmd *cobra.Command, f *dbFlags, skipUpdate bool) (*vulndb.DB, error) {
+// skipUpdate (the commands' --skip-db-update). The update runs under ctx.
+func openDB(ctx context.Context, cmd *cobra.Command, f *dbFlags, skipUpdate bool) (*vulndb.DB, error) {
 	dir, err := f.dir()
 	if err != nil {
 		return nil, err
 	}
 	if !skipUpdate {
-		if _, err := f.update(cmd, false); err != nil {
+		if _, err := f.update(ctx, cmd, false); err != nil {
 			return nil, fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
 		}
 	}
@@ -99,7 +100,7 @@ func newDBCommand() *cobra.Command {
 		Use:   "db",
 		Short: "Manage the vulnerability database",
 	}
-	cmd.AddCommand(newDBUpdateCommand(), newDBBuildCommand())
+	cmd.AddCommand(withTimeout(newDBUpdateCommand()), newDBBuildCommand())
 	return cmd
 }
 
@@ -115,7 +116,7 @@ cached DB's NextUpdate lies in the future, unless --force is given.
 Registry credentials come from the docker config and credential helpers.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := f.update(cmd, force)
+			res, err := f.update(cmd.Context(), cmd, force)
 			if err != nil {
 				return err
 			}

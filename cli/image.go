@@ -11,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/taskguard/taskguard/cli/pipeline"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
@@ -22,7 +23,7 @@ func newImageCommand() *cobra.Command {
 		Use:   "image",
 		Short: "Work with container images",
 	}
-	cmd.AddCommand(newImageScanCommand())
+	cmd.AddCommand(withTimeout(newImageScanCommand()))
 	return cmd
 }
 
@@ -81,6 +82,7 @@ scan ran and nothing reached --fail-on, 1 findings at or above --fail-on,
 }
 
 func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
+	ctx := cmd.Context()
 	ref, kind, err := f.source(args)
 	if err != nil {
 		return err
@@ -124,14 +126,14 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 	}
 	if sbomFormat(format) {
 		// An inventory needs no vulnerability DB.
-		return writeImageSBOM(cmd.Context(), out, ref, iopts, analyzers, f.includeDev, f.parallel, logger, f.output, format)
+		return writeImageSBOM(ctx, out, ref, iopts, analyzers, f.includeDev, f.parallel, logger, f.output, format)
 	}
-	db, err := openDB(cmd, &f.db, f.skipDBUpdate)
+	db, err := openDB(ctx, cmd, &f.db, f.skipDBUpdate)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	rep, err := scan.Image(cmd.Context(), ref, db, scan.Options{
+	rep, err := scan.Image(ctx, ref, db, scan.Options{
 		Image:       iopts,
 		Analyzers:   analyzers,
 		IncludeDev:  f.includeDev,
@@ -139,10 +141,13 @@ func runImageScan(cmd *cobra.Command, args []string, f *imageScanFlags) error {
 		ToolVersion: Version(),
 		Logger:      logger,
 	})
+	if err == nil {
+		err = pipeline.ErrIncomplete(ctx, "scan "+ref)
+	}
 	if err != nil {
 		return err
 	}
-	if err := writeReport(cmd.Context(), out, f.output, format, rep); err != nil {
+	if err := writeReport(ctx, out, f.output, format, rep); err != nil {
 		return err
 	}
 	if failOn != "" {

@@ -24,7 +24,7 @@ Exit codes: 0 passed, 1 blocked by the gate, 2 could not run.`,
 	root.AddCommand(
 		newVersionCommand(),
 		newTaskCommand(),
-		newCICommand(),
+		withTimeout(newCICommand()),
 		newImageCommand(),
 		newDBCommand(),
 		newCacheCommand(),

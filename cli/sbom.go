@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/taskguard/taskguard/cli/pipeline"
 	"github.com/taskguard/taskguard/internal/program"
 	"github.com/taskguard/taskguard/scanners/analyzer"
 	"github.com/taskguard/taskguard/scanners/image"
@@ -29,6 +30,9 @@ func writeImageSBOM(ctx context.Context, out io.Writer, ref string, iopts image.
 		Analyze:     analyzer.Options{Analyzers: analyzers, Parallel: parallel, Logger: logger, IncludeDev: includeDev},
 		ToolVersion: Version(),
 	})
+	if err == nil {
+		err = pipeline.ErrIncomplete(ctx, "inventory "+ref)
+	}
 	if err != nil {
 		return err
 	}
@@ -54,7 +58,7 @@ func newSBOMCommand() *cobra.Command {
 		Use:   "sbom",
 		Short: "Work with software bills of materials",
 	}
-	cmd.AddCommand(newSBOMScanCommand())
+	cmd.AddCommand(withTimeout(newSBOMScanCommand()))
 	return cmd
 }
 
@@ -93,6 +97,7 @@ Output and exit codes as for image scan.`,
 }
 
 func runSBOMScan(cmd *cobra.Command, path string, f *sbomScanFlags) error {
+	ctx := cmd.Context()
 	failOn := ""
 	var err error
 	if f.failOn != "" {
@@ -120,7 +125,7 @@ func runSBOMScan(cmd *cobra.Command, path string, f *sbomScanFlags) error {
 	if err != nil {
 		return fmt.Errorf("sbom scan %s: %w", path, err)
 	}
-	db, err := openDB(cmd, &f.db, f.skipDBUpdate)
+	db, err := openDB(ctx, cmd, &f.db, f.skipDBUpdate)
 	if err != nil {
 		return err
 	}
@@ -130,14 +135,17 @@ func runSBOMScan(cmd *cobra.Command, path string, f *sbomScanFlags) error {
 	if doc.Name != "" {
 		name = doc.Name
 	}
-	rep, err := scan.Inventory(cmd.Context(), scan.Artifact{Name: name, Kind: scan.KindSBOM}, &doc.Inventory, db, scan.Options{ToolVersion: Version(), Logger: logger})
+	rep, err := scan.Inventory(ctx, scan.Artifact{Name: name, Kind: scan.KindSBOM}, &doc.Inventory, db, scan.Options{ToolVersion: Version(), Logger: logger})
+	if err == nil {
+		err = pipeline.ErrIncomplete(ctx, "match "+path)
+	}
 	if err != nil {
 		return err
 	}
 	if doc.Skipped > 0 {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d components of the %s document have no package URL taskguard matches; they were not checked", doc.Skipped, doc.Format))
 	}
-	if err := writeReport(cmd.Context(), out, f.output, format, rep); err != nil {
+	if err := writeReport(ctx, out, f.output, format, rep); err != nil {
 		return err
 	}
 	if failOn != "" {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskguard/taskguard/console/tlscert"
 )
@@ -38,14 +40,25 @@ type result struct {
 	stdout, stderr string
 }
 
+// commandBound is how long a test lets the taskguard binary run before it
+// kills it: a command that stalls (past its --timeout) fails the test
+// instead of hanging it.
+const commandBound = 60 * time.Second
+
 func runTaskguard(t *testing.T, stdin string, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(taskguardBin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), commandBound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, taskguardBin, args...)
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("taskguard %s did not end within %s (killed): nothing bounded the run\nstderr: %s", strings.Join(args, " "), commandBound, errb.String())
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -17,14 +17,11 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/internal/testenv"
-	"github.com/taskguard/taskguard/scanners/scantest"
 )
 
 const javaHome = "/usr/lib/jvm/java-17-openjdk-amd64"
@@ -703,16 +700,7 @@ func writeImage(t *testing.T, path string) string {
 // writeImageFiles writes a docker-archive tarball of one layer holding files.
 func writeImageFiles(t *testing.T, path, ref string, files map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
-	content := map[string][]byte{}
-	for name, data := range files {
-		content[name] = []byte(data)
-	}
-	scantest.WriteFiles(t, dir, content)
-	img, err := mutate.AppendLayers(empty.Image, scantest.DirLayer(t, dir))
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := registryImage(t, files)
 	tag, err := name.NewTag(ref)
 	if err != nil {
 		t.Fatal(err)

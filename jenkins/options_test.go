@@ -9,8 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/taskguard/taskguard/cli/clitest"
 	"github.com/taskguard/taskguard/console/fargate/fargatetest"
 	"github.com/taskguard/taskguard/scanners/report"
+	"github.com/taskguard/taskguard/scanners/scantest"
 )
 
 // The glob of the web container's image in testdata/taskdef/multi-container.json.
@@ -44,9 +50,81 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 	arm := strings.Replace(string(multi), `"cpuArchitecture": "X86_64"`, `"cpuArchitecture": "ARM64"`, 1)
 	taskFiles := map[string]string{"multi.json": string(multi), "arm.json": arm}
 	db := "cacheDir: env.TASKGUARD_CACHE_DIR, skipDbUpdate: true"
+
+	// A registry that answers the stuck image's manifest and config, then
+	// never sends its layer's body; its other image is served as usual.
+	reg := clitest.StartRegistry(t)
+	goodRef := reg.Push(t, "shop/web:1.4", registryImage(t, map[string]string{
+		"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n", "var/lib/dpkg/status": "",
+		"app/node_modules/lodash/package.json": `{"name":"lodash","version":"4.17.20"}`,
+	}))
+	stuck := registryImage(t, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n", "app/stuck.txt": "never sent"})
+	stuckRef := reg.Push(t, "shop/stuck:1", stuck)
+	reg.StallLayers(t, stuck)
 	offline := "consoleAddr: 'console.example.com:8083', agentTokenSecret: '" + agentSecretARN + "'"
 
 	return []scenario{
+		{
+			name: "timeout reaches taskguard ci: a layer that never comes fails the stage and leaves no report, the other image passes",
+			jenkinsfile: `node {
+    stage('other image') { taskguardScan(image: env.GOOD_IMAGE, ` + db + `, timeout: '2s', junit: 'r/good.xml', json: 'r/good.json') }
+    stage('refusals') {
+        for (Closure step : [
+            { taskguardScan(image: env.GOOD_IMAGE, timeout: 'soon') },
+            { taskguardScan(image: env.GOOD_IMAGE, timeout: 15) },
+        ]) {
+            try {
+                step()
+            } catch (e) {
+                echo "refused: ${e.message}"
+            }
+        }
+    }
+    stage('stalled layer') { taskguardScan(image: env.STUCK_IMAGE, ` + db + `, timeout: '2s', junit: 'r/stuck.xml', json: 'r/stuck.json') }
+}`,
+			// What an earlier build left: reports that say passed.
+			files: map[string]string{
+				"r/stuck.xml":  `<testsuites name="taskguard" tests="1" failures="0"></testsuites>`,
+				"r/stuck.json": `{"result":"passed"}`,
+			},
+			env: map[string]string{"TASKGUARD_CACHE_DIR": f.db, "GOOD_IMAGE": goodRef, "STUCK_IMAGE": stuckRef},
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "FAILURE")
+				wantStages(t, b, "other image: SUCCESS", "refusals: SUCCESS", "stalled layer: FAILURE")
+				for _, report := range []string{"'r/good.json'", "'r/stuck.json'"} {
+					if s := findSh(t, b, report)["script"].(string); !strings.Contains(s, "'--timeout' '2s'") {
+						t.Errorf("taskguard ci lacks --timeout 2s:\n%s", s)
+					}
+				}
+				want := "taskguard could not run (exit 2) on " + stuckRef + ": ci: gave up after 2s (--timeout): "
+				if !strings.HasPrefix(b.Error, want) || !strings.Contains(b.Error, "context deadline exceeded") || strings.Contains(b.Error, "did not stop within") {
+					t.Errorf("error %q, want %q… context deadline exceeded", b.Error, want)
+				}
+				if reg.Stalled() == 0 {
+					t.Error("no request to the registry stalled: the stage failed for another reason")
+				}
+				wantArchived(t, b, "r/good.xml", "r/good.json")
+				for _, stale := range []string{"r/stuck.xml", "r/stuck.json"} {
+					if _, err := os.Stat(filepath.Join(b.workspace, stale)); !os.IsNotExist(err) {
+						t.Errorf("%s of an earlier build is still in the workspace (stat: %v)", stale, err)
+					}
+					if slices.Contains(b.Archived, stale) {
+						t.Errorf("%s was archived by a run that gave up", stale)
+					}
+				}
+				for _, c := range b.calls("junit") {
+					if c["testResults"] == "r/stuck.xml" {
+						t.Errorf("a run that gave up published a JUnit report: %v", c)
+					}
+				}
+				const duration = "refused: taskguardScan: parameter 'timeout' must be a duration such as '10m' or '1h30m' (0: no limit), not "
+				for _, want := range []string{duration + "'soon'", duration + "'15'"} {
+					if !strings.Contains(b.Log, want) {
+						t.Errorf("log lacks %q", want)
+					}
+				}
+			},
+		},
 		{
 			name: "lockfiles and includeDevDeps: a dev-only vulnerable package is reported only with includeDevDeps",
 			jenkinsfile: `node {
@@ -357,6 +435,22 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 			},
 		},
 	}
+}
+
+// registryImage is an image of one layer holding files, to push to a registry.
+func registryImage(t *testing.T, files map[string]string) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	content := map[string][]byte{}
+	for name, data := range files {
+		content[name] = []byte(data)
+	}
+	scantest.WriteFiles(t, dir, content)
+	img, err := mutate.AppendLayers(empty.Image, scantest.DirLayer(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
 
 // minimistFindings counts the findings of a workspace JSON report, failing

@@ -251,6 +251,9 @@ func writeSBOM(ctx context.Context, run Options, path string) error {
 		Analyze:     analyzer.Options{Analyzers: run.Analyzers, Logger: run.Logger, IncludeDev: run.IncludeDev},
 		ToolVersion: run.ToolVersion,
 	})
+	if err == nil {
+		err = ErrIncomplete(ctx, "inventory "+run.Image)
+	}
 	if err != nil {
 		return err
 	}

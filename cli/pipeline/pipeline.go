@@ -144,6 +144,9 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 		if err := scanImage(ctx, opts, logger, rule, at, r); err != nil {
 			return nil, err
 		}
+		if err := ErrIncomplete(ctx, "scan "+opts.Image); err != nil {
+			return nil, err
+		}
 	}
 	var taskJSON []byte
 	if opts.TaskPath != "" {

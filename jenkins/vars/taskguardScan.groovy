@@ -19,6 +19,7 @@ import io.taskguard.jenkins.StepOptions
     'dockerfile', 'taskguard',
     'lockfiles', 'includeDevDeps', 'sbom', 'layerCache',
     'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms', 'healthCheck', 'wafPort',
+    'timeout',
 ]
 
 @Field static final List<String> SCAN_BOOLEANS = [
@@ -58,6 +59,7 @@ rm -f "$err"
 Map call(Map args = [:]) {
     Map parsed = StepOptions.parse('taskguardScan', args, [
         parameters: SCAN_PARAMETERS, booleans: SCAN_BOOLEANS, lists: SCAN_LISTS, ports: ['wafPort'],
+        durations: ['timeout'],
         defaults: [
             junit: 'taskguard-junit.xml', json: 'taskguard-report.json',
             failBuild: true, unstableOnBlock: false, archive: true, layerCache: true,
@@ -129,6 +131,9 @@ Map call(Map args = [:]) {
     addFlag(cmd, '--cache-dir', o.cacheDir)
     addSwitch(cmd, '--skip-db-update', o.skipDbUpdate)
     addSwitch(cmd, '--offline', o.offline)
+    // taskguard gives up after this long (default 10m): a registry or DB
+    // mirror that stops answering fails the stage instead of hanging it.
+    addFlag(cmd, '--timeout', o.timeout)
     // The layer cache lives beside the DB (<cacheDir>/layers): layers seen
     // before are not read again.
     addSwitch(cmd, '--no-cache', !o.layerCache)
@@ -163,7 +168,11 @@ Map call(Map args = [:]) {
         addSwitch(cmd, '--health-check', o.healthCheck)
     }
 
-    String script = 'set -- ' + quoteAll(cmd) + '\n' + RUN_SCRIPT
+    // A report or protected task definition left in the workspace by an
+    // earlier build must not pass for this run's: a run that could not
+    // write its own (it gave up at --timeout, the registry failed) leaves
+    // none to publish or archive.
+    String script = removeOutputs(o) + 'set -- ' + quoteAll(cmd) + '\n' + RUN_SCRIPT
     List creds = []
     if (o.consoleUrl) {
         creds << usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TASKGUARD_CONSOLE_USER',
@@ -229,6 +238,19 @@ private String present(Object path) {
 @NonCPS
 private static List<String> given(Map o, List<String> keys) {
     return keys.findAll { String k -> o[k] }
+}
+
+// removeOutputs returns the shell line that removes the files the run is to
+// write (reports, SBOM, protected task definition), or '' for none.
+@NonCPS
+private static String removeOutputs(Map o) {
+    List<String> paths = []
+    for (String key : ['junit', 'sarif', 'json', 'sbom', 'protectedTaskOutput']) {
+        if (o[key]) {
+            paths << o[key].toString()
+        }
+    }
+    return paths ? 'rm -f -- ' + quoteAll(paths) + '\n' : ''
 }
 
 // parseRun reads RUN_SCRIPT's stdout: the exit status, then the reason.

@@ -19,7 +19,10 @@ package io.taskguard.jenkins
  *     they come out trimmed, empty items left out;
  *   - ports are a number, a list of numbers or one string of comma- or
  *     newline-separated numbers between 1 and 65535; they come out as
- *     decimal strings.
+ *     decimal strings;
+ *   - durations are a Go duration string ('10m', '1h30m', '90s') or 0 (no
+ *     limit); a bare number other than 0 is refused (its unit would be a
+ *     guess). They come out as strings.
  */
 class StepOptions {
 
@@ -29,6 +32,7 @@ class StepOptions {
         booleans: "true or false (a boolean, or the string 'true' or 'false')",
         lists: 'a list of strings or one string of comma- or newline-separated items',
         ports: 'ports between 1 and 65535 (a number, a list of numbers or one string of comma-separated numbers)',
+        durations: "a duration such as '10m' or '1h30m' (0: no limit)",
     ]
 
     /**
@@ -64,6 +68,7 @@ class StepOptions {
         switch (kind) {
             case 'booleans': return badBoolean(value)
             case 'lists': return badList(value)
+            case 'durations': return badDuration(value)
             default: return badPorts(value)
         }
     }
@@ -75,6 +80,7 @@ class StepOptions {
         switch (kind) {
             case 'booleans': return value == null ? null : value.toString() == 'true'
             case 'lists': return listItems(value)
+            case 'durations': return value == null ? null : value.toString().trim()
             default: return portItems(value)
         }
     }
@@ -156,6 +162,20 @@ class StepOptions {
             }
         }
         return null
+    }
+
+    // badDuration returns null for an acceptable duration parameter (unset,
+    // 0, a Go duration string), else the value quoted for the error message.
+    @NonCPS
+    private static String badDuration(Object value) {
+        if (value == null) {
+            return null
+        }
+        String s = value.toString().trim()
+        if (!Number.isInstance(value) && !CharSequence.isInstance(value)) {
+            return "${value} (${value.getClass().simpleName})"
+        }
+        return s == '0' || s ==~ /(\d+(\.\d+)?(ns|us|ms|s|m|h))+/ ? null : "'" + s + "'"
     }
 
     // portItems returns the ports of a parameter badPorts accepted, as

@@ -42,13 +42,13 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(4)
 	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("read layer (corrupt or truncated layer): %w", err)
+		return nil, fmt.Errorf("read layer (%s): %w", readFailure(err), err)
 	}
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := newGzipReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("read header (corrupt or truncated layer): %w", gzipErr(err))
+			return nil, fmt.Errorf("read header (%s): %w", readFailure(err), gzipErr(err))
 		}
 		if noReadahead {
 			return &gzipTar{zr}, nil
@@ -57,7 +57,7 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	case bytes.HasPrefix(head, zstdMagic):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return nil, fmt.Errorf("read header (corrupt or truncated layer): %w", prefixErr("zstd", err))
+			return nil, fmt.Errorf("read header (%s): %w", readFailure(err), prefixErr("zstd", err))
 		}
 		return &zstdTar{zr.IOReadCloser()}, nil
 	}
@@ -247,4 +247,14 @@ func (g *guardReader) Read(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: more than %d bytes uncompressed", ErrLayerTooLarge, g.max)
 	}
 	return n, err
+}
+
+// readFailure names why a layer read failed, for its error: a read the
+// caller's context ended (a --timeout, a cancel) says so, anything else is
+// the layer's fault.
+func readFailure(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	return "corrupt or truncated layer"
 }

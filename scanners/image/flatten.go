@@ -136,7 +136,7 @@ func (f *flattener) layer(ctx context.Context, id string, r io.Reader, fn WalkFu
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("layer %s: read tar (corrupt or truncated layer): %w", id, err)
+			return fmt.Errorf("layer %s: read tar (%s): %w", id, readFailure(err), err)
 		}
 		p, ok := cleanPath(hdr.Name)
 		if !ok {

@@ -518,7 +518,7 @@ func (f File) ReadAll() ([]byte, error) {
 	b, err := readSized(io.LimitReader(r, f.max+1), f.Info.Size())
 	if err != nil {
 		if f.Layer != "" {
-			return nil, fmt.Errorf("layer %s: read %s (corrupt or truncated layer): %w", f.Layer, f.Path, err)
+			return nil, fmt.Errorf("layer %s: read %s (%s): %w", f.Layer, f.Path, readFailure(err), err)
 		}
 		return nil, fmt.Errorf("read %s: %w", f.Path, err)
 	}
@@ -627,7 +627,7 @@ func walkLayer(ctx context.Context, fl *flattener, id string, open func() (io.Re
 		return fmt.Errorf("layer %s: %w", id, err)
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+		return fmt.Errorf("layer %s: read to end (%s): %w", id, readFailure(err), err)
 	}
 	if err := rc.Close(); err != nil {
 		return fmt.Errorf("layer %s: %w", id, err)

@@ -237,7 +237,7 @@ func indexLayerBlob(ctx context.Context, diffID v1.Hash, open func() (io.ReadClo
 		return nil, false, fmt.Errorf("layer %s: %w", id, err)
 	}
 	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return nil, false, fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+		return nil, false, fmt.Errorf("layer %s: read to end (%s): %w", id, readFailure(err), err)
 	}
 	if err := rc.Close(); err != nil {
 		return nil, false, fmt.Errorf("layer %s: %w", id, err)
@@ -253,7 +253,7 @@ func indexLayerBlob(ctx context.Context, diffID v1.Hash, open func() (io.ReadClo
 // the read and stops it when the walk's context ends.
 func drainLayer(id string, r io.Reader) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("layer %s: read to end (corrupt or truncated layer): %w", id, err)
+		return fmt.Errorf("layer %s: read to end (%s): %w", id, readFailure(err), err)
 	}
 	return nil
 }
@@ -272,7 +272,7 @@ func indexLayer(ctx context.Context, id string, r io.Reader, max int64, logger *
 			return idx, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: read tar (corrupt or truncated layer): %w", id, err)
+			return nil, fmt.Errorf("layer %s: read tar (%s): %w", id, readFailure(err), err)
 		}
 		p, ok := cleanPath(hdr.Name)
 		if !ok {

@@ -10,7 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/internal/ocilimit"
 )
 
 // RegistryImages reads image configs from their registries with the
@@ -18,7 +18,7 @@ import (
 // included), as `docker pull` would.
 type RegistryImages struct {
 	// Transport carries the registry calls (nil: the default transport);
-	// every answer but blobs is bounded (image.BoundedTransport).
+	// every answer but blobs is bounded (ocilimit.Transport).
 	Transport http.RoundTripper
 }
 
@@ -38,13 +38,13 @@ func (r RegistryImages) ImageConfig(ctx context.Context, ref, platform string) (
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithPlatform(*p),
-		remote.WithTransport(image.BoundedTransport(r.Transport)))
+		remote.WithTransport(ocilimit.Transport(r.Transport)))
 	if err != nil {
 		return ImageConfig{}, fmt.Errorf("fetch image: %w", err)
 	}
 	// A hostile registry's manifest may declare a config of any size,
 	// which ggcr would read whole into the console's memory.
-	if err := image.CheckManifest(img); err != nil {
+	if err := ocilimit.CheckManifest(img); err != nil {
 		return ImageConfig{}, fmt.Errorf("fetch image: %w", err)
 	}
 	cf, err := img.ConfigFile()

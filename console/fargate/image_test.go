@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/internal/ocilimit"
 	"github.com/taskguard/taskguard/scanners/scantest"
 )
 
@@ -103,7 +103,7 @@ func TestExtractEntrypointHostileRegistry(t *testing.T) {
 
 	task := `{"family":"r","containerDefinitions":[{"name":"web","image":"` + host + `/huge:1"}]}`
 	_, err := ProtectJSON(context.Background(), []byte(task), Options{ExtractEntrypoint: true})
-	if !errors.Is(err, image.ErrMetadataTooLarge) || !strings.Contains(err.Error(), `container "web"`) ||
+	if !errors.Is(err, ocilimit.ErrTooLarge) || !strings.Contains(err.Error(), `container "web"`) ||
 		!strings.Contains(err.Error(), "image config of 1073741824 bytes") {
 		t.Fatalf("err = %v, want the config size refused for container web", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/taskguard/taskguard/internal/ocilimit"
 	"github.com/taskguard/taskguard/scanners/layercache"
 )
 
@@ -165,7 +166,7 @@ func Open(ctx context.Context, ref string, opts Options) (*Image, error) {
 		return nil, err
 	}
 	if kind != KindTarball { // checkArchive bounded a tarball's metadata
-		if err := CheckManifest(im.img); err != nil {
+		if err := ocilimit.CheckManifest(im.img); err != nil {
 			return nil, fmt.Errorf("open image %s: %w", ref, err)
 		}
 	}
@@ -462,7 +463,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, error)
 		kc = authn.DefaultKeychain
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	ropts = append(ropts, remote.WithTransport(BoundedTransport(opts.Transport)))
+	ropts = append(ropts, remote.WithTransport(ocilimit.Transport(opts.Transport)))
 	if opts.Platform != nil {
 		ropts = append(ropts, remote.WithPlatform(*opts.Platform))
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/taskguard/taskguard/scanners/image"
+	"github.com/taskguard/taskguard/internal/ocilimit"
 )
 
 // DefaultRepository is where the database is published.
@@ -98,12 +98,12 @@ func Update(ctx context.Context, dir string, opts UpdateOptions) (UpdateResult, 
 		kc = authn.DefaultKeychain
 	}
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc),
-		remote.WithTransport(image.BoundedTransport(opts.Transport))}
+		remote.WithTransport(ocilimit.Transport(opts.Transport))}
 	img, err := remote.Image(ref, ropts...)
 	if err != nil {
 		return UpdateResult{}, fmt.Errorf("fetch vulnerability DB %s: %w", ref, err)
 	}
-	if err := image.CheckManifest(img); err != nil {
+	if err := ocilimit.CheckManifest(img); err != nil {
 		return UpdateResult{}, fmt.Errorf("fetch vulnerability DB %s: %w", ref, err)
 	}
 	layers, err := img.Layers()

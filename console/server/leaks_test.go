@@ -202,6 +202,11 @@ func (e *testEnv) logLine(id string) string {
 // whole: a 60 KiB made-up method made a 60 KiB line. Now a method HTTP does
 // not define is logged by its first 16 bytes and its length, a path past
 // 512 bytes by those and its length.
+//
+// The 404 and 405 answers repeated the method and path whole (a 60 KiB
+// method or path came back in the body): they are cut as in the log, the
+// path to 128 bytes, and stay under 1 KiB even when every byte of the path
+// is one JSON escapes.
 func TestRequestLogBounded(t *testing.T) {
 	e := newTestEnv(t, auth.ThrottleConfig{})
 	long := strings.Repeat("M", 60<<10)
@@ -209,11 +214,19 @@ func TestRequestLogBounded(t *testing.T) {
 		name, method, path string
 		status             int
 		want               string // in the line
+		answer             string // in the answer's error
 	}{
-		{"60 KiB method", "X" + long, api.PathPing, 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`},
-		{"60 KiB path", "GET", "/" + strings.Repeat("p", 60<<10), 404, `…(61441 bytes)"`},
-		{"known method, short path", "GET", api.PathPing, 200, `"method":"GET","path":"` + api.PathPing + `"`},
-		{"short made-up method", "BREW", api.PathPing, 405, `"method":"BREW"`},
+		{"60 KiB method", "X" + long, api.PathPing, 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`,
+			`XMMMMMMMMMMMMMMM…(61441 bytes) is not allowed on ` + api.PathPing + `; use GET`},
+		{"60 KiB path", "GET", "/" + strings.Repeat("p", 60<<10), 404, `…(61441 bytes)"`,
+			"no such endpoint: /" + strings.Repeat("p", 127) + "…(61441 bytes)"},
+		{"60 KiB method and path", "X" + long, api.PathScans + "/" + strings.Repeat("i", 60<<10), 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`,
+			"XMMMMMMMMMMMMMMM…(61441 bytes) is not allowed on " + api.PathScans + "/i"},
+		{"60 KiB path JSON escapes", "GET", "/" + strings.Repeat("<", 60<<10), 404, `…(61441 bytes)"`,
+			"no such endpoint: /" + strings.Repeat("<", 127) + "…(61441 bytes)"},
+		{"known method, short path", "GET", api.PathPing, 200, `"method":"GET","path":"` + api.PathPing + `"`, ""},
+		{"short made-up method", "BREW", api.PathPing, 405, `"method":"BREW"`, "BREW is not allowed on " + api.PathPing + "; use GET"},
+		{"short unknown path", "GET", "/nowhere", 404, `"path":"/nowhere"`, "no such endpoint: /nowhere"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,6 +240,19 @@ func TestRequestLogBounded(t *testing.T) {
 			}
 			if !strings.Contains(line, tt.want) {
 				t.Errorf("log line %.300s lacks %s", line, tt.want)
+			}
+			if tt.answer == "" {
+				return
+			}
+			if len(r.body) >= 1024 {
+				t.Errorf("answer of %d bytes, want under 1 KiB: %.200s…", len(r.body), r.body)
+			}
+			var answer api.Error
+			if err := json.Unmarshal([]byte(r.body), &answer); err != nil {
+				t.Fatalf("answer %.200q: %v", r.body, err)
+			}
+			if !strings.Contains(answer.Error, tt.answer) {
+				t.Errorf("answer %.300q lacks %q", answer.Error, tt.answer)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
+	"github.com/taskguard/taskguard/console/store/sqlite"
+	"github.com/taskguard/taskguard/console/store/sqlstore"
 )
 
 // metricSeries counts the series of a metric family in a /metrics body.
@@ -269,21 +272,6 @@ func TestRequestLogBounded(t *testing.T) {
 // with 429 and add no row (4,000 or 500 before).
 func TestLockedOutAttemptsAddNoRows(t *testing.T) {
 	const lockout = 20
-	// guess sends a wrong password for user from address ip.
-	var last struct {
-		ip string
-		c  *http.Client
-	}
-	guess := func(t *testing.T, e *testEnv, ip, user string) response {
-		t.Helper()
-		if last.c == nil || last.ip != ip {
-			if last.c != nil {
-				last.c.CloseIdleConnections()
-			}
-			last.ip, last.c = ip, clientFrom(e, ip)
-		}
-		return e.doWith(last.c, "GET", api.PathPolicies, "basic "+user+" wrong-password", "")
-	}
 	tests := []struct {
 		name     string
 		throttle auth.ThrottleConfig
@@ -300,12 +288,9 @@ func TestLockedOutAttemptsAddNoRows(t *testing.T) {
 			}},
 	}
 	check := func(t *testing.T, e *testEnv, rows func() int, attempts int, from func(int) (string, string)) {
-		defer func() {
-			if last.c != nil {
-				last.c.CloseIdleConnections()
-			}
-			last.c = nil
-		}()
+		g := &guesser{e: e}
+		defer g.close()
+		guess := func(t *testing.T, _ *testEnv, ip, user string) response { t.Helper(); return g.guess(ip, user) }
 		// The first lockout attempts are counted; the one past the limit
 		// is refused.
 		for i := -lockout - 1; i < 0; i++ {
@@ -353,6 +338,99 @@ func TestLockedOutAttemptsAddNoRows(t *testing.T) {
 			})
 		})
 	}
+}
+
+// guesser sends wrong passwords from loopback addresses over HTTPS, with one
+// client per address in turn.
+type guesser struct {
+	e  *testEnv
+	ip string
+	c  *http.Client
+}
+
+// guess sends a wrong password for user from address ip.
+func (g *guesser) guess(ip, user string) response {
+	g.e.t.Helper()
+	if g.c == nil || g.ip != ip {
+		g.close()
+		g.ip, g.c = ip, clientFrom(g.e, ip)
+	}
+	return g.e.doWith(g.c, "GET", api.PathPolicies, "basic "+user+" wrong-password", "")
+}
+
+func (g *guesser) close() {
+	if g.c != nil {
+		g.c.CloseIdleConnections()
+		g.c = nil
+	}
+}
+
+// loopback is the n-th of a range of loopback addresses (n < 62,500).
+func loopback(n int) string { return fmt.Sprintf("127.%d.%d.%d", 1+n/62500, 1+n/250%250, 1+n%250) }
+
+// The login_failures table grew by up to three rows per attempt from a new
+// address with a new user name, at the attacker's rate, until the purge a
+// window on. It is bounded now (a bound of 60 here), and flooding it does
+// not unlock what is locked out: over HTTPS on SQLite and PostgreSQL, a
+// user is locked out by guesses from 6 addresses, then 300 attempts, each
+// from a new address for a new user, are answered 401 (900 rows before);
+// the table never holds more than 60 rows, the user stays locked out from
+// a new address and from an old one, and the lockout ends a window after
+// it began.
+func TestLoginFailureRowsBounded(t *testing.T) {
+	const bound, userLockout, flood = 60, 5, 300
+	check := func(t *testing.T, e *testEnv, rows func() int) {
+		g := &guesser{e: e}
+		defer g.close()
+		for i := range userLockout + 1 {
+			if r := g.guess(loopback(i), "alice"); (r.status == http.StatusTooManyRequests) != (i == userLockout) {
+				t.Fatalf("guess %d for alice: %d", i+1, r.status)
+			}
+			e.advance(time.Second)
+		}
+		most := 0
+		for i := range flood {
+			e.advance(time.Millisecond)
+			if r := g.guess(loopback(1000+i), fmt.Sprintf("nobody-%d", i)); r.status != http.StatusUnauthorized {
+				t.Fatalf("flood attempt %d: %d, want 401", i, r.status)
+			}
+			if i%10 == 9 {
+				most = max(most, rows())
+			}
+		}
+		t.Logf("login_failures rows: at most %d during %d attempts from new addresses for new users", most, flood)
+		if most > bound {
+			t.Errorf("%d rows, want at most %d", most, bound)
+		}
+		for _, ip := range []string{loopback(flood + 2000), loopback(0)} {
+			if r := g.guess(ip, "alice"); r.status != http.StatusTooManyRequests {
+				t.Errorf("alice from %s after the flood: %d, want 429 (still locked out)", ip, r.status)
+			}
+		}
+		e.advance(10 * time.Minute)
+		if r := g.guess(loopback(flood+2001), "alice"); r.status != http.StatusUnauthorized {
+			t.Errorf("alice after the window: %d, want 401", r.status)
+		}
+	}
+	throttle := auth.ThrottleConfig{UserLockout: userLockout}
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "taskguard.db")
+		st, err := sqlite.Open(context.Background(), path, sqlstore.WithLoginFailureRows(bound))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		check(t, newTestEnvOn(t, st, throttle, nil), countRows(t, "sqlite", path, "login_failures"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.Start(t).NewDatabase(t)
+		st, err := postgres.Open(context.Background(), url, nil, sqlstore.WithLoginFailureRows(bound))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		check(t, newTestEnvOn(t, st, throttle, nil), countRows(t, "pgx", url, "login_failures"))
+	})
 }
 
 // countRows returns a function counting the rows of table over its own

@@ -8,6 +8,7 @@
 // mktemp file (parallel stages share a workspace), removed at once.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.ConsoleCall
 import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> PROTECT_PARAMETERS = [
@@ -33,21 +34,7 @@ import io.taskguard.jenkins.StepOptions
 mkdir -p "$(dirname "$TG_OUT")"
 resp="$TG_OUT.response"
 set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_TASK" -o "$resp" -w '%{http_code}'
-if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
-if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
-if [ -n "$TG_MAX_TIME" ]; then set -- "$@" --max-time "$TG_MAX_TIME"; fi
-curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
-code=$(curlrc | curl -K - "$@" "$TG_URL") || {
-  curlexit=$?
-  if [ "$curlexit" = 28 ]; then
-    why="gave up after $TG_TIMEOUT (timeout): the console at $TG_CONSOLE_URL did not answer in time"
-    echo "taskguardProtectTask: $why (curl exit 28)" >"$TG_ERR"
-  else
-    echo "taskguardProtectTask: could not reach the console at $TG_CONSOLE_URL (curl exit $curlexit)" >"$TG_ERR"
-  fi
-  rm -f "$resp"; exit 2
-}
-if [ "$code" != 200 ]; then
+''' + ConsoleCall.curl('taskguardProtectTask') + '''if [ "$code" != 200 ]; then
   body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
   echo "taskguardProtectTask: the console answered HTTP $code: $body" >"$TG_ERR"
   rm -f "$resp"; exit 1

@@ -3,6 +3,7 @@
 // result. See taskguardPublish.txt.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.ConsoleCall
 import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> PUBLISH_PARAMETERS = [
@@ -19,21 +20,7 @@ rc=0
 (
 resp="$TG_ERR.response"
 set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_REPORT" -o "$resp" -w '%{http_code}'
-if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
-if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
-if [ -n "$TG_MAX_TIME" ]; then set -- "$@" --max-time "$TG_MAX_TIME"; fi
-curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
-code=$(curlrc | curl -K - "$@" "$TG_URL") || {
-  curlexit=$?
-  if [ "$curlexit" = 28 ]; then
-    why="gave up after $TG_TIMEOUT (timeout): the console at $TG_CONSOLE_URL did not answer in time"
-    echo "taskguardPublish: $why (curl exit 28)" >"$TG_ERR"
-  else
-    echo "taskguardPublish: could not reach the console at $TG_CONSOLE_URL (curl exit $curlexit)" >"$TG_ERR"
-  fi
-  rm -f "$resp"; exit 2
-}
-case "$code" in
+''' + ConsoleCall.curl('taskguardPublish') + '''case "$code" in
 2??) rm -f "$resp"; echo "scan report $TG_REPORT published to $TG_CONSOLE_URL" ;;
 *) body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
    echo "taskguardPublish: the console answered HTTP $code: $body" >"$TG_ERR"

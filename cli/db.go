@@ -92,7 +92,7 @@ func openDB(ctx context.Context, cmd *cobra.Command, f *dbFlags, skipUpdate bool
 			return nil, fmt.Errorf("update the vulnerability DB (--skip-db-update scans with the cached one): %w", err)
 		}
 	}
-	return vulndb.Open(dir)
+	return vulndb.OpenContext(ctx, dir)
 }
 
 func newDBCommand() *cobra.Command {

@@ -20,7 +20,7 @@ func newTaskCommand() *cobra.Command {
 		Use:   "task",
 		Short: "Work with ECS Fargate task definitions",
 	}
-	cmd.AddCommand(newTaskProtectCommand(), newTaskRunLocalCommand())
+	cmd.AddCommand(withTimeout(newTaskProtectCommand()), newTaskRunLocalCommand())
 	return cmd
 }
 

@@ -15,7 +15,8 @@ import (
 // command's context (cmd.Context(), which its run function hands to every
 // DB update, image pull, layer read and console call) ends at the bound,
 // and a run that failed once it had passed says that it gave up and how
-// to raise the bound. ci, image scan, sbom scan and db update use it.
+// to raise the bound. ci, image scan, sbom scan, db update and task protect
+// (whose --extract-entrypoint reads images from their registries) use it.
 func withTimeout(cmd *cobra.Command) *cobra.Command {
 	t := pipeline.Timeout{Setting: "--timeout", Example: "--timeout %s"}
 	cmd.Flags().DurationVar(&t.After, "timeout", pipeline.DefaultTimeout,

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
@@ -19,7 +20,9 @@ import (
 // never sends its layer's body, and a DB mirror that never answers its
 // manifest, end image scan, ci and db update with exit code 2 and a message
 // that says what timed out and how to raise --timeout; the same registry's
-// other image and DB scan and download under the same bound.
+// other image and DB scan and download under the same bound. task protect
+// --extract-entrypoint gives up likewise on a repository whose manifests
+// never come (it had no --timeout), and reads the other image's.
 func TestTimeout(t *testing.T) {
 	reg := clitest.StartRegistry(t)
 	stuckImg, err := mutate.AppendLayers(empty.Image, layerFromFiles(t, map[string][]byte{
@@ -39,6 +42,25 @@ func TestTimeout(t *testing.T) {
 
 	dir := t.TempDir()
 	junit, report := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "report.json")
+	// Task definitions whose container has no entryPoint: task protect
+	// --extract-entrypoint reads it from the image, in a repository whose
+	// manifests never come or from an image that has one.
+	withEntrypoint, err := mutate.Config(lodashImage(t), v1.Config{Entrypoint: []string{"/app/run"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entrypointRef := reg.Push(t, "shop/entry:1", withEntrypoint)
+	reg.StallManifests("shop/stuck-entry")
+	task := func(name, image string) string {
+		p := filepath.Join(dir, name)
+		body := `{"family": "reports", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512",
+  "containerDefinitions": [{"name": "reports", "image": "` + image + `", "essential": true}]}`
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stuckTask, entryTask := task("stuck-task.json", reg.Host+"/shop/stuck-entry:1"), task("entry-task.json", entrypointRef)
 	const hint = "a slow registry or DB mirror, or a large image, may need more time, e.g. --timeout 10m0s"
 	tests := []struct {
 		name  string
@@ -85,6 +107,17 @@ func TestTimeout(t *testing.T) {
 			name: "db update from the registry's other mirror",
 			args: []string{"db", "update", "--db-repository", dbRef, "--cache-dir", t.TempDir(), "--timeout", "2s"},
 			code: program.ExitOK, want: []string{"vulnerability DB updated"},
+		},
+		{
+			name:  "task protect reading the entrypoint of an image whose manifest never comes",
+			args:  []string{"task", "protect", stuckTask, "--extract-entrypoint", "--timeout", "2s"},
+			stall: true, code: program.ExitError,
+			want: []string{"taskguard: task protect: gave up after 2s (--timeout): ", "/shop/stuck-entry:1", "context deadline exceeded", hint},
+		},
+		{
+			name: "task protect reading the entrypoint of the registry's other image",
+			args: []string{"task", "protect", entryTask, "--extract-entrypoint", "--timeout", "2s"},
+			code: program.ExitOK, want: []string{`"/var/lib/taskguard/defender",`, `"/app/run"`},
 		},
 		{
 			name: "timeout 0 is no limit",

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/taskguard/taskguard/console/auth"
 	"github.com/taskguard/taskguard/console/store"
+	"github.com/taskguard/taskguard/console/store/sqlstore"
 	"github.com/taskguard/taskguard/scanners/vulndb"
 )
 
@@ -36,7 +37,7 @@ func newCommand(getenv func(string) string) *cobra.Command {
 		loc.dataDir = DefaultDataDir
 	}
 	var (
-		cfg       = Config{Listen: DefaultListen}
+		cfg       = Config{Listen: DefaultListen, SQLiteConns: sqlstore.DefaultSQLiteConns}
 		logFormat string
 		logLevel  string
 	)
@@ -60,6 +61,9 @@ TASKGUARD_ADMIN_PASSWORD.`,
 			if cfg.AuditRetention < 0 {
 				return fmt.Errorf("--audit-retention %s: give 0 (keep forever) or a positive duration such as 720h", cfg.AuditRetention)
 			}
+			if cfg.SQLiteConns < 1 || cfg.SQLiteConns > sqlstore.MaxSQLiteConns {
+				return fmt.Errorf("--sqlite-conns %d: give 1 to %d (the connections the SQLite store keeps open)", cfg.SQLiteConns, sqlstore.MaxSQLiteConns)
+			}
 			if cfg.Auth.TokenTTL <= 0 {
 				return fmt.Errorf("--token-ttl %s: give a positive duration such as 1h", cfg.Auth.TokenTTL)
 			}
@@ -80,6 +84,7 @@ TASKGUARD_ADMIN_PASSWORD.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.InsecureHTTP, "insecure-http", false, "serve plain HTTP instead of HTTPS (only behind a TLS-terminating proxy, or for tests)")
 	f.StringSliceVar(&cfg.SANs, "san", nil, "extra DNS name or IP address for the self-signed certificate (repeatable): every name or address defenders dial, as given to protect's consoleaddr")
+	f.IntVar(&cfg.SQLiteConns, "sqlite-conns", cfg.SQLiteConns, fmt.Sprintf("connections the SQLite store keeps open, 1 to %d (more lets more slow reads run at once; PostgreSQL ignores it)", sqlstore.MaxSQLiteConns))
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", DefaultAuditRetention, "delete audits older than this (0 keeps them forever)")
 	f.StringVar(&cfg.VulnDBDir, "vuln-db-dir", "", "vulnerability DB directory that images running in tasks are matched against (as `taskguard db update --cache-dir DIR` makes it)")
 	f.StringVar(&cfg.VulnDBRepository, "vuln-db-repository", "", "registry artifact the vulnerability DB is downloaded from (a mirror); empty: "+vulndb.DefaultRepository)

@@ -20,6 +20,7 @@ import (
 	"github.com/taskguard/taskguard/console/store"
 	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/sqlite"
+	"github.com/taskguard/taskguard/console/store/sqlstore"
 	"github.com/taskguard/taskguard/console/taskimages"
 	"github.com/taskguard/taskguard/console/tlscert"
 	"github.com/taskguard/taskguard/scanners/vulndb"
@@ -54,6 +55,10 @@ type Config struct {
 	SANs []string
 	// InsecureHTTP serves plain HTTP instead of HTTPS.
 	InsecureHTTP bool
+	// SQLiteConns bounds the connections a SQLite store keeps open, 1 to
+	// sqlstore.MaxSQLiteConns (0: sqlstore.DefaultSQLiteConns); PostgreSQL
+	// ignores it.
+	SQLiteConns int
 	// AdminUser and AdminPassword make the first admin when the store has no
 	// user yet; an empty password means a generated one, printed once to Stderr.
 	AdminUser, AdminPassword string
@@ -116,7 +121,11 @@ func Start(ctx context.Context, cfg Config) (*Console, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	st, err := openStore(ctx, cfg.DataDir, cfg.DB, cfg.Logger)
+	var opts []sqlstore.Option
+	if cfg.SQLiteConns != 0 {
+		opts = append(opts, sqlstore.WithSQLiteConns(cfg.SQLiteConns))
+	}
+	st, err := openStore(ctx, cfg.DataDir, cfg.DB, cfg.Logger, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -387,15 +396,15 @@ func ipStrings(ips []net.IP) []string {
 }
 
 // openStore opens PostgreSQL when db is a postgres:// URL, else SQLite in dataDir.
-func openStore(ctx context.Context, dataDir, db string, logger *slog.Logger) (store.Store, error) {
+func openStore(ctx context.Context, dataDir, db string, logger *slog.Logger, opts ...sqlstore.Option) (store.Store, error) {
 	if db != "" {
 		if !strings.HasPrefix(db, "postgres://") && !strings.HasPrefix(db, "postgresql://") {
 			return nil, errors.New("--db: want a postgres://user:password@host:port/database URL")
 		}
-		return postgres.Open(ctx, db, logger)
+		return postgres.Open(ctx, db, logger, opts...)
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile))
+	return sqlite.Open(ctx, filepath.Join(dataDir, dbFile), opts...)
 }

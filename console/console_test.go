@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -444,7 +446,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		t.Errorf("--data-dir default = %q, want the env value", got)
 	}
 	cmd = newCommand(func(string) string { return "" })
-	for flag, want := range map[string]string{"data-dir": DefaultDataDir, "listen": ":8083", "insecure-http": "false"} {
+	for flag, want := range map[string]string{"data-dir": DefaultDataDir, "listen": ":8083", "insecure-http": "false", "sqlite-conns": "8"} {
 		f := cmd.Flags().Lookup(flag)
 		if f == nil {
 			f = cmd.PersistentFlags().Lookup(flag)
@@ -458,5 +460,39 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 	if _, _, err := runCommand(t, "", "--token-ttl", "-1h", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "--token-ttl") {
 		t.Errorf("negative --token-ttl: %v", err)
+	}
+}
+
+// --sqlite-conns bounds the SQLite store's pool (it was a fixed 8): the
+// command refuses a value outside 1 to 64 by name, and the value given
+// reaches the pool (database/sql's MaxOpenConnections), 0 in a Config
+// meaning the default 8.
+func TestSQLiteConns(t *testing.T) {
+	for _, bad := range []string{"0", "-1", "65"} {
+		_, _, err := runCommand(t, "", "--sqlite-conns", bad, "--data-dir", t.TempDir())
+		if want := "--sqlite-conns " + bad + ": give 1 to 64"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--sqlite-conns %s: err = %v, want %q", bad, err, want)
+		}
+	}
+	tests := []struct {
+		conns, want int
+	}{{0, 8}, {1, 1}, {3, 3}, {64, 64}}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.conns), func(t *testing.T) {
+			cfg := testConfig(t, t.TempDir())
+			cfg.SQLiteConns = tt.conns
+			c := start(t, cfg)
+			if got := c.store.(interface{ Stats() sql.DBStats }).Stats().MaxOpenConnections; got != tt.want {
+				t.Errorf("MaxOpenConnections = %d, want %d", got, tt.want)
+			}
+		})
+	}
+	cfg := testConfig(t, t.TempDir())
+	cfg.SQLiteConns = 65
+	if c, err := Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "SQLite connections 65: give 1 to 64") {
+		if c != nil {
+			c.Shutdown(context.Background())
+		}
+		t.Errorf("Start with 65 connections: err = %v", err)
 	}
 }

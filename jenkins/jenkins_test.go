@@ -607,7 +607,7 @@ func TestSharedLibrary(t *testing.T) {
     }
 }`,
 			files: map[string]string{
-				"reports/r.json":   `{"schemaVersion":1,"tool":{"name":"taskguard","version":"devel"},"createdAt":"2026-11-23T10:00:00Z","result":"blocked","policy":{"source":"default"},"image":{"name":"registry.example.com/jenkins/published:1","kind":"registry"},"summary":{"vulnerabilities":{"total":0},"compliance":{"total":0},"blocked":0,"alerted":0,"ignored":0},"vulnerabilities":[],"compliance":[]}`,
+				"reports/r.json":   publishableReport("registry.example.com/jenkins/published:1"),
 				"reports/bad.json": `{"result":"passed"}`,
 			},
 			env: map[string]string{"CONSOLE_URL": f.consoleURL},
@@ -762,6 +762,12 @@ func run(t *testing.T, stdin *strings.Reader, prog string, args ...string) strin
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(prog), strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// publishableReport is a JSON report the console takes, of a blocked image.
+func publishableReport(image string) string {
+	return `{"schemaVersion":1,"tool":{"name":"taskguard","version":"devel"},"createdAt":"2026-11-23T10:00:00Z","result":"blocked","policy":{"source":"default"},"image":{"name":"` +
+		image + `","kind":"registry"},"summary":{"vulnerabilities":{"total":0},"compliance":{"total":0},"blocked":0,"alerted":0,"ignored":0},"vulnerabilities":[],"compliance":[]}`
 }
 
 // runHarness runs every scenario in one groovy process (the JVM starts once).

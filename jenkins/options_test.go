@@ -3,10 +3,13 @@ package jenkins_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -62,6 +65,23 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 	stuckRef := reg.Push(t, "shop/stuck:1", stuck)
 	reg.StallLayers(t, stuck)
 	offline := "consoleAddr: 'console.example.com:8083', agentTokenSecret: '" + agentSecretARN + "'"
+
+	// For taskguardPublish and taskguardProtectTask's timeout: a console
+	// that takes requests and never answers, an image whose entrypoint
+	// taskguard task protect reads, and a repository whose manifests never
+	// come.
+	stallingConsole, consoleStalls := stallingServer(t)
+	entry, err := mutate.Config(registryImage(t, map[string]string{"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\n"}),
+		v1.Config{Entrypoint: []string{"/app/run"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entryRef := reg.Push(t, "shop/entry:1", entry)
+	reg.StallManifests("shop/stuck-entry")
+	entryTask := func(image string) string {
+		return `{"family": "reports", "networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512",
+  "containerDefinitions": [{"name": "reports", "image": "` + image + `", "essential": true}]}`
+	}
 
 	return []scenario{
 		{
@@ -122,6 +142,82 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 					if !strings.Contains(b.Log, want) {
 						t.Errorf("log lacks %q", want)
 					}
+				}
+			},
+		},
+		{
+			name: "timeout reaches taskguardPublish and taskguardProtectTask: a console or registry that never answers fails the step by name",
+			jenkinsfile: `node {
+    stage('under the bound') {
+        taskguardPublish(json: 'r.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', consoleInsecure: true, timeout: '1m')
+        taskguardProtectTask(taskDefinition: 'entry.json', extractEntrypoint: true, protectedTaskOutput: 'out/entry.json', timeout: '1m')
+    }
+    stage('stalls and refusals') {
+        for (Closure step : [
+            { taskguardProtectTask(taskDefinition: 'entry.json', consoleUrl: env.STALL_URL, credentialsId: 'manager', timeout: '2s') },
+            { taskguardProtectTask(taskDefinition: 'stuck.json', extractEntrypoint: true, protectedTaskOutput: 'out/stuck.json', timeout: '2s') },
+            { taskguardPublish(json: 'r.json', consoleUrl: env.CONSOLE_URL, credentialsId: 'ci', timeout: 'soon') },
+            { taskguardProtectTask(taskDefinition: 'entry.json', timeout: 15) },
+        ]) {
+            try {
+                step()
+            } catch (e) {
+                echo "refused: ${e.message}"
+            }
+        }
+    }
+    stage('publish to a console that never answers') {
+        taskguardPublish(json: 'r.json', consoleUrl: env.STALL_URL, credentialsId: 'ci', timeout: '1500ms')
+    }
+}`,
+			files: map[string]string{
+				"r.json":     publishableReport("registry.example.com/jenkins/timeout:1"),
+				"entry.json": entryTask(entryRef), "stuck.json": entryTask(reg.Host + "/shop/stuck-entry:1"),
+			},
+			env: map[string]string{"CONSOLE_URL": f.consoleURL, "STALL_URL": stallingConsole},
+			check: func(t *testing.T, b *buildResult) {
+				wantResult(t, b, "FAILURE")
+				wantStages(t, b, "under the bound: SUCCESS", "stalls and refusals: SUCCESS", "publish to a console that never answers: FAILURE")
+				if !consoleHasScan(t, f, "registry.example.com/jenkins/timeout:1", "blocked") {
+					t.Error("the report published under the bound is not in the console")
+				}
+				if s := findSh(t, b, "'--extract-entrypoint'")["script"].(string); !strings.Contains(s, "'--extract-entrypoint' '--timeout' '1m'") {
+					t.Errorf("taskguard task protect lacks --timeout 1m:\n%s", s)
+				}
+				if !strings.Contains(string(b.archived(t, "out/entry.json")), `"/app/run"`) {
+					t.Error("the protected task does not start the image's entrypoint")
+				}
+				env := ""
+				for _, c := range b.calls("withEnv") {
+					env += fmt.Sprint(c["overrides"])
+				}
+				for _, want := range []string{"TG_MAX_TIME=60]", "TG_MAX_TIME=2]", "TG_MAX_TIME=1.5]"} {
+					if !strings.Contains(env, want) {
+						t.Errorf("withEnv lacks %s: %s", want, env)
+					}
+				}
+				const console = "the console at " // + the stalling console's URL
+				wantError := "taskguardPublish: gave up after 1500ms (timeout): " + console + stallingConsole + " did not answer in time (curl exit 28)"
+				if b.Error != wantError {
+					t.Errorf("error %q, want %q", b.Error, wantError)
+				}
+				const duration = "parameter 'timeout' must be a duration such as '10m' or '1h30m' (0: no limit), not "
+				for _, want := range []string{
+					"refused: taskguardProtectTask: gave up after 2s (timeout): " + console + stallingConsole + " did not answer in time (curl exit 28)",
+					"task protect: gave up after 2s (--timeout): ",
+					"/shop/stuck-entry:1",
+					"refused: taskguardPublish: " + duration + "'soon'",
+					"refused: taskguardProtectTask: " + duration + "'15'",
+				} {
+					if !strings.Contains(b.Log, want) {
+						t.Errorf("log lacks %q", want)
+					}
+				}
+				if consoleStalls() < 2 {
+					t.Errorf("%d requests reached the stalling console, want 2: the steps failed for another reason", consoleStalls())
+				}
+				if reg.Stalled() == 0 {
+					t.Error("no request to the registry stalled")
 				}
 			},
 		},
@@ -435,6 +531,25 @@ func optionScenarios(t *testing.T, f *fixture) []scenario {
 			},
 		},
 	}
+}
+
+// stallingServer starts a loopback HTTP server that takes every request and
+// never answers it (until the test ends); it returns the server's URL and
+// a count of the requests it took.
+func stallingServer(t *testing.T) (url string, requests func() int) {
+	t.Helper()
+	done := make(chan struct{})
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(done) }) // runs first: Close does not wait on stalled requests
+	return srv.URL, func() int { return int(n.Load()) }
 }
 
 // registryImage is an image of one layer holding files, to push to a registry.

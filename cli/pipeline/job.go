@@ -291,7 +291,7 @@ func openDB(ctx context.Context, o DBOptions) (*vulndb.DB, error) {
 			return nil, err
 		}
 	}
-	return vulndb.Open(dir)
+	return vulndb.OpenContext(ctx, dir)
 }
 
 // WriteReports writes every report file of files: whole files through a

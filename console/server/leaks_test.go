@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/taskguard/taskguard/console/policy"
 	"github.com/taskguard/taskguard/console/store/postgres"
 	"github.com/taskguard/taskguard/console/store/postgres/pgtest"
+	"github.com/taskguard/taskguard/console/store/sqlite"
+	"github.com/taskguard/taskguard/console/store/sqlstore"
 )
 
 // metricSeries counts the series of a metric family in a /metrics body.
@@ -202,6 +205,11 @@ func (e *testEnv) logLine(id string) string {
 // whole: a 60 KiB made-up method made a 60 KiB line. Now a method HTTP does
 // not define is logged by its first 16 bytes and its length, a path past
 // 512 bytes by those and its length.
+//
+// The 404 and 405 answers repeated the method and path whole (a 60 KiB
+// method or path came back in the body): they are cut as in the log, the
+// path to 128 bytes, and stay under 1 KiB even when every byte of the path
+// is one JSON escapes.
 func TestRequestLogBounded(t *testing.T) {
 	e := newTestEnv(t, auth.ThrottleConfig{})
 	long := strings.Repeat("M", 60<<10)
@@ -209,11 +217,19 @@ func TestRequestLogBounded(t *testing.T) {
 		name, method, path string
 		status             int
 		want               string // in the line
+		answer             string // in the answer's error
 	}{
-		{"60 KiB method", "X" + long, api.PathPing, 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`},
-		{"60 KiB path", "GET", "/" + strings.Repeat("p", 60<<10), 404, `…(61441 bytes)"`},
-		{"known method, short path", "GET", api.PathPing, 200, `"method":"GET","path":"` + api.PathPing + `"`},
-		{"short made-up method", "BREW", api.PathPing, 405, `"method":"BREW"`},
+		{"60 KiB method", "X" + long, api.PathPing, 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`,
+			`XMMMMMMMMMMMMMMM…(61441 bytes) is not allowed on ` + api.PathPing + `; use GET`},
+		{"60 KiB path", "GET", "/" + strings.Repeat("p", 60<<10), 404, `…(61441 bytes)"`,
+			"no such endpoint: /" + strings.Repeat("p", 127) + "…(61441 bytes)"},
+		{"60 KiB method and path", "X" + long, api.PathScans + "/" + strings.Repeat("i", 60<<10), 405, `"method":"XMMMMMMMMMMMMMMM…(61441 bytes)"`,
+			"XMMMMMMMMMMMMMMM…(61441 bytes) is not allowed on " + api.PathScans + "/i"},
+		{"60 KiB path JSON escapes", "GET", "/" + strings.Repeat("<", 60<<10), 404, `…(61441 bytes)"`,
+			"no such endpoint: /" + strings.Repeat("<", 127) + "…(61441 bytes)"},
+		{"known method, short path", "GET", api.PathPing, 200, `"method":"GET","path":"` + api.PathPing + `"`, ""},
+		{"short made-up method", "BREW", api.PathPing, 405, `"method":"BREW"`, "BREW is not allowed on " + api.PathPing + "; use GET"},
+		{"short unknown path", "GET", "/nowhere", 404, `"path":"/nowhere"`, "no such endpoint: /nowhere"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,6 +243,19 @@ func TestRequestLogBounded(t *testing.T) {
 			}
 			if !strings.Contains(line, tt.want) {
 				t.Errorf("log line %.300s lacks %s", line, tt.want)
+			}
+			if tt.answer == "" {
+				return
+			}
+			if len(r.body) >= 1024 {
+				t.Errorf("answer of %d bytes, want under 1 KiB: %.200s…", len(r.body), r.body)
+			}
+			var answer api.Error
+			if err := json.Unmarshal([]byte(r.body), &answer); err != nil {
+				t.Fatalf("answer %.200q: %v", r.body, err)
+			}
+			if !strings.Contains(answer.Error, tt.answer) {
+				t.Errorf("answer %.300q lacks %q", answer.Error, tt.answer)
 			}
 		})
 	}
@@ -243,21 +272,6 @@ func TestRequestLogBounded(t *testing.T) {
 // with 429 and add no row (4,000 or 500 before).
 func TestLockedOutAttemptsAddNoRows(t *testing.T) {
 	const lockout = 20
-	// guess sends a wrong password for user from address ip.
-	var last struct {
-		ip string
-		c  *http.Client
-	}
-	guess := func(t *testing.T, e *testEnv, ip, user string) response {
-		t.Helper()
-		if last.c == nil || last.ip != ip {
-			if last.c != nil {
-				last.c.CloseIdleConnections()
-			}
-			last.ip, last.c = ip, clientFrom(e, ip)
-		}
-		return e.doWith(last.c, "GET", api.PathPolicies, "basic "+user+" wrong-password", "")
-	}
 	tests := []struct {
 		name     string
 		throttle auth.ThrottleConfig
@@ -274,12 +288,9 @@ func TestLockedOutAttemptsAddNoRows(t *testing.T) {
 			}},
 	}
 	check := func(t *testing.T, e *testEnv, rows func() int, attempts int, from func(int) (string, string)) {
-		defer func() {
-			if last.c != nil {
-				last.c.CloseIdleConnections()
-			}
-			last.c = nil
-		}()
+		g := &guesser{e: e}
+		defer g.close()
+		guess := func(t *testing.T, _ *testEnv, ip, user string) response { t.Helper(); return g.guess(ip, user) }
 		// The first lockout attempts are counted; the one past the limit
 		// is refused.
 		for i := -lockout - 1; i < 0; i++ {
@@ -327,6 +338,99 @@ func TestLockedOutAttemptsAddNoRows(t *testing.T) {
 			})
 		})
 	}
+}
+
+// guesser sends wrong passwords from loopback addresses over HTTPS, with one
+// client per address in turn.
+type guesser struct {
+	e  *testEnv
+	ip string
+	c  *http.Client
+}
+
+// guess sends a wrong password for user from address ip.
+func (g *guesser) guess(ip, user string) response {
+	g.e.t.Helper()
+	if g.c == nil || g.ip != ip {
+		g.close()
+		g.ip, g.c = ip, clientFrom(g.e, ip)
+	}
+	return g.e.doWith(g.c, "GET", api.PathPolicies, "basic "+user+" wrong-password", "")
+}
+
+func (g *guesser) close() {
+	if g.c != nil {
+		g.c.CloseIdleConnections()
+		g.c = nil
+	}
+}
+
+// loopback is the n-th of a range of loopback addresses (n < 62,500).
+func loopback(n int) string { return fmt.Sprintf("127.%d.%d.%d", 1+n/62500, 1+n/250%250, 1+n%250) }
+
+// The login_failures table grew by up to three rows per attempt from a new
+// address with a new user name, at the attacker's rate, until the purge a
+// window on. It is bounded now (a bound of 60 here), and flooding it does
+// not unlock what is locked out: over HTTPS on SQLite and PostgreSQL, a
+// user is locked out by guesses from 6 addresses, then 300 attempts, each
+// from a new address for a new user, are answered 401 (900 rows before);
+// the table never holds more than 60 rows, the user stays locked out from
+// a new address and from an old one, and the lockout ends a window after
+// it began.
+func TestLoginFailureRowsBounded(t *testing.T) {
+	const bound, userLockout, flood = 60, 5, 300
+	check := func(t *testing.T, e *testEnv, rows func() int) {
+		g := &guesser{e: e}
+		defer g.close()
+		for i := range userLockout + 1 {
+			if r := g.guess(loopback(i), "alice"); (r.status == http.StatusTooManyRequests) != (i == userLockout) {
+				t.Fatalf("guess %d for alice: %d", i+1, r.status)
+			}
+			e.advance(time.Second)
+		}
+		most := 0
+		for i := range flood {
+			e.advance(time.Millisecond)
+			if r := g.guess(loopback(1000+i), fmt.Sprintf("nobody-%d", i)); r.status != http.StatusUnauthorized {
+				t.Fatalf("flood attempt %d: %d, want 401", i, r.status)
+			}
+			if i%10 == 9 {
+				most = max(most, rows())
+			}
+		}
+		t.Logf("login_failures rows: at most %d during %d attempts from new addresses for new users", most, flood)
+		if most > bound {
+			t.Errorf("%d rows, want at most %d", most, bound)
+		}
+		for _, ip := range []string{loopback(flood + 2000), loopback(0)} {
+			if r := g.guess(ip, "alice"); r.status != http.StatusTooManyRequests {
+				t.Errorf("alice from %s after the flood: %d, want 429 (still locked out)", ip, r.status)
+			}
+		}
+		e.advance(10 * time.Minute)
+		if r := g.guess(loopback(flood+2001), "alice"); r.status != http.StatusUnauthorized {
+			t.Errorf("alice after the window: %d, want 401", r.status)
+		}
+	}
+	throttle := auth.ThrottleConfig{UserLockout: userLockout}
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "taskguard.db")
+		st, err := sqlite.Open(context.Background(), path, sqlstore.WithLoginFailureRows(bound))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		check(t, newTestEnvOn(t, st, throttle, nil), countRows(t, "sqlite", path, "login_failures"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.Start(t).NewDatabase(t)
+		st, err := postgres.Open(context.Background(), url, nil, sqlstore.WithLoginFailureRows(bound))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		check(t, newTestEnvOn(t, st, throttle, nil), countRows(t, "pgx", url, "login_failures"))
+	})
 }
 
 // countRows returns a function counting the rows of table over its own

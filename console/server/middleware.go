@@ -106,6 +106,11 @@ const (
 	maxLoggedPath   = 512
 )
 
+// maxEchoedPath bounds what a 404 or 405 answer repeats of the path: the
+// answer's JSON escapes a byte in up to 6 (\u003c), so 128 bytes, the
+// method's 16 and the text keep it under 1 KiB.
+const maxEchoedPath = 128
+
 // logMethod is the method as a request's log line shows it: a method HTTP
 // defines as is, any other its first maxLoggedMethod bytes and its length.
 func logMethod(m string) string {

@@ -59,15 +59,17 @@ func New(cfg Config) http.Handler {
 		mux.Handle(rt.method+" "+rt.path, s.chain(rt))
 	}
 	// Everything else: 404, or 405 naming the allowed methods, through the
-	// same chain so it is logged like any request.
+	// same chain so it is logged like any request. The answer names the
+	// method and path cut as the log does (the path shorter still).
 	mux.Handle("/", s.chain(route{name: "not-found", maxBody: smallBody, handler: func(w http.ResponseWriter, r *http.Request) {
+		path := clip(r.URL.Path, maxEchoedPath)
 		if methods := allowedMethods(rts, r.URL.Path); len(methods) > 0 {
 			allow := strings.Join(methods, ", ")
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path+"; use "+allow)
+			writeError(w, http.StatusMethodNotAllowed, logMethod(r.Method)+" is not allowed on "+path+"; use "+allow)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "no such endpoint: "+path)
 	}}))
 	return mux
 }

@@ -34,7 +34,10 @@ type AuthStore interface {
 	// count and the time of the last counted attempt. A count whose last
 	// attempt is window or more before now starts again at 1. The count stops
 	// at limit+1: attempts past it are not counted and do not move the time,
-	// so a lockout ends window after the attempt that caused it.
+	// so a lockout ends window after the attempt that caused it. The store
+	// keeps a bounded number of counts: when full, it forgets first those
+	// whose window is over, then the oldest of those not past their limit,
+	// and a count past its limit (a lockout) only when all are.
 	CountFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (count int, last time.Time, err error)
 	// Failures reads, without counting anything, the counts of keys whose
 	// last counted attempt is after since (a count CountFailure with that

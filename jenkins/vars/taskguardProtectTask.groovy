@@ -8,6 +8,7 @@
 // mktemp file (parallel stages share a workspace), removed at once.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.ConsoleCall
 import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> PROTECT_PARAMETERS = [
@@ -15,6 +16,7 @@ import io.taskguard.jenkins.StepOptions
     'consoleCa', 'consoleInsecure', 'defenderImage', 'extractEntrypoint',
     'agentTokenSecret', 'agentTokenCredentialsId', 'archive', 'taskguard',
     'include', 'exclude', 'skipImage', 'failClosed', 'defenderPlatforms', 'healthCheck', 'wafPort',
+    'timeout',
 ]
 
 // Lists take a Groovy list of strings or one string of comma- or
@@ -32,14 +34,7 @@ import io.taskguard.jenkins.StepOptions
 mkdir -p "$(dirname "$TG_OUT")"
 resp="$TG_OUT.response"
 set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_TASK" -o "$resp" -w '%{http_code}'
-if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
-if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
-curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
-code=$(curlrc | curl -K - "$@" "$TG_URL") || {
-  echo "taskguardProtectTask: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" >"$TG_ERR"
-  rm -f "$resp"; exit 2
-}
-if [ "$code" != 200 ]; then
+''' + ConsoleCall.curl('taskguardProtectTask') + '''if [ "$code" != 200 ]; then
   body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
   echo "taskguardProtectTask: the console answered HTTP $code: $body" >"$TG_ERR"
   rm -f "$resp"; exit 1
@@ -78,8 +73,10 @@ rm -f "$TG_ERR"
 Map call(Map args = [:]) {
     Map parsed = StepOptions.parse('taskguardProtectTask', args, [
         parameters: PROTECT_PARAMETERS, booleans: PROTECT_BOOLEANS, lists: PROTECT_LIST_KEYS, ports: ['wafPort'],
+        durations: ['timeout'],
         defaults: [
             protectedTaskOutput: 'tg_fargate.json', archive: true, consoleInsecure: false, taskguard: 'taskguard',
+            timeout: '10m',
         ],
     ])
     if (parsed.error) {
@@ -126,9 +123,13 @@ Map call(Map args = [:]) {
         if (o.failClosed) {
             url += '&failClosed=true'
         }
+        // curl gives up after timeout (default 10m, as taskguard's
+        // --timeout): a console that stops answering fails the stage
+        // instead of hanging it.
         envVars += [
             "TG_URL=${url}", "TG_CONSOLE_URL=${base}", "TG_CA_CERT=${o.consoleCa ?: ''}",
             "TG_CONSOLE_INSECURE=${o.consoleInsecure ? 'true' : 'false'}",
+            "TG_TIMEOUT=${o.timeout}", "TG_MAX_TIME=${StepOptions.seconds(o.timeout as String) ?: ''}",
         ]
         withEnv(envVars) {
             withCredentials([usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TG_USER',
@@ -166,6 +167,9 @@ Map call(Map args = [:]) {
         if (o.healthCheck) {
             flags << '--health-check'
         }
+        // taskguard gives up after this long: --extract-entrypoint reads
+        // images from their registries.
+        flags += ['--timeout', o.timeout as String]
         String script = WRAP_HEAD + 'set -- ' + quoteAll(flags) + '\n' + OFFLINE_SCRIPT + WRAP_TAIL
         envVars << "TG_TASKGUARD=${o.taskguard}"
         withEnv(envVars) {

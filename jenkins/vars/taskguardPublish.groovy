@@ -3,10 +3,11 @@
 // result. See taskguardPublish.txt.
 
 import groovy.transform.Field
+import io.taskguard.jenkins.ConsoleCall
 import io.taskguard.jenkins.StepOptions
 
 @Field static final List<String> PUBLISH_PARAMETERS = [
-    'json', 'consoleUrl', 'credentialsId', 'consoleCa', 'consoleInsecure', 'failOnError',
+    'json', 'consoleUrl', 'credentialsId', 'consoleCa', 'consoleInsecure', 'failOnError', 'timeout',
 ]
 
 // Credentials reach curl on its standard input (a config file), never on a
@@ -19,14 +20,7 @@ rc=0
 (
 resp="$TG_ERR.response"
 set -- -sS -X POST -H 'Content-Type: application/json' --data-binary "@$TG_REPORT" -o "$resp" -w '%{http_code}'
-if [ "$TG_CONSOLE_INSECURE" = true ]; then set -- "$@" -k; fi
-if [ -n "$TG_CA_CERT" ]; then set -- "$@" --cacert "$TG_CA_CERT"; fi
-curlrc() { printf '%s:%s\\n' "$TG_USER" "$TG_PASS" | sed 's/[\\\\"]/\\\\&/g; s/^/user = "/; s/$/"/'; }
-code=$(curlrc | curl -K - "$@" "$TG_URL") || {
-  echo "taskguardPublish: could not reach the console at $TG_CONSOLE_URL (curl exit $?)" >"$TG_ERR"
-  rm -f "$resp"; exit 2
-}
-case "$code" in
+''' + ConsoleCall.curl('taskguardPublish') + '''case "$code" in
 2??) rm -f "$resp"; echo "scan report $TG_REPORT published to $TG_CONSOLE_URL" ;;
 *) body=$(head -c 500 "$resp" | tr '\\n' ' ' | tr -s ' ')
    echo "taskguardPublish: the console answered HTTP $code: $body" >"$TG_ERR"
@@ -42,8 +36,8 @@ rm -f "$TG_ERR"
 
 Map call(Map args = [:]) {
     Map parsed = StepOptions.parse('taskguardPublish', args, [
-        parameters: PUBLISH_PARAMETERS, booleans: PUBLISH_BOOLEANS,
-        defaults: [json: 'taskguard-report.json', consoleInsecure: false, failOnError: true],
+        parameters: PUBLISH_PARAMETERS, booleans: PUBLISH_BOOLEANS, durations: ['timeout'],
+        defaults: [json: 'taskguard-report.json', consoleInsecure: false, failOnError: true, timeout: '10m'],
     ])
     if (parsed.error) {
         error(parsed.error as String)
@@ -58,7 +52,11 @@ Map call(Map args = [:]) {
     String base = (o.consoleUrl as String).replaceAll('/+$', '')
     String out
     withEnv(["TG_REPORT=${o.json}", "TG_URL=${base}/api/v1/scans", "TG_CONSOLE_URL=${base}",
-             "TG_CA_CERT=${o.consoleCa ?: ''}", "TG_CONSOLE_INSECURE=${o.consoleInsecure ? 'true' : 'false'}"]) {
+             "TG_CA_CERT=${o.consoleCa ?: ''}", "TG_CONSOLE_INSECURE=${o.consoleInsecure ? 'true' : 'false'}",
+             // curl gives up after timeout (default 10m, as taskguard's
+             // --timeout): a console that stops answering fails the stage
+             // instead of hanging it.
+             "TG_TIMEOUT=${o.timeout}", "TG_MAX_TIME=${StepOptions.seconds(o.timeout as String) ?: ''}"]) {
         withCredentials([usernamePassword(credentialsId: o.credentialsId, usernameVariable: 'TG_USER',
                                           passwordVariable: 'TG_PASS')]) {
             out = sh(script: PUBLISH_SCRIPT, returnStdout: true, label: 'taskguard: publish the scan report')

@@ -1,13 +1,13 @@
 package vulndb
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	trivydb "github.com/aquasecurity/trivy-db/pkg/db"
@@ -56,8 +56,10 @@ func WriteMetadata(dir string, m Metadata) error {
 	return nil
 }
 
-// openMu serializes use of trivy-db's single, process-wide bolt handle.
-var openMu sync.Mutex
+// openSlot serializes use of trivy-db's single, process-wide bolt handle:
+// OpenContext fills it and Close empties it. It is a channel, not a mutex, so
+// that a wait for it ends with the waiter's context.
+var openSlot = make(chan struct{}, 1)
 
 // DB is an open, read-only vulnerability database.
 type DB struct {
@@ -66,9 +68,14 @@ type DB struct {
 	closed bool
 }
 
-// Open opens the database in dir read-only. Close it when done; until then
-// other calls to Open wait.
-func Open(dir string) (*DB, error) {
+// Open is OpenContext without a context: it waits for the database as long
+// as another holder keeps it open.
+func Open(dir string) (*DB, error) { return OpenContext(context.Background(), dir) }
+
+// OpenContext opens the database in dir read-only. Close it when done; until
+// then other calls wait, OpenContext until ctx ends: it then returns an
+// error wrapping ctx's.
+func OpenContext(ctx context.Context, dir string) (*DB, error) {
 	if _, err := os.Stat(Path(dir)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w in %s: run `taskguard db update` (or `taskguard db build`)", ErrNoDB, dir)
@@ -82,9 +89,16 @@ func Open(dir string) (*DB, error) {
 	if meta.Version != SchemaVersion {
 		return nil, fmt.Errorf("vulnerability DB in %s has schema %d, want %d: run `taskguard db update`", dir, meta.Version, SchemaVersion)
 	}
-	openMu.Lock()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open vulnerability DB in %s: %w", dir, err)
+	}
+	select {
+	case openSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("open vulnerability DB in %s: gave up waiting for the DB another scan in this process has open (one at a time): %w", dir, ctx.Err())
+	}
 	if err := trivydb.Init(dir, trivydb.WithBoltOptions(&bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})); err != nil {
-		openMu.Unlock()
+		<-openSlot
 		return nil, fmt.Errorf("open vulnerability DB in %s: %w", dir, err)
 	}
 	return &DB{dir: dir, meta: meta}, nil
@@ -96,7 +110,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
-	defer openMu.Unlock()
+	defer func() { <-openSlot }()
 	if err := trivydb.Close(); err != nil {
 		return fmt.Errorf("close vulnerability DB: %w", err)
 	}

@@ -8,5 +8,6 @@
 // security-update facts), for tests and air-gapped use.
 //
 // trivy-db keeps one bolt handle per process, so only one DB can be open at a
-// time: Open waits until the previous DB is closed.
+// time: Open waits until the previous DB is closed, OpenContext until then
+// or until its context ends.
 package vulndb

@@ -208,6 +208,59 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// OpenContext waits for the DB another holder in the process has open only
+// as long as its context lasts (Open waited on a mutex that no context
+// could end: a scan given --timeout hung there for as long as the holder
+// kept the DB). The wait ends with an error wrapping the context's, and
+// gives up nothing: once the holder closes, the DB opens again.
+func TestOpenContextWaitEnds(t *testing.T) {
+	dir := corpusDB(t)
+	held, err := OpenContext(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	short, cancelShort := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancelShort()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"cancelled before", cancelled, context.Canceled},
+		{"deadline while waiting", short, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				db, err := OpenContext(tt.ctx, dir)
+				if err == nil {
+					db.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "open vulnerability DB in "+dir) {
+					t.Errorf("err = %v, want one wrapping %v that names the DB", err, tt.want)
+				}
+			case <-time.After(time.Minute): // a guard, not a measure: before, the wait never ended
+				t.Fatal("OpenContext still waits a minute after its context ended")
+			}
+		})
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := OpenContext(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("after the holder closed: %v", err)
+	}
+	db.Close()
+}
+
 type countingTransport struct {
 	n atomic.Int32
 }

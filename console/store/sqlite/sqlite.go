@@ -12,6 +12,6 @@ import (
 
 // Open opens (creating if needed) the database at path and migrates it to the
 // latest schema.
-func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
-	return sqlstore.OpenSQLite(ctx, path, nil)
+func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*sqlstore.DB, error) {
+	return sqlstore.OpenSQLite(ctx, path, nil, opts...)
 }

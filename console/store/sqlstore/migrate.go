@@ -99,6 +99,10 @@ CREATE TABLE login_failures (
 	last_at  {{int}} NOT NULL
 );
 CREATE INDEX login_failures_last_at ON login_failures (last_at);`,
+	// lock_after is the limit a count was taken with: a count past it is a
+	// lockout, which eviction keeps (rows from before count as lockouts).
+	5: `
+ALTER TABLE login_failures ADD COLUMN lock_after {{int}} NOT NULL DEFAULT 0;`,
 }
 
 // SchemaVersion is the version Open migrates to.

@@ -18,7 +18,11 @@ const minConns = 20
 
 // OpenPostgres connects to the database at url (postgres://user@host:port/db?...),
 // migrates it and starts listening for policy changes. logger may be nil.
-func OpenPostgres(ctx context.Context, url string, logger *slog.Logger) (*DB, error) {
+func OpenPostgres(ctx context.Context, url string, logger *slog.Logger, opts ...Option) (*DB, error) {
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
 	cfg, err := pgxpool.ParseConfig(url) // accepts the pool_* parameters as the older store did
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
@@ -27,7 +31,7 @@ func OpenPostgres(ctx context.Context, url string, logger *slog.Logger) (*DB, er
 	db := stdlib.OpenDB(*cfg.ConnConfig)
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
-	s, err := open(ctx, db, postgresDialect, logger)
+	s, err := open(ctx, db, postgresDialect, logger, o)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}

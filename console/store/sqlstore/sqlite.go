@@ -35,8 +35,9 @@ const openBusyWait = 10 * time.Second
 // unbounded, 0.22 to 0.28 s bounded); 8 leaves room for a few slow reads
 // (a text search over many audits) without holding up the rest. Requests
 // past the bound wait for a connection (database/sql's queue, ended by the
-// request's context).
-var sqliteConns = 8
+// request's context). WithSQLiteConns sets it per store (the console's
+// --sqlite-conns).
+var sqliteConns = DefaultSQLiteConns
 
 // isBusy tells whether err is SQLite's SQLITE_BUSY (any extended code).
 func isBusy(err error) bool {
@@ -46,7 +47,11 @@ func isBusy(err error) bool {
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
 // migrates it to the latest schema. logger may be nil.
-func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
+func OpenSQLite(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*DB, error) {
+	o, err := applyOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
 	// The file holds password hashes: only the console's user may read it.
 	// SQLite gives its -wal and -shm files the same mode.
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
@@ -72,11 +77,11 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 		if err != nil {
 			return nil, fmt.Errorf("open database %s: %w", path, err)
 		}
-		if sqliteConns > 0 {
-			db.SetMaxOpenConns(sqliteConns)
-			db.SetMaxIdleConns(sqliteConns)
+		if o.sqliteConns > 0 {
+			db.SetMaxOpenConns(o.sqliteConns)
+			db.SetMaxIdleConns(o.sqliteConns)
 		}
-		s, err = open(ctx, db, sqliteDialect, logger)
+		s, err = open(ctx, db, sqliteDialect, logger, o)
 		if err == nil {
 			break
 		}
@@ -99,7 +104,7 @@ func OpenSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 }
 
 // open pings and migrates db; the caller starts the change feed.
-func open(ctx context.Context, db *sql.DB, d *dialect, logger *slog.Logger) (*DB, error) {
+func open(ctx context.Context, db *sql.DB, d *dialect, logger *slog.Logger, o options) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,7 +112,8 @@ func open(ctx context.Context, db *sql.DB, d *dialect, logger *slog.Logger) (*DB
 		db.Close()
 		return nil, err
 	}
-	s := &DB{db: db, dialect: d, log: logger.With("component", "store", "engine", d.name), watch: newRevisions(), stop: func() {}}
+	s := &DB{db: db, dialect: d, log: logger.With("component", "store", "engine", d.name), watch: newRevisions(), stop: func() {},
+		failureRows: o.loginFailureRows}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)

@@ -21,6 +21,8 @@ type DB struct {
 	// stop ends the goroutine that feeds watch from other processes.
 	stop context.CancelFunc
 	done sync.WaitGroup
+	// failureRows bounds the login_failures table (WithLoginFailureRows).
+	failureRows int
 }
 
 var _ store.Store = (*DB)(nil)

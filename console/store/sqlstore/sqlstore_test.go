@@ -23,7 +23,7 @@ type engine struct {
 	name string
 	// fresh returns the address of a new, empty database.
 	fresh func(t *testing.T) string
-	open  func(ctx context.Context, addr string) (*DB, error)
+	open  func(ctx context.Context, addr string, opts ...Option) (*DB, error)
 }
 
 var (
@@ -40,7 +40,9 @@ func engines() []engine {
 		{
 			name:  "sqlite",
 			fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "taskguard.db") },
-			open:  func(ctx context.Context, path string) (*DB, error) { return OpenSQLite(ctx, path, nil) },
+			open: func(ctx context.Context, path string, opts ...Option) (*DB, error) {
+				return OpenSQLite(ctx, path, nil, opts...)
+			},
 		},
 		{
 			name: "postgres",
@@ -48,7 +50,9 @@ func engines() []engine {
 				c := sharedCluster(t)
 				return c.NewDatabase(t)
 			},
-			open: func(ctx context.Context, url string) (*DB, error) { return OpenPostgres(ctx, url, nil) },
+			open: func(ctx context.Context, url string, opts ...Option) (*DB, error) {
+				return OpenPostgres(ctx, url, nil, opts...)
+			},
 		},
 	}
 }

@@ -85,6 +85,26 @@ class StepOptions {
         }
     }
 
+    // UNIT_SECONDS are the seconds of each unit a duration may use.
+    private static final Map<String, BigDecimal> UNIT_SECONDS = [
+        h: 3600G, m: 60G, s: 1G, ms: 0.001G, us: 0.000001G, ns: 0.000000001G,
+    ]
+
+    /**
+     * Returns a duration that parse accepted as seconds in decimal, as
+     * curl's --max-time takes them ('1h30m' is '5400', '1.5s' '1.5'), or
+     * null for 0 (no limit).
+     */
+    @NonCPS
+    static String seconds(String duration) {
+        BigDecimal total = 0G
+        java.util.regex.Matcher m = duration =~ /(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/
+        while (m.find()) {
+            total += new BigDecimal(m.group(1)) * UNIT_SECONDS[m.group(2)]
+        }
+        return total > 0G ? total.stripTrailingZeros().toPlainString() : null
+    }
+
     @NonCPS
     private static Map failure(Object message) {
         return [options: null, error: message.toString()]

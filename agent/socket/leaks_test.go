@@ -254,7 +254,7 @@ func TestLinksCapped(t *testing.T) {
 	audits := make(chan api.Audit, 16)
 	log := &refusals{}
 	srv := NewServer(func(a api.Audit) { audits <- a }, slog.New(log))
-	srv.MaxConns = limit
+	srv.MaxConns, srv.MaxConnsPerGroup = limit, limit
 	srv.SetPolicy(&policy.Policy{Revision: 1})
 	l, err := Listen(path)
 	if err != nil {

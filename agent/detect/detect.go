@@ -23,8 +23,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskguard/taskguard/agent/audit"
 	"github.com/taskguard/taskguard/console/policy"
 )
+
+// MaxCommandMessage bounds a finding's message that quotes a command (an
+// app may pass 1 MiB of argv): it is cut as an exec audit's is
+// (audit.CommandMessage), with room left within audit.MaxExecMessage for
+// what the launcher adds (what became of the call, a few hundred bytes at
+// most), so the console keeps the mark.
+const MaxCommandMessage = audit.MaxExecMessage - 512
 
 // Detector describes one detector.
 type Detector struct {
@@ -184,10 +192,10 @@ func (en *Engine) Exec(e Exec) []Finding {
 		out = append(out, Finding{Detector: NetworkScanner, Message: "Network scanner " + n + " started: " + quoteName(e.Path, real), File: real})
 	}
 	if n, ok := packageManager(names, args); ok {
-		out = append(out, Finding{Detector: PackageManager, Message: "Package manager " + n + " run at runtime: " + strings.Join(args(), " "), File: real})
+		out = append(out, Finding{Detector: PackageManager, Message: audit.CommandMessage("Package manager "+n+" run at runtime: ", args(), MaxCommandMessage), File: real})
 	}
 	if n, ok := anyIn(names, netcats); ok && netcatListens(args()) {
-		out = append(out, Finding{Detector: NetcatListener, Message: n + " started as a listener: " + strings.Join(args(), " "), File: real})
+		out = append(out, Finding{Detector: NetcatListener, Message: audit.CommandMessage(n+" started as a listener: ", args(), MaxCommandMessage), File: real})
 	}
 	if n, ok := shellOrInterpreter(names); ok {
 		if fd, sock := en.socketStdio(e.PID); sock != "" {

@@ -197,26 +197,6 @@ func startPeer(t *testing.T, role, path, cgroup string, env ...string) *peerProc
 	return p
 }
 
-// groupLog keeps the refusals the server logs.
-type groupLog struct {
-	mu    sync.Mutex
-	warns []string
-}
-
-func (h *groupLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *groupLog) Handle(_ context.Context, r slog.Record) error {
-	if r.Level == slog.LevelWarn {
-		line := r.Message
-		r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
-		h.mu.Lock()
-		h.warns = append(h.warns, line)
-		h.mu.Unlock()
-	}
-	return nil
-}
-func (h *groupLog) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *groupLog) WithGroup(string) slog.Handler      { return h }
-
 // TestGroupShare: the socket is open to every container of the task. A
 // process in one container (cgroup A) opens more links than the sidecar
 // serves in all and holds them: it is served its group's share
@@ -228,23 +208,9 @@ func TestGroupShare(t *testing.T) {
 	cgs := testCgroups(t, 2)
 	path := filepath.Join(t.TempDir(), "d.sock")
 	audits := make(chan api.Audit, 16)
-	log := &groupLog{}
+	log := &refusals{}
 	srv := NewServer(func(a api.Audit) { audits <- a }, slog.New(log))
-	srv.SetPolicy(&policy.Policy{Revision: 1})
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, l) }()
-	// Registered after the peers' cleanups run: the server ends last.
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	serveWith(t, srv, path) // before the peers: it ends after them
 	const extra = 8
 	hoard := startPeer(t, "hoard", path, cgs[0], "TASKGUARD_SOCKET_LINKS="+strconv.Itoa(DefaultMaxConns+extra))
 	line, err := hoard.out.ReadString('\n')
@@ -326,5 +292,55 @@ func TestGroupOf(t *testing.T) {
 	}
 	if g := groupOf(unix.Ucred{Pid: 0, Uid: 1000}, -1, "/proc"); g != "uid 1000" {
 		t.Errorf("PID 0: group %q, want uid 1000", g)
+	}
+}
+
+// TestLinkLimits: with the defaults (64 links, 16 a group, 20 kept for
+// groups below 2), ten groups each get 2 links whatever the others hold.
+// Links are taken in a hostile order: nine groups take all they may, one
+// after the other, then a tenth comes.
+func TestLinkLimits(t *testing.T) {
+	lim := (&Server{}).limits()
+	if lim != (linkLimits{total: 64, share: 16, reserve: 20}) {
+		t.Fatalf("limits %+v", lim)
+	}
+	open, total := map[int]int{}, 0
+	take := func(g int) bool {
+		if lim.refuse(open[g], total) != "" {
+			return false
+		}
+		open[g]++
+		total++
+		return true
+	}
+	for g := range 9 {
+		for take(g) {
+		}
+	}
+	if total != 56 || open[0] != 16 || open[1] != 16 || open[2] != 12 || open[3] != 2 || open[8] != 2 {
+		t.Errorf("nine groups hold %d links (%v), want 56: 16, 16, 12 (44 open), then 2 each", total, open)
+	}
+	if !take(9) || !take(9) || take(9) {
+		t.Errorf("a tenth group: %d links, want 2", open[9])
+	}
+	tests := []struct {
+		n, total int
+		why      string
+	}{
+		{0, 0, ""},
+		{15, 20, ""},
+		{16, 20, "this group holds its share of links"},
+		{1, 63, ""},
+		{1, 64, "as many as the cap are open"},
+		{2, 43, ""},
+		{2, 44, "the links left are kept for groups that hold fewer than 2"},
+	}
+	for _, tt := range tests {
+		if got := lim.refuse(tt.n, tt.total); got != tt.why {
+			t.Errorf("refuse(%d, %d) = %q, want %q", tt.n, tt.total, got, tt.why)
+		}
+	}
+	if l := (&Server{MaxConns: 32, MaxConnsPerGroup: 32}).limits(); l.reserve != 0 {
+		t.Errorf("a share as large as the cap keeps %d links, want 0", l.reserve)
 	}
 }

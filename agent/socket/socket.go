@@ -225,6 +225,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			s.log.Info("serving launcher links again", "group", logGroup(g), "refused", n)
 			delete(bursts, g)
 		}
+		if others > 0 && len(bursts) < maxBursts {
+			s.log.Info("serving launcher links again", "refused_in_unnamed_groups", others)
+			others = 0
+		}
 		wg.Go(func() {
 			defer func() {
 				mu.Lock()

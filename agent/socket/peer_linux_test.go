@@ -118,6 +118,14 @@ func testCgroups(t *testing.T, n int) []string {
 	if root == "" {
 		testenv.Skip(t, "no cgroup v2 hierarchy is mounted")
 	}
+	// Those a test run that was killed left (its cleanup did not run).
+	stale, _ := filepath.Glob(filepath.Join(root, "taskguard-peers-*-*"))
+	for _, d := range stale {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), "taskguard-peers-"), "-")
+		if _, err := os.Stat("/proc/" + pid); os.IsNotExist(err) {
+			_ = os.Remove(d)
+		}
+	}
 	var dirs []string
 	for i := range n {
 		d := filepath.Join(root, fmt.Sprintf("taskguard-peers-%d-%d", os.Getpid(), i))

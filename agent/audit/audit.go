@@ -80,11 +80,7 @@ const CutMarker = "…[cut by the defender: "
 // reader, and by the sidecar, which folds audits of the same message into
 // one record with a count (Aggregate).
 func ArgvCut(argv []string, kept int) string {
-	rest := 0
-	for _, s := range argv[kept:] {
-		rest += len(s)
-	}
-	return argvMark(rest, len(argv)-kept, commandDigest(argv))
+	return NewCommand(argv).mark(kept)
 }
 
 func argvMark(n, m int, digest string) string {
@@ -98,16 +94,6 @@ func argvMark(n, m int, digest string) string {
 // maxArgvMark is the longest mark ArgvCut makes for an argv of up to 1 GiB.
 var maxArgvMark = len(argvMark(1<<30, 1<<30, strings.Repeat("0", sha256.Size*2)))
 
-// commandDigest is the hex SHA-256 of argv as /proc/PID/cmdline holds it.
-func commandDigest(argv []string) string {
-	h := sha256.New()
-	for _, s := range argv {
-		io.WriteString(h, s)
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // keptArgs is how many of argv's first strings fit in limit bytes, each
 // counted with one byte of separator.
 func keptArgs(argv []string, limit int) int {
@@ -119,30 +105,65 @@ func keptArgs(argv []string, limit int) int {
 	return kept
 }
 
-// CutArgv returns argv when its strings hold at most limit bytes (each
-// counted with a separator); else a new slice of the first strings that
-// fit, whole, and a last string ArgvCut saying what was left out. The
-// enforcement decision is made on the whole argv: this is for audits.
-func CutArgv(argv []string, limit int) []string {
-	kept := keptArgs(argv, limit)
-	if kept == len(argv) {
-		return argv
-	}
-	return append(argv[:kept:kept], ArgvCut(argv, kept))
+// Command is an argv that audits quote, cut when it is long. The digest
+// its cut marks carry is computed once, when a cut first needs it: of 1 MiB
+// it costs about 1.5 ms, so the audits of one exec share one Command. It
+// is safe for concurrent use.
+type Command struct {
+	argv   []string
+	digest func() string
 }
 
-// CommandMessage returns head followed by argv's strings joined with
-// spaces, at most limit bytes long: when the command does not fit, it
-// keeps argv's first strings, whole, that fit with room for an ArgvCut
-// mark, and ends with that mark. Exec audits and the detectors that quote
-// a command word it this way.
-func CommandMessage(head string, argv []string, limit int) string {
+// NewCommand returns the Command of argv (not copied: argv must not change).
+func NewCommand(argv []string) *Command {
+	return &Command{argv: argv, digest: sync.OnceValue(func() string {
+		h := sha256.New()
+		for _, s := range argv {
+			io.WriteString(h, s)
+			h.Write([]byte{0})
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	})}
+}
+
+// mark is ArgvCut(argv, kept).
+func (c *Command) mark(kept int) string {
+	rest := 0
+	for _, s := range c.argv[kept:] {
+		rest += len(s)
+	}
+	return argvMark(rest, len(c.argv)-kept, c.digest())
+}
+
+// Cut returns the argv when its strings hold at most limit bytes (each
+// counted with a separator); else a new slice of the first strings that
+// fit, whole, and a last string ArgvCut saying what was left out.
+func (c *Command) Cut(limit int) []string {
+	kept := keptArgs(c.argv, limit)
+	if kept == len(c.argv) {
+		return c.argv
+	}
+	return append(c.argv[:kept:kept], c.mark(kept))
+}
+
+// Message returns head followed by the argv's strings joined with spaces,
+// at most limit bytes long: when the command does not fit, it keeps the
+// first strings, whole, that fit with room for an ArgvCut mark, and ends
+// with that mark.
+func (c *Command) Message(head string, limit int) string {
+	argv := c.argv
 	// keptArgs counts a separator after the last string too.
 	if keptArgs(argv, limit-len(head)+1) < len(argv) {
 		kept := keptArgs(argv, limit-len(head)-maxArgvMark)
-		argv = append(argv[:kept:kept], ArgvCut(argv, kept))
+		argv = append(argv[:kept:kept], c.mark(kept))
 	}
 	return head + strings.Join(argv, " ")
+}
+
+// CutArgv is NewCommand(argv).Cut(limit). The enforcement decision is made
+// on the whole argv: this is for audits.
+func CutArgv(argv []string, limit int) []string {
+	return NewCommand(argv).Cut(limit)
 }
 
 // ExecMessage words a process audit:
@@ -155,8 +176,13 @@ func ExecMessage(path, parent string, argv []string, d policy.Decision) string {
 
 // ExecMessageAs is ExecMessage for what really happened (e) to a prevented exec.
 func ExecMessageAs(path, parent string, argv []string, d policy.Decision, e Enforcement) string {
+	return ExecCommandMessage(path, parent, NewCommand(argv), d, e)
+}
+
+// ExecCommandMessage is ExecMessageAs for a Command.
+func ExecCommandMessage(path, parent string, cmd *Command, d policy.Decision, e Enforcement) string {
 	head := fmt.Sprintf("%s launched from %s and %s. Full command: ", path, parent, verdictPhrase(d, e))
-	return CommandMessage(head, argv, MaxExecMessage)
+	return cmd.Message(head, MaxExecMessage)
 }
 
 // CutText returns s when it holds at most limit bytes; else s cut on a

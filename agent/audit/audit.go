@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -62,43 +63,107 @@ const (
 )
 
 // ArgvCutMarker starts the mark that stands for the arguments an audit
-// left out (see ArgvCut).
-const ArgvCutMarker = "…[cut by the defender: "
+// left out (see ArgvCut). CutMarker, which starts the mark of a text field
+// the defender cut (CutText), is the same words.
+const ArgvCutMarker = CutMarker
 
-// ArgvCut is the mark for n bytes in m arguments left out of an audit's
-// command: "…[cut by the defender: 983040 more bytes in 240 more arguments]".
-func ArgvCut(n, m int) string {
+// CutMarker starts the note that ends a text the defender cut: "…[cut by
+// the defender: ". The console's own cut says "…[truncated by the
+// console: " (api.TruncatedMarker).
+const CutMarker = "…[cut by the defender: "
+
+// ArgvCut is the mark for argv[kept:], left out of an audit's command:
+// "…[cut by the defender: 983040 more bytes in 240 more arguments; command
+// sha256 9f86…]". The digest is of the whole command line as
+// /proc/PID/cmdline holds it (each string followed by a NUL byte), so two
+// commands that differ only in what was left out are told apart: by a
+// reader, and by the sidecar, which folds audits of the same message into
+// one record with a count (Aggregate).
+func ArgvCut(argv []string, kept int) string {
+	return NewCommand(argv).mark(kept)
+}
+
+func argvMark(n, m int, digest string) string {
 	args := "arguments"
 	if m == 1 {
 		args = "argument"
 	}
-	return fmt.Sprintf("%s%d more bytes in %d more %s]", ArgvCutMarker, n, m, args)
+	return fmt.Sprintf("%s%d more bytes in %d more %s; command sha256 %s]", ArgvCutMarker, n, m, args, digest)
 }
 
+// maxArgvMark is the longest mark ArgvCut makes for an argv of up to 1 GiB.
+var maxArgvMark = len(argvMark(1<<30, 1<<30, strings.Repeat("0", sha256.Size*2)))
+
 // keptArgs is how many of argv's first strings fit in limit bytes, each
-// counted with one byte of separator, and the bytes of the strings after.
-func keptArgs(argv []string, limit int) (kept, rest int) {
-	size := 0
+// counted with one byte of separator.
+func keptArgs(argv []string, limit int) int {
+	kept, size := 0, 0
 	for kept < len(argv) && size+len(argv[kept])+1 <= limit {
 		size += len(argv[kept]) + 1
 		kept++
 	}
-	for _, s := range argv[kept:] {
-		rest += len(s)
-	}
-	return kept, rest
+	return kept
 }
 
-// CutArgv returns argv when its strings hold at most limit bytes (each
-// counted with a separator); else a new slice of the first strings that
-// fit, whole, and a last string ArgvCut saying what was left out. The
-// enforcement decision is made on the whole argv: this is for audits.
-func CutArgv(argv []string, limit int) []string {
-	kept, rest := keptArgs(argv, limit)
-	if kept == len(argv) {
-		return argv
+// Command is an argv that audits quote, cut when it is long. The digest
+// its cut marks carry is computed once, when a cut first needs it: of 1 MiB
+// it costs about 1.5 ms, so the audits of one exec share one Command. It
+// is safe for concurrent use.
+type Command struct {
+	argv   []string
+	digest func() string
+}
+
+// NewCommand returns the Command of argv (not copied: argv must not change).
+func NewCommand(argv []string) *Command {
+	return &Command{argv: argv, digest: sync.OnceValue(func() string {
+		h := sha256.New()
+		for _, s := range argv {
+			io.WriteString(h, s)
+			h.Write([]byte{0})
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	})}
+}
+
+// mark is ArgvCut(argv, kept).
+func (c *Command) mark(kept int) string {
+	rest := 0
+	for _, s := range c.argv[kept:] {
+		rest += len(s)
 	}
-	return append(argv[:kept:kept], ArgvCut(rest, len(argv)-kept))
+	return argvMark(rest, len(c.argv)-kept, c.digest())
+}
+
+// Cut returns the argv when its strings hold at most limit bytes (each
+// counted with a separator); else a new slice of the first strings that
+// fit, whole, and a last string ArgvCut saying what was left out.
+func (c *Command) Cut(limit int) []string {
+	kept := keptArgs(c.argv, limit)
+	if kept == len(c.argv) {
+		return c.argv
+	}
+	return append(c.argv[:kept:kept], c.mark(kept))
+}
+
+// Message returns head followed by the argv's strings joined with spaces,
+// at most limit bytes long: when the command does not fit, it keeps the
+// first strings, whole, that fit with room for an ArgvCut mark, and ends
+// with that mark.
+func (c *Command) Message(head string, limit int) string {
+	argv := c.argv
+	// keptArgs counts a separator after the last string too.
+	if keptArgs(argv, limit-len(head)+1) < len(argv) {
+		kept := keptArgs(argv, limit-len(head)-maxArgvMark)
+		argv = append(argv[:kept:kept], c.mark(kept))
+	}
+	return head + strings.Join(argv, " ")
+}
+
+// CutArgv is NewCommand(argv).Cut(limit). The enforcement decision is made
+// on the whole argv: this is for audits.
+func CutArgv(argv []string, limit int) []string {
+	return NewCommand(argv).Cut(limit)
 }
 
 // ExecMessage words a process audit:
@@ -111,14 +176,23 @@ func ExecMessage(path, parent string, argv []string, d policy.Decision) string {
 
 // ExecMessageAs is ExecMessage for what really happened (e) to a prevented exec.
 func ExecMessageAs(path, parent string, argv []string, d policy.Decision, e Enforcement) string {
+	return ExecCommandMessage(path, parent, NewCommand(argv), d, e)
+}
+
+// ExecCommandMessage is ExecMessageAs for a Command.
+func ExecCommandMessage(path, parent string, cmd *Command, d policy.Decision, e Enforcement) string {
 	head := fmt.Sprintf("%s launched from %s and %s. Full command: ", path, parent, verdictPhrase(d, e))
-	// keptArgs counts a separator after the last string too.
-	if kept, _ := keptArgs(argv, MaxExecMessage-len(head)+1); kept < len(argv) {
-		// Room for the mark, with the longest numbers it may hold.
-		kept, rest := keptArgs(argv, MaxExecMessage-len(head)-len(ArgvCut(1<<30, 1<<30)))
-		argv = append(argv[:kept:kept], ArgvCut(rest, len(argv)-kept))
-	}
-	return head + strings.Join(argv, " ")
+	return cmd.Message(head, MaxExecMessage)
+}
+
+// CutText returns s when it holds at most limit bytes; else s cut on a
+// UTF-8 boundary and ended with a CutMarker note of how many bytes were
+// left out, the whole at most limit bytes: "…[cut by the defender: 4096
+// more bytes]". The sidecar cuts every text field of an audit so before it
+// spools it, to what the console stores whole, so the console never cuts
+// it again and the mark that reaches it says who cut.
+func CutText(s string, limit int) string {
+	return api.TruncateWithin(s, limit, CutMarker)
 }
 
 // DNSMessage words a DNS audit: "DNS resolution of suspicious name yahoo.com".

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -63,11 +65,11 @@ func TestCutArgv(t *testing.T) {
 		{"small", []string{"mkdir", "test"}, MaxArgv, []string{"mkdir", "test"}},
 		{"none", nil, MaxArgv, nil},
 		{"exactly the limit", []string{"ab", "cd"}, 6, []string{"ab", "cd"}},
-		{"one byte more", []string{"ab", "cd"}, 5, []string{"ab", "…[cut by the defender: 2 more bytes in 1 more argument]"}},
-		{"first string too long", []string{"abcdef", "g"}, 4, []string{"…[cut by the defender: 7 more bytes in 2 more arguments]"}},
+		{"one byte more", []string{"ab", "cd"}, 5, []string{"ab", "…[cut by the defender: 2 more bytes in 1 more argument; command sha256 " + cmdlineSum("ab", "cd") + "]"}},
+		{"first string too long", []string{"abcdef", "g"}, 4, []string{"…[cut by the defender: 7 more bytes in 2 more arguments; command sha256 " + cmdlineSum("abcdef", "g") + "]"}},
 		// "nc" and 15 strings of 4,095 bytes: 61,443 bytes with their
 		// separators; a 16th would make 65,539.
-		{"1 MiB", long, MaxArgv, append(slices.Clip(long[:16]), "…[cut by the defender: 982800 more bytes in 240 more arguments]")},
+		{"1 MiB", long, MaxArgv, append(slices.Clip(long[:16]), "…[cut by the defender: 982800 more bytes in 240 more arguments; command sha256 "+cmdlineSum(long...)+"]")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +94,7 @@ func TestExecMessageCut(t *testing.T) {
 	got := ExecMessage("/usr/bin/nc", "/bin/sh", long, d)
 	// "nc" and 3 strings of 4,095 bytes (12,291 bytes) fit in 16 KiB
 	// with the head and the mark; a fourth does not.
-	want := head + strings.Join(long[:4], " ") + " …[cut by the defender: 1031940 more bytes in 252 more arguments]"
+	want := head + strings.Join(long[:4], " ") + " …[cut by the defender: 1031940 more bytes in 252 more arguments; command sha256 " + cmdlineSum(long...) + "]"
 	if got != want {
 		t.Errorf("got %d bytes ending %q, want %d ending %q", len(got), got[max(0, len(got)-80):], len(want), want[len(want)-80:])
 	}
@@ -104,8 +106,82 @@ func TestExecMessageCut(t *testing.T) {
 		t.Errorf("a message of exactly %d bytes was cut to %d", MaxExecMessage, len(got))
 	}
 	fits[1] += "x"
-	if got := ExecMessage("/usr/bin/nc", "/bin/sh", fits, d); got != head+"nc …[cut by the defender: "+fmt.Sprint(len(fits[1]))+" more bytes in 1 more argument]" {
+	if got := ExecMessage("/usr/bin/nc", "/bin/sh", fits, d); got != head+"nc …[cut by the defender: "+fmt.Sprint(len(fits[1]))+" more bytes in 1 more argument; command sha256 "+cmdlineSum(fits...)+"]" {
 		t.Errorf("a message one byte too long: %.200q", got)
+	}
+}
+
+// cmdlineSum is the hex SHA-256 of argv as /proc/PID/cmdline holds it.
+func cmdlineSum(argv ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(argv, "\x00") + "\x00"))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestAggregateCutCommands: the sidecar folds audits of one message into
+// one record with a count. Two refused commands of 1 MiB that differ only
+// in their last argument (far past the cut) stay two audits, in the
+// message and in process.argv; the same command twice is one audit with
+// Count 2.
+func TestAggregateCutCommands(t *testing.T) {
+	d := policy.Decision{Effect: policy.EffectPrevent, Reason: policy.ReasonDenied, Entry: "nc"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(id string, argv []string) api.Audit {
+		return api.Audit{ID: id, Time: t0, Kind: api.AuditProcess, Effect: d.Effect, Rule: "r", Container: "c",
+			Message: ExecMessage("/usr/bin/nc", "/bin/sh", argv, d),
+			Process: &api.ProcessDetail{Path: "/usr/bin/nc", Argv: CutArgv(argv, MaxArgv)}}
+	}
+	one, other := longArgv(), longArgv()
+	other[len(other)-1] = strings.Repeat("z", len(other[len(other)-1]))
+	if strings.Join(one[:16], " ") != strings.Join(other[:16], " ") {
+		t.Fatal("the two commands differ before the cut")
+	}
+	a, b := mk("a", one), mk("b", other)
+	if a.Message == b.Message || slices.Equal(a.Process.Argv, b.Process.Argv) {
+		t.Fatal("two commands that differ past the cut read the same")
+	}
+	if got := Aggregate([]api.Audit{a, b}); len(got) != 2 || got[0].Count != 1 || got[1].Count != 1 {
+		t.Errorf("two commands that differ past the cut: %d records (counts %v), want 2 of 1", len(got), counts(got))
+	}
+	if got := Aggregate([]api.Audit{a, mk("a2", longArgv())}); len(got) != 1 || got[0].Count != 2 {
+		t.Errorf("the same command twice: %d records (counts %v), want 1 of 2", len(got), counts(got))
+	}
+}
+
+func counts(audits []api.Audit) []int {
+	var n []int
+	for _, a := range audits {
+		n = append(n, a.Count)
+	}
+	return n
+}
+
+// TestCutText: a field the defender cuts keeps within the limit, mark
+// included, on a UTF-8 boundary, and says the defender cut it; a field
+// that fits is unchanged.
+func TestCutText(t *testing.T) {
+	tests := []struct {
+		name  string
+		s     string
+		limit int
+		want  string
+	}{
+		{"fits", "abc", 3, "abc"},
+		// 60 bytes less the mark with room for 3 digits: 20 kept.
+		{"cut", strings.Repeat("a", 100), 60, strings.Repeat("a", 20) + "…[cut by the defender: 80 more bytes]"},
+		{"on a rune boundary", strings.Repeat("é", 50), 59, strings.Repeat("é", 9) + "…[cut by the defender: 82 more bytes]"},
+		{"no room for the mark", strings.Repeat("a", 100), 10, strings.Repeat("a", 10)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := CutText(tt.s, tt.limit)
+			if got != tt.want || len(got) > tt.limit {
+				t.Errorf("CutText(%d bytes, %d) = %q (%d bytes), want %q", len(tt.s), tt.limit, got, len(got), tt.want)
+			}
+		})
+	}
+	long := CutText(strings.Repeat("x", 20<<10), MaxExecMessage)
+	if len(long) != MaxExecMessage-1 || !strings.HasSuffix(long, CutMarker+"4138 more bytes]") {
+		t.Errorf("20 KiB cut to %d: %d bytes ending %q", MaxExecMessage, len(long), long[len(long)-40:])
 	}
 }
 

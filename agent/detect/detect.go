@@ -23,8 +23,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/taskguard/taskguard/agent/audit"
 	"github.com/taskguard/taskguard/console/policy"
 )
+
+// MaxCommandMessage bounds a finding's message that quotes a command (an
+// app may pass 1 MiB of argv): it is cut as an exec audit's is
+// (audit.Command.Message), with room left within audit.MaxExecMessage for
+// what the launcher adds (what became of the call, a few hundred bytes at
+// most), so the console keeps the mark.
+const MaxCommandMessage = audit.MaxExecMessage - 512
 
 // Detector describes one detector.
 type Detector struct {
@@ -77,6 +85,10 @@ type Exec struct {
 	Path, Resolved string
 	// Args reads the new program's argv on demand (nil: none).
 	Args func() []string
+	// Command, when set, returns the audit.Command of Args() that the
+	// caller's other audits of this exec share (a cut command's digest is
+	// then computed once); nil: Exec makes its own.
+	Command func() *audit.Command
 	// Ctime is the status change time of Resolved when the caller already
 	// read it (the supervisor's lookup opened the file); zero: Exec reads it.
 	Ctime time.Time
@@ -177,6 +189,10 @@ func (en *Engine) Exec(e Exec) []Finding {
 		}
 		return argv
 	}
+	command := e.Command
+	if command == nil {
+		command = sync.OnceValue(func() *audit.Command { return audit.NewCommand(args()) })
+	}
 	if n, ok := anyIn(names, minerNames); ok {
 		out = append(out, Finding{Detector: Miner, Message: "Crypto miner " + n + " started: " + quoteName(e.Path, real), File: real})
 	}
@@ -184,10 +200,10 @@ func (en *Engine) Exec(e Exec) []Finding {
 		out = append(out, Finding{Detector: NetworkScanner, Message: "Network scanner " + n + " started: " + quoteName(e.Path, real), File: real})
 	}
 	if n, ok := packageManager(names, args); ok {
-		out = append(out, Finding{Detector: PackageManager, Message: "Package manager " + n + " run at runtime: " + strings.Join(args(), " "), File: real})
+		out = append(out, Finding{Detector: PackageManager, Message: command().Message("Package manager "+n+" run at runtime: ", MaxCommandMessage), File: real})
 	}
 	if n, ok := anyIn(names, netcats); ok && netcatListens(args()) {
-		out = append(out, Finding{Detector: NetcatListener, Message: n + " started as a listener: " + strings.Join(args(), " "), File: real})
+		out = append(out, Finding{Detector: NetcatListener, Message: command().Message(n+" started as a listener: ", MaxCommandMessage), File: real})
 	}
 	if n, ok := shellOrInterpreter(names); ok {
 		if fd, sock := en.socketStdio(e.PID); sock != "" {

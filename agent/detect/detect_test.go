@@ -1,14 +1,17 @@
 package detect
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/taskguard/taskguard/agent/audit"
 	"github.com/taskguard/taskguard/console/policy"
 )
 
@@ -64,6 +67,55 @@ func TestExecNames(t *testing.T) {
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("Exec(%s, %s, %v) = %v, want %v", tt.path, tt.resolved, tt.argv, got, tt.want)
 		}
+	}
+}
+
+// TestCommandFindingsCut: the package manager and netcat listener findings
+// quote the command. With the longest argv the supervisor reads (256
+// strings of 4 KiB, 1 MiB) the message is cut as an exec audit's is: its
+// first arguments, whole, then the mark, within MaxCommandMessage. A short
+// command is quoted as it was.
+func TestCommandFindingsCut(t *testing.T) {
+	en := &Engine{Proc: t.TempDir()}
+	long := func(first ...string) []string {
+		argv := first
+		for i := len(first); i < 256; i++ {
+			argv = append(argv, strings.Repeat(fmt.Sprint(i%10), 4095))
+		}
+		return argv
+	}
+	tests := []struct {
+		name, path, head string
+		argv             []string
+	}{
+		{"package manager", "/usr/bin/pip3", "Package manager pip3 run at runtime: ", long("pip3", "install")},
+		{"netcat listener", "/usr/bin/ncat", "ncat started as a listener: ", long("ncat", "-lvp")},
+		{"package manager, short", "/usr/bin/pip3", "Package manager pip3 run at runtime: ", []string{"pip3", "install", "x"}},
+		{"netcat listener, short", "/usr/bin/ncat", "ncat started as a listener: ", []string{"ncat", "-lvp", "4444"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := en.Exec(Exec{PID: 1, Path: tt.path, Resolved: tt.path, Args: func() []string { return tt.argv }})
+			if len(fs) != 1 {
+				t.Fatalf("%d findings, want 1", len(fs))
+			}
+			msg := fs[0].Message
+			if len(tt.argv) < 10 {
+				if want := tt.head + strings.Join(tt.argv, " "); msg != want {
+					t.Errorf("message %q, want %q", msg, want)
+				}
+				return
+			}
+			// The head, "pip3 install" (or "ncat -lvp") and 3 strings of
+			// 4,095 bytes, then the mark for the 251 others.
+			want := tt.head + strings.Join(tt.argv[:5], " ") + " " + audit.ArgvCut(tt.argv, 5)
+			if msg != want || len(msg) > MaxCommandMessage {
+				t.Errorf("message of %d bytes ending %q, want %d (at most %d) ending %q", len(msg), msg[max(0, len(msg)-100):], len(want), MaxCommandMessage, want[len(want)-100:])
+			}
+			if !strings.Contains(msg, audit.ArgvCutMarker+"1027845 more bytes in 251 more arguments; command sha256 ") {
+				t.Errorf("message ends %q: no mark of what was left out", msg[max(0, len(msg)-150):])
+			}
+		})
 	}
 }
 

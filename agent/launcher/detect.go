@@ -102,11 +102,13 @@ func threatWords(d policy.Decision, enf audit.Enforcement) string {
 	return "; " + outcomeWords(enf)
 }
 
-func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) supervise.Verdict {
+// detectExec runs the exec detectors; cmd is the exec's command, shared
+// with the exec's other audits.
+func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent, cmd func() *audit.Command) supervise.Verdict {
 	if !h.detecting(r) {
 		return supervise.Allow
 	}
-	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args, Ctime: e.Ctime})
+	fs := h.det.Exec(detect.Exec{PID: e.PID, Path: e.Path, Resolved: e.Resolved, Args: e.Args, Command: cmd, Ctime: e.Ctime})
 	if h.isEntryExec(e) {
 		fs = slices.DeleteFunc(fs, func(f detect.Finding) bool {
 			return f.Detector.ID == detect.Fileless.ID || f.Detector.ID == detect.TempDir.ID || f.Detector.ID == detect.Drift.ID
@@ -119,7 +121,7 @@ func (h *handler) detectExec(r *policy.RuntimeRule, e supervise.ExecEvent) super
 	if real == "" {
 		real = e.Path
 	}
-	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: e.ParentExe(), Argv: audit.CutArgv(e.Args(), audit.MaxArgv)}, nil, false)
+	return h.report(r, e.PID, fs, api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: e.ParentExe(), Argv: cmd().Cut(audit.MaxArgv)}, nil, false)
 }
 
 // isEntryExec reports whether e is the exec of the launched program itself:

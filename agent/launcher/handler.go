@@ -339,7 +339,10 @@ func verdict(d policy.Decision) supervise.Verdict {
 
 func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 	r := h.rule.Load()
-	v := h.detectExec(r, e)
+	// The audits of this exec share its command (its digest, when it is
+	// cut, is computed once).
+	cmd := sync.OnceValue(func() *audit.Command { return audit.NewCommand(e.Args()) })
+	v := h.detectExec(r, e, cmd)
 	if r == nil {
 		return v
 	}
@@ -363,11 +366,12 @@ func (h *handler) Exec(e supervise.ExecEvent) supervise.Verdict {
 		// to 64 KiB): an app may pass 1 MiB of argv, and whole it would
 		// fill the queue of audits. The verdict above and the repeat's
 		// key saw all of it.
-		shown := audit.CutArgv(argv, audit.MaxArgv)
+		c := cmd()
+		shown := c.Cut(audit.MaxArgv)
 		h.record(e.PID, d, func(enf audit.Enforcement) api.Audit {
 			return api.Audit{
 				Kind: api.AuditProcess, Effect: d.Effect, Rule: r.Name, Severity: severity(d),
-				Message: audit.ExecMessageAs(e.Path, parent, argv, d, enf),
+				Message: audit.ExecCommandMessage(e.Path, parent, c, d, enf),
 				Process: &api.ProcessDetail{Path: real, CalledAs: calledAs(e.Path, real), Parent: parent, Argv: shown, PID: e.PID},
 			}
 		})

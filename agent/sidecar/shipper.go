@@ -83,8 +83,10 @@ type Shipper struct {
 const (
 	maxBatchRecords = 1000
 	maxBatchBytes   = 2 << 20
-	// maxField is the size every text field is cut to before spooling, as
-	// the console would cut it (api.Truncate).
+	// maxField is the size every text field is cut to before spooling,
+	// mark included (audit.CutText: "…[cut by the defender: N more
+	// bytes]"): what the console stores whole (it cuts beyond 16 KiB, with
+	// its own mark), so the mark that reaches it says the defender cut.
 	maxField = 16 << 10
 	// maxAside is how many set-aside batches are kept on disk.
 	maxAside = 100
@@ -262,7 +264,7 @@ func (s *Shipper) spool() {
 	defer s.spoolMu.Unlock()
 	batch = audit.Aggregate(batch)
 	for i := range batch {
-		batch[i], _ = batch[i].Sanitized(maxField)
+		batch[i], _ = batch[i].SanitizedWith(maxField, audit.CutText)
 	}
 	for len(batch) > 0 {
 		n, size := 0, 0
@@ -508,7 +510,7 @@ func (s *Shipper) setAside(name string, batch api.AuditBatch, why string) {
 	s.Log.Error("audit batch set aside: the console refused it", "batch", strings.TrimSuffix(name, ".json"),
 		"records", records, "reason", why, "kept_in", dir, "set_aside_total", s.aside.Load())
 	if !onlyReports {
-		s.Add(s.report("high", fmt.Sprintf("Audit batch of %d audits set aside, not stored by the console: %s", records, api.Truncate(why, 512))))
+		s.Add(s.report("high", fmt.Sprintf("Audit batch of %d audits set aside, not stored by the console: %s", records, audit.CutText(why, 512))))
 	}
 }
 
@@ -530,6 +532,6 @@ func (s *Shipper) reportRejected(res api.AuditIngestResponse, batch api.AuditBat
 	s.Log.Error("the console did not store some audits", "rejected", len(res.Rejected), "of", res.Received, "reasons", reasons)
 	if !onlyReports {
 		s.Add(s.report("high", fmt.Sprintf("The console did not store %d of %d audits: %s", len(res.Rejected), res.Received,
-			api.Truncate(strings.Join(reasons, "; "), 1024))))
+			audit.CutText(strings.Join(reasons, "; "), 1024))))
 	}
 }

@@ -6,6 +6,8 @@
 // restarts, the launcher dials it again and sends what was not acknowledged
 // (bounded; what overflows is counted and reported). The socket is open to
 // every process of the task, so the sidecar serves a bounded number of links
-// at once (Server.MaxConns) and closes the ones made beyond. It is not a
+// at once (Server.MaxConns), and a bounded number per container
+// (Server.MaxConnsPerGroup: the connecting process's cgroup, read from its
+// credentials), and closes the ones made beyond. It is not a
 // general RPC layer: one frame type, a few optional fields.
 package socket

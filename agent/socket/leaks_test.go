@@ -218,7 +218,8 @@ func TestLargeFrameNotKept(t *testing.T) {
 	}
 }
 
-// refusals keeps the warnings about refused links logged through it.
+// refusals keeps the warnings about refused links logged through it, each
+// with its attributes.
 type refusals struct {
 	slog.Handler
 	mu    sync.Mutex
@@ -229,11 +230,33 @@ func (h *refusals) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *refusals) Handle(_ context.Context, r slog.Record) error {
 	if r.Level == slog.LevelWarn && strings.Contains(r.Message, "refusing") {
+		line := r.Message
+		r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
 		h.mu.Lock()
-		h.warns = append(h.warns, r.Message)
+		h.warns = append(h.warns, line)
 		h.mu.Unlock()
 	}
 	return nil
+}
+
+// serveWith runs srv, with policy revision 1, on a socket at path until
+// the test ends.
+func serveWith(t *testing.T, srv *Server, path string) {
+	t.Helper()
+	srv.SetPolicy(&policy.Policy{Revision: 1})
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
 }
 
 func (h *refusals) WithAttrs([]slog.Attr) slog.Handler { return h }
@@ -254,21 +277,8 @@ func TestLinksCapped(t *testing.T) {
 	audits := make(chan api.Audit, 16)
 	log := &refusals{}
 	srv := NewServer(func(a api.Audit) { audits <- a }, slog.New(log))
-	srv.MaxConns = limit
-	srv.SetPolicy(&policy.Policy{Revision: 1})
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, l) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	srv.MaxConns, srv.MaxConnsPerGroup = limit, limit
+	serveWith(t, srv, path)
 	goroutines, fds := runtime.NumGoroutine(), testenv.OpenFDs(t)
 	// readRevision reads a link's next policy frame: its revision, or 0
 	// when the sidecar closed the link.
@@ -331,6 +341,7 @@ func TestLinksCapped(t *testing.T) {
 		}
 	}
 	var cl *Client
+	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; runtime.Gosched() {
 		// A refused link may be closed before the hello is written.
 		if cl, err = Dial(path, policy.Identity{Container: "app"}); err == nil {

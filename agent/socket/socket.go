@@ -56,6 +56,26 @@ type Frame struct {
 // sidecar's descriptor limit.
 const DefaultMaxConns = 64
 
+// DefaultMaxConnsPerGroup is how many links one peer group (a container:
+// see Server.MaxConnsPerGroup) is served at once unless told otherwise. A
+// launcher holds one link, two for a moment when it links again.
+const DefaultMaxConnsPerGroup = 16
+
+// Links kept for groups that hold fewer than linkFloor links: a group
+// holding linkFloor links or more is served only while fewer than
+// MaxConns - reserve links are open, where reserve is maxGroups *
+// linkFloor (at most MaxConns - MaxConnsPerGroup). With up to maxGroups
+// groups (an ECS task holds at most 10 containers) every group is
+// served linkFloor links whatever the others hold.
+const (
+	linkFloor = 2
+	maxGroups = 10
+)
+
+// maxBursts bounds the groups whose burst of refused links is tracked
+// (each is logged once); refusals of groups beyond are logged together.
+const maxBursts = 64
+
 // Server is the sidecar's end. Policies given to SetPolicy reach every
 // connected launcher; audits from launchers go to the Audits func.
 type Server struct {
@@ -64,6 +84,15 @@ type Server struct {
 	// launcher dials again, with backoff); links already open are never
 	// dropped for it. Set it before Serve.
 	MaxConns int
+	// MaxConnsPerGroup bounds the links one peer group is served at once
+	// (0: DefaultMaxConnsPerGroup), refused as beyond MaxConns. A group
+	// is the container of the process that connected: its cgroup, read
+	// at accept from the peer's credentials (SO_PEERCRED and
+	// /proc/PID/cgroup), else its PID namespace, else its user ID. So a
+	// process of one container that opens and holds links gets its
+	// group's share, and the launcher of another container (restarted
+	// meanwhile) is still served. Set it before Serve.
+	MaxConnsPerGroup int
 
 	mu      sync.Mutex
 	current *policy.Policy
@@ -139,20 +168,23 @@ func Listen(path string) (net.Listener, error) {
 
 // Serve accepts launchers until ctx ends; it returns once every
 // connection it accepted is closed. At most MaxConns links are served at
-// once: one made beyond is closed at once. The first link refused logs a
-// warning; the next link served ends that burst of refusals and logs how
-// many there were.
+// once, and at most MaxConnsPerGroup from one peer group: one made beyond
+// is closed at once. The first link of a group refused logs a warning
+// naming the group; the next link of that group served ends its burst of
+// refusals and logs how many there were.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	limit := s.MaxConns
-	if limit <= 0 {
-		limit = DefaultMaxConns
-	}
 	go func() {
 		<-ctx.Done()
 		l.Close()
 	}()
-	slots := make(chan struct{}, limit)
-	var burst int64 // links refused since the last one served
+	lim := s.limits()
+	var (
+		mu     sync.Mutex
+		open   = map[string]int{} // links served per group
+		total  int
+		bursts = map[string]int64{} // links refused per group since its last one served
+		others int64                // refused links of groups beyond maxBursts
+	)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -163,29 +195,96 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			}
 			return fmt.Errorf("accept launcher: %w", err)
 		}
-		select {
-		case slots <- struct{}{}:
-		default:
+		g := peerGroup(c)
+		mu.Lock()
+		held, all := open[g], total
+		why := lim.refuse(held, all)
+		if why != "" {
 			s.refused.Add(1) // before the launcher can see the close
+			mu.Unlock()
 			c.Close()
-			if burst == 0 {
-				s.log.Warn("refusing launcher links: as many as the cap are open; more are refused until one closes", "cap", limit)
+			switch n, ok := bursts[g]; {
+			case ok || len(bursts) < maxBursts:
+				if n == 0 {
+					s.log.Warn("refusing launcher links: "+why+"; more are refused until one closes", "group", logGroup(g),
+						"group_links", held, "share", lim.share, "links", all, "cap", lim.total)
+				}
+				bursts[g] = n + 1
+			default:
+				if others == 0 {
+					s.log.Warn("refusing launcher links of more groups than are named", "groups", len(bursts))
+				}
+				others++
 			}
-			burst++
 			continue
 		}
-		if burst > 0 {
-			s.log.Info("serving launcher links again", "refused", burst)
-			burst = 0
+		open[g]++
+		total++
+		mu.Unlock()
+		if n := bursts[g]; n > 0 {
+			s.log.Info("serving launcher links again", "group", logGroup(g), "refused", n)
+			delete(bursts, g)
+		}
+		if others > 0 && len(bursts) < maxBursts {
+			s.log.Info("serving launcher links again", "refused_in_unnamed_groups", others)
+			others = 0
 		}
 		wg.Go(func() {
-			defer func() { <-slots }()
+			defer func() {
+				mu.Lock()
+				if open[g]--; open[g] == 0 {
+					delete(open, g)
+				}
+				total--
+				mu.Unlock()
+			}()
 			s.handle(ctx, c)
 		})
 	}
 }
 
-// Refused is how many links were refused because MaxConns were open.
+// linkLimits are a Server's bounds of links, resolved.
+type linkLimits struct {
+	total, share, reserve int
+}
+
+func (s *Server) limits() linkLimits {
+	l := linkLimits{total: s.MaxConns, share: s.MaxConnsPerGroup}
+	if l.total <= 0 {
+		l.total = DefaultMaxConns
+	}
+	if l.share <= 0 {
+		l.share = DefaultMaxConnsPerGroup
+	}
+	l.share = min(l.share, l.total)
+	l.reserve = max(0, min(maxGroups*linkFloor, l.total-l.share))
+	return l
+}
+
+// refuse says why a link of a group holding n links is refused while total
+// links are open, or "" when it is served.
+func (l linkLimits) refuse(n, total int) string {
+	switch {
+	case n >= l.share:
+		return "this group holds its share of links"
+	case total >= l.total:
+		return "as many as the cap are open"
+	case n >= linkFloor && total >= l.total-l.reserve:
+		return "the links left are kept for groups that hold fewer than 2"
+	}
+	return ""
+}
+
+// logGroup bounds a group's name in the log.
+func logGroup(g string) string {
+	if len(g) > 256 {
+		return g[:256] + "…"
+	}
+	return g
+}
+
+// Refused is how many links were refused because MaxConns were open, or
+// MaxConnsPerGroup of the link's group.
 func (s *Server) Refused() int64 { return s.refused.Load() }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {

@@ -33,16 +33,50 @@ func Truncate(s string, limit int) string {
 	return s[:cut] + TruncatedMarker + strconv.Itoa(len(s)-cut) + " more bytes]"
 }
 
+// TruncateWithin is Truncate for another cutter: it returns s when it is
+// not longer than limit, else s cut on a UTF-8 boundary followed by marker
+// and "N more bytes]", the whole at most limit bytes (so a reader that
+// keeps limit bytes keeps the mark). A limit too small for the mark cuts s
+// to limit bytes with none. The console's own cut (Truncate) keeps limit
+// bytes of s and adds its mark after them.
+func TruncateWithin(s string, limit int, marker string) string {
+	if len(s) <= limit {
+		return s
+	}
+	if limit <= 0 {
+		return ""
+	}
+	cut := limit - len(marker) - len(" more bytes]") - len(strconv.Itoa(len(s)))
+	note := true
+	if cut < 0 {
+		cut, note = limit, false
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if !note {
+		return s[:cut]
+	}
+	return s[:cut] + marker + strconv.Itoa(len(s)-cut) + " more bytes]"
+}
+
 // Sanitized returns a copy of a (details and lists copied too) whose text
 // fields are SafeText and, when limit > 0, Truncate(limit). It names the
 // fields it cut, e.g. "message", "waf.path", "process.argv[3]". The ID is
 // made safe but never cut: a record's ID is checked, not shortened.
 func (a Audit) Sanitized(limit int) (Audit, []string) {
+	return a.SanitizedWith(limit, Truncate)
+}
+
+// SanitizedWith is Sanitized with another cut: truncate(s, limit) for a
+// field longer than limit (the defender's says that it cut, not the
+// console).
+func (a Audit) SanitizedWith(limit int, truncate func(s string, limit int) string) (Audit, []string) {
 	var cut []string
 	fix := func(name string, s *string, limit int) {
 		v := SafeText(*s)
 		if limit > 0 && len(v) > limit {
-			v = Truncate(v, limit)
+			v = truncate(v, limit)
 			cut = append(cut, name)
 		}
 		*s = v

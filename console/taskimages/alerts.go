@@ -57,7 +57,7 @@ func (a *Alerter) EvaluateAll(ctx context.Context) (int, error) {
 	// The lock before a match slot, as List takes them.
 	a.Matcher.mu.RLock()
 	defer a.Matcher.mu.RUnlock()
-	mt := a.Matcher.open()
+	mt := a.Matcher.open(ctx)
 	defer mt.close()
 	total := 0
 	for _, h := range heads {

@@ -101,7 +101,7 @@ type Matcher struct {
 func (m *Matcher) Match(ctx context.Context, invs []store.StoredInventory, f Filter, detail bool) (api.TaskImageList, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	mt := m.open()
+	mt := m.open(ctx)
 	defer mt.close()
 	out := api.TaskImageList{Images: []api.TaskImage{}, DBUpdatedAt: mt.updated}
 	for _, si := range invs {
@@ -145,7 +145,7 @@ func (m *Matcher) List(ctx context.Context, src InventorySource, f Filter) (api.
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	mt := m.open()
+	mt := m.open(ctx)
 	defer mt.close()
 	out := api.TaskImageList{Images: []api.TaskImage{}, DBUpdatedAt: mt.updated}
 	for _, h := range heads {
@@ -171,7 +171,7 @@ func (m *Matcher) List(ctx context.Context, src InventorySource, f Filter) (api.
 func (m *Matcher) One(ctx context.Context, src InventorySource, id int64, f Filter) (ti api.TaskImage, found bool, err error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	mt := m.open()
+	mt := m.open(ctx)
 	defer mt.close()
 	f.Task, f.Image = "", "" // the ID chose the image
 	return eachStored(ctx, src, id, func(si store.StoredInventory) (api.TaskImage, bool, error) {
@@ -207,15 +207,16 @@ type matching struct {
 	logger  *slog.Logger
 }
 
-// open opens the DB; the caller holds m.mu.
-func (m *Matcher) open() *matching {
+// open opens the DB, waiting for it (another scan or match of this
+// process may hold it) as long as ctx lasts; the caller holds m.mu.
+func (m *Matcher) open(ctx context.Context) *matching {
 	mt := &matching{logger: m.Logger}
 	if mt.logger == nil {
 		mt.logger = slog.New(slog.DiscardHandler)
 	}
 	if m.Dir == "" {
 		mt.dbErr = errors.New("the console has no vulnerability DB (--vuln-db-dir)")
-	} else if mt.db, mt.dbErr = vulndb.Open(m.Dir); mt.dbErr == nil {
+	} else if mt.db, mt.dbErr = vulndb.OpenContext(ctx, m.Dir); mt.dbErr == nil {
 		mt.updated = mt.db.Metadata().UpdatedAt
 	}
 	return mt

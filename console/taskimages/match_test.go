@@ -3,6 +3,7 @@ package taskimages
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +118,42 @@ func TestUpdaterOffline(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("updater did not stop")
+	}
+}
+
+// TestMatchGivesUpWaitingForDB: while another holder of this process has
+// the DB open (the one trivy-db handle), a match whose request has ended
+// returns at once, its images unmatched with a warning that says why,
+// instead of waiting for the holder; once the holder closes, it matches.
+func TestMatchGivesUpWaitingForDB(t *testing.T) {
+	m := &Matcher{Dir: corpusDB(t)}
+	invs := []store.StoredInventory{stored(1, "shop-web", "shop/web:1")}
+	held, err := vulndb.Open(m.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	var got api.TaskImageList
+	go func() {
+		defer close(done)
+		got, _ = m.Match(ctx, invs, Filter{}, true)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // a hang bound, not a timing
+		held.Close()
+		<-done
+		t.Fatal("Match waited for the DB another holder has open after its context ended")
+	}
+	if len(got.Images) != 1 || len(got.Images[0].Warnings) == 0 ||
+		!strings.Contains(got.Images[0].Warnings[0], context.Canceled.Error()) {
+		t.Errorf("images %+v: want one unmatched image whose warning names the ended context", got.Images)
+	}
+	held.Close()
+	all, err := m.Match(context.Background(), invs, Filter{}, true)
+	if err != nil || len(all.Images) != 1 || len(all.Images[0].Vulnerabilities) == 0 {
+		t.Fatalf("after the holder closed: %+v, %v", all, err)
 	}
 }

@@ -196,8 +196,9 @@ type scratch struct {
 	txcol  txCollection
 	mcols  [4]matchedCollection
 	strbuf []string
-	// counts are the values of &TARGET selections, countVals them as
-	// selections (arenas for the request, reset by release).
+	// counts are the values of &TARGET selections and single-valued
+	// collections, countVals them as selections (arenas for the request,
+	// reset by release).
 	counts    []md
 	countVals []types.MatchData
 	// The request's values and what headHits knows of each (valueState),
@@ -981,12 +982,7 @@ func (sc *scratch) values(t *target) []types.MatchData {
 		}
 	}
 	if t.count {
-		// From the request's arenas: entries are not reused before
-		// release, so the values stay as they were built.
-		sc.counts = append(sc.counts, md{v: t.v, key: t.key, value: strconv.Itoa(len(out))})
-		sc.countVals = append(sc.countVals, &sc.counts[len(sc.counts)-1])
-		n := len(sc.countVals)
-		out = sc.countVals[n-1 : n : n]
+		out = sc.arenaValue(md{v: t.v, key: t.key, value: strconv.Itoa(len(out))})
 	}
 	if t.slot >= 0 {
 		sc.vals[t.slot], sc.have[t.slot] = out, true
@@ -1004,9 +1000,25 @@ func (sc *scratch) findAll(v variables.RuleVariable, col collection.Collection) 
 	if out, ok := sc.all[v]; ok {
 		return out
 	}
-	out := col.FindAll()
+	var out []types.MatchData
+	if s, ok := col.(collection.Single); ok && col.Name() == v.Name() {
+		// The value Single.FindAll returns, without its two allocations.
+		out = sc.arenaValue(md{v: v, value: s.Get()})
+	} else {
+		out = col.FindAll()
+	}
 	sc.all[v] = out
 	return out
+}
+
+// arenaValue returns m as a selection of one value, from the request's
+// arenas: they are not reused before release, so the values stay as they
+// were built.
+func (sc *scratch) arenaValue(m md) []types.MatchData {
+	sc.counts = append(sc.counts, m)
+	sc.countVals = append(sc.countVals, &sc.counts[len(sc.counts)-1])
+	n := len(sc.countVals)
+	return sc.countVals[n-1 : n : n]
 }
 
 // collection returns a variable's collection, with the evaluation's own TX

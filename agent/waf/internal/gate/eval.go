@@ -580,8 +580,14 @@ func (sc *scratch) evalHeads(plan *headPlan, e *entry, known, match []uint64) {
 // headMatches evaluates a static head on one value, without effects.
 func (sc *scratch) headMatches(l *level, e *entry) bool {
 	if l.multiMatch {
-		for _, s := range sc.multi(l.chain, e.md.Value()) {
-			if ok, _ := sc.operate(l, s, nil); ok != l.negate {
+		for i, s := range sc.multi(l.chain, e.md.Value()) {
+			var tr *trValue
+			if i == 0 {
+				// The value itself: its set scans are the entry's, shared
+				// with the groups and the other heads.
+				tr = sc.transformEntry(e, 0)
+			}
+			if ok, _ := sc.operate(l, s, tr); ok != l.negate {
 				return true
 			}
 		}

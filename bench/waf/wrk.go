@@ -581,6 +581,25 @@ func reportWrk(out io.Writer, targets []target, results [][]wrkResult) {
 		}
 		fmt.Fprintf(out, "%s added p99 / bare added p99, per round: %s (median %.2fx)\n", t.name, fmtList(addedRatio), median(addedRatio))
 	}
+	// CPU per request against the bare proxy's, round by round: an A/B of
+	// two sidecars (-compare) reads best from these pairs.
+	for i, t := range targets[2:] {
+		if t.pid <= 0 {
+			continue
+		}
+		var cpuRatio []float64
+		for j, r := range results[i+2] {
+			if b := bare[j].cpuPerReq; b > 0 {
+				cpuRatio = append(cpuRatio, float64(r.cpuPerReq)/float64(b))
+			}
+		}
+		if len(cpuRatio) > 0 {
+			fmt.Fprintf(out, "%s CPU/request / bare CPU/request, per round: %s (median %.2fx)\n", t.name, fmtList(cpuRatio), median(cpuRatio))
+		}
+	}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(out, "load average (1, 5, 15 min) at the end: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
 }
 
 func fmtList(v []float64) string {

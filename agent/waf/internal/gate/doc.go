@@ -40,11 +40,12 @@
 //     Go's regexp when one or two patterns might;
 //   - a chain head that reads only request values and a fixed argument
 //     ("static") depends on the value alone, not on the target it came
-//     from: per phase, one memo keyed by value remembers which heads were
-//     evaluated on it and which match, across requests and targets, so a
-//     value costs one lookup per phase (header values and constant
-//     parameters nothing more), and a head is evaluated at most once on
-//     it; the @rx heads of a target are grouped by transformation chain
+//     from: one memo keyed by value remembers which heads (of both
+//     phases) were evaluated on it and which match, across requests,
+//     targets and phases, so a value costs one lookup per request (header
+//     values and constant parameters nothing more; a value of phase 1 is
+//     known in phase 2 without a lookup), and a head is evaluated at most
+//     once on it; the @rx heads of a target are grouped by transformation chain
 //     and set, one transformation and one set scan answering a group;
 //   - chains whose result depends only on their targets' values ("pure")
 //     are remembered by those values;

@@ -19,15 +19,15 @@ const maxDynamic = 1024
 
 // Memo bounds (see memo): values up to memoMaxValue bytes are remembered
 // across requests, in generations of at most scanEntries per RE2 set,
-// headEntries per head memo (one per phase, every target's values) and
-// ruleEntries per rule. With 2 head memos, 4 sets and 25 remembered rules,
+// headEntries in the head memo (both phases, every target's values) and
+// ruleEntries per rule. With the head memo, 4 sets and 25 remembered rules,
 // hostile traffic that filled every memo with distinct 256-byte values
 // would hold about 20 MiB; agent/waf's TestMemoWorstCase (new long values
 // in the path, parameters, headers and cookies of every request) measures
 // it; ordinary traffic, a few hundred KiB.
 const (
 	memoMaxValue = 256
-	headEntries  = 8192
+	headEntries  = 16384
 	ruleEntries  = 256
 	scanEntries  = 4096
 	lowerEntries = 1024
@@ -196,14 +196,17 @@ type scratch struct {
 	txcol  txCollection
 	mcols  [4]matchedCollection
 	strbuf []string
-	// counts are the values of &TARGET selections, countVals them as
-	// selections (arenas for the request, reset by release).
+	// counts are the values of &TARGET selections and single-valued
+	// collections, countVals them as selections (arenas for the request,
+	// reset by release).
 	counts    []md
 	countVals []types.MatchData
-	// The phase's values and what headHits knows of each (valueState).
+	// The request's values and what headHits knows of each (valueState),
+	// kept across its phases while the head memo's generation is memoGen.
 	vidx    map[string]int32
 	vstates []valueState
 	vwords  []uint64
+	memoGen uint64
 }
 
 type tkey struct {
@@ -246,9 +249,7 @@ func (sc *scratch) release() {
 	clear(sc.all)
 	clear(sc.bitsets)
 	sc.bitsets = sc.bitsets[:0]
-	clear(sc.vidx)
-	clear(sc.vstates)
-	sc.vstates = sc.vstates[:0]
+	sc.dropStates()
 	clear(sc.counts)
 	clear(sc.countVals)
 	sc.counts, sc.countVals = sc.counts[:0], sc.countVals[:0]
@@ -413,17 +414,16 @@ func (sc *scratch) headHits(phase int) {
 		if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
 			p.epochMu.Lock()
 			if cur := p.epochs[phase].Load(); cur == nil || *cur != epoch {
-				p.memos[phase].reset()
+				p.memo.reset()
 				p.epochs[phase].Store(&epoch)
 			}
 			p.epochMu.Unlock()
 		}
 	}
-	// One state per distinct value of the phase, whatever slots it is in:
-	// one memo lookup, and each head evaluated at most once on it.
-	clear(sc.vidx)
-	sc.vstates = sc.vstates[:0]
-	sc.vwords = sc.vwords[:0]
+	// One state per distinct value of the request, whatever slots and
+	// phases it is in: one memo lookup, and each head evaluated at most
+	// once on it.
+	sc.syncMemo()
 	n := len(sc.hits)
 	for slot, heads := range p.heads[phase] {
 		if len(heads) == 0 {
@@ -433,7 +433,7 @@ func (sc *scratch) headHits(phase int) {
 		ents := sc.entries(p.targets[slot])
 		for i := range ents {
 			e := &ents[i]
-			st := sc.valueState(phase, e.md.Value())
+			st := sc.valueState(e.md.Value())
 			known, match := st.bits[:n], st.bits[n:]
 			covered := true
 			for w, m := range mask {
@@ -454,32 +454,53 @@ func (sc *scratch) headHits(phase int) {
 			}
 		}
 	}
-	memo := &p.memos[phase]
 	for i := range sc.vstates {
-		if st := &sc.vstates[i]; st.dirty && len(st.v) <= memoMaxValue {
-			memo.put(st.v, slices.Clone(st.bits))
+		if st := &sc.vstates[i]; st.dirty {
+			if len(st.v) <= memoMaxValue {
+				p.memo.putIn(sc.memoGen, st.v, slices.Clone(st.bits))
+			}
+			st.dirty = false
 		}
 	}
 }
 
-// valueState is what the gate knows of one value in one phase: bits holds
-// the heads evaluated on it and those that match (headMemo's layout),
-// shared with the memo until own.
+// syncMemo drops the request's value states when the head memo was reset
+// since they were read: they may hold results of another expansion of the
+// macro heads. Results computed before it are not stored (memo.putIn).
+func (sc *scratch) syncMemo() {
+	if g := sc.p.memo.generation(); g != sc.memoGen {
+		sc.dropStates()
+		sc.memoGen = g
+	}
+}
+
+// dropStates forgets the request's value states.
+func (sc *scratch) dropStates() {
+	clear(sc.vidx)
+	clear(sc.vstates)
+	sc.vstates = sc.vstates[:0]
+	sc.vwords = sc.vwords[:0]
+}
+
+// valueState is what the gate knows of one value in the request: bits
+// holds the heads evaluated on it and those that match (headMemo's
+// layout), shared with the memo until own; dirty when it holds results
+// the memo does not have yet.
 type valueState struct {
 	v          string
 	bits       []uint64
 	own, dirty bool
 }
 
-// valueState returns the state of v in phase, from the request's states,
-// the memo, or new.
-func (sc *scratch) valueState(phase int, v string) *valueState {
+// valueState returns the state of v, from the request's states, the
+// memo, or new.
+func (sc *scratch) valueState(v string) *valueState {
 	if i, ok := sc.vidx[v]; ok {
 		return &sc.vstates[i]
 	}
 	st := valueState{v: v}
 	if len(v) <= memoMaxValue {
-		st.bits, _ = sc.p.memos[phase].get(v)
+		st.bits, _ = sc.p.memo.get(v)
 	}
 	if st.bits == nil {
 		st.bits, st.own = sc.words(nil), true
@@ -559,8 +580,14 @@ func (sc *scratch) evalHeads(plan *headPlan, e *entry, known, match []uint64) {
 // headMatches evaluates a static head on one value, without effects.
 func (sc *scratch) headMatches(l *level, e *entry) bool {
 	if l.multiMatch {
-		for _, s := range sc.multi(l.chain, e.md.Value()) {
-			if ok, _ := sc.operate(l, s, nil); ok != l.negate {
+		for i, s := range sc.multi(l.chain, e.md.Value()) {
+			var tr *trValue
+			if i == 0 {
+				// The value itself: its set scans are the entry's, shared
+				// with the groups and the other heads.
+				tr = sc.transformEntry(e, 0)
+			}
+			if ok, _ := sc.operate(l, s, tr); ok != l.negate {
 				return true
 			}
 		}
@@ -961,12 +988,7 @@ func (sc *scratch) values(t *target) []types.MatchData {
 		}
 	}
 	if t.count {
-		// From the request's arenas: entries are not reused before
-		// release, so the values stay as they were built.
-		sc.counts = append(sc.counts, md{v: t.v, key: t.key, value: strconv.Itoa(len(out))})
-		sc.countVals = append(sc.countVals, &sc.counts[len(sc.counts)-1])
-		n := len(sc.countVals)
-		out = sc.countVals[n-1 : n : n]
+		out = sc.arenaValue(md{v: t.v, key: t.key, value: strconv.Itoa(len(out))})
 	}
 	if t.slot >= 0 {
 		sc.vals[t.slot], sc.have[t.slot] = out, true
@@ -984,9 +1006,25 @@ func (sc *scratch) findAll(v variables.RuleVariable, col collection.Collection) 
 	if out, ok := sc.all[v]; ok {
 		return out
 	}
-	out := col.FindAll()
+	var out []types.MatchData
+	if s, ok := col.(collection.Single); ok && col.Name() == v.Name() {
+		// The value Single.FindAll returns, without its two allocations.
+		out = sc.arenaValue(md{v: v, value: s.Get()})
+	} else {
+		out = col.FindAll()
+	}
 	sc.all[v] = out
 	return out
+}
+
+// arenaValue returns m as a selection of one value, from the request's
+// arenas: they are not reused before release, so the values stay as they
+// were built.
+func (sc *scratch) arenaValue(m md) []types.MatchData {
+	sc.counts = append(sc.counts, m)
+	sc.countVals = append(sc.countVals, &sc.counts[len(sc.counts)-1])
+	n := len(sc.countVals)
+	return sc.countVals[n-1 : n : n]
 }
 
 // collection returns a variable's collection, with the evaluation's own TX

@@ -15,6 +15,8 @@ type memo[V any] struct {
 	mu        sync.RWMutex
 	cur, prev map[string]V
 	limit     int
+	// gen counts the resets: what a request read before one may be stale.
+	gen uint64
 }
 
 func (m *memo[V]) get(k string) (V, bool) {
@@ -34,20 +36,42 @@ func (m *memo[V]) get(k string) (V, bool) {
 
 func (m *memo[V]) put(k string, v V) {
 	m.mu.Lock()
+	m.store(k, v)
+	m.mu.Unlock()
+}
+
+// store adds k to the current generation; m.mu is held.
+func (m *memo[V]) store(k string, v V) {
 	if m.cur == nil || len(m.cur) >= m.limit {
 		// Sized once: growing a map of thousands of strings rehashes
 		// them all, a cost that fell on the requests that filled it.
 		m.prev, m.cur = m.cur, make(map[string]V, m.limit)
 	}
 	m.cur[strings.Clone(k)] = v
-	m.mu.Unlock()
+}
+
+// putIn is put, unless the memo was reset since generation gen.
+func (m *memo[V]) putIn(gen uint64, k string, v V) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen == gen {
+		m.store(k, v)
+	}
 }
 
 // reset forgets everything.
 func (m *memo[V]) reset() {
 	m.mu.Lock()
 	m.cur, m.prev = nil, nil
+	m.gen++
 	m.mu.Unlock()
+}
+
+// generation returns the number of resets so far.
+func (m *memo[V]) generation() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.gen
 }
 
 // stats adds what m holds to s: its entries, the bytes of their keys and
@@ -89,9 +113,7 @@ type MemoStats struct {
 func (p *Program) MemoStats() MemoStats {
 	var s MemoStats
 	words := func(v []uint64) int { return 8 * len(v) }
-	for i := range p.memos {
-		p.memos[i].stats(&s, words)
-	}
+	p.memo.stats(&s, words)
 	for i := range p.sets {
 		p.sets[i].memo.stats(&s, words)
 	}

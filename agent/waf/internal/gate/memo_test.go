@@ -29,3 +29,43 @@ func TestMemoGenerations(t *testing.T) {
 		t.Error("reset kept a value")
 	}
 }
+
+// A result computed before a reset is not stored after it (putIn), and a
+// request's value states read before a reset are dropped (syncMemo): the
+// head memo's results of macro heads hold for one expansion only.
+func TestMemoResetGeneration(t *testing.T) {
+	m := memo[int]{limit: 8}
+	gen := m.generation()
+	m.putIn(gen, "a", 1)
+	if v, ok := m.get("a"); !ok || v != 1 {
+		t.Fatalf("a = %v, %v; want 1 stored in the current generation", v, ok)
+	}
+	m.reset()
+	m.putIn(gen, "b", 2)
+	if _, ok := m.get("b"); ok {
+		t.Error("a result of the generation before the reset was stored")
+	}
+	m.putIn(m.generation(), "b", 2)
+	if v, ok := m.get("b"); !ok || v != 2 {
+		t.Errorf("b = %v, %v; want 2", v, ok)
+	}
+
+	p := compiledCRS(t)
+	sc := p.scratch.Get().(*scratch)
+	defer sc.release()
+	if len(sc.hits) == 0 {
+		sc.hits = make([]uint64, (p.nHeads+63)/64)
+	}
+	sc.syncMemo()
+	st := sc.valueState("value")
+	st.bits[0] = 1
+	sc.syncMemo()
+	if got := sc.valueState("value"); got.bits[0] != 1 {
+		t.Fatal("the request's state was dropped without a reset")
+	}
+	p.memo.reset()
+	sc.syncMemo()
+	if got := sc.valueState("value"); got.bits[0] != 0 {
+		t.Error("the request kept a state read before the memo's reset")
+	}
+}

@@ -44,22 +44,22 @@ type Program struct {
 	// heads[phase][slot] are the static heads of phase's rules that read
 	// target slot, headMask[phase][slot] their bits (level.hb). A static
 	// head's result depends on the value alone, not on the target it came
-	// from: memos[phase] remembers, by value, which heads of the phase
-	// were evaluated on it and which of them match, whatever slots the
-	// value was seen in.
+	// from: memo remembers, by value, which heads (of either phase: level.hb
+	// numbers the heads of both) were evaluated on it and which of them
+	// match, whatever slots and phases the value was seen in.
 	heads    [3][][]*level
 	headMask [3][][]uint64
 	// headPlan[phase][slot] is how headHits evaluates those heads on a
 	// value (compileHeadPlans).
 	headPlan [3][]headPlan
-	memos    [3]headMemo
+	memo     headMemo
 	nHeads   int
 	// lowers remembers the lower-case form of short keys that have upper
 	// case (header names above all): selections and exceptions compare
 	// lower-case keys, and the same names come in every request.
 	lowers memo[string]
 	// macroHeads are the static heads whose argument holds a TX macro;
-	// epochs[phase] is their expansion the phase's memos were filled with.
+	// epochs[phase] is their expansion in phase the memo was filled with.
 	macroHeads [3][]*level
 	epochMu    sync.Mutex
 	epochs     [3]atomic.Pointer[string]
@@ -422,9 +422,9 @@ func Compile(root fs.FS, config string, opts Options) (*Program, error) {
 		}
 	}
 	p.lowers.limit = lowerEntries
+	p.memo.limit = headEntries
 	for phase := 1; phase <= 2; phase++ {
 		p.heads[phase] = make([][]*level, len(p.targets))
-		p.memos[phase].limit = headEntries
 		for _, r := range p.phases[phase] {
 			h := r.levels[0]
 			h.hb = -1

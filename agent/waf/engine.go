@@ -41,6 +41,9 @@ type engine struct {
 	upstream http.Handler
 	// gate is the gate's program (nil without the gate).
 	gate *gate.Program
+	// txBase is TX as the gate finds it in a transaction (direct.go); nil
+	// without the gate.
+	txBase *txBase
 }
 
 // directives returns the Coraza configuration for the enabled protections at
@@ -265,7 +268,11 @@ func compileWith(rule policy.WAFRule, pl, bodyLimit int, gated bool, extras []ex
 	if err != nil {
 		return nil, fmt.Errorf("waf rule %q: %w", rule.Name, err)
 	}
-	return &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, oversize: oversize, checks: c, gate: prog}, nil
+	eng := &engine{rule: rule, waf: w, enabled: enabled, bodyLimit: bodyLimit, oversize: oversize, checks: c, gate: prog}
+	if prog != nil {
+		eng.txBase = directTXBase(d)
+	}
+	return eng, nil
 }
 
 // match is one CRS rule that matched a request and was not excepted.
@@ -293,6 +300,9 @@ type verdict struct {
 	// gated counts the request phases whose rule families the gate skipped;
 	// filesSkipped the rule files Coraza skipped alone when it could not.
 	gated, filesSkipped int
+	// direct is set when the gate proved the request clean without a Coraza
+	// transaction (direct.go).
+	direct bool
 }
 
 // ruleIDs returns the matched rule IDs in order.
@@ -328,6 +338,9 @@ func score(id int, s types.RuleSeverity) int {
 // body that fails to parse is not a protocol violation (it was cut here):
 // its prefix is inspected as one opaque value instead.
 func (e *engine) inspect(r *http.Request, body []byte, truncated bool) verdict {
+	if !truncated && e.cleanDirect(r, body) {
+		return verdict{effect: policy.EffectDisable, gated: 2, direct: true}
+	}
 	tx := e.waf.NewTransaction()
 	defer tx.Close()
 	defer e.openGate(tx)()

@@ -27,6 +27,18 @@ func Register() {
 	plugins.RegisterBodyProcessor("urlencoded", func() plugintypes.BodyProcessor { return &urlencodedBodyProcessor{} })
 }
 
+// Processor returns the processor Register installs under name ("json",
+// "urlencoded"), or nil.
+func Processor(name string) plugintypes.BodyProcessor {
+	switch name {
+	case "json":
+		return &jsonBodyProcessor{}
+	case "urlencoded":
+		return &urlencodedBodyProcessor{}
+	}
+	return nil
+}
+
 // bufs are the read buffers of readAll.
 var bufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 

@@ -1,0 +1,220 @@
+package waf
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/taskguard/taskguard/console/policy"
+)
+
+// directCompared are the variables TestDirectSameCollections compares.
+var directCompared = append(append([]variables.RuleVariable{
+	variables.RequestHeaders, variables.RequestHeadersNames, variables.RequestCookies,
+	variables.RequestCookiesNames, variables.ArgsGet, variables.ArgsGetNames, variables.ArgsPost,
+	variables.ArgsPostNames, variables.Args, variables.ArgsNames, variables.ArgsCombinedSize,
+}, dirSingles...), dirEmpty...)
+
+// dumpCollection renders what the gate can read of a collection: every
+// value, and for keyed ones each key's selection (as given, lower case,
+// upper case), Get, and a regular expression's selection; sorted, since
+// Coraza's maps have no order.
+func dumpCollection(col collection.Collection, keys []string) string {
+	if col == nil {
+		return "<nil>"
+	}
+	var lines []string
+	add := func(what string, ms []types.MatchData) {
+		for _, m := range ms {
+			lines = append(lines, fmt.Sprintf("%s %s|%q|%q", what, m.Variable().Name(), m.Key(), m.Value()))
+		}
+	}
+	lines = append(lines, "name "+col.Name())
+	add("all", (col.FindAll()))
+	if k, ok := col.(collection.Keyed); ok {
+		rx := regexp.MustCompile(`^(?:se|c|x-|q|user|json)`)
+		add("rx", (k.FindRegex(rx)))
+		for _, key := range keys {
+			for _, kk := range []string{key, strings.ToLower(key), strings.ToUpper(key)} {
+				add("key "+kk, (k.FindString(kk)))
+				lines = append(lines, fmt.Sprintf("get %s %q", kk, k.Get(kk)))
+			}
+		}
+	}
+	if s, ok := col.(collection.Single); ok {
+		lines = append(lines, fmt.Sprintf("single %q", s.Get()))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// TestDirectSameCollections builds the direct view of every replayed request
+// (the CRS regression corpus, libinjection in six placements, the benign
+// and wrk mixes) and, where the direct path takes the request, requires the
+// same values in every variable the gate may read as a Coraza transaction
+// after its request phases; TX too when Coraza's gate skipped both phases
+// (otherwise the rules' own writes are in it).
+func TestDirectSameCollections(t *testing.T) {
+	step := 6
+	if testing.Short() || raceEnabled {
+		step = 30
+	}
+	reqs := gateRequests(t, step)
+	mix := &wrkMix{rng: rand.New(rand.NewPCG(3, 4))}
+	for range 60 {
+		r, body := mix.next()
+		reqs = append(reqs, gateRequest{"mix " + r.URL.Path, r, body})
+	}
+	e, err := compileEngine(mixRule(t), 1, DefaultInspectionLimit, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, txCompared := 0, 0
+	for _, rq := range reqs {
+		rt := directPool.New().(*directTx)
+		rt.reset(e.txBase)
+		ok := func() (ok bool) {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("%s: building the direct view panicked: %v", rq.name, p)
+				}
+			}()
+			return buildDirect(rt, rq.r) && e.directBody(rt, rq.body)
+		}()
+		if !ok {
+			if strings.HasPrefix(rq.name, "mix ") || strings.HasPrefix(rq.name, "bench ") {
+				t.Errorf("%s: the direct path does not take a request of the benign mix", rq.name)
+			}
+			continue
+		}
+		taken++
+		tx := e.waf.NewTransaction()
+		closeGate := e.openGate(tx)
+		fillRequest(tx, rq.r)
+		tx.ProcessRequestHeaders()
+		if len(rq.body) > 0 {
+			_, _, _ = tx.WriteRequestBody(rq.body)
+		}
+		_, _ = tx.ProcessRequestBody()
+		ts := tx.(plugintypes.TransactionState)
+		var keys []string
+		for _, m := range append(append(rt.headers.kv, rt.cookies.kv...), append(rt.argsGet.kv, rt.argsPost.kv...)...) {
+			keys = append(keys, m.key)
+		}
+		keys = append(keys, "content-type", "missing", "")
+		for _, v := range directCompared {
+			if got, want := dumpCollection(rt.Collection(v), keys), dumpCollection(ts.Collection(v), keys); got != want {
+				t.Errorf("%s: %s differs\nraw:\n%s\ncoraza:\n%s", rq.name, v.Name(), got, want)
+			}
+		}
+		gates := 0
+		for _, mr := range tx.MatchedRules() {
+			if id := mr.Rule().ID(); id == gateIDs[0] || id == gateIDs[1] {
+				gates++
+			}
+		}
+		if gates == 2 {
+			txCompared++
+			txKeys := []string{"json_request_body", "blocking_paranoia_level", "0", "10", "crs_setup_version"}
+			if got, want := dumpCollection(rt.Collection(variables.TX), txKeys), dumpCollection(ts.Collection(variables.TX), txKeys); got != want {
+				t.Errorf("%s: TX differs\nraw:\n%s\ncoraza:\n%s", rq.name, got, want)
+			}
+		}
+		closeGate()
+		tx.Close()
+	}
+	t.Logf("%d requests, the direct view built for %d, TX compared on %d", len(reqs), taken, txCompared)
+	if taken < len(reqs)/2 || txCompared == 0 {
+		t.Errorf("the direct view was built for %d of %d requests, TX compared on %d", taken, len(reqs), txCompared)
+	}
+}
+
+// TestDirectPreGateRules: the direct path models the rules Coraza evaluates
+// before the gate (directPreGate); a configuration with another one (a CRS
+// or Coraza update) must fail here, not skip it silently.
+func TestDirectPreGateRules(t *testing.T) {
+	for _, prot := range []map[policy.Protection]policy.Effect{
+		allProtections(policy.EffectPrevent),
+		{policy.ProtectionSQLi: policy.EffectAlert},
+	} {
+		enabled := map[policy.Protection]bool{}
+		for p := range prot {
+			enabled[p] = true
+		}
+		d, err := directives(enabled, 1, DefaultInspectionLimit, true, extendedRules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		var expand func(text string)
+		expand = func(text string) {
+			for _, l := range logicalLines(text) {
+				if inc, ok := strings.CutPrefix(strings.TrimSpace(l), "Include "); ok {
+					b, err := fs.ReadFile(crsFS, strings.Trim(inc, `"`))
+					if err != nil {
+						t.Fatal(err)
+					}
+					expand(string(b))
+					continue
+				}
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		expand(d)
+		removed := map[int]bool{}
+		idRx := regexp.MustCompile(`"id:'?(\d+)`)
+		for _, l := range lines {
+			if ids, ok := strings.CutPrefix(l, "SecRuleRemoveById "); ok {
+				for _, f := range strings.Fields(ids) {
+					lo, hi, isRange := strings.Cut(f, "-")
+					a, _ := strconv.Atoi(lo)
+					b := a
+					if isRange {
+						b, _ = strconv.Atoi(hi)
+					}
+					for id := a; id <= b && b-a < 100000; id++ {
+						removed[id] = true
+					}
+				}
+			}
+		}
+		var before []int
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "SecRule ") && !strings.HasPrefix(l, "SecAction ") {
+				continue
+			}
+			m := idRx.FindStringSubmatch(l)
+			if m == nil {
+				continue // a chained rule's next level
+			}
+			id, _ := strconv.Atoi(m[1])
+			if id == gateIDs[0] {
+				break
+			}
+			if !removed[id] {
+				before = append(before, id)
+			}
+		}
+		slices.Sort(before)
+		if !slices.Equal(before, directPreGate) {
+			t.Errorf("rules before the gate: %v, the direct path models %v", before, directPreGate)
+		}
+	}
+	b, err := fs.ReadFile(crsFS, "@coraza.conf-recommended")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "\nSecRequestBodyJsonDepthLimit "+strconv.Itoa(jsonDepthLimit)+"\n") {
+		t.Errorf("@coraza.conf-recommended does not set SecRequestBodyJsonDepthLimit %d", jsonDepthLimit)
+	}
+}

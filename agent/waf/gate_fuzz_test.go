@@ -68,31 +68,33 @@ func gatePairOnce(t testing.TB) (gated, plain *engine) {
 	return gateFuzzG, gateFuzzP
 }
 
+// gateFuzzSeeds are the seeds of FuzzGate and FuzzDirect.
+var gateFuzzSeeds = []string{
+	"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /index.html?page=2&sort=asc HTTP/1.1\r\nHost: shop.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\nCookie: session=abc123\r\n\r\n",
+	"GET /?q=%27%20OR%201%3D1-- HTTP/1.1\r\nHost: x\r\nUser-Agent: sqlmap\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+	"GET /x.bak HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: x\r\nProxy: x\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+	"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 82\r\n\r\n" + seedBody,
+	"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"a\":[1,{",
+	"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\nuser=bob&pass=%3Cscript%3E&x=",
+	"POST /u HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 60\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx\r\n--b--\r\n",
+	"POST /x HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 14\r\n\r\n<a><b>1</b></a",
+	"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nCookie: a=<script>\r\nX: () { :; }; echo\r\n\r\n",
+	"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	"GET /?a=%C0%AF&b=%FF%FE&c=%u0041 HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=0-,1-,2-,3-,4-,5-\r\n\r\n",
+	"OPTIONS * HTTP/1.0\r\n\r\n",
+}
+
 // FuzzGate sends raw HTTP requests through the engine with the gate and
 // the one without: they must report the same matches. Coraza itself visits
 // some collections in map order (multipart part headers, regex-selected
 // keys), so a difference counts only when no run of the engine without the
 // gate reproduces the gated result.
 func FuzzGate(f *testing.F) {
-	seeds := []string{
-		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET /index.html?page=2&sort=asc HTTP/1.1\r\nHost: shop.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: text/html\r\nCookie: session=abc123\r\n\r\n",
-		"GET /?q=%27%20OR%201%3D1-- HTTP/1.1\r\nHost: x\r\nUser-Agent: sqlmap\r\n\r\n",
-		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-		"GET /x.bak HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
-		"GET / HTTP/1.1\r\nHost: x\r\nProxy: x\r\n\r\n",
-		"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
-		"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 82\r\n\r\n" + seedBody,
-		"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"a\":[1,{",
-		"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\n\r\nuser=bob&pass=%3Cscript%3E&x=",
-		"POST /u HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 60\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx\r\n--b--\r\n",
-		"POST /x HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 14\r\n\r\n<a><b>1</b></a",
-		"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nCookie: a=<script>\r\nX: () { :; }; echo\r\n\r\n",
-		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-		"GET /?a=%C0%AF&b=%FF%FE&c=%u0041 HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=0-,1-,2-,3-,4-,5-\r\n\r\n",
-		"OPTIONS * HTTP/1.0\r\n\r\n",
-	}
-	for _, s := range seeds {
+	for _, s := range gateFuzzSeeds {
 		f.Add([]byte(s))
 	}
 	gated, plain := gatePairOnce(f)

@@ -56,12 +56,39 @@ func (m *dirMD) Message() string                  { return "" }
 func (m *dirMD) Data() string                     { return "" }
 func (m *dirMD) ChainLevel() int                  { return 0 }
 
-// mds returns n selected values of variable v, from one allocation.
-func mds(n int) ([]dirMD, []types.MatchData) {
+// mdArena hands out the selected values of one request from chunks reused
+// by the next: the gate holds them only until it releases the request.
+type mdArena struct {
+	md  []dirMD
+	ptr []types.MatchData
+}
+
+// alloc returns n selected values, from a (nil: from the heap). The slice
+// of pointers has no spare capacity: a caller's append copies it.
+func (a *mdArena) alloc(n int) ([]dirMD, []types.MatchData) {
 	if n == 0 {
 		return nil, nil
 	}
-	return make([]dirMD, n), make([]types.MatchData, n)
+	if a == nil {
+		return make([]dirMD, n), make([]types.MatchData, n)
+	}
+	if cap(a.md)-len(a.md) < n {
+		// A new chunk; values already handed out keep the old one alive.
+		a.md = make([]dirMD, 0, max(2*cap(a.md), n, 64))
+	}
+	if cap(a.ptr)-len(a.ptr) < n {
+		a.ptr = make([]types.MatchData, 0, max(2*cap(a.ptr), n, 64))
+	}
+	l, p := len(a.md), len(a.ptr)
+	a.md, a.ptr = a.md[:l+n], a.ptr[:p+n]
+	return a.md[l : l+n : l+n], a.ptr[p : p+n : p+n]
+}
+
+// reset forgets the values handed out (and the request data they hold).
+func (a *mdArena) reset() {
+	clear(a.md)
+	clear(a.ptr)
+	a.md, a.ptr = a.md[:0], a.ptr[:0]
 }
 
 // dirSingle is a Coraza Single: one value, empty key.
@@ -86,6 +113,8 @@ func (s *dirSingle) setV(v variables.RuleVariable, value string) {
 type dirMap struct {
 	v  variables.RuleVariable
 	kv []dirKV
+	// a is the request's arena of selected values (nil: the heap).
+	a *mdArena
 }
 
 func (m *dirMap) Name() string { return m.v.Name() }
@@ -108,7 +137,7 @@ func (m *dirMap) pick(v variables.RuleVariable, keep func(e *dirKV) bool, names 
 			n++
 		}
 	}
-	buf, out := mds(n)
+	buf, out := m.a.alloc(n)
 	j := 0
 	for i := range m.kv {
 		e := &m.kv[i]
@@ -139,8 +168,46 @@ func (m *dirMap) FindRegex(rx *regexp.Regexp) []types.MatchData {
 	return m.pick(m.v, func(e *dirKV) bool { return rx.MatchString(e.lkey) }, false)
 }
 
-func (m *dirMap) Add(key, value string) {
-	m.kv = append(m.kv, dirKV{key: key, lkey: strings.ToLower(key), value: value})
+func (m *dirMap) Add(key, value string) { m.add(key, value) }
+
+// add is Add, and returns the key in lower case.
+func (m *dirMap) add(key, value string) string {
+	lk := lowerKey(key)
+	m.kv = append(m.kv, dirKV{key: key, lkey: lk, value: value})
+	return lk
+}
+
+// commonLower holds the lower case of the header names browsers and
+// clients send (net/http canonicalizes them): strings.ToLower would
+// allocate each on every request.
+var commonLower = func() map[string]string {
+	m := map[string]string{}
+	for _, h := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "Dnt", "Host", "If-Modified-Since",
+		"If-None-Match", "Origin", "Pragma", "Priority", "Range", "Referer", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile",
+		"Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User",
+		"Te", "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via",
+		"X-Amzn-Trace-Id", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Proto",
+		"X-Real-Ip", "X-Request-Id", "X-Requested-With",
+	} {
+		m[h] = strings.ToLower(h)
+	}
+	return m
+}()
+
+// lowerKey is strings.ToLower(k), without allocating for keys already in
+// lower case and common header names.
+func lowerKey(k string) string {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			if l, ok := commonLower[k]; ok {
+				return l
+			}
+			return strings.ToLower(k)
+		}
+	}
+	return k
 }
 
 // Set replaces the values of key (any case) as Coraza's Map.Set does: they
@@ -361,6 +428,7 @@ type directTx struct {
 	args, argsNames   dirConcat
 	size              dirSize
 	tx                dirTXCol
+	arena             mdArena
 	// forceBody is Coraza's ForceRequestBodyVariable (rule 901340).
 	forceBody bool
 }
@@ -386,6 +454,9 @@ var directPool = sync.Pool{New: func() any {
 	t.args = dirConcat{variables.Args, [2]collection.Keyed{&t.argsGet, &t.argsPost}}
 	t.argsNames = dirConcat{variables.ArgsNames, [2]collection.Keyed{&t.argsGetNames, &t.argsPostNames}}
 	t.size = dirSize{t}
+	for _, m := range []*dirMap{&t.headers, &t.cookies, &t.argsGet, &t.argsPost, &t.empty, &t.tx.own} {
+		m.a = &t.arena
+	}
 	return t
 }}
 
@@ -409,6 +480,7 @@ func (t *directTx) reset(base *txBase) {
 	t.empty.reset(variables.Unknown)
 	t.tx.base = base
 	t.tx.own.reset(variables.TX)
+	t.arena.reset()
 	t.forceBody = false
 }
 
@@ -632,8 +704,7 @@ func (t *directTx) addHeader(key, value string) bool {
 	if key == "" {
 		return true
 	}
-	t.headers.Add(key, value)
-	switch strings.ToLower(key) {
+	switch t.headers.add(key, value) {
 	case "content-type":
 		if len(t.headers.Get("content-type")) == 1 {
 			val := strings.TrimSpace(strings.ToLower(value))
@@ -644,11 +715,9 @@ func (t *directTx) addHeader(key, value string) bool {
 			}
 		}
 	case "cookie":
-		for k, vs := range bodyproc.ParseCookies(value) {
-			for _, v := range vs {
-				t.cookies.Add(k, v)
-			}
-		}
+		// Coraza adds them grouped by name in its map's order: the same
+		// values (collections have no order).
+		bodyproc.EachCookie(value, t.cookies.Add)
 	}
 	return true
 }

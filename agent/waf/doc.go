@@ -30,9 +30,18 @@
 // proven equal by differential tests), every @rx of a value answered by one
 // RE2 set scan, results remembered across requests for values that repeat —
 // and when it proves that none of them can match, skips them. Otherwise
-// Coraza evaluates every rule as usual: the verdict is always Coraza's. Tests
-// replay the CRS regression and libinjection corpora through engines with
-// and without the gate and require the same matches.
+// Coraza evaluates every rule as usual. Most requests are clean, and for
+// them the transaction itself was a third of inspection: the direct path
+// (direct.go) builds the collections the gate reads as Coraza would
+// (ProcessURI, AddRequestHeader and its cookie parser, the rules before the
+// gate, the same body processors) and asks the gate about both phases
+// first; only a request proved clean in both passes without a Coraza
+// transaction, anything else (a rule that may match, a body that fails to
+// parse, multipart, XML, an argument limit) goes through Coraza, so every
+// verdict with a match is Coraza's. Tests replay the CRS regression and
+// libinjection corpora through engines with and without the gate and
+// require the same matches, and compare the direct path's collections with
+// a transaction's (TestDirectSameCollections, FuzzDirect).
 // Before the body is read, the rule's source lists and per-client rate
 // limit apply; after it, its OpenAPI document (kin-openapi) and the
 // alert-only bot signals; each with its own protection name in audits.

@@ -24,7 +24,9 @@ import (
 // (internal/gate) that none of them can match the request so far. When it
 // can, the rule matches and skips to gateEnd: Coraza does not evaluate the
 // families' rules one by one. When it cannot decide, or a rule may match,
-// Coraza evaluates every rule as usual, so the verdict is always Coraza's.
+// Coraza evaluates every rule as usual, so every verdict with a match is
+// Coraza's. engine.inspect asks the gate first on collections built
+// without a transaction (direct.go), and creates one only when that fails.
 const (
 	gateOperator       = "tggate"
 	gateKeyPlaceholder = "GATE-KEY"

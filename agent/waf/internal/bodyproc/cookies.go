@@ -12,12 +12,16 @@ import "strings"
 // empty too.
 func ParseCookies(rawCookies string) map[string][]string {
 	cookies := make(map[string][]string)
+	EachCookie(rawCookies, func(name, val string) {
+		cookies[name] = append(cookies[name], val)
+	})
+	return cookies
+}
 
+// EachCookie calls f with every cookie of a Cookie header value, in order:
+// the pairs ParseCookies groups by name.
+func EachCookie(rawCookies string, f func(name, val string)) {
 	rawCookies = trimCTLAndSpace(rawCookies)
-
-	if rawCookies == "" {
-		return cookies
-	}
 
 	var part string
 	for len(rawCookies) > 0 { // continue since we have rest
@@ -32,9 +36,8 @@ func ParseCookies(rawCookies string) map[string][]string {
 		if name == "" && val == "" {
 			continue
 		}
-		cookies[name] = append(cookies[name], val)
+		f(name, val)
 	}
-	return cookies
 }
 
 // trimCTLAndSpace trims leading and trailing ASCII control characters

@@ -167,17 +167,11 @@ func FuzzDirect(f *testing.F) {
 	for _, s := range gateFuzzSeeds {
 		f.Add([]byte(s))
 	}
-	e, err := compileEngine(rule(8081, allProtections(policy.EffectPrevent)), 1, 4<<10, true)
-	if err != nil {
-		f.Fatal(err)
-	}
+	e, _ := gatePairOnce(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		r, body, err := parseRaw(raw)
-		if err != nil {
+		r, body, ok := fuzzRequest(raw)
+		if !ok {
 			return
-		}
-		if len(body) > 4<<10 {
-			body = body[:4<<10]
 		}
 		compareDirect(t, e, "fuzzed", r, body)
 	})

@@ -406,8 +406,15 @@ func fillRequest(tx types.Transaction, r *http.Request) {
 	tx.ProcessConnection(client, cport, "", 0)
 	tx.ProcessURI(r.URL.RequestURI(), r.Method, r.Proto)
 	for k, vs := range r.Header {
-		for _, v := range vs {
-			tx.AddRequestHeader(k, v)
+		for i, v := range vs {
+			key := k
+			if i > 0 {
+				// A key string of its own per value: Coraza's
+				// transformation cache tells values apart by their key's
+				// address and index (internal/bodyproc/urlencoded.go).
+				key = strings.Clone(k)
+			}
+			tx.AddRequestHeader(key, v)
 		}
 	}
 	if r.Host != "" {

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -254,5 +256,55 @@ func TestDirectPreGateRules(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "\nSecRequestBodyJsonDepthLimit "+strconv.Itoa(jsonDepthLimit)+"\n") {
 		t.Errorf("@coraza.conf-recommended does not set SecRequestBodyJsonDepthLimit %d", jsonDepthLimit)
+	}
+}
+
+// TestDirectDeclines: what the direct path leaves to Coraza — bodies it
+// would parse differently or not at all, requests a rule before the gate
+// treats specially, inputs past its bounds, and attacks — while a benign
+// twin of each is taken. Every declined request still gets Coraza's
+// verdict (the engine without the gate's).
+func TestDirectDeclines(t *testing.T) {
+	gated, plain := gatePair(t, allProtections(policy.EffectPrevent), 1)
+	many := strings.Repeat("p=1&", directMaxArgs+1)
+	cases := []struct {
+		name, method, target, ctype, body string
+		header                            [2]string
+		taken                             bool
+	}{
+		{"benign form", "POST", "/login", "application/x-www-form-urlencoded", "user=bob&remember=on", [2]string{}, true},
+		{"benign JSON", "POST", "/api", "application/json", `{"a":"it's fine","n":1}`, [2]string{}, true},
+		{"JSON with a charset", "POST", "/events", "application/json; charset=utf-8", `{"type":"order.created","id":"A-17"}`, [2]string{}, true},
+		{"benign query", "GET", "/search?q=blue+shoes&size=42", "", "", [2]string{}, true},
+		{"JSON that does not parse", "POST", "/api", "application/json", `{"a":[1,{`, [2]string{}, false},
+		{"multipart", "POST", "/u", "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nx\r\n--b--\r\n", [2]string{}, false},
+		{"XML", "POST", "/x", "text/xml", "<a><b>1</b></a>", [2]string{}, false},
+		{"two Content-Types", "POST", "/api", "application/json", `{"a":1}`, [2]string{"Content-Type", "text/plain"}, false},
+		{"too many query arguments", "GET", "/p?" + many, "", "", [2]string{}, false},
+		{"too many form arguments", "POST", "/p", "application/x-www-form-urlencoded", many, [2]string{}, false},
+		{"Apache's dummy connection", "GET", "/", "", "", [2]string{"User-Agent", "Apache (internal dummy connection)"}, false},
+		{"SQL injection", "GET", "/search?q=" + url.QueryEscape("1' union all select password from users--"), "", "", [2]string{}, false},
+		{"XSS in JSON", "POST", "/api", "application/json", `{"q":"<script>alert(1)</script>"}`, [2]string{}, false},
+	}
+	for _, tc := range cases {
+		r := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		r.Host = "shop.example.com"
+		r.RemoteAddr = "10.0.1.17:40000"
+		r.Header.Set("User-Agent", "Mozilla/5.0")
+		r.Header.Set("Accept", "*/*")
+		if tc.ctype != "" {
+			r.Header.Set("Content-Type", tc.ctype)
+			r.Header.Set("Content-Length", strconv.Itoa(len(tc.body)))
+		}
+		if tc.header[0] != "" {
+			r.Header.Add(tc.header[0], tc.header[1])
+		}
+		g := gated.inspect(r, []byte(tc.body), false)
+		if g.direct != tc.taken {
+			t.Errorf("%s: taken by the direct path %v, want %v", tc.name, g.direct, tc.taken)
+		}
+		if gs, ps := matchSummary(g), matchSummary(plain.inspect(r, []byte(tc.body), false)); gs != ps {
+			t.Errorf("%s: with the gate\n  %s\nwithout\n  %s", tc.name, gs, ps)
+		}
 	}
 }

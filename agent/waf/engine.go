@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 
+	"github.com/taskguard/taskguard/agent/waf/internal/bodyproc"
 	"github.com/taskguard/taskguard/agent/waf/internal/gate"
 	"github.com/taskguard/taskguard/console/policy"
 )
@@ -423,6 +425,36 @@ func fillRequest(tx types.Transaction, r *http.Request) {
 	}
 	for _, te := range r.TransferEncoding {
 		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+	separateCookieKeys(tx, r.Header.Values("Cookie"))
+}
+
+// separateCookieKeys re-adds the cookies of a repeated name (in any case)
+// each under a key string of its own. Coraza's cookie parser adds every
+// value of a name under one key string, and its transformation cache tells
+// values apart by their key's address and index: with rules seeing
+// REQUEST_COOKIES in different map orders, one value could be given
+// another's cached transformation ("a=hello; a=<script>…" passed 3 times
+// in 300; TestNoBypassByRepeatedCookies). The values stay the same.
+func separateCookieKeys(tx types.Transaction, headers []string) {
+	seen, repeated := map[string]bool{}, false
+	for _, h := range headers {
+		bodyproc.EachCookie(h, func(name, _ string) {
+			l := strings.ToLower(name)
+			repeated = repeated || seen[l]
+			seen[l] = true
+		})
+	}
+	ts, ok := tx.(plugintypes.TransactionState)
+	if !repeated || !ok {
+		return
+	}
+	col := ts.Variables().RequestCookies()
+	for l := range seen {
+		col.Remove(l)
+	}
+	for _, h := range headers {
+		bodyproc.EachCookie(h, func(name, val string) { col.Add(strings.Clone(name), val) })
 	}
 }
 

@@ -15,17 +15,6 @@ import (
 	"github.com/taskguard/taskguard/internal/testenv"
 )
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestDetectShellListener: a real bind shell (zsh listening with its
 // zsh/net/tcp module); its benign twin is the same shell connecting out.
 func TestDetectShellListener(t *testing.T) {
@@ -33,7 +22,7 @@ func TestDetectShellListener(t *testing.T) {
 	bothMechanisms(t, func(t *testing.T) {
 		for _, eff := range []policy.Effect{policy.EffectPrevent, policy.EffectAlert} {
 			t.Run(string(eff), func(t *testing.T) {
-				port := strconv.Itoa(freePort(t))
+				port := strconv.Itoa(int(testenv.FreePort(t)))
 				r := launchDetect(t, map[string]policy.Effect{"shell-listener": eff},
 					[]string{zsh, "-c", "zmodload zsh/net/tcp && ztcp -l " + port + " && echo listening; echo rc=$?"})
 				checkThreat(t, r, "shell-listener", eff, "Shell zsh listens on tcp port "+port+" (bind shell)")

@@ -112,7 +112,7 @@ func TestShipperWAFLongPathDoesNotBlock(t *testing.T) {
 	}
 	go app.Serve(appLn)
 	defer app.Close()
-	ext := freePort(t)
+	ext := testenv.FreePort(t)
 	rule := policy.WAFRule{Name: "web", Scope: policy.Scope{Tasks: []string{testFamily}}, ExternalPort: ext,
 		AppPort:     uint16(appLn.Addr().(*net.TCPAddr).Port),
 		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent}}

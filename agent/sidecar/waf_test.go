@@ -13,17 +13,8 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
-
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return uint16(l.Addr().(*net.TCPAddr).Port)
-}
 
 // seedsSQLi is the seeds' CNAF test request body (not valid JSON).
 const seedsSQLi = `{"-1+union+all+select+1,group_concat(user,0x3a,file_priv),3,4+from+mysql.user--"}`
@@ -83,13 +74,13 @@ func TestWAFFollowsPolicy(t *testing.T) {
 	go app.Serve(appLn)
 	defer app.Close()
 	appPort := uint16(appLn.Addr().(*net.TCPAddr).Port)
-	ext := freePort(t)
+	ext := testenv.FreePort(t)
 
 	rule := policy.WAFRule{Name: "web", Scope: policy.Scope{Tasks: []string{"twistlock-*"}}, ExternalPort: ext, AppPort: appPort,
 		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent}}
 	other := rule
 	other.Name, other.Scope.Tasks = "other", []string{"shop-*"}
-	other.ExternalPort = freePort(t)
+	other.ExternalPort = testenv.FreePort(t)
 	cc, cons := newConsole(t, &policy.Policy{WAF: []policy.WAFRule{rule, other}})
 
 	_, stop := runWAFSidecar(t, cons, ext)
@@ -152,7 +143,7 @@ func TestWAFAggregatedAuditsShippedAtShutdown(t *testing.T) {
 	}
 	go app.Serve(appLn)
 	defer app.Close()
-	ext := freePort(t)
+	ext := testenv.FreePort(t)
 	rule := policy.WAFRule{Name: "web", Scope: policy.Scope{Tasks: []string{"twistlock-*"}}, ExternalPort: ext, AppPort: uint16(appLn.Addr().(*net.TCPAddr).Port),
 		Protections: map[policy.Protection]policy.Effect{policy.ProtectionSQLi: policy.EffectPrevent},
 		RateLimit:   &policy.WAFRateLimit{Effect: policy.EffectPrevent, Requests: 1, PeriodSeconds: 3600}}

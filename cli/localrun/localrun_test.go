@@ -7,7 +7,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,16 +39,6 @@ func requirePodman(t *testing.T) {
 			}
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // testLog sends the runner's progress to the test log.
@@ -113,7 +102,7 @@ func TestRunTask(t *testing.T) {
 	archive := testimage.Build(t, "localhost/taskguard-test/busybox:localrun", testimage.Spec{
 		Config: v1.Config{Volumes: map[string]struct{}{"/data": {}}, Cmd: []string{"/bin/sh"}},
 	})
-	port := freePort(t)
+	port := int(testenv.FreePort(t))
 	task := fmt.Sprintf(`{
 	  "family": "localrun-test",
 	  "containerDefinitions": [

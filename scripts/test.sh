@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 
-step() { printf '\n== %s ==\n' "$*"; }
+step() { printf '\n== %s == (%s, %ds in)\n' "$*" "$(date -u +%H:%M:%S)" "$SECONDS"; }
 
 step "install test dependencies"
 scripts/install-deps.sh
@@ -76,3 +76,5 @@ CGO_ENABLED=0 go test -tags nodlopen -count=1 ./scanners/image/... 2>&1 | tee -a
 
 step "go test -race (the packages with concurrency)"
 go test -race -p 4 -count=1 -timeout 20m $RACE_PACKAGES 2>&1 | tee -a "$log"
+
+step "done"

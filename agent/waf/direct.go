@@ -366,14 +366,7 @@ func (c *dirTXCol) FindString(key string) []types.MatchData {
 			return v
 		}
 	}
-	lk := key
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
-			lk = strings.ToLower(key)
-			break
-		}
-	}
-	v := c.base.byKey[lk]
+	v := c.base.byKey[lowerKey(key)]
 	return v[:len(v):len(v)]
 }
 func (c *dirTXCol) FindRegex(rx *regexp.Regexp) []types.MatchData {
@@ -400,7 +393,7 @@ var dirSingles = []variables.RuleVariable{
 
 // dirEmpty are the keyed variables that stay empty without a multipart or
 // XML body.
-var dirEmpty = []variables.RuleVariable{
+var dirEmpty = [...]variables.RuleVariable{
 	variables.Files, variables.FilesNames, variables.FilesSizes, variables.FilesTmpNames,
 	variables.FilesTmpContent, variables.MultipartPartHeaders, variables.MultipartFilename,
 	variables.MultipartName, variables.RequestXML, variables.XML, variables.ArgsPath,
@@ -420,15 +413,16 @@ type directTx struct {
 	single            [32]dirSingle
 	headers, cookies  dirMap
 	argsGet, argsPost dirMap
-	empty             dirMap
-	headerNames       dirNames
-	cookieNames       dirNames
-	argsGetNames      dirNames
-	argsPostNames     dirNames
-	args, argsNames   dirConcat
-	size              dirSize
-	tx                dirTXCol
-	arena             mdArena
+	// empty holds dirEmpty's variables, each in its own empty map.
+	empty           [len(dirEmpty)]dirMap
+	headerNames     dirNames
+	cookieNames     dirNames
+	argsGetNames    dirNames
+	argsPostNames   dirNames
+	args, argsNames dirConcat
+	size            dirSize
+	tx              dirTXCol
+	arena           mdArena
 	// forceBody is Coraza's ForceRequestBodyVariable (rule 901340).
 	forceBody bool
 }
@@ -454,8 +448,14 @@ var directPool = sync.Pool{New: func() any {
 	t.args = dirConcat{variables.Args, [2]collection.Keyed{&t.argsGet, &t.argsPost}}
 	t.argsNames = dirConcat{variables.ArgsNames, [2]collection.Keyed{&t.argsGetNames, &t.argsPostNames}}
 	t.size = dirSize{t}
-	for _, m := range []*dirMap{&t.headers, &t.cookies, &t.argsGet, &t.argsPost, &t.empty, &t.tx.own} {
+	for _, m := range []*dirMap{&t.headers, &t.cookies, &t.argsGet, &t.argsPost, &t.tx.own} {
 		m.a = &t.arena
+	}
+	for i, v := range dirEmpty {
+		if v == variables.XML {
+			v = variables.RequestXML // Coraza's XML is REQUEST_XML
+		}
+		t.empty[i] = dirMap{v: v, a: &t.arena}
 	}
 	return t
 }}
@@ -477,7 +477,9 @@ func (t *directTx) reset(base *txBase) {
 	t.cookies.reset(variables.RequestCookies)
 	t.argsGet.reset(variables.ArgsGet)
 	t.argsPost.reset(variables.ArgsPost)
-	t.empty.reset(variables.Unknown)
+	for i := range t.empty {
+		t.empty[i].reset(t.empty[i].v) // nothing writes them; if it did, not into the next request
+	}
 	t.tx.base = base
 	t.tx.own.reset(variables.TX)
 	t.arena.reset()
@@ -521,13 +523,9 @@ func (t *directTx) Collection(v variables.RuleVariable) collection.Collection {
 	case variables.TX:
 		return &t.tx
 	}
-	for _, e := range dirEmpty {
+	for i, e := range dirEmpty {
 		if e == v {
-			if v == variables.XML {
-				v = variables.RequestXML // Coraza's XML is REQUEST_XML
-			}
-			t.empty.v = v
-			return &t.empty
+			return &t.empty[i] // read only: stays empty
 		}
 	}
 	panic(errDirectUnsupported{"variable " + v.Name()})
@@ -750,7 +748,7 @@ func (e *engine) directBody(t *directTx, body []byte) bool {
 	if m := t.headers.Get("content-type"); len(m) > 0 {
 		mime = m[0]
 	}
-	if err := bp.ProcessRequest(strings.NewReader(string(body)), t, plugintypes.BodyProcessorOptions{
+	if err := bp.ProcessRequest(bodyproc.NewStringBody(string(body)), t, plugintypes.BodyProcessorOptions{
 		Mime:                      mime,
 		RequestBodyRecursionLimit: jsonDepthLimit,
 		ArgumentLimit:             argumentsLimit,

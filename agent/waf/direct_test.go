@@ -26,7 +26,7 @@ var directCompared = append(append([]variables.RuleVariable{
 	variables.RequestHeaders, variables.RequestHeadersNames, variables.RequestCookies,
 	variables.RequestCookiesNames, variables.ArgsGet, variables.ArgsGetNames, variables.ArgsPost,
 	variables.ArgsPostNames, variables.Args, variables.ArgsNames, variables.ArgsCombinedSize,
-}, dirSingles...), dirEmpty...)
+}, dirSingles...), dirEmpty[:]...)
 
 // dumpCollection renders what the gate can read of a collection: every
 // value, and for keyed ones each key's selection (as given, lower case,

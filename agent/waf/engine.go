@@ -437,6 +437,9 @@ func fillRequest(tx types.Transaction, r *http.Request) {
 // another's cached transformation ("a=hello; a=<script>…" passed 3 times
 // in 300; TestNoBypassByRepeatedCookies). The values stay the same.
 func separateCookieKeys(tx types.Transaction, headers []string) {
+	if len(headers) == 0 || len(headers) == 1 && !strings.Contains(headers[0], ";") {
+		return // at most one cookie: no name repeats
+	}
 	seen, repeated := map[string]bool{}, false
 	for _, h := range headers {
 		bodyproc.EachCookie(h, func(name, _ string) {

@@ -2,6 +2,7 @@ package bodyproc
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -233,4 +234,29 @@ func FuzzSameAsCoraza(f *testing.F) {
 		}
 		p.check(t, ct, body)
 	})
+}
+
+// TestReadAllStringBody: a StringBody gives what a strings.Reader would,
+// from where it was read to, and is at its end afterwards.
+func TestReadAllStringBody(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		read int
+	}{{"", 0}, {"a=1&b=2", 0}, {"a=1&b=2", 3}, {"a=1&b=2", 7}} {
+		want, err := readAll(struct{ io.Reader }{strings.NewReader(tc.body[tc.read:])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb := NewStringBody(tc.body)
+		if _, err := io.ReadFull(sb, make([]byte, tc.read)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readAll(sb)
+		if err != nil || got != want {
+			t.Errorf("%q after %d bytes: %q, %v; want %q", tc.body, tc.read, got, err, want)
+		}
+		if n, err := sb.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Errorf("%q: read %d, %v after readAll; want 0, EOF", tc.body, n, err)
+		}
+	}
 }

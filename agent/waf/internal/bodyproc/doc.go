@@ -46,9 +46,29 @@ func Processor(name string) plugintypes.BodyProcessor {
 // bufs are the read buffers of readAll.
 var bufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
+// StringBody is a request body already held in a string: the processors
+// take what is left of it without copying it again.
+type StringBody struct {
+	strings.Reader
+	s string
+}
+
+// NewStringBody returns a reader over s.
+func NewStringBody(s string) *StringBody {
+	b := &StringBody{s: s}
+	b.Reset(s)
+	return b
+}
+
 // readAll reads r into a string as io.Copy into a strings.Builder does
-// (same bytes, same error), with a pooled buffer.
+// (same bytes, same error), with a pooled buffer; a StringBody's rest is
+// returned without a copy.
 func readAll(r io.Reader) (string, error) {
+	if sb, ok := r.(*StringBody); ok {
+		rest := sb.s[len(sb.s)-sb.Len():]
+		_, err := sb.Seek(0, io.SeekEnd)
+		return rest, err
+	}
 	if sr, ok := r.(*strings.Reader); ok {
 		var s strings.Builder
 		_, err := sr.WriteTo(&s)

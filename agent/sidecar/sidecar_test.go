@@ -199,7 +199,7 @@ func TestPollPolicy(t *testing.T) {
 				if r == want {
 					return
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Fatalf("revision %d never reached the launcher", want)
 			}
 		}
@@ -283,13 +283,13 @@ func TestStandalone(t *testing.T) {
 		if r != 4 {
 			t.Fatalf("revision %d, want the file's 4", r)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no policy from the file")
 	}
 	if err := cl.Send(context.Background(), []api.Audit{rec("standalone audit")}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(out.String(), "standalone audit") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

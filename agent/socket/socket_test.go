@@ -99,7 +99,7 @@ func TestPolicyAndAudits(t *testing.T) {
 		if r != 2 {
 			t.Fatalf("pushed revision %d, want 2", r)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("policy change was not pushed")
 	}
 	if err := cl.Send(context.Background(), []api.Audit{{ID: "a", Message: "m1"}, {ID: "b", Message: "m2"}}); err != nil {

@@ -116,7 +116,7 @@ func TestUpdaterOffline(t *testing.T) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("updater did not stop")
 	}
 }

@@ -542,13 +542,8 @@ func TestDetectNetcatListenStop(t *testing.T) {
 	if err := os.Symlink(testenv.LookPath(t, "busybox", "busybox"), nc); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_, port, _ := net.SplitHostPort(addr)
-	ln.Close()
+	port := strconv.Itoa(int(testenv.FreePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", port)
 	connected := make(chan error, 1)
 	go func() {
 		deadline := time.Now().Add(30 * time.Second)

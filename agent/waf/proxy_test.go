@@ -23,6 +23,7 @@ import (
 
 	"github.com/taskguard/taskguard/console/api"
 	"github.com/taskguard/taskguard/console/policy"
+	"github.com/taskguard/taskguard/internal/testenv"
 )
 
 // seedBody is the seeds' SQL injection test body: it claims JSON but does not parse.
@@ -688,13 +689,8 @@ func TestServeEndsUpgradedConnections(t *testing.T) {
 // waits for the app (bounded) instead of failing with 502; when the app does
 // not come up in time the answer is 503 with Retry-After.
 func TestAppStartingLate(t *testing.T) {
-	// A free loopback port, released for the app to take later.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	// A free loopback port for the app to take later.
+	port := testenv.FreePort(t)
 
 	p, base, _ := startProxy(t, rule(port, allProtections(policy.EffectPrevent)), WithAppWait(time.Minute))
 	type result struct {
@@ -734,12 +730,7 @@ func TestAppStartingLate(t *testing.T) {
 	}
 
 	// An app that never listens: 503 with Retry-After once the wait is over.
-	ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = uint16(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port = testenv.FreePort(t)
 	p2, base2, _ := startProxy(t, rule(port, allProtections(policy.EffectPrevent)), WithAppWait(100*time.Millisecond))
 	resp, err := http.Get(base2 + "/health")
 	if err != nil {

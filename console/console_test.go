@@ -262,7 +262,7 @@ func TestGracefulShutdown(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- c.Shutdown(ctx) }()
 	addr := c.Addr().String()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {

@@ -335,7 +335,7 @@ func TestRunStopsDuringDelay(t *testing.T) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return when its context ended")
 	}
 }

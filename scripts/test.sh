@@ -20,6 +20,13 @@ TOOLS="${TASKGUARD_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/taskguard/tools}"
 # skip into a failure (internal/testenv.Skip). CI sets it too.
 export CI="${CI:-true}"
 export TASKGUARD_SARIF_MULTITOOL="$TOOLS/sarif/node_modules/@microsoft/sarif-multitool-linux/Sarif.Multitool"
+# One build configuration for every step but the race run: the one the
+# release ships (scripts/release.sh: CGO_ENABLED=0, -trimpath; taskguard has
+# no cgo code). vet, staticcheck, the build, the tests and the binaries the
+# tests build (the release, the defender image, the Jenkins and CLI
+# harnesses) then share one set of compiled packages; with cgo on for the
+# tests and off for the binaries, an empty cache compiled every package twice.
+export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:+$GOFLAGS }-trimpath"
 
 # The packages whose goroutines share state; their tests run again under the
 # race detector.
@@ -38,12 +45,9 @@ staticcheck ./...
 
 step "build"
 mkdir -p bin
-# -trimpath as scripts/release.sh and the defender image build (agent/image)
-# use it: their compiled packages are then in the build cache when the tests
-# run them (a path-trimmed build shares no package with an untrimmed one).
-CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
+go build -o bin/ ./cmd/...
 # The release's static linux taskguard (taskguard-static_*: no ISA-L loading).
-CGO_ENABLED=0 go build -trimpath -tags nodlopen -o bin/taskguard-static ./cmd/taskguard
+go build -tags nodlopen -o bin/taskguard-static ./cmd/taskguard
 for b in taskguard-static taskguard-defender taskguard-action; do # static: no ELF interpreter
   if readelf -lW "bin/$b" | grep -q INTERP; then echo "bin/$b is dynamically linked; it must be static"; exit 1; fi
 done
@@ -81,6 +85,6 @@ step "go test -race (the packages with concurrency)"
 # go-re2's RE2 is C++ translated to Go (wasm2go): one module instance runs on
 # one goroutine at a time, and instrumenting its memory accesses made a
 # single WAF rule compile take 30 s. Our code and the rest stay instrumented.
-go test -race -gcflags='github.com/wasilibs/go-re2/...=-race=false' -p 4 -count=1 -timeout 20m $RACE_PACKAGES 2>&1 | tee -a "$log"
+CGO_ENABLED=1 go test -race -gcflags='github.com/wasilibs/go-re2/...=-race=false' -p 4 -count=1 -timeout 20m $RACE_PACKAGES 2>&1 | tee -a "$log"
 
 step "done"

@@ -23,6 +23,7 @@ DEBIAN_PACKAGES+=(qemu-user-static) # defender arm64: the supervisor's parsers, 
 DEBIAN_PACKAGES+=(qemu-system-arm cpio) # defender arm64: scripts/arm64-vm-check.sh boots Debian's arm64 kernel (fetched below) and supervises for real
 DEBIAN_PACKAGES+=(libisal2) # scanners/image/isal: gzip layers inflated by ISA-L, libisal.so.2 loaded at run time (its tests fail without it in CI)
 DEBIAN_PACKAGES+=(gcc libc6-dev) # scanners/image/isal: TestHostileLibrary builds look-alike libraries that must fail the self-test
+DEBIAN_PACKAGES+=(g++ libre2-dev pkg-config) # go test -race: go-re2 runs RE2 as C++ through cgo (tag re2_cgo), not instrumented (scripts/test.sh)
 DEBIAN_PACKAGES+=(postgresql)  # console/store/postgres: tests start their own cluster (initdb, pg_ctl)
 DEBIAN_PACKAGES+=(chromium)    # console/server: the web pages are tested in headless Chromium (chromedp)
 DEBIAN_PACKAGES+=(busybox-static) # agent/image, cli, e2e: a static binary and the tiny test images
